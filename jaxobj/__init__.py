@@ -1,0 +1,14 @@
+"""jaxobj: objective functions for JAX.
+
+Every loss is a pure, jit-able function with one contract: data positional
+(predictions or logits first), hyperparameters keyword-only and traceable,
+``where``/``weights`` masks and weights, and ``reduction`` in
+``"mean" | "sum" | "none"``. See ``jaxobj.registry`` for the catalogue.
+"""
+
+from jaxobj import losses, registry, regularizers
+from jaxobj._src.reduce import reduce_loss
+from jaxobj.losses import *  # noqa: F401,F403
+from jaxobj.regularizers import elastic_net_penalty, l1_penalty, l2_penalty
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Internals shared by every loss: the reduction and the trace-time checks."""

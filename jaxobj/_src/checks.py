@@ -1,0 +1,147 @@
+"""Trace-time checks: every bad input fails here, with a message that names the
+argument, shows what was received and says how to fix it."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _shape(x) -> tuple[int, ...]:
+  return tuple(np.shape(x))
+
+
+def check_reduction(reduction) -> None:
+  if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+    raise ValueError(
+        f"reduction={reduction!r} is not supported; choose one of "
+        f"{', '.join(repr(r) for r in REDUCTIONS)}.")
+
+
+def compute_dtype(dtype) -> jnp.dtype:
+  """float32 for bf16/f16/f32 inputs (losses are computed in f32); f64 stays f64."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
+def as_float(x, name: str) -> jax.Array:
+  """A floating input (predictions, logits, ...) upcast to at least float32.
+
+  Integer or boolean predictions are a bug (often labels passed in the wrong
+  slot), so they raise instead of being cast.
+  """
+  x = jnp.asarray(x)
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    raise TypeError(
+        f"{name} must be a floating-point array, got dtype {x.dtype} with "
+        f"shape {x.shape}. Integer {name} usually means labels were passed in "
+        f"its place; if the values are right, cast with {name}.astype(jnp.float32).")
+  return x.astype(compute_dtype(x.dtype))
+
+
+def as_target(x, name: str, like: jax.Array) -> jax.Array:
+  """A real-valued target: integer and boolean targets (counts, 0/1 labels) are cast."""
+  x = jnp.asarray(x)
+  if jnp.issubdtype(x.dtype, jnp.complexfloating):
+    raise TypeError(f"{name} must be real, got dtype {x.dtype}.")
+  if jnp.issubdtype(x.dtype, jnp.floating):
+    return x.astype(jnp.promote_types(compute_dtype(x.dtype), like.dtype))
+  return x.astype(like.dtype)
+
+
+def as_labels(x, name: str) -> jax.Array:
+  """Integer class labels."""
+  x = jnp.asarray(x)
+  if not jnp.issubdtype(x.dtype, jnp.integer):
+    raise TypeError(
+        f"{name} must be integer class indices, got dtype {x.dtype} with shape "
+        f"{x.shape}. For one-hot or probability labels use the loss without "
+        f"'_with_integer_labels'; otherwise cast with {name}.astype(jnp.int32).")
+  return x
+
+
+def check_same_shape(name_a: str, a, name_b: str, b) -> None:
+  """Paired inputs must agree exactly: no silent (N, 1)-vs-(N,) broadcast."""
+  sa, sb = _shape(a), _shape(b)
+  if sa != sb:
+    raise ValueError(
+        f"{name_a} and {name_b} must have the same shape, got {name_a}.shape={sa} "
+        f"and {name_b}.shape={sb}. jaxobj never broadcasts them silently; "
+        f"{_fix_hint(name_a, sa, name_b, sb)}")
+
+
+def check_label_shape(logits_name: str, logits, labels_name: str, labels) -> None:
+  """Integer labels index the last axis of the logits: labels.shape == logits.shape[:-1]."""
+  sl, sy = _shape(logits), _shape(labels)
+  if len(sl) < 1 or sy != sl[:-1]:
+    raise ValueError(
+        f"{labels_name}.shape must equal {logits_name}.shape[:-1] (one class index "
+        f"per row of {logits_name}), got {logits_name}.shape={sl} and "
+        f"{labels_name}.shape={sy}. {_fix_hint(labels_name, sy, '', sl[:-1])}")
+
+
+def _fix_hint(name_a, sa, name_b, sb) -> str:
+  if len(sa) == len(sb) + 1 and sa[-1] == 1 and sa[:-1] == sb:
+    return f"drop the trailing axis with {name_a}[..., 0] or {name_a}.squeeze(-1)."
+  if len(sb) == len(sa) + 1 and sb[-1] == 1 and sb[:-1] == sa and name_b:
+    return f"drop the trailing axis with {name_b}[..., 0] or {name_b}.squeeze(-1)."
+  return "reshape or broadcast explicitly (jnp.broadcast_to) so the shapes match."
+
+
+def check_broadcastable(name: str, x, loss_shape: tuple[int, ...]) -> None:
+  """`where` and `weights` must broadcast to the per-element loss without growing it.
+
+  Same rank (or a scalar), each axis either equal or 1: NumPy's right-aligned
+  broadcasting would silently pair a (B,) mask with the last axis of a (B, T) loss.
+  """
+  sx = _shape(x)
+  ok = sx == () or (len(sx) == len(loss_shape) and all(
+      a in (1, b) for a, b in zip(sx, loss_shape)))
+  if not ok:
+    hint = ""
+    if len(sx) < len(loss_shape) and loss_shape[:len(sx)] == sx:
+      extra = len(loss_shape) - len(sx)
+      hint = f" Add the missing trailing axes, e.g. {name}[{'...' + ', None' * extra}]."
+    raise ValueError(
+        f"{name}.shape={sx} does not broadcast to the per-element loss shape "
+        f"{loss_shape}: it must be a scalar or have the same rank with each axis "
+        f"equal or 1.{hint}")
+
+
+def as_mask(where, loss_shape: tuple[int, ...]) -> jax.Array:
+  where = jnp.asarray(where)
+  if where.dtype != jnp.bool_:
+    raise TypeError(
+        f"where must be a boolean mask, got dtype {where.dtype}. Build it with a "
+        f"comparison (e.g. labels != ignore) or cast with where.astype(bool); "
+        f"real-valued per-element factors belong in weights.")
+  check_broadcastable("where", where, loss_shape)
+  return where
+
+
+def is_concrete(x) -> bool:
+  return not isinstance(x, jax.core.Tracer)
+
+
+def check_range(name: str, value, *, low=None, high=None,
+                low_inclusive=True, high_inclusive=True) -> None:
+  """Validate a hyperparameter when it is a concrete value.
+
+  Traced hyperparameters (under vmap, grad or jit) cannot be inspected at trace
+  time and are taken as given.
+  """
+  if value is None or not is_concrete(value):
+    return
+  v = np.asarray(value)
+  bad = np.zeros(v.shape, bool)
+  if low is not None:
+    bad |= (v < low) if low_inclusive else (v <= low)
+  if high is not None:
+    bad |= (v > high) if high_inclusive else (v >= high)
+  bad |= np.isnan(v) if np.issubdtype(v.dtype, np.floating) else False
+  if bad.any():
+    lo = "" if low is None else f"{low} {'<=' if low_inclusive else '<'} "
+    hi = "" if high is None else f" {'<=' if high_inclusive else '<'} {high}"
+    raise ValueError(f"{name} must satisfy {lo}{name}{hi}, got {name}={value!r}.")

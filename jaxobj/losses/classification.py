@@ -1,0 +1,638 @@
+r"""Classification losses, computed from logits (never probabilities).
+
+Everything with a sigmoid or softmax inside works in log space
+(``log_sigmoid``, ``softplus``, log-sum-exp), so logits of :math:`\pm 10^4` and
+``-inf``-masked classes give finite values and gradients.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxobj._src import checks
+from jaxobj._src import examples
+from jaxobj._src.reduce import masked_fill, reduce_loss
+from jaxobj.registry import register
+
+__all__ = [
+    "hinge_loss", "multiclass_hinge_loss", "poly_loss_cross_entropy",
+    "poly_loss_cross_entropy_with_integer_labels", "sigmoid_binary_cross_entropy",
+    "sigmoid_focal_loss", "smooth_labels", "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels", "softmax_focal_loss",
+    "softmax_focal_loss_with_integer_labels", "squared_hinge_loss",
+]
+
+# Smallest positive normal float32: floors 1 - p so log(1 - p) stays finite.
+_TINY = float(jnp.finfo(jnp.float32).tiny)
+
+
+# --------------------------------------------------------------------------
+# Shared preparation of inputs.
+
+
+def _binary_inputs(logits, labels, where, names=("logits", "labels")):
+  x = checks.as_float(logits, names[0])
+  checks.check_same_shape(names[0], x, names[1], labels)
+  y = checks.as_target(labels, names[1], x)
+  return masked_fill(where, x, x.shape), masked_fill(where, y, x.shape)
+
+
+def _softmax_inputs(logits, labels, axis, where):
+  """Logits and probability labels with the class axis moved last."""
+  x = checks.as_float(logits, "logits")
+  checks.check_same_shape("logits", x, "labels", labels)
+  y = checks.as_target(labels, "labels", x)
+  x, y = jnp.moveaxis(x, axis, -1), jnp.moveaxis(y, axis, -1)
+  shape = x.shape[:-1]
+  return (masked_fill(where, x, shape, axis_extra=1),
+          masked_fill(where, y, shape, axis_extra=1), shape)
+
+
+def _integer_inputs(logits, labels, axis, where, ignore_index=None, name="logits"):
+  """Logits with the class axis last, integer labels and the combined mask.
+
+  ``ignore_index`` entries join the mask; masked labels are set to class 0 so
+  the gather stays in range. Unmasked labels outside ``[0, K)`` gather NaN:
+  an out-of-range label never yields a plausible-looking number.
+  """
+  x = jnp.moveaxis(checks.as_float(logits, name), axis, -1)
+  y = checks.as_labels(labels, "labels")
+  checks.check_label_shape(name, x, "labels", y)
+  shape = y.shape
+  if ignore_index is not None:
+    keep = y != ignore_index
+    where = keep if where is None else jnp.logical_and(checks.as_mask(where, shape), keep)
+  x = masked_fill(where, x, shape, axis_extra=1)
+  y = masked_fill(where, y, shape, fill=0)
+  return x, y, where, shape
+
+
+def _take(x, labels):
+  """``x[..., labels]`` with NaN for out-of-range labels."""
+  return jnp.take_along_axis(x, labels[..., None], axis=-1, mode="fill",
+                             fill_value=jnp.nan)[..., 0]
+
+
+def _class_weights(class_weights, num_classes):
+  if class_weights is None:
+    return None
+  w = checks.as_float(class_weights, "class_weights")
+  if w.shape != (num_classes,):
+    raise ValueError(f"class_weights must have shape ({num_classes},) (one weight "
+                     f"per class), got class_weights.shape={w.shape}.")
+  return w
+
+
+def _with_class_weights(weights, class_weights, labels):
+  """Per-row weights times the weight of each row's label class."""
+  w_y = jnp.take(class_weights, labels, mode="fill", fill_value=jnp.nan)
+  if weights is None:
+    return w_y
+  weights = checks.as_float(weights, "weights")
+  checks.check_broadcastable("weights", weights, labels.shape)
+  return weights * w_y
+
+
+def _finite_classes(x):
+  """Mask of classes that are possible (logit > -inf) and their count per row."""
+  finite = x > -jnp.inf
+  return finite, jnp.maximum(jnp.sum(finite, axis=-1), 1)
+
+
+def _safe_logp(y, logp):
+  """``logp`` with 0 where the label ``y`` is 0, so ``y * logp`` is exactly 0
+  there (and has a finite gradient) even where ``logp == -inf``."""
+  return jnp.where(y > 0, logp, 0.0)
+
+
+def _log1m_exp(logp):
+  """``log(1 - exp(logp))`` for log-probabilities, floored at log(tiny).
+
+  The floor keeps the value and the gradient finite when ``p`` rounds to 1
+  (e.g. logits of 1e4); the focal factor is then ``tiny**gamma ~ 0``.
+  """
+  q = -jnp.expm1(jnp.minimum(logp, 0.0))
+  return jnp.log(jnp.maximum(q, _TINY))
+
+
+# --------------------------------------------------------------------------
+# Binary.
+
+
+@register("classification", inputs=examples.BINARY)
+def sigmoid_binary_cross_entropy(logits, labels, *, pos_weight=1.0,
+                                 label_smoothing=0.0, where=None, weights=None,
+                                 reduction="mean"):
+  r"""Binary cross-entropy of sigmoid logits, with positive-class weighting.
+
+  .. math::
+     \ell(x, y) = -\,w_+\, y \log \sigma(x) - (1 - y) \log(1 - \sigma(x)),
+     \qquad y \leftarrow (1 - \alpha)\, y + \alpha / 2
+
+  computed as :math:`w_+ y\,\operatorname{softplus}(-x) + (1-y)\operatorname{softplus}(x)`,
+  so logits of any size are exact and a zero label never multiplies an infinity.
+
+  Args:
+    logits: float array of any shape.
+    labels: targets in [0, 1] of the same shape (soft labels allowed).
+    pos_weight: weight :math:`w_+` of the positive term (traceable; broadcast
+      to ``logits``, e.g. one per class for multi-label problems).
+    label_smoothing: :math:`\alpha` in [0, 1] (traceable).
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss.
+
+  Raises:
+    ValueError: shapes differ, ``pos_weight < 0`` or ``label_smoothing``
+      outside [0, 1] (when concrete).
+    TypeError: integer ``logits``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> print(round(float(jaxobj.sigmoid_binary_cross_entropy(
+    ...     jnp.array([0.0, 1e4]), jnp.array([1.0, 1.0]))), 4))
+    0.3466
+  """
+  checks.check_range("pos_weight", pos_weight, low=0.0)
+  checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
+  x, y = _binary_inputs(logits, labels, where)
+  y = y * (1.0 - label_smoothing) + 0.5 * label_smoothing
+  pos = jnp.where(y > 0, y * jax.nn.softplus(-x), 0.0)
+  neg = jnp.where(y < 1, (1.0 - y) * jax.nn.softplus(x), 0.0)
+  values = pos_weight * pos + neg
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+@register("classification", inputs=examples.BINARY)
+def sigmoid_focal_loss(logits, labels, *, gamma=2.0, alpha=None, where=None,
+                       weights=None, reduction="mean"):
+  r"""Focal loss on sigmoid logits: cross-entropy down-weighted on easy examples.
+
+  .. math::
+     \ell(x, y) = \alpha_t\,(1 - p_t)^\gamma\,\mathrm{BCE}(x, y),\quad
+     p_t = p y + (1-p)(1-y),\quad \alpha_t = \alpha y + (1-\alpha)(1-y)
+
+  :math:`(1 - p_t)^\gamma` is evaluated as
+  :math:`\exp(\gamma \log(1-p_t))` with :math:`\log(1-p_t)` from
+  ``log_sigmoid``, so it is exact for confident logits and differentiable in
+  ``gamma``. ``gamma=0`` and ``alpha=None`` give the plain cross-entropy.
+
+  Args:
+    logits: float array of any shape.
+    labels: targets in [0, 1] of the same shape.
+    gamma: focusing exponent, non-negative (traceable).
+    alpha: positive-class balance in [0, 1], or None for no balancing
+      (traceable when given).
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss.
+
+  Raises:
+    ValueError: shapes differ, ``gamma < 0`` or ``alpha`` outside [0, 1].
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> easy, hard = jnp.array([4.0]), jnp.array([-1.0])
+    >>> y = jnp.array([1.0])
+    >>> ratio = jaxobj.sigmoid_focal_loss(easy, y) / jaxobj.sigmoid_focal_loss(hard, y)
+    >>> print(float(ratio) < 1e-3)
+    True
+
+  References:
+    Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+  """
+  checks.check_range("gamma", gamma, low=0.0)
+  checks.check_range("alpha", alpha, low=0.0, high=1.0)
+  x, y = _binary_inputs(logits, labels, where)
+  ce = (jnp.where(y > 0, y * jax.nn.softplus(-x), 0.0)
+        + jnp.where(y < 1, (1.0 - y) * jax.nn.softplus(x), 0.0))
+  # 1 - p_t = y (1 - p) + (1 - y) p, in log space.
+  log_y = jnp.where(y > 0, jnp.log(jnp.where(y > 0, y, 1.0)), -jnp.inf)
+  log_1my = jnp.where(y < 1, jnp.log(jnp.where(y < 1, 1.0 - y, 1.0)), -jnp.inf)
+  log_q = jnp.logaddexp(log_y + jax.nn.log_sigmoid(-x), log_1my + jax.nn.log_sigmoid(x))
+  values = jnp.exp(gamma * jnp.maximum(log_q, jnp.log(_TINY))) * ce
+  if alpha is not None:
+    values = (alpha * y + (1.0 - alpha) * (1.0 - y)) * values
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+@register("classification", inputs=examples.SIGNED)
+def hinge_loss(scores, labels, *, margin=1.0, where=None, weights=None,
+               reduction="mean"):
+  r"""Hinge loss of a binary classifier with labels in {-1, +1}.
+
+  .. math:: \ell(s, y) = \max(0,\ m - y\,s)
+
+  Args:
+    scores: real-valued decision scores, float array of any shape.
+    labels: -1 or +1, same shape. Labels in {0, 1} must be mapped with
+      ``2 * labels - 1`` first: a 0 label would give the constant ``margin``.
+    margin: :math:`m`, non-negative (traceable).
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss.
+
+  Raises:
+    ValueError: shapes differ, ``margin < 0`` (when concrete).
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> print(jaxobj.hinge_loss(jnp.array([2.0, 0.5, -1.0]), jnp.array([1.0, 1.0, 1.0]),
+    ...                         reduction="none"))
+    [0.  0.5 2. ]
+  """
+  checks.check_range("margin", margin, low=0.0)
+  s, y = _binary_inputs(scores, labels, where, names=("scores", "labels"))
+  return reduce_loss(jnp.maximum(margin - y * s, 0.0), where=where,
+                     weights=weights, reduction=reduction)
+
+
+@register("classification", inputs=examples.SIGNED)
+def squared_hinge_loss(scores, labels, *, margin=1.0, where=None, weights=None,
+                       reduction="mean"):
+  r"""Squared hinge loss with labels in {-1, +1}: smooth, and harsher on large violations.
+
+  .. math:: \ell(s, y) = \max(0,\ m - y\,s)^2
+
+  Args:
+    scores: float array of any shape.
+    labels: -1 or +1, same shape.
+    margin: :math:`m`, non-negative (traceable).
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss.
+
+  Raises:
+    ValueError: shapes differ, ``margin < 0`` (when concrete).
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> print(jaxobj.squared_hinge_loss(jnp.array([0.5, -1.0]), jnp.array([1.0, 1.0]),
+    ...                                 reduction="none"))
+    [0.25 4.  ]
+  """
+  checks.check_range("margin", margin, low=0.0)
+  s, y = _binary_inputs(scores, labels, where, names=("scores", "labels"))
+  return reduce_loss(jnp.square(jnp.maximum(margin - y * s, 0.0)), where=where,
+                     weights=weights, reduction=reduction)
+
+
+# --------------------------------------------------------------------------
+# Multiclass.
+
+
+def smooth_labels(labels, alpha):
+  r"""Mixes probability labels with the uniform distribution over the last axis.
+
+  .. math:: y \leftarrow (1 - \alpha)\, y + \alpha / K
+
+  The losses take ``label_smoothing=`` directly (and avoid a one-hot for
+  integer labels); this helper is for building smoothed targets by hand.
+
+  Args:
+    labels: probability labels, shape ``[..., K]``.
+    alpha: smoothing in [0, 1] (traceable).
+
+  Returns:
+    The smoothed labels, same shape.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> print(jnp.round(jaxobj.smooth_labels(jnp.array([0.0, 1.0]), 0.2), 4))
+    [0.1 0.9]
+  """
+  checks.check_range("alpha", alpha, low=0.0, high=1.0)
+  y = checks.as_float(labels, "labels")
+  return (1.0 - alpha) * y + alpha / y.shape[-1]
+
+
+def _smooth_over_finite(y, x, label_smoothing):
+  """Label smoothing whose uniform part covers only classes with finite logits:
+  a class masked with -inf is impossible and must receive no target mass."""
+  finite, count = _finite_classes(x)
+  uniform = finite / count[..., None]
+  return (1.0 - label_smoothing) * y + label_smoothing * uniform
+
+
+@register("classification", inputs=examples.PROBABILITY_LABELS)
+def softmax_cross_entropy(logits, labels, *, label_smoothing=0.0,
+                          class_weights=None, axis=-1, where=None, weights=None,
+                          reduction="mean"):
+  r"""Softmax cross-entropy against probability (or one-hot) labels.
+
+  .. math::
+     \ell(x, y) = -\sum_k w_k\, y_k \log \operatorname{softmax}(x)_k,
+     \qquad y \leftarrow (1 - \alpha)\, y + \alpha\, u
+
+  where :math:`u` is uniform over the classes whose logit is not ``-inf``
+  (masked classes get no smoothing mass, so masking vocabulary entries with
+  ``-inf`` stays finite). Terms with :math:`y_k = 0` are exactly 0.
+
+  ``class_weights`` :math:`w_k` weight each class's term inside the sum; the
+  mean still divides by the number of (weighted, unmasked) rows.
+
+  Args:
+    logits: float array ``[..., K]`` (class axis set by ``axis``).
+    labels: probabilities of the same shape.
+    label_smoothing: :math:`\alpha` in [0, 1] (traceable).
+    class_weights: optional ``[K]`` per-class weights.
+    axis: the class axis (static).
+    where: mask over the rows, shape ``logits.shape`` without the class axis.
+    weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-row losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ, ``class_weights`` of the wrong shape,
+      ``label_smoothing`` outside [0, 1].
+    TypeError: integer ``logits``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> logits = jnp.array([[2.0, 0.0, -jnp.inf]])
+    >>> print(round(float(jaxobj.softmax_cross_entropy(logits, jnp.array([[1.0, 0.0, 0.0]]))), 4))
+    0.1269
+  """
+  checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
+  x, y, shape = _softmax_inputs(logits, labels, axis, where)
+  if isinstance(label_smoothing, float) and label_smoothing == 0.0:
+    target = y
+  else:
+    target = _smooth_over_finite(y, x, label_smoothing)
+  cw = _class_weights(class_weights, x.shape[-1])
+  if cw is not None:
+    target = target * cw
+  logp = _safe_logp(target, jax.nn.log_softmax(x, axis=-1))
+  values = -jnp.sum(target * logp, axis=-1)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+@register("classification", inputs=examples.INTEGER_LABELS)
+def softmax_cross_entropy_with_integer_labels(
+    logits, labels, *, label_smoothing=0.0, class_weights=None,
+    ignore_index=None, axis=-1, where=None, weights=None, reduction="mean"):
+  r"""Softmax cross-entropy against integer class labels, without a one-hot.
+
+  .. math::
+     \ell(x, y) = w_y\Big[(1-\alpha)\big(\operatorname{lse}(x) - x_y\big)
+       + \alpha\big(\operatorname{lse}(x) - \tfrac{1}{|F|}\textstyle\sum_{k\in F} x_k\big)\Big]
+
+  where :math:`F` is the set of classes whose logit is not ``-inf``. The
+  class weight :math:`w_y` of each row's label joins ``weights``, so the mean
+  is :math:`\sum w_{y_i}\ell_i / \sum w_{y_i}` (the usual class-weighted mean).
+
+  Labels equal to ``ignore_index`` are masked like ``where=False``. Labels
+  outside ``[0, K)`` that are not masked give NaN, so a bad label never
+  passes as a plausible number; mask them, or validate up front with
+  ``jax.experimental.checkify``.
+
+  Args:
+    logits: float array ``[..., K]`` (class axis set by ``axis``).
+    labels: integer array ``logits.shape`` without the class axis.
+    label_smoothing: :math:`\alpha` in [0, 1] (traceable).
+    class_weights: optional ``[K]`` per-class weights.
+    ignore_index: optional label value to skip (e.g. -100 for padding).
+    axis: the class axis (static).
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-row losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: ``labels.shape != logits.shape[:-1]``, bad ``class_weights``
+      shape, ``label_smoothing`` outside [0, 1].
+    TypeError: integer ``logits`` or floating ``labels``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> logits = jnp.array([[2.0, 0.0, -jnp.inf], [0.0, 0.0, 0.0]])
+    >>> labels = jnp.array([0, -100])
+    >>> print(round(float(jaxobj.softmax_cross_entropy_with_integer_labels(
+    ...     logits, labels, ignore_index=-100)), 4))
+    0.1269
+  """
+  checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
+  x, y, where, _ = _integer_inputs(logits, labels, axis, where, ignore_index)
+  lse = jax.nn.logsumexp(x, axis=-1)
+  values = lse - _take(x, y)
+  if not (isinstance(label_smoothing, float) and label_smoothing == 0.0):
+    finite, count = _finite_classes(x)
+    mean_logit = jnp.sum(jnp.where(finite, x, 0.0), axis=-1) / count
+    values = (1.0 - label_smoothing) * values + label_smoothing * (lse - mean_logit)
+  cw = _class_weights(class_weights, x.shape[-1])
+  if cw is not None:
+    weights = _with_class_weights(weights, cw, y)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+@register("classification", inputs=examples.PROBABILITY_LABELS)
+def softmax_focal_loss(logits, labels, *, gamma=2.0, class_weights=None,
+                       axis=-1, where=None, weights=None, reduction="mean"):
+  r"""Multiclass focal loss on softmax logits against probability labels.
+
+  .. math:: \ell(x, y) = -\sum_k w_k\, y_k\, (1 - p_k)^\gamma \log p_k,
+     \qquad p = \operatorname{softmax}(x)
+
+  :math:`\log(1 - p_k)` is computed from the log-probabilities (``expm1``) and
+  floored at the smallest normal float, so confident logits give a finite
+  value and gradient. ``gamma=0`` is :func:`softmax_cross_entropy`.
+
+  Args:
+    logits: float array ``[..., K]``.
+    labels: probabilities of the same shape.
+    gamma: focusing exponent, non-negative (traceable).
+    class_weights: optional ``[K]`` per-class weights (the multiclass
+      :math:`\alpha`).
+    axis: the class axis (static).
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss.
+
+  Raises:
+    ValueError: shapes differ, ``gamma < 0``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x, y = jnp.array([[3.0, 0.0]]), jnp.array([[1.0, 0.0]])
+    >>> print(float(jaxobj.softmax_focal_loss(x, y)) < float(jaxobj.softmax_cross_entropy(x, y)))
+    True
+
+  References:
+    Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+  """
+  checks.check_range("gamma", gamma, low=0.0)
+  x, y, _ = _softmax_inputs(logits, labels, axis, where)
+  cw = _class_weights(class_weights, x.shape[-1])
+  if cw is not None:
+    y = y * cw
+  log_p = jax.nn.log_softmax(x, axis=-1)
+  modulator = jnp.exp(gamma * _log1m_exp(log_p))
+  values = -jnp.sum(y * modulator * _safe_logp(y, log_p), axis=-1)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+@register("classification", inputs=examples.INTEGER_LABELS)
+def softmax_focal_loss_with_integer_labels(
+    logits, labels, *, gamma=2.0, class_weights=None, ignore_index=None,
+    axis=-1, where=None, weights=None, reduction="mean"):
+  r"""Multiclass focal loss on softmax logits against integer labels.
+
+  .. math:: \ell(x, y) = -w_y\,(1 - p_y)^\gamma \log p_y
+
+  Masking, ``ignore_index``, class weights (a weighted mean) and out-of-range
+  labels behave as in :func:`softmax_cross_entropy_with_integer_labels`.
+
+  Args:
+    logits: float array ``[..., K]``.
+    labels: integer array ``logits.shape`` without the class axis.
+    gamma: focusing exponent, non-negative (traceable).
+    class_weights: optional ``[K]`` per-class weights.
+    ignore_index: optional label value to skip.
+    axis: the class axis (static).
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss.
+
+  Raises:
+    ValueError: bad label shape, ``gamma < 0``.
+    TypeError: integer ``logits`` or floating ``labels``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[3.0, 0.0], [0.0, 3.0]])
+    >>> print(round(float(jaxobj.softmax_focal_loss_with_integer_labels(
+    ...     x, jnp.array([0, 0]), gamma=0.0)), 4))
+    1.5486
+
+  References:
+    Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+  """
+  checks.check_range("gamma", gamma, low=0.0)
+  x, y, where, _ = _integer_inputs(logits, labels, axis, where, ignore_index)
+  log_p = _take(x, y) - jax.nn.logsumexp(x, axis=-1)
+  values = -jnp.exp(gamma * _log1m_exp(log_p)) * log_p
+  cw = _class_weights(class_weights, x.shape[-1])
+  if cw is not None:
+    weights = _with_class_weights(weights, cw, y)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+@register("classification", inputs=examples.PROBABILITY_LABELS)
+def poly_loss_cross_entropy(logits, labels, *, epsilon=2.0, axis=-1,
+                            where=None, weights=None, reduction="mean"):
+  r"""Poly-1 loss: cross-entropy plus a linear term in the target probability.
+
+  .. math:: \ell(x, y) = -\sum_k y_k \log p_k + \epsilon\,\big(1 - \sum_k y_k p_k\big)
+
+  The first term of the Taylor expansion of cross-entropy in :math:`1 - p_t`,
+  re-weighted by :math:`\epsilon` (:math:`\epsilon = -1` cancels it).
+
+  Args:
+    logits: float array ``[..., K]``.
+    labels: probabilities of the same shape.
+    epsilon: coefficient of the linear term (traceable; may be negative).
+    axis: the class axis (static).
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x, y = jnp.array([[0.0, 0.0]]), jnp.array([[1.0, 0.0]])
+    >>> print(round(float(jaxobj.poly_loss_cross_entropy(x, y, epsilon=2.0)), 4))
+    1.6931
+
+  References:
+    Leng et al., "PolyLoss: A Polynomial Expansion Perspective of
+    Classification Loss Functions", ICLR 2022.
+  """
+  x, y, _ = _softmax_inputs(logits, labels, axis, where)
+  log_p = jax.nn.log_softmax(x, axis=-1)
+  ce = -jnp.sum(y * _safe_logp(y, log_p), axis=-1)
+  p_t = jnp.sum(y * jnp.exp(log_p), axis=-1)
+  return reduce_loss(ce + epsilon * (1.0 - p_t), where=where, weights=weights,
+                     reduction=reduction)
+
+
+@register("classification", inputs=examples.INTEGER_LABELS)
+def poly_loss_cross_entropy_with_integer_labels(
+    logits, labels, *, epsilon=2.0, ignore_index=None, axis=-1, where=None,
+    weights=None, reduction="mean"):
+  r"""Poly-1 loss against integer labels.
+
+  .. math:: \ell(x, y) = -\log p_y + \epsilon\,(1 - p_y)
+
+  Args:
+    logits: float array ``[..., K]``.
+    labels: integer array ``logits.shape`` without the class axis.
+    epsilon: coefficient of the linear term (traceable).
+    ignore_index: optional label value to skip.
+    axis: the class axis (static).
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> print(round(float(jaxobj.poly_loss_cross_entropy_with_integer_labels(
+    ...     jnp.array([[0.0, 0.0]]), jnp.array([0]), epsilon=2.0)), 4))
+    1.6931
+
+  References:
+    Leng et al., "PolyLoss", ICLR 2022.
+  """
+  x, y, where, _ = _integer_inputs(logits, labels, axis, where, ignore_index)
+  log_p = _take(x, y) - jax.nn.logsumexp(x, axis=-1)
+  values = -log_p + epsilon * (1.0 - jnp.exp(log_p))
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+@register("classification", inputs=examples.INTEGER_LABELS)
+def multiclass_hinge_loss(scores, labels, *, margin=1.0, ignore_index=None,
+                          axis=-1, where=None, weights=None, reduction="mean"):
+  r"""Multiclass (Crammer–Singer) hinge loss against integer labels.
+
+  .. math:: \ell(s, y) = \max\big(0,\ m + \max_{k \ne y} s_k - s_y\big)
+
+  Args:
+    scores: float array ``[..., K]``; ``-inf`` rules a class out.
+    labels: integer array ``scores.shape`` without the class axis.
+    margin: :math:`m`, non-negative (traceable).
+    ignore_index: optional label value to skip.
+    axis: the class axis (static).
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss.
+
+  Raises:
+    ValueError: bad label shape, ``margin < 0``.
+    TypeError: integer ``scores`` or floating ``labels``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> s = jnp.array([[3.0, 2.5, 0.0], [0.0, 1.0, 0.0]])
+    >>> print(jaxobj.multiclass_hinge_loss(s, jnp.array([0, 0]), reduction="none"))
+    [0.5 2. ]
+
+  References:
+    Crammer and Singer, "On the Algorithmic Implementation of Multiclass
+    Kernel-based Vector Machines", JMLR 2001.
+  """
+  checks.check_range("margin", margin, low=0.0)
+  s, y, where, _ = _integer_inputs(scores, labels, axis, where, ignore_index,
+                                   name="scores")
+  is_label = jnp.arange(s.shape[-1]) == y[..., None]
+  runner_up = jnp.max(jnp.where(is_label, -jnp.inf, s), axis=-1)
+  values = jnp.maximum(margin + runner_up - _take(s, y), 0.0)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
