@@ -303,7 +303,7 @@ def smooth_labels(labels, alpha):
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
-    >>> print(jnp.round(jaxobj.smooth_labels(jnp.array([0.0, 1.0]), 0.2), 4))
+    >>> print(jaxobj.smooth_labels(jnp.array([0.0, 1.0]), 0.2))
     [0.1 0.9]
   """
   checks.check_range("alpha", alpha, low=0.0, high=1.0)
