@@ -28,6 +28,7 @@ class LossSpec:
     kind: ``"loss"`` (differentiable objective), ``"metric"`` (evaluation only)
       or ``"regularizer"`` (a penalty on a parameter pytree).
     summary: the docstring's first line.
+    input_names: the positional (data) arguments, in order.
     hyperparameters: keyword-only arguments with their defaults, contract
       keywords (``where``, ``weights``, ``reduction``) excluded. Those with float
       defaults are traceable: ``jax.vmap`` and ``jax.grad`` may run over them.
@@ -42,6 +43,7 @@ class LossSpec:
   family: str
   kind: str
   summary: str
+  input_names: tuple[str, ...]
   hyperparameters: dict[str, Any]
   inputs: Any = None
   extreme: float = 1e4
@@ -59,7 +61,8 @@ class LossSpec:
         "kind": self.kind,
         "summary": self.summary,
         "hyperparameters": {k: _jsonable(v) for k, v in self.hyperparameters.items()},
-        "inputs": list(self.inputs.names) if self.inputs is not None else None,
+        "traceable": sorted(self.traceable),
+        "inputs": list(self.input_names),
         "module": self.fn.__module__,
     }
 
@@ -78,15 +81,15 @@ def register(family: str, *, inputs=None, kind: str = "loss",
     if key in _REGISTRY:
       raise ValueError(f"a loss named {key!r} is already registered "
                        f"(from {_REGISTRY[key].fn.__module__}).")
-    hyper = {}
-    for p in inspect.signature(fn).parameters.values():
-      if p.kind is p.KEYWORD_ONLY and p.name not in CONTRACT_KEYWORDS:
-        hyper[p.name] = p.default
+    params = inspect.signature(fn).parameters.values()
+    positional = tuple(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD)
+    hyper = {p.name: p.default for p in params
+             if p.kind is p.KEYWORD_ONLY and p.name not in CONTRACT_KEYWORDS}
     doc = inspect.getdoc(fn) or ""
     _REGISTRY[key] = LossSpec(
         name=key, fn=fn, family=family, kind=kind,
         summary=doc.strip().splitlines()[0] if doc.strip() else "",
-        hyperparameters=hyper, inputs=inputs, extreme=extreme)
+        input_names=positional, hyperparameters=hyper, inputs=inputs, extreme=extreme)
     return fn
 
   return decorator

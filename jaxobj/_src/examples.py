@@ -18,12 +18,11 @@ NUM_CLASSES = 5
 
 @dataclasses.dataclass(frozen=True)
 class Inputs:
-  """Positional argument names and a sampler ``make(rng, batch_shape) -> arrays``.
+  """A sampler ``make(rng, batch_shape) -> arrays`` of valid positional inputs.
 
   ``masked_classes``, when present, draws logits with some non-target classes
   at ``-inf`` (vocabulary masking), which a softmax loss must handle.
   """
-  names: tuple[str, ...]
   make: Callable[[np.random.Generator, tuple[int, ...]], tuple[np.ndarray, ...]]
   masked_classes: Callable[[np.random.Generator, tuple[int, ...]],
                            tuple[np.ndarray, ...]] | None = None
@@ -91,11 +90,11 @@ def _probabilities_masked(rng, shape):
   return logits, (probs / probs.sum(-1, keepdims=True)).astype(np.float32)
 
 
-POINTWISE = Inputs(("predictions", "targets"), _pointwise)
-POSITIVE = Inputs(("predictions", "targets"), _positive)
-GAUSSIAN = Inputs(("predictions", "targets", "variance"), _gaussian)
-LOG_RATE_COUNTS = Inputs(("log_rate", "counts"), _log_rate_counts)
-BINARY = Inputs(("logits", "labels"), _binary)
-SIGNED = Inputs(("scores", "labels"), _signed)
-INTEGER_LABELS = Inputs(("logits", "labels"), _integer, _integer_masked)
-PROBABILITY_LABELS = Inputs(("logits", "labels"), _probabilities, _probabilities_masked)
+POINTWISE = Inputs(_pointwise)
+POSITIVE = Inputs(_positive)
+GAUSSIAN = Inputs(_gaussian)
+LOG_RATE_COUNTS = Inputs(_log_rate_counts)
+BINARY = Inputs(_binary)
+SIGNED = Inputs(_signed)
+INTEGER_LABELS = Inputs(_integer, _integer_masked)
+PROBABILITY_LABELS = Inputs(_probabilities, _probabilities_masked)

@@ -1,0 +1,5 @@
+import sys
+
+from jaxobj.cli import main
+
+sys.exit(main())

@@ -1,0 +1,253 @@
+"""The loss contract (DESIGN.md §3), checked for every registered loss.
+
+A loss is covered by being registered: its ``inputs`` tell these tests how to
+draw valid arguments, so nothing here names a particular loss.
+"""
+
+from __future__ import annotations
+
+import inspect
+import zlib
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxobj import registry
+
+SPECS = registry.specs(kind="loss")
+BATCH = (6,)
+
+
+def _ids(specs):
+  return [s.name for s in specs]
+
+
+def _draw(spec, shape=BATCH, variant=None):
+  rng = np.random.default_rng(zlib.crc32(spec.name.encode()))
+  make = spec.inputs.make if variant is None else getattr(spec.inputs, variant)
+  return tuple(jnp.asarray(a) for a in make(rng, shape))
+
+
+def _is_float(a):
+  return jnp.issubdtype(a.dtype, jnp.floating)
+
+
+def _grad(spec, args, **kw):
+  """Gradient of the scalar loss with respect to the first input."""
+  return jax.grad(lambda x: spec.fn(x, *args[1:], **kw))(args[0])
+
+
+def _alternative(default: float) -> float:
+  return 0.5 * default if default != 0 else 0.1
+
+
+def _close(a, b, rtol=2e-5, atol=1e-6):
+  np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol)
+
+
+@pytest.fixture(params=SPECS, ids=_ids(SPECS))
+def spec(request):
+  return request.param
+
+
+def test_registry_covers_the_foundation_families():
+  fams = {s.family for s in SPECS}
+  assert {"regression", "classification"} <= fams
+  assert len(SPECS) >= 20
+
+
+# ---------------------------------------------------------------- signature
+
+
+def test_signature_and_docstring(spec):
+  params = inspect.signature(spec.fn).parameters
+  first = next(iter(params.values()))
+  assert first.kind is first.POSITIONAL_OR_KEYWORD
+  for name in registry.CONTRACT_KEYWORDS:
+    assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+  assert params["reduction"].default == "mean"
+  assert params["where"].default is None and params["weights"].default is None
+  for name in spec.hyperparameters:
+    assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+  doc = inspect.getdoc(spec.fn)
+  assert spec.summary and spec.summary.endswith(".")
+  for section in (".. math::", "Args:", "Returns:", ">>>"):
+    assert section in doc, f"{spec.name}'s docstring lacks {section!r}"
+
+
+# ---------------------------------------------------------------- reductions
+
+
+def test_sum_rule_and_mean(spec):
+  args = _draw(spec)
+  none = spec.fn(*args, reduction="none")
+  assert none.shape == BATCH and none.dtype == jnp.float32
+  _close(spec.fn(*args, reduction="sum"), jnp.sum(none))
+  _close(spec.fn(*args), jnp.mean(none))
+  assert np.all(np.isfinite(none))
+
+
+def test_extra_batch_dims_match_flat_batch(spec):
+  args = _draw(spec, (2, 3))
+  flat = tuple(a.reshape((6,) + a.shape[2:]) for a in args)
+  _close(spec.fn(*args, reduction="none").reshape(6), spec.fn(*flat, reduction="none"))
+  _close(spec.fn(*args), spec.fn(*flat))
+
+
+def test_unknown_reduction_lists_choices(spec):
+  with pytest.raises(ValueError, match=r"'mean', 'sum', 'none'"):
+    spec.fn(*_draw(spec), reduction="avg")
+
+
+# ---------------------------------------------------------------- masks
+
+
+MASK = np.array([True, False, True, True, False, True])
+
+
+def test_where_equals_slice(spec):
+  args = _draw(spec)
+  sliced = tuple(a[MASK] for a in args)
+  _close(spec.fn(*args, where=jnp.asarray(MASK)), spec.fn(*sliced))
+  _close(spec.fn(*args, where=jnp.asarray(MASK), reduction="sum"),
+         spec.fn(*sliced, reduction="sum"))
+  none = spec.fn(*args, where=jnp.asarray(MASK), reduction="none")
+  assert np.all(np.asarray(none)[~MASK] == 0.0)
+
+
+def _poison(a):
+  """Garbage at the masked rows: NaN for floats, an out-of-range index for ints."""
+  m = jnp.asarray(MASK).reshape((-1,) + (1,) * (a.ndim - 1))
+  bad = jnp.nan if _is_float(a) else 10**6
+  return jnp.where(m, a, jnp.asarray(bad, a.dtype))
+
+
+def test_masked_garbage_changes_nothing(spec):
+  args = _draw(spec)
+  where = jnp.asarray(MASK)
+  clean = spec.fn(*args, where=where)
+  poisoned = tuple(_poison(a) for a in args)
+  _close(spec.fn(*poisoned, where=where), clean)
+  g = _grad(spec, poisoned, where=where)
+  assert np.all(np.isfinite(g)), "NaN inputs behind the mask leaked into the gradient"
+  assert np.all(np.asarray(g)[~MASK] == 0.0)
+
+
+def test_all_masked_is_zero_with_zero_gradient(spec):
+  args = _draw(spec)
+  where = jnp.zeros(BATCH, bool)
+  for reduction in ("mean", "sum"):
+    assert float(spec.fn(*args, where=where, reduction=reduction)) == 0.0
+  g = _grad(spec, args, where=where)
+  assert np.all(np.asarray(g) == 0.0)
+  zero_w = jnp.zeros(BATCH)
+  assert float(spec.fn(*args, weights=zero_w)) == 0.0
+  assert np.all(np.isfinite(_grad(spec, args, weights=zero_w)))
+
+
+def test_mask_must_be_boolean_and_not_broadcast_silently(spec):
+  args = _draw(spec)
+  with pytest.raises(TypeError, match="boolean"):
+    spec.fn(*args, where=jnp.ones(BATCH, jnp.float32))
+  with pytest.raises(ValueError, match=r"where\.shape=\(6, 1\)"):
+    spec.fn(*args, where=jnp.ones(BATCH + (1,), bool))
+  with pytest.raises(ValueError, match=r"weights\.shape=\(6, 1\)"):
+    spec.fn(*args, weights=jnp.ones(BATCH + (1,)))
+
+
+# ---------------------------------------------------------------- weights
+
+
+def test_weights_give_a_weighted_mean(spec):
+  args = _draw(spec)
+  w = jnp.asarray(np.random.default_rng(0).uniform(0.1, 2.0, BATCH), jnp.float32)
+  none = spec.fn(*args, reduction="none")
+  _close(spec.fn(*args, weights=w), jnp.sum(w * none) / jnp.sum(w))
+  _close(spec.fn(*args, weights=w, reduction="sum"), jnp.sum(w * none))
+  _close(spec.fn(*args, weights=jnp.ones(BATCH)), spec.fn(*args))
+  # A scalar weight scales the sum and leaves the weighted mean unchanged.
+  _close(spec.fn(*args, weights=3.0, reduction="sum"), 3.0 * jnp.sum(none), rtol=1e-5)
+  _close(spec.fn(*args, weights=3.0), jnp.mean(none))
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_shape_mismatch_raises_with_both_shapes(spec):
+  args = _draw(spec)
+  bad = args[1][..., None]
+  with pytest.raises(ValueError) as err:
+    spec.fn(args[0], bad, *args[2:])
+  msg = str(err.value)
+  assert str(tuple(bad.shape)) in msg and str(tuple(args[0].shape)) in msg
+  assert spec.input_names[1] in msg
+
+
+def test_integer_first_input_raises_type_error(spec):
+  args = _draw(spec)
+  with pytest.raises(TypeError, match=spec.input_names[0]):
+    spec.fn(args[0].astype(jnp.int32), *args[1:])
+
+
+# ---------------------------------------------------------------- extremes
+
+
+def test_extreme_inputs_are_finite(spec):
+  args = _draw(spec)
+  big = (args[0] * spec.extreme,) + args[1:]
+  assert np.isfinite(float(spec.fn(*big)))
+  assert np.all(np.isfinite(_grad(spec, big)))
+
+
+def test_minus_inf_masked_classes_are_finite(spec):
+  if spec.inputs.masked_classes is None:
+    pytest.skip("no class axis")
+  args = _draw(spec, variant="masked_classes")
+  assert np.isneginf(np.asarray(args[0])).any()
+  assert np.isfinite(float(spec.fn(*args)))
+  assert np.all(np.isfinite(_grad(spec, args)))
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bf16", "f16"])
+def test_low_precision_inputs_compute_in_f32(spec, dtype):
+  args = _draw(spec)
+  low = tuple(a.astype(dtype) if _is_float(a) else a for a in args)
+  out = spec.fn(*low)
+  assert out.dtype == jnp.float32
+  # Same numbers upcast by hand: identical math, so agreement is tight.
+  up = tuple(a.astype(jnp.float32) if _is_float(a) else a for a in low)
+  _close(out, spec.fn(*up), rtol=1e-6)
+  assert np.all(np.isfinite(np.asarray(_grad(spec, low), np.float32)))
+
+
+# ---------------------------------------------------------------- tracing
+
+
+def test_jit_matches_eager_and_traces_once(spec):
+  args = _draw(spec)
+  chex.clear_trace_counter()  # f below is redefined for every parametrized spec
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def f(*a):
+    return spec.fn(*a, reduction="none")
+
+  _close(f(*args), spec.fn(*args, reduction="none"))
+  other = tuple(a * 0.5 if _is_float(a) else a for a in args)
+  _close(f(*other), spec.fn(*other, reduction="none"))  # new values, no retrace
+
+
+def test_hyperparameters_vmap_and_grad(spec):
+  if not spec.traceable:
+    pytest.skip("no traceable hyperparameters")
+  args = _draw(spec)
+  for name, default in spec.traceable.items():
+    values = jnp.array([default, _alternative(default)], jnp.float32)
+    batched = jax.vmap(lambda h: spec.fn(*args, **{name: h}))(values)
+    looped = jnp.stack([spec.fn(*args, **{name: float(v)}) for v in values])
+    _close(batched, looped, rtol=1e-5)
+    dh = jax.grad(lambda h: spec.fn(*args, **{name: h}))(jnp.float32(default))
+    assert np.isfinite(float(dh)), f"d loss / d {name} is not finite"
