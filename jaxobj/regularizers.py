@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxobj._src import checks
+from jaxobj._src.numerics import abs_with_sign_grad
 from jaxobj.registry import register
 
 __all__ = ["elastic_net_penalty", "exclude", "l1_penalty", "l2_penalty",
@@ -96,7 +97,8 @@ def l1_penalty(params, *, mask: Mask = None) -> jax.Array:
 
   .. math:: R(\theta) = \|\theta\|_1 = \sum_j |\theta_j|
 
-  A Laplace prior on the weights; drives many of them to exactly zero.
+  A Laplace prior on the weights; drives many of them to exactly zero. The
+  gradient is :math:`\operatorname{sign}(\theta)`, 0 at 0.
 
   Args:
     params: a pytree of float arrays.
@@ -110,7 +112,7 @@ def l1_penalty(params, *, mask: Mask = None) -> jax.Array:
     >>> print(jaxobj.l1_penalty({"w": jnp.array([1.0, -2.0])}))
     3.0
   """
-  return _total(_masked_leaves(params, mask), jnp.abs)
+  return _total(_masked_leaves(params, mask), abs_with_sign_grad)
 
 
 @register("regularization", kind="regularizer")
@@ -169,4 +171,4 @@ def elastic_net_penalty(params, *, l1_ratio=0.5, mask: Mask = None) -> jax.Array
   """
   checks.check_range("l1_ratio", l1_ratio, low=0.0, high=1.0)
   leaves = _masked_leaves(params, mask)
-  return l1_ratio * _total(leaves, jnp.abs) + (1.0 - l1_ratio) * _total(leaves, jnp.square)
+  return l1_ratio * _total(leaves, abs_with_sign_grad) + (1.0 - l1_ratio) * _total(leaves, jnp.square)
