@@ -1,5 +1,8 @@
+"""``python -m jaxobj``: the same as the ``jaxobj`` command."""
+
 import sys
 
 from jaxobj.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+  sys.exit(main())
