@@ -48,6 +48,11 @@ def test_masked_inf_and_nan_contribute_nothing():
   assert float(reduce_loss(values, where=where)) == 2.0
   g = jax.grad(lambda v: reduce_loss(v, where=where))(values)
   np.testing.assert_array_equal(g, [0.5, 0.0, 0.0, 0.5])
+  # NaN weights behind the mask neither: not in the value, not in the gradient.
+  weights = jnp.array([1.0, jnp.nan, jnp.inf, 3.0])
+  assert float(reduce_loss(values, where=where, weights=weights)) == 2.5
+  g = jax.grad(lambda v: reduce_loss(v, where=where, weights=weights))(values)
+  np.testing.assert_array_equal(g, [0.25, 0.0, 0.0, 0.75])
 
 
 def test_mean_without_mask_is_plain_mean_and_empty_is_zero():

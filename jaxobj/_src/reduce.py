@@ -34,9 +34,14 @@ def reduce_loss(values: jax.Array, *, where=None, weights=None,
   if weights is not None:
     weights = checks.as_float(weights, "weights")
     checks.check_broadcastable("weights", weights, shape)
-    values = values * weights
   if where is not None:
+    # Select before multiplying: a NaN weight or loss behind the mask must not
+    # reach the gradient through the product rule.
     values = jnp.where(where, values, 0.0)
+    if weights is not None:
+      weights = jnp.where(where, weights, 0.0)
+  if weights is not None:
+    values = values * weights
   values = jnp.broadcast_to(values, shape)
   if reduction == "none":
     return values
@@ -44,8 +49,7 @@ def reduce_loss(values: jax.Array, *, where=None, weights=None,
   if reduction == "sum":
     return total
   if weights is not None:
-    count = jnp.sum(jnp.broadcast_to(
-        weights if where is None else jnp.where(where, weights, 0.0), shape))
+    count = jnp.sum(jnp.broadcast_to(weights, shape))
   elif where is not None:
     count = jnp.sum(jnp.broadcast_to(where, shape), dtype=values.dtype)
   else:
