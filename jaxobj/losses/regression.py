@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from jaxobj._src import checks
 from jaxobj._src import examples
+from jaxobj._src.numerics import abs_with_sign_grad
 from jaxobj._src.reduce import masked_fill, reduce_loss
 from jaxobj.registry import register
 
@@ -119,7 +120,7 @@ def absolute_error(predictions, targets=None, *, where=None, weights=None,
     2.0
   """
   p, t = _pair(predictions, targets, where)
-  return reduce_loss(jnp.abs(p - t), where=where, weights=weights,
+  return reduce_loss(abs_with_sign_grad(p - t), where=where, weights=weights,
                      reduction=reduction)
 
 
@@ -202,9 +203,13 @@ def smooth_l1_loss(predictions, targets=None, *, beta=1.0, where=None,
   """
   checks.check_range("beta", beta, low=0.0)
   p, t = _pair(predictions, targets, where)
-  r = jnp.abs(p - t)
-  safe_beta = jnp.where(beta > 0, beta, 1.0)  # no 0/0 in the unused branch
-  values = jnp.where(r < beta, 0.5 * r ** 2 / safe_beta, r - 0.5 * beta)
+  r = abs_with_sign_grad(p - t)
+  quadratic = r < beta
+  # Double where: no 0/0 (beta = 0) and no overflowing r**2 (huge residuals) in
+  # the unused branch, either of which turns its zero cotangent into NaN.
+  safe_beta = jnp.where(beta > 0, beta, 1.0)
+  r_small = jnp.where(quadratic, r, 0.0)
+  values = jnp.where(quadratic, 0.5 * r_small ** 2 / safe_beta, r - 0.5 * beta)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -238,8 +243,16 @@ def pseudo_huber_loss(predictions, targets=None, *, delta=1.0, where=None,
   """
   checks.check_range("delta", delta, low=0.0, low_inclusive=False)
   p, t = _pair(predictions, targets, where)
-  # delta * (hypot(delta, r) - delta): no overflow of r**2 for huge residuals.
-  values = delta * (jnp.hypot(delta, p - t) - delta)
+  r = p - t
+  # delta * (hypot(delta, r) - delta) never overflows but cancels for
+  # |r| << delta (it rounds to 0 below |r| ~ 3e-4 delta in float32); the equal
+  # delta * r**2 / (hypot(delta, r) + delta) is exact there, and the double
+  # where keeps its r**2 from overflowing for huge residuals.
+  near = jnp.abs(r) < delta
+  r_near = jnp.where(near, r, 0.0)
+  values = jnp.where(near,
+                     delta * jnp.square(r_near) / (jnp.hypot(delta, r_near) + delta),
+                     delta * (jnp.hypot(delta, r) - delta))
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -267,8 +280,15 @@ def log_cosh(predictions, targets=None, *, where=None, weights=None,
     9999.307
   """
   p, t = _pair(predictions, targets, where)
-  a = jnp.abs(p - t)
-  values = a + jax.nn.softplus(-2.0 * a) - math.log(2.0)
+  r = p - t
+  a = jnp.abs(r)
+  # The overflow-free form cancels for small |r| (it rounds to 0, or even below
+  # 0, for |r| < ~1e-3 in float32); there log(cosh r) = log1p(2 sinh(r/2)^2) is
+  # exact. Double where: sinh overflows in the unused branch for huge |r|.
+  near = a < 1.0
+  r_near = jnp.where(near, r, 0.0)
+  values = jnp.where(near, jnp.log1p(2.0 * jnp.square(jnp.sinh(0.5 * r_near))),
+                     a + jax.nn.softplus(-2.0 * a) - math.log(2.0))
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -341,7 +361,7 @@ def epsilon_insensitive_loss(predictions, targets, *, epsilon=0.1, where=None,
   """
   checks.check_range("epsilon", epsilon, low=0.0)
   p, t = _pair(predictions, targets, where)
-  values = jnp.maximum(jnp.abs(p - t) - epsilon, 0.0)
+  values = jnp.maximum(abs_with_sign_grad(p - t) - epsilon, 0.0)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -375,7 +395,7 @@ def absolute_percentage_error(predictions, targets, *, eps=1.17e-6, where=None,
   """
   checks.check_range("eps", eps, low=0.0, low_inclusive=False)
   p, t = _pair(predictions, targets, where)
-  values = jnp.abs(p - t) / jnp.maximum(jnp.abs(t), eps)
+  values = abs_with_sign_grad(p - t) / jnp.maximum(jnp.abs(t), eps)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -454,12 +474,13 @@ def gaussian_nll_loss(predictions, targets, variance, *, eps=1e-6,
   v = checks.as_float(variance, "variance")
   checks.check_same_shape("predictions", p, "variance", v)
   v = masked_fill(where, v, p.shape, fill=0.0 if log_variance else 1.0)
-  sq = jnp.square(t - p)
   if log_variance:
-    values = 0.5 * (v + sq * jnp.exp(-v))
+    # (r e^{-s/2})^2, not r^2 e^{-s}: e^{-s} overflows already at s < -88 in
+    # float32, and 0 * inf would make an exact prediction's loss NaN.
+    values = 0.5 * (v + jnp.square((t - p) * jnp.exp(-0.5 * v)))
   else:
     v = jnp.maximum(v, eps)
-    values = 0.5 * (jnp.log(v) + sq / v)
+    values = 0.5 * (jnp.log(v) + jnp.square(t - p) / v)
   if full:
     values = values + 0.5 * math.log(2 * math.pi)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
