@@ -68,10 +68,19 @@ def _integer_inputs(logits, labels, axis, where, ignore_index=None, name="logits
   return x, y, where, shape
 
 
+def _in_range(labels, num_classes):
+  return (labels >= 0) & (labels < num_classes)
+
+
 def _take(x, labels):
-  """``x[..., labels]`` with NaN for out-of-range labels."""
-  return jnp.take_along_axis(x, labels[..., None], axis=-1, mode="fill",
-                             fill_value=jnp.nan)[..., 0]
+  """``x[..., labels]`` with NaN for labels outside ``[0, K)``.
+
+  The range is checked explicitly: gathers (even with ``mode="fill"``) wrap
+  negative indices, so a label of -1 would silently read the last class.
+  """
+  ok = _in_range(labels, x.shape[-1])
+  got = jnp.take_along_axis(x, jnp.where(ok, labels, 0)[..., None], axis=-1)[..., 0]
+  return jnp.where(ok, got, jnp.nan)
 
 
 def _class_weights(class_weights, num_classes):
@@ -86,7 +95,8 @@ def _class_weights(class_weights, num_classes):
 
 def _with_class_weights(weights, class_weights, labels):
   """Per-row weights times the weight of each row's label class."""
-  w_y = jnp.take(class_weights, labels, mode="fill", fill_value=jnp.nan)
+  ok = _in_range(labels, class_weights.shape[0])
+  w_y = jnp.where(ok, jnp.take(class_weights, jnp.where(ok, labels, 0)), jnp.nan)
   if weights is None:
     return w_y
   weights = checks.as_float(weights, "weights")
@@ -101,9 +111,15 @@ def _finite_classes(x):
 
 
 def _safe_logp(y, logp):
-  """``logp`` with 0 where the label ``y`` is 0, so ``y * logp`` is exactly 0
-  there (and has a finite gradient) even where ``logp == -inf``."""
-  return jnp.where(y > 0, logp, 0.0)
+  """``logp`` (a log-probability, or a ``softplus`` term of the binary losses)
+  with 0 where it is infinite and the label ``y`` is 0, so ``y * logp`` is
+  exactly 0 there (with a finite gradient).
+
+  The guard is on ``logp``, not on ``y > 0``: where ``logp`` is finite the
+  product keeps its gradient w.r.t. ``y`` even at ``y == 0``, which a traced
+  ``label_smoothing`` of 0 needs (d target / d alpha is not 0 there).
+  """
+  return jnp.where(jnp.isinf(logp) & (y == 0), 0.0, logp)
 
 
 def _log1m_exp(logp):
@@ -159,8 +175,8 @@ def sigmoid_binary_cross_entropy(logits, labels, *, pos_weight=1.0,
   checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
   x, y = _binary_inputs(logits, labels, where)
   y = y * (1.0 - label_smoothing) + 0.5 * label_smoothing
-  pos = jnp.where(y > 0, y * jax.nn.softplus(-x), 0.0)
-  neg = jnp.where(y < 1, (1.0 - y) * jax.nn.softplus(x), 0.0)
+  pos = y * _safe_logp(y, jax.nn.softplus(-x))
+  neg = (1.0 - y) * _safe_logp(1.0 - y, jax.nn.softplus(x))
   values = pos_weight * pos + neg
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
@@ -207,8 +223,8 @@ def sigmoid_focal_loss(logits, labels, *, gamma=2.0, alpha=None, where=None,
   checks.check_range("gamma", gamma, low=0.0)
   checks.check_range("alpha", alpha, low=0.0, high=1.0)
   x, y = _binary_inputs(logits, labels, where)
-  ce = (jnp.where(y > 0, y * jax.nn.softplus(-x), 0.0)
-        + jnp.where(y < 1, (1.0 - y) * jax.nn.softplus(x), 0.0))
+  ce = (y * _safe_logp(y, jax.nn.softplus(-x))
+        + (1.0 - y) * _safe_logp(1.0 - y, jax.nn.softplus(x)))
   # 1 - p_t = y (1 - p) + (1 - y) p, in log space.
   log_y = jnp.where(y > 0, jnp.log(jnp.where(y > 0, y, 1.0)), -jnp.inf)
   log_1my = jnp.where(y < 1, jnp.log(jnp.where(y < 1, 1.0 - y, 1.0)), -jnp.inf)
@@ -530,10 +546,12 @@ def poly_loss_cross_entropy(logits, labels, *, epsilon=2.0, axis=-1,
                             where=None, weights=None, reduction="mean"):
   r"""Poly-1 loss: cross-entropy plus a linear term in the target probability.
 
-  .. math:: \ell(x, y) = -\sum_k y_k \log p_k + \epsilon\,\big(1 - \sum_k y_k p_k\big)
+  .. math:: \ell(x, y) = -\sum_k y_k \log p_k + \epsilon \sum_k y_k\,(1 - p_k)
 
   The first term of the Taylor expansion of cross-entropy in :math:`1 - p_t`,
-  re-weighted by :math:`\epsilon` (:math:`\epsilon = -1` cancels it).
+  re-weighted by :math:`\epsilon` (:math:`\epsilon = -1` cancels it). For
+  labels that sum to 1 the linear term is :math:`\epsilon(1 - p_t)`; the
+  per-class form (as in optax) also keeps labels that do not sum to 1 linear.
 
   Args:
     logits: float array ``[..., K]``.
@@ -558,8 +576,8 @@ def poly_loss_cross_entropy(logits, labels, *, epsilon=2.0, axis=-1,
   x, y, _ = _softmax_inputs(logits, labels, axis, where)
   log_p = jax.nn.log_softmax(x, axis=-1)
   ce = -jnp.sum(y * _safe_logp(y, log_p), axis=-1)
-  p_t = jnp.sum(y * jnp.exp(log_p), axis=-1)
-  return reduce_loss(ce + epsilon * (1.0 - p_t), where=where, weights=weights,
+  linear = jnp.sum(y * -jnp.expm1(log_p), axis=-1)  # sum_k y_k (1 - p_k)
+  return reduce_loss(ce + epsilon * linear, where=where, weights=weights,
                      reduction=reduction)
 
 
