@@ -925,3 +925,15 @@ def test_smooth_labels_alpha_out_of_range_raises():
     jaxobj.smooth_labels(jnp.ones((2, K)) / K, 1.5)
   with pytest.raises(ValueError, match="alpha"):
     jaxobj.smooth_labels(jnp.ones((2, K)) / K, -0.1)
+
+
+def test_out_of_range_labels_are_caught_by_checkify():
+  # The documented way to validate labels up front: NaN checks under checkify.
+  from jax.experimental import checkify
+  f = checkify.checkify(jaxobj.softmax_cross_entropy_with_integer_labels,
+                        errors=checkify.float_checks)
+  x = jnp.zeros((2, 3))
+  err, _ = f(x, jnp.array([0, 2]))
+  assert err.get() is None
+  err, _ = jax.jit(f)(x, jnp.array([0, 3]))
+  assert err.get() is not None and "nan" in err.get().lower()

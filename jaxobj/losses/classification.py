@@ -65,7 +65,7 @@ def _integer_inputs(logits, labels, axis, where, ignore_index=None, name="logits
     where = keep if where is None else jnp.logical_and(checks.as_mask(where, shape), keep)
   x = masked_fill(where, x, shape, axis_extra=1)
   y = masked_fill(where, y, shape, fill=0)
-  return x, y, where, shape
+  return x, y, where
 
 
 def _in_range(labels, num_classes):
@@ -434,7 +434,7 @@ def softmax_cross_entropy_with_integer_labels(
     0.1269
   """
   checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
-  x, y, where, _ = _integer_inputs(logits, labels, axis, where, ignore_index)
+  x, y, where = _integer_inputs(logits, labels, axis, where, ignore_index)
   lse = jax.nn.logsumexp(x, axis=-1)
   values = lse - _take(x, y)
   if not (isinstance(label_smoothing, float) and label_smoothing == 0.0):
@@ -532,7 +532,7 @@ def softmax_focal_loss_with_integer_labels(
     Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
   """
   checks.check_range("gamma", gamma, low=0.0)
-  x, y, where, _ = _integer_inputs(logits, labels, axis, where, ignore_index)
+  x, y, where = _integer_inputs(logits, labels, axis, where, ignore_index)
   log_p = _take(x, y) - jax.nn.logsumexp(x, axis=-1)
   values = -jnp.exp(gamma * _log1m_exp(log_p)) * log_p
   cw = _class_weights(class_weights, x.shape[-1])
@@ -609,7 +609,7 @@ def poly_loss_cross_entropy_with_integer_labels(
   References:
     Leng et al., "PolyLoss", ICLR 2022.
   """
-  x, y, where, _ = _integer_inputs(logits, labels, axis, where, ignore_index)
+  x, y, where = _integer_inputs(logits, labels, axis, where, ignore_index)
   log_p = _take(x, y) - jax.nn.logsumexp(x, axis=-1)
   values = -log_p + epsilon * (1.0 - jnp.exp(log_p))
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
@@ -648,7 +648,7 @@ def multiclass_hinge_loss(scores, labels, *, margin=1.0, ignore_index=None,
     Kernel-based Vector Machines", JMLR 2001.
   """
   checks.check_range("margin", margin, low=0.0)
-  s, y, where, _ = _integer_inputs(scores, labels, axis, where, ignore_index,
+  s, y, where = _integer_inputs(scores, labels, axis, where, ignore_index,
                                    name="scores")
   is_label = jnp.arange(s.shape[-1]) == y[..., None]
   runner_up = jnp.max(jnp.where(is_label, -jnp.inf, s), axis=-1)
