@@ -81,10 +81,7 @@ def _masked_leaves(params, mask: Mask) -> list[jax.Array]:
           f"differ: {e}") from None
     flags = jax.tree_util.tree_leaves(full)
     chosen = [leaf for flag, (_, leaf) in zip(flags, leaves_with_path) if flag]
-  out = []
-  for leaf in chosen:
-    out.append(checks.as_float(leaf, "params leaf"))
-  return out
+  return [checks.as_float(leaf, "params leaf") for leaf in chosen]
 
 
 def _total(leaves, fn) -> jax.Array:
