@@ -4,13 +4,13 @@ Memory is XLA's compiled ``temp_size_in_bytes`` of a jitted function
 (deterministic for a pinned jax version); time is the median of several runs
 after warm-up, reported only as a ratio against a baseline measured in the same
 process, because absolute times on shared machines are noise.
+
+A benchmark module ``bench_<topic>.py`` defines ``run(quick: bool) -> list[dict]``
+returning records made by :func:`compare`; ``benchmarks/run.py`` collects them.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import pathlib
 import platform
 import statistics
 import time
@@ -18,7 +18,6 @@ from typing import Any, Callable
 
 import jax
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 MIB = 2**20
 
 
@@ -56,6 +55,38 @@ def time_ratio(candidate: Callable, baseline: Callable, *args, repeats: int = 5,
   return statistics.median(ratios)
 
 
+def compare(name: str, *, impl: str, baseline: str, shape: dict[str, Any],
+            ours: Callable, base: Callable, args: tuple, time: bool = True,
+            max_temp_bytes: float | None = None, max_temp_ratio: float | None = None,
+            max_time_ratio: float | None = None, repeats: int = 5,
+            rounds: int = 3) -> dict[str, Any]:
+  """Measures ``ours`` against ``base`` on ``args`` and checks the stated goal.
+
+  Returns the record ``benchmarks/run.py`` writes: ``name``, ``impl``,
+  ``baseline``, ``shape``, ``temp_bytes``, ``baseline_temp_bytes``,
+  ``time_ratio`` (ours over baseline; below 1 is faster; None when ``time`` is
+  False), ``goal`` (the limits, in words) and ``ok`` (whether all are met).
+  """
+  ours_temp, base_temp = temp_bytes(ours, *args), temp_bytes(base, *args)
+  ratio = time_ratio(ours, base, *args, repeats=repeats, rounds=rounds) if time else None
+  goal, ok = [], True
+  if max_temp_bytes is not None:
+    goal.append(f"temp <= {max_temp_bytes / MIB:g} MiB")
+    ok &= ours_temp <= max_temp_bytes
+  if max_temp_ratio is not None:
+    goal.append(f"temp <= {max_temp_ratio:g} x baseline")
+    ok &= ours_temp <= max_temp_ratio * base_temp
+  if max_time_ratio is not None and ratio is not None:
+    goal.append(f"time <= {max_time_ratio:g} x baseline")
+    ok &= ratio <= max_time_ratio
+  return {
+      "name": name, "impl": impl, "baseline": baseline, "shape": shape,
+      "temp_bytes": ours_temp, "baseline_temp_bytes": base_temp,
+      "time_ratio": None if ratio is None else round(ratio, 4),
+      "goal": "; ".join(goal) or None, "ok": bool(ok),
+  }
+
+
 def environment() -> dict[str, Any]:
   return {
       "jax": jax.__version__,
@@ -64,23 +95,3 @@ def environment() -> dict[str, Any]:
       "device_kind": jax.devices()[0].device_kind,
       "machine": platform.machine(),
   }
-
-
-def write(name: str, rows: list[dict[str, Any]], out_dir: pathlib.Path | None = None) -> pathlib.Path:
-  """Writes ``{"benchmark", "environment", "rows"}`` to ``<out_dir>/<name>.json``."""
-  out_dir = pathlib.Path(out_dir or RESULTS)
-  out_dir.mkdir(parents=True, exist_ok=True)
-  path = out_dir / f"{name}.json"
-  payload = {"benchmark": name, "environment": environment(), "rows": rows}
-  path.write_text(json.dumps(payload, indent=2) + "\n")
-  return path
-
-
-def arguments(description: str) -> argparse.Namespace:
-  """Common flags: ``--quick`` (small sizes, for the smoke test) and ``--out``."""
-  parser = argparse.ArgumentParser(description=description)
-  parser.add_argument("--quick", action="store_true",
-                      help="small sizes that run in seconds (used by the tests)")
-  parser.add_argument("--out", type=pathlib.Path, default=RESULTS,
-                      help="directory for the JSON result")
-  return parser.parse_args()

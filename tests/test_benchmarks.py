@@ -1,7 +1,7 @@
-"""Every benchmark runs at its --quick sizes and writes a well-formed result.
+"""Every benchmark topic runs at --quick sizes and writes well-formed records.
 
-Benchmarks are not tests (no timing decides anything here); this only keeps
-them from rotting as the library changes.
+Benchmarks are not tests (no timing or goal decides anything here); this only
+keeps them from rotting as the library changes.
 """
 
 import json
@@ -12,18 +12,21 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-BENCHMARKS = sorted(p.stem for p in (ROOT / "benchmarks").glob("bench_*.py"))
+TOPICS = sorted(p.stem.removeprefix("bench_")
+                for p in (ROOT / "benchmarks").glob("bench_*.py"))
+FIELDS = {"name", "impl", "baseline", "shape", "temp_bytes", "baseline_temp_bytes",
+          "time_ratio", "goal", "ok"}
 
 
-@pytest.mark.parametrize("name", BENCHMARKS)
-def test_benchmark_runs_quick(name, tmp_path):
+@pytest.mark.parametrize("topic", TOPICS)
+def test_benchmark_topic_runs_quick(topic, tmp_path):
+  out = tmp_path / "results.json"
   proc = subprocess.run(
-      [sys.executable, "-m", f"benchmarks.{name}", "--quick", "--out", str(tmp_path)],
+      [sys.executable, "benchmarks/run.py", "--quick", "--only", topic, "--json", str(out)],
       cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  results = list(tmp_path.glob("*.json"))
-  assert results, f"{name} wrote no JSON result"
-  for path in results:
-    payload = json.loads(path.read_text())
-    assert payload["rows"], f"{path.name} has no rows"
-    assert payload["environment"]["jax"]
+  records = json.loads(out.read_text())["records"]
+  assert records, f"bench_{topic} returned no records"
+  for record in records:
+    assert FIELDS <= set(record), FIELDS - set(record)
+    assert record["temp_bytes"] >= 0 and record["baseline_temp_bytes"] >= 0
