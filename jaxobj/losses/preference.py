@@ -1,5 +1,688 @@
-"""Preference and alignment losses over policy and reference log-probabilities."""
+r"""Preference and alignment losses over policy and reference log-probabilities.
+
+Every loss here takes **per-sequence** log-probabilities with the batch
+leading: :math:`\log\pi(y \mid x)` of a whole answer, either summed over its
+tokens (DPO, KTO, the RLHF objective) or averaged over them (SimPO, ORPO, and
+TRL's IPO). :func:`sequence_log_probs` computes both from token logits, target
+ids and a token mask. One row is one preference pair (or one answer), so
+``where``/``weights`` index rows and a masked row behaves exactly as if it had
+been sliced out of the batch.
+
+Conventions follow Hugging Face TRL (``DPOTrainer``, ``KTOTrainer``,
+``CPOTrainer`` for SimPO, ``ORPOTrainer``, ``RewardTrainer``, the KL
+estimators of its online trainers); deliberate differences are stated in each
+docstring. As everywhere in jaxobj the default reduction is the mean over
+unmasked rows; ``reduction="none"`` gives TRL's per-row ``losses``.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import math
+
+import jax
+import jax.numpy as jnp
+
+from jaxobj._src import checks
+from jaxobj._src.examples import preference as examples
+from jaxobj._src.reduce import masked_fill, reduce_loss
+from jaxobj.registry import register
+
+__all__ = [
+    "bradley_terry_loss", "dpo_loss", "kto_loss", "orpo_odds_ratio_loss",
+    "rlhf_loss", "sequence_log_probs", "simpo_loss",
+]
+
+DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust")
+KL_ESTIMATORS = ("k1", "k2", "k3")
+RLHF_GRADIENTS = ("score_function", "pathwise")
+
+_LOG_HALF = -math.log(2.0)
+# Smallest positive normal float32: floors 1 - p so log(1 - p) stays finite.
+_TINY = float(jnp.finfo(jnp.float32).tiny)
+
+
+# --------------------------------------------------------------------------
+# Shared preparation and building blocks.
+
+
+def _rows(where, **arrays):
+  """Checked float inputs of one shape in a common dtype, masked rows zeroed.
+
+  Every array is compared with the first, so a mismatch names both arguments;
+  a zero is a valid log-probability, reward or margin, so masked rows (NaN or
+  not) compute harmlessly and cannot reach the gradient.
+  """
+  names = list(arrays)
+  out = [checks.as_float(arrays[names[0]], names[0])]
+  for name in names[1:]:
+    checks.check_same_shape(names[0], out[0], name, arrays[name])
+    out.append(checks.as_float(arrays[name], name))
+  dtype = jnp.result_type(*out)
+  shape = out[0].shape
+  return [masked_fill(where, a.astype(dtype), shape) for a in out]
+
+
+def _check_choice(name, value, choices):
+  if not isinstance(value, str) or value not in choices:
+    raise ValueError(f"{name}={value!r} is not supported; choose one of "
+                     f"{', '.join(repr(c) for c in choices)}.")
+
+
+def _smoothed_logistic(z, label_smoothing):
+  """``-(1 - eps) log sigma(z) - eps log sigma(-z)``, exact for any ``z``."""
+  return ((1.0 - label_smoothing) * jax.nn.softplus(-z)
+          + label_smoothing * jax.nn.softplus(z))
+
+
+def _log1m_exp(logp):
+  """``log(1 - exp(logp))`` for ``logp <= 0``, accurate on both sides of -log 2.
+
+  Near 0 it is ``log(-expm1(logp))`` (floored at log(tiny) so ``p == 1``
+  gives a finite value and gradient); far below, ``log1p(-exp(logp))`` keeps
+  the tiny ``-p``. Each branch only sees arguments in its own range, so the
+  unused one cannot put an infinity into the gradient.
+  """
+  near = logp > _LOG_HALF
+  lp_near = jnp.where(near, logp, _LOG_HALF)
+  lp_far = jnp.where(near, _LOG_HALF, logp)
+  return jnp.where(near, jnp.log(jnp.maximum(-jnp.expm1(lp_near), _TINY)),
+                   jnp.log1p(-jnp.exp(lp_far)))
+
+
+def _log_odds(logp):
+  """``log(p / (1 - p))`` from ``log p``; values above 0 are taken as 0."""
+  logp = jnp.minimum(logp, 0.0)
+  return logp - _log1m_exp(logp)
+
+
+def _expm1_minus_x(d):
+  """``exp(d) - 1 - d`` without cancellation near 0 (Taylor series there)."""
+  small = jnp.abs(d) < 0.5
+  ds = jnp.where(small, d, 0.0)
+  series = 1.0 / 362880.0
+  for n in range(8, 1, -1):  # 1/2! + d/3! + ... + d^7/9!
+    series = 1.0 / math.factorial(n) + ds * series
+  dl = jnp.where(small, 1.0, d)
+  return jnp.where(small, ds * ds * series, jnp.expm1(dl) - dl)
+
+
+# --------------------------------------------------------------------------
+# Token log-probabilities -> sequence log-probabilities (a helper, not a loss).
+
+
+def sequence_log_probs(logits, tokens, *, where=None, ignore_index=None,
+                       average=False):
+  r"""Per-sequence log-probabilities of target tokens under token logits.
+
+  .. math::
+     \log\pi(y) = \sum_{t:\,m_t} \big(x_{t, y_t} - \operatorname{logsumexp}_v x_{t, v}\big),
+     \qquad \overline{\log\pi}(y) = \log\pi(y) / \textstyle\sum_t m_t
+
+  The inputs of every preference loss. ``logits[..., t, :]`` must already be
+  the prediction for ``tokens[..., t]``: for a causal LM pass
+  ``logits[:, :-1]``, ``tokens[:, 1:]`` and the completion mask ``[:, 1:]``.
+  Masked tokens (and prompt/padding tokens) contribute exactly 0, with zero
+  gradient even when their logits are NaN; a sequence with no unmasked token
+  has log-probability 0 (and average 0). An unmasked target whose logit is
+  ``-inf`` has log-probability ``-inf``; an unmasked id outside ``[0, V)``
+  gives NaN, never a plausible number.
+
+  Args:
+    logits: float array ``(..., T, V)``.
+    tokens: integer target ids ``(..., T)``.
+    where: optional boolean token mask broadcastable to ``(..., T)``
+      (same rank, axes equal or 1).
+    ignore_index: optional id whose positions join the mask (TRL and PyTorch
+      use -100 for prompt and padding labels).
+    average: return the length-averaged log-probability (SimPO, ORPO, TRL's
+      IPO) instead of the sum (DPO, KTO, RLHF).
+
+  Returns:
+    float array ``(...,)``, at least float32.
+
+  Raises:
+    ValueError: ``tokens.shape != logits.shape[:-1]``, fewer than one
+      sequence axis, or a mask that does not broadcast.
+    TypeError: integer ``logits``, non-integer ``tokens``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> logits = jnp.log(jnp.array([[[0.5, 0.5], [0.9, 0.1], [0.2, 0.8]]]))
+    >>> tokens = jnp.array([[0, 1, 1]])
+    >>> lp = jaxobj.sequence_log_probs(logits, tokens, where=jnp.array([[True, True, False]]))
+    >>> print(round(float(lp[0]), 4), round(float(jnp.log(0.5 * 0.1)), 4))
+    -2.9957 -2.9957
+  """
+  x = checks.as_float(logits, "logits")
+  y = checks.as_labels(tokens, "tokens")
+  checks.check_label_shape("logits", x, "tokens", y)
+  if y.ndim < 1:
+    raise ValueError(f"tokens must have a sequence axis, got tokens.shape={y.shape} "
+                     f"and logits.shape={x.shape}; expected (..., T) and (..., T, V).")
+  shape = y.shape
+  if ignore_index is not None:
+    keep = y != ignore_index
+    where = keep if where is None else jnp.logical_and(checks.as_mask(where, shape), keep)
+  x = masked_fill(where, x, shape, axis_extra=1)
+  y = masked_fill(where, y, shape, fill=0)
+  ok = (y >= 0) & (y < x.shape[-1])
+  target = jnp.take_along_axis(x, jnp.where(ok, y, 0)[..., None], axis=-1)[..., 0]
+  token_logps = jnp.where(ok, target - jax.nn.logsumexp(x, axis=-1), jnp.nan)
+  if where is not None:
+    token_logps = jnp.where(where, token_logps, 0.0)
+  total = jnp.sum(token_logps, axis=-1)
+  if not average:
+    return total
+  if where is None:
+    return total / max(shape[-1], 1)
+  count = jnp.sum(jnp.broadcast_to(where, shape), axis=-1, dtype=total.dtype)
+  return total / jnp.maximum(count, 1.0)
+
+
+# --------------------------------------------------------------------------
+# Reward models.
+
+
+@register("preference", inputs=examples.REWARD_PAIRS)
+def bradley_terry_loss(chosen_rewards, rejected_rewards, margin=None, *,
+                       center_rewards_coefficient=0.0, where=None, weights=None,
+                       reduction="mean"):
+  r"""Bradley–Terry reward-model loss on scalar rewards of preference pairs.
+
+  .. math::
+     \ell = -\log\sigma(r_w - r_l - m) + c\,(r_w + r_l)^2
+
+  The negative log-likelihood of "chosen beats rejected" under the
+  Bradley–Terry model :math:`P(w \succ l) = \sigma(r_w - r_l)`, computed as
+  :math:`\operatorname{softplus}(r_l + m - r_w)` (exact for any rewards). The
+  optional per-pair ``margin`` asks for a larger gap where annotators were
+  more certain (Llama 2); :math:`c` is TRL's ``center_rewards_coefficient``,
+  which pulls the rewards towards zero mean. As in TRL's ``RewardTrainer``,
+  whose mean of this per-pair loss this is; there the centering term is
+  ``c * mean((r_w + r_l)**2)`` over the batch, which the per-pair form equals
+  under the unweighted mean.
+
+  Args:
+    chosen_rewards: float ``(...)``, scalar reward of each preferred answer.
+    rejected_rewards: same shape, reward of each rejected answer.
+    margin: optional float margin, a scalar or the same shape (default 0).
+    center_rewards_coefficient: :math:`c \ge 0` (traceable).
+    where, weights, reduction: the loss contract over pairs
+      (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-pair losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ, ``center_rewards_coefficient < 0`` (when concrete).
+    TypeError: integer rewards.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> print(round(float(jaxobj.bradley_terry_loss(jnp.array([1.0, 0.0]),
+    ...                                             jnp.array([0.0, 0.0]))), 4))
+    0.5032
+
+  References:
+    Bradley & Terry, "Rank Analysis of Incomplete Block Designs", 1952;
+    Ouyang et al., "Training language models to follow instructions with
+    human feedback", 2022; Touvron et al., "Llama 2", 2023 (margins).
+  """
+  checks.check_range("center_rewards_coefficient", center_rewards_coefficient, low=0.0)
+  chosen, rejected = _rows(where, chosen_rewards=chosen_rewards,
+                           rejected_rewards=rejected_rewards)
+  m = 0.0
+  if margin is not None:
+    if jnp.ndim(margin):  # a scalar margin is one number for all pairs
+      checks.check_same_shape("chosen_rewards", chosen, "margin", margin)
+    m = checks.as_target(margin, "margin", chosen)
+    if m.ndim:
+      m = masked_fill(where, m, chosen.shape)
+  values = jax.nn.softplus(rejected + m - chosen)
+  values = values + center_rewards_coefficient * jnp.square(chosen + rejected)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+# --------------------------------------------------------------------------
+# Direct preference optimization with a reference model.
+
+
+@register("preference", inputs=examples.PAIRED_LOGPS)
+def dpo_loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
+             reference_rejected_logps, *, beta=0.1, label_smoothing=0.0,
+             loss_type="sigmoid", where=None, weights=None, reduction="mean"):
+  r"""Direct preference optimization (DPO) and its hinge, IPO, conservative and robust forms.
+
+  .. math::
+     h = \big(\log\pi_w - \log\pi_l\big) - \big(\log\pi^{\mathrm{ref}}_w - \log\pi^{\mathrm{ref}}_l\big),
+     \qquad
+     \ell = \begin{cases}
+       -(1-\varepsilon)\log\sigma(\beta h) - \varepsilon\log\sigma(-\beta h) & \texttt{sigmoid} \\
+       \max(0,\ 1 - \beta h) & \texttt{hinge} \\
+       \big(h - \tfrac{1}{2\beta}\big)^2 & \texttt{ipo} \\
+       \dfrac{-(1-\varepsilon)\log\sigma(\beta h) + \varepsilon\log\sigma(-\beta h)}{1 - 2\varepsilon}
+         & \texttt{robust}
+     \end{cases}
+
+  :math:`h` is the difference of the implicit rewards
+  :math:`\beta(\log\pi - \log\pi^{\mathrm{ref}})` of the two answers, divided
+  by :math:`\beta`. ``"sigmoid"`` is DPO (Rafailov et al.); with
+  ``label_smoothing`` :math:`\varepsilon > 0` it is conservative DPO (cDPO),
+  the cross-entropy against labels flipped with probability :math:`\varepsilon`.
+  ``"hinge"`` is the SLiC/RSO hinge, ``"ipo"`` IPO's squared loss (Azar et al.,
+  :math:`\beta` is their :math:`\tau`), ``"robust"`` the unbiased rDPO
+  estimator under label noise :math:`\varepsilon` (Chowdhury et al.). These are
+  TRL's ``DPOTrainer`` loss types of the same names with ``beta`` and
+  ``label_smoothing`` meaning the same; the log-sigmoids are softplus, exact
+  for any :math:`h`.
+
+  **Inputs** are sequence log-probabilities **summed** over the answer's tokens
+  (:func:`sequence_log_probs`), as in TRL's DPO. TRL's ``"ipo"`` divides them
+  by the answer length first: to reproduce it, pass length-averaged
+  log-probabilities (``average=True``). For reference-free DPO pass zeros as
+  the reference log-probabilities.
+
+  Degenerate but legal: identical chosen and rejected answers, or a policy
+  equal to the reference, give :math:`h = 0`, i.e. :math:`\log 2` for
+  ``"sigmoid"``/``"robust"``, 1 for ``"hinge"`` and :math:`1/(4\beta^2)` for
+  ``"ipo"``.
+
+  Args:
+    policy_chosen_logps: float ``(...)``, :math:`\log\pi_\theta(y_w\mid x)`.
+    policy_rejected_logps: same shape, :math:`\log\pi_\theta(y_l\mid x)`.
+    reference_chosen_logps: same shape, under the frozen reference model.
+    reference_rejected_logps: same shape, under the reference model.
+    beta: :math:`\beta > 0`, the strength of the implicit KL penalty (traceable).
+    label_smoothing: :math:`\varepsilon`, the assumed fraction of flipped
+      labels, in [0, 1] for ``"sigmoid"`` and [0, 0.5) for ``"robust"``
+      (traceable); must be 0 for ``"hinge"`` and ``"ipo"``.
+    loss_type: ``"sigmoid"`` (default), ``"hinge"``, ``"ipo"`` or ``"robust"``.
+    where, weights, reduction: the loss contract over pairs
+      (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-pair losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: any two of the four inputs differ in shape (the message names
+      the pair), an unknown ``loss_type``, or (when concrete) ``beta <= 0`` or
+      ``label_smoothing`` out of range for the ``loss_type``.
+    TypeError: integer log-probabilities.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> lp = jnp.array([-10.0])
+    >>> print(round(float(jaxobj.dpo_loss(lp, lp, lp, lp)), 4))  # h = 0: log 2
+    0.6931
+    >>> print(round(float(jaxobj.dpo_loss(jnp.array([-5.0]), jnp.array([-20.0]),
+    ...                                   jnp.array([-10.0]), jnp.array([-10.0]))), 4))
+    0.2014
+
+  References:
+    Rafailov et al., "Direct Preference Optimization: Your Language Model is
+    Secretly a Reward Model", NeurIPS 2023; Mitchell, "A note on DPO with
+    noisy preferences & relationship to IPO", 2023 (cDPO); Azar et al., "A
+    General Theoretical Paradigm to Understand Learning from Human
+    Preferences", AISTATS 2024 (IPO); Zhao et al., "SLiC-HF", 2023; Liu et
+    al., "Statistical Rejection Sampling Improves Preference Optimization",
+    ICLR 2024 (hinge); Chowdhury et al., "Provably Robust DPO", ICML 2024.
+  """
+  _check_choice("loss_type", loss_type, DPO_LOSS_TYPES)
+  checks.check_range("beta", beta, low=0.0, low_inclusive=False)
+  if loss_type == "sigmoid":
+    checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
+  elif loss_type == "robust":
+    checks.check_range("label_smoothing", label_smoothing, low=0.0, high=0.5,
+                       high_inclusive=False)
+  elif checks.is_concrete(label_smoothing) and jnp.any(jnp.asarray(label_smoothing) != 0):
+    raise ValueError(f"label_smoothing={label_smoothing!r} has no meaning for "
+                     f"loss_type={loss_type!r}; use loss_type='sigmoid' (cDPO) or "
+                     f"'robust', or leave label_smoothing at 0.")
+  pc, pr, rc, rr = _rows(where, policy_chosen_logps=policy_chosen_logps,
+                         policy_rejected_logps=policy_rejected_logps,
+                         reference_chosen_logps=reference_chosen_logps,
+                         reference_rejected_logps=reference_rejected_logps)
+  h = (pc - pr) - (rc - rr)
+  z = beta * h
+  if loss_type == "sigmoid":
+    values = _smoothed_logistic(z, label_smoothing)
+  elif loss_type == "hinge":
+    values = jax.nn.relu(1.0 - z)
+  elif loss_type == "ipo":
+    values = jnp.square(h - 0.5 / beta)
+  else:
+    values = ((1.0 - label_smoothing) * jax.nn.softplus(-z)
+              - label_smoothing * jax.nn.softplus(z)) / (1.0 - 2.0 * label_smoothing)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+# --------------------------------------------------------------------------
+# Reference-free pairwise losses on length-averaged log-probabilities.
+
+
+@register("preference", inputs=examples.AVERAGED_PAIRS)
+def simpo_loss(chosen_logps, rejected_logps, *, beta=2.0, gamma=0.5,
+               label_smoothing=0.0, where=None, weights=None, reduction="mean"):
+  r"""SimPO: a reference-free margin loss on length-normalized log-probabilities.
+
+  .. math::
+     z = \beta\,\big(\overline{\log\pi}_w - \overline{\log\pi}_l\big) - \gamma,
+     \qquad \ell = -(1-\varepsilon)\log\sigma(z) - \varepsilon\log\sigma(-z)
+
+  The average log-probability per token is SimPO's implicit reward (so long
+  answers are not favoured), and :math:`\gamma` is the target reward margin.
+  TRL's ``CPOTrainer`` with ``loss_type="simpo"`` computes the same value as
+  :math:`\beta\,((\overline{\log\pi}_w - \overline{\log\pi}_l) - \gamma/\beta)`;
+  the form here does not divide by :math:`\beta`. ``label_smoothing`` is
+  TRL's conservative variant (0 in the paper).
+
+  **Inputs** are **length-averaged** log-probabilities, as TRL feeds SimPO
+  (:func:`sequence_log_probs` with ``average=True``). Defaults are the SimPO
+  paper's :math:`\beta = 2`, :math:`\gamma = 0.5`; TRL's ``CPOConfig`` defaults
+  ``beta`` to 0.1 for all its loss types, so pass ``beta`` explicitly when
+  comparing with it.
+
+  Args:
+    chosen_logps: float ``(...)``, average per-token log-probability of each
+      preferred answer.
+    rejected_logps: same shape, of each rejected answer.
+    beta: :math:`\beta > 0` (traceable).
+    gamma: target margin :math:`\gamma` (traceable).
+    label_smoothing: :math:`\varepsilon` in [0, 1] (traceable).
+    where, weights, reduction: the loss contract over pairs
+      (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-pair losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ, or (when concrete) ``beta <= 0`` or
+      ``label_smoothing`` outside [0, 1].
+    TypeError: integer log-probabilities.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> print(round(float(jaxobj.simpo_loss(jnp.array([-0.5]), jnp.array([-1.0]))), 4))
+    0.4741
+
+  References:
+    Meng, Xia & Chen, "SimPO: Simple Preference Optimization with a
+    Reference-Free Reward", NeurIPS 2024.
+  """
+  checks.check_range("beta", beta, low=0.0, low_inclusive=False)
+  checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
+  chosen, rejected = _rows(where, chosen_logps=chosen_logps, rejected_logps=rejected_logps)
+  z = beta * (chosen - rejected) - gamma
+  values = _smoothed_logistic(z, label_smoothing)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+@register("preference", inputs=examples.AVERAGED_PAIRS)
+def orpo_odds_ratio_loss(chosen_logps, rejected_logps, *, beta=0.1, where=None,
+                         weights=None, reduction="mean"):
+  r"""ORPO's odds-ratio term: the log-odds of the chosen answer should exceed the rejected one's.
+
+  .. math::
+     \ell = -\beta \log\sigma\big(\operatorname{logodds}_w - \operatorname{logodds}_l\big),
+     \qquad \operatorname{logodds} = \log\frac{p}{1-p} = \overline{\log\pi} - \log\!\big(1 - e^{\overline{\log\pi}}\big)
+
+  with :math:`p = \exp(\overline{\log\pi})` the geometric-mean token
+  probability. :math:`\log(1 - e^{x})` is evaluated as ``log(-expm1(x))`` near
+  0 and ``log1p(-exp(x))`` below :math:`-\log 2`, and the outer term as a
+  softplus, so any log-probabilities give finite values and gradients.
+  :math:`\beta` is the paper's :math:`\lambda` and TRL's ``ORPOConfig.beta``.
+
+  This is only the odds-ratio term. The full ORPO objective adds the
+  supervised NLL of the chosen answers, e.g.
+  ``-jnp.mean(chosen_logps) + orpo_odds_ratio_loss(...)`` (TRL averages that
+  NLL over all chosen tokens of the batch instead, which differs when answer
+  lengths differ).
+
+  **Inputs** are **length-averaged** log-probabilities, as TRL's ORPO uses
+  (:func:`sequence_log_probs` with ``average=True``); they must be :math:`\le 0`.
+  Degenerate but legal: an average log-probability of exactly 0
+  (:math:`p = 1`, infinite odds) is taken as :math:`1 - p` = the smallest
+  normal float32, so two such answers give :math:`\beta\log 2`, not NaN
+  (TRL gives NaN there). Values above 0 (rounding in a log-softmax) are
+  treated as 0.
+
+  Args:
+    chosen_logps: float ``(...)``, average per-token log-probability of each
+      preferred answer.
+    rejected_logps: same shape, of each rejected answer.
+    beta: weight :math:`\beta \ge 0` of the term (traceable).
+    where, weights, reduction: the loss contract over pairs
+      (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-pair losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ, or ``beta < 0`` (when concrete).
+    TypeError: integer log-probabilities.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> print(round(float(jaxobj.orpo_odds_ratio_loss(
+    ...     jnp.log(jnp.array([0.5])), jnp.log(jnp.array([0.2])), beta=1.0)), 4))
+    0.2231
+
+  References:
+    Hong, Lee & Thorne, "ORPO: Monolithic Preference Optimization without
+    Reference Model", EMNLP 2024.
+  """
+  checks.check_range("beta", beta, low=0.0)
+  chosen, rejected = _rows(where, chosen_logps=chosen_logps, rejected_logps=rejected_logps)
+  log_odds_ratio = _log_odds(chosen) - _log_odds(rejected)
+  values = beta * jax.nn.softplus(-log_odds_ratio)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+# --------------------------------------------------------------------------
+# Unpaired (binary) feedback.
+
+
+def _kto_reference_point(kl_rows, kl, where):
+  """KTO's z0: the clamped, detached mean log-ratio over mismatched pairs."""
+  if kl is not None:
+    z0 = jnp.asarray(kl)
+  elif kl_rows:
+    ratio = kl_rows[0] - kl_rows[1]
+    if where is None:
+      z0 = jnp.mean(ratio) if ratio.size else jnp.zeros((), ratio.dtype)
+    else:
+      mask = jnp.broadcast_to(jnp.asarray(where), ratio.shape)
+      count = jnp.sum(mask, dtype=ratio.dtype)
+      z0 = jnp.sum(jnp.where(mask, ratio, 0.0)) / jnp.maximum(count, 1.0)
+  else:
+    return 0.0
+  return jax.lax.stop_gradient(jnp.maximum(z0, 0.0))
+
+
+@register("preference", inputs=examples.UNPAIRED_LOGPS)
+def kto_loss(policy_logps, reference_logps, labels, policy_kl_logps=None,
+             reference_kl_logps=None, *, beta=0.1, desirable_weight=1.0,
+             undesirable_weight=1.0, kl=None, where=None, weights=None,
+             reduction="mean"):
+  r"""KTO: Kahneman–Tversky optimization from unpaired desirable/undesirable answers.
+
+  .. math::
+     r = \log\pi - \log\pi^{\mathrm{ref}},\qquad
+     \ell = \begin{cases}
+       \lambda_D\,\big(1 - \sigma(\beta (r - z_0))\big) & \text{desirable} \\
+       \lambda_U\,\big(1 - \sigma(\beta (z_0 - r))\big) & \text{undesirable}
+     \end{cases}
+     \qquad z_0 = \operatorname{sg}\Big(\max\big(0,\ \operatorname{mean}_i
+       (\log\pi(y'_i\mid x_i) - \log\pi^{\mathrm{ref}}(y'_i\mid x_i))\big)\Big)
+
+  The reference point :math:`z_0` estimates :math:`\mathrm{KL}(\pi\,\|\,\pi^{\mathrm{ref}})`
+  from mismatched pairs (each prompt :math:`x_i` with another row's answer
+  :math:`y'_i`), clamped at 0 and detached (no gradient), exactly as TRL's
+  ``KTOTrainer``; :math:`1 - \sigma(u)` is computed as :math:`\sigma(-u)`.
+  The mean runs over the unmasked rows only, so a masked row is left out of
+  :math:`z_0` too (``weights`` do not enter it). With neither mismatched
+  inputs nor ``kl``, :math:`z_0 = 0` (TRL's ``calculate_KL=False``).
+  ``desirable_weight``/``undesirable_weight`` rebalance classes as in TRL; the
+  mean (like TRL's) divides by the number of rows, not by these weights.
+
+  **Inputs** are sequence log-probabilities **summed** over the answer's
+  tokens, as in TRL. Rows of both kinds share one batch: ``labels`` says which
+  is which (TRL splits them into chosen/rejected tensors; the per-row losses
+  are the same). Under data parallelism, TRL averages :math:`z_0` over
+  devices: compute it yourself (e.g. a ``jax.lax.pmean`` of the local mean)
+  and pass it as ``kl``.
+
+  Args:
+    policy_logps: float ``(...)``, :math:`\log\pi_\theta(y\mid x)` per answer.
+    reference_logps: same shape, under the frozen reference model.
+    labels: same shape, boolean (or 0/1) — True for desirable answers.
+    policy_kl_logps: optional, same shape: :math:`\log\pi_\theta(y'\mid x)` of
+      the mismatched pairs.
+    reference_kl_logps: optional, same shape: the same under the reference.
+    beta: :math:`\beta > 0` (traceable).
+    desirable_weight: :math:`\lambda_D \ge 0` (traceable).
+    undesirable_weight: :math:`\lambda_U \ge 0` (traceable).
+    kl: optional precomputed KL estimate used for :math:`z_0` instead
+      (clamped at 0, not differentiated).
+    where, weights, reduction: the loss contract over rows
+      (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-row losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ, only one of the two mismatched inputs, both
+      them and ``kl``, or (when concrete) ``beta <= 0`` or negative weights.
+    TypeError: integer log-probabilities.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> lp, ref = jnp.array([-10.0, -10.0]), jnp.array([-12.0, -12.0])
+    >>> print(jaxobj.kto_loss(lp, ref, jnp.array([True, False]), reduction="none"))
+    [0.4502 0.5498]
+
+  References:
+    Ethayarajh et al., "KTO: Model Alignment as Prospect Theoretic
+    Optimization", ICML 2024.
+  """
+  checks.check_range("beta", beta, low=0.0, low_inclusive=False)
+  checks.check_range("desirable_weight", desirable_weight, low=0.0)
+  checks.check_range("undesirable_weight", undesirable_weight, low=0.0)
+  arrays = {"policy_logps": policy_logps, "reference_logps": reference_logps}
+  if (policy_kl_logps is None) != (reference_kl_logps is None):
+    raise ValueError("policy_kl_logps and reference_kl_logps go together: pass "
+                     "both (z0 is estimated from them) or neither.")
+  if policy_kl_logps is not None:
+    if kl is not None:
+      raise ValueError("pass either kl= (a precomputed KL estimate) or "
+                       "policy_kl_logps and reference_kl_logps, not both.")
+    arrays.update(policy_kl_logps=policy_kl_logps,
+                  reference_kl_logps=reference_kl_logps)
+  rows = _rows(where, **arrays)
+  policy, reference = rows[:2]
+  checks.check_same_shape("policy_logps", policy, "labels", labels)
+  desirable = jnp.asarray(labels) != 0
+  z0 = _kto_reference_point(rows[2:], kl, where)
+  u = beta * ((policy - reference) - z0)
+  values = jnp.where(desirable, desirable_weight * jax.nn.sigmoid(-u),
+                     undesirable_weight * jax.nn.sigmoid(u))
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+# --------------------------------------------------------------------------
+# The KL-regularized RLHF objective from samples.
+
+
+@register("preference", inputs=examples.SAMPLED_LOGPS)
+def rlhf_loss(rewards, policy_logps, reference_logps, *, beta=0.05,
+              kl_estimator="k1", gradient="score_function", where=None,
+              weights=None, reduction="mean"):
+  r"""The KL-regularized RLHF objective :math:`-\mathbb{E}[r] + \beta\,\mathrm{KL}(\pi\,\|\,\pi^{\mathrm{ref}})` from samples.
+
+  .. math::
+     \ell_i = -r_i + \beta\,k(d_i),\qquad d_i = \log\pi^{\mathrm{ref}}(y_i) - \log\pi(y_i),
+     \qquad k(d) = \begin{cases} -d & \texttt{k1} \\ \tfrac12 d^2 & \texttt{k2} \\
+       e^{d} - 1 - d & \texttt{k3} \end{cases}
+
+  for answers :math:`y_i \sim \pi` sampled from the policy. Schulman's
+  estimators of :math:`\mathrm{KL}(\pi\|\pi^{\mathrm{ref}})` with ratio
+  :math:`\rho = \pi^{\mathrm{ref}}/\pi = e^d`: ``k1`` (TRL's default) is
+  unbiased but can be negative per sample; ``k3`` is unbiased and never
+  negative; ``k2`` is biased with low variance. TRL's ``kl_estimator`` options
+  ``"k1"``/``"k3"`` are the same functions (its ``kl_coef`` is ``beta``); here
+  :math:`e^d - 1 - d` is computed without cancellation near :math:`d = 0`.
+
+  **Gradient.** The value is the plain sample mean, but the answers were drawn
+  from :math:`\pi_\theta` itself, so differentiating the value alone (``gradient=
+  "pathwise"``) gives only :math:`\beta\,\nabla k` and drops the reward's
+  policy gradient entirely. The default ``gradient="score_function"`` adds
+  :math:`\operatorname{sg}(\ell_i)\,(\log\pi(y_i) - \operatorname{sg}(\log\pi(y_i)))`,
+  which is 0 in value, so ``jax.grad`` with respect to the model parameters
+  behind ``policy_logps`` is the unbiased REINFORCE estimate of
+  :math:`\nabla_\theta \mathbb{E}_{y\sim\pi_\theta}[\ell(y)]`
+  (:math:`\ell_i \nabla\log\pi + \nabla\ell_i`). No baseline is subtracted:
+  to reduce variance pass centred rewards (e.g. minus a leave-one-out mean,
+  as RLOO does), which shifts the value by a constant. The rewards themselves
+  get the pathwise gradient :math:`-1` per sample either way.
+
+  **Inputs** are log-probabilities of each sampled answer **summed** over its
+  tokens (a sequence-level KL). For TRL's per-token penalty pass per-token
+  arrays ``(B, T)`` with the reward placed on its token (e.g. the last) and a
+  token mask as ``where``: the loss is elementwise.
+
+  Overflow: ``k3`` grows like :math:`e^d`; past :math:`d \approx 88` nats
+  (the policy giving a sample :math:`e^{-88}` times the reference's
+  probability) it is inf in float32 (the score-function term then adds
+  nothing instead of NaN). Use ``k1`` or per-token log-probabilities there.
+
+  Args:
+    rewards: float ``(...)``, the reward of each sampled answer.
+    policy_logps: same shape, :math:`\log\pi_\theta(y_i)` of the sample.
+    reference_logps: same shape, :math:`\log\pi^{\mathrm{ref}}(y_i)`.
+    beta: KL coefficient :math:`\beta \ge 0` (traceable).
+    kl_estimator: ``"k1"`` (default), ``"k2"`` or ``"k3"``.
+    gradient: ``"score_function"`` (default) or ``"pathwise"`` (see above).
+    where, weights, reduction: the loss contract over samples
+      (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss (the negated KL-regularized return); per-sample values
+    for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ, an unknown ``kl_estimator`` or ``gradient``, or
+      ``beta < 0`` (when concrete).
+    TypeError: integer inputs.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jaxobj
+    >>> r, lp, ref = jnp.array([1.0, 2.0]), jnp.array([-3.0, -5.0]), jnp.array([-4.0, -4.0])
+    >>> print(jaxobj.rlhf_loss(r, lp, ref, beta=0.5, reduction="none"))
+    [-0.5 -2.5]
+    >>> print(jax.grad(lambda p: jaxobj.rlhf_loss(r, p, ref, beta=0.5, reduction="sum"))(lp))
+    [ 0. -2.]
+
+  References:
+    Ouyang et al., "Training language models to follow instructions with
+    human feedback", 2022; Schulman, "Approximating KL Divergence", 2020
+    (k1, k2, k3); Williams, "Simple statistical gradient-following
+    algorithms", 1992 (REINFORCE).
+  """
+  _check_choice("kl_estimator", kl_estimator, KL_ESTIMATORS)
+  _check_choice("gradient", gradient, RLHF_GRADIENTS)
+  checks.check_range("beta", beta, low=0.0)
+  r, policy, reference = _rows(where, rewards=rewards, policy_logps=policy_logps,
+                               reference_logps=reference_logps)
+  d = reference - policy
+  if kl_estimator == "k1":
+    k = -d
+  elif kl_estimator == "k2":
+    k = 0.5 * jnp.square(d)
+  else:
+    k = _expm1_minus_x(d)
+  values = beta * k - r
+  if gradient == "score_function":
+    weight = jax.lax.stop_gradient(values)
+    weight = jnp.where(jnp.isfinite(weight), weight, 0.0)
+    values = values + weight * (policy - jax.lax.stop_gradient(policy))
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
