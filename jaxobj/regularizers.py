@@ -9,6 +9,7 @@ scales, is :func:`matrices_only` or ``exclude("bias", "scale")``.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from typing import Any, Callable
 
@@ -51,11 +52,22 @@ def exclude(*patterns: str) -> Callable[[str, Any], bool]:
     >>> print(jaxobj.l2_penalty(params, mask=jaxobj.regularizers.exclude("bias")))
     4.0
   """
-  def predicate(path: str, leaf) -> bool:
+  return _Exclude(tuple(patterns))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Exclude:
+  """The predicate :func:`exclude` returns; a dataclass so it prints (and
+  compares) by its patterns, as objectives and configs show it."""
+  patterns: tuple[str, ...]
+
+  def __call__(self, path: str, leaf) -> bool:
     del leaf
     segments = path.split("/")
-    return not any(p in segments or fnmatch.fnmatchcase(path, p) for p in patterns)
-  return predicate
+    return not any(p in segments or fnmatch.fnmatchcase(path, p) for p in self.patterns)
+
+  def __repr__(self):
+    return f"exclude({', '.join(repr(p) for p in self.patterns)})"
 
 
 def matrices_only(path: str, leaf) -> bool:

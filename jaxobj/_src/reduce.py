@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import jax
 import jax.numpy as jnp
 
@@ -46,15 +49,37 @@ def reduce_loss(values: jax.Array, *, where=None, weights=None,
   if reduction == "none":
     return values
   total = jnp.sum(values)
-  if reduction == "sum":
-    return total
   if weights is not None:
     count = jnp.sum(jnp.broadcast_to(weights, shape))
   elif where is not None:
     count = jnp.sum(jnp.broadcast_to(where, shape), dtype=values.dtype)
   else:
-    return total / max(values.size, 1)
+    count = jnp.asarray(values.size, values.dtype)
+  sink = _COUNT_SINK.get()
+  if sink is not None:
+    sink.append(count)
+  if reduction == "sum":
+    return total
   return total / jnp.where(count > 0, count, 1.0)
+
+
+# Objectives normalize exactly across microbatches and devices by carrying each
+# term's (sum, count) to the end. The count is the mean's denominator, which
+# only the loss knows (its masks, weights, ignored labels), so reduce_loss
+# reports it to whoever is listening.
+_COUNT_SINK: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "jaxobj_count_sink", default=None)
+
+
+@contextlib.contextmanager
+def recording_counts():
+  """Collects the denominator of every ``reduce_loss`` call made inside (at trace time)."""
+  counts: list[jax.Array] = []
+  token = _COUNT_SINK.set(counts)
+  try:
+    yield counts
+  finally:
+    _COUNT_SINK.reset(token)
 
 
 def masked_fill(where, x: jax.Array, loss_shape: tuple[int, ...], fill=0.0,

@@ -1,0 +1,24 @@
+"""The objective algebra: pure ``(init, apply)`` objectives built from named terms.
+
+>>> import jax.numpy as jnp, jaxobj
+>>> from jaxobj import objective as jo
+>>> obj = (jo.term(jaxobj.squared_error, "outputs", "batch.y")
+...        + jo.linear_warmup(0.0, 0.1, steps=100) * jo.regularizer(jaxobj.l2_penalty))
+>>> loss, info = obj.apply(outputs=jnp.array([1.0]), batch={"y": jnp.array([0.0])},
+...                        model={"w": jnp.array([2.0])}, step=50)
+>>> print(loss, info["weight/l2_penalty"])
+1.2 0.05
+"""
+
+from jaxobj.objective.core import (
+    Learnable, Objective, Ref, Term, combine, group, learnable, named, ref,
+    regularizer, stop_gradient, term,
+)
+from jaxobj.objective.schedules import (
+    Schedule, constant, cosine_warmup, cyclical, linear_warmup, piecewise,
+)
+from jaxobj.objective.weighting import (
+    FAMO, DynamicWeightAverage, GeometricMean, MultiTask, RandomLossWeighting,
+    StaticWeights, UncertaintyWeighting, WeightingScheme, multitask,
+)
+from jaxobj.objective.accumulate import accumulate_value_and_grad

@@ -1,0 +1,766 @@
+r"""The objective algebra: named terms, weighted sums, groups, learnable values.
+
+An :class:`Objective` is an immutable tree built once, outside ``jax.jit``:
+
+- leaves are :class:`Term`\ s, a function (any jaxobj loss, a regularizer or
+  your own) applied to inputs chosen by path (``"outputs.logits"``,
+  ``"batch.mask"``, ``"model"``);
+- inner nodes are sums (``a + b``), scalings (``w * a`` with ``w`` a float, an
+  array or a schedule of the step), named groups, ``stop_gradient`` and
+  multi-task weighting (:mod:`jaxobj.objective.weighting`).
+
+Evaluation is pure and runs in two steps, so normalization stays exact when a
+batch is split over microbatches or devices:
+
+1. :meth:`Objective.statistics` evaluates every term to ``(sum, count)``: the
+   loss summed over its valid elements and the mean's denominator (reported by
+   ``reduce_loss``). Sums and counts add across microbatches and ``psum``
+   across devices.
+2. :meth:`Objective.combine` turns the statistics into term values
+   ``sum / count`` and the weighted total, and returns ``(total, info)`` with
+   every term's value, effective weight (∂ total / ∂ term) and count.
+
+:meth:`Objective.apply` does both (with an optional ``psum`` in between).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import math
+from typing import Any, Callable, Iterator, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxobj._src import checks
+from jaxobj._src.reduce import recording_counts
+from jaxobj.objective.schedules import Schedule
+
+Stats = dict[str, tuple[jax.Array, jax.Array]]
+
+__all__ = [
+    "Objective", "Ref", "Learnable", "Term", "term", "regularizer", "ref", "learnable",
+    "group", "named", "combine", "stop_gradient",
+]
+
+
+# ---------------------------------------------------------------- references
+
+
+@dataclasses.dataclass(frozen=True)
+class Ref:
+  """A path into the data passed to ``apply``: ``"batch.labels"``, ``"outputs.0"``."""
+  path: str
+
+  def __repr__(self):
+    return self.path
+
+  def resolve(self, data: Mapping[str, Any], where: str):
+    parts = self.path.split(".")
+    if parts[0] not in data:
+      got = ", ".join(sorted(data)) or "nothing"
+      raise KeyError(
+          f"{where} reads {self.path!r}, but apply() got no {parts[0]!r} (it got {got}). "
+          f"Pass {parts[0]}=... to apply(), or change the term's input path.")
+    value = data[parts[0]]
+    for i, part in enumerate(parts[1:], start=1):
+      value = _child(value, part, ".".join(parts[:i]), where, self.path)
+    return value
+
+
+def _child(value, part, parent, where, path):
+  if isinstance(value, Mapping):
+    if part in value:
+      return value[part]
+    keys = [str(k) for k in value]
+  elif isinstance(value, (tuple, list)) and part.lstrip("-").isdigit():
+    if -len(value) <= int(part) < len(value):
+      return value[int(part)]
+    keys = [str(i) for i in range(len(value))]
+  elif hasattr(value, part):
+    return getattr(value, part)
+  else:
+    keys = [k for k in dir(value) if not k.startswith("_")]
+  close = difflib.get_close_matches(part, keys, n=1)
+  hint = f" Did you mean {parent}.{close[0]}?" if close else ""
+  shown = ", ".join(repr(k) for k in keys[:12])
+  raise KeyError(f"{where} reads {path!r}, but {parent} has no {part!r} "
+                 f"(it has {shown}).{hint}")
+
+
+def ref(path: str) -> Ref:
+  """Marks a keyword argument of a term as data to read at ``apply`` time.
+
+  Positional inputs and ``where``/``weights`` given as strings are paths
+  already; other keywords need ``ref`` because strings there are ordinary
+  hyperparameters (``kind="hinge"``).
+  """
+  return Ref(path)
+
+
+# ---------------------------------------------------------------- learnables
+
+
+@dataclasses.dataclass(frozen=True)
+class Learnable:
+  """A value the objective learns: stored (unconstrained) in the objective's params.
+
+  ``init`` is a number, an array, or ``init(key) -> array``. With
+  ``positive=True`` the params hold ``log(value)`` and the term sees
+  ``exp(param)``, so an optimizer can never push it below zero.
+  """
+  init: Any
+  positive: bool = False
+
+  def initial(self, key) -> jax.Array:
+    if callable(self.init):
+      if key is None:
+        raise ValueError(
+            "objective.init(key): a learnable value has a random initializer "
+            f"({getattr(self.init, '__name__', self.init)!r}); pass a PRNG key, "
+            "e.g. objective.init(jax.random.key(0)).")
+      value = jnp.asarray(self.init(key), jnp.float32)
+    else:
+      value = jnp.asarray(self.init, jnp.float32)
+    if self.positive:
+      if checks.is_concrete(value) and np.any(np.asarray(value) <= 0):
+        raise ValueError(f"learnable(..., positive=True) needs a positive initial value, "
+                         f"got {value}.")
+      value = jnp.log(value)
+    return value
+
+  def value(self, param: jax.Array) -> jax.Array:
+    return jnp.exp(param) if self.positive else param
+
+  def __repr__(self):
+    if callable(self.init):
+      init = _name(self.init)
+    elif np.ndim(self.init):
+      init = f"array{tuple(np.shape(self.init))}"
+    else:
+      init = f"{float(self.init):g}"
+    return f"learnable({init}{', positive' if self.positive else ''})"
+
+
+def learnable(init, *, positive: bool = False) -> Learnable:
+  """A term input or hyperparameter that the objective learns (see :class:`Learnable`).
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> from jaxobj import objective as jo
+    >>> t = jo.term(jaxobj.huber_loss, "outputs", "targets",
+    ...             delta=jo.learnable(1.0, positive=True))
+    >>> print(t.init(None))
+    {'huber_loss': {'delta': Array(0., dtype=float32)}}
+  """
+  return Learnable(init, positive)
+
+
+# ---------------------------------------------------------------- evaluation context
+
+
+@dataclasses.dataclass(frozen=True)
+class _Env:
+  params: Mapping[str, Any]
+  state: Mapping[str, Any]
+  step: Any
+  key: Any
+  for_weights: bool = False  # evaluating effective weights: stop_gradient is the identity
+
+  def step_for(self, who: str):
+    if self.step is None:
+      raise ValueError(f"{who} depends on the training step; pass step=... to "
+                       "apply()/combine() (an integer or an integer array).")
+    return self.step
+
+
+# ---------------------------------------------------------------- the tree
+
+
+class Objective:
+  """A tree of named terms; see the module docstring.
+
+  Public methods are pure functions of their arguments: the tree itself holds
+  no arrays that change, so one objective serves every step without retracing.
+  """
+
+  # --- structure (implemented by subclasses)
+
+  def _nodes(self, prefix: str) -> Iterator[tuple[str, "Objective"]]:
+    """Named nodes (terms, groups, multi-task nodes) with their full paths."""
+    raise NotImplementedError
+
+  def _total(self, values: Mapping[str, jax.Array], env: _Env, prefix: str,
+             named: dict[str, jax.Array]) -> jax.Array:
+    raise NotImplementedError
+
+  def _lines(self) -> list[str]:
+    raise NotImplementedError
+
+  # --- introspection
+
+  def terms(self) -> dict[str, "Term"]:
+    """The leaf terms by full path (``"group/name"``)."""
+    return {p: n for p, n in self._nodes("") if isinstance(n, Term)}
+
+  def _owners(self) -> dict[str, Any]:
+    """Nodes that own learnable params or state, by path."""
+    return {p: n for p, n in self._nodes("") if hasattr(n, "_init_params")}
+
+  def __repr__(self):
+    return "\n".join(["Objective"] + _branch(_parts(self)))
+
+  # --- params and state
+
+  def init(self, key=None) -> dict[str, Any]:
+    """The objective's learnable values (``{}`` when it has none).
+
+    Args:
+      key: a PRNG key, needed only when a learnable has a random initializer.
+    """
+    owners = self._owners()
+    keys = (jax.random.split(key, max(len(owners), 1)) if key is not None
+            else [None] * len(owners))
+    params = {}
+    for k, (path, node) in zip(keys, sorted(owners.items())):
+      p = node._init_params(k)
+      if p:
+        params[path] = p
+    return params
+
+  def init_state(self) -> dict[str, Any]:
+    """Explicit state of stateful weighting schemes (DWA, FAMO); ``{}`` if none."""
+    state = {}
+    for path, node in sorted(self._owners().items()):
+      s = node._init_state()
+      if s:
+        state[path] = s
+    return state
+
+  def update_state(self, state, info, previous=None) -> dict[str, Any]:
+    """New state from this step's ``info`` (and, for FAMO, the ``info`` before the step)."""
+    self._check_tree("state", state, self.init_state())
+    new = dict(state)
+    for path, node in self._owners().items():
+      if path in state:
+        new[path] = node._update_state(path, state[path], info, previous)
+    return new
+
+  # --- evaluation
+
+  def statistics(self, params=None, *, step=None, **data) -> Stats:
+    """``{term path: (sum, count)}`` for this batch (or microbatch, or shard).
+
+    ``step`` is needed only when a term's hyperparameter follows a schedule.
+    """
+    params = self._checked_params(params)
+    return {path: t._statistics(params.get(path), data, step, path)
+            for path, t in self.terms().items()}
+
+  def combine(self, params, stats: Stats, *, step=None, state=None, key=None):
+    """``(total, info)`` from (possibly accumulated or psummed) statistics.
+
+    ``info`` is a flat dict: ``"loss"`` (the total), and for every term
+    ``"loss/<path>"`` (its value), ``"weight/<path>"`` (the effective weight,
+    ∂ total / ∂ value) and ``"count/<path>"`` (the element count); named groups
+    and tasks add ``"loss/<path>"``.
+    """
+    params = self._checked_params(params)
+    state = self._checked_state(state)
+    terms = self.terms()
+    missing = sorted(set(terms) - set(stats))
+    if missing:
+      raise KeyError(f"combine() got no statistics for term(s) {missing}; pass the "
+                     "dict that objective.statistics() returns.")
+    values = {p: terms[p]._value(*stats[p]) for p in terms}
+    env = _Env(params, state, step, key)
+    named: dict[str, jax.Array] = {}
+    total = self._total(values, env, "", named)
+    weights = jax.grad(lambda v: self._total(
+        v, dataclasses.replace(env, for_weights=True), "", {}))(
+            jax.lax.stop_gradient(values))
+    info = {"loss": total}
+    for p in terms:
+      info[f"loss/{p}"] = values[p]
+      info[f"weight/{p}"] = weights[p]
+      info[f"count/{p}"] = stats[p][1]
+    info.update({f"loss/{p}": v for p, v in named.items()})
+    return total, info
+
+  def apply(self, params=None, *, step=None, state=None, key=None,
+            axis_name=None, **data):
+    """``(total, info)`` for one batch; see :meth:`combine` for ``info``.
+
+    Args:
+      params: this objective's params (``init``'s result; ``None`` or ``{}``
+        when it has none).
+      step: the training step, needed by schedules.
+      state: weighting state (``init_state``), needed by DWA and FAMO.
+      key: a PRNG key, needed by random loss weighting.
+      axis_name: when called inside ``shard_map``/``pmap`` over a batch split
+        across devices, the mesh axis (or axes) to ``psum`` the statistics
+        over, so every device sees the whole-batch loss.
+      **data: the sources term inputs are read from, e.g.
+        ``outputs=..., batch=..., model=model_params``.
+    """
+    stats = self.statistics(params, step=step, **data)
+    if axis_name is not None:
+      stats = jax.lax.psum(stats, axis_name)
+    return self.combine(params, stats, step=step, state=state, key=key)
+
+  __call__ = apply
+
+  # --- checks
+
+  def _checked_params(self, params):
+    expected = jax.eval_shape(lambda: self.init(_DUMMY_KEY))
+    if params is None and not expected:
+      return {}
+    self._check_tree("params", params, expected)
+    return params
+
+  def _checked_state(self, state):
+    expected = self.init_state()
+    if state is None:
+      if expected:
+        raise ValueError(
+            f"this objective has weighting state ({', '.join(expected)}); pass "
+            "state=objective.init_state() to apply() and update it with "
+            "objective.update_state(state, info).")
+      return {}
+    self._check_tree("state", state, expected)
+    return state
+
+  def _check_tree(self, what, given, expected):
+    def describe(tree):
+      return {jax.tree_util.keystr(p): tuple(np.shape(x))
+              for p, x in jax.tree_util.tree_leaves_with_path(tree)}
+    if given is None or (jax.tree.structure(given) != jax.tree.structure(expected)
+                         or describe(given) != describe(expected)):
+      got = "None" if given is None else describe(given)
+      raise ValueError(
+          f"{what} do not match this objective: expected {describe(expected)}, got "
+          f"{got}. Pass the {what} made by this objective's "
+          f"{'init()' if what == 'params' else 'init_state()'}; {what} from another "
+          "objective (or from before it was changed) do not fit.")
+
+  # --- algebra
+
+  def __add__(self, other):
+    if isinstance(other, Objective):
+      return Sum(_summands(self) + _summands(other))
+    if isinstance(other, (int, float)) and other == 0:
+      return self  # so that builtin sum() works
+    return _no_constant("add", other)
+
+  def __radd__(self, other):
+    return self.__add__(other)
+
+  def __sub__(self, other):
+    if isinstance(other, Objective):
+      return self + (-1.0) * other
+    return _no_constant("subtract", other)
+
+  def __neg__(self):
+    return (-1.0) * self
+
+  def __mul__(self, weight):
+    return _scale(self, weight)
+
+  __rmul__ = __mul__
+
+  def __truediv__(self, divisor):
+    if isinstance(divisor, (int, float)):
+      return _scale(self, 1.0 / divisor)
+    return NotImplemented
+
+
+_DUMMY_KEY = jax.random.key(0)
+
+
+def _no_constant(verb, other):
+  raise TypeError(
+      f"cannot {verb} {other!r} to an objective: a constant changes no gradient "
+      "and would only shift the logged total. Add terms (objectives) or scale "
+      "them (weight * objective).")
+
+
+def _summands(obj):
+  return list(obj.children) if isinstance(obj, Sum) else [obj]
+
+
+def _parts(obj) -> list[list[str]]:
+  """The lines of each summand, so a sum prints as siblings under its parent."""
+  return [c._lines() for c in _summands(obj)]
+
+
+def _branch(children_lines: list[list[str]]) -> list[str]:
+  out = []
+  for i, lines in enumerate(children_lines):
+    last = i == len(children_lines) - 1
+    out.append(("└── " if last else "├── ") + lines[0])
+    out.extend(("    " if last else "│   ") + line for line in lines[1:])
+  return out
+
+
+# ---------------------------------------------------------------- leaves
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Term(Objective):
+  """A named loss, regularizer or function of the data; build with :func:`term`."""
+  name: str
+  fn: Callable
+  inputs: tuple
+  kwargs: tuple
+  reduction: str = "mean"
+  exact: bool = True
+
+  def _nodes(self, prefix):
+    yield prefix + self.name, self
+
+  def _total(self, values, env, prefix, named):
+    return values[prefix + self.name]
+
+  def _lines(self):
+    args = [repr(a) for a in self.inputs] + [f"{k}={v!r}" for k, v in self.kwargs]
+    fn = getattr(self.fn, "__name__", repr(self.fn))
+    return [f"{self.name} = {fn}({', '.join(args)})"]
+
+  @property
+  def _slots(self) -> list[tuple[str, Any]]:
+    """(argument name, value) for every input, positional ones named by fn's signature."""
+    try:
+      names = [p.name for p in inspect.signature(self.fn).parameters.values()
+               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+      names = []
+    names += [f"input{i}" for i in range(len(names), len(self.inputs))]
+    return list(zip(names, self.inputs)) + list(self.kwargs)
+
+  @property
+  def _learnables(self) -> dict[str, Learnable]:
+    return {k: v for k, v in self._slots if isinstance(v, Learnable)}
+
+  def _init_params(self, key):
+    learn = self._learnables
+    keys = jax.random.split(key, max(len(learn), 1)) if key is not None else [None] * len(learn)
+    return {k: v.initial(kk) for kk, (k, v) in zip(keys, sorted(learn.items()))}
+
+  def _init_state(self):
+    return {}
+
+  def _resolve(self, value, slot, params, data, step):
+    if isinstance(value, Ref):
+      return value.resolve(data, f"term {self.name!r} ({slot})")
+    if isinstance(value, Learnable):
+      return value.value(params[slot])
+    if isinstance(value, Schedule):
+      if step is None:
+        raise ValueError(f"term {self.name!r}: {slot}={value!r} is a schedule of the "
+                         "training step; pass step=... to apply().")
+      return value(step)
+    return value
+
+  def _statistics(self, params, data, step, path):
+    slots = [(k, self._resolve(v, k, params, data, step)) for k, v in self._slots]
+    args = [v for _, v in slots[:len(self.inputs)]]
+    kwargs = dict(slots[len(self.inputs):])
+    if not self.exact or not _takes_reduction(self.fn):
+      out = jnp.asarray(self.fn(*args, **kwargs))
+      if out.shape != ():
+        raise ValueError(
+            f"term {path!r}: {_name(self.fn)} returned shape {out.shape}; a term must "
+            "give a scalar. Reduce it inside the function, or use a loss with the "
+            "jaxobj contract (it takes reduction=...).")
+      return out.astype(jnp.float32), jnp.float32(1.0)
+    with recording_counts() as counts:
+      total = self.fn(*args, reduction="sum", **kwargs)
+    if len(counts) != 1:
+      raise ValueError(
+          f"term {path!r}: {_name(self.fn)} reduced {len(counts)} times, so its element "
+          "count (the mean's denominator) is ambiguous. Build the term with "
+          "exact=False to use the function's own mean (averaged over microbatches "
+          "and devices, exact only when they hold equal counts).")
+    return jnp.asarray(total, jnp.float32), counts[0].astype(jnp.float32)
+
+  def _value(self, total, count):
+    """The term's value from its (accumulated) statistics.
+
+    Contract losses give the exact mean (or the sum); plain functions count 1
+    per call, so accumulated calls average.
+    """
+    if self.reduction == "sum" and self.exact and _takes_reduction(self.fn):
+      return total
+    return total / jnp.where(count > 0, count, 1.0)
+
+
+def _name(fn):
+  return getattr(fn, "__name__", repr(fn))
+
+
+def _takes_reduction(fn) -> bool:
+  try:
+    return "reduction" in inspect.signature(fn).parameters
+  except (TypeError, ValueError):
+    return False
+
+
+_PATH_KEYWORDS = ("where", "weights")
+
+
+def term(fn: Callable, *inputs, name: str | None = None, reduction: str = "mean",
+         exact: bool = True, **kwargs) -> Term:
+  """Makes ``fn`` a named term of an objective, with explicitly chosen inputs.
+
+  Args:
+    fn: any jaxobj loss (or a function with the same contract), a regularizer,
+      or any function returning a scalar.
+    *inputs: positional inputs: strings are paths into ``apply``'s data
+      (``"outputs.logits"``, ``"batch.labels"``, ``"model"``); arrays are
+      constants; :func:`learnable` values are learned.
+    name: the term's name in ``info`` and ``repr`` (default ``fn.__name__``).
+    reduction: ``"mean"`` (the term's value is its sum over the count of valid
+      elements, exact across microbatches and devices) or ``"sum"``.
+    exact: with ``False``, call ``fn`` with its default reduction and treat the
+      result as a plain scalar (count 1); needed only for functions that reduce
+      more than once.
+    **kwargs: keyword arguments of ``fn``. ``where`` and ``weights`` given as
+      strings are paths; for any other keyword use :func:`ref` for a path,
+      :func:`learnable` for a learned value, or a schedule for a value that
+      follows the training step.
+
+  Raises:
+    TypeError: ``fn`` is not callable or does not take these arguments.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> from jaxobj import objective as jo
+    >>> fit = jo.term(jaxobj.squared_error, "outputs", "batch.y", where="batch.valid")
+    >>> loss, info = fit.apply(outputs=jnp.array([1.0, 2.0, 9.0]),
+    ...                        batch={"y": jnp.zeros(3), "valid": jnp.array([True, True, False])})
+    >>> print(loss, info["count/squared_error"])
+    2.5 2.0
+  """
+  if not callable(fn):
+    raise TypeError(f"term(fn, ...): fn must be callable, got {fn!r}.")
+  if reduction not in ("mean", "sum"):
+    raise ValueError(f"term(reduction={reduction!r}): a term reduces to a scalar; "
+                     "choose 'mean' or 'sum'.")
+  if "reduction" in kwargs:
+    raise TypeError("term(): pass reduction= as the term's own argument, not as a "
+                    "keyword of fn.")
+  inputs = tuple(Ref(v) if isinstance(v, str) else v for v in inputs)
+  kw = {k: Ref(v) if k in _PATH_KEYWORDS and isinstance(v, str) else v
+        for k, v in kwargs.items()}
+  _check_signature(fn, inputs, kw)
+  return Term(name or _name(fn), fn, inputs, tuple(sorted(kw.items())), reduction, exact)
+
+
+def _check_signature(fn, inputs, kwargs):
+  try:
+    sig = inspect.signature(fn)
+  except (TypeError, ValueError):
+    return
+  try:
+    sig.bind_partial(*inputs, **kwargs)
+  except TypeError as err:
+    known = [p for p in sig.parameters if p not in ("reduction",)]
+    bad = [k for k in kwargs if k not in sig.parameters]
+    hint = ""
+    if bad:
+      close = difflib.get_close_matches(bad[0], known, n=1)
+      hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise TypeError(f"term({_name(fn)}, ...): {err}. {_name(fn)} takes "
+                    f"({', '.join(known)}).{hint}") from None
+
+
+def regularizer(penalty: Callable, source: str = "model", *, name: str | None = None,
+                **kwargs) -> Term:
+  """A penalty on a parameter pytree (default: ``apply``'s ``model=``) as a term.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> from jaxobj import objective as jo
+    >>> decay = 1e-2 * jo.regularizer(jaxobj.l2_penalty, mask=jaxobj.regularizers.exclude("b"))
+    >>> loss, info = decay.apply(model={"w": jnp.array([3.0, 4.0]), "b": jnp.array(9.0)})
+    >>> print(loss, info["loss/l2_penalty"])
+    0.25 25.0
+  """
+  return term(penalty, source, name=name, **kwargs)
+
+
+# ---------------------------------------------------------------- inner nodes
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Sum(Objective):
+  children: tuple
+
+  def __init__(self, children):
+    object.__setattr__(self, "children", tuple(children))
+    _check_unique(self)
+
+  def _nodes(self, prefix):
+    for c in self.children:
+      yield from c._nodes(prefix)
+
+  def _total(self, values, env, prefix, named):
+    return sum(c._total(values, env, prefix, named) for c in self.children)
+
+  def _lines(self):
+    if len(self.children) == 1:
+      return self.children[0]._lines()
+    return ["sum"] + _branch([c._lines() for c in self.children])
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Scaled(Objective):
+  child: Objective
+  weight: Any
+
+  def _nodes(self, prefix):
+    yield from self.child._nodes(prefix)
+
+  def _total(self, values, env, prefix, named):
+    w = self.weight
+    if isinstance(w, Learnable):
+      raise TypeError("learned weights belong to a weighting scheme; see "
+                      "jaxobj.objective.weighting.")
+    if callable(w):
+      w = w(env.step_for(f"the weight {w!r}"))
+    return w * self.child._total(values, env, prefix, named)
+
+  def _lines(self):
+    w = self.weight
+    shown = f"{w:g}" if isinstance(w, float) else repr(w)
+    lines = self.child._lines()
+    return [f"{shown} · {lines[0]}"] + lines[1:]
+
+
+def _scale(obj, weight):
+  if isinstance(weight, (bool, np.bool_)):
+    raise TypeError(f"cannot multiply an objective by {weight!r}.")
+  if isinstance(weight, (int, float, np.integer, np.floating)):
+    if not math.isfinite(float(weight)):
+      raise ValueError(f"weight {weight!r} is not finite.")
+    return Scaled(obj, float(weight))
+  if callable(weight):
+    return Scaled(obj, weight)
+  if isinstance(weight, (jax.Array, np.ndarray)):
+    w = jnp.asarray(weight, jnp.float32)
+    if w.ndim == 0:
+      return Scaled(obj, w)
+    parts = _summands(obj)
+    if w.ndim == 1 and w.shape[0] == len(parts) and len(parts) > 1:
+      return Sum([Scaled(p, w[i]) for i, p in enumerate(parts)])
+    names = [", ".join(p.terms()) for p in parts]
+    raise ValueError(
+        f"weight of shape {w.shape} does not fit this objective: a weight is a scalar, "
+        f"or a vector with one entry per summand ({len(parts)} here: {names}).")
+  return NotImplemented
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Group(Objective):
+  """Named subtree: its terms are logged as ``<name>/<term>``."""
+  name: str
+  child: Objective
+
+  def _nodes(self, prefix):
+    yield prefix + self.name, self
+    yield from self.child._nodes(prefix + self.name + "/")
+
+  def _total(self, values, env, prefix, named):
+    total = self.child._total(values, env, prefix + self.name + "/", named)
+    named[prefix + self.name] = total
+    return total
+
+  def _lines(self):
+    return [f"[{self.name}]"] + _branch(_parts(self.child))
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class StopGradient(Objective):
+  child: Objective
+
+  def _nodes(self, prefix):
+    yield from self.child._nodes(prefix)
+
+  def _total(self, values, env, prefix, named):
+    total = self.child._total(values, env, prefix, named)
+    return total if env.for_weights else jax.lax.stop_gradient(total)
+
+  def _lines(self):
+    lines = self.child._lines()
+    return [f"stop_gradient({lines[0]})"] + lines[1:]
+
+
+def group(name: str, objective: Objective) -> Objective:
+  """Names a subtree; its terms appear in ``info`` as ``"<name>/<term>"``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> from jaxobj import objective as jo
+    >>> aux = jo.group("aux", jo.term(jaxobj.absolute_error, "p", "y"))
+    >>> loss, info = (jo.term(jaxobj.squared_error, "p", "y") + 0.5 * aux).apply(
+    ...     p=jnp.array([2.0]), y=jnp.array([0.0]))
+    >>> print(loss, info["loss/aux/absolute_error"], info["weight/aux/absolute_error"])
+    5.0 2.0 0.5
+  """
+  _check_name(name)
+  return Group(name, objective)
+
+
+def stop_gradient(objective: Objective) -> Objective:
+  """The objective's value counts in the total but passes no gradient."""
+  return StopGradient(objective)
+
+
+def named(name: str, objective: Objective) -> Objective:
+  """A term renamed, or any other objective as a named group."""
+  _check_name(name)
+  if isinstance(objective, Term):
+    return dataclasses.replace(objective, name=name)
+  return Group(name, objective)
+
+
+def combine(terms: Mapping[str, Objective], weights: Mapping[str, Any] | None = None
+            ) -> Objective:
+  """The (weighted) sum over a dict of terms, each named by its key.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> from jaxobj import objective as jo
+    >>> obj = jo.combine({"mse": jo.term(jaxobj.squared_error, "p", "y"),
+    ...                   "mae": jo.term(jaxobj.absolute_error, "p", "y")},
+    ...                  weights={"mae": 0.5})
+    >>> loss, info = obj.apply(p=jnp.array([2.0]), y=jnp.array([0.0]))
+    >>> print(loss, info["weight/mae"])
+    5.0 0.5
+  """
+  weights = dict(weights or {})
+  unknown = sorted(set(weights) - set(terms))
+  if unknown:
+    raise KeyError(f"weights for {unknown}, which are not among the terms {sorted(terms)}.")
+  parts = [named(k, v) for k, v in terms.items()]
+  parts = [weights[k] * p if k in weights else p for k, p in zip(terms, parts)]
+  return Sum(parts)
+
+
+def _check_unique(obj: Objective) -> None:
+  seen: set[str] = set()
+  for path, _ in obj._nodes(""):
+    if path in seen:
+      raise ValueError(
+          f"two parts of this objective are named {path!r}; every term and group "
+          "needs its own name: jo.term(..., name=...) or jo.named(name, objective).")
+    seen.add(path)
+
+
+def _check_name(name):
+  if not isinstance(name, str) or not name or "/" in name:
+    raise ValueError(f"name {name!r}: names are non-empty strings without '/'.")
