@@ -1,5 +1,811 @@
-"""Contrastive and self-supervised losses over paired embeddings."""
+r"""Contrastive and self-supervised losses over paired embeddings.
+
+Two kinds of inputs:
+
+* **Pairwise losses** (:func:`info_nce_loss`, :func:`ntxent`,
+  :func:`clip_loss`, :func:`siglip_loss`, :func:`supervised_contrastive_loss`,
+  :func:`decoupled_contrastive_loss`, :func:`negative_cosine_similarity`) take
+  rows of embeddings of shape ``(..., D)``. All leading axes index rows: they
+  are flattened into one batch of :math:`B` rows that are each other's
+  negatives, and the per-element loss is the per-row (per-anchor) loss of
+  shape ``(...)``. A row masked with ``where`` is removed from the batch: it
+  is neither an anchor, nor a positive, nor a negative, so
+  ``loss(x, y, where=m) == loss(x[m], y[m])``, whatever values it holds.
+* **Batch-statistic losses** (:func:`barlow_twins_loss`, :func:`vicreg_loss`)
+  have no per-row decomposition. They take ``(..., n, D)``: the leading axes
+  index independent problems of ``n`` samples each, and the per-element loss
+  has the leading shape (``()`` for a plain ``(n, D)`` call), so ``where`` and
+  ``weights`` select whole problems. ``sample_mask`` removes single samples.
+
+Similarities are cosine similarities computed with one matrix product (never
+a ``[B, B, D]`` broadcast). Squared norms are floored at the machine epsilon
+of the compute dtype (as :func:`optax.ntxent` does), so a zero vector has
+cosine similarity 0 with everything, with a finite gradient. Log-sum-exps over
+masked entries are stabilized by their maximum and masked with the double
+``where``, so empty rows and masked entries never reach a value or gradient.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxobj._src import checks
+from jaxobj._src.examples import contrastive as examples
+from jaxobj._src.reduce import masked_fill, reduce_loss
+from jaxobj.registry import register
+
+__all__ = [
+    "barlow_twins_loss", "clip_loss", "decoupled_contrastive_loss",
+    "info_nce_loss", "negative_cosine_similarity", "ntxent", "siglip_loss",
+    "supervised_contrastive_loss", "vicreg_loss",
+]
+
+# Published initial values of the learnable scale and bias, stored in the form
+# the losses take (log-scale and raw bias): CLIP (Radford et al. 2021) starts
+# its logit scale at 1/0.07, SigLIP (Zhai et al. 2023) at t' = log 10, b = -10.
+CLIP_LOG_TEMPERATURE = math.log(1.0 / 0.07)
+SIGLIP_LOG_TEMPERATURE = math.log(10.0)
+SIGLIP_BIAS = -10.0
+
+
+# --------------------------------------------------------------------------
+# Shared preparation of inputs.
+
+
+def _embeddings(x, name: str, min_rank: int = 2, layout: str = "(B, D)") -> jax.Array:
+  x = checks.as_float(x, name)
+  if x.ndim < min_rank:
+    raise ValueError(
+        f"{name} must have at least {min_rank} axes, laid out as (..., {layout[1:]}, "
+        f"got {name}.shape={x.shape}. Add the missing leading axis with {name}[None].")
+  return x
+
+
+def _check_pair(name_a: str, a, name_b: str, b) -> None:
+  """Paired embeddings share their shape; a differing last axis is named as
+  an embedding-dimension mismatch, the commonest way to get this wrong."""
+  sa, sb = tuple(np.shape(a)), tuple(np.shape(b))
+  if len(sa) == len(sb) and sa[:-1] == sb[:-1] and sa[-1:] != sb[-1:]:
+    raise ValueError(
+        f"{name_a} and {name_b} must have the same embedding dimension (last "
+        f"axis), got {name_a}.shape={sa} and {name_b}.shape={sb}. Project both "
+        f"into one space (e.g. with a linear head) before the loss.")
+  checks.check_same_shape(name_a, a, name_b, b)
+
+
+def _pair(a, b, names, min_rank: int = 2, layout: str = "(B, D)"):
+  """Two checked float embeddings of one shape, in a common compute dtype."""
+  x = _embeddings(a, names[0], min_rank, layout)
+  _check_pair(names[0], x, names[1], b)
+  y = checks.as_float(b, names[1])
+  dtype = jnp.promote_types(x.dtype, y.dtype)
+  return x.astype(dtype), y.astype(dtype)
+
+
+def _row_mask(where, batch_shape):
+  """``where`` broadcast to the batch and flattened to one flag per row."""
+  if where is None:
+    return None
+  where = checks.as_mask(where, batch_shape)
+  return jnp.broadcast_to(where, batch_shape).reshape(-1)
+
+
+def _paired_rows(a, b, names, where):
+  """Flattened ``(B, D)`` rows of two paired embeddings, masked rows zeroed.
+
+  Returns the rows, the row mask (``None`` when nothing is masked) and the
+  batch shape the per-row loss must be reshaped to.
+  """
+  x, y = _pair(a, b, names)
+  batch_shape = x.shape[:-1]
+  valid = _row_mask(where, batch_shape)
+  x = masked_fill(where, x, batch_shape, axis_extra=1)
+  y = masked_fill(where, y, batch_shape, axis_extra=1)
+  d = x.shape[-1]
+  return x.reshape(-1, d), y.reshape(-1, d), valid, batch_shape
+
+
+def _labeled_rows(embeddings, labels, where):
+  """Flattened rows of embeddings and their integer group labels."""
+  x = _embeddings(embeddings, "embeddings")
+  y = jnp.asarray(labels)
+  if y.shape != x.shape[:-1]:
+    raise ValueError(
+        f"labels.shape must equal embeddings.shape[:-1] (one group label per "
+        f"embedding), got embeddings.shape={x.shape} and labels.shape={y.shape}. "
+        f"Pass labels of shape {x.shape[:-1]}.")
+  if not (jnp.issubdtype(y.dtype, jnp.integer) or y.dtype == jnp.bool_):
+    raise TypeError(
+        f"labels must be integer group ids (equal ids mark positives), got dtype "
+        f"{y.dtype}. Cast with labels.astype(jnp.int32).")
+  batch_shape = x.shape[:-1]
+  valid = _row_mask(where, batch_shape)
+  x = masked_fill(where, x, batch_shape, axis_extra=1)
+  return x.reshape(-1, x.shape[-1]), y.reshape(-1), valid, batch_shape
+
+
+def _unit(x: jax.Array) -> jax.Array:
+  """``x / max(|x|, sqrt(eps))``: the zero vector maps to 0 with a finite gradient."""
+  eps = jnp.finfo(x.dtype).eps
+  sq = jnp.sum(jnp.square(x), axis=-1, keepdims=True)
+  return x / jnp.sqrt(jnp.maximum(sq, eps))
+
+
+def _with_columns(mask, valid):
+  """``mask`` (a ``(B, B)`` boolean or None) restricted to valid columns."""
+  if valid is None:
+    return mask
+  cols = jnp.broadcast_to(valid[None, :], (valid.shape[0],) * 2)
+  return cols if mask is None else mask & cols
+
+
+def _masked_lse(s: jax.Array, mask, axis: int = -1, fill=-jnp.inf) -> jax.Array:
+  r"""``log sum_j exp(s_j)`` over the entries where ``mask`` holds, along ``axis``.
+
+  Rows with no entry give ``fill``. Masked entries are replaced by ``-inf``
+  *before* the exponential (the double ``where``), so a large masked value
+  cannot overflow into an ``inf * 0`` gradient.
+  """
+  if mask is None:
+    return jax.nn.logsumexp(s, axis=axis)
+  m = jnp.max(jnp.where(mask, s, -jnp.inf), axis=axis, keepdims=True)
+  nonempty = m > -jnp.inf
+  m = jax.lax.stop_gradient(jnp.where(nonempty, m, 0.0))
+  total = jnp.sum(jnp.exp(jnp.where(mask, s - m, -jnp.inf)), axis=axis, keepdims=True)
+  out = jnp.log(jnp.where(nonempty, total, 1.0)) + m
+  return jnp.squeeze(jnp.where(nonempty, out, fill), axis)
+
+
+def _eye(n: int) -> jax.Array:
+  i = jnp.arange(n)
+  return i[:, None] == i[None, :]
+
+
+def _count(valid, n: int):
+  """Number of rows that take part: all of them, or the unmasked ones."""
+  return n if valid is None else jnp.sum(valid)
+
+
+def _finish(values, batch_shape, where, weights, reduction):
+  return reduce_loss(values.reshape(batch_shape), where=where, weights=weights,
+                     reduction=reduction)
+
+
+def _check_temperature(temperature) -> None:
+  checks.check_range("temperature", temperature, low=0.0, low_inclusive=False)
+
+
+# --------------------------------------------------------------------------
+# One positive per row.
+
+
+@register("contrastive", inputs=examples.VIEWS)
+def info_nce_loss(queries, keys, negatives=None, *, temperature=0.1, where=None,
+                  weights=None, reduction="mean"):
+  r"""InfoNCE: cross-entropy of each query's positive key against negatives.
+
+  .. math::
+     \ell_i = -\log \frac{e^{s(q_i, k_i)/\tau}}
+       {e^{s(q_i, k_i)/\tau} + \sum_{n \in N_i} e^{s(q_i, n)/\tau}}
+
+  with :math:`s` the cosine similarity. Without ``negatives`` the other keys
+  of the batch are the negatives (:math:`N_i = \{k_j\}_{j \ne i}`, the
+  in-batch form: a softmax over the row of the :math:`B \times B` similarity
+  matrix, target on its diagonal). With ``negatives`` only those are used:
+  a shared bank of shape ``(M, D)`` for every query, or ``(..., M, D)``
+  with the batch shape of ``queries`` for per-query negatives. This is the
+  convention of the ``info-nce-pytorch`` package (its ``'unpaired'`` and
+  ``'paired'`` modes, told apart here by rank), with the same default
+  temperature; only the query → key direction is scored (see
+  :func:`clip_loss` for the symmetric form).
+
+  Args:
+    queries: float ``(..., D)``; leading axes index rows (flattened).
+    keys: positive key of each query, same shape.
+    negatives: optional ``(M, D)`` shared or ``(..., M, D)`` per-query
+      negatives.
+    temperature: :math:`\tau > 0` (traceable).
+    where: boolean mask over rows, shape ``queries.shape[:-1]``. A masked row
+      is removed from the batch, from the in-batch negatives too.
+    weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; the per-query losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ (including the embedding dimension),
+      ``negatives`` of neither form, ``temperature <= 0``.
+    TypeError: integer embeddings.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> e = jnp.eye(2)  # orthogonal rows: positive 1, negative 0
+    >>> print(round(float(jaxobj.info_nce_loss(e, e, temperature=1.0)), 4))
+    0.3133
+
+  References:
+    van den Oord et al., "Representation Learning with Contrastive Predictive
+    Coding", 2018.
+  """
+  _check_temperature(temperature)
+  q, k, valid, batch_shape = _paired_rows(queries, keys, ("queries", "keys"), where)
+  q, k = _unit(q), _unit(k)
+  if negatives is None:
+    s = (q @ k.T) / temperature
+    values = _masked_lse(s, _with_columns(None, valid)) - jnp.diagonal(s)
+  else:
+    n, paired = _negatives(negatives, batch_shape, q.shape[-1], where)
+    sn = (jnp.einsum("bd,bmd->bm", q, n) if paired else q @ n.T) / temperature
+    pos = jnp.sum(q * k, axis=-1) / temperature
+    values = jax.nn.logsumexp(jnp.concatenate([pos[:, None], sn], -1), -1) - pos
+  return _finish(values, batch_shape, where, weights, reduction)
+
+
+def _negatives(negatives, batch_shape, dim, where):
+  """Unit negatives: a shared ``(M, D)`` bank or per-row ``(B, M, D)``."""
+  n = checks.as_float(negatives, "negatives")
+  shared = n.ndim == 2 and n.shape[-1] == dim
+  paired = n.ndim == len(batch_shape) + 2 and n.shape[:-2] == batch_shape \
+      and n.shape[-1] == dim
+  if not (shared or paired):
+    raise ValueError(
+        f"negatives must have shape (M, {dim}) (one bank shared by every query) "
+        f"or {batch_shape + ('M', dim)} (M negatives per query), got "
+        f"negatives.shape={n.shape} for queries.shape={batch_shape + (dim,)}.")
+  if paired:
+    n = masked_fill(where, n, batch_shape, axis_extra=2)
+    n = n.reshape((-1,) + n.shape[-2:])
+  return _unit(n), paired
+
+
+@register("contrastive", inputs=examples.VIEWS)
+def clip_loss(image_embeddings, text_embeddings, *,
+              log_temperature=CLIP_LOG_TEMPERATURE, where=None, weights=None,
+              reduction="mean"):
+  r"""Symmetric CLIP loss: image→text and text→image cross-entropy, averaged.
+
+  .. math::
+     S_{ij} = e^{t'}\, \cos(x_i, y_j), \qquad
+     \ell_i = \tfrac12\Big[\big(\operatorname{lse}_j S_{ij} - S_{ii}\big)
+       + \big(\operatorname{lse}_j S_{ji} - S_{ii}\big)\Big]
+
+  The mean over rows is open_clip's ``ClipLoss``: the mean of the two
+  cross-entropies with targets on the diagonal. Following the CLIP paper's
+  pseudocode, the learnable scale :math:`t = e^{t'}` *multiplies* the logits
+  (it is the inverse of the temperature of :func:`info_nce_loss`) and is
+  passed in log space: ``log_temperature`` is open_clip's ``logit_scale``
+  parameter before its ``exp``, and defaults to the published initial value
+  :math:`\log(1/0.07)` (:data:`CLIP_LOG_TEMPERATURE`). The loss does not clamp
+  it; open_clip clamps the scale at 100 in its training step. Embeddings are
+  normalized inside (open_clip expects normalized features, so the values
+  agree on them).
+
+  Args:
+    image_embeddings: float ``(..., D)``; leading axes index pairs (flattened).
+    text_embeddings: the paired text embeddings, same shape.
+    log_temperature: :math:`t'` (traceable; learn it as an objective parameter).
+    where: boolean mask over pairs, shape ``image_embeddings.shape[:-1]``; a
+      masked pair is removed from both softmaxes.
+    weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-pair losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ (including the embedding dimension).
+    TypeError: integer embeddings.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> e = jnp.eye(2)
+    >>> print(round(float(jaxobj.clip_loss(e, e, log_temperature=0.0)), 4))
+    0.3133
+
+  References:
+    Radford et al., "Learning Transferable Visual Models From Natural Language
+    Supervision", ICML 2021.
+  """
+  x, y, valid, batch_shape = _paired_rows(
+      image_embeddings, text_embeddings, ("image_embeddings", "text_embeddings"), where)
+  s = (_unit(x) @ _unit(y).T) * jnp.exp(log_temperature)
+  cols = _with_columns(None, valid)
+  image_to_text = _masked_lse(s, cols, axis=1)
+  text_to_image = _masked_lse(s, None if cols is None else cols.T, axis=0)
+  values = 0.5 * (image_to_text + text_to_image) - jnp.diagonal(s)
+  return _finish(values, batch_shape, where, weights, reduction)
+
+
+@register("contrastive", inputs=examples.VIEWS)
+def siglip_loss(image_embeddings, text_embeddings, *,
+                log_temperature=SIGLIP_LOG_TEMPERATURE, bias=SIGLIP_BIAS,
+                where=None, weights=None, reduction="mean"):
+  r"""SigLIP pairwise sigmoid loss: every image-text pair is a binary problem.
+
+  .. math::
+     z_{ij} = e^{t'} \cos(x_i, y_j) + b, \qquad
+     \ell_i = -\sum_j \log \sigma\big(\pm z_{ij}\big)
+     \quad (+ \text{ for } j = i,\ - \text{ otherwise})
+
+  As in Zhai et al. (2023), the loss of an image sums over all texts of the
+  batch, and the mean over images divides by the batch size. The learnable
+  scale :math:`t = e^{t'}` multiplies the logits and starts at
+  :math:`t' = \log 10`, the bias at :math:`b = -10` (the published initial
+  values, :data:`SIGLIP_LOG_TEMPERATURE` and :data:`SIGLIP_BIAS`); both are
+  traceable, so an objective can learn them. Embeddings are normalized inside.
+
+  Args:
+    image_embeddings: float ``(..., D)``; leading axes index pairs (flattened).
+    text_embeddings: the paired text embeddings, same shape.
+    log_temperature: :math:`t'` (traceable).
+    bias: :math:`b` (traceable).
+    where: boolean mask over pairs; a masked pair is removed from the batch
+      (its text is no negative for the other images).
+    weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-image losses (summed over texts) for
+    ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ (including the embedding dimension).
+    TypeError: integer embeddings.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> e = jnp.array([[1.0, 0.0], [-1.0, 0.0]])  # z = +1 on the diagonal, -1 off it
+    >>> print(round(float(jaxobj.siglip_loss(e, e, log_temperature=0.0, bias=0.0)), 4))
+    0.6265
+
+  References:
+    Zhai et al., "Sigmoid Loss for Language Image Pre-Training", ICCV 2023.
+  """
+  x, y, valid, batch_shape = _paired_rows(
+      image_embeddings, text_embeddings, ("image_embeddings", "text_embeddings"), where)
+  z = (_unit(x) @ _unit(y).T) * jnp.exp(log_temperature) + bias
+  pair = _eye(z.shape[0])
+  nll = jax.nn.softplus(jnp.where(pair, -z, z))
+  cols = _with_columns(None, valid)
+  if cols is not None:
+    nll = jnp.where(cols, nll, 0.0)
+  return _finish(jnp.sum(nll, axis=-1), batch_shape, where, weights, reduction)
+
+
+# --------------------------------------------------------------------------
+# Positives given by labels.
+
+
+@register("contrastive", inputs=examples.LABELED_EMBEDDINGS)
+def ntxent(embeddings, labels, *, temperature=0.07, where=None, weights=None,
+           reduction="mean"):
+  r"""NT-Xent (SimCLR): normalized temperature-scaled cross-entropy over positive pairs.
+
+  .. math::
+     t_{ij} = -\log \frac{e^{s_{ij}/\tau}}{e^{s_{ij}/\tau}
+       + \sum_{k \in N(i)} e^{s_{ik}/\tau}}, \qquad
+     \ell_i = \frac{1}{\bar P}\sum_{j \in P(i)} t_{ij}
+
+  with :math:`s` the cosine similarity, :math:`P(i)` the other rows with
+  the label of row :math:`i` and :math:`N(i)` the rows with another label.
+  The mean over anchors divided by the mean number of positives per anchor,
+  :math:`\bar P`, makes the default ``"mean"`` the mean over positive pairs:
+  exactly :func:`optax.ntxent` (and pytorch-metric-learning's
+  ``NTXentLoss``) for the same inputs. In the SimCLR setting (two views per
+  example, :math:`\bar P = 1`) :math:`\ell_i` is the loss of anchor
+  :math:`i`. An anchor with no positive has loss 0 (it still counts in the
+  mean, as its row counts in :math:`\bar P`); a batch without any positive
+  pair gives 0, where optax gives NaN. The similarity matrix is one matrix
+  product: memory and time grow with :math:`B^2`, not :math:`B^2 D`.
+
+  Args:
+    embeddings: float ``(..., D)``; leading axes index rows (flattened).
+    labels: integer group ids of shape ``embeddings.shape[:-1]``; rows with
+      equal ids are positives (for two views, ``[0..B-1, 0..B-1]``).
+    temperature: :math:`\tau > 0` (traceable).
+    where: boolean mask over rows; a masked row is removed from the batch.
+    weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-anchor losses :math:`\ell_i` for ``reduction="none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, ``temperature <= 0``.
+    TypeError: integer embeddings or non-integer labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    >>> print(round(float(jaxobj.ntxent(x, jnp.array([0, 0, 1, 1]), temperature=1.0)), 4))
+    0.5514
+
+  References:
+    Chen et al., "A Simple Framework for Contrastive Learning of Visual
+    Representations", ICML 2020.
+  """
+  _check_temperature(temperature)
+  x, y, valid, batch_shape = _labeled_rows(embeddings, labels, where)
+  u = _unit(x)
+  s = (u @ u.T) / temperature
+  same = y[:, None] == y[None, :]
+  pos = _with_columns(same & ~_eye(s.shape[0]), valid)
+  neg = _with_columns(~same, valid)
+  # t_ij = log(e^{s_ij} + e^{n_i}) - s_ij; no negatives (n_i = -inf) gives 0.
+  n = _masked_lse(s, neg)
+  row = jnp.sum(jnp.where(pos, jax.nn.softplus(n[:, None] - s), 0.0), axis=-1)
+  counts = jnp.sum(pos, axis=-1)
+  if valid is not None:
+    counts = jnp.where(valid, counts, 0)
+  mean_positives = jnp.sum(counts) / jnp.maximum(_count(valid, s.shape[0]), 1)
+  values = row / jnp.where(mean_positives > 0, mean_positives, 1.0)
+  return _finish(values, batch_shape, where, weights, reduction)
+
+
+@register("contrastive", inputs=examples.LABELED_EMBEDDINGS)
+def supervised_contrastive_loss(embeddings, labels, *, temperature=0.07,
+                                base_temperature=0.07, where=None, weights=None,
+                                reduction="mean"):
+  r"""Supervised contrastive loss (SupCon, the "out" variant).
+
+  .. math::
+     \ell_i = -\frac{\tau}{\tau_b}\,\frac{1}{|P(i)|}\sum_{p \in P(i)}
+       \log \frac{e^{s_{ip}/\tau}}{\sum_{a \ne i} e^{s_{ia}/\tau}}
+
+  with :math:`s` the cosine similarity, :math:`P(i)` the other rows with the
+  label of row :math:`i`, and the denominator over every other row
+  (positives included, unlike :func:`ntxent`). This is the reference
+  implementation of Khosla et al. with ``contrast_mode='all'``: its
+  ``[bsz, n_views, D]`` features are rows here (pass them with labels
+  broadcast to ``[bsz, n_views]``; the leading axes are flattened), its mean
+  over all anchors is the ``"mean"`` reduction, and an anchor with no positive
+  has loss 0 and still counts in the mean, as there. Embeddings are
+  normalized inside (the reference expects normalized features).
+
+  Args:
+    embeddings: float ``(..., D)``; leading axes index rows (flattened).
+    labels: integer class ids, shape ``embeddings.shape[:-1]``.
+    temperature: :math:`\tau > 0` (traceable).
+    base_temperature: :math:`\tau_b > 0` (traceable); the loss is scaled by
+      :math:`\tau / \tau_b`.
+    where: boolean mask over rows; a masked row is removed from the batch.
+    weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-anchor losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, a temperature
+      ``<= 0``.
+    TypeError: integer embeddings or non-integer labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    >>> print(jaxobj.supervised_contrastive_loss(
+    ...     x, jnp.array([0, 0, 1]), temperature=1.0, base_temperature=1.0,
+    ...     reduction="none"))
+    [0.3133 0.3133 0.    ]
+
+  References:
+    Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020.
+  """
+  _check_temperature(temperature)
+  checks.check_range("base_temperature", base_temperature, low=0.0,
+                     low_inclusive=False)
+  x, y, valid, batch_shape = _labeled_rows(embeddings, labels, where)
+  u = _unit(x)
+  s = (u @ u.T) / temperature
+  others = _with_columns(~_eye(s.shape[0]), valid)
+  pos = others & (y[:, None] == y[None, :])
+  lse = _masked_lse(s, others, fill=0.0)
+  counts = jnp.sum(pos, axis=-1)
+  neg_log_prob_pos = counts * lse - jnp.sum(jnp.where(pos, s, 0.0), axis=-1)
+  values = (temperature / base_temperature) * neg_log_prob_pos / jnp.maximum(counts, 1)
+  return _finish(values, batch_shape, where, weights, reduction)
+
+
+@register("contrastive", inputs=examples.VIEWS)
+def decoupled_contrastive_loss(view1, view2, *, temperature=0.1, sigma=None,
+                               where=None, weights=None, reduction="mean"):
+  r"""Decoupled contrastive loss (DCL): NT-Xent without the positive in the denominator.
+
+  .. math::
+     \ell^{(1)}_i = -w_i\, s(z^1_i, z^2_i)/\tau + \log \sum_{k \ne i}
+       \Big(e^{s(z^1_i, z^1_k)/\tau} + e^{s(z^1_i, z^2_k)/\tau}\Big),
+     \qquad \ell_i = \tfrac12\big(\ell^{(1)}_i + \ell^{(2)}_i\big)
+
+  with :math:`s` the cosine similarity and :math:`\ell^{(2)}` the same with
+  the views swapped. Both views of the other items are negatives; the two
+  views of item :math:`i` never appear in the log-sum-exp (the decoupling).
+  The mean over items is lightly's ``DCLLoss``. With ``sigma`` the positive
+  term is weighted as in DCLW by the negative von Mises-Fisher weights
+  :math:`w_i = 2 - B\,\operatorname{softmax}_i\big(s(z^1_i, z^2_i)/\sigma\big)`
+  (without gradient, as in lightly's ``DCLWLoss``); otherwise :math:`w_i = 1`.
+  All similarities come from one :math:`2B \times 2B` matrix product. An item
+  with no negative (a batch of one) has loss 0.
+
+  Args:
+    view1: float ``(..., D)``; leading axes index items (flattened).
+    view2: the second view of each item, same shape.
+    temperature: :math:`\tau > 0` (traceable).
+    sigma: ``None`` for DCL, or :math:`\sigma > 0` for DCLW weights.
+    where: boolean mask over items; a masked item is removed from the batch.
+    weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-item losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ (including the embedding dimension),
+      ``temperature <= 0`` or ``sigma <= 0``.
+    TypeError: integer embeddings.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> e = jnp.eye(2)  # positive similarity 1, all negatives 0
+    >>> print(round(float(jaxobj.decoupled_contrastive_loss(e, e, temperature=1.0)), 4))
+    -0.3069
+
+  References:
+    Yeh et al., "Decoupled Contrastive Learning", ECCV 2022.
+  """
+  _check_temperature(temperature)
+  checks.check_range("sigma", sigma, low=0.0, low_inclusive=False)
+  a, b, valid, batch_shape = _paired_rows(view1, view2, ("view1", "view2"), where)
+  n = a.shape[0]
+  z = jnp.concatenate([_unit(a), _unit(b)])
+  s = (z @ z.T) / temperature
+  i = jnp.arange(2 * n)
+  partner = (i + n) % (2 * n)
+  pos = s[i, partner]
+  both = None if valid is None else jnp.concatenate([valid, valid])
+  negs = _with_columns((i[None, :] != i[:, None]) & (i[None, :] != partner[:, None]), both)
+  has_negative = jnp.any(negs, axis=-1)
+  if sigma is not None:
+    pos = pos * jnp.tile(_mises_fisher_weights(pos[:n] * temperature, sigma, valid), 2)
+  per_view = jnp.where(has_negative, _masked_lse(s, negs, fill=0.0) - pos, 0.0)
+  return _finish(0.5 * (per_view[:n] + per_view[n:]), batch_shape, where, weights,
+                 reduction)
+
+
+def _mises_fisher_weights(cosines, sigma, valid):
+  """DCLW's ``2 - B softmax(cos / sigma)`` over the valid items, without gradient."""
+  c = jax.lax.stop_gradient(cosines) / sigma
+  log_p = c - _masked_lse(c, valid, fill=0.0)
+  return jax.lax.stop_gradient(2.0 - _count(valid, c.shape[0]) * jnp.exp(log_p))
+
+
+@register("contrastive", inputs=examples.VIEWS)
+def negative_cosine_similarity(predictions, targets, *, where=None, weights=None,
+                               reduction="mean"):
+  r"""Negative cosine similarity with stop-gradient on the targets (SimSiam, BYOL).
+
+  .. math::
+     \ell(p, z) = -\frac{p}{\lVert p\rVert} \cdot
+       \operatorname{sg}\Big(\frac{z}{\lVert z\rVert}\Big)
+
+  The predictor output ``predictions`` is pulled toward the target branch
+  ``targets``, through which no gradient flows (SimSiam's stop-gradient;
+  in BYOL the targets come from the momentum encoder). The symmetric SimSiam
+  loss is ``0.5 * (loss(p1, z2) + loss(p2, z1))``; BYOL's normalized squared
+  error :math:`2 - 2\cos` is ``2 + 2 * loss(p, z)``. The value is lightly's
+  ``NegativeCosineSimilarity``. A zero vector has cosine 0 (loss 0).
+
+  Args:
+    predictions: float ``(..., D)``.
+    targets: same shape; treated as constants.
+    where, weights, reduction: the loss contract over the rows ``(...)``.
+
+  Returns:
+    The reduced loss; per-row losses in [-1, 1] for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ (including the embedding dimension).
+    TypeError: integer predictions.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> p = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> z = jnp.array([[3.0, 0.0], [0.0, -1.0]])
+    >>> print(jaxobj.negative_cosine_similarity(p, z, reduction="none"))
+    [-1.  1.]
+
+  References:
+    Chen and He, "Exploring Simple Siamese Representation Learning", CVPR 2021;
+    Grill et al., "Bootstrap Your Own Latent", NeurIPS 2020.
+  """
+  p, z = _pair(predictions, targets, ("predictions", "targets"), min_rank=1,
+               layout="(D)")
+  shape = p.shape[:-1]
+  p = masked_fill(where, p, shape, axis_extra=1)
+  z = jax.lax.stop_gradient(masked_fill(where, z, shape, axis_extra=1))
+  values = -jnp.sum(_unit(p) * _unit(z), axis=-1)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+# --------------------------------------------------------------------------
+# Batch statistics: leading axes are independent problems of n samples.
+
+
+def _sample_sets(a, b, names, where, sample_mask):
+  """Two ``(..., n, D)`` views, masked problems and samples zeroed, and the
+  number of samples of each problem (a Python int without ``sample_mask``)."""
+  x, y = _pair(a, b, names, layout="(n, D)")
+  batch_shape, n = x.shape[:-2], x.shape[-2]
+  if n < 2:
+    raise ValueError(
+        f"{names[0]} must hold at least 2 samples (axis -2) to estimate batch "
+        f"statistics, got {names[0]}.shape={x.shape}.")
+  x = masked_fill(where, x, batch_shape, axis_extra=2)
+  y = masked_fill(where, y, batch_shape, axis_extra=2)
+  if sample_mask is None:
+    return x, y, None, n, batch_shape
+  sample_mask = jnp.asarray(sample_mask)
+  if sample_mask.dtype != jnp.bool_:
+    raise TypeError(f"sample_mask must be a boolean mask, got dtype {sample_mask.dtype}.")
+  checks.check_broadcastable("sample_mask", sample_mask, x.shape[:-1])
+  keep = jnp.broadcast_to(sample_mask, x.shape[:-1])[..., None]
+  x, y = jnp.where(keep, x, 0.0), jnp.where(keep, y, 0.0)
+  return x, y, keep, jnp.sum(keep, axis=(-2, -1)), batch_shape
+
+
+def _centred(x, keep, count):
+  """Samples minus their mean over axis -2 (masked samples stay 0)."""
+  mean = jnp.sum(x, axis=-2, keepdims=True) / _per_problem(jnp.maximum(count, 1))
+  c = x - mean
+  return c if keep is None else jnp.where(keep, c, 0.0)
+
+
+def _per_problem(count):
+  """A per-problem count broadcast against ``(..., n, D)`` arrays."""
+  return count if jnp.ndim(count) == 0 else count[..., None, None]
+
+
+def _unbiased_var(c, count):
+  return jnp.sum(jnp.square(c), axis=-2, keepdims=True) / _per_problem(
+      jnp.maximum(count - 1, 1))
+
+
+def _off_diagonal_squares(m):
+  d = m.shape[-1]
+  return jnp.sum(jnp.where(_eye(d), 0.0, jnp.square(m)), axis=(-2, -1))
+
+
+def _standardize(x, keep, count):
+  """Per-dimension batch standardization with the unbiased std (the paper's
+  ``(z - z.mean(0)) / z.std(0)``); a dimension constant to within float
+  resolution standardizes to 0 instead of 0/0."""
+  c = _centred(x, keep, count)
+  var = _unbiased_var(c, count)
+  second_moment = jnp.sum(jnp.square(x), axis=-2, keepdims=True) / _per_problem(
+      jnp.maximum(count, 1))
+  eps = jnp.finfo(x.dtype).eps
+  constant = var <= 16.0 * eps * eps * second_moment
+  return jnp.where(constant, 0.0, c * jax.lax.rsqrt(jnp.where(constant, 1.0, var)))
+
+
+@register("contrastive", inputs=examples.SAMPLE_SETS)
+def barlow_twins_loss(view1, view2, *, lambda_param=5e-3, sample_mask=None,
+                      where=None, weights=None, reduction="mean"):
+  r"""Barlow Twins: push the cross-correlation of two views to the identity.
+
+  .. math::
+     C_{de} = \frac1n \sum_{k=1}^{n} \hat z^1_{kd}\, \hat z^2_{ke}, \qquad
+     \ell = \sum_d (1 - C_{dd})^2 + \lambda \sum_{d \ne e} C_{de}^2
+
+  where :math:`\hat z` is standardized per dimension over the :math:`n`
+  samples with the unbiased standard deviation, as in the paper's Algorithm 1
+  and lightly's ``BarlowTwinsLoss`` (the authors' training code uses a batch
+  norm with the biased variance and :math:`\epsilon = 10^{-5}`, which differs
+  by :math:`O(1/n)`). A dimension that is constant over the samples (to within
+  float resolution, e.g. a collapsed unit) standardizes to 0 instead of 0/0:
+  it adds 1 to the invariance term and 0 to the redundancy term.
+
+  There is no per-sample loss: the leading axes of the inputs index
+  independent problems, and ``where`` and ``weights`` select whole problems.
+
+  Args:
+    view1: float ``(..., n, D)``: ``n >= 2`` samples of dimension ``D`` per problem.
+    view2: the second view, same shape.
+    lambda_param: :math:`\lambda \ge 0`, the redundancy-reduction weight
+      (traceable; the paper's 5e-3).
+    sample_mask: optional boolean mask ``(..., n)`` of the samples that take
+      part; statistics use the unmasked ones only (fewer than two give the
+      constant-dimension value above).
+    where: boolean mask over the problems, shape ``view1.shape[:-2]``.
+    weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; one loss per problem for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ, fewer than 2 samples, ``lambda_param < 0``.
+    TypeError: integer embeddings or a non-boolean ``sample_mask``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> z = jnp.array([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])
+    >>> print(float(jaxobj.barlow_twins_loss(z, z)))  # C = (3/4) I
+    0.125
+
+  References:
+    Zbontar et al., "Barlow Twins: Self-Supervised Learning via Redundancy
+    Reduction", ICML 2021.
+  """
+  checks.check_range("lambda_param", lambda_param, low=0.0)
+  x, y, keep, count, batch_shape = _sample_sets(view1, view2, ("view1", "view2"),
+                                                where, sample_mask)
+  zx, zy = _standardize(x, keep, count), _standardize(y, keep, count)
+  c = jnp.einsum("...nd,...ne->...de", zx, zy) / _per_problem(jnp.maximum(count, 1))
+  on = jnp.sum(jnp.square(1.0 - jnp.diagonal(c, axis1=-2, axis2=-1)), axis=-1)
+  values = on + lambda_param * _off_diagonal_squares(c)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+@register("contrastive", inputs=examples.SAMPLE_SETS)
+def vicreg_loss(view1, view2, *, sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0,
+                eps=1e-4, sample_mask=None, where=None, weights=None,
+                reduction="mean"):
+  r"""VICReg: variance-invariance-covariance regularization of two views.
+
+  .. math::
+     \ell = \lambda\,\frac{1}{nD}\lVert Z^1 - Z^2\rVert^2
+       + \mu \sum_{v=1,2} \frac{1}{2D}\sum_d \max\big(0,\ 1 - \sqrt{\operatorname{Var}(Z^v_{:d}) + \epsilon}\big)
+       + \nu \sum_{v=1,2} \frac1D \sum_{d \ne e} \operatorname{Cov}(Z^v)_{de}^2
+
+  with the unbiased variance and covariance over the :math:`n` samples and
+  :math:`(\lambda, \mu, \nu) = (25, 25, 1)`, :math:`\epsilon = 10^{-4}`: the
+  authors' implementation and lightly's ``VICRegLoss``. A batch whose
+  samples are all equal is legal: its variance term is
+  :math:`\mu (1 - \sqrt\epsilon)`.
+
+  There is no per-sample loss: the leading axes of the inputs index
+  independent problems, and ``where`` and ``weights`` select whole problems.
+
+  Args:
+    view1: float ``(..., n, D)``: ``n >= 2`` samples of dimension ``D`` per problem.
+    view2: the second view, same shape.
+    sim_coeff: invariance weight :math:`\lambda` (traceable).
+    std_coeff: variance weight :math:`\mu` (traceable).
+    cov_coeff: covariance weight :math:`\nu` (traceable).
+    eps: :math:`\epsilon > 0` inside the square root (traceable).
+    sample_mask: optional boolean mask ``(..., n)`` of the samples that take
+      part; statistics use the unmasked ones (the unbiased estimates divide by
+      ``max(count - 1, 1)``).
+    where: boolean mask over the problems, shape ``view1.shape[:-2]``.
+    weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; one loss per problem for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ, fewer than 2 samples, ``eps <= 0``.
+    TypeError: integer embeddings or a non-boolean ``sample_mask``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> z = jnp.array([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])
+    >>> print(float(jaxobj.vicreg_loss(z, z)))  # std > 1, cov = 0: nothing to pay
+    0.0
+
+  References:
+    Bardes et al., "VICReg: Variance-Invariance-Covariance Regularization for
+    Self-Supervised Learning", ICLR 2022.
+  """
+  checks.check_range("eps", eps, low=0.0, low_inclusive=False)
+  x, y, keep, count, batch_shape = _sample_sets(view1, view2, ("view1", "view2"),
+                                                where, sample_mask)
+  d = x.shape[-1]
+  invariance = jnp.sum(jnp.square(x - y), axis=(-2, -1)) / (jnp.maximum(count, 1) * d)
+  variance = 0.0
+  covariance = 0.0
+  for v in (x, y):
+    c = _centred(v, keep, count)
+    std = jnp.sqrt(_unbiased_var(c, count)[..., 0, :] + eps)
+    variance = variance + 0.5 * jnp.mean(jax.nn.relu(1.0 - std), axis=-1)
+    cov = jnp.einsum("...nd,...ne->...de", c, c) / _per_problem(jnp.maximum(count - 1, 1))
+    covariance = covariance + _off_diagonal_squares(cov) / d
+  values = sim_coeff * invariance + std_coeff * variance + cov_coeff * covariance
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
