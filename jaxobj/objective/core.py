@@ -265,8 +265,10 @@ class Objective:
 
     ``info`` is a flat dict: ``"loss"`` (the total), and for every term
     ``"loss/<path>"`` (its value), ``"weight/<path>"`` (the effective weight,
-    ∂ total / ∂ value) and ``"count/<path>"`` (the element count); named groups
-    and tasks add ``"loss/<path>"``.
+    ∂ total / ∂ value) and ``"count/<path>"`` (the element count: the loss's
+    mean denominator, or, for a plain function such as a regularizer, the
+    number of evaluations it averages over); named groups and tasks add
+    ``"loss/<path>"``.
     """
     params = self._checked_params(params)
     state = self._checked_state(state)
