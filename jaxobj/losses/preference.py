@@ -556,8 +556,8 @@ def kto_loss(policy_logps, reference_logps, labels, policy_kl_logps=None,
     The reduced loss; per-row losses for ``reduction="none"``.
 
   Raises:
-    ValueError: shapes differ, only one of the two mismatched inputs, both
-      them and ``kl``, or (when concrete) ``beta <= 0`` or negative weights.
+    ValueError: shapes differ, only one of the two mismatched inputs, or
+      both of them and ``kl``; or (when concrete) ``beta <= 0`` or negative weights.
     TypeError: integer log-probabilities.
 
   Example:
@@ -602,7 +602,7 @@ def kto_loss(policy_logps, reference_logps, labels, policy_kl_logps=None,
 def rlhf_loss(rewards, policy_logps, reference_logps, *, beta=0.05,
               kl_estimator="k1", gradient="score_function", where=None,
               weights=None, reduction="mean"):
-  r"""The KL-regularized RLHF objective :math:`-\mathbb{E}[r] + \beta\,\mathrm{KL}(\pi\,\|\,\pi^{\mathrm{ref}})` from samples.
+  r"""The KL-regularized RLHF objective, minus the reward plus beta times KL(pi || pi_ref), from samples.
 
   .. math::
      \ell_i = -r_i + \beta\,k(d_i),\qquad d_i = \log\pi^{\mathrm{ref}}(y_i) - \log\pi(y_i),
