@@ -238,8 +238,9 @@ def _overlap(inp, activation, include_background):
 
 
 def _ratio(numerator, denominator):
-  """``numerator / denominator`` with 0 where the denominator is 0 (empty vs empty)."""
-  ok = denominator > 0
+  """``numerator / denominator`` with 0 where the denominator is 0 (empty vs
+  empty); a NaN denominator (an out-of-range label) stays NaN."""
+  ok = denominator != 0
   return jnp.where(ok, numerator / jnp.where(ok, denominator, 1.0), 0.0)
 
 
