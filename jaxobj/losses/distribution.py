@@ -542,7 +542,8 @@ def maximum_mean_discrepancy(samples, target_samples, *, bandwidth=1.0,
   :math:`\mathrm{MMD}^2`, and it can be slightly negative.
 
   Pairwise squared distances come from a matmul, :math:`\|a\|^2 + \|b\|^2 -
-  2 a \cdot b` clamped at 0 (memory :math:`O(nm)`, never :math:`O(nmD)`).
+  2 a \cdot b` clamped at 0 (memory :math:`O(nm)`, never :math:`O(nmD)`), on
+  centred sets, so a common offset of the samples costs no precision.
   Several bandwidths (a tuple or 1-D array) sum their kernels (a
   multi-kernel MMD).
 
@@ -574,6 +575,11 @@ def maximum_mean_discrepancy(samples, target_samples, *, bandwidth=1.0,
     Gretton et al., "A Kernel Two-Sample Test", JMLR 2012; Li, Swersky and
     Zemel, "Generative Moment Matching Networks", ICML 2015.
   """
+  if isinstance(bandwidth, (tuple, list)):
+    bandwidth = jnp.asarray(bandwidth)  # a sequence may hold tracers (jit, vmap)
+  if np.ndim(bandwidth) > 1:
+    raise ValueError(f"bandwidth must be a scalar or 1-D (one kernel per width), got "
+                     f"bandwidth.shape={np.shape(bandwidth)}.")
   checks.check_range("bandwidth", bandwidth, low=0.0, low_inclusive=False)
   x = checks.as_float(samples, "samples")
   y = jnp.asarray(target_samples)
@@ -590,9 +596,15 @@ def maximum_mean_discrepancy(samples, target_samples, *, bandwidth=1.0,
   shape = sx[:-2]
   x = masked_fill(where, x, shape, axis_extra=2)
   y = masked_fill(where, y, shape, axis_extra=2)
-  kxx = _rbf(_squared_distances(x, x, True), bandwidth)
-  kyy = _rbf(_squared_distances(y, y, True), bandwidth)
-  kxy = _rbf(_squared_distances(x, y, False), bandwidth)
+  # Distances are translation invariant; centring each set (and the pair at
+  # their midpoint) keeps the matmul form's cancellation error relative to
+  # the spread of the points, not to their distance from the origin.
+  cx = jax.lax.stop_gradient(jnp.mean(x, axis=-2, keepdims=True))
+  cy = jax.lax.stop_gradient(jnp.mean(y, axis=-2, keepdims=True))
+  c = 0.5 * (cx + cy)
+  kxx = _rbf(_squared_distances(x - cx, x - cx, True), bandwidth)
+  kyy = _rbf(_squared_distances(y - cy, y - cy, True), bandwidth)
+  kxy = _rbf(_squared_distances(x - c, y - c, False), bandwidth)
   values = (_mean_kernel(kxx, unbiased) + _mean_kernel(kyy, unbiased)
             - 2.0 * jnp.mean(kxy, axis=(-2, -1)))
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
