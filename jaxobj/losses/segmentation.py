@@ -80,8 +80,9 @@ def _check_spatial_dims(spatial_dims, x, extra, name="logits"):
     layout = "(..., *spatial, C)" if extra else "(..., *spatial)"
     raise ValueError(
         f"{name}.shape={x.shape} has fewer axes than spatial_dims={spatial_dims}"
-        f"{' plus the class axis' if extra else ''}: {name} must be {layout}. "
-        f"For a single image of a binary problem add a class axis with {name}[..., None].")
+        f"{' plus the class axis' if extra else ''}: {name} must be {layout}."
+        + (f" For one binary channel add a class axis with {name}[..., None]."
+           if extra else ""))
 
 
 def _pixel_mask(pixel_where, map_shape, what="logits.shape without the class axis"):
@@ -701,8 +702,8 @@ def dice_ce_loss(logits, labels, *, lambda_dice=1.0, lambda_ce=1.0,
   the softmax CE (the mean is then weighted by the label's class weight for
   label maps), ``pos_weight`` for the BCE. Label smoothing mixes the target
   with the uniform distribution over the classes whose logit is not
-  ``-inf`` (torch's over all classes otherwise); for the sigmoid form with
-  :math:`1/2` per channel (MONAI's BCE has none).
+  ``-inf`` (torch's ``label_smoothing`` when no logit is ``-inf``); in the
+  sigmoid form it mixes each channel with 1/2 (MONAI's BCE has none).
 
   Differences from MONAI: the CE mean is taken per image, then over images
   (the same as MONAI's pixel mean unless pixel masks or class weights make
