@@ -1,5 +1,474 @@
-"""Sequence losses: token-level cross-entropy for language models and CTC."""
+r"""Sequence losses: token-level cross-entropy for language models and CTC.
+
+:func:`token_cross_entropy` scores every position of a (possibly packed)
+sequence against its target token, with the knobs language-model training
+uses: ignored positions, label smoothing, the z-loss, logit soft-capping and
+three ways to normalize. :func:`ctc_loss` is the connectionist temporal
+classification loss, computed exactly in log space.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxobj._src import checks
+from jaxobj._src.examples import sequence as sequence_examples
+from jaxobj._src.reduce import masked_fill, reduce_loss
+from jaxobj.losses.classification import _finite_classes, _take
+from jaxobj.registry import register
+
+__all__ = ["ctc_loss", "token_cross_entropy"]
+
+NORMALIZE_MODES = ("tokens", "sequences")
+
+def _is_zero(h) -> bool:
+  """A hyperparameter that is the Python number 0 (its term can be skipped)."""
+  return isinstance(h, (int, float)) and not isinstance(h, bool) and h == 0
+
+
+# --------------------------------------------------------------------------
+# Token-level cross-entropy.
+
+
+def _soft_cap(x, cap):
+  """``cap * tanh(x / cap)``, keeping ``-inf`` (a masked class) at ``-inf``."""
+  finite = x > -jnp.inf
+  safe = jnp.where(finite, x, 0.0)
+  return jnp.where(finite, cap * jnp.tanh(safe / cap), -jnp.inf)
+
+
+def _check_normalize(normalize) -> None:
+  if isinstance(normalize, str):
+    if normalize not in NORMALIZE_MODES:
+      raise ValueError(
+          f"normalize={normalize!r} is not supported; choose one of "
+          f"{', '.join(repr(m) for m in NORMALIZE_MODES)} or a positive number "
+          f"(the constant the sum is divided by).")
+    return
+  if isinstance(normalize, bool) or normalize is None:
+    raise TypeError(f"normalize must be 'tokens', 'sequences' or a positive number, "
+                    f"got {normalize!r}.")
+  checks.check_range("normalize", normalize, low=0.0, low_inclusive=False)
+
+
+def _segment_totals(w, segment_ids):
+  """Per token, the total of ``w`` over its segment: the maximal run of equal
+  ``segment_ids`` along the last axis that contains it."""
+  shape = w.shape
+  t = shape[-1]
+  rows = int(np.prod(shape[:-1], dtype=np.int64))
+  seg = segment_ids.reshape(rows, t)
+  starts = jnp.concatenate([jnp.ones((rows, 1), bool), seg[:, 1:] != seg[:, :-1]], axis=1)
+  ids = jnp.cumsum(starts, axis=1) - 1 + t * jnp.arange(rows)[:, None]
+  totals = jax.ops.segment_sum(w.reshape(-1), ids.reshape(-1), num_segments=rows * t,
+                               indices_are_sorted=True)
+  return totals[ids].reshape(shape)
+
+
+def _per_sequence_weights(mask, weights, segment_ids, shape):
+  """Token weights that turn a weighted sum into a sum of per-sequence means."""
+  w = jnp.ones(shape, jnp.float32) if weights is None else jnp.broadcast_to(
+      checks.as_float(weights, "weights"), shape)
+  if mask is not None:
+    w = jnp.where(jnp.broadcast_to(mask, shape), w, 0.0)
+  if segment_ids is None:
+    totals = jnp.sum(w, axis=-1, keepdims=True)
+  else:
+    totals = _segment_totals(w, segment_ids)
+  nonempty = totals > 0
+  return jnp.where(nonempty, w / jnp.where(nonempty, totals, 1.0), 0.0)
+
+
+@register("sequence", inputs=sequence_examples.TOKENS)
+def token_cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0.0,
+                        z_loss=0.0, logit_soft_cap=None, normalize="tokens",
+                        segment_ids=None, where=None, weights=None, reduction="mean"):
+  r"""Token-level softmax cross-entropy for language models, with z-loss and soft-capping.
+
+  Per token, with logits :math:`x` (soft-capped first when ``logit_soft_cap``
+  :math:`c` is given), :math:`Z = \sum_k e^{x_k}` and target :math:`y`:
+
+  .. math::
+     x \leftarrow c \tanh(x / c), \qquad
+     \ell = (1-\alpha)\big(\log Z - x_y\big)
+       + \alpha\big(\log Z - \tfrac{1}{|F|}\textstyle\sum_{k\in F} x_k\big)
+       + \beta\,(\log Z)^2
+
+  with :math:`\alpha` the label smoothing (uniform over the classes :math:`F`
+  whose logit is not ``-inf``, as in
+  :func:`softmax_cross_entropy_with_integer_labels`) and :math:`\beta` the
+  z-loss coefficient (PaLM and T5X use :math:`10^{-4}`), which keeps
+  :math:`\log Z` near 0 for stable logits. Soft-capping (Gemma 2 uses
+  :math:`c = 30`) keeps ``-inf`` logits at ``-inf``.
+
+  A token is valid unless ``where`` is False there or its target equals
+  ``ignore_index``. The per-element loss is per token (``targets.shape``), and
+  ``where``/``weights`` index tokens. ``normalize`` sets how tokens are
+  weighted and what ``reduction="mean"`` divides by:
+
+  * ``"tokens"`` (default): the plain contract. ``"none"`` gives the per-token
+    losses (0 at invalid tokens), ``"sum"`` their sum, ``"mean"`` the mean over
+    valid tokens (weighted mean with ``weights``), so long sequences count
+    more.
+  * ``"sequences"``: each sequence counts equally. A sequence is a row along
+    the last axis, or, with ``segment_ids``, a packed segment inside a row.
+    Each valid token's loss is weighted by :math:`w_t / \sum_{t'\in s} w_{t'}`
+    over its sequence :math:`s` (:math:`w = 1` without ``weights``), so
+    ``"none"`` gives these weighted per-token terms, ``"sum"`` the sum of the
+    per-sequence means and ``"mean"`` the mean of the per-sequence means over
+    sequences with at least one valid token.
+  * a positive number :math:`N`: ``"mean"`` is the (weighted) sum over valid
+    tokens divided by :math:`N`, e.g. ``batch * max_len`` so that the
+    gradient's scale does not depend on how much of a batch is padding;
+    ``"none"`` and ``"sum"`` are as for ``"tokens"``.
+
+  ``sum(loss(reduction="none")) == loss(reduction="sum")`` in every mode.
+
+  Packed sequences: ``segment_ids`` only group tokens for ``"sequences"``
+  normalization; a segment is a maximal run of equal ids along the last axis.
+  They do not mask: padding (often segment id 0) must be masked with
+  ``ignore_index`` targets or ``where=segment_ids != 0``. The loss never shifts
+  anything: ``logits[..., t, :]`` is scored against ``targets[..., t]``. If
+  targets were made by shifting a packed row by one, the last token of each
+  segment predicts the next segment's first token; mask those positions
+  (``segment_ids[..., t] != segment_ids[..., t + 1]``) or build targets per
+  segment.
+
+  Args:
+    logits: float array ``[..., T, V]`` (any leading shape; the vocabulary axis
+      last).
+    targets: integer array ``logits.shape[:-1]``. Targets outside ``[0, V)``
+      that are not masked give NaN.
+    ignore_index: target value marking positions to skip (default -100, the
+      PyTorch convention), or None.
+    label_smoothing: :math:`\alpha` in [0, 1] (traceable).
+    z_loss: :math:`\beta \ge 0` (traceable).
+    logit_soft_cap: :math:`c > 0`, or None for no capping (traceable when
+      given).
+    normalize: ``"tokens"``, ``"sequences"`` or a positive number (see above).
+    segment_ids: optional integer array ``targets.shape`` of packed-segment
+      ids.
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`),
+      over tokens.
+
+  Returns:
+    The reduced loss; per-token terms for ``reduction="none"``.
+
+  Raises:
+    ValueError: ``targets.shape != logits.shape[:-1]``, a bad ``segment_ids``
+      shape, an unknown ``normalize``, or a hyperparameter out of range.
+    TypeError: integer ``logits``, floating ``targets`` or ``segment_ids``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> logits = jnp.array([[[2.0, 0.0, -jnp.inf], [0.0, 0.0, 0.0]]])
+    >>> targets = jnp.array([[0, -100]])
+    >>> print(round(float(jaxobj.token_cross_entropy(logits, targets)), 4))
+    0.1269
+
+  References:
+    Szegedy et al., "Rethinking the Inception Architecture for Computer
+    Vision", CVPR 2016 (label smoothing). Chowdhery et al., "PaLM: Scaling
+    Language Modeling with Pathways", JMLR 2023 (z-loss). Gemma Team, "Gemma 2:
+    Improving Open Language Models at a Practical Size", 2024 (soft-capping).
+  """
+  checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
+  checks.check_range("z_loss", z_loss, low=0.0)
+  checks.check_range("logit_soft_cap", logit_soft_cap, low=0.0, low_inclusive=False)
+  _check_normalize(normalize)
+  x = checks.as_float(logits, "logits")
+  y = checks.as_labels(targets, "targets")
+  checks.check_label_shape("logits", x, "targets", y)
+  shape = y.shape
+  if segment_ids is not None:
+    segment_ids = jnp.asarray(segment_ids)
+    if not jnp.issubdtype(segment_ids.dtype, jnp.integer):
+      raise TypeError(f"segment_ids must be an integer array, got dtype "
+                      f"{segment_ids.dtype}; cast with segment_ids.astype(jnp.int32).")
+    if segment_ids.shape != shape:
+      raise ValueError(
+          f"segment_ids must have the shape of targets (one id per token), got "
+          f"segment_ids.shape={segment_ids.shape} and targets.shape={shape}.")
+  mask = None if where is None else checks.as_mask(where, shape)
+  if ignore_index is not None:
+    keep = y != ignore_index
+    mask = keep if mask is None else jnp.logical_and(mask, keep)
+  x = masked_fill(mask, x, shape, axis_extra=1)
+  y = masked_fill(mask, y, shape, fill=0)
+  if logit_soft_cap is not None:
+    x = _soft_cap(x, logit_soft_cap)
+
+  log_z = jax.nn.logsumexp(x, axis=-1)
+  values = log_z - _take(x, y)
+  if not _is_zero(label_smoothing):
+    finite, count = _finite_classes(x)
+    mean_logit = jnp.sum(jnp.where(finite, x, 0.0), axis=-1) / count
+    values = (1.0 - label_smoothing) * values + label_smoothing * (log_z - mean_logit)
+  if not _is_zero(z_loss):
+    values = values + z_loss * jnp.square(log_z)
+
+  if normalize == "tokens":
+    return reduce_loss(values, where=mask, weights=weights, reduction=reduction)
+  if normalize == "sequences":
+    if not shape:
+      raise ValueError("normalize='sequences' needs a sequence axis: targets must have "
+                       "at least one dimension.")
+    seq_weights = _per_sequence_weights(mask, weights, segment_ids, shape)
+    return reduce_loss(values, where=mask, weights=seq_weights, reduction=reduction)
+  if reduction != "mean":
+    return reduce_loss(values, where=mask, weights=weights, reduction=reduction)
+  return reduce_loss(values, where=mask, weights=weights, reduction="sum") / normalize
+
+
+# --------------------------------------------------------------------------
+# CTC.
+
+
+def _shift(a, k, fill, axis=0):
+  """``a`` moved ``k`` places along ``axis`` (towards higher indices for k > 0)."""
+  a = jnp.moveaxis(a, axis, 0)
+  pad = jnp.full((abs(k),) + a.shape[1:], fill, a.dtype)
+  out = jnp.concatenate([pad, a[:-k]] if k > 0 else [a[-k:], pad], axis=0)
+  return jnp.moveaxis(out, 0, axis)
+
+
+def _logsumexp3(a, b, c):
+  """Elementwise ``log(e^a + e^b + e^c)``; all ``-inf`` gives ``-inf``.
+
+  The largest term contributes exactly 1 inside the log, so only the other
+  two need an ``exp`` (the recursions spend most of their time here).
+  """
+  hi, lo = jnp.maximum(a, b), jnp.minimum(a, b)
+  top, mid, low = jnp.maximum(hi, c), jnp.maximum(lo, jnp.minimum(hi, c)), jnp.minimum(lo, c)
+  shift = jnp.where(top == -jnp.inf, 0.0, top)
+  return top + jnp.log(1.0 + jnp.exp(mid - shift) + jnp.exp(low - shift))
+
+
+# The CTC recursions run over the extended labels (blank, l1, blank, l2, ...,
+# blank: S' = 2S + 1 states) with the state axis first and the batch last,
+# [S', B]: the shifts between neighbouring states then move whole rows, which
+# keeps the per-frame work vectorized over the batch.
+
+
+def _forward_step(skip):
+  """One frame of the forward recursion: stay, advance one state, or skip the
+  blank between two different labels. Padded frames change nothing."""
+  def step(alpha, inputs):
+    emit, valid = inputs
+    new = _logsumexp3(alpha, _shift(alpha, 1, -jnp.inf),
+                      jnp.where(skip, _shift(alpha, 2, -jnp.inf), -jnp.inf)) + emit
+    return jnp.where(valid, new, alpha)
+  return step
+
+
+def _ctc_tables(logits, frame_valid, ext):
+  """Log-normalizers [B, T], the scan inputs (emissions [T, S', B], frame flags
+  [T, 1, B]) and the state before the first frame (all mass on the first blank)."""
+  log_z = jax.nn.logsumexp(logits, axis=-1)
+  emit = jnp.take_along_axis(logits, ext[:, None, :], axis=2) - log_z[..., None]
+  emit = emit.transpose(1, 2, 0)
+  init = jnp.where(jnp.arange(ext.shape[1]) == 0, 0.0, -jnp.inf).astype(logits.dtype)
+  init = jnp.broadcast_to(init[:, None], (ext.shape[1], ext.shape[0]))
+  return log_z, init, (emit, frame_valid.T[:, None, :])
+
+
+def _final_log_likelihood(alpha, last):
+  """``log P`` from the last forward state: paths end on the last label or the
+  blank after it (``last`` [2, B] holds both states, equal for no labels)."""
+  ends = jnp.take_along_axis(alpha, last, axis=0)
+  return jnp.logaddexp(ends[0], jnp.where(last[0] == last[1], -jnp.inf, ends[1]))
+
+
+@jax.custom_jvp
+def _ctc_log_likelihood(logits, frame_valid, ext, skip, last):
+  """``log p(labels | logits)`` per sequence (``-inf`` when no alignment exists).
+
+  ``logits`` [B, T, K], ``frame_valid`` [B, T], ``ext`` [B, S'] extended labels,
+  ``skip`` [S', B] where the state may be entered from two states back,
+  ``last`` [2, B] the two final states. The custom JVP uses the classic
+  occupancy form of the derivative, ``d log P / d x_tk = gamma_tk - softmax(x)_tk``
+  on valid frames (Graves et al. 2006, eq. 16), from one forward and one
+  backward pass instead of differentiating through the recursion.
+  """
+  _, init, xs = _ctc_tables(logits, frame_valid, ext)
+  step = _forward_step(skip)
+  alpha, _ = jax.lax.scan(lambda a, x: (step(a, x), None), init, xs)
+  return _final_log_likelihood(alpha, last)
+
+
+def _ctc_coefficients(logits, frame_valid, ext, skip, last):
+  """``log P`` and ``d log P / d logits`` (zero for impossible alignments)."""
+  log_z, init, xs = _ctc_tables(logits, frame_valid, ext)
+  step = _forward_step(skip)
+
+  def forward(alpha, x):
+    alpha = step(alpha, x)
+    return alpha, alpha
+
+  alpha_last, alphas = jax.lax.scan(forward, init, xs)
+  log_lik = _final_log_likelihood(alpha_last, last)
+
+  possible = log_lik > -jnp.inf
+
+  # The backward variables beta[t, s, b] = log P(frames after t | state s at
+  # frame t) are used as soon as they are known, to turn alpha + beta into the
+  # state occupancies of frame t. Each valid frame is in exactly one state on
+  # every path, so these sum to 1; normalizing per frame absorbs rounding drift.
+  states = jnp.arange(ext.shape[1])[:, None]
+  beta_init = jnp.where((states == last[:1]) | (states == last[1:]), 0.0, -jnp.inf)
+  skip_next = _shift(skip, -2, False)
+
+  def backward(beta, x):
+    emit, valid, alpha = x
+    log_occ = alpha + beta
+    use = valid & possible
+    top = jnp.where(use, jnp.max(log_occ, axis=0, keepdims=True), 0.0)
+    occ = jnp.where(use, jnp.exp(log_occ - top), 0.0)
+    occ = occ / jnp.where(use, jnp.sum(occ, axis=0, keepdims=True), 1.0)
+    here = beta + emit
+    new = _logsumexp3(here, _shift(here, -1, -jnp.inf),
+                      jnp.where(skip_next, _shift(here, -2, -jnp.inf), -jnp.inf))
+    return jnp.where(valid, new, beta), (occ[1::2], jnp.sum(occ[0::2], axis=0))
+
+  _, (occ_labels, occ_blank) = jax.lax.scan(
+      backward, beta_init.astype(logits.dtype), xs + (alphas,), reverse=True)
+  classes = logits.shape[-1]
+  labels_hot = jax.nn.one_hot(ext[:, 1::2], classes, dtype=logits.dtype)  # [B, S, K]
+  blank_hot = jax.nn.one_hot(ext[:, :1], classes, dtype=logits.dtype)  # [B, 1, K]
+  occ_k = (jnp.einsum("tsb,bsk->btk", occ_labels, labels_hot)
+           + occ_blank.T[..., None] * blank_hot)
+  use = frame_valid[..., None] & possible[:, None, None]
+  coef = jnp.where(use, occ_k - jnp.exp(logits - log_z[..., None]), 0.0)
+  return log_lik, coef
+
+
+@_ctc_log_likelihood.defjvp
+def _ctc_log_likelihood_jvp(primals, tangents):
+  log_lik, coef = _ctc_coefficients(*primals)
+  return log_lik, jnp.sum(coef * tangents[0], axis=(1, 2))
+
+
+def _paddings(p, name, like_name, like, axes):
+  """A padding array of shape ``like.shape[:axes]`` (1.0 marks padding)."""
+  p = jnp.asarray(p)
+  shape = like.shape[:axes]
+  if p.shape != shape:
+    want = f"{like_name}.shape" + ("" if axes is None else f"[:{axes}]")
+    raise ValueError(
+        f"{name} must have shape {want} = {shape} (one padding flag per position), "
+        f"got {name}.shape={p.shape} and {like_name}.shape={like.shape}. jaxobj "
+        f"never broadcasts it silently; reshape it to {shape}.")
+  if not (jnp.issubdtype(p.dtype, jnp.floating) or jnp.issubdtype(p.dtype, jnp.integer)
+          or p.dtype == jnp.bool_):
+    raise TypeError(f"{name} must be real (1.0 marks padding), got dtype {p.dtype}.")
+  return p
+
+
+@register("sequence", inputs=sequence_examples.CTC)
+def ctc_loss(logits, logit_paddings, labels, label_paddings, *, blank_id=0,
+             zero_infinity=False, where=None, weights=None, reduction="mean"):
+  r"""Connectionist temporal classification loss, exact in log space.
+
+  The negative log-likelihood of the label sequence :math:`l` summed over
+  every frame-level alignment :math:`\pi` that collapses to it (merge repeats,
+  then drop blanks), :math:`\mathcal{B}(\pi) = l`:
+
+  .. math::
+     \ell = -\log \sum_{\pi \in \mathcal{B}^{-1}(l)} \prod_{t} p_t(\pi_t),
+     \qquad p_t = \operatorname{softmax}(x_t)
+
+  computed with the forward recursion over the blank-interleaved labels in
+  log space (a ``lax.scan`` over time); the gradient uses the forward and
+  backward variables (a custom JVP, so forward and reverse mode both work).
+
+  Same inputs and per-sequence values as ``optax.ctc_loss``, with these
+  differences: the result is exact (no ``log_epsilon`` floor) and clamped at
+  0 (rounding cannot make it negative; the gradient passes through
+  unchanged); a sequence with no alignment at all (more labels, counting a
+  blank between repeats, than valid frames, or labels whose logits are
+  ``-inf``) gives ``+inf``, or 0 with ``zero_infinity=True`` (as in PyTorch),
+  always with a zero gradient, never NaN; and jaxobj reduces to the mean by
+  default (``reduction="none"`` gives optax's output).
+
+  Paddings follow optax: 1.0 marks a padded position (values above 0.5 count
+  as padding). Padded frames and padded labels are skipped wherever they are
+  (optax needs labels right-padded). Unpadded labels outside ``[0, K)`` or
+  equal to ``blank_id`` give NaN.
+
+  Args:
+    logits: float array ``[..., T, K]`` (leading batch axes, frames, classes
+      including the blank).
+    logit_paddings: ``[..., T]``, 1.0 at padded frames.
+    labels: integer array ``[..., S]`` (same batch axes).
+    label_paddings: ``[..., S]``, 1.0 at padded labels.
+    blank_id: the blank class (static int in ``[0, K)``).
+    zero_infinity: give impossible alignments a loss of 0 instead of ``+inf``.
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`)
+      over sequences (shape ``logits.shape[:-2]``).
+
+  Returns:
+    The reduced loss; per-sequence losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes that do not match (named, with both shapes) or
+      ``blank_id`` outside ``[0, K)``.
+    TypeError: integer ``logits``, floating ``labels``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> logits = jnp.zeros((1, 2, 3))  # 2 frames, uniform over {blank, a, b}
+    >>> labels, label_pad = jnp.array([[1]]), jnp.zeros((1, 1))
+    >>> loss = jaxobj.ctc_loss(logits, jnp.zeros((1, 2)), labels, label_pad)
+    >>> print(round(float(loss), 4))  # 3 alignments (a_, _a, aa) of 9: -log(1/3)
+    1.0986
+
+  References:
+    Graves et al., "Connectionist Temporal Classification: Labelling
+    Unsegmented Sequence Data with Recurrent Neural Networks", ICML 2006.
+  """
+  x = checks.as_float(logits, "logits")
+  if x.ndim < 2:
+    raise ValueError(f"logits must have shape [..., T, K] (frames, classes), got "
+                     f"logits.shape={x.shape}.")
+  batch, (frames, classes) = x.shape[:-2], x.shape[-2:]
+  logit_pad = _paddings(logit_paddings, "logit_paddings", "logits", x, -1)
+  y = checks.as_labels(labels, "labels")
+  if y.ndim < 1 or y.shape[:-1] != batch:
+    raise ValueError(
+        f"labels must have shape [..., S] with the batch axes of logits, got "
+        f"labels.shape={y.shape} and logits.shape={x.shape} (batch axes {batch}).")
+  label_pad = _paddings(label_paddings, "label_paddings", "labels", y, None)
+  if not isinstance(blank_id, (int, np.integer)) or not 0 <= blank_id < classes:
+    raise ValueError(f"blank_id must be an int in [0, {classes}) (a class of logits), "
+                     f"got blank_id={blank_id!r}.")
+
+  x = masked_fill(where, x, batch, axis_extra=2)
+  frame_pad = masked_fill(where, logit_pad.astype(x.dtype), batch, axis_extra=1)
+  y = masked_fill(where, y, batch, fill=blank_id, axis_extra=1)
+  label_pad = masked_fill(where, label_pad.astype(x.dtype), batch, fill=1.0, axis_extra=1)
+
+  n = int(np.prod(batch, dtype=np.int64))
+  x = x.reshape(n, frames, classes)
+  frame_valid = ~(frame_pad.reshape(n, frames) > 0.5)
+  y = y.reshape(n, -1)
+  label_valid = ~(label_pad.reshape(n, -1) > 0.5)
+  num_labels = jnp.sum(label_valid, axis=1)
+  bad = jnp.any(label_valid & ((y < 0) | (y >= classes) | (y == blank_id)), axis=1)
+  # Unpadded labels first, in order: padding may sit anywhere, not only at the end.
+  order = jnp.argsort(~label_valid, axis=1, stable=True)
+  y = jnp.take_along_axis(jnp.where(label_valid & ~bad[:, None], y, blank_id), order, axis=1)
+
+  # Extended labels: blank, l1, blank, l2, ..., lS, blank (S' = 2S + 1 states).
+  ext = jnp.full((n, 2 * y.shape[1] + 1), blank_id, y.dtype).at[:, 1::2].set(y)
+  skip = ((ext != blank_id) & (ext != _shift(ext, 2, blank_id, axis=1))).T
+  last = jnp.stack([2 * num_labels, jnp.maximum(2 * num_labels - 1, 0)])
+
+  log_lik = _ctc_log_likelihood(x, frame_valid, ext, skip, last.astype(jnp.int32))
+  impossible = log_lik == -jnp.inf
+  nll = jnp.where(impossible, 0.0, -log_lik)
+  nll = nll + jax.lax.stop_gradient(jnp.maximum(nll, 0.0) - nll)  # clamp, keep gradient
+  values = jnp.where(impossible, 0.0 if zero_infinity else jnp.inf, nll)
+  values = jnp.where(bad, jnp.nan, values).reshape(batch)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
