@@ -443,6 +443,17 @@ def test_lovasz_softmax_matches_reference(classes, per_image):
   _close(out, ref)
 
 
+def test_lovasz_softmax_saturated_logits_with_tied_errors():
+  # Probabilities of exactly 0 and 1: many tied errors, whose order the value
+  # does not depend on (the Lovász extension is a function of the errors).
+  logits, labels = _draw(39)
+  big = logits * 1e4
+  for per_image in (True, False):
+    _close(_jit(jaxobj.lovasz_softmax_loss)(big, labels, per_image=per_image,
+                                            reduction="none"),
+           ref_lovasz_softmax(big, labels, per_image=per_image))
+
+
 @pytest.mark.parametrize("per_image", [True, False])
 def test_lovasz_softmax_ignore_index_drops_pixels(per_image):
   logits, labels = _draw(21)
