@@ -27,9 +27,10 @@ from jaxobj.losses.distribution import _relative_entropy, _scale_logits
 from jaxobj.registry import register
 
 __all__ = [
-    "binary_brier_score", "brier_score", "brier_score_with_integer_labels",
-    "expected_calibration_error", "log_score", "log_score_with_integer_labels",
-    "maximum_calibration_error", "reliability_diagram",
+    "ReliabilityDiagram", "binary_brier_score", "brier_score",
+    "brier_score_with_integer_labels", "expected_calibration_error", "fit_temperature",
+    "log_score", "log_score_with_integer_labels", "maximum_calibration_error",
+    "reliability_diagram", "temperature_scale",
 ]
 
 
@@ -465,9 +466,8 @@ def temperature_scale(logits, temperature):
     TypeError: integer ``logits``.
 
   Example:
-    >>> import jax.numpy as jnp
-    >>> from jaxobj.losses.calibration import temperature_scale
-    >>> print(temperature_scale(jnp.array([2.0, -jnp.inf]), 2.0))
+    >>> import jax.numpy as jnp, jaxobj
+    >>> print(jaxobj.temperature_scale(jnp.array([2.0, -jnp.inf]), 2.0))
     [  1. -inf]
   """
   checks.check_range("temperature", temperature, low=0.0, low_inclusive=False)
@@ -492,7 +492,8 @@ def fit_temperature(logits, labels, *, ignore_index=None, axis=-1, where=None,
   the bracket end when it lies outside :math:`[T_{\min}, T_{\max}]`, e.g.
   :math:`T \to 0` for separable logits). It is a fitting procedure, not a
   loss: the result carries no gradient (``stop_gradient``). An all-masked
-  input returns 1.
+  input returns 1. ``-inf`` logits (masked classes) are fine, but a row whose
+  label has a ``-inf`` logit has infinite NLL at every temperature: mask it.
 
   Args:
     logits: float array ``[..., K]`` of a held-out (validation) set.
@@ -514,12 +515,11 @@ def fit_temperature(logits, labels, *, ignore_index=None, axis=-1, where=None,
     TypeError: integer ``logits`` or floating ``labels``.
 
   Example:
-    >>> import jax, jax.numpy as jnp
-    >>> from jaxobj.losses.calibration import fit_temperature, temperature_scale
+    >>> import jax, jax.numpy as jnp, jaxobj
     >>> logits = jnp.array([[4.0, 0.0], [4.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
     >>> labels = jnp.array([0, 0, 1, 1])  # 98% confident, right 3 times in 4
-    >>> t = fit_temperature(logits, labels)
-    >>> print(round(float(t), 3), jax.nn.softmax(temperature_scale(logits[0], t)))
+    >>> t = jaxobj.fit_temperature(logits, labels)
+    >>> print(round(float(t), 3), jax.nn.softmax(jaxobj.temperature_scale(logits[0], t)))
     3.641 [0.75 0.25]
 
   References:
@@ -550,13 +550,16 @@ def fit_temperature(logits, labels, *, ignore_index=None, axis=-1, where=None,
 
   def derivatives(u):
     # d/du and d^2/du^2 of the mean NLL at beta = exp(u), from the moments of
-    # the logits under p = softmax(beta x): dF/dbeta = E_p[x] - x_y and
-    # d^2F/dbeta^2 = Var_p[x].
+    # the logits under p = softmax(beta x): dF/dbeta = E_p[x - x_y] and
+    # d^2F/dbeta^2 = Var_p[x]. Centring on x_y avoids the cancellation of
+    # E_p[x] - x_y, so the slope stays exact (and negative) for confident,
+    # correct rows.
     beta = jnp.exp(u)
     p = jax.nn.softmax(jnp.where(finite, beta * x0, -jnp.inf), axis=-1)
-    mean = jnp.sum(p * x0, axis=-1)
-    var = jnp.sum(p * jnp.square(x0 - mean[:, None]), axis=-1)
-    d1 = jnp.sum(w * (mean - x_label))
+    gap = jnp.where(finite, x0 - x_label[:, None], 0.0)
+    mean = jnp.sum(p * gap, axis=-1)
+    var = jnp.sum(p * jnp.square(gap - mean[:, None]), axis=-1)
+    d1 = jnp.sum(w * mean)
     d2 = jnp.sum(w * var)
     return beta * d1, beta * d1 + beta ** 2 * d2
 
