@@ -143,21 +143,36 @@ def _with_columns(mask, valid):
   return cols if mask is None else mask & cols
 
 
-def _masked_lse(s: jax.Array, mask, axis: int = -1, fill=-jnp.inf) -> jax.Array:
-  r"""``log sum_j exp(s_j)`` over the entries where ``mask`` holds, along ``axis``.
+def _lse_parts(s: jax.Array, mask, axis: int = -1):
+  """``log sum exp(s - m)`` over the entries where ``mask`` holds, the
+  stabilizing maximum ``m`` (without gradient; the sum's dependence on it
+  cancels) and whether the row has any entry, all with ``axis`` kept.
 
-  Rows with no entry give ``fill``. Masked entries are replaced by ``-inf``
-  *before* the exponential (the double ``where``), so a large masked value
-  cannot overflow into an ``inf * 0`` gradient.
+  Masked entries are replaced by ``-inf`` *before* the exponential (the double
+  ``where``), so a large masked value cannot overflow into an ``inf * 0``
+  gradient, and an empty row takes ``log 1`` instead of ``log 0``.
   """
-  if mask is None:
-    return jax.nn.logsumexp(s, axis=axis)
-  m = jnp.max(jnp.where(mask, s, -jnp.inf), axis=axis, keepdims=True)
+  masked = s if mask is None else jnp.where(mask, s, -jnp.inf)
+  m = jnp.max(masked, axis=axis, keepdims=True)
   nonempty = m > -jnp.inf
   m = jax.lax.stop_gradient(jnp.where(nonempty, m, 0.0))
-  total = jnp.sum(jnp.exp(jnp.where(mask, s - m, -jnp.inf)), axis=axis, keepdims=True)
-  out = jnp.log(jnp.where(nonempty, total, 1.0)) + m
-  return jnp.squeeze(jnp.where(nonempty, out, fill), axis)
+  total = jnp.sum(jnp.exp(masked - m), axis=axis, keepdims=True)
+  return jnp.log(jnp.where(nonempty, total, 1.0)), m, nonempty
+
+
+def _masked_lse(s: jax.Array, mask=None, axis: int = -1, fill=-jnp.inf,
+                offset=None) -> jax.Array:
+  r"""``log sum_j exp(s_j) - offset`` over the entries where ``mask`` holds.
+
+  Rows with no entry give ``fill``. The offset (a logit of the row, e.g. the
+  positive's) is subtracted from the maximum before the log-sum is added, so
+  a loss much smaller than the logits (a confident positive at logit 14
+  leaving a loss of 0.005) keeps its relative precision.
+  """
+  log_total, m, nonempty = _lse_parts(s, mask, axis)
+  if offset is not None:
+    m = m - jnp.expand_dims(offset, axis)
+  return jnp.squeeze(jnp.where(nonempty, log_total + m, fill), axis)
 
 
 def _eye(n: int) -> jax.Array:
@@ -236,12 +251,12 @@ def info_nce_loss(queries, keys, negatives=None, *, temperature=0.1, where=None,
   q, k = _unit(q), _unit(k)
   if negatives is None:
     s = (q @ k.T) / temperature
-    values = _masked_lse(s, _with_columns(None, valid)) - jnp.diagonal(s)
+    values = _masked_lse(s, _with_columns(None, valid), offset=jnp.diagonal(s))
   else:
     n, paired = _negatives(negatives, batch_shape, q.shape[-1], where)
     sn = (jnp.einsum("bd,bmd->bm", q, n) if paired else q @ n.T) / temperature
     pos = jnp.sum(q * k, axis=-1) / temperature
-    values = jax.nn.logsumexp(jnp.concatenate([pos[:, None], sn], -1), -1) - pos
+    values = _masked_lse(jnp.concatenate([pos[:, None], sn], -1), offset=pos)
   return _finish(values, batch_shape, where, weights, reduction)
 
 
@@ -312,10 +327,10 @@ def clip_loss(image_embeddings, text_embeddings, *,
   x, y, valid, batch_shape = _paired_rows(
       image_embeddings, text_embeddings, ("image_embeddings", "text_embeddings"), where)
   s = (_unit(x) @ _unit(y).T) * jnp.exp(log_temperature)
-  cols = _with_columns(None, valid)
-  image_to_text = _masked_lse(s, cols, axis=1)
-  text_to_image = _masked_lse(s, None if cols is None else cols.T, axis=0)
-  values = 0.5 * (image_to_text + text_to_image) - jnp.diagonal(s)
+  cols, d = _with_columns(None, valid), jnp.diagonal(s)
+  image_to_text = _masked_lse(s, cols, axis=1, offset=d)
+  text_to_image = _masked_lse(s, None if cols is None else cols.T, axis=0, offset=d)
+  values = 0.5 * (image_to_text + text_to_image)
   return _finish(values, batch_shape, where, weights, reduction)
 
 
@@ -499,9 +514,10 @@ def supervised_contrastive_loss(embeddings, labels, *, temperature=0.07,
   s = (u @ u.T) / temperature
   others = _with_columns(~_eye(s.shape[0]), valid)
   pos = others & (y[:, None] == y[None, :])
-  lse = _masked_lse(s, others, fill=0.0)
+  # sum_p (lse_i - s_ip) = |P(i)| log sum_a e^{s_ia - m_i} + sum_p (m_i - s_ip)
+  log_total, m, _ = _lse_parts(s, others)
   counts = jnp.sum(pos, axis=-1)
-  neg_log_prob_pos = counts * lse - jnp.sum(jnp.where(pos, s, 0.0), axis=-1)
+  neg_log_prob_pos = counts * log_total[:, 0] + jnp.sum(jnp.where(pos, m - s, 0.0), axis=-1)
   values = (temperature / base_temperature) * neg_log_prob_pos / jnp.maximum(counts, 1)
   return _finish(values, batch_shape, where, weights, reduction)
 
@@ -519,8 +535,12 @@ def decoupled_contrastive_loss(view1, view2, *, temperature=0.1, sigma=None,
   with :math:`s` the cosine similarity and :math:`\ell^{(2)}` the same with
   the views swapped. Both views of the other items are negatives; the two
   views of item :math:`i` never appear in the log-sum-exp (the decoupling).
-  The mean over items is lightly's ``DCLLoss``. With ``sigma`` the positive
-  term is weighted as in DCLW by the negative von Mises-Fisher weights
+  This is Eq. 6 of the paper, one log-sum-exp over the negatives of both
+  views, averaged over both views as in lightly's ``DCLLoss``; lightly itself
+  adds two separate log-sum-exps (one per view of the negatives), a known
+  departure from the paper (lightly-ai/lightly PR #1827) that jaxobj does not
+  reproduce. With ``sigma`` the positive term is weighted as in DCLW by the
+  negative von Mises-Fisher weights
   :math:`w_i = 2 - B\,\operatorname{softmax}_i\big(s(z^1_i, z^2_i)/\sigma\big)`
   (without gradient, as in lightly's ``DCLWLoss``); otherwise :math:`w_i = 1`.
   All similarities come from one :math:`2B \times 2B` matrix product. An item
