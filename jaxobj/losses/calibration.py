@@ -265,6 +265,19 @@ class ReliabilityDiagram(NamedTuple):
   edges: jax.Array
 
 
+def _row_weights(where, weights, shape, dtype):
+  """Per-row weights (1 without ``weights``), 0 on masked rows, selected so
+  a NaN weight behind the mask cannot leak."""
+  w = jnp.ones(shape, dtype)
+  if weights is not None:
+    weights = checks.as_float(weights, "weights")
+    checks.check_broadcastable("weights", weights, shape)
+    w = jnp.broadcast_to(weights, shape).astype(dtype)
+  if where is not None:
+    w = jnp.where(checks.as_mask(where, shape), w, 0.0)
+  return w
+
+
 def _binned(logits, labels, num_bins, ignore_index, axis, where, weights):
   """Per-bin sums of weight, weighted confidence and weighted correctness.
 
@@ -274,14 +287,7 @@ def _binned(logits, labels, num_bins, ignore_index, axis, where, weights):
   if not isinstance(num_bins, int) or isinstance(num_bins, bool) or num_bins < 1:
     raise ValueError(f"num_bins must be a positive int (static), got num_bins={num_bins!r}.")
   x, y, where = _integer_inputs(logits, labels, axis, where, ignore_index)
-  shape = y.shape
-  w = jnp.ones(shape, x.dtype)
-  if weights is not None:
-    weights = checks.as_float(weights, "weights")
-    checks.check_broadcastable("weights", weights, shape)
-    w = jnp.broadcast_to(weights, shape).astype(x.dtype)
-  if where is not None:
-    w = jnp.where(checks.as_mask(where, shape), w, 0.0)
+  w = _row_weights(where, weights, y.shape, x.dtype)
   log_p = jax.nn.log_softmax(x, axis=-1)
   confidence = jnp.exp(jnp.max(log_p, axis=-1))
   correct = (jnp.argmax(x, axis=-1) == y).astype(x.dtype)
@@ -531,14 +537,7 @@ def fit_temperature(logits, labels, *, ignore_index=None, axis=-1, where=None,
         f"the search interval must satisfy 0 < min_temperature < max_temperature, got "
         f"min_temperature={min_temperature!r} and max_temperature={max_temperature!r}.")
   x, y, where = _integer_inputs(logits, labels, axis, where, ignore_index)
-  shape = y.shape
-  w = jnp.ones(shape, x.dtype)
-  if weights is not None:
-    weights = checks.as_float(weights, "weights")
-    checks.check_broadcastable("weights", weights, shape)
-    w = jnp.broadcast_to(weights, shape).astype(x.dtype)
-  if where is not None:
-    w = jnp.where(checks.as_mask(where, shape), w, 0.0)
+  w = _row_weights(where, weights, y.shape, x.dtype)
   k = x.shape[-1]
   x, y, w = x.reshape(-1, k), y.reshape(-1), w.reshape(-1)
   total = jnp.sum(w)
