@@ -410,9 +410,9 @@ def ntxent(embeddings, labels, *, temperature=0.07, where=None, weights=None,
   exactly :func:`optax.ntxent` (and pytorch-metric-learning's
   ``NTXentLoss``) for the same inputs. In the SimCLR setting (two views per
   example, :math:`\bar P = 1`) :math:`\ell_i` is the loss of anchor
-  :math:`i`. An anchor with no positive has loss 0 (it still counts in the
-  mean, as its row counts in :math:`\bar P`); a batch without any positive
-  pair gives 0, where optax gives NaN. The similarity matrix is one matrix
+  :math:`i`. An anchor with no positive has loss 0 and leaves the mean over
+  positive pairs unchanged (as in optax); a batch without any positive pair
+  gives 0, where optax gives NaN (0/0). The similarity matrix is one matrix
   product: memory and time grow with :math:`B^2`, not :math:`B^2 D`.
 
   Args:
