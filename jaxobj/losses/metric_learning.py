@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 
 import jax
 import jax.numpy as jnp
@@ -729,7 +730,11 @@ def init_class_centers(key, num_classes, dim, dtype=jnp.float32):
     (10, 4) True
   """
   for name, n in (("num_classes", num_classes), ("dim", dim)):
-    if not isinstance(n, int) or n < 1:
+    try:
+      ok = operator.index(n) >= 1
+    except TypeError:
+      ok = False
+    if not ok:
       raise ValueError(f"{name} must be a positive int, got {name}={n!r}.")
   g = jax.random.normal(key, (num_classes, dim), dtype)
   return _normalize(g, NORMALIZE_EPS)
