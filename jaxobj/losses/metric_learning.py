@@ -207,7 +207,7 @@ def _positives_negatives(labels, valid):
 
 
 def _margin_inputs(embeddings, labels, centers, where):
-  """Cosines ``[..., K]`` of embeddings to centres, labels, and the loss shape."""
+  """Cosines ``[..., K]`` of embeddings to centres and the labels (masked rows zeroed)."""
   x = checks.as_float(embeddings, "embeddings")
   y = checks.as_labels(labels, "labels")
   checks.check_label_shape("embeddings", x, "labels", y)
