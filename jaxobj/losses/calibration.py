@@ -13,6 +13,7 @@ post-hoc calibration of Guo et al. on held-out logits, and
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -480,6 +481,48 @@ def temperature_scale(logits, temperature):
   return _scale_logits(checks.as_float(logits, "logits"), temperature)
 
 
+@functools.partial(jax.jit, static_argnames="num_steps")
+def _fit_temperature(x, y, w, bracket, num_steps):
+  """Safeguarded Newton on u = log(1/T) over ``bracket``; x [N, K], y [N], w [N]."""
+  k = x.shape[-1]
+  total = jnp.sum(w)
+  w = w / jnp.where(total > 0, total, 1.0)
+  finite = x > -jnp.inf
+  x0 = jnp.where(finite, x, 0.0)
+  x_label = jnp.take_along_axis(x, jnp.clip(y, 0, k - 1)[:, None], axis=-1)[:, 0]
+  x_label = jnp.where(_in_range(y, k), x_label, jnp.nan)
+
+  def derivatives(u):
+    # d/du and d^2/du^2 of the mean NLL at beta = exp(u), from the moments of
+    # the logits under p = softmax(beta x): dF/dbeta = E_p[x - x_y] and
+    # d^2F/dbeta^2 = Var_p[x]. Centring on x_y avoids the cancellation of
+    # E_p[x] - x_y, so the slope stays exact (and negative) for confident,
+    # correct rows.
+    beta = jnp.exp(u)
+    p = jax.nn.softmax(jnp.where(finite, beta * x0, -jnp.inf), axis=-1)
+    gap = jnp.where(finite, x0 - x_label[:, None], 0.0)
+    mean = jnp.sum(p * gap, axis=-1)
+    var = jnp.sum(p * jnp.square(gap - mean[:, None]), axis=-1)
+    d1 = jnp.sum(w * mean)
+    d2 = jnp.sum(w * var)
+    return beta * d1, beta * d1 + beta ** 2 * d2
+
+  def step(_, state):
+    lo, hi, u = state
+    g1, g2 = derivatives(u)
+    lo = jnp.where(g1 < 0, u, lo)
+    hi = jnp.where(g1 > 0, u, hi)
+    newton = u - g1 / jnp.where(g2 > 0, g2, 1.0)
+    inside = (g2 > 0) & (newton > lo) & (newton < hi)
+    u = jnp.where(g1 == 0, u, jnp.where(inside, newton, 0.5 * (lo + hi)))
+    return lo, hi, u
+
+  lo, hi = bracket[0], bracket[1]
+  u0 = jnp.clip(jnp.zeros((), x.dtype), lo, hi)
+  _, _, u = jax.lax.fori_loop(0, num_steps, step, (lo, hi, u0))
+  return jnp.where(total > 0, jnp.exp(-u), 1.0)
+
+
 def fit_temperature(logits, labels, *, ignore_index=None, axis=-1, where=None,
                     weights=None, min_temperature=1e-2, max_temperature=1e2,
                     num_steps=50):
@@ -539,44 +582,9 @@ def fit_temperature(logits, labels, *, ignore_index=None, axis=-1, where=None,
   x, y, where = _integer_inputs(logits, labels, axis, where, ignore_index)
   w = _row_weights(where, weights, y.shape, x.dtype)
   k = x.shape[-1]
-  x, y, w = x.reshape(-1, k), y.reshape(-1), w.reshape(-1)
-  total = jnp.sum(w)
-  w = w / jnp.where(total > 0, total, 1.0)
-  finite = x > -jnp.inf
-  x0 = jnp.where(finite, x, 0.0)
-  x_label = jnp.take_along_axis(x, jnp.clip(y, 0, k - 1)[:, None], axis=-1)[:, 0]
-  x_label = jnp.where(_in_range(y, k), x_label, jnp.nan)
-
-  def derivatives(u):
-    # d/du and d^2/du^2 of the mean NLL at beta = exp(u), from the moments of
-    # the logits under p = softmax(beta x): dF/dbeta = E_p[x - x_y] and
-    # d^2F/dbeta^2 = Var_p[x]. Centring on x_y avoids the cancellation of
-    # E_p[x] - x_y, so the slope stays exact (and negative) for confident,
-    # correct rows.
-    beta = jnp.exp(u)
-    p = jax.nn.softmax(jnp.where(finite, beta * x0, -jnp.inf), axis=-1)
-    gap = jnp.where(finite, x0 - x_label[:, None], 0.0)
-    mean = jnp.sum(p * gap, axis=-1)
-    var = jnp.sum(p * jnp.square(gap - mean[:, None]), axis=-1)
-    d1 = jnp.sum(w * mean)
-    d2 = jnp.sum(w * var)
-    return beta * d1, beta * d1 + beta ** 2 * d2
-
-  def step(_, state):
-    lo, hi, u = state
-    g1, g2 = derivatives(u)
-    lo = jnp.where(g1 < 0, u, lo)
-    hi = jnp.where(g1 > 0, u, hi)
-    newton = u - g1 / jnp.where(g2 > 0, g2, 1.0)
-    inside = (g2 > 0) & (newton > lo) & (newton < hi)
-    u = jnp.where(g1 == 0, u, jnp.where(inside, newton, 0.5 * (lo + hi)))
-    return lo, hi, u
-
-  lo = jnp.asarray(-jnp.log(max_temperature), x.dtype)
-  hi = jnp.asarray(-jnp.log(min_temperature), x.dtype)
-  u0 = jnp.clip(jnp.zeros((), x.dtype), lo, hi)
-  _, _, u = jax.lax.fori_loop(0, num_steps, step, (lo, hi, u0))
-  return jax.lax.stop_gradient(jnp.where(total > 0, jnp.exp(-u), 1.0))
+  bounds = jnp.log(jnp.asarray([max_temperature, min_temperature], x.dtype))
+  return jax.lax.stop_gradient(_fit_temperature(
+      x.reshape(-1, k), y.reshape(-1), w.reshape(-1), -bounds, num_steps))
 
 
 # --------------------------------------------------------------------------
