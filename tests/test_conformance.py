@@ -31,6 +31,12 @@ def _draw(spec, shape=BATCH, variant=None):
   return tuple(jnp.asarray(a) for a in make(rng, shape))
 
 
+def _per_row(spec, args, fn):
+  """Applies ``fn`` to the inputs that carry the batch axes (see ``Inputs.batched``)."""
+  n = len(args) if spec.inputs.batched is None else spec.inputs.batched
+  return tuple(fn(a) for a in args[:n]) + tuple(args[n:])
+
+
 def _is_float(a):
   return jnp.issubdtype(a.dtype, jnp.floating)
 
@@ -92,7 +98,7 @@ def test_sum_rule_and_mean(spec):
 
 def test_extra_batch_dims_match_flat_batch(spec):
   args = _draw(spec, (2, 3))
-  flat = tuple(a.reshape((6,) + a.shape[2:]) for a in args)
+  flat = _per_row(spec, args, lambda a: a.reshape((6,) + a.shape[2:]))
   _close(spec.fn(*args, reduction="none").reshape(6), spec.fn(*flat, reduction="none"))
   _close(spec.fn(*args), spec.fn(*flat))
 
@@ -110,7 +116,7 @@ MASK = np.array([True, False, True, True, False, True])
 
 def test_where_equals_slice(spec):
   args = _draw(spec)
-  sliced = tuple(a[MASK] for a in args)
+  sliced = _per_row(spec, args, lambda a: a[MASK])
   _close(spec.fn(*args, where=jnp.asarray(MASK)), spec.fn(*sliced))
   _close(spec.fn(*args, where=jnp.asarray(MASK), reduction="sum"),
          spec.fn(*sliced, reduction="sum"))
@@ -129,7 +135,7 @@ def test_masked_garbage_changes_nothing(spec):
   args = _draw(spec)
   where = jnp.asarray(MASK)
   clean = spec.fn(*args, where=where)
-  poisoned = tuple(_poison(a) for a in args)
+  poisoned = _per_row(spec, args, _poison)
   _close(spec.fn(*poisoned, where=where), clean)
   g = _grad(spec, poisoned, where=where)
   assert np.all(np.isfinite(g)), "NaN inputs behind the mask leaked into the gradient"

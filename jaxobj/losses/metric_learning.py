@@ -740,6 +740,7 @@ def init_class_centers(key, num_classes, dim, dtype=jnp.float32):
   return _normalize(g, NORMALIZE_EPS)
 
 
+@register("metric_learning", inputs=examples.MARGIN_SOFTMAX)
 def arcface_loss(embeddings, labels, centers, *, margin=0.5, scale=64.0,
                  margin_mode="threshold", where=None, weights=None,
                  reduction="mean"):
@@ -820,6 +821,7 @@ def arcface_loss(embeddings, labels, centers, *, margin=0.5, scale=64.0,
   return _margin_softmax(cos, y, target_logit, scale, where, weights, reduction)
 
 
+@register("metric_learning", inputs=examples.MARGIN_SOFTMAX)
 def cosface_loss(embeddings, labels, centers, *, margin=0.35, scale=64.0,
                  where=None, weights=None, reduction="mean"):
   r"""CosFace (additive cosine margin) loss: softmax over scaled cosines, the target cosine lowered by m.

@@ -22,10 +22,14 @@ class Inputs:
 
   ``masked_classes``, when present, draws logits with some non-target classes
   at ``-inf`` (vocabulary masking), which a softmax loss must handle.
+  ``batched`` is the number of leading inputs that carry the batch axes (all
+  of them when None); later ones are shared by every row, such as the class
+  centres of a margin softmax, and are not sliced by the mask tests.
   """
   make: Callable[[np.random.Generator, tuple[int, ...]], tuple[np.ndarray, ...]]
   masked_classes: Callable[[np.random.Generator, tuple[int, ...]],
                            tuple[np.ndarray, ...]] | None = None
+  batched: int | None = None
 
 
 def _normal(rng, shape, scale=1.0):

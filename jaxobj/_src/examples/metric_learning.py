@@ -65,3 +65,4 @@ PAIRS_SIGNED = Inputs(_pairs_signed)
 TRIPLETS = Inputs(_triplets)
 LABELLED_EMBEDDINGS = Inputs(_labelled)
 ANCHOR_POSITIVE_LABELS = Inputs(_anchor_positive_labels)
+MARGIN_SOFTMAX = Inputs(margin_softmax, batched=2)  # class centres are shared by all rows
