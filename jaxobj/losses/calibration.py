@@ -50,8 +50,10 @@ def brier_score(logits, labels, *, axis=-1, where=None, weights=None,
 
   .. math:: \ell(x, y) = \sum_k \big(\operatorname{softmax}(x)_k - y_k\big)^2
 
-  Brier's original multiclass form, in :math:`[0, 2]` for one-hot labels;
-  some libraries halve it or divide by :math:`K`. A strictly proper scoring
+  Brier's original multiclass form, in :math:`[0, 2]` for one-hot labels:
+  its mean is ``sklearn.metrics.brier_score_loss`` on a probability matrix
+  (whose default leaves the multiclass sum unhalved); some libraries halve
+  it or divide by :math:`K`. A strictly proper scoring
   rule, bounded (unlike the log score), so a single confidently wrong
   prediction cannot dominate the mean. Classes with ``-inf`` logits have
   probability 0.
