@@ -487,6 +487,8 @@ def softmax_loss(scores, labels, *, normalize_labels=True, item_where=None,
   two agree for one-hot labels. A list whose labels are all 0 has no target:
   its value is 0 (rax's ``normalize_probabilities`` would use a uniform
   target), and it stays in the mean, as in rax. Labels must be non-negative.
+  With segments the labels are normalized within each segment (rax's
+  ``label_fn`` sees the whole list).
 
   Args:
     scores: float array ``[..., L]``; ``-inf`` masks an item.
@@ -663,7 +665,10 @@ def approx_ndcg_loss(scores, labels, *, temperature=1.0, topn=None,
   (rax's ``approx_t12n(ndcg_metric)``). IDCG is the exact ideal DCG; a list
   with no relevant item scores 0. With ``topn`` each term is multiplied by a
   soft top-``topn`` indicator, as rax's ``approx_cutoff`` does. Values lie in
-  [-1, 0]; a list's value is the mean over its segments.
+  [-1, 0]; a list's value is the mean over its segments. Deliberate
+  difference: masked items take no part in the soft cutoff (rax ranks them
+  there, at approximate rank 1, so with ``where`` and ``topn`` a masked item
+  can move rax's threshold); here masking an item equals removing it.
 
   Args:
     scores: float array ``[..., L]``; ``-inf`` masks an item.
