@@ -51,6 +51,20 @@ __all__ = [
 ]
 
 
+# The Returns and Raises sections shared by the per-list losses' docstrings.
+_RETURNS = """Returns:
+    The reduced loss; one value per list for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ or ``where`` has the item shape.
+    TypeError: integer ``scores``, non-boolean masks, non-integer segments."""
+
+
+def _with_returns(fn):
+  fn.__doc__ = fn.__doc__.replace("{returns}", _RETURNS)
+  return fn
+
+
 # --------------------------------------------------------------------------
 # Input preparation.
 
@@ -221,6 +235,7 @@ def _pointwise(values, valid, w, where, weights, reduction):
 
 
 @register("ranking", inputs=examples.RANKED_LISTS)
+@_with_returns
 def pointwise_mse_loss(scores, labels, *, item_where=None, item_weights=None,
                        segments=None, where=None, weights=None, reduction="mean"):
   r"""Squared error between each item's score and its label, averaged per list.
@@ -241,12 +256,7 @@ def pointwise_mse_loss(scores, labels, *, item_where=None, item_weights=None,
     where, weights, reduction: the loss contract over lists
       (:func:`jaxobj.reduce_loss`).
 
-  Returns:
-    The reduced loss; one value per list for ``reduction="none"``.
-
-  Raises:
-    ValueError: shapes differ or ``where`` has the item shape.
-    TypeError: integer ``scores``, non-boolean masks, non-integer segments.
+  {returns}
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
@@ -260,6 +270,7 @@ def pointwise_mse_loss(scores, labels, *, item_where=None, item_weights=None,
 
 
 @register("ranking", inputs=examples.RANKED_LISTS)
+@_with_returns
 def pointwise_sigmoid_loss(scores, labels, *, item_where=None, item_weights=None,
                            segments=None, where=None, weights=None,
                            reduction="mean"):
@@ -281,12 +292,7 @@ def pointwise_sigmoid_loss(scores, labels, *, item_where=None, item_weights=None
     segments: optional integer ``[..., L]`` segment ids (no effect).
     where, weights, reduction: the loss contract over lists.
 
-  Returns:
-    The reduced loss; one value per list for ``reduction="none"``.
-
-  Raises:
-    ValueError: shapes differ or ``where`` has the item shape.
-    TypeError: integer ``scores``, non-boolean masks, non-integer segments.
+  {returns}
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
@@ -471,6 +477,7 @@ def bpr_loss(positive_scores, negative_scores, *, where=None, weights=None,
 
 
 @register("ranking", inputs=examples.RANKED_LISTS)
+@_with_returns
 def softmax_loss(scores, labels, *, normalize_labels=True, item_where=None,
                  item_weights=None, segments=None, where=None, weights=None,
                  reduction="mean"):
@@ -499,12 +506,7 @@ def softmax_loss(scores, labels, *, normalize_labels=True, item_where=None,
     segments: optional integer ``[..., L]`` segment ids: one softmax per segment.
     where, weights, reduction: the loss contract over lists.
 
-  Returns:
-    The reduced loss; one value per list for ``reduction="none"``.
-
-  Raises:
-    ValueError: shapes differ or ``where`` has the item shape.
-    TypeError: integer ``scores``, non-boolean masks, non-integer segments.
+  {returns}
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
@@ -554,6 +556,7 @@ def _listmle_segments(s, y, valid, same):
 
 
 @register("ranking", inputs=examples.RANKED_LISTS)
+@_with_returns
 def listmle_loss(scores, labels, *, item_where=None, segments=None, where=None,
                  weights=None, reduction="mean"):
   r"""ListMLE: negative Plackett–Luce log-likelihood of the label order.
@@ -574,12 +577,7 @@ def listmle_loss(scores, labels, *, item_where=None, segments=None, where=None,
     segments: optional integer ``[..., L]`` segment ids: one ranking per segment.
     where, weights, reduction: the loss contract over lists.
 
-  Returns:
-    The reduced loss; one value per list for ``reduction="none"``.
-
-  Raises:
-    ValueError: shapes differ or ``where`` has the item shape.
-    TypeError: integer ``scores``, non-boolean masks, non-integer segments.
+  {returns}
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
