@@ -6,9 +6,6 @@ explicit ``(lo, hi]`` bin membership; temperature scaling fitted with
 ``scipy.optimize.minimize_scalar``), and closed forms.
 """
 
-import importlib.util
-import inspect
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +17,6 @@ from scipy.special import entr, expit, log_softmax, logsumexp, softmax
 
 import jaxobj
 from jaxobj import registry
-from jaxobj._src.examples import calibration as calibration_examples
 from jaxobj.losses.calibration import confidence_penalty
 
 N, K = 8, 5
@@ -503,40 +499,3 @@ def test_confidence_penalty_closed_forms_and_extremes():
     confidence_penalty(x, threshold=-0.1)
   with pytest.raises(ValueError, match="class axis"):
     confidence_penalty(np.float32(1.0))
-
-
-def _load_conformance():
-  path = pathlib.Path(__file__).with_name("test_conformance.py")
-  spec = importlib.util.spec_from_file_location("_conformance_for_calibration", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-CONFORMANCE = _load_conformance()
-PENALTY_SPEC = registry.LossSpec(
-    name="confidence_penalty", fn=confidence_penalty, family="calibration", kind="loss",
-    summary=inspect.getdoc(confidence_penalty).splitlines()[0], input_names=("logits",),
-    hyperparameters={"threshold": None, "axis": -1}, inputs=calibration_examples.LOGITS)
-# The registry-wide contract checks, run on the one-input penalty (the
-# registry's shape-mismatch check needs a second input, so it is not registered).
-CONTRACT_CHECKS = [
-    "test_signature_and_docstring", "test_sum_rule_and_mean",
-    "test_extra_batch_dims_match_flat_batch", "test_unknown_reduction_lists_choices",
-    "test_where_equals_slice", "test_masked_garbage_changes_nothing",
-    "test_all_masked_is_zero_with_zero_gradient",
-    "test_mask_must_be_boolean_and_not_broadcast_silently",
-    "test_weights_give_a_weighted_mean", "test_integer_first_input_raises_type_error",
-    "test_extreme_inputs_are_finite", "test_minus_inf_masked_classes_are_finite",
-    "test_jit_matches_eager_and_traces_once",
-]
-
-
-@pytest.mark.parametrize("check", CONTRACT_CHECKS)
-def test_confidence_penalty_meets_the_loss_contract(check):
-  getattr(CONFORMANCE, check)(PENALTY_SPEC)
-
-
-@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bf16", "f16"])
-def test_confidence_penalty_low_precision(dtype):
-  CONFORMANCE.test_low_precision_inputs_compute_in_f32(PENALTY_SPEC, dtype)

@@ -183,6 +183,8 @@ def test_weights_give_a_weighted_mean(spec):
 
 
 def test_shape_mismatch_raises_with_both_shapes(spec):
+  if len(spec.input_names) < 2:
+    pytest.skip("one input: nothing to mismatch (the mask checks cover its shape)")
   args = _draw(spec)
   bad = args[1][..., None]
   with pytest.raises(ValueError) as err:

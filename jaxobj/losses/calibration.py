@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from jaxobj._src import checks
 from jaxobj._src import examples
+from jaxobj._src.examples import calibration as calibration_examples
 from jaxobj._src.reduce import masked_fill, reduce_loss
 from jaxobj.losses import classification
 from jaxobj.losses.classification import _binary_inputs, _integer_inputs, _softmax_inputs
@@ -29,7 +30,8 @@ from jaxobj.registry import register
 
 __all__ = [
     "ReliabilityDiagram", "binary_brier_score", "brier_score",
-    "brier_score_with_integer_labels", "expected_calibration_error", "fit_temperature",
+    "brier_score_with_integer_labels", "confidence_penalty", "expected_calibration_error",
+    "fit_temperature",
     "log_score", "log_score_with_integer_labels", "maximum_calibration_error",
     "reliability_diagram", "temperature_scale",
 ]
@@ -593,6 +595,7 @@ def fit_temperature(logits, labels, *, ignore_index=None, axis=-1, where=None,
 # Confidence penalty.
 
 
+@register("calibration", inputs=calibration_examples.LOGITS)
 def confidence_penalty(logits, *, threshold=None, axis=-1, where=None, weights=None,
                        reduction="mean"):
   r"""Confidence penalty: the negative entropy of the predicted distribution.
