@@ -32,7 +32,7 @@ from jaxobj.registry import register
 # this module rather than re-exported as jaxobj.sequence_log_probs.
 __all__ = [
     "bradley_terry_loss", "dpo_loss", "kto_loss", "orpo_odds_ratio_loss",
-    "rlhf_loss", "simpo_loss",
+    "rlhf_loss", "sequence_log_probs", "simpo_loss",
 ]
 
 DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust")
