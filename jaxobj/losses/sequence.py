@@ -9,6 +9,8 @@ classification loss, computed exactly in log space.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -366,6 +368,32 @@ def _paddings(p, name, like_name, like, axes):
   return p
 
 
+@functools.partial(jax.jit, static_argnames="blank_id")
+def _ctc_values(x, frame_pad, y, label_pad, zero_infinity, *, blank_id):
+  """Per-sequence CTC losses of a flat batch ``x`` [B, T, K] (jitted, so that
+  eager calls reuse one compiled recursion per shape)."""
+  classes = x.shape[-1]
+  frame_valid = ~(frame_pad > 0.5)
+  label_valid = ~(label_pad > 0.5)
+  num_labels = jnp.sum(label_valid, axis=1)
+  bad = jnp.any(label_valid & ((y < 0) | (y >= classes) | (y == blank_id)), axis=1)
+  # Unpadded labels first, in order: padding may sit anywhere, not only at the end.
+  order = jnp.argsort(~label_valid, axis=1, stable=True)
+  y = jnp.take_along_axis(jnp.where(label_valid & ~bad[:, None], y, blank_id), order, axis=1)
+
+  # Extended labels: blank, l1, blank, l2, ..., lS, blank (S' = 2S + 1 states).
+  ext = jnp.full((y.shape[0], 2 * y.shape[1] + 1), blank_id, y.dtype).at[:, 1::2].set(y)
+  skip = ((ext != blank_id) & (ext != _shift(ext, 2, blank_id, axis=1))).T
+  last = jnp.stack([2 * num_labels, jnp.maximum(2 * num_labels - 1, 0)]).astype(jnp.int32)
+
+  log_lik = _ctc_log_likelihood(x, frame_valid, ext, skip, last)
+  impossible = log_lik == -jnp.inf
+  nll = jnp.where(impossible, 0.0, -log_lik)
+  nll = nll + jax.lax.stop_gradient(jnp.maximum(nll, 0.0) - nll)  # clamp, keep gradient
+  values = jnp.where(impossible, jnp.where(zero_infinity, 0.0, jnp.inf), nll)
+  return jnp.where(bad, jnp.nan, values)
+
+
 @register("sequence", inputs=sequence_examples.CTC)
 def ctc_loss(logits, logit_paddings, labels, label_paddings, *, blank_id=0,
              zero_infinity=False, where=None, weights=None, reduction="mean"):
@@ -450,25 +478,8 @@ def ctc_loss(logits, logit_paddings, labels, label_paddings, *, blank_id=0,
   label_pad = masked_fill(where, label_pad.astype(x.dtype), batch, fill=1.0, axis_extra=1)
 
   n = int(np.prod(batch, dtype=np.int64))
-  x = x.reshape(n, frames, classes)
-  frame_valid = ~(frame_pad.reshape(n, frames) > 0.5)
-  y = y.reshape(n, -1)
-  label_valid = ~(label_pad.reshape(n, -1) > 0.5)
-  num_labels = jnp.sum(label_valid, axis=1)
-  bad = jnp.any(label_valid & ((y < 0) | (y >= classes) | (y == blank_id)), axis=1)
-  # Unpadded labels first, in order: padding may sit anywhere, not only at the end.
-  order = jnp.argsort(~label_valid, axis=1, stable=True)
-  y = jnp.take_along_axis(jnp.where(label_valid & ~bad[:, None], y, blank_id), order, axis=1)
-
-  # Extended labels: blank, l1, blank, l2, ..., lS, blank (S' = 2S + 1 states).
-  ext = jnp.full((n, 2 * y.shape[1] + 1), blank_id, y.dtype).at[:, 1::2].set(y)
-  skip = ((ext != blank_id) & (ext != _shift(ext, 2, blank_id, axis=1))).T
-  last = jnp.stack([2 * num_labels, jnp.maximum(2 * num_labels - 1, 0)])
-
-  log_lik = _ctc_log_likelihood(x, frame_valid, ext, skip, last.astype(jnp.int32))
-  impossible = log_lik == -jnp.inf
-  nll = jnp.where(impossible, 0.0, -log_lik)
-  nll = nll + jax.lax.stop_gradient(jnp.maximum(nll, 0.0) - nll)  # clamp, keep gradient
-  values = jnp.where(impossible, 0.0 if zero_infinity else jnp.inf, nll)
-  values = jnp.where(bad, jnp.nan, values).reshape(batch)
-  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+  values = _ctc_values(x.reshape(n, frames, classes), frame_pad.reshape(n, frames),
+                       y.reshape(n, -1), label_pad.reshape(n, -1), zero_infinity,
+                       blank_id=int(blank_id))
+  return reduce_loss(values.reshape(batch), where=where, weights=weights,
+                     reduction=reduction)
