@@ -468,8 +468,9 @@ def test_ctc_extreme_logits_finite_and_exact():
 def test_ctc_is_never_negative():
   # Confident, correct logits: P rounds to 1 and log-space sums can land a hair
   # above 0; the loss is clamped at 0 (optax can return about -1e-7 here).
+  # (About one such sequence in six rounds to a positive log-likelihood.)
   rng = np.random.default_rng(8)
-  for seed in range(3):
+  for seed in range(6):
     x, lp, y, yp = ctc_inputs(seed)
     conf = np.full(x.shape, -30.0, np.float32)
     for b in range(len(y)):  # logits that spell the labels with blanks between
@@ -505,6 +506,17 @@ def test_ctc_forward_and_reverse_mode_agree():
   direction = np.random.default_rng(0).standard_normal(x.shape).astype(np.float32)
   _, jvp = jax.jvp(f, (x,), (direction,))
   close(jvp, float(np.sum(np.asarray(CTC_GRAD(x, lp, y, yp)) * direction)), rtol=1e-5)
+
+
+def test_ctc_without_labels_is_all_blank():
+  x, lp, _, _ = ctc_inputs(14)
+  no_labels = np.zeros((6, 0), np.int32), np.zeros((6, 0), np.float32)
+  logp = log_softmax(f64(x), axis=-1)[..., 0]
+  close(ctc(x, lp, *no_labels), -np.sum(np.where(lp < 0.5, logp, 0.0), axis=1))
+  # No frames at all: possible only for an empty label sequence.
+  empty = np.zeros((2, 0, 4), np.float32), np.zeros((2, 0), np.float32)
+  close(ctc(*empty, np.ones((2, 1), np.int32), np.array([[0.0], [1.0]], np.float32)),
+        np.array([np.inf, 0.0]))
 
 
 def test_ctc_bad_labels_give_nan():

@@ -25,6 +25,7 @@ __all__ = ["ctc_loss", "token_cross_entropy"]
 
 NORMALIZE_MODES = ("tokens", "sequences")
 
+
 def _is_zero(h) -> bool:
   """A hyperparameter that is the Python number 0 (its term can be skipped)."""
   return isinstance(h, (int, float)) and not isinstance(h, bool) and h == 0
@@ -71,8 +72,12 @@ def _segment_totals(w, segment_ids):
 
 def _per_sequence_weights(mask, weights, segment_ids, shape):
   """Token weights that turn a weighted sum into a sum of per-sequence means."""
-  w = jnp.ones(shape, jnp.float32) if weights is None else jnp.broadcast_to(
-      checks.as_float(weights, "weights"), shape)
+  if weights is None:
+    w = jnp.ones(shape, jnp.float32)
+  else:
+    weights = checks.as_float(weights, "weights")
+    checks.check_broadcastable("weights", weights, shape)
+    w = jnp.broadcast_to(weights, shape)
   if mask is not None:
     w = jnp.where(jnp.broadcast_to(mask, shape), w, 0.0)
   if segment_ids is None:
@@ -126,7 +131,11 @@ def token_cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0
     gradient's scale does not depend on how much of a batch is padding;
     ``"none"`` and ``"sum"`` are as for ``"tokens"``.
 
-  ``sum(loss(reduction="none")) == loss(reduction="sum")`` in every mode.
+  ``sum(loss(reduction="none")) == loss(reduction="sum")`` in every mode. With
+  the defaults the value is PyTorch's ``F.cross_entropy`` over the flattened
+  tokens (``ignore_index=-100``, mean over the rest; its ``label_smoothing``
+  is the same formula), i.e. the mean of optax's
+  ``softmax_cross_entropy_with_integer_labels`` over valid tokens.
 
   Packed sequences: ``segment_ids`` only group tokens for ``"sequences"``
   normalization; a segment is a maximal run of equal ids along the last axis.
@@ -211,9 +220,9 @@ def token_cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0
   if not _is_zero(z_loss):
     values = values + z_loss * jnp.square(log_z)
 
-  if normalize == "tokens":
+  if isinstance(normalize, str) and normalize == "tokens":
     return reduce_loss(values, where=mask, weights=weights, reduction=reduction)
-  if normalize == "sequences":
+  if isinstance(normalize, str):  # "sequences"
     if not shape:
       raise ValueError("normalize='sequences' needs a sequence axis: targets must have "
                        "at least one dimension.")
@@ -231,6 +240,9 @@ def token_cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0
 def _shift(a, k, fill, axis=0):
   """``a`` moved ``k`` places along ``axis`` (towards higher indices for k > 0)."""
   a = jnp.moveaxis(a, axis, 0)
+  k = max(-a.shape[0], min(k, a.shape[0]))
+  if k == 0:
+    return jnp.moveaxis(jnp.full_like(a, fill), 0, axis)
   pad = jnp.full((abs(k),) + a.shape[1:], fill, a.dtype)
   out = jnp.concatenate([pad, a[:-k]] if k > 0 else [a[-k:], pad], axis=0)
   return jnp.moveaxis(out, 0, axis)
