@@ -17,6 +17,7 @@ from jax.test_util import check_grads
 from scipy.special import expit, log_expit
 
 import jaxobj
+from jaxobj.losses.generative import r1_penalty, wgan_gradient_penalty
 
 B, D = 6, 4
 MASK = np.array([True, False, True, True, False, True])
@@ -245,7 +246,9 @@ def test_negative_elbo_values_and_terms():
   rec, kl = (np.abs(a) for a in rng_inputs(9, (B,), (B,), scale=5.0))
   for reduction in ("mean", "sum", "none"):
     terms = jaxobj.negative_elbo(np.float32(rec), np.float32(kl), beta=0.3, where=MASK,
-                                 weights=W, reduction=reduction)
+                                 weights=W, reduction=reduction, return_terms=True)
+    close(jaxobj.negative_elbo(np.float32(rec), np.float32(kl), beta=0.3, where=MASK,
+                               weights=W, reduction=reduction), terms.loss)
     close(terms.loss, ref_reduce(rec + 0.3 * kl, MASK, W, reduction))
     close(terms.reconstruction, ref_reduce(rec, MASK, W, reduction))
     close(terms.kl, ref_reduce(kl, MASK, W, reduction))
@@ -259,16 +262,16 @@ def test_negative_elbo_beta_is_traceable():
   @jax.jit
   @chex.assert_max_traces(n=1)
   def step(beta):
-    terms = jaxobj.negative_elbo(rec, kl, beta=beta)
+    terms = jaxobj.negative_elbo(rec, kl, beta=beta, return_terms=True)
     return terms.loss, terms._asdict()
 
   for beta in (0.0, 0.5, 1.0):  # an annealing schedule's values: one trace
     loss, info = step(jnp.float32(beta))
     close(loss, rec.mean() + beta * kl.mean())
     assert set(info) == {"loss", "reconstruction", "kl"}
-  batched = jax.vmap(lambda b: jaxobj.negative_elbo(rec, kl, beta=b).loss)(jnp.arange(3.0))
+  batched = jax.vmap(lambda b: jaxobj.negative_elbo(rec, kl, beta=b))(jnp.arange(3.0))
   close(batched, rec.mean() + np.arange(3.0) * kl.mean())
-  close(jax.grad(lambda b: jaxobj.negative_elbo(rec, kl, beta=b).loss)(0.2), kl.mean())
+  close(jax.grad(lambda b: jaxobj.negative_elbo(rec, kl, beta=b))(0.2), kl.mean())
 
 
 def test_negative_elbo_end_to_end_and_masks():
@@ -280,7 +283,7 @@ def test_negative_elbo_end_to_end_and_masks():
     terms = jaxobj.negative_elbo(
         jaxobj.bernoulli_reconstruction_loss(params["logits"], x, where=where, reduction="none"),
         jaxobj.gaussian_kl_divergence(params["mu"], params["lv"], where=where, reduction="none"),
-        beta=0.5, where=where)
+        beta=0.5, where=where, return_terms=True)
     return terms.loss, terms
 
   clean = {"mu": mu, "lv": lv, "logits": logits}
@@ -447,15 +450,15 @@ def test_gradient_penalty_values():
   eps = np.random.default_rng(16).uniform(size=B)
   with jax.enable_x64(True):
     for reduction in ("mean", "sum", "none"):
-      got = jaxobj.wgan_gradient_penalty(sine_critic, real, fake, interpolation=eps,
+      got = wgan_gradient_penalty(sine_critic, real, fake, interpolation=eps,
                                          where=MASK, weights=W, reduction=reduction)
       close(got, ref_reduce(ref_gp(real, fake, eps), MASK, W, reduction), rtol=1e-12)
-    got = jaxobj.wgan_gradient_penalty(sine_critic, real, fake, interpolation=eps, target=0.5,
+    got = wgan_gradient_penalty(sine_critic, real, fake, interpolation=eps, target=0.5,
                                        reduction="none")
     close(got, ref_gp(real, fake, eps, 0.5), rtol=1e-12)
     key = jax.random.key(3)
     drawn = np.asarray(jax.random.uniform(key, (B,), jnp.float64))
-    close(jaxobj.wgan_gradient_penalty(sine_critic, real, fake, key=key, reduction="none"),
+    close(wgan_gradient_penalty(sine_critic, real, fake, key=key, reduction="none"),
           ref_gp(real, fake, drawn), rtol=1e-12)
 
 
@@ -463,11 +466,11 @@ def test_gradient_penalty_images_and_linear_critic():
   real, fake = rng_inputs(17, (3, 2, 4), (3, 2, 4))
   eps = np.array([0.0, 0.5, 1.0])
   with jax.enable_x64(True):
-    got = jaxobj.wgan_gradient_penalty(sine_critic, real, fake, interpolation=eps,
+    got = wgan_gradient_penalty(sine_critic, real, fake, interpolation=eps,
                                        reduction="none")
     close(got, ref_gp(real, fake, eps), rtol=1e-12)
     w = np.array([3.0, 4.0])  # a linear critic: ||grad|| = 5 wherever it is evaluated
-    lin = jaxobj.wgan_gradient_penalty(lambda x: x @ w, real[:, 0, :2], fake[:, 0, :2],
+    lin = wgan_gradient_penalty(lambda x: x @ w, real[:, 0, :2], fake[:, 0, :2],
                                        key=jax.random.key(0), reduction="none")
     close(lin, np.full(3, 16.0), rtol=1e-14)
 
@@ -483,21 +486,21 @@ def test_gradient_penalty_differentiates_the_critic_parameters():
   real, fake = rng.standard_normal((2, 4, 3))
   eps = rng.uniform(size=4)
   with jax.enable_x64(True):
-    gp = lambda p, real, fake: jaxobj.wgan_gradient_penalty(
+    gp = lambda p, real, fake: wgan_gradient_penalty(
         lambda x: mlp_critic(p, x), real, fake, interpolation=eps, where=MASK[:4])
     check_grads(gp, (params, real, fake), order=1, modes=["rev"])
-    r1 = lambda p, real: jaxobj.r1_penalty(lambda x: mlp_critic(p, x), real, gamma=2.0)
+    r1 = lambda p, real: r1_penalty(lambda x: mlp_critic(p, x), real, gamma=2.0)
     check_grads(r1, (params, real), order=1, modes=["rev"])
 
 
 def test_gradient_penalty_at_a_zero_input_gradient():
   """A flat critic: norm 0, penalty target^2, and a finite (zero) parameter gradient."""
   real, fake = np.ones((2, 3), np.float32), np.zeros((2, 3), np.float32)
-  loss = lambda w: jaxobj.wgan_gradient_penalty(lambda x: x @ w, real, fake,
+  loss = lambda w: wgan_gradient_penalty(lambda x: x @ w, real, fake,
                                                 key=jax.random.key(1))
   value, g = jax.value_and_grad(loss)(jnp.zeros(3))
   assert float(value) == 1.0 and np.all(np.asarray(g) == 0.0)
-  g = jax.grad(lambda w: jaxobj.r1_penalty(lambda x: x @ w, real))(jnp.zeros(3))
+  g = jax.grad(lambda w: r1_penalty(lambda x: x @ w, real))(jnp.zeros(3))
   assert np.all(np.asarray(g) == 0.0)
 
 
@@ -505,12 +508,12 @@ def test_r1_values_and_gamma():
   real = rng_inputs(19, (B, D))[0]
   with jax.enable_x64(True):
     for reduction in ("mean", "sum", "none"):
-      got = jaxobj.r1_penalty(sine_critic, real, gamma=3.0, where=MASK, weights=W,
+      got = r1_penalty(sine_critic, real, gamma=3.0, where=MASK, weights=W,
                               reduction=reduction)
       close(got, ref_reduce(ref_r1(real, 3.0), MASK, W, reduction), rtol=1e-12)
-    g_gamma = jax.grad(lambda c: jaxobj.r1_penalty(sine_critic, real, gamma=c))(2.0)
+    g_gamma = jax.grad(lambda c: r1_penalty(sine_critic, real, gamma=c))(2.0)
     close(g_gamma, ref_r1(real, 1.0).mean(), rtol=1e-12)
-    per_gamma = jax.vmap(lambda c: jaxobj.r1_penalty(sine_critic, real, gamma=c))(
+    per_gamma = jax.vmap(lambda c: r1_penalty(sine_critic, real, gamma=c))(
         jnp.array([1.0, 10.0]))
     close(per_gamma, [ref_r1(real, 1.0).mean(), ref_r1(real, 10.0).mean()], rtol=1e-12)
 
@@ -522,8 +525,8 @@ def test_penalty_contract(penalty):
 
   def fn(real, fake, eps, **kw):
     if penalty == "gp":
-      return jaxobj.wgan_gradient_penalty(sine_critic, real, fake, interpolation=eps, **kw)
-    return jaxobj.r1_penalty(sine_critic, real, **kw)
+      return wgan_gradient_penalty(sine_critic, real, fake, interpolation=eps, **kw)
+    return r1_penalty(sine_critic, real, **kw)
 
   where = jnp.asarray(MASK)
   close(fn(poison(real), poison(fake), poison(eps), where=where),
@@ -546,16 +549,16 @@ def test_penalty_bad_inputs():
   real = np.zeros((B, D), np.float32)
   key = jax.random.key(0)
   with pytest.raises(ValueError, match="exactly one"):
-    jaxobj.wgan_gradient_penalty(sine_critic, real, real)
+    wgan_gradient_penalty(sine_critic, real, real)
   with pytest.raises(ValueError, match="exactly one"):
-    jaxobj.wgan_gradient_penalty(sine_critic, real, real, key=key, interpolation=np.zeros(B))
+    wgan_gradient_penalty(sine_critic, real, real, key=key, interpolation=np.zeros(B))
   with pytest.raises(ValueError, match=r"interpolation\.shape=\(6, 1\)"):
-    jaxobj.wgan_gradient_penalty(sine_critic, real, real, interpolation=np.zeros((B, 1)))
+    wgan_gradient_penalty(sine_critic, real, real, interpolation=np.zeros((B, 1)))
   with pytest.raises(ValueError, match=r"fake\.shape=\(6, 3\)"):
-    jaxobj.wgan_gradient_penalty(sine_critic, real, real[:, :3], key=key)
+    wgan_gradient_penalty(sine_critic, real, real[:, :3], key=key)
   with pytest.raises(TypeError, match="real"):
-    jaxobj.r1_penalty(sine_critic, real.astype(np.int32))
+    r1_penalty(sine_critic, real.astype(np.int32))
   with pytest.raises(ValueError, match="batch axis"):
-    jaxobj.r1_penalty(sine_critic, np.float32(1.0))
+    r1_penalty(sine_critic, np.float32(1.0))
   with pytest.raises(ValueError, match="gamma"):
-    jaxobj.r1_penalty(sine_critic, real, gamma=-1.0)
+    r1_penalty(sine_critic, real, gamma=-1.0)

@@ -2,7 +2,7 @@
 
 VAE terms take per-sample arrays with one trailing event axis (the latent or
 data dimension), so the batch shape leads and the per-element loss is one value
-per sample; discriminator losses take one logit per real and per fake sample.
+per sample; GAN losses take one logit per real and per generated sample.
 """
 
 from __future__ import annotations
@@ -43,7 +43,19 @@ def _discriminator(rng, shape):
   return _f32(1.0 + 1.5 * rng.standard_normal(shape)), _f32(-1.0 + 1.5 * rng.standard_normal(shape))
 
 
+def _generator(rng, shape):
+  """Discriminator logits on generated samples."""
+  return (_f32(-1.0 + 1.5 * rng.standard_normal(shape)),)
+
+
+def _elbo_terms(rng, shape):
+  """Per-sample reconstruction NLLs and KL terms (non-negative nats)."""
+  return _f32(rng.uniform(20.0, 120.0, shape)), _f32(rng.uniform(0.5, 15.0, shape))
+
+
 POSTERIOR = Inputs(_posterior)
 BERNOULLI = Inputs(_bernoulli)
 GAUSSIAN = Inputs(_gaussian)
 DISCRIMINATOR = Inputs(_discriminator)
+GENERATOR = Inputs(_generator)
+ELBO_TERMS = Inputs(_elbo_terms)
