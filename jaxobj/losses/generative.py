@@ -93,7 +93,7 @@ def _per_sample(where, event_ndims, first, *others):
 @register("generative", inputs=examples.POSTERIOR)
 def gaussian_kl_divergence(mean, log_variance, prior_mean=None, prior_log_variance=None, *,
                            event_ndims=1, where=None, weights=None, reduction="mean"):
-  r"""KL divergence of a diagonal Gaussian from the standard normal, or from another diagonal Gaussian.
+  r"""KL divergence of a diagonal Gaussian from the standard normal or another diagonal Gaussian.
 
   .. math::
      \mathrm{KL}\big(\mathcal N(\mu, \sigma^2) \,\|\, \mathcal N(\mu_p, \sigma_p^2)\big)
@@ -201,7 +201,7 @@ _HALF_LOG_2PI = 0.9189385332046727
 def gaussian_reconstruction_loss(predictions, targets, log_variance=None, *, variance=1.0,
                                  full=False, event_ndims=1, where=None, weights=None,
                                  reduction="mean"):
-  r"""Gaussian negative log-likelihood of data given decoder means, with a fixed or predicted variance.
+  r"""Gaussian NLL of data given decoder means, with a fixed or a predicted variance.
 
   .. math::
      -\log p(y \mid \mu, \sigma^2) = \sum_{\text{event}} \tfrac12\left(
@@ -271,7 +271,7 @@ class ElboTerms(NamedTuple):
 @register("generative", inputs=examples.ELBO_TERMS)
 def negative_elbo(reconstruction, kl, *, beta=1.0, return_terms=False, where=None,
                   weights=None, reduction="mean"):
-  r"""The negative ELBO, reconstruction + :math:`\beta` KL, optionally with both terms for logging.
+  r"""The negative ELBO, reconstruction + beta * KL, optionally with both terms for logging.
 
   .. math::
      \mathcal L = -\mathbb E_{q(z\mid x)}[\log p(x \mid z)]

@@ -221,7 +221,7 @@ def _rho(x, alpha, scale):
 @register("robust", inputs=examples.RESIDUALS)
 def general_robust_loss(predictions, targets=None, *, alpha=1.0, scale=1.0,
                         where=None, weights=None, reduction="mean"):
-  r"""Barron's general robust loss: one shape parameter spans L2, Charbonnier, Cauchy, Geman-McClure and Welsch.
+  r"""Barron's general robust loss, spanning L2, Charbonnier, Cauchy, Geman-McClure and Welsch.
 
   .. math::
      \rho(x, \alpha, c) = \frac{|\alpha - 2|}{\alpha}\left(
@@ -416,7 +416,7 @@ def robust_log_partition(alpha):
 @register("robust", inputs=examples.RESIDUALS)
 def adaptive_robust_loss(predictions, targets=None, *, alpha=1.0, scale=1.0,
                          where=None, weights=None, reduction="mean"):
-  r"""Barron's adaptive robust loss: the negative log-likelihood of his distribution, learnable in shape and scale.
+  r"""Barron's adaptive robust loss: his distribution's NLL, learnable in shape and scale.
 
   .. math::
      -\log p(x \mid \alpha, c) = \rho(x, \alpha, c) + \log c + \log Z(\alpha),
