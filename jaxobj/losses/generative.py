@@ -35,7 +35,7 @@ from jaxobj.registry import register
 __all__ = [
     "GAN_LOSS_KINDS", "ElboTerms", "bernoulli_reconstruction_loss", "gan_discriminator_loss",
     "gan_generator_loss", "gaussian_kl_divergence", "gaussian_reconstruction_loss",
-    "negative_elbo",
+    "negative_elbo", "r1_penalty", "wgan_gradient_penalty",
 ]
 
 GAN_LOSS_KINDS = ("minimax", "non_saturating", "hinge", "wasserstein", "least_squares")
@@ -483,6 +483,7 @@ def _samples(x, name):
   return x
 
 
+@register("generative")  # takes the critic function: no example inputs to draw
 def wgan_gradient_penalty(critic: Callable[[jax.Array], jax.Array], real, fake, *, key=None,
                           interpolation=None, target=1.0, where=None, weights=None,
                           reduction="mean"):
@@ -558,6 +559,7 @@ def wgan_gradient_penalty(critic: Callable[[jax.Array], jax.Array], real, fake, 
                      reduction=reduction)
 
 
+@register("generative")  # takes the critic function: no example inputs to draw
 def r1_penalty(critic: Callable[[jax.Array], jax.Array], real, *, gamma=10.0, where=None,
                weights=None, reduction="mean"):
   r"""R1 regularizer: the squared norm of the discriminator's input gradient on real data.
