@@ -110,10 +110,13 @@ class Learnable:
 
   ``init`` is a number, an array, or ``init(key) -> array``. With
   ``positive=True`` the params hold ``log(value)`` and the term sees
-  ``exp(param)``, so an optimizer can never push it below zero.
+  ``exp(param)``, so an optimizer can never push it below zero. A
+  ``transform`` maps the stored param to the value the term sees (e.g. a
+  sigmoid into an interval); ``init`` is then the unconstrained initial param.
   """
   init: Any
   positive: bool = False
+  transform: Callable[[jax.Array], jax.Array] | None = None
 
   def initial(self, key) -> jax.Array:
     if callable(self.init):
@@ -133,6 +136,8 @@ class Learnable:
     return value
 
   def value(self, param: jax.Array) -> jax.Array:
+    if self.transform is not None:
+      return self.transform(param)
     return jnp.exp(param) if self.positive else param
 
   def __repr__(self):
@@ -142,10 +147,13 @@ class Learnable:
       init = f"array{tuple(np.shape(self.init))}"
     else:
       init = f"{float(self.init):g}"
-    return f"learnable({init}{', positive' if self.positive else ''})"
+    extra = ", positive" if self.positive else ""
+    if self.transform is not None:
+      extra += f", transform={_name(self.transform)}"
+    return f"learnable({init}{extra})"
 
 
-def learnable(init, *, positive: bool = False) -> Learnable:
+def learnable(init, *, positive: bool = False, transform=None) -> Learnable:
   """A term input or hyperparameter that the objective learns (see :class:`Learnable`).
 
   Example:
@@ -156,7 +164,10 @@ def learnable(init, *, positive: bool = False) -> Learnable:
     >>> print(t.init(None))
     {'huber_loss': {'delta': Array(0., dtype=float32)}}
   """
-  return Learnable(init, positive)
+  if positive and transform is not None:
+    raise ValueError("learnable(): positive=True is the transform exp; pass one of "
+                     "positive or transform.")
+  return Learnable(init, positive, transform)
 
 
 # ---------------------------------------------------------------- evaluation context
