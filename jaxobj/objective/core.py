@@ -276,7 +276,8 @@ class Objective:
 
     ``info`` is a flat dict: ``"loss"`` (the total), and for every term
     ``"loss/<path>"`` (its value), ``"weight/<path>"`` (the effective weight,
-    ∂ total / ∂ value) and ``"count/<path>"`` (the element count: the loss's
+    ∂ total / ∂ value, where a ``stop_gradient`` term counts with its weight
+    in the value) and ``"count/<path>"`` (the element count: the loss's
     mean denominator, or, for a plain function such as a regularizer, the
     number of evaluations it averages over); named groups and tasks add
     ``"loss/<path>"``.
