@@ -428,6 +428,22 @@ def squared_log_error(predictions, targets, *, where=None, weights=None,
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
+@jax.custom_jvp
+def _floor_straight_through(v, eps):
+  """``max(v, eps)`` whose derivative w.r.t. ``v`` is 1 everywhere (the floor
+  is invisible to autodiff, as in ``torch.nn.functional.gaussian_nll_loss``);
+  the derivative w.r.t. ``eps`` is the exact one, 1 where the floor is active."""
+  return jnp.maximum(v, eps)
+
+
+@_floor_straight_through.defjvp
+def _floor_straight_through_jvp(primals, tangents):
+  v, eps = primals
+  dv, deps = tangents
+  out = jnp.maximum(v, eps)
+  return out, (dv + jnp.where(v < eps, deps, 0.0)).astype(out.dtype)
+
+
 @register("regression", inputs=examples.GAUSSIAN)
 def gaussian_nll_loss(predictions, targets, variance, *, eps=1e-6,
                       log_variance=False, full=False, where=None,
@@ -442,6 +458,12 @@ def gaussian_nll_loss(predictions, targets, variance, *, eps=1e-6,
   With ``log_variance=True`` the third input is :math:`s = \log \sigma^2`
   (unconstrained, the stable choice for a network output) and the loss is
   :math:`\tfrac12 (s + (y-\mu)^2 e^{-s})`; ``eps`` is then unused.
+
+  As in ``torch.nn.functional.gaussian_nll_loss``, the floor at ``eps``
+  changes the value but not the gradient w.r.t. ``variance``: a variance
+  below ``eps`` gets the gradient the loss has at ``eps`` (not 0), so a
+  network output stuck under the floor is still pushed back up. Pass
+  ``jnp.maximum(variance, eps)`` yourself for the zero-gradient clamp.
 
   Args:
     predictions: predicted means, float array of any shape.
@@ -479,7 +501,7 @@ def gaussian_nll_loss(predictions, targets, variance, *, eps=1e-6,
     # float32, and 0 * inf would make an exact prediction's loss NaN.
     values = 0.5 * (v + jnp.square((t - p) * jnp.exp(-0.5 * v)))
   else:
-    v = jnp.maximum(v, eps)
+    v = _floor_straight_through(v, jnp.asarray(eps, v.dtype))
     values = 0.5 * (jnp.log(v) + jnp.square(t - p) / v)
   if full:
     values = values + 0.5 * math.log(2 * math.pi)
