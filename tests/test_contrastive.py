@@ -130,10 +130,14 @@ def ref_negative_cosine(p, z):
   return -np.sum(unit(p) * unit(z), -1)
 
 
-def ref_barlow(z1, z2, lambda_param=5e-3):
+def bn(z, eps=1e-5):
+  """Affine-free batch norm in training mode: biased variance plus eps."""
+  return (z - z.mean(0)) / np.sqrt(z.var(0) + eps)
+
+
+def ref_barlow(z1, z2, lambda_param=5e-3, eps=1e-5):
   n, d = z1.shape
-  z1 = (z1 - z1.mean(0)) / z1.std(0, ddof=1)
-  z2 = (z2 - z2.mean(0)) / z2.std(0, ddof=1)
+  z1, z2 = bn(z1, eps), bn(z2, eps)
   c = z1.T @ z2 / n
   off = ~np.eye(d, dtype=bool)
   return np.sum((np.diag(c) - 1.0) ** 2) + lambda_param * np.sum(c[off] ** 2)
@@ -324,6 +328,20 @@ def test_barlow_twins(lambda_param):
   z1, z2 = _views(8, D)
   _close(J.barlow_twins_loss(z1, z2, lambda_param=lambda_param),
          ref_barlow(*_f64(z1, z2), lambda_param))
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-5, 0.3])
+def test_barlow_twins_standardizes_like_batch_norm(eps):
+  # Biased variance plus eps (the authors' BatchNorm1d, lightly), not the
+  # unbiased std of the paper's pseudocode: the two differ at small n.
+  z1, z2 = _views(4, D)
+  got = jaxobj.barlow_twins_loss(z1, z2, eps=eps)
+  _close(got, ref_barlow(*_f64(z1, z2), eps=eps))
+  s1 = (z1 - z1.mean(0)) / z1.std(0, ddof=1)
+  s2 = (z2 - z2.mean(0)) / z2.std(0, ddof=1)
+  c = np.float64(s1).T @ np.float64(s2) / 4
+  unbiased = np.sum((np.diag(c) - 1) ** 2) + 5e-3 * np.sum(c[~np.eye(D, dtype=bool)] ** 2)
+  assert abs(float(got) - unbiased) > 1e-2
 
 
 def test_vicreg():
@@ -533,8 +551,7 @@ def test_barlow_constant_dimension_counts_as_uncorrelated():
   val = _finite("barlow_twins_loss", z1, z2)
   # Row 0 of C is 0: the diagonal adds (0 - 1)^2 = 1 and the off-diagonal
   # terms of dimension 0 come from column 0 only.
-  std = lambda z: (z - z.mean(0)) / z.std(0, ddof=1)  # noqa: E731
-  z1s, z2s = std(np.float64(z1[:, 1:])), std(np.float64(z2))
+  z1s, z2s = bn(np.float64(z1[:, 1:])), bn(np.float64(z2))
   col_0 = z1s.T @ z2s[:, 0] / 8  # C_{e0}, e != 0
   rest = ref_barlow(*_f64(z1[:, 1:], z2[:, 1:]))
   _close(val, rest + 1.0 + 5e-3 * np.sum(col_0 ** 2))
@@ -601,8 +618,9 @@ def test_rank_and_sample_count_errors():
                                                  base_temperature=0.0),
     lambda x: jaxobj.decoupled_contrastive_loss(x, x, sigma=0.0),
     lambda x: jaxobj.barlow_twins_loss(x, x, lambda_param=-1.0),
+    lambda x: jaxobj.barlow_twins_loss(x, x, eps=-1e-5),
     lambda x: jaxobj.vicreg_loss(x, x, eps=0.0),
-], ids=["info_nce", "ntxent", "supcon", "dcl", "barlow", "vicreg"])
+], ids=["info_nce", "ntxent", "supcon", "dcl", "barlow", "barlow_eps", "vicreg"])
 def test_out_of_range_hyperparameters(call):
   with pytest.raises(ValueError, match="must satisfy"):
     call(_randn(B, D))

@@ -693,35 +693,42 @@ def _off_diagonal_squares(m):
   return jnp.sum(jnp.where(_eye(d), 0.0, jnp.square(m)), axis=(-2, -1))
 
 
-def _standardize(x, keep, count):
-  """Per-dimension batch standardization with the unbiased std (the paper's
-  ``(z - z.mean(0)) / z.std(0)``); a dimension constant to within float
-  resolution standardizes to 0 instead of 0/0."""
+def _standardize(x, keep, count, eps):
+  """Per-dimension batch normalization without affine parameters: centred
+  samples over ``sqrt(biased variance + eps)`` (``torch.nn.BatchNorm1d`` in
+  training mode). A dimension constant to within float resolution
+  standardizes to 0 (also when ``eps == 0``, where it would be 0/0)."""
   c = _centred(x, keep, count)
-  var = _unbiased_var(c, count)
+  var = jnp.sum(jnp.square(c), axis=-2, keepdims=True) / _per_problem(
+      jnp.maximum(count, 1))
   second_moment = jnp.sum(jnp.square(x), axis=-2, keepdims=True) / _per_problem(
       jnp.maximum(count, 1))
-  eps = jnp.finfo(x.dtype).eps
-  constant = var <= 16.0 * eps * eps * second_moment
-  return jnp.where(constant, 0.0, c * jax.lax.rsqrt(jnp.where(constant, 1.0, var)))
+  tiny = jnp.finfo(x.dtype).eps
+  constant = var <= 16.0 * tiny * tiny * second_moment
+  return jnp.where(constant, 0.0, c * jax.lax.rsqrt(jnp.where(constant, 1.0, var + eps)))
 
 
 @register("contrastive", inputs=examples.SAMPLE_SETS)
-def barlow_twins_loss(view1, view2, *, lambda_param=5e-3, sample_mask=None,
-                      where=None, weights=None, reduction="mean"):
+def barlow_twins_loss(view1, view2, *, lambda_param=5e-3, eps=1e-5,
+                      sample_mask=None, where=None, weights=None,
+                      reduction="mean"):
   r"""Barlow Twins: push the cross-correlation of two views to the identity.
 
   .. math::
      C_{de} = \frac1n \sum_{k=1}^{n} \hat z^1_{kd}\, \hat z^2_{ke}, \qquad
      \ell = \sum_d (1 - C_{dd})^2 + \lambda \sum_{d \ne e} C_{de}^2
 
-  where :math:`\hat z` is standardized per dimension over the :math:`n`
-  samples with the unbiased standard deviation, as in the paper's Algorithm 1
-  and lightly's ``BarlowTwinsLoss`` (the authors' training code uses a batch
-  norm with the biased variance and :math:`\epsilon = 10^{-5}`, which differs
-  by :math:`O(1/n)`). A dimension that is constant over the samples (to within
-  float resolution, e.g. a collapsed unit) standardizes to 0 instead of 0/0:
-  it adds 1 to the invariance term and 0 to the redundancy term.
+  where :math:`\hat z_{kd} = (z_{kd} - \bar z_d) / \sqrt{\sigma_d^2 + \epsilon}`
+  is standardized per dimension over the :math:`n` samples with the biased
+  (divide-by-:math:`n`) variance :math:`\sigma_d^2` and
+  :math:`\epsilon = 10^{-5}`: the affine-free batch norm of the authors'
+  training code and of lightly's ``BarlowTwinsLoss``, whose values this
+  reproduces. The paper's Algorithm 1 divides by the unbiased standard
+  deviation without :math:`\epsilon`; that differs by :math:`O(1/n)` and is
+  not offered. A dimension that is constant over the samples (to within
+  float resolution, e.g. a collapsed unit) standardizes to 0 (exactly, also
+  for ``eps=0``): it adds 1 to the invariance term and 0 to the redundancy
+  term.
 
   There is no per-sample loss: the leading axes of the inputs index
   independent problems, and ``where`` and ``weights`` select whole problems.
@@ -731,6 +738,8 @@ def barlow_twins_loss(view1, view2, *, lambda_param=5e-3, sample_mask=None,
     view2: the second view, same shape.
     lambda_param: :math:`\lambda \ge 0`, the redundancy-reduction weight
       (traceable; the paper's 5e-3).
+    eps: :math:`\epsilon \ge 0` added to the variance (traceable; batch
+      norm's 1e-5).
     sample_mask: optional boolean mask ``(..., n)`` of the samples that take
       part; statistics use the unmasked ones only (fewer than two give the
       constant-dimension value above).
@@ -741,23 +750,27 @@ def barlow_twins_loss(view1, view2, *, lambda_param=5e-3, sample_mask=None,
     The reduced loss; one loss per problem for ``reduction="none"``.
 
   Raises:
-    ValueError: shapes differ, fewer than 2 samples, ``lambda_param < 0``.
+    ValueError: shapes differ, fewer than 2 samples, ``lambda_param < 0``,
+      ``eps < 0``.
     TypeError: integer embeddings or a non-boolean ``sample_mask``.
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
     >>> z = jnp.array([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])
-    >>> print(float(jaxobj.barlow_twins_loss(z, z)))  # C = (3/4) I
-    0.125
+    >>> print(float(jaxobj.barlow_twins_loss(z, z, eps=0.0)))  # C = I
+    0.0
+    >>> print(round(float(jaxobj.barlow_twins_loss(z, z, eps=1.0)), 4))  # C = I / 2
+    0.5
 
   References:
     Zbontar et al., "Barlow Twins: Self-Supervised Learning via Redundancy
     Reduction", ICML 2021.
   """
   checks.check_range("lambda_param", lambda_param, low=0.0)
+  checks.check_range("eps", eps, low=0.0)
   x, y, keep, count, batch_shape = _sample_sets(view1, view2, ("view1", "view2"),
                                                 where, sample_mask)
-  zx, zy = _standardize(x, keep, count), _standardize(y, keep, count)
+  zx, zy = _standardize(x, keep, count, eps), _standardize(y, keep, count, eps)
   c = jnp.einsum("...nd,...ne->...de", zx, zy) / _per_problem(jnp.maximum(count, 1))
   on = jnp.sum(jnp.square(1.0 - jnp.diagonal(c, axis1=-2, axis2=-1)), axis=-1)
   values = on + lambda_param * _off_diagonal_squares(c)
