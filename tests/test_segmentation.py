@@ -346,6 +346,31 @@ def test_generalized_dice_absent_class_takes_largest_finite_weight():
   _close(_jit(jaxobj.generalized_dice_loss)(logits, labels, reduction="none")[0], expected)
 
 
+def test_near_perfect_prediction_keeps_relative_precision():
+  # Confident, correct sigmoid predictions: every loss is ~1e-13. Summing the
+  # soft errors sigmoid(-|x|) directly (no 1 - ratio) is the exact reference;
+  # adding then subtracting the smoothing would round away ~1e-7 of it.
+  rng = np.random.default_rng(21)
+  masks = (rng.uniform(size=(2, H, W, 2)) < 0.5).astype(np.float64)
+  masks[0, ..., 1] = 0.0  # an empty class
+  logits = np.where(masks > 0, 30.0, -30.0)
+  err = expit(-30.0) * np.ones_like(masks)  # each pixel's |g - p|
+  fp, fn = (err * (1 - masks)).sum((1, 2)), (err * masks).sum((1, 2))
+  tp = ((1.0 - err) * masks).sum((1, 2))
+  ground = masks.sum((1, 2))
+  with np.errstate(divide="ignore"):
+    w = 1.0 / ground ** 2
+  w = np.where(np.isinf(w), np.max(np.where(np.isinf(w), 0, w), -1, keepdims=True), w)
+  gdice = (w * (fp + fn)).sum(-1) / ((w * (fp + fn + 2 * tp)).sum(-1) + SMOOTH)
+  tversky = (0.3 * fp + 0.7 * fn) / (0.3 * fp + 0.7 * fn + tp + SMOOTH)
+  with jax.enable_x64(True):
+    x, y = jnp.asarray(logits), jnp.asarray(masks)
+    _close(jaxobj.generalized_dice_loss(x, y, activation="sigmoid", reduction="none"),
+           gdice, rtol=1e-12, atol=0.0)
+    _close(jaxobj.tversky_loss(x, y, alpha=0.3, beta=0.7, activation="sigmoid",
+                               reduction="none"), tversky.mean(-1), rtol=1e-12, atol=0.0)
+
+
 # --------------------------------------------------------------------------
 # Tversky and focal Tversky.
 

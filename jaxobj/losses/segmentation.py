@@ -501,7 +501,7 @@ def generalized_dice_loss(logits, labels, *, smooth_nr=1e-5, smooth_dr=1e-5,
   w = _generalized_weights(o.ground, w_type)
   err = jnp.sum(w * (o.fp + o.fn), axis=-1)
   tp = jnp.sum(w * o.tp, axis=-1)
-  values = _ratio(err + smooth_dr - smooth_nr, err + 2.0 * tp + smooth_dr)
+  values = _ratio(err + (smooth_dr - smooth_nr), err + 2.0 * tp + smooth_dr)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -520,7 +520,7 @@ def _tversky_per_class(logits, labels, *, alpha, beta, smooth_nr, smooth_dr,
                  where=where, pixel_where=pixel_where, ignore_index=ignore_index)
   o = _overlap(inp, activation, include_background)
   err = alpha * o.fp + beta * o.fn
-  return _ratio(err + smooth_dr - smooth_nr, err + o.tp + smooth_dr)
+  return _ratio(err + (smooth_dr - smooth_nr), err + o.tp + smooth_dr)
 
 
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
