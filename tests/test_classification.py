@@ -78,12 +78,14 @@ def _one_hot(labels, k=K):
   return (np.arange(k) == np.asarray(labels)[..., None]).astype(np.float64)
 
 
-def ref_int_ce(x, labels, label_smoothing=0.0):
-  return ref_softmax_ce(x, _one_hot(labels, x.shape[-1]), label_smoothing)
+def ref_int_ce(x, labels, label_smoothing=0.0, class_weights=None):
+  # The per-row loss is the probability-label one of the smoothed one-hot,
+  # class weights inside the sum (torch.nn.functional.cross_entropy's too).
+  return ref_softmax_ce(x, _one_hot(labels, x.shape[-1]), label_smoothing, class_weights)
 
 
-def ref_int_focal(x, labels, gamma=2.0):
-  return ref_softmax_focal(x, _one_hot(labels, x.shape[-1]), gamma)
+def ref_int_focal(x, labels, gamma=2.0, class_weights=None):
+  return ref_softmax_focal(x, _one_hot(labels, x.shape[-1]), gamma, class_weights)
 
 
 def ref_int_poly(x, labels, epsilon=2.0):
@@ -225,11 +227,13 @@ def call(name, x, y, **kw):
 def expected(name, x, y, kw, where=None, weights=None, reduction="mean"):
   _, kind, ref = LOSSES[name]
   kw = {k: v for k, v in kw.items() if k != "axis"}
-  if kind == "ints" and "class_weights" in kw:
-    # Integer labels: w_{y_i} joins the weights, so the mean is sum(w l)/sum(w).
-    cw = f64(kw.pop("class_weights"))[y]
-    weights = cw if weights is None else weights * cw
   values = ref(f64(x), y if kind == "ints" else f64(y), **kw)
+  if kind == "ints" and "class_weights" in kw:
+    # Integer labels: the mean divides the summed row losses by sum_i w_{y_i}
+    # (w_{y_i} joins the weights, so the weighted value is the row loss).
+    cw = f64(kw["class_weights"])[y]
+    values = values / cw
+    weights = cw if weights is None else weights * cw
   return ref_reduce(values, where, weights, reduction)
 
 
@@ -311,6 +315,31 @@ def test_integer_label_smoothing_equals_smoothed_one_hot(alpha):
   close(got, ref_softmax_ce(f64(x), ref_smooth_labels(_one_hot(y), alpha)))
 
 
+@pytest.mark.parametrize("alpha", [0.1, 0.6])
+def test_integer_smoothing_with_class_weights_weights_each_class_term(alpha):
+  # Row loss -sum_k w_k t_k log p_k with t the smoothed one-hot (the
+  # probability-label loss); the mean divides by sum_i w_{y_i}.
+  x, y = make_inputs("ints", seed=16)
+  cw = np.linspace(0.3, 2.5, K)
+  t = (1 - alpha) * _one_hot(y) + alpha / K
+  rows = -np.sum(cw * t * log_softmax(f64(x), -1), -1)
+  fn = jaxobj.softmax_cross_entropy_with_integer_labels
+  close(fn(x, y, label_smoothing=alpha, class_weights=cw, reduction="none"), rows)
+  close(fn(x, y, label_smoothing=alpha, class_weights=cw, reduction="sum"), rows.sum())
+  close(fn(x, y, label_smoothing=alpha, class_weights=cw), rows.sum() / cw[y].sum())
+  close(fn(x, y, label_smoothing=alpha, class_weights=cw, reduction="none"),
+        np.asarray(jaxobj.softmax_cross_entropy(x, t.astype(np.float32), class_weights=cw,
+                                                reduction="none")), rtol=2e-5)
+  # A label class of weight 0 drops its rows entirely, with finite gradients.
+  cw0 = cw.copy()
+  cw0[y[0]] = 0.0
+  drop = y == y[0]
+  want = np.where(drop, 0.0, -np.sum(cw0 * t * log_softmax(f64(x), -1), -1))
+  close(fn(x, y, label_smoothing=alpha, class_weights=cw0, reduction="none"), want)
+  g = jax.grad(lambda x: fn(x, y, label_smoothing=alpha, class_weights=cw0))(x)
+  assert np.all(np.isfinite(g)) and np.all(np.asarray(g)[drop] == 0.0)
+
+
 def _random_class_mask(seed, labels_or_probs, kind):
   """Logits with random non-label classes at -inf (different counts per row)."""
   x, _ = make_inputs(kind, seed=seed)
@@ -341,9 +370,9 @@ def test_smoothing_mass_goes_only_to_finite_classes(name, kw):
   assert np.all(t[~finite] == 0)
   nll = -t * np.where(t > 0, log_softmax(f64(x), -1), 0.0)
   cw = kw.get("class_weights", np.ones(K))
-  # Probability labels weight each class term; integer labels weight the row by w_y
-  # (identical for one-hot labels without smoothing, not with smoothing).
-  close(got, np.sum(nll * cw, -1) if kind == "probs" else np.sum(nll, -1) * cw[y])
+  # Both weight each class term inside the sum (integer labels divide the mean
+  # by sum w_y instead of the row count).
+  close(got, np.sum(nll * cw, -1))
 
 
 @pytest.mark.parametrize("name", INTEGER)
@@ -572,6 +601,23 @@ def test_check_grads_float64(case):
 
 def _grad(f, *args):
   return np.asarray(jax.grad(f)(*args), np.float64)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_sigmoid_focal_label_gradient_at_hard_labels(gamma):
+  # d/dy of (1 - p_t)^gamma CE with 1 - p_t = y (1 - p) + (1 - y) p: the
+  # (1 - 2p) term must survive at y in {0, 1} (a log-space form with
+  # log y = -inf there drops it).
+  x = np.array([0.3, -1.2, 2.0, 0.7, -3.0, 4.0])
+  y = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0])
+  with jax.enable_x64(True):
+    g = np.asarray(jax.grad(lambda y: jaxobj.sigmoid_focal_loss(
+        jnp.asarray(x), y, gamma=gamma, reduction="sum"))(jnp.asarray(y)))
+  p = expit(x)
+  q = y * (1 - p) + (1 - y) * p
+  ce = -(y * log_expit(x) + (1 - y) * log_expit(-x))
+  want = gamma * q ** (gamma - 1) * (1 - 2 * p) * ce + q ** gamma * (-x)
+  close(g, want, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("pos_weight", [1.0, 3.0])

@@ -191,9 +191,16 @@ def sigmoid_focal_loss(logits, labels, *, gamma=2.0, alpha=None, where=None,
      p_t = p y + (1-p)(1-y),\quad \alpha_t = \alpha y + (1-\alpha)(1-y)
 
   :math:`(1 - p_t)^\gamma` is evaluated as
-  :math:`\exp(\gamma \log(1-p_t))` with :math:`\log(1-p_t)` from
-  ``log_sigmoid``, so it is exact for confident logits and differentiable in
-  ``gamma``. ``gamma=0`` and ``alpha=None`` give the plain cross-entropy.
+  :math:`\exp(\gamma \log(1-p_t))` with :math:`1 - p_t` floored at the
+  smallest normal float, so confident logits give finite values and
+  gradients, and it is differentiable in ``gamma``. ``gamma=0`` and
+  ``alpha=None`` give the plain cross-entropy.
+
+  The defaults are optax's (``gamma=2``, ``alpha=None``);
+  ``torchvision.ops.sigmoid_focal_loss`` defaults to ``alpha=0.25`` (pass it)
+  and to ``reduction="none"``. The gradient w.r.t. ``labels`` is the exact
+  one, as in torchvision (optax's log-space form drops the
+  :math:`\partial(1-p_t)/\partial y` term at labels of exactly 0 or 1).
 
   Args:
     logits: float array of any shape.
@@ -225,11 +232,13 @@ def sigmoid_focal_loss(logits, labels, *, gamma=2.0, alpha=None, where=None,
   x, y = _binary_inputs(logits, labels, where)
   ce = (y * _safe_logp(y, jax.nn.softplus(-x))
         + (1.0 - y) * _safe_logp(1.0 - y, jax.nn.softplus(x)))
-  # 1 - p_t = y (1 - p) + (1 - y) p, in log space.
-  log_y = jnp.where(y > 0, jnp.log(jnp.where(y > 0, y, 1.0)), -jnp.inf)
-  log_1my = jnp.where(y < 1, jnp.log(jnp.where(y < 1, 1.0 - y, 1.0)), -jnp.inf)
-  log_q = jnp.logaddexp(log_y + jax.nn.log_sigmoid(-x), log_1my + jax.nn.log_sigmoid(x))
-  values = jnp.exp(gamma * jnp.maximum(log_q, jnp.log(_TINY))) * ce
+  # 1 - p_t = y (1 - p) + (1 - y) p: a sum of non-negative terms, so it is
+  # accurate as it stands, and its derivative w.r.t. y is 1 - 2p even at hard
+  # labels (a log-space form with log y = -inf at y = 0 loses that term).
+  # Floored at tiny: q**gamma = exp(gamma log q) stays finite, and so does its
+  # gradient, when q underflows for confident logits.
+  q = y * jax.nn.sigmoid(-x) + (1.0 - y) * jax.nn.sigmoid(x)
+  values = jnp.exp(gamma * jnp.log(jnp.maximum(q, _TINY))) * ce
   if alpha is not None:
     values = (alpha * y + (1.0 - alpha) * (1.0 - y)) * values
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
@@ -396,12 +405,18 @@ def softmax_cross_entropy_with_integer_labels(
   r"""Softmax cross-entropy against integer class labels, without a one-hot.
 
   .. math::
-     \ell(x, y) = w_y\Big[(1-\alpha)\big(\operatorname{lse}(x) - x_y\big)
-       + \alpha\big(\operatorname{lse}(x) - \tfrac{1}{|F|}\textstyle\sum_{k\in F} x_k\big)\Big]
+     \ell(x, y) = (1-\alpha)\, w_y \big(\operatorname{lse}(x) - x_y\big)
+       + \frac{\alpha}{|F|} \sum_{k\in F} w_k \big(\operatorname{lse}(x) - x_k\big)
 
-  where :math:`F` is the set of classes whose logit is not ``-inf``. The
-  class weight :math:`w_y` of each row's label joins ``weights``, so the mean
-  is :math:`\sum w_{y_i}\ell_i / \sum w_{y_i}` (the usual class-weighted mean).
+  where :math:`F` is the set of classes whose logit is not ``-inf``: the
+  per-row loss is :func:`softmax_cross_entropy` of the smoothed one-hot label,
+  computed without the one-hot. The class weight :math:`w_y` of each row's
+  label joins ``weights``, so the mean is :math:`\sum_i \ell_i / \sum_i
+  w_{y_i}` (the class-weighted mean), as in ``torch.nn.functional.cross_entropy``
+  with ``weight`` and ``label_smoothing``, which this matches when no logit
+  is ``-inf`` (torch spreads the smoothing mass over all :math:`K` classes).
+  A row whose label class has weight 0 contributes nothing (torch still adds
+  its smoothing term to the numerator).
 
   Labels equal to ``ignore_index`` are masked like ``where=False``. Labels
   outside ``[0, K)`` that are not masked give NaN, so a bad label never
@@ -437,11 +452,22 @@ def softmax_cross_entropy_with_integer_labels(
   x, y, where = _integer_inputs(logits, labels, axis, where, ignore_index)
   lse = jax.nn.logsumexp(x, axis=-1)
   values = lse - _take(x, y)
+  cw = _class_weights(class_weights, x.shape[-1])
   if not (isinstance(label_smoothing, float) and label_smoothing == 0.0):
     finite, count = _finite_classes(x)
-    mean_logit = jnp.sum(jnp.where(finite, x, 0.0), axis=-1) / count
-    values = (1.0 - label_smoothing) * values + label_smoothing * (lse - mean_logit)
-  cw = _class_weights(class_weights, x.shape[-1])
+    # -log p_k = lse - x_k summed over the finite classes (class-weighted).
+    nll_k = jnp.where(finite, lse[..., None] - jnp.where(finite, x, 0.0), 0.0)
+    if cw is None:
+      smooth = jnp.sum(nll_k, axis=-1) / count
+    else:
+      # The row's w_y joins the weights (the mean's denominator), so the
+      # smoothing term, weighted per class inside the sum, is divided by it.
+      w_y = jnp.take(cw, jnp.clip(y, 0, cw.shape[0] - 1))  # bad labels: NaN above
+      nonzero = w_y != 0
+      smooth = jnp.where(
+          nonzero, jnp.sum(cw * nll_k, axis=-1) / (count * jnp.where(nonzero, w_y, 1.0)),
+          0.0)
+    values = (1.0 - label_smoothing) * values + label_smoothing * smooth
   if cw is not None:
     weights = _with_class_weights(weights, cw, y)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
@@ -621,6 +647,11 @@ def multiclass_hinge_loss(scores, labels, *, margin=1.0, ignore_index=None,
   r"""Multiclass (Crammer–Singer) hinge loss against integer labels.
 
   .. math:: \ell(s, y) = \max\big(0,\ m + \max_{k \ne y} s_k - s_y\big)
+
+  optax's ``multiclass_hinge_loss`` (``margin=1``). Not
+  ``torch.nn.functional.multi_margin_loss``, which is the Weston–Watkins form
+  :math:`\frac1K\sum_{k \ne y} \max(0, m - s_y + s_k)`: a sum over every
+  violating class rather than the worst one.
 
   Args:
     scores: float array ``[..., K]``; ``-inf`` rules a class out.
