@@ -442,6 +442,23 @@ def test_contrastive_gradient_closed_form():
   close(g, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_hinges_have_zero_gradient_at_the_kink():
+  # max(0, v) at v == 0 exactly: subgradient 0 (relu's convention, torch's
+  # clamp_min), not the 1/2 of jnp.maximum's tie rule.
+  with jax.enable_x64(True):
+    # cos = 0 with margin 0 for the dissimilar pair.
+    x1, x2 = np.array([[1.0, 0.0]]), np.array([[0.0, 2.0]])
+    g = jax.grad(lambda a: jaxobj.cosine_embedding_loss(a, x2, np.array([-1.0])))(x1)
+    np.testing.assert_array_equal(g, 0.0)
+    # d(a, p) - d(a, n) + m == 0: 1 - 1.5 + 0.5.
+    a, p, n = np.array([[0.0, 0.0]]), np.array([[1.0, 0.0]]), np.array([[0.0, 1.5]])
+    g = jax.grad(lambda a: jaxobj.triplet_margin_loss(a, p, n, margin=0.5, eps=0.0))(a)
+    np.testing.assert_array_equal(g, 0.0)
+    g = jax.grad(lambda x: jaxobj.batch_hard_triplet_loss(
+        x, np.array([0, 0, 1]), margin=0.5))(np.concatenate([a, p, n]))
+    np.testing.assert_array_equal(g[0], 0.0)
+
+
 # --------------------------------------------------------------------------
 # Degenerate but legal inputs: finite, documented values.
 

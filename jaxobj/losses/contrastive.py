@@ -20,7 +20,11 @@ Two kinds of inputs:
 Similarities are cosine similarities computed with one matrix product (never
 a ``[B, B, D]`` broadcast). Squared norms are floored at the machine epsilon
 of the compute dtype (as :func:`optax.ntxent` does), so a zero vector has
-cosine similarity 0 with everything, with a finite gradient. Log-sum-exps over
+cosine similarity 0 with everything, with a finite gradient. torch-based
+implementations (lightly, pytorch-metric-learning, open_clip) floor the norm
+at 1e-12 or 1e-8 instead, so values agree for embeddings whose norm exceeds
+:math:`\sqrt{\epsilon}` (3.5e-4 in float32, 1.5e-8 in float64); smaller
+ones are not scale-invariant here: rescale them (or compute in float64). Log-sum-exps over
 masked entries are stabilized by their maximum and masked with the double
 ``where``, so empty rows and masked entries never reach a value or gradient.
 """
@@ -477,6 +481,11 @@ def supervised_contrastive_loss(embeddings, labels, *, temperature=0.07,
   over all anchors is the ``"mean"`` reduction, and an anchor with no positive
   has loss 0 and still counts in the mean, as there. Embeddings are
   normalized inside (the reference expects normalized features).
+  pytorch-metric-learning's ``SupConLoss`` has no :math:`\tau/\tau_b` factor
+  and averages over the anchors with a non-zero loss only: its values are
+  ``loss(x, y, temperature=t, base_temperature=t, weights=has_positive)``
+  with ``has_positive`` true for anchors whose label occurs on another
+  (unmasked) row.
 
   Args:
     embeddings: float ``(..., D)``; leading axes index rows (flattened).
@@ -536,10 +545,9 @@ def decoupled_contrastive_loss(view1, view2, *, temperature=0.1, sigma=None,
   the views swapped. Both views of the other items are negatives; the two
   views of item :math:`i` never appear in the log-sum-exp (the decoupling).
   This is Eq. 6 of the paper, one log-sum-exp over the negatives of both
-  views, averaged over both views as in lightly's ``DCLLoss``; lightly itself
-  adds two separate log-sum-exps (one per view of the negatives), a known
-  departure from the paper (lightly-ai/lightly PR #1827) that jaxobj does not
-  reproduce. With ``sigma`` the positive term is weighted as in DCLW by the
+  views, averaged over both views: the values of lightly's ``DCLLoss`` (since
+  lightly 1.5.x; older versions added two separate log-sum-exps, one per
+  view of the negatives). With ``sigma`` the positive term is weighted as in DCLW by the
   negative von Mises-Fisher weights
   :math:`w_i = 2 - B\,\operatorname{softmax}_i\big(s(z^1_i, z^2_i)/\sigma\big)`
   (without gradient, as in lightly's ``DCLWLoss``); otherwise :math:`w_i = 1`.

@@ -26,7 +26,8 @@ distances), never a ``[B, B, D]`` broadcast. Squared Euclidean distances are
 :math:`\|a\|^2 + \|b\|^2 - 2a\cdot b` of embeddings centred on the batch mean
 (distances do not change, the cancellation error shrinks), clamped at 0;
 square roots have gradient 0 at 0, so duplicate embeddings give finite
-gradients. Cosine similarities divide by :math:`\max(\|x\|, \epsilon)`, so a
+gradients. Hinges :math:`\max(0, v)` have gradient 0 at :math:`v = 0` (as
+``jax.nn.relu`` and torch's ``clamp_min``), not ``jnp.maximum``'s 1/2. Cosine similarities divide by :math:`\max(\|x\|, \epsilon)`, so a
 zero vector has similarity 0 with everything, with finite gradients.
 """
 
@@ -253,6 +254,9 @@ def pairwise_contrastive_loss(embeddings1, embeddings2, labels, *, margin=1.0,
   The form of Hadsell, Chopra and LeCun (2006) without its factors of 1/2 and
   with :math:`y = 1` for a *similar* pair (their :math:`Y = 0`), as in
   TensorFlow Addons' ``contrastive_loss`` (which takes :math:`d` itself).
+  pytorch-metric-learning's ``ContrastiveLoss`` is another loss: unsquared
+  hinges :math:`\max(0, d - m_+)` and :math:`\max(0, m_- - d)` over every
+  pair of a labelled batch, averaged over the non-zero ones.
   Soft labels in [0, 1] interpolate linearly. At :math:`d = 0` (identical
   embeddings) the hinge term's gradient is taken as 0: the direction to push
   apart is undefined there.
@@ -291,7 +295,7 @@ def pairwise_contrastive_loss(embeddings1, embeddings2, labels, *, margin=1.0,
                                 (embeddings1, embeddings2), where)
   y = _pair_labels(labels, x1, "embeddings1", shape, where, fill=1.0)
   d2 = _sq_norm(x1 - x2)
-  hinge = jnp.maximum(margin - _safe_sqrt(d2), 0.0)
+  hinge = jax.nn.relu(margin - _safe_sqrt(d2))
   values = y * d2 + (1.0 - y) * jnp.square(hinge)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
@@ -344,7 +348,7 @@ def cosine_embedding_loss(embeddings1, embeddings2, labels, *, margin=0.0,
   cos = jnp.sum(x1 * x2, axis=-1) / (jnp.sqrt(_sq_norm(x1) + _COSINE_EMBEDDING_EPS)
                                      * jnp.sqrt(_sq_norm(x2) + _COSINE_EMBEDDING_EPS))
   values = jnp.where(y == 1, 1.0 - cos,
-                     jnp.where(y == -1, jnp.maximum(cos - margin, 0.0), jnp.nan))
+                     jnp.where(y == -1, jax.nn.relu(cos - margin), jnp.nan))
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -424,7 +428,7 @@ def triplet_margin_loss(anchors, positives, negatives, *, margin=1.0, p=2.0,
   d_neg = dist(a, neg)
   if swap:
     d_neg = jnp.minimum(d_neg, dist(pos, neg))
-  values = jnp.maximum(dist(a, pos) - d_neg + margin, 0.0)
+  values = jax.nn.relu(dist(a, pos) - d_neg + margin)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -450,8 +454,10 @@ def npairs_loss(anchors, positives, labels, *, reg_lambda=0.002, where=None,
   :math:`\frac{\lambda}{4}(\overline{\|a\|^2} + \overline{\|p\|^2})` is split
   over the anchors. Similarities are plain dot products (no normalisation).
   pytorch-metric-learning's ``NPairsLoss`` differs: it draws one
-  (anchor, positive) pair per label from a single labelled batch and has no
-  L2 term (``reg_lambda=0`` on those pairs reproduces it).
+  (anchor, positive) pair per label from a single labelled batch, L2-normalises
+  the embeddings (its default ``DotProductSimilarity`` has
+  ``normalize_embeddings=True``) and has no L2 term: ``reg_lambda=0`` on
+  those pairs, each divided by its norm, reproduces it.
 
   Every anchor has at least its own positive, so nothing is degenerate; a
   batch of one pair gives only the L2 term.
@@ -587,8 +593,12 @@ def batch_hard_triplet_loss(embeddings, labels, *, margin=1.0, soft=False,
   :math:`P_i`: the other rows with anchor :math:`i`'s label; :math:`N_i`:
   rows with another label. ``distance`` is ``"euclidean"`` (default),
   ``"squared_euclidean"`` or ``"cosine"`` (:math:`1 - \cos`). Embeddings are
-  used as given (pytorch-metric-learning normalises them by default: pass
-  normalised embeddings to compare).
+  used as given. pytorch-metric-learning's ``TripletMarginLoss`` with a
+  ``BatchHardMiner`` gives the same per-anchor values on normalised
+  embeddings (its default distance normalises them; its default margin is
+  0.05), but with the hinge its default ``AvgNonZeroReducer`` averages over
+  the anchors with a positive loss only: that is ``reduction="sum"`` divided
+  by the number of positive values of ``reduction="none"``.
 
   An anchor with no positive or no negative in the (unmasked) batch forms no
   triplet: its loss is 0 and it is **left out of the mean**, like a masked
@@ -634,7 +644,7 @@ def batch_hard_triplet_loss(embeddings, labels, *, margin=1.0, soft=False,
   hardest_pos = jnp.max(jnp.where(pos, d, -jnp.inf), axis=1)
   hardest_neg = jnp.min(jnp.where(neg, d, jnp.inf), axis=1)
   v = jnp.where(has_triplet, hardest_pos - hardest_neg + margin, 0.0)
-  values = jax.nn.softplus(v) if soft else jnp.maximum(v, 0.0)
+  values = jax.nn.softplus(v) if soft else jax.nn.relu(v)
   return _reduce_anchors(values, has_triplet, shape, weights, reduction)
 
 
@@ -757,13 +767,14 @@ def arcface_loss(embeddings, labels, centers, *, margin=0.5, scale=64.0,
   :math:`\pi` (there :math:`\cos(\theta + m)` turns back up, so the target
   logit stops decreasing with the angle):
 
-  * ``"threshold"`` (default, InsightFace's ``easy_margin=False``):
-    :math:`\phi = \cos\theta - m \sin m` when :math:`\cos\theta \le \cos(\pi - m)`;
+  * ``"threshold"`` (default, InsightFace's ``easy_margin=False`` and
+    pytorch-metric-learning's ``ArcFaceLoss``, whose ``margin`` is in
+    degrees: its default 28.6° is 0.4992 rad; its ``W`` is our
+    ``centers.T``): :math:`\phi = \cos\theta - m \sin m` when
+    :math:`\cos\theta \le \cos(\pi - m)`;
   * ``"easy"`` (InsightFace's ``easy_margin=True``): :math:`\phi = \cos\theta`
     when :math:`\cos\theta \le 0`;
-  * ``"plain"``: :math:`\cos(\theta + m)` everywhere, as
-    pytorch-metric-learning's ``ArcFaceLoss`` (whose ``margin`` is in degrees:
-    its default 28.6° is 0.4992 rad; its ``W`` is our ``centers.T``).
+  * ``"plain"``: :math:`\cos(\theta + m)` everywhere.
 
   No arccos is taken: :math:`\cos(\theta + m) = \cos\theta\cos m - \sin\theta\sin m`
   with :math:`\sin\theta = \sqrt{(1 - \cos\theta)(1 + \cos\theta)}`, whose
