@@ -111,6 +111,14 @@ def kl_divergence(log_predictions, targets, *, axis=-1, where=None, weights=None
   distributions by default; ``reduction="none"`` gives optax's values),
   ``where`` masks whole distributions, and a zero target never yields NaN.
 
+  Against ``torch.nn.functional.kl_div(log_predictions, targets)``: torch
+  sums nothing over the class axis for ``reduction="none"`` (sum its output
+  over ``axis`` to get ours); its ``"batchmean"`` divides the total by the
+  first axis only, which is our ``"mean"`` for ``[N, K]`` inputs and
+  ``reduction="sum"`` divided by ``N`` for ``[N, T, K]``; its ``"mean"``
+  also divides by ``K``. The gradient w.r.t. a zero target probability is 0
+  here (torch's is :math:`-\infty`).
+
   Args:
     log_predictions: float array ``[..., K]`` of log-probabilities
       :math:`\log q` (class axis set by ``axis``).
@@ -153,7 +161,10 @@ def kl_divergence_with_log_targets(log_predictions, log_targets, *, axis=-1,
 
   The same divergence as :func:`kl_divergence`; log targets avoid the
   underflow of tiny target probabilities (a teacher's log-softmax, say).
-  ``log_targets`` of ``-inf`` contribute exactly 0.
+  ``log_targets`` of ``-inf`` contribute exactly 0 (optax's
+  ``kl_divergence_with_log_targets`` and torch's ``kl_div(...,
+  log_target=True)`` give NaN there). Reductions compare with torch's as in
+  :func:`kl_divergence`.
 
   Args:
     log_predictions: float array ``[..., K]`` of log-probabilities :math:`\log q`.
@@ -334,6 +345,11 @@ def knowledge_distillation_loss(student_logits, teacher_logits, *, temperature=1
   two. The gradient also flows into ``teacher_logits``: wrap them in
   ``jax.lax.stop_gradient`` when the teacher is being trained alongside.
   Classes that are ``-inf`` in the teacher contribute 0.
+
+  For ``[N, K]`` logits the default mean is the common PyTorch recipe
+  ``F.kl_div(F.log_softmax(s / T), F.softmax(t / T), reduction="batchmean")
+  * T**2``; with more batch axes torch's ``"batchmean"`` divides by the first
+  axis only (use ``reduction="sum"`` divided by it).
 
   Args:
     student_logits: float array ``[..., K]``.
