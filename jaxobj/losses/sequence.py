@@ -135,7 +135,8 @@ def token_cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0
   the defaults the value is PyTorch's ``F.cross_entropy`` over the flattened
   tokens (``ignore_index=-100``, mean over the rest; its ``label_smoothing``
   is the same formula), i.e. the mean of optax's
-  ``softmax_cross_entropy_with_integer_labels`` over valid tokens.
+  ``softmax_cross_entropy_with_integer_labels`` over valid tokens; when every
+  token is ignored the mean is 0 with a zero gradient (PyTorch gives NaN).
 
   Packed sequences: ``segment_ids`` only group tokens for ``"sequences"``
   normalization; a segment is a maximal run of equal ids along the last axis.
@@ -429,8 +430,13 @@ def ctc_loss(logits, logit_paddings, labels, label_paddings, *, blank_id=0,
   unchanged); a sequence with no alignment at all (more labels, counting a
   blank between repeats, than valid frames, or labels whose logits are
   ``-inf``) gives ``+inf``, or 0 with ``zero_infinity=True`` (as in PyTorch),
-  always with a zero gradient, never NaN; and jaxobj reduces to the mean by
-  default (``reduction="none"`` gives optax's output).
+  always with a zero gradient, never NaN (PyTorch's gradient is NaN there); and
+  jaxobj reduces to the mean by default (``reduction="none"`` gives optax's
+  output). The per-sequence values also equal PyTorch's
+  ``F.ctc_loss(log_softmax(logits), ..., reduction="none")``; PyTorch's default
+  ``reduction="mean"`` first divides each loss by its label length, which is
+  ``jnp.mean(ctc_loss(..., reduction="none") / jnp.maximum(label_lengths, 1))``
+  here, with ``label_lengths = jnp.sum(1 - label_paddings, axis=-1)``.
 
   Paddings follow optax: 1.0 marks a padded position (values above 0.5 count
   as padding). Padded frames and padded labels are skipped wherever they are
