@@ -324,9 +324,13 @@ def dice_loss(logits, labels, *, smooth_nr=1e-5, smooth_dr=1e-5,
 
   Differences from MONAI: logits in (the activation is built in); class axis
   last; ``class_weights`` has one entry per class of ``logits`` (the
-  background weight is unused with ``include_background=False``), and
-  weights a single channel too; ``reduction="none"`` gives per-image values
-  (class means), not per-class ones.
+  background weight is unused with ``include_background=False``: MONAI's
+  ``DiceLoss(include_background=False, weight=w)`` takes the ``C - 1``
+  foreground weights, which is ``class_weights=jnp.concatenate([jnp.ones(1),
+  w])`` here, as in MONAI's ``DiceCELoss``), and weights a single channel too
+  (MONAI ignores ``weight`` there); ``reduction="none"`` gives per-image
+  values (class means), not per-class ones; a zero denominator gives 0, not
+  NaN.
 
   Args:{common}
     smooth_nr, smooth_dr: non-negative smoothing of the numerator and the
@@ -707,9 +711,13 @@ def dice_ce_loss(logits, labels, *, lambda_dice=1.0, lambda_ce=1.0,
 
   Differences from MONAI: the CE mean is taken per image, then over images
   (the same as MONAI's pixel mean unless pixel masks or class weights make
-  images count differently); with several sigmoid channels MONAI uses the
-  softmax CE, jaxobj the per-channel BCE (multi-label, matching the Dice
-  term).
+  images count differently: with ``class_weights`` and several images MONAI
+  divides by the class weights of the whole batch's labels, jaxobj by each
+  image's; ``batch=True`` pools the batch and equals MONAI's
+  ``DiceCELoss(batch=True, weight=...)``); with several sigmoid channels
+  MONAI uses the softmax CE, jaxobj the per-channel BCE (multi-label,
+  matching the Dice term); with one channel MONAI uses ``weight`` only as
+  the BCE's ``pos_weight``, jaxobj also weights the Dice term.
 
   Args:{common}
     lambda_dice, lambda_ce: non-negative weights of the two terms (traceable).
