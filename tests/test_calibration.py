@@ -103,6 +103,22 @@ def ref_mce(x, labels, num_bins=15, weights=None):
   return np.max(np.where(count > 0, np.abs(acc - conf), 0.0))
 
 
+def ref_left_closed(x, labels, num_bins):
+  """ECE and MCE with torchmetrics' bins [b/B, (b+1)/B) and a bin of its own
+  for a confidence of exactly 1."""
+  p = softmax(f64(x), -1).reshape(-1, x.shape[-1])
+  conf, correct = p.max(-1), (p.argmax(-1) == np.asarray(labels).reshape(-1))
+  index = np.minimum(np.floor(conf * num_bins), num_bins).astype(int)
+  gaps, counts = [], []
+  for b in range(num_bins + 1):
+    members = index == b
+    counts.append(members.sum())
+    gaps.append(abs(np.mean(correct[members]) - np.mean(conf[members])) if members.any()
+                else 0.0)
+  counts, gaps = np.array(counts), np.array(gaps)
+  return np.sum(counts * gaps) / counts.sum(), gaps.max()
+
+
 def ref_fit_temperature(x, labels, weights=None, bounds=(1e-2, 1e2)):
   x, labels = f64(x).reshape(-1, x.shape[-1]), np.asarray(labels).reshape(-1)
   w = np.ones(len(labels)) if weights is None else f64(weights).reshape(-1)
@@ -278,6 +294,28 @@ def test_calibration_metrics_match_reference(kw):
         / f64(diagram.count).sum())
   assert float(jaxobj.maximum_calibration_error(x, labels, **kw)) >= float(
       jaxobj.expected_calibration_error(x, labels, **kw)) - 1e-7
+
+
+def test_right_closed_false_gives_torchmetrics_bins_on_edges():
+  # Confidences exactly on bin edges: 1/4 (uniform), 1/2 (two tied classes)
+  # and 1 (saturated logits, a bin of its own when left-closed).
+  rng = np.random.default_rng(11)
+  ninf = -np.inf
+  rows = [[0.0] * 4] * 3 + [[1.0, 1.0, ninf, ninf]] * 3 + [[1e3, 0.0, 0.0, 0.0]] * 4
+  x = np.concatenate([np.array(rows), rng.normal(size=(6, 4)) * 2]).astype(np.float32)
+  labels = np.array([0, 1, 2, 0, 0, 2, 0, 0, 1, 3] + list(rng.integers(0, 4, 6)))
+  ece, mce = ref_left_closed(x, labels, 4)
+  kw = dict(num_bins=4, right_closed=False)
+  close(jaxobj.expected_calibration_error(x, labels, **kw), ece)
+  close(jaxobj.maximum_calibration_error(x, labels, **kw), mce)
+  # The default (Guo et al.'s right-closed bins) differs on these inputs.
+  close(jaxobj.expected_calibration_error(x, labels, num_bins=4), ref_ece(x, labels, 4))
+  close(jaxobj.maximum_calibration_error(x, labels, num_bins=4), ref_mce(x, labels, 4))
+  assert abs(ece - ref_ece(x, labels, 4)) > 1e-3 and abs(mce - ref_mce(x, labels, 4)) > 1e-3
+  # Off the edges the two conventions agree.
+  x, labels = make_inputs("ints", seed=12, batch=(16,))
+  for metric in (jaxobj.expected_calibration_error, jaxobj.maximum_calibration_error):
+    close(metric(x, labels, num_bins=7, right_closed=False), metric(x, labels, num_bins=7))
 
 
 def test_calibration_metrics_with_where_weights_and_ignore_index():

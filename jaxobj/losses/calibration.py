@@ -283,11 +283,15 @@ def _row_weights(where, weights, shape, dtype):
   return w
 
 
-def _binned(logits, labels, num_bins, ignore_index, axis, where, weights):
+def _binned(logits, labels, num_bins, ignore_index, axis, where, weights,
+            right_closed=True):
   """Per-bin sums of weight, weighted confidence and weighted correctness.
 
-  Bins are equal-width and right-closed, ``((b-1)/B, b/B]`` as in Guo et al.;
-  the bin of a confidence is the number of inner edges strictly below it.
+  Bins are equal-width and right-closed, ``((b-1)/B, b/B]`` as in Guo et al.
+  (the bin of a confidence is the number of inner edges strictly below it);
+  with ``right_closed=False`` they are torchmetrics' ``[b/B, (b+1)/B)`` plus
+  a bin ``B`` of its own for a confidence of exactly 1 (the number of edges
+  after 0 at or below it).
   """
   if not isinstance(num_bins, int) or isinstance(num_bins, bool) or num_bins < 1:
     raise ValueError(f"num_bins must be a positive int (static), got num_bins={num_bins!r}.")
@@ -298,10 +302,15 @@ def _binned(logits, labels, num_bins, ignore_index, axis, where, weights):
   correct = (jnp.argmax(x, axis=-1) == y).astype(x.dtype)
   correct = jnp.where(_in_range(y, x.shape[-1]), correct, jnp.nan)
   edges = jnp.linspace(0.0, 1.0, num_bins + 1, dtype=x.dtype)
-  bins = jnp.searchsorted(edges[1:-1], confidence, side="left").reshape(-1)
+  if right_closed:
+    bins = jnp.searchsorted(edges[1:-1], confidence, side="left")
+  else:
+    bins = jnp.searchsorted(edges[1:], confidence, side="right")
+  bins = bins.reshape(-1)
+  num_segments = num_bins if right_closed else num_bins + 1
 
   def per_bin(v):
-    return jax.ops.segment_sum(v.reshape(-1), bins, num_segments=num_bins)
+    return jax.ops.segment_sum(v.reshape(-1), bins, num_segments=num_segments)
 
   return per_bin(w), per_bin(w * confidence), per_bin(w * correct), edges
 
@@ -313,7 +322,7 @@ def _safe_divide(a, b):
 
 @register("calibration", kind="metric", inputs=examples.INTEGER_LABELS)
 def expected_calibration_error(logits, labels, *, num_bins=15, ignore_index=None,
-                               axis=-1, where=None, weights=None):
+                               axis=-1, where=None, weights=None, right_closed=True):
   r"""Expected calibration error of the top-label confidence (a metric, not a loss).
 
   .. math::
@@ -327,9 +336,13 @@ def expected_calibration_error(logits, labels, *, num_bins=15, ignore_index=None
   2017). Empty bins contribute 0; an empty (all-masked) input gives 0.
 
   ``torchmetrics.functional.classification.multiclass_calibration_error``
-  uses left-closed bins :math:`[b/B, (b+1)/B)` with a separate bin for a
-  confidence of exactly 1: the two agree except for confidences exactly on
-  an edge (e.g. saturated logits, where torchmetrics' extra bin differs).
+  (``norm="l1"``) uses left-closed bins :math:`[b/B, (b+1)/B)` with a
+  separate bin for a confidence of exactly 1: the two agree except for
+  confidences exactly on an edge, which saturated logits make common (in
+  float32 a confidence rounds to 1 once the top logit leads by about 17).
+  ``right_closed=False`` gives torchmetrics' bins. Its
+  ``binary_calibration_error`` bins :math:`p(y = 1)`, not the top-label
+  confidence, so it is a different quantity from this one on two classes.
 
   ``where`` and ``ignore_index`` leave rows out; ``weights`` make
   :math:`n_b` and the bin means weighted (:math:`N = \sum_i w_i`).
@@ -342,6 +355,8 @@ def expected_calibration_error(logits, labels, *, num_bins=15, ignore_index=None
     axis: the class axis (static).
     where: optional boolean mask over the rows.
     weights: optional non-negative per-row weights.
+    right_closed: Guo et al.'s bins :math:`((b-1)/B, b/B]` (default), or
+      torchmetrics' (static bool).
 
   Returns:
     A scalar in :math:`[0, 1]`; NaN if an unmasked label is outside ``[0, K)``.
@@ -363,19 +378,21 @@ def expected_calibration_error(logits, labels, *, num_bins=15, ignore_index=None
     Calibrated Probabilities Using Bayesian Binning", AAAI 2015.
   """
   count, conf_sum, acc_sum, _ = _binned(logits, labels, num_bins, ignore_index, axis,
-                                        where, weights)
+                                        where, weights, right_closed)
   return _safe_divide(jnp.sum(jnp.abs(acc_sum - conf_sum)), jnp.sum(count))
 
 
 @register("calibration", kind="metric", inputs=examples.INTEGER_LABELS)
 def maximum_calibration_error(logits, labels, *, num_bins=15, ignore_index=None,
-                              axis=-1, where=None, weights=None):
+                              axis=-1, where=None, weights=None, right_closed=True):
   r"""Maximum calibration error: the worst bin's confidence–accuracy gap (a metric).
 
   .. math:: \mathrm{MCE} = \max_{b:\ n_b > 0} \big|\mathrm{acc}_b - \mathrm{conf}_b\big|
 
   over the same bins as :func:`expected_calibration_error` (empty bins are
-  skipped; 0 when every bin is empty).
+  skipped; 0 when every bin is empty). ``right_closed=False`` gives
+  torchmetrics' ``norm="max"`` value, whose separate bin for confidences of
+  exactly 1 often holds the worst gap when logits saturate.
 
   Args:
     logits: float array ``[..., K]``.
@@ -385,6 +402,7 @@ def maximum_calibration_error(logits, labels, *, num_bins=15, ignore_index=None,
     axis: the class axis (static).
     where: optional boolean mask over the rows.
     weights: optional non-negative per-row weights.
+    right_closed: Guo et al.'s bins (default), or torchmetrics' (static bool).
 
   Returns:
     A scalar in :math:`[0, 1]`.
@@ -405,7 +423,7 @@ def maximum_calibration_error(logits, labels, *, num_bins=15, ignore_index=None,
     Using Bayesian Binning", AAAI 2015.
   """
   count, conf_sum, acc_sum, _ = _binned(logits, labels, num_bins, ignore_index, axis,
-                                        where, weights)
+                                        where, weights, right_closed)
   return jnp.max(_safe_divide(jnp.abs(acc_sum - conf_sum), count))
 
 
