@@ -18,6 +18,7 @@ from scipy.special import entr, expit, log_softmax, logsumexp, softmax
 import jaxobj
 from jaxobj import registry
 from jaxobj.losses.calibration import confidence_penalty
+from references import ref_reduce
 
 N, K = 8, 5
 RTOL, ATOL = 1e-5, 1e-6
@@ -30,18 +31,6 @@ def f64(a):
 
 def close(actual, expected, rtol=RTOL, atol=ATOL):
   np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=rtol, atol=atol)
-
-
-def ref_reduce(values, where=None, weights=None, reduction="mean"):
-  w = np.ones_like(values) if weights is None else np.broadcast_to(weights, values.shape)
-  m = np.ones(values.shape, bool) if where is None else np.broadcast_to(where, values.shape)
-  v = np.where(m, values * w, 0.0)
-  if reduction == "none":
-    return v
-  if reduction == "sum":
-    return v.sum()
-  den = (w * m).sum() if weights is not None else m.sum()
-  return v.sum() / den if den > 0 else 0.0
 
 
 def one_hot(labels, k=K):

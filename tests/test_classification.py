@@ -14,6 +14,7 @@ from jax.test_util import check_grads
 from scipy.special import expit, log_expit, log_softmax, softmax
 
 import jaxobj
+from references import ref_reduce
 
 N, K = 8, 5
 RTOL, ATOL = 1e-5, 1e-6
@@ -97,20 +98,6 @@ def ref_multiclass_hinge(s, labels, margin=1.0):
   rows, ys = s.reshape(-1, k), np.asarray(labels).reshape(-1)
   out = [max(0.0, margin + np.max(np.delete(r, y)) - r[y]) for r, y in zip(rows, ys)]
   return np.array(out).reshape(np.shape(labels))
-
-
-def ref_reduce(values, where=None, weights=None, reduction="mean"):
-  """The jaxobj reduction, from its definition: masked entries are 0 and left
-  out of the mean; with weights the mean is the weighted mean."""
-  w = np.ones_like(values) if weights is None else np.broadcast_to(weights, values.shape)
-  m = np.ones(values.shape, bool) if where is None else np.broadcast_to(where, values.shape)
-  v = np.where(m, values * w, 0.0)
-  if reduction == "none":
-    return v
-  if reduction == "sum":
-    return v.sum()
-  den = (w * m).sum() if weights is not None else m.sum()
-  return v.sum() / den if den > 0 else 0.0
 
 
 # name: (function, kind of inputs, reference, class-axis loss?)

@@ -20,6 +20,7 @@ from scipy.special import kl_div, log_softmax, rel_entr, softmax
 from scipy.stats import wasserstein_distance
 
 import jaxobj
+from references import ref_reduce
 
 N, K = 6, 5
 RTOL, ATOL = 1e-5, 1e-6
@@ -32,19 +33,6 @@ def f64(a):
 
 def close(actual, expected, rtol=RTOL, atol=ATOL):
   np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=rtol, atol=atol)
-
-
-def ref_reduce(values, where=None, weights=None, reduction="mean"):
-  """The jaxobj reduction from its definition."""
-  w = np.ones_like(values) if weights is None else np.broadcast_to(weights, values.shape)
-  m = np.ones(values.shape, bool) if where is None else np.broadcast_to(where, values.shape)
-  v = np.where(m, values * w, 0.0)
-  if reduction == "none":
-    return v
-  if reduction == "sum":
-    return v.sum()
-  den = (w * m).sum() if weights is not None else m.sum()
-  return v.sum() / den if den > 0 else 0.0
 
 
 # --------------------------------------------------------------------------

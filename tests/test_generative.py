@@ -18,6 +18,7 @@ from scipy.special import expit, log_expit
 
 import jaxobj
 from jaxobj.losses.generative import r1_penalty, wgan_gradient_penalty
+from references import ref_reduce
 
 B, D = 6, 4
 MASK = np.array([True, False, True, True, False, True])
@@ -27,18 +28,6 @@ W = np.linspace(0.5, 2.0, B)
 def close(actual, expected, rtol=1e-5, atol=1e-6):
   np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(expected, np.float64),
                              rtol=rtol, atol=atol)
-
-
-def ref_reduce(values, where=None, weights=None, reduction="mean"):
-  m = np.ones(values.shape, bool) if where is None else np.broadcast_to(where, values.shape)
-  w = np.ones(values.shape) if weights is None else np.broadcast_to(weights, values.shape)
-  v = np.where(m, values * w, 0.0)
-  if reduction == "none":
-    return v
-  if reduction == "sum":
-    return v.sum()
-  den = (w * m).sum()
-  return v.sum() / den if den > 0 else 0.0
 
 
 def poison(a, mask=MASK):

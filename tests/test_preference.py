@@ -17,6 +17,7 @@ from scipy.special import expit, log_expit, log_softmax
 
 import jaxobj
 from jaxobj.losses.preference import sequence_log_probs
+from references import ref_reduce
 
 N = 8
 RTOL, ATOL = 1e-5, 1e-6
@@ -100,18 +101,6 @@ def ref_sequence_log_probs(logits, tokens, mask, average=False):
     return total
   count = mask.sum(-1)
   return np.where(count > 0, total / np.maximum(count, 1), 0.0)
-
-
-def ref_reduce(values, where=None, weights=None, reduction="mean"):
-  w = np.ones_like(values) if weights is None else np.broadcast_to(weights, values.shape)
-  m = np.ones(values.shape, bool) if where is None else np.broadcast_to(where, values.shape)
-  v = np.where(m, values * w, 0.0)
-  if reduction == "none":
-    return v
-  if reduction == "sum":
-    return v.sum()
-  den = (w * m).sum() if weights is not None else m.sum()
-  return v.sum() / den if den > 0 else 0.0
 
 
 # --------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from jax.test_util import check_grads
 import jaxobj
 from jaxobj import registry
 from jaxobj.losses import regression
+from references import ref_reduce
 
 SEED = 1234
 SHAPE = (4, 8)
@@ -129,19 +130,6 @@ def ref_poisson_nll(x, y, log_input=True, full=False, eps=1e-8):
     ys = np.where(y > 1, y, 2.0)
     out = out + np.where(y > 1, ys * np.log(ys) - ys + 0.5 * np.log(2 * np.pi * ys), 0.0)
   return out
-
-
-def ref_reduce(per, where, weights, reduction):
-  """The documented reduction: weighted mean = sum(w*l | unmasked) / sum(w | unmasked)."""
-  m = np.ones(per.shape, bool) if where is None else np.broadcast_to(where, per.shape)
-  w = np.ones(per.shape) if weights is None else np.broadcast_to(weights, per.shape)
-  vals = np.where(m, w * per, 0.0)
-  if reduction == "none":
-    return vals
-  if reduction == "sum":
-    return vals.sum()
-  denom = np.where(m, w, 0.0).sum()
-  return vals.sum() / denom if denom > 0 else 0.0
 
 
 # --------------------------------------------------------------------------

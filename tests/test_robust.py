@@ -16,6 +16,7 @@ import scipy.stats
 from jax.test_util import check_grads
 
 import jaxobj
+from references import ref_reduce
 
 LD = np.longdouble
 
@@ -95,17 +96,6 @@ def quad_log_z(alpha):
                                 epsrel=1e-12, limit=200)[0]
            for lo, hi in ((0, 1), (1, 30), (30, np.inf))]
   return float(np.log(2 * sum(parts)))
-
-
-def ref_reduce(values, where=None, weights=None, reduction="mean"):
-  m = np.ones(values.shape, bool) if where is None else np.broadcast_to(where, values.shape)
-  w = np.ones(values.shape) if weights is None else np.broadcast_to(weights, values.shape)
-  v = np.where(m, values * w, 0.0)
-  if reduction == "none":
-    return v
-  if reduction == "sum":
-    return v.sum()
-  return v.sum() / (w * m).sum()
 
 
 def residuals(n=8, seed=0, spread=3.0):
