@@ -16,3 +16,15 @@ def ref_reduce(values, where=None, weights=None, reduction="mean"):
     return v.sum()
   den = (w * m).sum() if weights is not None else m.sum()
   return v.sum() / den if den > 0 else 0.0
+
+
+RTOL, ATOL = 1e-5, 1e-6  # float32 results against float64 references
+
+
+def f64(a):
+  return np.asarray(a, np.float64)
+
+
+def close(actual, expected, rtol=RTOL, atol=ATOL):
+  """``actual`` (any precision) matches the float64 ``expected``."""
+  np.testing.assert_allclose(f64(actual), f64(expected), rtol=rtol, atol=atol)

@@ -18,19 +18,11 @@ from scipy.special import entr, expit, log_softmax, logsumexp, softmax
 import jaxobj
 from jaxobj import registry
 from jaxobj.losses.calibration import confidence_penalty
-from references import ref_reduce
+from references import close, f64, ref_reduce
 
 N, K = 8, 5
 RTOL, ATOL = 1e-5, 1e-6
 REDUCTIONS = ("none", "sum", "mean")
-
-
-def f64(a):
-  return np.asarray(a, np.float64)
-
-
-def close(actual, expected, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=rtol, atol=atol)
 
 
 def one_hot(labels, k=K):

@@ -14,7 +14,7 @@ from jax.test_util import check_grads
 from scipy.special import expit, log_expit, log_softmax, softmax
 
 import jaxobj
-from references import ref_reduce
+from references import close, f64, ref_reduce
 
 N, K = 8, 5
 RTOL, ATOL = 1e-5, 1e-6
@@ -146,14 +146,6 @@ def make_inputs(kind, seed=0, batch=(N,), soft=False):
 
 def loss_shape(kind, x):
   return x.shape if kind in ("binary", "signed") else x.shape[:-1]
-
-
-def f64(a):
-  return np.asarray(a, np.float64)
-
-
-def close(actual, expected, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=rtol, atol=atol)
 
 
 # --------------------------------------------------------------------------

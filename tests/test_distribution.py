@@ -20,19 +20,11 @@ from scipy.special import kl_div, log_softmax, rel_entr, softmax
 from scipy.stats import wasserstein_distance
 
 import jaxobj
-from references import ref_reduce
+from references import close, f64, ref_reduce
 
 N, K = 6, 5
 RTOL, ATOL = 1e-5, 1e-6
 REDUCTIONS = ("none", "sum", "mean")
-
-
-def f64(a):
-  return np.asarray(a, np.float64)
-
-
-def close(actual, expected, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=rtol, atol=atol)
 
 
 # --------------------------------------------------------------------------

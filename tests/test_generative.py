@@ -18,16 +18,11 @@ from scipy.special import expit, log_expit
 
 import jaxobj
 from jaxobj.losses.generative import r1_penalty, wgan_gradient_penalty
-from references import ref_reduce
+from references import close, ref_reduce
 
 B, D = 6, 4
 MASK = np.array([True, False, True, True, False, True])
 W = np.linspace(0.5, 2.0, B)
-
-
-def close(actual, expected, rtol=1e-5, atol=1e-6):
-  np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(expected, np.float64),
-                             rtol=rtol, atol=atol)
 
 
 def poison(a, mask=MASK):

@@ -16,18 +16,11 @@ from jax.test_util import check_grads
 from scipy.special import log_softmax, logsumexp
 
 import jaxobj
+from references import close, f64
 
 N, D, K = 8, 4, 5
 RTOL, ATOL = 1e-5, 1e-6
 MASK = np.array([True, False, True, True, False, True, True, False])
-
-
-def f64(a):
-  return np.asarray(a, np.float64)
-
-
-def close(actual, expected, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=rtol, atol=atol)
 
 
 # --------------------------------------------------------------------------

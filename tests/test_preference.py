@@ -17,20 +17,11 @@ from scipy.special import expit, log_expit, log_softmax
 
 import jaxobj
 from jaxobj.losses.preference import sequence_log_probs
-from references import ref_reduce
+from references import close, f64, ref_reduce
 
 N = 8
 RTOL, ATOL = 1e-5, 1e-6
 LOG2 = np.log(2.0)
-
-
-def f64(a):
-  return np.asarray(a, np.float64)
-
-
-def close(actual, expected, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(expected, np.float64),
-                             rtol=rtol, atol=atol)
 
 
 # --------------------------------------------------------------------------

@@ -17,18 +17,10 @@ from jax.test_util import check_grads
 from scipy.special import expit, log_expit, log_softmax, logsumexp
 
 import jaxobj
+from references import close, f64
 
 B, L = 6, 6
 RTOL, ATOL = 1e-5, 1e-6
-
-
-def close(a, b, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
-                             rtol=rtol, atol=atol)
-
-
-def f64(a):
-  return np.asarray(a, np.float64)
 
 
 def draw(seed, shape=(B,), n=L, grades=4):

@@ -18,6 +18,7 @@ from scipy.special import log_softmax, logsumexp
 
 import jaxobj
 from jaxobj._src.examples.sequence import ctc_batch
+from references import close, f64
 
 RTOL, ATOL = 1e-5, 1e-6
 B, T, V = 3, 6, 5
@@ -32,14 +33,6 @@ CTC_GRAD = jax.jit(jax.grad(jaxobj.ctc_loss), static_argnames=("blank_id", "redu
 OPTAX_CTC = jax.jit(optax.ctc_loss, static_argnames="blank_id")
 OPTAX_GRAD = jax.jit(jax.grad(lambda *a, **k: jnp.sum(optax.ctc_loss(*a, **k))),
                      static_argnames="blank_id")
-
-
-def close(actual, expected, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=rtol, atol=atol)
-
-
-def f64(a):
-  return np.asarray(a, np.float64)
 
 
 # --------------------------------------------------------------------------
