@@ -431,7 +431,8 @@ class Term(Objective):
   inputs: tuple
   kwargs: tuple
   reduction: str = "mean"
-  exact: bool = True
+  contract: bool = True  # fn reduces with reduce_loss: evaluated as (sum, count)
+  input_names: tuple = ()  # fn's names for the positional inputs
 
   def _nodes(self, prefix):
     yield prefix + self.name, self
@@ -446,14 +447,8 @@ class Term(Objective):
 
   @property
   def _slots(self) -> list[tuple[str, Any]]:
-    """(argument name, value) for every input, positional ones named by fn's signature."""
-    try:
-      names = [p.name for p in inspect.signature(self.fn).parameters.values()
-               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-      names = []
-    names += [f"input{i}" for i in range(len(names), len(self.inputs))]
-    return list(zip(names, self.inputs)) + list(self.kwargs)
+    """(argument name, value) for every input."""
+    return list(zip(self.input_names, self.inputs)) + list(self.kwargs)
 
   @property
   def _learnables(self) -> dict[str, Learnable]:
@@ -483,7 +478,7 @@ class Term(Objective):
     slots = [(k, self._resolve(v, k, params, data, step)) for k, v in self._slots]
     args = [v for _, v in slots[:len(self.inputs)]]
     kwargs = dict(slots[len(self.inputs):])
-    if not self.exact or not _takes_reduction(self.fn):
+    if not self.contract:
       out = jnp.asarray(self.fn(*args, **kwargs))
       if out.shape != ():
         raise ValueError(
@@ -507,13 +502,24 @@ class Term(Objective):
     Contract losses give the exact mean (or the sum); plain functions count 1
     per call, so accumulated calls average.
     """
-    if self.reduction == "sum" and self.exact and _takes_reduction(self.fn):
+    if self.reduction == "sum" and self.contract:
       return total
     return total / jnp.where(count > 0, count, 1.0)
 
 
 def _name(fn):
   return getattr(fn, "__name__", repr(fn))
+
+
+def _input_names(fn, n) -> tuple[str, ...]:
+  """fn's names for its first ``n`` positional parameters (``input<i>`` if unknown)."""
+  try:
+    names = [p.name for p in inspect.signature(fn).parameters.values()
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+  except (TypeError, ValueError):
+    names = []
+  names += [f"input{i}" for i in range(len(names), n)]
+  return tuple(names[:n])
 
 
 def _takes_reduction(fn) -> bool:
@@ -571,7 +577,9 @@ def term(fn: Callable, *inputs, name: str | None = None, reduction: str = "mean"
   kw = {k: Ref(v) if k in _PATH_KEYWORDS and isinstance(v, str) else v
         for k, v in kwargs.items()}
   _check_signature(fn, inputs, kw)
-  return Term(name or _name(fn), fn, inputs, tuple(sorted(kw.items())), reduction, exact)
+  return Term(name or _name(fn), fn, inputs, tuple(sorted(kw.items())), reduction,
+              contract=exact and _takes_reduction(fn),
+              input_names=_input_names(fn, len(inputs)))
 
 
 def _check_signature(fn, inputs, kwargs):

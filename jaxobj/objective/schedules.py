@@ -26,12 +26,6 @@ class Schedule:
     raise NotImplementedError
 
 
-def _progress(step, begin, steps):
-  """Fraction of the ramp done at ``step``, in [0, 1]."""
-  step = jnp.asarray(step, jnp.float32)
-  return jnp.clip((step - begin) / max(steps, 1), 0.0, 1.0)
-
-
 @dataclasses.dataclass(frozen=True)
 class Constant(Schedule):
   value: float
@@ -45,33 +39,25 @@ class Constant(Schedule):
 
 
 @dataclasses.dataclass(frozen=True)
-class LinearWarmup(Schedule):
+class Warmup(Schedule):
+  """A ramp from ``start`` to ``end`` over ``steps`` steps after ``begin``,
+  linear or along a half cosine."""
   start: float
   end: float
   steps: int
   begin: int = 0
+  shape: str = "linear"
 
   def __call__(self, step):
-    t = _progress(step, self.begin, self.steps)
+    step = jnp.asarray(step, jnp.float32)
+    t = jnp.clip((step - self.begin) / max(self.steps, 1), 0.0, 1.0)
+    if self.shape == "cosine":
+      t = 0.5 * (1.0 - jnp.cos(math.pi * t))
     return self.start + (self.end - self.start) * t
 
   def __repr__(self):
-    return f"linear_warmup({self.start:g}→{self.end:g}, steps={self.steps}, begin={self.begin})"
-
-
-@dataclasses.dataclass(frozen=True)
-class CosineWarmup(Schedule):
-  start: float
-  end: float
-  steps: int
-  begin: int = 0
-
-  def __call__(self, step):
-    t = _progress(step, self.begin, self.steps)
-    return self.start + (self.end - self.start) * 0.5 * (1.0 - jnp.cos(math.pi * t))
-
-  def __repr__(self):
-    return f"cosine_warmup({self.start:g}→{self.end:g}, steps={self.steps}, begin={self.begin})"
+    return (f"{self.shape}_warmup({self.start:g}→{self.end:g}, steps={self.steps}, "
+            f"begin={self.begin})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +113,7 @@ def linear_warmup(start: float, end: float, steps: int, *, begin: int = 0) -> Sc
     0.0 0.5 1.0
   """
   _check_steps("linear_warmup", steps, begin)
-  return LinearWarmup(float(start), float(end), int(steps), int(begin))
+  return Warmup(float(start), float(end), int(steps), int(begin), "linear")
 
 
 def cosine_warmup(start: float, end: float, steps: int, *, begin: int = 0) -> Schedule:
@@ -143,7 +129,7 @@ def cosine_warmup(start: float, end: float, steps: int, *, begin: int = 0) -> Sc
     0.0 1.0 2.0
   """
   _check_steps("cosine_warmup", steps, begin)
-  return CosineWarmup(float(start), float(end), int(steps), int(begin))
+  return Warmup(float(start), float(end), int(steps), int(begin), "cosine")
 
 
 def cyclical(period: int, *, ramp: float = 0.5, low: float = 0.0,
