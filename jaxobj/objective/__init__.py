@@ -22,3 +22,9 @@ from jaxobj.objective.weighting import (
     StaticWeights, UncertaintyWeighting, WeightingScheme, multitask,
 )
 from jaxobj.objective.accumulate import accumulate_value_and_grad
+from jaxobj.objective.gradients import (
+    DBMTL, IMTLG, MGDA, AlignedMTL, CAGrad, GradDrop, GradientStrategy, GradNorm, GradVac,
+    NashMTL, PCGrad, RepresentationGrads, TaskGradientState, UPGrad, WeightedSum,
+    gradient_info, representation_task_grads, task_gradient_transform, task_loss_keys,
+    value_and_task_grad,
+)
