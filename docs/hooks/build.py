@@ -1,0 +1,196 @@
+"""MkDocs hooks: what the site generates at build time, so it never goes stale.
+
+- ``img/plots/<family>.png``: one figure per loss family, drawn from the
+  library's own functions (``docs/hooks/plots.py``).
+- The benchmark page: ``<!-- benchmark-results -->`` in ``benchmarks.md`` is
+  replaced by a table of ``benchmarks/results.json`` (written by
+  ``python benchmarks/run.py``), rendered by ``benchmarks.table.markdown_table``
+  when that module exists and by :func:`markdown_table` here otherwise.
+- The catalogue: ``<!-- catalogue:<family> -->`` is replaced by a table of the
+  registry's entries of that family (name, kind, summary, hyperparameters).
+- Cross-references: in the hand-written pages, inline code naming a public
+  jaxobj object (`` `huber_loss` ``, `` `jaxobj.huber_loss` ``, `` `jo.term` ``)
+  links to its reference; fenced code blocks are left alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import logging
+import pathlib
+import re
+import sys
+
+from mkdocs.structure.files import File
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HERE = pathlib.Path(__file__).resolve().parent
+
+RESULTS = ROOT / "benchmarks" / "results.json"
+BENCH_MARKER = "<!-- benchmark-results -->"
+MIB = 2**20
+
+log = logging.getLogger("mkdocs.hooks.jaxobj")
+_plots: dict[str, bytes] = {}
+
+
+def _load(name: str, path: pathlib.Path):
+  """Imports a module from a file (mkdocs puts the hook's folder on sys.path only
+  while it loads the hook itself)."""
+  if name not in sys.modules:
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+  return sys.modules[name]
+
+
+def on_files(files, config):
+  plots = _load("jaxobj_docs_plots", HERE / "plots.py")  # imports jax: only when building
+  if not _plots:  # `mkdocs serve` rebuilds: draw once per process
+    _plots.update(plots.render_all())
+  for name, data in sorted(_plots.items()):
+    files.append(File.generated(config, f"img/plots/{name}", content=data))
+  return files
+
+
+def on_page_markdown(markdown, page, config, files):
+  if BENCH_MARKER in markdown:
+    markdown = markdown.replace(BENCH_MARKER, benchmark_section())
+  if "<!-- catalogue:" in markdown:
+    markdown = _catalogues(markdown)
+  return _link_names(markdown)
+
+
+# ---------------------------------------------------------------- benchmarks
+
+
+def _fmt_mib(n) -> str:
+  return "–" if n is None else f"{n / MIB:.1f} MiB"
+
+
+def _fmt_shape(shape) -> str:
+  if isinstance(shape, dict):
+    return ", ".join(f"{k} = {v}" for k, v in shape.items())
+  return str(shape)
+
+
+def markdown_table(records) -> str:
+  """The benchmark records as a Markdown table, grouped by topic."""
+  head = ("| topic | benchmark | ours vs baseline | shape | temp (ours / baseline) "
+          "| time ratio | goal | met |\n|---|---|---|---|---|---|---|---|\n")
+  rows = []
+  for r in records:
+    ratio = r.get("time_ratio")
+    rows.append(
+        f"| {r.get('topic', '')} | {r['name']} | `{r['impl']}` vs `{r['baseline']}` "
+        f"| {_fmt_shape(r.get('shape'))} "
+        f"| {_fmt_mib(r.get('temp_bytes'))} / {_fmt_mib(r.get('baseline_temp_bytes'))} "
+        f"| {'–' if ratio is None else f'{ratio:.3g}'} | {r.get('goal') or '–'} "
+        f"| {'yes' if r.get('ok') else '**no**'} |")
+  return head + "\n".join(rows) + "\n"
+
+
+def _renderer():
+  table = ROOT / "benchmarks" / "table.py"
+  if table.exists():
+    return _load("jaxobj_benchmarks_table", table).markdown_table
+  return markdown_table
+
+
+def benchmark_section() -> str:
+  if not RESULTS.exists():
+    return ("!!! note \"No results in this checkout\"\n"
+            "    `benchmarks/results.json` does not exist yet. Run "
+            "`python benchmarks/run.py` and rebuild the site to fill this table.\n")
+  data = json.loads(RESULTS.read_text())
+  records = data.get("records", data) if isinstance(data, dict) else data
+  env = data.get("environment", {}) if isinstance(data, dict) else {}
+  quick = isinstance(data, dict) and data.get("quick")
+  lines = []
+  if quick:
+    lines.append("!!! warning \"Quick sizes\"\n    These results come from "
+                 "`--quick`, at sizes too small to show the scaling.\n")
+  if env:
+    shown = ", ".join(f"{k} {v}" for k, v in env.items())
+    lines.append(f"Measured with {shown}.\n")
+  lines.append(_renderer()(records))
+  return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- catalogue
+
+
+def _catalogues(markdown: str) -> str:
+  from jaxobj import registry
+
+  def table(match):
+    family = match.group(1)
+    specs = registry.specs(family=family)
+    if not specs:
+      raise ValueError(f"<!-- catalogue:{family} -->: no registered family {family!r}; "
+                       f"the families are {registry.families()}.")
+    rows = ["| name | kind | summary | hyperparameters (defaults) |", "|---|---|---|---|"]
+    for s in specs:
+      hyper = ", ".join(f"`{k}={v!r}`" for k, v in s.hyperparameters.items()) or "–"
+      summary = re.sub(r":math:`([^`]+)`",
+                       lambda m: "$" + m.group(1).replace("|", r"\vert ") + "$", s.summary)
+      summary = summary.replace("|", "\\|")
+      rows.append(f"| [`{s.name}`][{s.fn.__module__}.{s.fn.__name__}] | {s.kind} "
+                  f"| {summary} | {hyper} |")
+    return "\n".join(rows) + "\n"
+
+  return re.sub(r"<!-- catalogue:(\w+) -->", table, markdown)
+
+
+# ---------------------------------------------------------------- cross-references
+
+
+@functools.cache
+def public_names() -> dict[str, str]:
+  """``{name as written in prose: identifier of its reference}``."""
+  import jaxobj
+  from jaxobj import losses, objective, regularizers
+
+  names = {}
+  for family in (getattr(losses, m) for m in dir(losses)):
+    if getattr(family, "__name__", "").startswith("jaxobj.losses.") and hasattr(
+        family, "__all__"):
+      for name in family.__all__:
+        names[name] = names[f"jaxobj.{name}"] = f"{family.__name__}.{name}"
+  for name in regularizers.__all__:
+    names[f"jaxobj.regularizers.{name}"] = f"jaxobj.regularizers.{name}"
+    if name.endswith("_penalty"):  # also exported at the top level
+      names[name] = names[f"jaxobj.{name}"] = f"jaxobj.regularizers.{name}"
+  names["reduce_loss"] = names["jaxobj.reduce_loss"] = "jaxobj.reduce_loss"
+  for name in dir(objective):
+    obj = getattr(objective, name)
+    module = getattr(obj, "__module__", "")
+    if not name.startswith("_") and module.startswith("jaxobj.objective."):
+      names[f"jo.{name}"] = f"{module}.{name}"
+  del jaxobj
+  return names
+
+
+_FENCE = re.compile(r"^(```|~~~).*?^\1\s*$", re.S | re.M)
+_CODE = re.compile(r"(?<![\[\w`])`([\w.]+)(\(\))?`(?![\]`])")
+
+
+def _link_names(markdown: str) -> str:
+  names = public_names()
+
+  def link(match):
+    name = match.group(1)
+    if name not in names:
+      return match.group(0)
+    return f"[{match.group(0)}][{names[name]}]"
+
+  out, last = [], 0
+  for fence in _FENCE.finditer(markdown):
+    out.append(_CODE.sub(link, markdown[last:fence.start()]))
+    out.append(fence.group(0))
+    last = fence.end()
+  out.append(_CODE.sub(link, markdown[last:]))
+  return "".join(out)

@@ -1,0 +1,347 @@
+"""One figure per loss family, drawn from the jaxobj functions themselves.
+
+Every curve is the library's own ``reduction="none"`` output (and its
+``jax.grad``), so a plot changes when the loss does. The docs build calls
+:func:`render_all` (see ``docs/hooks/build.py``); run this file to write the
+PNGs to a folder for a look:
+
+    python docs/hooks/plots.py /tmp/plots
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import pathlib
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import jaxobj  # noqa: E402
+
+DPI = 90
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _figure(ncols=1):
+  fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols, 3.0), dpi=DPI)
+  axes = np.atleast_1d(axes)
+  for ax in axes:
+    ax.grid(alpha=0.3)
+  return fig, axes
+
+
+def _elementwise(fn, x):
+  """``fn`` (scalar -> scalar) and its derivative over the grid ``x``."""
+  f = jax.vmap(fn)
+  g = jax.vmap(jax.grad(fn))
+  return np.asarray(f(x)), np.asarray(g(x))
+
+
+def regression():
+  r = jnp.linspace(-4.0, 4.0, 321)
+  losses = {
+      "squared_error": lambda x: jaxobj.squared_error(x[None]),
+      "absolute_error": lambda x: jaxobj.absolute_error(x[None]),
+      "huber_loss (δ=1)": lambda x: jaxobj.huber_loss(x[None], delta=1.0),
+      "log_cosh": lambda x: jaxobj.log_cosh(x[None]),
+      "quantile_loss (q=0.9)": lambda x: jaxobj.quantile_loss(x[None], jnp.zeros(1), quantile=0.9),
+      "epsilon_insensitive (ε=0.5)": lambda x: jaxobj.epsilon_insensitive_loss(
+          x[None], jnp.zeros(1), epsilon=0.5),
+  }
+  fig, (a, b) = _figure(2)
+  for name, fn in losses.items():
+    v, g = _elementwise(fn, r)
+    a.plot(r, v, label=name)
+    b.plot(r, g, label=name)
+  a.set(xlabel="residual r = prediction − target", ylabel="loss", ylim=(0, 4.5))
+  b.set(xlabel="residual r", ylabel="dℓ/dr (influence)", ylim=(-4.5, 4.5))
+  a.legend(fontsize=7)
+  return fig
+
+
+def robust():
+  r = jnp.linspace(-6.0, 6.0, 361)
+  fig, (a, b) = _figure(2)
+  for alpha in (2.0, 1.0, 0.0, -2.0, -math.inf):
+    fn = lambda x, al=alpha: jaxobj.general_robust_loss(x[None], alpha=al, scale=1.0)
+    v, g = _elementwise(fn, r)
+    a.plot(r, v, label=f"α = {alpha:g}")
+    b.plot(r, g, label=f"α = {alpha:g}")
+  a.set(xlabel="residual x (scale c = 1)", ylabel="ρ(x, α, c)", ylim=(0, 6))
+  b.set(xlabel="residual x", ylabel="dρ/dx", ylim=(-3, 3))
+  a.legend(fontsize=7)
+  return fig
+
+
+def classification():
+  m = jnp.linspace(-4.0, 4.0, 321)
+  one = jnp.ones((1,))
+  losses = {
+      "sigmoid_binary_cross_entropy": lambda z: jaxobj.sigmoid_binary_cross_entropy(
+          z[None], one),
+      "sigmoid_focal_loss (γ=2)": lambda z: jaxobj.sigmoid_focal_loss(z[None], one, gamma=2.0),
+      "hinge_loss": lambda z: jaxobj.hinge_loss(z[None], one),
+      "squared_hinge_loss": lambda z: jaxobj.squared_hinge_loss(z[None], one),
+  }
+  fig, (a,) = _figure()
+  for name, fn in losses.items():
+    a.plot(m, np.asarray(jax.vmap(fn)(m)), label=name)
+  a.set(xlabel="margin y·z (logit times label sign)", ylabel="loss", ylim=(0, 5))
+  a.legend(fontsize=7)
+  return fig
+
+
+def _logit(p):
+  return jnp.log(p) - jnp.log1p(-p)
+
+
+def calibration():
+  p = jnp.linspace(0.01, 0.99, 197)
+  one = jnp.ones((1,))
+  fig, (a, b) = _figure(2)
+  log_score = jax.vmap(lambda z: jaxobj.sigmoid_binary_cross_entropy(z[None], one))(_logit(p))
+  brier = jax.vmap(lambda z: jaxobj.binary_brier_score(z[None], one))(_logit(p))
+  a.plot(p, log_score, label="log score (cross-entropy)")
+  a.plot(p, brier, label="binary_brier_score")
+  a.set(xlabel="predicted probability of the true outcome", ylabel="loss", ylim=(0, 4))
+  a.legend(fontsize=7)
+  # A reliability diagram of an over-confident classifier, then temperature-scaled.
+  key = jax.random.key(0)
+  k1, k2 = jax.random.split(key)
+  n, classes = 4000, 5
+  labels = jax.random.randint(k1, (n,), 0, classes)
+  clean = 1.5 * jax.nn.one_hot(labels, classes) + jax.random.normal(k2, (n, classes))
+  logits = 3.0 * clean  # the Bayes logits are 1.5 * clean: over-confident by 2
+  t = jaxobj.fit_temperature(logits, labels)
+  for name, z in (("raw logits", logits), (f"temperature {float(t):.2f}",
+                                           jaxobj.temperature_scale(logits, t))):
+    d = jaxobj.reliability_diagram(z, labels, num_bins=10)
+    keep = np.asarray(d.count) > 0
+    ece = float(jaxobj.expected_calibration_error(z, labels, num_bins=10))
+    b.plot(np.asarray(d.confidence)[keep], np.asarray(d.accuracy)[keep], "o-",
+           label=f"{name} (ECE {ece:.3f})")
+  b.plot([0, 1], [0, 1], "k--", lw=0.8)
+  b.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+  b.legend(fontsize=7)
+  return fig
+
+
+def distribution():
+  p = jnp.linspace(0.01, 0.99, 197)
+  q = jnp.array([0.3, 0.7])
+
+  def bern(x):
+    return jnp.stack([x, 1 - x])
+
+  losses = {
+      "kl_divergence KL(target ‖ model)": lambda x: jaxobj.kl_divergence(jnp.log(bern(x)), q),
+      "reverse_kl_divergence KL(model ‖ target)": lambda x: jaxobj.reverse_kl_divergence(
+          jnp.log(bern(x)), q),
+      "jensen_shannon_divergence": lambda x: jaxobj.jensen_shannon_divergence(
+          jnp.log(bern(x)), q),
+  }
+  fig, (a,) = _figure()
+  for name, fn in losses.items():
+    a.plot(p, np.asarray(jax.vmap(fn)(p)), label=name)
+  a.axvline(0.3, color="k", lw=0.8, ls="--")
+  a.set(xlabel="model Bernoulli parameter (target 0.3)", ylabel="divergence", ylim=(0, 1.5))
+  a.legend(fontsize=7)
+  return fig
+
+
+def sequence():
+  z = jnp.linspace(-2.0, 10.0, 241)
+  vocab = 8
+
+  def ce(x, smoothing):
+    logits = jnp.zeros((1, vocab)).at[0, 0].set(x)
+    return jaxobj.token_cross_entropy(logits, jnp.zeros((1,), jnp.int32),
+                                      label_smoothing=smoothing)
+
+  fig, (a,) = _figure()
+  for s in (0.0, 0.1, 0.3):
+    a.plot(z, np.asarray(jax.vmap(lambda x, s=s: ce(x, s))(z)), label=f"label_smoothing={s:g}")
+  a.set(xlabel="logit of the target token (7 others at 0)", ylabel="token_cross_entropy")
+  a.legend(fontsize=7)
+  return fig
+
+
+def segmentation():
+  # A 32x32 image whose foreground is a 6x6 square (3.5% of the pixels); the
+  # prediction finds a growing part of it, with no false positives.
+  size, side = 32, 6
+  labels = np.zeros((1, size, size), np.int32)
+  labels[0, 10:10 + side, 10:10 + side] = 1
+  fg = np.argwhere(labels[0] == 1)
+  found = np.arange(0, len(fg) + 1, 2)
+  logits = []
+  for k in found:
+    pred = np.zeros((size, size), np.float32)
+    for i, j in fg[:k]:
+      pred[i, j] = 1.0
+    z = np.stack([-4.0 * (2 * pred - 1), 4.0 * (2 * pred - 1)], -1)
+    logits.append(z)
+  logits = jnp.asarray(np.stack(logits))
+  lab = jnp.asarray(np.repeat(labels, len(found), 0))
+  recall = found / len(fg)
+  curves = {
+      "dice_loss": jaxobj.dice_loss(logits, lab, reduction="none"),
+      "jaccard_loss": jaxobj.jaccard_loss(logits, lab, reduction="none"),
+      "tversky_loss (α=0.3, β=0.7)": jaxobj.tversky_loss(logits, lab, alpha=0.3, beta=0.7,
+                                                         reduction="none"),
+      "softmax_cross_entropy (pixel mean)": jnp.mean(
+          jaxobj.softmax_cross_entropy_with_integer_labels(logits, lab, reduction="none"),
+          axis=(1, 2)),
+  }
+  fig, (a,) = _figure()
+  for name, v in curves.items():
+    v = np.asarray(v)
+    a.plot(recall, v.reshape(len(found), -1).mean(-1), label=name)
+  a.set_title("foreground: 3.5% of the pixels", fontsize=9)
+  a.set(xlabel="fraction of a small object found", ylabel="loss")
+  a.legend(fontsize=7)
+  return fig
+
+
+def metric_learning():
+  d = jnp.linspace(0.0, 2.5, 201)
+  fig, (a, b) = _figure(2)
+  zero = jnp.zeros((1, 1))
+  for label, name in ((1, "similar pair"), (0, "dissimilar pair")):
+    v = jax.vmap(lambda x, y=label: jaxobj.pairwise_contrastive_loss(
+        zero, x.reshape(1, 1), jnp.array([y]), margin=1.0))(d)
+    a.plot(d, np.asarray(v), label=name)
+  a.set(xlabel="distance between the embeddings", ylabel="pairwise_contrastive_loss (m=1)")
+  a.legend(fontsize=7)
+  gap = jnp.linspace(-1.0, 2.0, 201)
+  for distance in ("lp", "squared_euclidean"):
+    v = jax.vmap(lambda g, dist=distance: jaxobj.triplet_margin_loss(
+        zero, jnp.full((1, 1), 1.0), jnp.full((1, 1), 1.0 + g), margin=0.5,
+        distance=dist))(gap)
+    b.plot(gap, np.asarray(v), label=f"distance={distance!r}")
+  b.set(xlabel="d(a, n) − d(a, p), with d(a, p) = 1", ylabel="triplet_margin_loss (m=0.5)")
+  b.legend(fontsize=7)
+  return fig
+
+
+def contrastive():
+  key = jax.random.key(0)
+  k1, k2 = jax.random.split(key)
+  batch, dim = 64, 32
+  q = jax.random.normal(k1, (batch, dim))
+  noise = jax.random.normal(k2, (batch, dim))
+  sigma = jnp.linspace(0.0, 3.0, 31)
+  fig, (a,) = _figure()
+  for t in (0.05, 0.1, 0.3, 1.0):
+    v = jax.vmap(lambda s, t=t: jaxobj.info_nce_loss(q, q + s * noise, temperature=t))(sigma)
+    a.plot(sigma, np.asarray(v), label=f"temperature={t:g}")
+  a.axhline(math.log(batch), color="k", lw=0.8, ls="--")
+  a.text(0.05, math.log(batch) + 0.1, "log B (chance)", fontsize=7)
+  a.set(xlabel="noise between the two views (B = 64, D = 32)", ylabel="info_nce_loss")
+  a.legend(fontsize=7)
+  return fig
+
+
+def ranking():
+  gap = jnp.linspace(-4.0, 4.0, 321)
+  labels = jnp.array([[1.0, 0.0]])
+  losses = {
+      "pairwise_logistic_loss": lambda g: jaxobj.pairwise_logistic_loss(
+          jnp.stack([g, 0.0])[None], labels),
+      "pairwise_hinge_loss": lambda g: jaxobj.pairwise_hinge_loss(
+          jnp.stack([g, 0.0])[None], labels),
+      "softmax_loss (ListNet)": lambda g: jaxobj.softmax_loss(jnp.stack([g, 0.0])[None], labels),
+      "listmle_loss": lambda g: jaxobj.listmle_loss(jnp.stack([g, 0.0])[None], labels),
+  }
+  fig, (a,) = _figure()
+  for name, fn in losses.items():
+    a.plot(gap, np.asarray(jax.vmap(fn)(gap)), label=name)
+  a.set(xlabel="score(relevant) − score(irrelevant)", ylabel="loss per list", ylim=(0, 5))
+  a.legend(fontsize=7)
+  return fig
+
+
+def preference():
+  h = jnp.linspace(-6.0, 6.0, 241)
+  zero = jnp.zeros(())
+  fig, (a,) = _figure()
+  for kind in ("sigmoid", "hinge", "ipo"):
+    v = jax.vmap(lambda x, k=kind: jaxobj.dpo_loss(
+        x[None], zero[None], zero[None], zero[None], beta=1.0, loss_type=k))(h)
+    a.plot(h, np.asarray(v), label=f"dpo_loss(loss_type={kind!r})")
+  a.set(xlabel="implicit reward margin (β = 1)", ylabel="loss", ylim=(0, 6))
+  a.legend(fontsize=7)
+  return fig
+
+
+def generative():
+  z = jnp.linspace(-6.0, 6.0, 241)
+  fig, (a,) = _figure()
+  for kind in ("minimax", "non_saturating", "hinge", "wasserstein", "least_squares"):
+    v = jax.vmap(lambda x, k=kind: jaxobj.gan_generator_loss(x[None], kind=k))(z)
+    a.plot(z, np.asarray(v), label=kind)
+  a.axvspan(-6, -3, color="grey", alpha=0.15)
+  a.text(-5.8, 4.2, "D rejects fakes\n(early training)", fontsize=7)
+  a.set(xlabel="discriminator logit on a generated sample",
+        ylabel="gan_generator_loss", ylim=(-5, 5))
+  a.legend(fontsize=7)
+  return fig
+
+
+def regularization():
+  w = jnp.linspace(-2.0, 2.0, 201)
+  penalties = {
+      "l1_penalty": lambda x: jaxobj.l1_penalty({"w": x}),
+      "l2_penalty": lambda x: jaxobj.l2_penalty({"w": x}),
+      "elastic_net_penalty (ρ=0.5)": lambda x: jaxobj.elastic_net_penalty({"w": x},
+                                                                           l1_ratio=0.5),
+  }
+  fig, (a, b) = _figure(2)
+  for name, fn in penalties.items():
+    v, g = _elementwise(fn, w)
+    a.plot(w, v, label=name)
+    b.plot(w, g, label=name)
+  a.set(xlabel="weight w", ylabel="penalty")
+  b.set(xlabel="weight w", ylabel="gradient (pull towards 0)")
+  a.legend(fontsize=7)
+  return fig
+
+
+FIGURES = {
+    "regression": regression, "robust": robust, "classification": classification,
+    "calibration": calibration, "distribution": distribution, "sequence": sequence,
+    "segmentation": segmentation, "metric_learning": metric_learning,
+    "contrastive": contrastive, "ranking": ranking, "preference": preference,
+    "generative": generative, "regularization": regularization,
+}
+
+
+def png(name: str) -> bytes:
+  """The PNG of one family's figure."""
+  fig = FIGURES[name]()
+  fig.tight_layout()
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=DPI)
+  plt.close(fig)
+  return buf.getvalue()
+
+
+def render_all() -> dict[str, bytes]:
+  """``{"<family>.png": bytes}`` for every family."""
+  return {f"{name}.png": png(name) for name in FIGURES}
+
+
+if __name__ == "__main__":
+  out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "plots")
+  out.mkdir(parents=True, exist_ok=True)
+  for file, data in render_all().items():
+    (out / file).write_bytes(data)
+    print(f"{out / file}: {len(data) / 1024:.0f} KB")
