@@ -55,6 +55,16 @@ def reduce_loss(values: jax.Array, *, where=None, weights=None,
     count = jnp.sum(jnp.broadcast_to(where, shape), dtype=values.dtype)
   else:
     count = jnp.asarray(values.size, values.dtype)
+  return reduce_total(total, count, reduction)
+
+
+def reduce_total(total: jax.Array, count: jax.Array, reduction: str) -> jax.Array:
+  """Finishes a ``"sum"`` or ``"mean"`` reduction from its sum and denominator.
+
+  For losses that compute their (weighted) sum without materializing the
+  per-element values, such as :func:`jaxobj.fused_linear_cross_entropy`; the
+  count is reported to :func:`recording_counts` as ``reduce_loss`` does.
+  """
   sink = _COUNT_SINK.get()
   if sink is not None:
     sink.append(count)

@@ -3,8 +3,10 @@ r"""Sequence losses: token-level cross-entropy for language models and CTC.
 :func:`token_cross_entropy` scores every position of a (possibly packed)
 sequence against its target token, with the knobs language-model training
 uses: ignored positions, label smoothing, the z-loss, logit soft-capping and
-three ways to normalize. :func:`ctc_loss` is the connectionist temporal
-classification loss, computed exactly in log space.
+three ways to normalize. :func:`fused_linear_cross_entropy` is the same loss
+of ``hidden @ kernel`` computed without the ``[tokens, vocabulary]`` logits.
+:func:`ctc_loss` is the connectionist temporal classification loss, computed
+exactly in log space.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import numpy as np
 
 from jaxobj._src import checks
 from jaxobj._src.examples import sequence as sequence_examples
-from jaxobj._src.reduce import masked_fill, reduce_loss
+from jaxobj._src import fused_xent
+from jaxobj._src.reduce import masked_fill, reduce_loss, reduce_total
 from jaxobj.losses.classification import _finite_classes, _take
 from jaxobj.registry import register
 
-__all__ = ["ctc_loss", "token_cross_entropy"]
+__all__ = ["ctc_loss", "fused_linear_cross_entropy", "token_cross_entropy"]
 
 NORMALIZE_MODES = ("tokens", "sequences")
 
@@ -194,19 +197,8 @@ def token_cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0
   y = checks.as_labels(targets, "targets")
   checks.check_label_shape("logits", x, "targets", y)
   shape = y.shape
-  if segment_ids is not None:
-    segment_ids = jnp.asarray(segment_ids)
-    if not jnp.issubdtype(segment_ids.dtype, jnp.integer):
-      raise TypeError(f"segment_ids must be an integer array, got dtype "
-                      f"{segment_ids.dtype}; cast with segment_ids.astype(jnp.int32).")
-    if segment_ids.shape != shape:
-      raise ValueError(
-          f"segment_ids must have the shape of targets (one id per token), got "
-          f"segment_ids.shape={segment_ids.shape} and targets.shape={shape}.")
-  mask = None if where is None else checks.as_mask(where, shape)
-  if ignore_index is not None:
-    keep = y != ignore_index
-    mask = keep if mask is None else jnp.logical_and(mask, keep)
+  segment_ids = _check_segment_ids(segment_ids, shape)
+  mask = _valid_tokens(y, where, ignore_index, shape)
   x = masked_fill(mask, x, shape, axis_extra=1)
   y = masked_fill(mask, y, shape, fill=0)
   if logit_soft_cap is not None:
@@ -221,17 +213,199 @@ def token_cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0
   if not _is_zero(z_loss):
     values = values + z_loss * jnp.square(log_z)
 
-  if isinstance(normalize, str) and normalize == "tokens":
-    return reduce_loss(values, where=mask, weights=weights, reduction=reduction)
-  if isinstance(normalize, str):  # "sequences"
+  token_weights = _token_weights(mask, weights, normalize, segment_ids, shape)
+  if isinstance(normalize, str) or reduction != "mean":
+    return reduce_loss(values, where=mask, weights=token_weights, reduction=reduction)
+  return reduce_loss(values, where=mask, weights=weights, reduction="sum") / normalize
+
+
+@register("sequence", inputs=sequence_examples.LINEAR)
+def fused_linear_cross_entropy(hidden, targets, kernel, *, ignore_index=-100,
+                               label_smoothing=0.0, z_loss=0.0, logit_soft_cap=None,
+                               normalize="tokens", segment_ids=None, where=None,
+                               weights=None, reduction="mean", token_block=None,
+                               vocab_block=None):
+  r""":func:`token_cross_entropy` of ``hidden @ kernel``, without the logits.
+
+  The value is exactly ``token_cross_entropy(hidden @ kernel, targets, ...)``
+  with the same options (ignored targets, label smoothing, z-loss, soft-capping,
+  ``normalize``, masks, weights and reductions), but the ``[tokens, V]``
+  logits are never stored: tokens are processed in chunks of ``token_block``,
+  each chunk's logits are used and dropped, and the gradients with respect to
+  ``hidden`` and ``kernel`` are accumulated chunk by chunk inside a
+  ``jax.custom_vjp``.
+
+  .. math::
+     x_t = c \tanh\big((h_t W) / c\big), \qquad
+     \ell_t = (1-\alpha)\big(\log Z_t - x_{t,y_t}\big)
+       + \alpha\big(\log Z_t - \tfrac{1}{V}\textstyle\sum_k x_{t,k}\big)
+       + \beta\,(\log Z_t)^2
+
+  with :math:`Z_t = \sum_k e^{x_{t,k}}` (no cap when ``logit_soft_cap`` is
+  None).
+
+  Cost. For ``"mean"`` and ``"sum"`` the forward pass of ``jax.grad`` computes
+  the gradients in the same sweep (each chunk's softmax is at hand), so value
+  and gradient cost :math:`6 N D V` FLOPs, as many as the unfused loss, and
+  the value alone :math:`2 N D V`. ``reduction="none"`` recomputes each chunk
+  in the backward pass (:math:`8 N D V`), since its per-token cotangents are
+  only known there. Memory: a few ``[token_block, V]`` buffers; by default
+  ``token_block`` is chosen so that they hold about 8 MiB in float32 whatever
+  ``V`` (at least one token), so memory does not grow with ``N`` and grows
+  with ``V`` only once ``V`` exceeds about a million. The kernel's gradient is
+  accumulated in place, ``vocab_block`` columns at a time. Low-precision
+  inputs are multiplied with float32 accumulation, and their gradients come
+  back in their own dtype.
+
+  Args:
+    hidden: float array ``[..., D]``, the inputs of the output projection.
+    targets: integer array ``hidden.shape[:-1]``. A concrete target outside
+      ``[0, V)`` at a valid position raises ``ValueError``; under ``jit`` it
+      gives NaN, as in :func:`token_cross_entropy`.
+    kernel: float array ``[D, V]``, the output projection (fold a bias in by
+      appending a constant 1 to ``hidden`` and the bias as a row of
+      ``kernel``).
+    ignore_index, label_smoothing, z_loss, logit_soft_cap, normalize,
+      segment_ids, where, weights, reduction: as in
+      :func:`token_cross_entropy`. The hyperparameters are traceable, with
+      gradients.
+    token_block: tokens per chunk (default: automatic, see above). Any
+      positive integer works; the last chunk may be smaller.
+    vocab_block: columns of the kernel's gradient updated at a time (default
+      :math:`2^{20} / D`).
+
+  Returns:
+    The reduced loss; per-token losses ``targets.shape`` for
+    ``reduction="none"``.
+
+  Raises:
+    ValueError: ``targets.shape != hidden.shape[:-1]``, a kernel that is not
+      ``[D, V]``, concrete targets outside ``[0, V)``, bad blocks, or the
+      errors of :func:`token_cross_entropy`.
+    TypeError: integer ``hidden`` or ``kernel``, floating ``targets``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jaxobj
+    >>> hidden = jax.random.normal(jax.random.key(0), (2, 5, 8))
+    >>> kernel = jax.random.normal(jax.random.key(1), (8, 11))
+    >>> targets = jnp.array([[1, 2, 3, 4, -100], [5, 6, 7, 8, 9]])
+    >>> fused = jaxobj.fused_linear_cross_entropy(hidden, targets, kernel, token_block=4)
+    >>> unfused = jaxobj.token_cross_entropy(hidden @ kernel, targets)
+    >>> bool(jnp.allclose(fused, unfused, rtol=1e-5))
+    True
+
+  References:
+    Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models",
+    ICLR 2025 (blockwise cross-entropy without logits). Hsu et al., "Liger
+    Kernel: Efficient Triton Kernels for LLM Training", 2024 (gradients in the
+    forward pass).
+  """
+  checks.check_reduction(reduction)
+  checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
+  checks.check_range("z_loss", z_loss, low=0.0)
+  checks.check_range("logit_soft_cap", logit_soft_cap, low=0.0, low_inclusive=False)
+  _check_normalize(normalize)
+  h = checks.as_float(hidden, "hidden")
+  y = checks.as_labels(targets, "targets")
+  w = checks.as_float(kernel, "kernel")
+  checks.check_label_shape("hidden", h, "targets", y)
+  if w.ndim != 2 or w.shape[0] != h.shape[-1]:
+    raise ValueError(
+        f"kernel must be [D, V] with D = hidden.shape[-1] = {h.shape[-1]}, got "
+        f"kernel.shape={w.shape}; the logits are hidden @ kernel (transpose a "
+        f"[V, D] embedding table).")
+  for name, block in (("token_block", token_block), ("vocab_block", vocab_block)):
+    if block is not None and (isinstance(block, bool) or not isinstance(block, int)
+                              or block < 1):
+      raise ValueError(f"{name} must be a positive integer or None, got {block!r}.")
+  shape = y.shape
+  dim, vocab = w.shape
+  segment_ids = _check_segment_ids(segment_ids, shape)
+  mask = _valid_tokens(y, where, ignore_index, shape)
+  _check_targets_in_vocab(y, mask, vocab)
+  h = masked_fill(mask, h, shape, axis_extra=1)
+  y = masked_fill(mask, y, shape, fill=0)
+  token_weights = _token_weights(mask, weights, normalize, segment_ids, shape)
+
+  opts = fused_xent.Options(smoothing=not _is_zero(label_smoothing),
+                            z_loss=not _is_zero(z_loss),
+                            soft_cap=logit_soft_cap is not None)
+  dtype = fused_xent.compute_dtype(h, w)
+  hyper = tuple(jnp.asarray(v, dtype) for v in (
+      label_smoothing, z_loss, 1.0 if logit_soft_cap is None else logit_soft_cap))
+  blocks = fused_xent.default_blocks(dim, vocab, opts, token_block, vocab_block)
+  h2, y2 = h.reshape(-1, dim), y.reshape(-1)
+  if reduction == "none":
+    values = fused_xent.token_values(h2, y2, w, hyper, opts, blocks).reshape(shape)
+    return reduce_loss(values, where=mask, weights=token_weights, reduction="none")
+
+  # The reduction as per-token coefficients: exactly what reduce_loss multiplies
+  # each value by before summing, and whose sum is its denominator.
+  if token_weights is not None:
+    token_weights = checks.as_float(token_weights, "weights")
+    checks.check_broadcastable("weights", token_weights, shape)
+    coef = jnp.broadcast_to(token_weights, shape)
+    if mask is not None:
+      coef = jnp.where(mask, coef, 0.0)
+  elif mask is not None:
+    coef = mask.astype(dtype)
+  else:
+    coef = jnp.ones(shape, dtype)
+  coef = coef.astype(dtype).reshape(-1)
+  total = fused_xent.weighted_total(h2, y2, coef, w, hyper, opts, blocks)
+  count = jnp.sum(coef)
+  if isinstance(normalize, str):
+    return reduce_total(total, count, reduction)
+  return reduce_total(total, count, "sum") / (normalize if reduction == "mean" else 1)
+
+
+def _check_targets_in_vocab(y, mask, vocab: int) -> None:
+  """Raises for concrete targets outside ``[0, V)`` at valid positions."""
+  if isinstance(y, jax.core.Tracer) or isinstance(mask, jax.core.Tracer):
+    return
+  y = np.asarray(y)
+  bad = (y < 0) | (y >= vocab)
+  if mask is not None:
+    bad &= np.asarray(mask)
+  if bad.any():
+    values = sorted(set(y[bad].tolist()))[:5]
+    raise ValueError(
+        f"targets must lie in [0, V) = [0, {vocab}) wherever they count, got "
+        f"{values}; mark positions to skip with ignore_index or where=.")
+
+
+def _check_segment_ids(segment_ids, shape):
+  if segment_ids is None:
+    return None
+  segment_ids = jnp.asarray(segment_ids)
+  if not jnp.issubdtype(segment_ids.dtype, jnp.integer):
+    raise TypeError(f"segment_ids must be an integer array, got dtype "
+                    f"{segment_ids.dtype}; cast with segment_ids.astype(jnp.int32).")
+  if segment_ids.shape != shape:
+    raise ValueError(
+        f"segment_ids must have the shape of targets (one id per token), got "
+        f"segment_ids.shape={segment_ids.shape} and targets.shape={shape}.")
+  return segment_ids
+
+
+def _token_weights(mask, weights, normalize, segment_ids, shape):
+  """The weights ``reduce_loss`` gets under ``normalize``: the given ``weights``
+  for ``"tokens"`` or a number, per-sequence weights for ``"sequences"``."""
+  if isinstance(normalize, str) and normalize == "sequences":
     if not shape:
       raise ValueError("normalize='sequences' needs a sequence axis: targets must have "
                        "at least one dimension.")
-    seq_weights = _per_sequence_weights(mask, weights, segment_ids, shape)
-    return reduce_loss(values, where=mask, weights=seq_weights, reduction=reduction)
-  if reduction != "mean":
-    return reduce_loss(values, where=mask, weights=weights, reduction=reduction)
-  return reduce_loss(values, where=mask, weights=weights, reduction="sum") / normalize
+    return _per_sequence_weights(mask, weights, segment_ids, shape)
+  return weights
+
+
+def _valid_tokens(y, where, ignore_index, shape):
+  """Tokens that count: ``where`` and not ``ignore_index``."""
+  mask = None if where is None else checks.as_mask(where, shape)
+  if ignore_index is not None:
+    keep = y != ignore_index
+    mask = keep if mask is None else jnp.logical_and(mask, keep)
+  return mask
 
 
 # --------------------------------------------------------------------------

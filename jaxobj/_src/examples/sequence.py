@@ -57,3 +57,16 @@ def ctc_batch(rng, shape, frames=CTC_FRAMES, classes=CTC_CLASSES, max_labels=CTC
 
 TOKENS = Inputs(_tokens, _tokens_masked)
 CTC = Inputs(ctc_batch)
+
+# A projection whose vocabulary (7) is not a multiple of any block size.
+LINEAR_DIM, LINEAR_VOCAB = 4, 7
+
+
+def _linear(rng, shape):
+  hidden = rng.standard_normal(shape + (LINEAR_DIM,)).astype(np.float32)
+  targets = rng.integers(0, LINEAR_VOCAB, shape).astype(np.int32)
+  kernel = rng.standard_normal((LINEAR_DIM, LINEAR_VOCAB)).astype(np.float32)
+  return hidden, targets, kernel
+
+
+LINEAR = Inputs(_linear, batched=2)

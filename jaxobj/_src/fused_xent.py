@@ -1,0 +1,269 @@
+"""The tiled kernel behind :func:`jaxobj.fused_linear_cross_entropy`.
+
+The loss of ``hidden @ kernel`` against integer targets is computed one chunk
+of tokens at a time: a chunk's logits ``[token_block, V]`` are the only large
+array alive, so memory does not grow with the number of tokens, and (as the
+chunk shrinks when ``V`` grows) barely with the vocabulary.
+
+Two ``custom_vjp`` primitives share one sweep over the chunks:
+
+* :func:`weighted_total` returns ``sum_n a_n * loss_n`` for per-token
+  coefficients ``a`` (the reduction's weights). Its forward pass computes the
+  gradients in the same sweep (the softmax of a chunk is at hand there), and
+  the backward pass only scales them by the scalar cotangent: 6 N·D·V FLOPs for
+  the value and gradient, as many as the unfused loss, with no ``[N, V]``
+  array.
+* :func:`token_values` returns the per-token losses (``reduction="none"``). A
+  per-token cotangent cannot be folded in before it is known, so its backward
+  pass sweeps again with the cotangent as the coefficients (8 N·D·V FLOPs).
+
+The kernel gradient is accumulated in place, one vocabulary block of
+``vocab_block`` columns at a time, so no ``[D, V]`` temporary is created
+besides the accumulator (which becomes the output).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+# Elements in one [tokens, V] buffer of a chunk (4 MiB in float32) and in one
+# block of the kernel's gradient: large enough for efficient matmuls, small
+# next to the [N, V] logits this replaces.
+CHUNK_ELEMENTS = 1 << 20
+KERNEL_BLOCK_ELEMENTS = 1 << 20
+# [tokens, V] buffers XLA keeps alive in a chunk's gradient pass (measured on
+# CPU): the logits and the gradient, plus tanh's output with a soft cap. The
+# chunk shrinks with a soft cap so that the option costs no memory.
+LIVE_BUFFERS = 2
+LIVE_BUFFERS_SOFT_CAP = 3
+
+
+class Options(NamedTuple):
+  """Which optional terms are on (static: a Python 0 or None skips the work)."""
+  smoothing: bool
+  z_loss: bool
+  soft_cap: bool
+
+
+class Blocks(NamedTuple):
+  tokens: int  # tokens per chunk
+  vocab: int   # kernel-gradient columns per block
+
+
+def default_blocks(dim: int, vocab: int, opts: Options, token_block=None,
+                   vocab_block=None) -> Blocks:
+  """Chunk sizes that keep a chunk's live ``[tokens, V]`` buffers near
+  ``LIVE_BUFFERS * CHUNK_ELEMENTS`` elements (at least one token)."""
+  if token_block is None:
+    live = LIVE_BUFFERS_SOFT_CAP if opts.soft_cap else LIVE_BUFFERS
+    token_block = max(1, min(1024, LIVE_BUFFERS * CHUNK_ELEMENTS // (live * vocab)))
+  if vocab_block is None:
+    vocab_block = max(128, KERNEL_BLOCK_ELEMENTS // dim)
+  return Blocks(int(token_block), int(min(vocab_block, vocab)))
+
+
+def compute_dtype(*arrays):
+  """float32 for low-precision inputs, float64 when an input is float64."""
+  return jnp.result_type(jnp.float32, *(x.dtype for x in arrays))
+
+
+def _dot(a, b, contract, dtype):
+  """A matmul accumulated in ``dtype`` whatever the input dtypes."""
+  return lax.dot_general(a, b, (contract, ((), ())), preferred_element_type=dtype)
+
+
+def _chunk(h, y, a, kernel, hyper, opts: Options, grads: bool):
+  """Loss terms of one chunk of tokens, and their gradients when ``grads``.
+
+  Returns ``(values, dlogits, hyper_grads)``: per-token losses, ``a``-scaled
+  gradients with respect to the chunk's (pre-cap) logits, and the ``a``-weighted
+  gradients with respect to ``(smoothing, z_loss, soft_cap)``.
+
+  Every quantity is written as a function of the matmul's output ``z``, so XLA
+  fuses the cheap elementwise work into each reduction and into the one
+  elementwise pass that turns ``z`` into the gradient in place: a single
+  ``[n, V]`` buffer is alive, with or without the optional terms.
+  """
+  smoothing, z_loss, cap = hyper
+  vocab = kernel.shape[1]
+  z = _dot(h, kernel, ((1,), (0,)), compute_dtype(h, kernel))  # [n, V]
+  rows = jnp.arange(y.shape[0])
+  in_range = (y >= 0) & (y < vocab)
+  y_safe = jnp.where(in_range, y, 0)
+
+  # The cap is applied once (x replaces z); everything after reads x.
+  x = cap * jnp.tanh(z / cap) if opts.soft_cap else z
+  m = jnp.max(x, axis=1)
+  sum_exp = jnp.sum(jnp.exp(x - m[:, None]), axis=1)
+  lse = m + jnp.log(sum_exp)
+  x_y = x[rows, y_safe]
+  values = lse - x_y
+  if opts.smoothing or opts.soft_cap:
+    sum_x = jnp.sum(x, axis=1)
+  if opts.smoothing:
+    values = (1.0 - smoothing) * values + smoothing * (lse - sum_x / vocab)
+  if opts.z_loss:
+    values = values + z_loss * jnp.square(lse)
+  values = jnp.where(in_range, values, jnp.nan)
+  if not grads:
+    return values, None, None
+
+  # a * d loss / d x = c p - u - t onehot(y), with p the softmax,
+  # c = a (1 + 2 beta lse), u = a alpha / V and t = a (1 - alpha).
+  c = a * (1.0 + 2.0 * z_loss * lse) if opts.z_loss else a
+  c = jnp.where(in_range, c, jnp.nan)  # a target outside [0, V) gives NaN
+  t = a * (1.0 - smoothing) if opts.smoothing else a
+  u = a * smoothing / vocab if opts.smoothing else 0.0
+  zero = jnp.zeros((), z.dtype)
+  d_smoothing = jnp.sum(a * (x_y - sum_x / vocab)) if opts.smoothing else zero
+  d_z = jnp.sum(a * jnp.square(lse)) if opts.z_loss else zero
+  g = c[:, None] * jnp.exp(x - lse[:, None]) - jnp.reshape(u, (-1, 1))
+  target = -t
+  if opts.soft_cap:
+    # x = cap tanh(z / cap) is homogeneous of degree 1 in (z, cap), so
+    # dx/dcap = (x - z dx/dz) / cap and the cap's gradient is
+    # (sum(G * x) - sum(g * z)) / cap with G = dloss/dx and g = dloss/dz. The
+    # first sum is a row reduction here; the second equals sum(h * dh), which
+    # the sweep adds once dh is known (see ``sweep``).
+    # Written with exp(x - m), which the log-sum-exp reduction also reads, and
+    # the slope as a product, so XLA keeps one [n, V] buffer (no shared
+    # softmax or tanh array).
+    sum_px = jnp.sum(jnp.exp(x - m[:, None]) * x, axis=1) / sum_exp
+    d_cap = jnp.sum(c * sum_px - u * sum_x - t * x_y) / cap
+    g = g * ((cap - x) * (cap + x) / jnp.square(cap))
+    target = target * ((cap - x_y) * (cap + x_y) / jnp.square(cap))
+  else:
+    d_cap = zero
+  g = g.at[rows, y_safe].add(target)
+  return values, g, (d_smoothing, d_z, d_cap)
+
+
+def _add_kernel_grad(dkernel, h, g, block: int):
+  """``dkernel += h.T @ g``, one block of columns at a time, in place.
+
+  The last block is shifted left to end at ``V`` (a dynamic slice clamps it);
+  the columns it shares with the previous block are zeroed in ``g`` so they are
+  not added twice.
+  """
+  vocab = g.shape[1]
+  num_blocks = -(-vocab // block)
+
+  def body(b, dk):
+    start = jnp.minimum(b * block, vocab - block)
+    g_b = lax.dynamic_slice_in_dim(g, start, block, axis=1)
+    fresh = start + jnp.arange(block) >= b * block
+    g_b = jnp.where(fresh[None, :], g_b, 0.0)
+    update = _dot(h, g_b, ((0,), (0,)), dk.dtype)     # [D, block]
+    current = lax.dynamic_slice_in_dim(dk, start, block, axis=1)
+    return lax.dynamic_update_slice_in_dim(dk, current + update, start, axis=1)
+
+  return lax.fori_loop(0, num_blocks, body, dkernel)
+
+
+def sweep(h, y, a, kernel, hyper, opts: Options, blocks: Blocks, grads: bool):
+  """Runs :func:`_chunk` over all tokens.
+
+  Returns ``(total, values, dh, dkernel, hyper_grads)`` with ``total = sum(a *
+  values)``; the gradient entries are None unless ``grads``.
+  """
+  n, dim = h.shape
+  tn = min(blocks.tokens, n)
+  full = n // tn
+  dtype = compute_dtype(h, kernel)
+  a = a.astype(dtype)
+  hyper = tuple(x.astype(dtype) for x in hyper)
+
+  def run(h_c, y_c, a_c, carry):
+    total, values, dh, dk, dhyper, start = carry
+    v, g, d_hyper = _chunk(h_c, y_c, a_c, kernel, hyper, opts, grads)
+    total = total + jnp.sum(jnp.where(a_c != 0, a_c * v, 0.0))
+    values = lax.dynamic_update_slice_in_dim(values, v, start, axis=0)
+    if grads:
+      dh_c = _dot(g, kernel, ((1,), (1,)), dtype)
+      dh = lax.dynamic_update_slice_in_dim(dh, dh_c, start, axis=0)
+      dk = _add_kernel_grad(dk, h_c, g, blocks.vocab)
+      if opts.soft_cap:  # the second half of the cap's gradient (see _chunk)
+        d_hyper = d_hyper[:2] + (d_hyper[2] - jnp.sum(h_c * dh_c) / hyper[2],)
+      dhyper = tuple(u + w for u, w in zip(dhyper, d_hyper))
+    return total, values, dh, dk, dhyper
+
+  zero = jnp.zeros((), dtype)
+  init = (zero, jnp.zeros((n,), dtype),
+          jnp.zeros((n, dim), dtype) if grads else None,
+          jnp.zeros(kernel.shape, dtype) if grads else None,
+          (zero, zero, zero))
+
+  def body(i, carry):
+    start = i * tn
+    h_c = lax.dynamic_slice_in_dim(h, start, tn, axis=0)
+    y_c = lax.dynamic_slice_in_dim(y, start, tn, axis=0)
+    a_c = lax.dynamic_slice_in_dim(a, start, tn, axis=0)
+    return run(h_c, y_c, a_c, carry + (start,))
+
+  carry = lax.fori_loop(0, full, body, init)
+  if full * tn < n:  # the remaining tokens, as one smaller chunk
+    start = full * tn
+    carry = run(h[start:], y[start:], a[start:], carry + (start,))
+  total, values, dh, dk, dhyper = carry
+  return total, values, dh, dk, dhyper
+
+
+def _hyper_cotangents(hyper, dhyper, scale):
+  return tuple((scale * d).astype(x.dtype) for x, d in zip(hyper, dhyper))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def weighted_total(h, y, a, kernel, hyper, opts: Options, blocks: Blocks):
+  """``sum_n a_n * loss_n`` with a single-sweep gradient (see the module docs)."""
+  return sweep(h, y, a, kernel, hyper, opts, blocks, grads=False)[0]
+
+
+def _weighted_total_fwd(h, y, a, kernel, hyper, opts, blocks):
+  total, values, dh, dk, dhyper = sweep(h, y, a, kernel, hyper, opts, blocks, grads=True)
+  # Stored in the inputs' dtypes: a bfloat16 kernel keeps a bfloat16 gradient.
+  return total, (values, dh.astype(h.dtype), dk.astype(kernel.dtype), dhyper, hyper, y)
+
+
+def _weighted_total_bwd(opts, blocks, res, ct):
+  values, dh, dk, dhyper, hyper, y = res
+  # A coefficient of 0 (a masked token) gets the gradient 0 even where its
+  # value would be NaN (a target outside the vocabulary).
+  d_a = ct * jnp.where(jnp.isnan(values), 0.0, values)
+  return ((ct * dh).astype(dh.dtype), _int_zeros(y), d_a, (ct * dk).astype(dk.dtype),
+          _hyper_cotangents(hyper, dhyper, ct))
+
+
+weighted_total.defvjp(_weighted_total_fwd, _weighted_total_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def token_values(h, y, kernel, hyper, opts: Options, blocks: Blocks):
+  """Per-token losses; the backward pass recomputes each chunk's logits."""
+  a = jnp.zeros(y.shape, compute_dtype(h, kernel))
+  return sweep(h, y, a, kernel, hyper, opts, blocks, grads=False)[1]
+
+
+def _token_values_fwd(h, y, kernel, hyper, opts, blocks):
+  return token_values(h, y, kernel, hyper, opts, blocks), (h, y, kernel, hyper)
+
+
+def _token_values_bwd(opts, blocks, res, ct):
+  h, y, kernel, hyper = res
+  _, _, dh, dk, dhyper = sweep(h, y, ct, kernel, hyper, opts, blocks,
+                               grads=True)
+  return (dh.astype(h.dtype), _int_zeros(y), dk.astype(kernel.dtype),
+          _hyper_cotangents(hyper, dhyper, 1.0))
+
+
+token_values.defvjp(_token_values_fwd, _token_values_bwd)
+
+
+def _int_zeros(y):
+  """The cotangent of an integer input: float0 zeros."""
+  return np.zeros(y.shape, dtype=jax.dtypes.float0)
