@@ -482,6 +482,8 @@ def _blockwise(kind, image_embeddings, text_embeddings, log_temperature, bias, *
     return reduce_loss(values.reshape(batch_shape), where=where, weights=weights,
                        reduction="none")
   a, count = _coefficients(batch_shape, where, weights, dtype)
+  if axis_name is not None:
+    a = sweep.varying(a, axis_name)
   total = sweep.weighted_total(spec, *args, a, *hyper) if n else jnp.zeros((), dtype)
   if axis_name is not None:
     total, count = jax.lax.psum((total, count), axis_name)
