@@ -171,22 +171,32 @@ def sweep(h, y, a, kernel, hyper, opts: Options, blocks: Blocks, grads: bool):
 
   Returns ``(total, values, dh, dkernel, hyper_grads)`` with ``total = sum(a *
   values)``; the gradient entries are None unless ``grads``.
+
+  When the chunk size does not divide the number of tokens, the last chunk is
+  shifted back to end at the last token (one compiled loop body, no second
+  set of buffers for a remainder); the tokens it shares with the previous
+  chunk get the coefficient 0 there, so they count once.
   """
   n, dim = h.shape
   tn = min(blocks.tokens, n)
-  full = n // tn
   dtype = compute_dtype(h, kernel)
   a = a.astype(dtype)
   hyper = tuple(x.astype(dtype) for x in hyper)
 
-  def run(h_c, y_c, a_c, carry):
-    total, values, dh, dk, dhyper, start = carry
+  def body(i, carry):
+    total, values, dh, dk, dhyper = carry
+    start = jnp.minimum(i * tn, n - tn)
+    h_c = lax.dynamic_slice_in_dim(h, start, tn, axis=0)
+    y_c = lax.dynamic_slice_in_dim(y, start, tn, axis=0)
+    fresh = start + jnp.arange(tn) >= i * tn
+    a_c = jnp.where(fresh, lax.dynamic_slice_in_dim(a, start, tn, axis=0), 0.0)
     v, g, d_hyper = _chunk(h_c, y_c, a_c, kernel, hyper, opts, grads)
     total = total + jnp.sum(jnp.where(a_c != 0, a_c * v, 0.0))
     values = lax.dynamic_update_slice_in_dim(values, v, start, axis=0)
     if grads:
-      dh_c = _dot(g, kernel, ((1,), (1,)), dtype)
-      dh = lax.dynamic_update_slice_in_dim(dh, dh_c, start, axis=0)
+      dh_c = _dot(g, kernel, ((1,), (1,)), dtype)  # zero rows where a_c is 0
+      dh = lax.dynamic_update_slice_in_dim(
+          dh, lax.dynamic_slice_in_dim(dh, start, tn, axis=0) + dh_c, start, axis=0)
       dk = _add_kernel_grad(dk, h_c, g, blocks.vocab)
       if opts.soft_cap:  # the second half of the cap's gradient (see _chunk)
         d_hyper = d_hyper[:2] + (d_hyper[2] - jnp.sum(h_c * dh_c) / hyper[2],)
@@ -198,20 +208,7 @@ def sweep(h, y, a, kernel, hyper, opts: Options, blocks: Blocks, grads: bool):
           jnp.zeros((n, dim), dtype) if grads else None,
           jnp.zeros(kernel.shape, dtype) if grads else None,
           (zero, zero, zero))
-
-  def body(i, carry):
-    start = i * tn
-    h_c = lax.dynamic_slice_in_dim(h, start, tn, axis=0)
-    y_c = lax.dynamic_slice_in_dim(y, start, tn, axis=0)
-    a_c = lax.dynamic_slice_in_dim(a, start, tn, axis=0)
-    return run(h_c, y_c, a_c, carry + (start,))
-
-  carry = lax.fori_loop(0, full, body, init)
-  if full * tn < n:  # the remaining tokens, as one smaller chunk
-    start = full * tn
-    carry = run(h[start:], y[start:], a[start:], carry + (start,))
-  total, values, dh, dk, dhyper = carry
-  return total, values, dh, dk, dhyper
+  return lax.fori_loop(0, -(-n // tn), body, init)
 
 
 def _hyper_cotangents(hyper, dhyper, scale):
