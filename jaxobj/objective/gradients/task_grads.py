@@ -70,12 +70,19 @@ def _task_losses(out, keys, has_aux, who):
   return losses, aux
 
 
-def _one_hot_pullback(vjp, losses):
-  return jax.vmap(vjp)(jnp.eye(losses.shape[0], dtype=losses.dtype))
+def _one_hot_pullback(vjp, losses, batch_size):
+  eye = jnp.eye(losses.shape[0], dtype=losses.dtype)
+  if batch_size is None:
+    return jax.vmap(vjp)(eye)
+  if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    raise ValueError(f"batch_size={batch_size!r}: the number of tasks pulled back together, "
+                     "an integer >= 1 (or None for all of them).")
+  return jax.lax.map(vjp, eye, batch_size=min(batch_size, losses.shape[0]))
 
 
 def value_and_task_grad(fun: Callable, *, argnums: int | Sequence[int] = 0,
-                        has_aux: bool = False, tasks=None) -> Callable:
+                        has_aux: bool = False, tasks=None,
+                        batch_size: int | None = None) -> Callable:
   """Like ``jax.value_and_grad``, for a function returning a vector of task losses.
 
   Args:
@@ -88,6 +95,10 @@ def value_and_task_grad(fun: Callable, *, argnums: int | Sequence[int] = 0,
     tasks: task names, or a :func:`jo.multitask <jaxobj.objective.multitask>`
       objective: the losses are then ``info["loss/<task>"]`` (the unweighted
       task values; the gradient strategy replaces the objective's weighting).
+    batch_size: how many tasks are pulled back together: ``None`` (all ``T``,
+      one batched backward pass, the fastest where there is parallelism to
+      spare) or ``k`` (``jax.lax.map`` in chunks of ``k``; 1 is one backward
+      pass per task, holding one task's cotangents at a time).
 
   Returns:
     A function with ``fun``'s signature returning ``(value, grads)``.
@@ -122,7 +133,7 @@ def value_and_task_grad(fun: Callable, *, argnums: int | Sequence[int] = 0,
       return _task_losses(fun(*full, **kwargs), keys, has_aux, who)
 
     losses, vjp, aux = jax.vjp(restricted, *[args[i] for i in nums], has_aux=True)
-    grads = _one_hot_pullback(vjp, losses)
+    grads = _one_hot_pullback(vjp, losses, batch_size)
     grads = grads[0] if isinstance(argnums, int) else grads
     value = (losses, aux) if (has_aux or keys is not None) else losses
     return value, grads
@@ -142,7 +153,7 @@ class RepresentationGrads(NamedTuple):
 
 def representation_task_grads(encoder: Callable, heads: Callable, encoder_params, head_params,
                               *args, has_aux: bool = False, tasks=None,
-                              **kwargs) -> RepresentationGrads:
+                              batch_size: int | None = None, **kwargs) -> RepresentationGrads:
   """Per-task gradients with respect to a shared representation (MGDA-UB style).
 
   Cheaper than per-task gradients of all the shared params: only the heads run
@@ -157,7 +168,7 @@ def representation_task_grads(encoder: Callable, heads: Callable, encoder_params
       ``(total, info)`` with ``tasks``, as in :func:`value_and_task_grad`).
     encoder_params, head_params: the shared and the task-specific params.
     *args, **kwargs: the batch, passed to both.
-    has_aux, tasks: as in :func:`value_and_task_grad`.
+    has_aux, tasks, batch_size: as in :func:`value_and_task_grad`.
 
   Returns:
     ``RepresentationGrads(value, grads, pullback)``: ``grads`` stacks the ``T``
@@ -186,7 +197,7 @@ def representation_task_grads(encoder: Callable, heads: Callable, encoder_params
     return _task_losses(heads(hp, z, *args, **kwargs), keys, has_aux, who)
 
   losses, heads_vjp, aux = jax.vjp(head_losses, head_params, rep, has_aux=True)
-  grads = _one_hot_pullback(lambda ct: heads_vjp(ct)[1], losses)
+  grads = _one_hot_pullback(lambda ct: heads_vjp(ct)[1], losses, batch_size)
 
   def pullback(update):
     (encoder_grads,) = encoder_vjp(update)
