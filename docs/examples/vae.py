@@ -36,7 +36,7 @@ def elbo_terms(p):
 
 
 def main():
-  p = fit(lambda p: elbo_terms(p)[0].loss, init, steps=1000)
+  p = fit(lambda p: elbo_terms(p)[0].loss, init, steps=400, learning_rate=0.1)
   terms, logits = elbo_terms(p)
   accuracy = float(jnp.mean((logits > 0) == (data > 0.5)))
   print(f"negative ELBO {float(terms.loss):.2f} nats = reconstruction "

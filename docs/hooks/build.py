@@ -93,13 +93,6 @@ def markdown_table(records) -> str:
   return head + "\n".join(rows) + "\n"
 
 
-def _renderer():
-  table = ROOT / "benchmarks" / "table.py"
-  if table.exists():
-    return _load("jaxobj_benchmarks_table", table).markdown_table
-  return markdown_table
-
-
 def benchmark_section() -> str:
   if not RESULTS.exists():
     return ("!!! note \"No results in this checkout\"\n"
@@ -113,10 +106,16 @@ def benchmark_section() -> str:
   if quick:
     lines.append("!!! warning \"Quick sizes\"\n    These results come from "
                  "`--quick`, at sizes too small to show the scaling.\n")
-  if env:
-    shown = ", ".join(f"{k} {v}" for k, v in env.items())
-    lines.append(f"Measured with {shown}.\n")
-  lines.append(_renderer()(records))
+  table = ROOT / "benchmarks" / "table.py"
+  shared = _load("jaxobj_benchmarks_table", table) if table.exists() else None
+  if shared is not None and hasattr(shared, "render") and isinstance(data, dict):
+    lines.append(shared.render(data))  # the README's table, with its caption
+  else:
+    if env:
+      shown = ", ".join(f"{k} {v}" for k, v in env.items())
+      lines.append(f"Measured with {shown}.\n")
+    render = shared.markdown_table if shared is not None else markdown_table
+    lines.append(render(records))
   return "\n".join(lines)
 
 

@@ -25,7 +25,8 @@ import griffe
 
 _ROLE = re.compile(r":(func|class|meth|mod|data|attr|obj):`(~?)([^`]+)`(\\ )?")
 _MATH = re.compile(r":math:`([^`]+)`")
-_MULTI_ARG = re.compile(r"^(\s+)(\w+(?:,\s*\w+)+):\s(.*)$")
+_MULTI_ARG = re.compile(r"^(\s+)(\**\w+(?:,\s*\**\w+)+):\s(.*)$")
+_NAMES_CONTINUED = re.compile(r"^(\s+)(\**\w+(?:,\s*\**\w+)*),\s*$")
 _SECTION = re.compile(r"^(\s*)(Args|Arguments|Parameters|Attributes)\s*:\s*$")
 
 
@@ -208,6 +209,11 @@ def _split_multi_args(text: str) -> str:
     if section_indent is not None and line.strip() and (
         len(line) - len(line.lstrip()) <= section_indent):
       section_indent = None
+    if section_indent is not None:
+      # "a, b, c,\n   d: desc": names wrapped over several lines.
+      while _NAMES_CONTINUED.match(line) and i + 1 < len(lines):
+        i += 1
+        line = f"{line.rstrip()} {lines[i].strip()}"
     m = _MULTI_ARG.match(line) if section_indent is not None else None
     if not m:
       out.append(line)

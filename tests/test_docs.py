@@ -1,0 +1,174 @@
+"""The documentation site stays true: its code runs and its tables are complete.
+
+- every Python code block of the pages runs (one namespace per page);
+- every example script runs and asserts what it illustrates;
+- every recommendation of the loss-choosing guide links to an existing example;
+- every registered loss appears in its family page's guide table;
+- the optax migration table covers every public loss of ``optax.losses``.
+
+The strict site build itself (``mkdocs build --strict``) runs in ``.ci/run``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pathlib
+import re
+import runpy
+import sys
+
+import optax
+import pytest
+
+import jaxobj
+from jaxobj import registry
+
+DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
+EXAMPLES = DOCS / "examples"
+EXAMPLE_FILES = sorted(p for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
+LINK = re.compile(r"\]\(([^)#\s]*)(?:#([\w-]+))?\)")
+FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)
+
+
+def _pages():
+  return sorted(p for p in DOCS.rglob("*.md") if p.parent != EXAMPLES)
+
+
+def _table_rows(text: str, heading: str | None = None) -> list[list[str]]:
+  """The body rows of the Markdown tables (under ``heading``, a regex, if given)."""
+  if heading is not None:
+    sections = re.split(r"^## ", text, flags=re.M)
+    text = "\n".join(s for s in sections if re.match(heading, s))
+  rows = []
+  for line in text.splitlines():
+    if line.startswith("|") and not re.match(r"^\|[-| :]+\|$", line):
+      cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+      rows.append(cells)
+  # Drop the header row of each table: the row before a separator line.
+  headers = set()
+  lines = text.splitlines()
+  for i, line in enumerate(lines[1:], start=1):
+    if re.match(r"^\|[-| :]+\|$", line):
+      headers.add(lines[i - 1].strip())
+  return [r for r in rows if "| " + " | ".join(r) + " |" not in headers]
+
+
+# ---------------------------------------------------------------- code runs
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(DOCS)))
+def test_page_code_blocks_run(page):
+  blocks = FENCE.findall(page.read_text())
+  namespace: dict = {"__name__": f"docs.{page.stem}"}
+  for block in blocks:
+    exec(compile(block, str(page), "exec"), namespace)  # noqa: S102
+
+
+@pytest.fixture(scope="module")
+def examples_on_path():
+  sys.path.insert(0, str(EXAMPLES))
+  yield
+  sys.path.remove(str(EXAMPLES))
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
+def test_example_runs(path, examples_on_path, capsys):
+  runpy.run_path(str(path), run_name="__main__")  # each example asserts its own claim
+  assert capsys.readouterr().out.strip(), f"{path.name} printed nothing"
+
+
+def test_every_example_is_on_the_examples_page():
+  page = (EXAMPLES / "index.md").read_text()
+  for path in EXAMPLE_FILES:
+    assert f"{{#{path.stem}}}" in page, f"docs/examples/index.md has no section for {path.name}"
+    assert f'--8<-- "examples/{path.name}"' in page
+
+
+# ---------------------------------------------------------------- the loss-choosing guide
+
+
+def test_every_recommendation_links_to_a_runnable_example():
+  guide = (DOCS / "choosing.md").read_text()
+  rows = _table_rows(guide, heading=r"\d+\. ")
+  assert len(rows) >= 30
+  linked = set()
+  for row in rows:
+    links = [(target, anchor) for target, anchor in LINK.findall(row[-1])]
+    assert links, f"recommendation without an example: {row[:2]}"
+    for target, anchor in links:
+      assert target == "examples/index.md" and anchor, f"{row[:2]} links to {target}#{anchor}"
+      assert (EXAMPLES / f"{anchor}.py").exists(), f"{row[:2]}: no docs/examples/{anchor}.py"
+      linked.add(anchor)
+  assert linked == {p.stem for p in EXAMPLE_FILES}, "examples no recommendation links to"
+
+
+def test_every_loss_the_guide_recommends_exists():
+  guide = (DOCS / "choosing.md").read_text()
+  hyperparameters = {h for s in registry.specs() for h in s.hyperparameters}
+  for row in _table_rows(guide, heading=r"\d+\. "):
+    for name in re.findall(r"`([a-z][a-z0-9_]*)(?:\(|`)", row[1]):
+      if name in hyperparameters:  # "`huber_loss` with `delta` about ..."
+        continue
+      assert hasattr(jaxobj, name), f"choosing.md recommends {name!r}, which jaxobj lacks"
+
+
+# ---------------------------------------------------------------- family pages
+
+
+def _guide_text(family: str) -> str:
+  page = DOCS / "losses" / f"{family}.md"
+  assert page.exists(), f"no family page docs/losses/{family}.md"
+  text = page.read_text()
+  return text.split("## Catalogue")[0]  # the hand-written part, not the generated table
+
+
+@pytest.mark.parametrize("family", registry.families())
+def test_every_registered_loss_is_on_its_family_page(family):
+  text = _guide_text(family)
+  missing = [name for name in registry.names(family=family) if f"`{name}`" not in text]
+  assert not missing, f"docs/losses/{family}.md does not discuss {missing}"
+  assert f"<!-- catalogue:{family} -->" in (DOCS / "losses" / f"{family}.md").read_text()
+  assert f"img/plots/{family}.png" in text
+
+
+def test_every_family_page_is_in_the_nav():
+  nav = (DOCS.parent / "mkdocs.yml").read_text()
+  for family in registry.families():
+    assert f"losses/{family}.md" in nav
+
+
+# ---------------------------------------------------------------- migration from optax
+
+
+def _optax_losses() -> list[str]:
+  return sorted(n for n, obj in vars(optax.losses).items()
+                if not n.startswith("_") and inspect.isfunction(obj))
+
+
+def test_migration_table_covers_every_optax_loss():
+  rows = _table_rows((DOCS / "migration-optax.md").read_text(), heading=r"Every optax loss")
+  mapped = {}
+  for row in rows:
+    m = re.fullmatch(r"`optax\.losses\.(\w+)`", row[0])
+    assert m, f"first column must name an optax loss: {row[0]}"
+    mapped[m.group(1)] = row[1]
+  missing = sorted(set(_optax_losses()) - set(mapped))
+  assert not missing, f"docs/migration-optax.md has no row for optax.losses.{missing}"
+  stale = sorted(set(mapped) - set(_optax_losses()))
+  assert not stale, f"docs/migration-optax.md maps {stale}, which optax.losses lacks"
+  for name, target in mapped.items():
+    if target == "—":
+      continue
+    jaxobj_name = re.fullmatch(r"`(\w+)`", target)
+    assert jaxobj_name and hasattr(jaxobj, jaxobj_name.group(1)), (name, target)
+
+
+def test_migration_table_same_names_agree_with_optax():
+  """Where the table maps an optax loss to the jaxobj loss of the same name with no
+  difference noted, ``reduction="none"`` gives optax's values."""
+  import jax.numpy as jnp
+
+  p, t = jnp.array([0.3, -2.0, 4.0]), jnp.array([0.0, -1.5, 1.0])
+  for name in ("squared_error", "l2_loss", "huber_loss", "log_cosh"):
+    ours = getattr(jaxobj, name)(p, t, reduction="none")
+    assert jnp.allclose(ours, getattr(optax.losses, name)(p, t), rtol=1e-5), name
