@@ -19,7 +19,7 @@ from jaxobj.objective.gradients import solvers
 P = 8  # gradient length of the matrix cases: every case shares the compiled functions
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _combine(strategy):
   return jax.jit(lambda g, s, l: strategy.combine(g, s, losses=l))
 
@@ -83,13 +83,13 @@ def test_value_and_task_grad_equals_one_grad_per_task():
     losses, grads = jax.jit(jo.value_and_task_grad(_mlp_losses))(params, x, y)
     np.testing.assert_allclose(f64(losses), f64(_mlp_losses(params, x, y)), rtol=1e-12)
     for t in range(3):
-      want = jax.grad(lambda p: _mlp_losses(p, x, y)[t])(params)
-      jax.tree.map(lambda a, b: np.testing.assert_allclose(f64(a[t]), f64(b), rtol=1e-10,
-                                                           atol=1e-12), grads, want)
+      want = jax.grad(lambda p, t=t: _mlp_losses(p, x, y)[t])(params)
+      jax.tree.map(lambda a, b, t=t: np.testing.assert_allclose(f64(a[t]), f64(b), rtol=1e-10,
+                                                                atol=1e-12), grads, want)
     chunked = jax.jit(jo.value_and_task_grad(_mlp_losses, batch_size=2))(params, x, y)[1]
     jax.tree.map(lambda a, b: np.testing.assert_allclose(f64(a), f64(b), rtol=1e-12), chunked,
                  grads)
-    (value, aux), (gx, gp) = jo.value_and_task_grad(
+    (_, aux), (gx, gp) = jo.value_and_task_grad(
         lambda p, x: (_mlp_losses(p, x, y), "aux"), argnums=(1, 0), has_aux=True)(params, x)
     assert aux == "aux" and gx.shape == (3,) + x.shape and gp["w"].shape == (3, 4, 5)
     np.testing.assert_allclose(f64(gx[1]), f64(jax.grad(
@@ -102,12 +102,12 @@ def test_value_and_task_grad_reads_a_multitask_objectives_task_losses():
                      jo.UncertaintyWeighting())
   y = jnp.asarray([0.0, 1.0, -2.0])
   params = obj.init()
-  fn = lambda w: obj.apply(params, p=w * jnp.arange(3.0), y=y)  # noqa: E731
+  fn = lambda w: obj.apply(params, p=w * jnp.arange(3.0), y=y)
   (losses, info), grads = jax.jit(jo.value_and_task_grad(fn, tasks=obj))(jnp.float32(0.7))
   assert jo.task_loss_keys(obj) == ("loss/fit", "loss/robust")
   np.testing.assert_allclose(losses, [info["loss/fit"], info["loss/robust"]])
   for t, name in enumerate(["fit", "robust"]):
-    want = jax.grad(lambda w: fn(w)[1][f"loss/{name}"])(jnp.float32(0.7))
+    want = jax.grad(lambda w, name=name: fn(w)[1][f"loss/{name}"])(jnp.float32(0.7))
     np.testing.assert_allclose(float(grads[t]), float(want), rtol=1e-6)
   (_, _), by_name = jo.value_and_task_grad(fn, tasks=["robust", "fit"])(jnp.float32(0.7))
   np.testing.assert_allclose(by_name[::-1], grads)
@@ -146,7 +146,7 @@ def test_representation_grads_pull_back_the_combined_cotangent_once():
     np.testing.assert_allclose(f64(value), f64(_heads(heads, z, x, y)), rtol=1e-12)
     for t in range(3):
       np.testing.assert_allclose(f64(rep_grads[t]), f64(jax.grad(
-          lambda z: _heads(heads, z, x, y)[t])(z)), rtol=1e-10, atol=1e-12)
+          lambda z, t=t: _heads(heads, z, x, y)[t])(z)), rtol=1e-10, atol=1e-12)
     # Any weights on the representation gradients give the gradient of the
     # weighted loss for the encoder; the heads get the gradient of the sum.
     w = jnp.asarray([0.2, 1.5, 0.7])
@@ -188,7 +188,7 @@ def test_pcgrad_fixed_order_matches_reference(t, seed):
 def test_pcgrad_two_tasks_leave_no_conflicting_pair():
   g = gradients(2, 0)
   with jax.enable_x64(True):
-    u, _, info = run(jo.PCGrad(), jnp.asarray(g))
+    u, _, _ = run(jo.PCGrad(), jnp.asarray(g))
   _, projected = pcgrad_reference(g, [[1], [0]])
   assert projected[0] @ g[1] >= -1e-12 and projected[1] @ g[0] >= -1e-12
   assert np.all(g @ f64(u) >= -1e-10)
@@ -221,7 +221,7 @@ def test_gradvac_reaches_its_target_cosine_and_updates_the_ema():
   state = strategy.init(2)
   state["target"] = jnp.asarray([[0.0, target], [target, 0.0]], jnp.float32)
   with jax.enable_x64(True):
-    u, new_state, info = run(strategy, jnp.asarray(g), state)
+    _, new_state, info = run(strategy, jnp.asarray(g), state)
   w = f64(info["weights"])
   # The update is g0 + c0 g1 (task 0 vaccinated) + g1 + c1 g0.
   c1, c0 = w[0] - 1.0, w[1] - 1.0
@@ -357,7 +357,7 @@ def cagrad_reference(g, c):
   t = len(g)
   b = m.mean(1)
   radius = c * np.sqrt(m.mean())
-  obj = lambda w: w @ b + radius * np.sqrt(w @ m @ w)  # noqa: E731
+  obj = lambda w: w @ b + radius * np.sqrt(w @ m @ w)
   best = None
   for start in [np.full(t, 1 / t)] + list(np.eye(t)):
     res = scipy.optimize.minimize(obj, start, method="SLSQP", bounds=[(0, 1)] * t,
@@ -451,7 +451,7 @@ def test_imtlg_projects_equally_on_every_task(t, seed):
 def test_nash_mtl_solves_the_bargaining_equation(t, seed):
   g = gradients(t, seed)
   with jax.enable_x64(True):
-    _, state, info = run(jo.NashMTL(), jnp.asarray(g))
+    _, _, info = run(jo.NashMTL(), jnp.asarray(g))
   m = g @ g.T
   m /= np.linalg.norm(m)
   alpha = f64(info["weights"])
@@ -538,7 +538,7 @@ def test_dbmtl_matches_reference_over_steps():
     for k in range(1, 4):
       g = rng.normal(size=(3, P))
       losses = rng.uniform(0.1, 3.0, 3)
-      u, state, info = run(strategy, jnp.asarray(g), state, jnp.asarray(losses))
+      u, state, _ = run(strategy, jnp.asarray(g), state, jnp.asarray(losses))
       b = beta / k ** sigma
       buffer = b * buffer + (1 - b) * g / (losses + eps)[:, None]
       n = np.linalg.norm(buffer, axis=1)
@@ -624,7 +624,7 @@ def test_optax_chain_equals_combine_then_optimizer():
     tx = optax.chain(jo.task_gradient_transform(strategy, 2, key=jax.random.key(3)),
                      optax.sgd(0.1))
     state = tx.init(PARAMS)
-    updates, state = jax.jit(lambda g, s, p, l: tx.update(g, s, p, task_losses=l))(
+    updates, state = jax.jit(lambda g, s, p, l, tx=tx: tx.update(g, s, p, task_losses=l))(
         STACK, state, PARAMS, LOSSES)
     combined, _, info = run(strategy, STACK, losses=LOSSES, like=PARAMS, key=jax.random.key(3))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, -0.1 * b, rtol=1e-6), updates,
@@ -658,7 +658,7 @@ def test_state_round_trips_through_a_checkpoint(tmp_path):
 @pytest.mark.parametrize("strategy", ALL, ids=repr)
 def test_a_single_task_gives_its_own_gradient(strategy):
   g = jnp.asarray([[0.5, -1.0, 2.0]], jnp.float32)
-  u, _, info = run(strategy, g, losses=jnp.asarray([0.7]), like=jnp.zeros(3))
+  u, _, _ = run(strategy, g, losses=jnp.asarray([0.7]), like=jnp.zeros(3))
   scale = {"CAGrad": (1 + 0.4) / (1 + 0.4 ** 2), "DBMTL": (1 - 0.9) / 0.7}.get(
       type(strategy).__name__, 1.0)
   np.testing.assert_allclose(u, scale * g[0], rtol=1e-5)

@@ -183,11 +183,11 @@ class GradientStrategy:
           f"tasks on their leading axis. Make the state with init(num_tasks={num_tasks}), "
           "or pass the gradients of the tasks the state was made for.")
     like = None
-    if self.needs_like and grads is not None:
+    if self.needs_like:
+      if grads is None:
+        return  # the buffers' shapes are checked when the gradients come
       like = jax.tree.map(lambda g: jax.ShapeDtypeStruct(np.shape(g)[1:], jnp.float32), grads)
     expected = jax.eval_shape(lambda: self.init(num_tasks, like=like))
-    if self.needs_like and grads is None:
-      return
     if jax.tree.structure(state) != jax.tree.structure(expected) or \
         _describe(state) != _describe(expected):
       raise ValueError(f"{who}: the state does not fit this strategy and these gradients: "

@@ -45,7 +45,7 @@ def ridged(gram: jax.Array, ridge: float = RIDGE) -> jax.Array:
   return gram + (ridge * scale + tiny) * jnp.eye(t, dtype=gram.dtype)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _supports(t: int, include_empty: bool) -> np.ndarray:
   """Every subset of ``range(t)`` as a bool mask, shape ``(2**t [- 1], t)``."""
   codes = np.arange(0 if include_empty else 1, 2 ** t)
@@ -136,7 +136,7 @@ def nonnegative_qp(a: jax.Array, c: jax.Array, *, max_exact_tasks: int = MAX_EXA
     best = jnp.argmin(value, axis=0)  # (R,)
     return jnp.take_along_axis(v, best[None, :, None], axis=0)[0]
   step = 1.0 / jnp.maximum(_max_eigenvalue(a), jnp.finfo(a.dtype).tiny)
-  solve = lambda ci: _fista(lambda v: a @ v + ci, lambda v: jnp.maximum(v, 0.0),  # noqa: E731
+  solve = lambda ci: _fista(lambda v: a @ v + ci, lambda v: jnp.maximum(v, 0.0),
                             jnp.zeros((t,), a.dtype), step, iterations)
   return jax.vmap(solve)(c)
 

@@ -8,7 +8,8 @@ backward pass of ``T`` columns instead of ``T`` separate passes.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
