@@ -4,8 +4,9 @@
   library's own functions (``docs/hooks/plots.py``).
 - The benchmark page: ``<!-- benchmark-results -->`` in ``benchmarks.md`` is
   replaced by a table of ``benchmarks/results.json`` (written by
-  ``python benchmarks/run.py``), rendered by ``benchmarks.table.markdown_table``
-  when that module exists and by :func:`markdown_table` here otherwise.
+  ``python benchmarks/run.py``), rendered by ``benchmarks/table.py`` (the
+  README's renderer) when it exists and by :func:`markdown_table` here
+  otherwise.
 - The catalogue: ``<!-- catalogue:<family> -->`` is replaced by a table of the
   registry's entries of that family (name, kind, summary, hyperparameters).
 - Cross-references: in the hand-written pages, inline code naming a public
@@ -136,6 +137,7 @@ def _catalogues(markdown: str) -> str:
       hyper = ", ".join(f"`{k}={v!r}`" for k, v in s.hyperparameters.items()) or "–"
       summary = re.sub(r":math:`([^`]+)`",
                        lambda m: "$" + m.group(1).replace("|", r"\vert ") + "$", s.summary)
+      summary = re.sub(r":(?:func|class|meth|data|mod|attr):`~?([^`]+)`", r"`\1`", summary)
       summary = summary.replace("|", "\\|")
       rows.append(f"| [`{s.name}`][{s.fn.__module__}.{s.fn.__name__}] | {s.kind} "
                   f"| {summary} | {hyper} |")
