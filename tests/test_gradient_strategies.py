@@ -452,24 +452,24 @@ def test_nash_mtl_solves_the_bargaining_equation(t, seed):
   g = gradients(t, seed)
   with jax.enable_x64(True):
     _, _, info = run(jo.NashMTL(), jnp.asarray(g))
-  m = g @ g.T
-  m /= np.linalg.norm(m)
   alpha = f64(info["weights"])
   assert np.all(alpha > 0)
-  np.testing.assert_allclose(m @ alpha, 1 / alpha, rtol=1e-5)
+  np.testing.assert_allclose(g @ g.T @ alpha, 1 / alpha, rtol=1e-5)  # g_t . u = 1 / alpha_t
 
 
-def test_nash_mtl_reuses_its_weights_between_updates():
+def test_nash_mtl_reuses_its_weights_is_scale_invariant_and_clips():
   g = gradients(2, 0)
   every = jo.NashMTL(update_weights_every=2)
   with jax.enable_x64(True):
-    _, s1, i1 = run(every, jnp.asarray(g))
-    _, s2, i2 = run(every, jnp.asarray(2.0 * g[::-1]), s1)
-    _, _, i3 = run(every, jnp.asarray(2.0 * g[::-1]), s2)
+    u1, s1, i1 = run(every, jnp.asarray(g))
+    _, s2, i2 = run(every, jnp.asarray(g[::-1]), s1)
+    u3, _, i3 = run(every, jnp.asarray(10.0 * g), s2)
+    clipped, _, _ = run(jo.NashMTL(max_norm=0.1), jnp.asarray(g))
   np.testing.assert_allclose(f64(i2["weights"]), f64(np.float32(f64(i1["weights"]))))
-  m = 4 * g[::-1] @ g[::-1].T
-  m /= np.linalg.norm(m)
-  np.testing.assert_allclose(m @ f64(i3["weights"]), 1 / f64(i3["weights"]), rtol=1e-5)
+  np.testing.assert_allclose(f64(u3), f64(u1), rtol=1e-5)  # 10x the gradients: same update
+  np.testing.assert_allclose(f64(i3["weights"]), f64(i1["weights"]) / 10, rtol=1e-5)
+  np.testing.assert_allclose(np.linalg.norm(f64(clipped)), min(0.1, np.linalg.norm(f64(u1))),
+                             rtol=1e-6)
 
 
 @pytest.mark.parametrize("t, seed", CASES)
@@ -659,8 +659,8 @@ def test_state_round_trips_through_a_checkpoint(tmp_path):
 def test_a_single_task_gives_its_own_gradient(strategy):
   g = jnp.asarray([[0.5, -1.0, 2.0]], jnp.float32)
   u, _, _ = run(strategy, g, losses=jnp.asarray([0.7]), like=jnp.zeros(3))
-  scale = {"CAGrad": (1 + 0.4) / (1 + 0.4 ** 2), "DBMTL": (1 - 0.9) / 0.7}.get(
-      type(strategy).__name__, 1.0)
+  scale = {"CAGrad": (1 + 0.4) / (1 + 0.4 ** 2), "DBMTL": (1 - 0.9) / 0.7,
+           "NashMTL": 1 / np.linalg.norm(g)}.get(type(strategy).__name__, 1.0)
   np.testing.assert_allclose(u, scale * g[0], rtol=1e-5)
 
 

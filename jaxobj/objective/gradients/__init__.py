@@ -60,8 +60,8 @@ Bad input: a task whose gradient (or, for strategies that use losses, loss)
 holds NaN or inf counts as a zero gradient for that step and is flagged in
 ``info["nonfinite"]``, so the update stays finite (for MGDA a zero task
 gradient means Pareto-stationarity: the update is zero). A single task gives
-its own gradient (CAGrad scales it by :math:`(1+c)/(1+c^2)`, DB-MTL uses its
-running average). A state made for another number of tasks raises
+its own gradient (CAGrad scales it by :math:`(1+c)/(1+c^2)`, Nash-MTL to unit
+length, DB-MTL uses its running average). A state made for another number of tasks raises
 ``ValueError`` at trace time.
 """
 

@@ -469,23 +469,26 @@ class NashMTL(GradientStrategy):
   The update :math:`u = \sum_t \alpha_t g_t` with the Nash bargaining solution
 
   .. math::
-     \tilde M \alpha = 1/\alpha \ \ (\text{elementwise}), \quad \alpha > 0,
-     \qquad \tilde M = M / \lVert M \rVert_F,
+     M \alpha = 1/\alpha \ \ (\text{elementwise}), \quad \alpha > 0,
+     \qquad\text{i.e.}\quad g_t^\top u = 1/\alpha_t,
 
-  i.e. every task's directional derivative :math:`g_t^\top u` is inversely
-  proportional to its weight. As in the authors' implementation the problem is
-  posed on the Frobenius-normalized Gram, so the update scales with the
-  gradients. :math:`\alpha` is the minimizer of
-  :math:`\tfrac12\alpha^\top\tilde M\alpha - \sum_t\log\alpha_t`, found by
-  damped Newton steps warm-started from the previous weights
-  (:func:`~jaxobj.objective.gradients.solvers.nash_bargaining_weights`), where
-  the paper runs a sequence of convex programs (its max-norm clipping of the
-  update is ``optax.clip_by_global_norm`` in a chain). A zero task gradient
-  gets a large, finite weight (through the solver's ridge) and adds nothing.
+  so every task's directional derivative is inversely proportional to its
+  weight, and the update is invariant to the scale of the gradients (doubling
+  them halves :math:`\alpha`). :math:`\alpha` is the minimizer of the
+  self-concordant :math:`\tfrac12\alpha^\top\tilde M\alpha - \sum_t\log\alpha_t`
+  on :math:`\tilde M = M/\lVert M\rVert_F` (for conditioning, as in the
+  authors' code; rescaled after), found by damped Newton steps warm-started
+  from the previous weights
+  (:func:`~jaxobj.objective.gradients.solvers.nash_bargaining_weights`) where
+  the paper runs a sequence of convex programs. With ``max_norm`` the update
+  is scaled down to that norm when longer (the paper clips the shared
+  gradient at 1). A zero task gradient gets a large, finite weight (through
+  the solver's ridge) and adds nothing.
 
   Args:
     update_weights_every: recompute the weights every this many calls and
       reuse the last ones in between (the paper's speed-up).
+    max_norm: largest norm of the update (``None``: no clipping).
     iterations: Newton steps per solve.
 
   References:
@@ -493,21 +496,27 @@ class NashMTL(GradientStrategy):
     "Multi-Task Learning as a Bargaining Game", ICML 2022.
   """
   update_weights_every: int = 1
+  max_norm: float | None = None
   iterations: int = 30
 
   def __post_init__(self):
     if self.update_weights_every < 1:
       raise ValueError(f"NashMTL(update_weights_every={self.update_weights_every!r}): "
                        "an integer >= 1.")
+    if self.max_norm is not None and not self.max_norm > 0:
+      raise ValueError(f"NashMTL(max_norm={self.max_norm!r}): a positive norm, or None.")
 
   def weights(self, gram, state, *, losses=None, key=None):
-    norm = jnp.sqrt(jnp.sum(gram ** 2))
-    normalized = solvers.ridged(safe_divide(gram, norm), 1e-6)
+    scale = jnp.sqrt(jnp.sum(gram ** 2))
+    normalized = solvers.ridged(safe_divide(gram, scale), 1e-6)
+    root = jnp.sqrt(jnp.where(scale > 0, scale, 1.0))
     previous = state["weights"].astype(gram.dtype)
-    init = jnp.where(state["step"] > 0, previous, 1.0 / jnp.sqrt(jnp.diag(normalized)))
-    alpha = solvers.nash_bargaining_weights(normalized, init, iterations=self.iterations)
-    alpha = jnp.where((state["step"] % self.update_weights_every == 0) | (state["step"] == 0),
-                      alpha, previous)
+    init = jnp.where(state["step"] > 0, previous * root, 1.0 / jnp.sqrt(jnp.diag(normalized)))
+    alpha = solvers.nash_bargaining_weights(normalized, init, iterations=self.iterations) / root
+    alpha = jnp.where(state["step"] % self.update_weights_every == 0, alpha, previous)
+    if self.max_norm is not None:
+      norm = jnp.sqrt(jnp.maximum(alpha @ gram @ alpha, 0.0))
+      alpha = alpha * jnp.minimum(1.0, safe_divide(self.max_norm, norm) + (norm == 0))
     return alpha, {}, {}
 
 
