@@ -576,7 +576,9 @@ class UPGrad(GradientStrategy):
 
   (the dual of the projection, a nonnegative QP per task, solved exactly for
   :math:`T \le 10`). So :math:`G u \ge 0`: the update conflicts with no task,
-  and equals the mean gradient when no pair conflicts.
+  and equals the mean gradient when no pair conflicts. torchjd regularizes the
+  normalized Gram by default (``reg_eps=1e-4``), so its values differ from
+  these exact ones by about that much.
 
   References:
     Quinton and Rey, "Jacobian Descent for Multi-Objective Optimization",
