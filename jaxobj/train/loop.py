@@ -1,0 +1,368 @@
+"""The training loop behind ``jaxobj run``: a config in, metrics, plots and a summary out.
+
+The model (Flax NNX) is split into a graph and its parameters once; training
+is then pure JAX: ``log_every`` optimizer steps run in one compiled
+``lax.scan`` (batches drawn on the device), so Python only writes a row of
+metrics per call. The objective's params (learned weights, temperatures) are
+trained with the model by the same optimizer, and its weighting state (DWA,
+FAMO) advances every step. With several devices the batch is sharded over a
+``("data",)`` mesh and the parameters are replicated.
+
+Ctrl-C stops after the current call; the metrics written so far stay, and the
+plots and the summary are still made from them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import pathlib
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxobj.config import ConfigError, build_optimizer
+from jaxobj.config.experiment import Config
+from jaxobj.train import data as data_lib
+from jaxobj.train import models as model_lib
+from jaxobj.train.diagnosis import Diagnosis, diagnose_history
+from jaxobj.train.history import History, MetricsWriter
+from jaxobj.train.plots import plot_run
+
+__all__ = ["RunResult", "Trainer", "run"]
+
+
+@dataclasses.dataclass
+class RunResult:
+  """What a run produced."""
+  name: str
+  out_dir: pathlib.Path
+  history: History
+  diagnosis: Diagnosis
+  steps: int
+  steps_done: int
+  interrupted: bool
+  wall_time: float
+  files: dict[str, pathlib.Path]
+  devices: int
+
+
+def _one_line(err: BaseException) -> str:
+  msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+  return " ".join(str(msg).split()) or type(err).__name__
+
+
+def _as_config_error(section: str, fn: Callable, *args, **kwargs):
+  """Runs ``fn``; errors it raises about the user's choices become ConfigErrors."""
+  try:
+    return fn(*args, **kwargs)
+  except ConfigError:
+    raise
+  except (ValueError, TypeError, KeyError, IndexError) as err:
+    raise ConfigError(section, _one_line(err)) from None
+
+
+class Trainer:
+  """A config made runnable: data, model, objective, optimizer and compiled steps.
+
+  Args:
+    config: a checked :class:`~jaxobj.config.Config`.
+
+  Raises:
+    ConfigError: the data, the model or the objective do not fit together
+      (an input path that the batch lacks, shapes that disagree), found by
+      tracing one step before anything runs.
+  """
+
+  def __init__(self, config: Config):
+    if config.objective is None:
+      raise ConfigError("objective", "this config has no objective to train; run it with "
+                        "jaxobj compare.")
+    self.config = config
+    settings = config.train
+    self.dataset = _as_config_error("data", data_lib.DATASETS[config.data.name],
+                                    **config.data.kwargs)
+    if self.dataset.n_val == 0:
+      raise ConfigError("data.n_val", "training needs a validation split; set n_val > 0.")
+    self.batch_size = settings.batch_size
+    if self.batch_size is not None and self.batch_size > self.dataset.n_train:
+      raise ConfigError("train.batch_size", f"{self.batch_size} is more than the "
+                        f"{self.dataset.n_train} training examples; lower it or use null "
+                        "(the whole split).")
+    self.mesh = None
+    devices = jax.devices()
+    if settings.shard and len(devices) > 1:
+      size = self.batch_size or self.dataset.n_train
+      if size % len(devices):
+        raise ConfigError("train.batch_size", f"{size} examples do not split evenly over "
+                          f"{len(devices)} devices; use a multiple of {len(devices)} (or "
+                          "train.shard: false).")
+      self.mesh = jax.make_mesh((len(devices),), ("data",),
+                                axis_types=(jax.sharding.AxisType.Auto,))
+    self.devices = len(devices) if self.mesh is not None else 1
+
+    self.model = _as_config_error("model", model_lib.build_model, config.model.name,
+                                  config.model.kwargs, self.dataset.train, seed=config.seed)
+    self.graphdef, params, self.rest = nnx.split(self.model, nnx.Param, ...)
+    self.objective = config.objective
+    self.metrics = config.metrics
+    key = jax.random.key(config.seed)
+    self.key_init, self.key_train, self.key_eval = jax.random.split(key, 3)
+    _as_config_error("objective", jax.eval_shape, self.objective.init, self.key_init)
+    self.tx = build_optimizer(config.optimizer)
+
+    @jax.jit
+    def initial(params, key):  # one compiled call, not one per initializer
+      trainable = (params, self.objective.init(key))
+      return trainable, self.objective.init_state(), self.tx.init(trainable)
+
+    self.carry = initial(params, self.key_init)
+    self.train_data = {k: jnp.asarray(v) for k, v in self.dataset.train.items()}
+    self.val_data = {k: jnp.asarray(v) for k, v in self.dataset.val.items()}
+    if self.mesh is not None:
+      replicated = NamedSharding(self.mesh, P())
+      self.carry = jax.device_put(self.carry, replicated)
+      self.train_data = jax.device_put(self.train_data, replicated)
+    self.columns = self._check()
+
+  # ------------------------------------------------------------ pure functions
+
+  def _outputs(self, params, batch, key):
+    model = nnx.merge(self.graphdef, params, self.rest)
+    return model(batch, key=key)
+
+  def _loss(self, trainable, state, batch, step, key):
+    params, objective_params = trainable
+    k_model, k_objective = jax.random.split(key)
+    outputs = self._outputs(params, batch, k_model)
+    return self.objective.apply(objective_params, step=step, state=state or None,
+                                key=k_objective, outputs=outputs, batch=batch,
+                                model=nnx.to_pure_dict(params))
+
+  def _shard(self, batch):
+    if self.mesh is None:
+      return batch
+    sharding = NamedSharding(self.mesh, P("data"))
+    return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), batch)
+
+  def _batch(self, data, key):
+    if self.batch_size is None:
+      return self._shard(data)
+    n = next(iter(data.values())).shape[0]
+    idx = jax.random.randint(key, (self.batch_size,), 0, n)
+    return self._shard(jax.tree.map(lambda a: a[idx], data))
+
+  def _step(self, data, carry, step):
+    trainable, state, opt_state = carry
+    key = jax.random.fold_in(self.key_train, step)
+    k_batch, k_loss = jax.random.split(key)
+    batch = self._batch(data, k_batch)
+    (_, info), grads = jax.value_and_grad(self._loss, has_aux=True)(
+        trainable, state, batch, step, k_loss)
+    info = {**info, **_learned_values(self.objective, trainable[1])}
+    updates, opt_state = self.tx.update(grads, opt_state, trainable)
+    trainable = optax.apply_updates(trainable, updates)
+    if state:
+      state = self.objective.update_state(state, info)
+    return (trainable, state, opt_state), info
+
+  @functools.partial(jax.jit, static_argnums=(0, 4))
+  def _chunk(self, carry, data, start, length):
+    """``length`` steps from ``start``; returns the carry and the mean ``info``."""
+    carry, infos = jax.lax.scan(functools.partial(self._step, data), carry,
+                                start + jnp.arange(length))
+    return carry, jax.tree.map(lambda x: jnp.mean(x, axis=0), infos)
+
+  @functools.partial(jax.jit, static_argnums=0)
+  def _evaluate(self, carry, data, step):
+    (params, objective_params), state, _ = carry
+    batch = data
+    outputs = self._outputs(params, batch, None)
+    _, info = self.objective.apply(objective_params, step=step, state=state or None,
+                                   key=self.key_eval, outputs=outputs, batch=batch,
+                                   model=nnx.to_pure_dict(params))
+    info = {**info, **_learned_values(self.objective, objective_params)}
+    if self.metrics is not None:
+      _, values = self.metrics.apply(step=step, outputs=outputs, batch=batch,
+                                     model=nnx.to_pure_dict(params))
+      info = {**info, **{f"metric/{k[len('loss/'):]}": v for k, v in values.items()
+                         if k.startswith("loss/")}}
+    return info
+
+  def _check(self) -> list[str]:
+    """Traces one step and one evaluation; returns the metric columns."""
+    sample = {k: v[: self.batch_size or None] for k, v in self.train_data.items()}
+    _as_config_error("model", jax.eval_shape, self._outputs, self.carry[0][0], sample,
+                     self.key_train)
+    try:
+      jax.eval_shape(self._loss, self.carry[0], self.carry[1], sample, 0, self.key_train)
+    except (ValueError, TypeError, KeyError, IndexError) as err:
+      raise ConfigError("objective", _one_line(err)) from None
+    try:
+      info = jax.eval_shape(self._evaluate, self.carry, self.val_data, 0)
+    except (ValueError, TypeError, KeyError, IndexError) as err:
+      raise ConfigError("metrics" if self.metrics is not None else "objective",
+                        _one_line(err)) from None
+    return list(info)
+
+  # ------------------------------------------------------------ driving
+
+  def train(self, steps: int, *, on_row: Callable[[dict], None], start: int = 0,
+            should_stop: Callable[[], bool] = lambda: False) -> int:
+    """Runs ``steps`` steps, calling ``on_row`` with each train and validation row.
+
+    Returns the number of steps done (fewer if interrupted by Ctrl-C, which is
+    re-raised after the rows so far are out).
+    """
+    settings = self.config.train
+    t0 = time.perf_counter()
+
+    def row(split, step, info):
+      on_row({"step": step, "split": split, "time": round(time.perf_counter() - t0, 4),
+              **{k: float(v) for k, v in info.items()}})
+
+    step = start
+    if start == 0:  # where the training curve starts: the untrained model on (as many
+      # training examples as the validation split has, so that one compiled call serves)
+      n = self.dataset.n_val
+      info = self._evaluate(self.carry, {k: v[:n] for k, v in self.train_data.items()}, step)
+      row("train", step, {k: v for k, v in info.items() if not k.startswith("metric/")})
+    row("val", step, self._evaluate(self.carry, self.val_data, step))
+    while step < start + steps and not should_stop():
+      length = min(settings.log_every, start + steps - step)
+      self.carry, info = self._chunk(self.carry, self.train_data, step, length)
+      previous, step = step, step + length
+      row("train", step, info)
+      if step // settings.eval_every > previous // settings.eval_every or step == start + steps:
+        row("val", step, self._evaluate(self.carry, self.val_data, step))
+    return step - start
+
+
+def _learned_values(objective, params) -> dict[str, jax.Array]:
+  """``param/<path>``: each scalar learned value of the objective, as its terms see
+  it (a learnable's transform applied; weighting schemes' params as stored)."""
+  out = {}
+  terms = objective.terms()
+  for owner, tree in params.items():
+    term = terms.get(owner)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+      if leaf.size != 1:
+        continue
+      name = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+      if term is not None and name in term._learnables:
+        leaf = term._learnables[name].value(leaf)
+      out[f"param/{owner}/{name}"] = jnp.reshape(leaf, ())
+  return out
+
+
+def run(config: Config, out_dir: str | pathlib.Path | None = None, *, progress: bool = True,
+        console=None) -> RunResult:
+  """Trains ``config``'s model with its objective; writes the run directory.
+
+  ``out_dir`` (default ``runs/<name>``) receives ``config.yaml``, the metrics
+  file (``metrics.csv`` or ``metrics.jsonl``), the plots and ``summary.json``.
+  On Ctrl-C the rows so far are kept, the plots and summary are still written,
+  and the result says ``interrupted``.
+
+  Raises:
+    ConfigError: the config's parts do not fit together.
+  """
+  t0 = time.perf_counter()
+  trainer = Trainer(config)
+  out = pathlib.Path(out_dir) if out_dir is not None else pathlib.Path("runs") / config.name
+  out.mkdir(parents=True, exist_ok=True)
+  (out / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+  fmt = config.train.metrics_format
+  metrics_path = out / f"metrics.{fmt}"
+  history = History()
+  steps = config.train.steps
+  interrupted = False
+  done = 0
+  bar = _Progress(steps, config.name, enabled=progress, console=console)
+  with MetricsWriter(metrics_path, trainer.columns, fmt) as writer:
+
+    def on_row(row):
+      writer.write(row)
+      history.append(row)
+      if row["split"] == "train":
+        bar.update(row["step"], row["loss"])
+
+    try:
+      with bar:
+        done = trainer.train(steps, on_row=on_row)
+    except KeyboardInterrupt:
+      interrupted = True
+      done = history.rows[-1]["step"] if history.rows else 0
+  diagnosis = diagnose_history(history)
+  title = f"{config.name}" + (" (interrupted)" if interrupted else "")
+  files = {"config": out / "config.yaml", "metrics": metrics_path}
+  files.update(plot_run(history, out, title=title))
+  wall = time.perf_counter() - t0
+  result = RunResult(config.name, out, history, diagnosis, steps, done, interrupted, wall,
+                     files, trainer.devices)
+  files["summary"] = out / "summary.json"
+  files["summary"].write_text(json.dumps(_summary_json(result), indent=2), encoding="utf-8")
+  return result
+
+
+def _summary_json(result: RunResult) -> dict[str, Any]:
+  def last(split):
+    rows = [r for r in result.history.rows if r["split"] == split]
+    return {k: v for k, v in rows[-1].items() if k not in ("split",)} if rows else {}
+
+  def clean(d):
+    return {k: (v if not isinstance(v, float) or math.isfinite(v) else repr(v))
+            for k, v in d.items()}
+  return {
+      "name": result.name, "steps": result.steps, "steps_done": result.steps_done,
+      "interrupted": result.interrupted, "wall_time_s": round(result.wall_time, 3),
+      "devices": result.devices,
+      "diagnosis": {"pattern": result.diagnosis.pattern, "title": result.diagnosis.title,
+                    "evidence": result.diagnosis.evidence, "advice": result.diagnosis.advice},
+      "final": {"train": clean(last("train")), "val": clean(last("val"))},
+      "files": {k: str(v) for k, v in result.files.items()},
+  }
+
+
+class _Progress:
+  """A rich progress bar on stderr (a no-op when disabled)."""
+
+  def __init__(self, total: int, name: str, *, enabled: bool, console=None):
+    self.enabled = enabled
+    if not enabled:
+      return
+    from rich.console import Console
+    from rich.progress import (
+      BarColumn,
+      MofNCompleteColumn,
+      Progress,
+      TextColumn,
+      TimeElapsedColumn,
+      TimeRemainingColumn,
+    )
+    self.progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console or Console(stderr=True))
+    self.task = self.progress.add_task(name, total=total, loss="-")
+
+  def __enter__(self):
+    if self.enabled:
+      self.progress.__enter__()
+    return self
+
+  def __exit__(self, *exc):
+    if self.enabled:
+      self.progress.__exit__(*exc)
+
+  def update(self, step: int, loss: float):
+    if self.enabled:
+      self.progress.update(self.task, completed=step, loss=f"{loss:.4g}")
