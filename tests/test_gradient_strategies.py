@@ -346,6 +346,16 @@ def test_solvers_beyond_the_exact_size_match_scipy():
                                 method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-12})
   value = 0.5 * v @ m @ v + v @ m[0]
   assert value <= ref.fun + 1e-5 * np.trace(m) / 12
+  # CAGrad's dual by bisection: the same objective as SLSQP's, to 1e-4 of its scale.
+  radius = 0.4 * np.sqrt(m.mean())
+  w = f64(jax.jit(solvers.conflict_averse_weights)(solvers.ridged(jnp.asarray(m, jnp.float32)),
+                                                   jnp.float32(radius)))
+  objective = lambda w: w @ m.mean(1) + radius * np.sqrt(w @ m @ w)  # noqa: E731
+  w_ref = scipy.optimize.minimize(objective, np.full(12, 1 / 12), method="SLSQP",
+                                  bounds=[(0, 1)] * 12, options={"ftol": 1e-16},
+                                  constraints={"type": "eq", "fun": lambda w: w.sum() - 1}).x
+  assert abs(w.sum() - 1) < 1e-5 and np.all(w >= 0)
+  assert objective(w) <= objective(w_ref) + 1e-4 * np.sqrt(np.trace(m) / 12)
 
 
 # ---------------------------------------------------------------- CAGrad
