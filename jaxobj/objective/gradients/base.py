@@ -132,6 +132,19 @@ class GradientStrategy:
   ``uses_key`` (``state["key"]`` holds a PRNG key, split every call) and
   ``needs_like`` (``init`` needs ``like=``, a pytree shaped like one task's
   gradient), and implement ``weights`` or override ``_combine``.
+
+  Example — a strategy that gives every task a unit-norm gradient:
+
+    >>> import dataclasses, jax.numpy as jnp
+    >>> from jaxobj import objective as jo
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class UnitNorms(jo.GradientStrategy):
+    ...   def weights(self, gram, state, *, losses=None, key=None):
+    ...     return 1.0 / jnp.sqrt(jnp.diag(gram)), {}, {}   # weights, state updates, info
+    >>> s = UnitNorms()
+    >>> update, state, info = s.combine(jnp.array([[3.0, 4.0], [0.0, 2.0]]), s.init(2))
+    >>> print(update, info["weights"])
+    [0.6 1.8] [0.2 0.5]
   """
   needs_losses: ClassVar[bool] = False
   uses_key: ClassVar[bool] = False
