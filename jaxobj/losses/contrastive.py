@@ -39,9 +39,8 @@ import numpy as np
 
 from jaxobj._src import checks
 from jaxobj._src import contrastive_sweep as sweep
-from jaxobj._src import reduce as _reduce
 from jaxobj._src.examples import contrastive as examples
-from jaxobj._src.reduce import masked_fill, reduce_loss
+from jaxobj._src.reduce import masked_fill, recording_counts, reduce_loss, reduce_total
 from jaxobj.registry import register
 
 __all__ = [
@@ -487,10 +486,7 @@ def _blockwise(kind, image_embeddings, text_embeddings, log_temperature, bias, *
   total = sweep.weighted_total(spec, *args, a, *hyper) if n else jnp.zeros((), dtype)
   if axis_name is not None:
     total, count = jax.lax.psum((total, count), axis_name)
-  sink = _reduce._COUNT_SINK.get()
-  if sink is not None:
-    sink.append(count)
-  return total if reduction == "sum" else total / jnp.where(count > 0, count, 1.0)
+  return reduce_total(total, count, reduction)
 
 
 def _on_mesh(kind, image_embeddings, text_embeddings, log_temperature, bias, *, mesh,
@@ -531,8 +527,11 @@ def _on_mesh(kind, image_embeddings, text_embeddings, log_temperature, bias, *, 
   data = {k: jax.reshard(v, split) for k, v in data.items()}
   hyper = (jnp.asarray(log_temperature, x.dtype), jnp.asarray(bias, x.dtype))
 
+  if reduction != "none":
+    kw["reduction"] = "sum"  # the count is reported outside shard_map, below
+
   def local(data, hyper):
-    with _reduce.recording_counts() as counts:
+    with recording_counts() as counts:
       out = _blockwise(kind, data["x"], data["y"], *hyper, axis_name=axis_name,
                        where=data.get("where"), weights=data.get("weights"), **kw)
     return out, counts[0] if counts else jnp.zeros((), out.dtype)
@@ -542,10 +541,7 @@ def _on_mesh(kind, image_embeddings, text_embeddings, log_temperature, bias, *, 
                              out_specs=(out_spec, jax.P()))(data, hyper)
   if reduction == "none":
     return out.reshape(batch_shape)
-  sink = _reduce._COUNT_SINK.get()
-  if sink is not None:
-    sink.append(count)
-  return out
+  return reduce_total(out, count, reduction)
 
 
 def _scale_loss(kind, image_embeddings, text_embeddings, log_temperature, bias, *,
