@@ -73,9 +73,9 @@ class TrainSettings:
       the steps since the last); also how many steps run in one compiled call.
     metrics_format: ``csv`` or ``jsonl``.
     host_devices: ask for this many CPU devices (only before JAX starts, and
-      only where the CPU is the platform); with more than one device the batch
-      is sharded over them.
-    shard: shard the batch over the devices when there are several.
+      only where the CPU is the platform).
+    shard: with several devices, split each batch over them (data parallel,
+      parameters replicated); terms can read the mesh as ``{ref: mesh}``.
   """
   steps: int = 500
   batch_size: int | None = 64

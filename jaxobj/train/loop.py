@@ -5,8 +5,21 @@ is then pure JAX: ``log_every`` optimizer steps run in one compiled
 ``lax.scan`` (batches drawn on the device), so Python only writes a row of
 metrics per call. The objective's params (learned weights, temperatures) are
 trained with the model by the same optimizer, and its weighting state (DWA,
-FAMO) advances every step. With several devices the batch is sharded over a
-``("data",)`` mesh and the parameters are replicated.
+FAMO) advances every step.
+
+With several devices (``train.host_devices`` on a CPU), every step splits
+its batch over a ``("data",)`` mesh with explicit sharding and replicates the
+parameters: the model runs data-parallel, and per-example losses and their
+means need nothing more. A loss that compares examples across the batch
+(CLIP, SigLIP) takes its sharded form, given the mesh, which computes the
+exact whole-batch loss over the devices; one that cannot take a split batch
+is reported before training starts. Evaluation runs on the replicated
+validation split.
+
+Terms read their inputs from ``outputs`` (the model's), ``batch``, ``model``
+(the model's params, for regularizers) and ``mesh`` (the device mesh, ``None``
+on one device), so a config can hand the mesh to a sharded loss:
+``mesh: {ref: mesh}`` for ``sharded_siglip_loss``.
 
 Ctrl-C stops after the current call; the metrics written so far stay, and the
 plots and the summary are still made from them.
@@ -100,13 +113,7 @@ class Trainer:
     self.mesh = None
     devices = jax.devices()
     if settings.shard and len(devices) > 1:
-      size = self.batch_size or self.dataset.n_train
-      if size % len(devices):
-        raise ConfigError("train.batch_size", f"{size} examples do not split evenly over "
-                          f"{len(devices)} devices; use a multiple of {len(devices)} (or "
-                          "train.shard: false).")
-      self.mesh = jax.make_mesh((len(devices),), ("data",),
-                                axis_types=(jax.sharding.AxisType.Auto,))
+      self.mesh = jax.make_mesh((len(devices),), ("data",))
     self.devices = len(devices) if self.mesh is not None else 1
 
     self.model = _as_config_error("model", model_lib.build_model, config.model.name,
@@ -145,13 +152,13 @@ class Trainer:
     outputs = self._outputs(params, batch, k_model)
     return self.objective.apply(objective_params, step=step, state=state or None,
                                 key=k_objective, outputs=outputs, batch=batch,
-                                model=nnx.to_pure_dict(params))
+                                model=nnx.to_pure_dict(params), mesh=self.mesh)
 
   def _shard(self, batch):
     if self.mesh is None:
       return batch
     sharding = NamedSharding(self.mesh, P("data"))
-    return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), batch)
+    return jax.tree.map(lambda a: jax.reshard(a, sharding), batch)
 
   def _batch(self, data, key):
     if self.batch_size is None:
@@ -188,11 +195,11 @@ class Trainer:
     outputs = self._outputs(params, batch, None)
     _, info = self.objective.apply(objective_params, step=step, state=state or None,
                                    key=self.key_eval, outputs=outputs, batch=batch,
-                                   model=nnx.to_pure_dict(params))
+                                   model=nnx.to_pure_dict(params), mesh=self.mesh)
     info = {**info, **_learned_values(self.objective, objective_params)}
     if self.metrics is not None:
       _, values = self.metrics.apply(step=step, outputs=outputs, batch=batch,
-                                     model=nnx.to_pure_dict(params))
+                                     model=nnx.to_pure_dict(params), mesh=self.mesh)
       info = {**info, **{f"metric/{k[len('loss/'):]}": v for k, v in values.items()
                          if k.startswith("loss/")}}
     return info
@@ -206,6 +213,16 @@ class Trainer:
       jax.eval_shape(self._loss, self.carry[0], self.carry[1], sample, 0, self.key_train)
     except (ValueError, TypeError, KeyError, IndexError) as err:
       raise ConfigError("objective", _one_line(err)) from None
+    if self.mesh is not None:  # the whole step, with the batch split over the devices
+      try:
+        jax.eval_shape(self._step, self.train_data, self.carry, 0)
+      except Exception as err:  # noqa: BLE001 (JAX's sharding errors have no public class)
+        if type(err).__name__ != "ShardingTypeError":
+          raise
+        raise ConfigError("train.shard", f"the objective cannot take a batch split over "
+                          f"{self.devices} devices ({_one_line(err)}). Use a sharded loss "
+                          "given the mesh (e.g. loss: sharded_siglip_loss with mesh: {ref: "
+                          "mesh}) or train.shard: false.") from None
     try:
       info = jax.eval_shape(self._evaluate, self.carry, self.val_data, 0)
     except (ValueError, TypeError, KeyError, IndexError) as err:
