@@ -34,9 +34,12 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import jaxobj
 from benchmarks import harness
+from jaxobj.losses.contrastive import CLIP_LOG_TEMPERATURE, SIGLIP_BIAS, SIGLIP_LOG_TEMPERATURE
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MIB = harness.MIB
@@ -60,14 +63,15 @@ def _single_device(quick: bool) -> list[dict]:
   rows, dim = (1024, 64) if quick else (8192, 512)
   # The default block is about 2**21 logits, the whole batch at B = 1024.
   block = 128 if quick else None
-  timing = dict(repeats=3, rounds=1) if quick else dict(repeats=3, rounds=3)
+  timing = {"repeats": 3, "rounds": 1 if quick else 3}
   args = _views(rows, dim)
   records = []
   for kind, (chunked, naive, _) in LOSSES.items():
     if quick:
-      goals = dict(max_temp_ratio=0.25)
+      goals = {"max_temp_ratio": 0.25}
     else:
-      goals = dict(max_temp_bytes=(64 if kind == "siglip" else 128) * MIB, max_time_ratio=1.10)
+      goals = {"max_temp_bytes": (64 if kind == "siglip" else 128) * MIB,
+               "max_time_ratio": 1.10}
     records.append(harness.compare(
         f"{chunked.__name__} value_and_grad", impl=f"jaxobj.{chunked.__name__}",
         baseline=f"jaxobj.{naive.__name__}",
@@ -85,7 +89,7 @@ def _unit(x):
   return x / jnp.sqrt(jnp.maximum(jnp.sum(x * x, -1, keepdims=True), jnp.finfo(x.dtype).eps))
 
 
-def _gathered_siglip(x, y, *, axis, log_temperature=np.log(10.0), bias=-10.0):
+def _gathered_siglip(x, y, *, axis, log_temperature=SIGLIP_LOG_TEMPERATURE, bias=SIGLIP_BIAS):
   """SigLIP with the texts all-gathered: local [n, N n] logits."""
   n = x.shape[0]
   texts = jax.lax.all_gather(y, axis, tiled=True)
@@ -96,7 +100,7 @@ def _gathered_siglip(x, y, *, axis, log_temperature=np.log(10.0), bias=-10.0):
   return jax.lax.psum(total, axis) / texts.shape[0]
 
 
-def _gathered_clip(x, y, *, axis, log_temperature=np.log(1 / 0.07)):
+def _gathered_clip(x, y, *, axis, log_temperature=CLIP_LOG_TEMPERATURE):
   """CLIP with both sides all-gathered: local [n, N n] logits each way."""
   scale = jnp.exp(log_temperature)
   images = jax.lax.all_gather(x, axis, tiled=True)
@@ -108,16 +112,13 @@ def _gathered_clip(x, y, *, axis, log_temperature=np.log(1 / 0.07)):
 
 
 def _per_device(mesh, loss):
-  """The jitted value_and_grad of ``loss`` inside shard_map, on global arrays."""
-  from jax.sharding import PartitionSpec as P
-  step = jax.shard_map(_value_and_grad(loss), mesh=mesh, in_specs=(P("data"), P("data")),
+  """The value_and_grad of ``loss`` inside shard_map, on global arrays."""
+  return jax.shard_map(_value_and_grad(loss), mesh=mesh, in_specs=(P("data"), P("data")),
                        out_specs=(P(), (P("data"), P("data"))))
-  return step
 
 
 def _mesh_records(devices: list[int], rows: int, dim: int, quick: bool) -> list[dict]:
   """Runs inside the subprocess: one record per loss, method and mesh size."""
-  from jax.sharding import NamedSharding, PartitionSpec as P
   records = []
   baselines = {"siglip": _gathered_siglip, "clip": _gathered_clip}
   for size in devices:
@@ -131,7 +132,7 @@ def _mesh_records(devices: list[int], rows: int, dim: int, quick: bool) -> list[
       for method in methods:
         goals = {}
         if method == "ring" and kind == "siglip" and not quick:
-          goals = dict(max_temp_bytes=20 * MIB)
+          goals = {"max_temp_bytes": 20 * MIB}
         if method == "ring" and size == 8:
           goals.setdefault("max_temp_ratio", 0.5 if quick else 0.2)
         ours = _per_device(mesh, lambda a, b, s=sharded, m=method: s(
@@ -157,7 +158,7 @@ def _mesh(quick: bool) -> list[dict]:
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS=f"--xla_force_host_platform_device_count={max(devices)}",
              PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-  proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
+  proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, check=False,
                         capture_output=True, text=True, timeout=1200)
   if proc.returncode:
     raise RuntimeError(f"the {max(devices)}-device subprocess failed:\n{proc.stderr[-4000:]}")
