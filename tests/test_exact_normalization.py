@@ -39,7 +39,8 @@ def _model():
 
 
 def _data_fn(mp, batch):
-  outputs = {"logits": batch["x"] @ mp["w"], "pred": batch["x"] @ mp["v"]}
+  logits = batch["x"] @ mp["w"]
+  outputs = {"logits": logits, "pred": batch["x"] @ mp["v"], "emb": jnp.tanh(logits[:, ::-1])}
   return {"outputs": outputs, "batch": batch, "model": mp}
 
 
@@ -104,6 +105,8 @@ def test_averaging_microbatch_means_would_be_wrong():
 SHARDED = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np, chex
     from jax.sharding import NamedSharding, PartitionSpec as P
+    import jaxobj
+    from jaxobj import objective as jo
     import test_exact_normalization as t
     assert len(jax.devices()) == 8, jax.devices()
     mesh = jax.make_mesh((8,), ("data",))
@@ -127,6 +130,23 @@ SHARDED = textwrap.dedent("""
                                   rtol=1e-6, atol=1e-7)
       chex.assert_trees_all_close(s_grads, grads, rtol=1e-6, atol=1e-7)
       print("ok", name)
+
+    # A term whose loss is itself sharded reduces over the devices already: the
+    # objective must not sum its statistics again (its count stays the batch's).
+    def contrastive(fn, **kw):
+      return jo.term(fn, "outputs.logits", "outputs.emb", where="batch.mask", name="sig",
+                     **kw) + t.CE
+    whole = contrastive(jaxobj.siglip_loss)
+    (value, info), grads = t._whole_batch(whole, mp, {}, batch)
+    obj = contrastive(jaxobj.sharded_siglip_loss, axis_name="data")
+    local = lambda m, b: jax.value_and_grad(
+        lambda m: obj.apply(axis_name="data", **t._data_fn(m, b)), has_aux=True)(m)
+    (s_value, s_info), s_grads = jax.jit(jax.shard_map(
+        local, mesh=mesh, in_specs=(P(), P("data")), out_specs=P()))(mp, sharded_batch)
+    chex.assert_trees_all_close(s_value, value, rtol=1e-6)
+    chex.assert_trees_all_close(s_info, info, rtol=1e-6, atol=1e-7)
+    chex.assert_trees_all_close(s_grads, grads[0], rtol=1e-6, atol=1e-6)
+    print("ok sharded loss")
 """)
 
 
@@ -136,4 +156,4 @@ def test_psum_over_eight_devices_equals_the_whole_batch():
   proc = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True,
                         text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-4000:]
-  assert proc.stdout.count("ok ") == len(OBJECTIVES), proc.stdout
+  assert proc.stdout.count("ok ") == len(OBJECTIVES) + 1, proc.stdout

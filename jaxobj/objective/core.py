@@ -322,7 +322,7 @@ class Objective:
     """
     stats = self.statistics(params, step=step, **data)
     if axis_name is not None:
-      stats = jax.lax.psum(stats, axis_name)
+      stats = _psum_over_devices(stats, axis_name)
     return self.combine(params, stats, step=step, state=state, key=key)
 
   __call__ = apply
@@ -786,3 +786,30 @@ def _check_unique(obj: Objective) -> None:
 def _check_name(name):
   if not isinstance(name, str) or not name or "/" in name:
     raise ValueError(f"name {name!r}: names are non-empty strings without '/'.")
+
+
+def _varying_axes(x, axes):
+  """The axes among ``axes`` over which ``x`` differs between devices."""
+  manual = getattr(jax.typeof(x), "manual_axis_type", None)
+  return tuple(a for a in axes if manual is None or a in manual.varying)
+
+
+def _psum_over_devices(stats, axis_name):
+  """``psum`` of each statistic over the axes it varies over.
+
+  A term whose loss already reduced over the devices (a sharded loss such as
+  :func:`jaxobj.sharded_siglip_loss` returns the whole batch's sum and count
+  on every device) is invariant there and must not be summed again. Which
+  values vary is known when ``shard_map`` tracks it (``check_vma=True``, the
+  default); without tracking every statistic is summed.
+  """
+  axes = (axis_name,) if isinstance(axis_name, str) else tuple(axis_name)
+  tracked = all(_varying_axes(jax.lax.axis_index(a), (a,)) for a in axes)
+  if not tracked:
+    return jax.lax.psum(stats, axis_name)
+
+  def one(x):
+    varying = _varying_axes(x, axes)
+    return jax.lax.psum(x, varying) if varying else x
+
+  return jax.tree.map(one, stats)
