@@ -130,7 +130,9 @@ RUN = {
 
 
 def test_from_dict_builds_every_section():
+  before = config.dump(RUN)
   cfg = config.from_dict(RUN)
+  assert config.dump(RUN) == before and cfg.raw == RUN  # the input is not changed
   assert cfg.objective == jo.named("fit", jo.term(jaxobj.huber_loss, "outputs", "batch.y",
                                                   delta=1.0))
   assert cfg.data.kwargs == {"n_train": 32, "n_val": 16}

@@ -53,7 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxobj import registry, regularizers
-from jaxobj.config import schema
+from jaxobj.config import schema, yamlio
 from jaxobj.config.errors import ConfigError, describe, join, suggest, unknown
 from jaxobj.losses import robust
 from jaxobj.objective import core, schedules, weighting
@@ -608,16 +608,8 @@ def _scheme_config(scheme, path):
                       f"form; configs know {', '.join(SCHEMES)}.")
   fields = {f.name: getattr(scheme, f.name) for f in dataclasses.fields(scheme)}
   defaults = type(scheme)()
-  changed = {k: _plain(v) for k, v in fields.items() if v != getattr(defaults, k)}
+  changed = {k: yamlio.plain(v) for k, v in fields.items() if v != getattr(defaults, k)}
   return {"name": name, **changed} if changed else name
-
-
-def _plain(v):
-  if isinstance(v, Mapping):
-    return {k: _plain(x) for k, x in v.items()}
-  if isinstance(v, tuple):
-    return [_plain(x) for x in v]
-  return v
 
 
 def schedule_to_config(s: schedules.Schedule, path: str = "schedule") -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pathlib
 import re
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -95,7 +95,7 @@ def override(config: dict[str, Any], assignments: Sequence[str]) -> dict[str, An
   Values are parsed as YAML (``train.steps=3`` sets an integer,
   ``objective.terms.fit.delta=0.5`` a number, ``model.hidden=[16,16]`` a list).
   """
-  out = _copy(config)
+  out = plain(config)
   for item in assignments:
     key, sep, text = item.partition("=")
     key = key.strip()
@@ -117,11 +117,12 @@ def override(config: dict[str, Any], assignments: Sequence[str]) -> dict[str, An
   return out
 
 
-def _copy(x):
-  if isinstance(x, dict):
-    return {k: _copy(v) for k, v in x.items()}
-  if isinstance(x, list):
-    return [_copy(v) for v in x]
+def plain(x):
+  """A copy of config data with every mapping a dict and every sequence a list."""
+  if isinstance(x, Mapping):
+    return {k: plain(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [plain(v) for v in x]
   return x
 
 

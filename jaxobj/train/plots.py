@@ -95,8 +95,12 @@ def _moving(history: History, prefix: str, split: str) -> list[str]:
   return out
 
 
-def _plot_series(history: History, keys: list[str], split: str, path, *, title: str,
-                 ylabel: str, prefix: str) -> pathlib.Path:
+def _plot_series(history: History, prefix: str, split: str, path, *, title: str,
+                 ylabel: str = "value") -> pathlib.Path | None:
+  """One line per ``prefix`` key of ``split`` (``None`` when there is none)."""
+  keys = term_keys(history.keys(split), prefix)
+  if not keys:
+    return None
   plt = pyplot()
   fig, ax = plt.subplots(figsize=(6.5, 4.2))
   marker = "o" if split == "val" else None
@@ -118,30 +122,22 @@ def plot_weights(history: History, path: str | pathlib.Path, *, title: str = ""
   """Writes the effective weights over training, if any of them changes; else ``None``."""
   if not _moving(history, "weight/", "train"):
     return None
-  return _plot_series(history, term_keys(history.keys("train"), "weight/"), "train", path,
-                      title=title or "effective weights (∂ total / ∂ term)", ylabel="weight",
-                      prefix="weight/")
+  return _plot_series(history, "weight/", "train", path, ylabel="weight",
+                      title=title or "effective weights (∂ total / ∂ term)")
 
 
 def plot_learned(history: History, path: str | pathlib.Path, *, title: str = ""
                  ) -> pathlib.Path | None:
   """Writes the objective's learned values (temperatures, log-variances, Barron's
   shape and scale) over training, if it has any; else ``None``."""
-  keys = term_keys(history.keys("train"), "param/")
-  if not keys:
-    return None
-  return _plot_series(history, keys, "train", path, title=title or "learned objective values",
-                      ylabel="value", prefix="param/")
+  return _plot_series(history, "param/", "train", path,
+                      title=title or "learned objective values")
 
 
 def plot_metrics(history: History, path: str | pathlib.Path, *, title: str = ""
                  ) -> pathlib.Path | None:
   """Writes the validation metrics over training, if there are any; else ``None``."""
-  keys = term_keys(history.keys("val"), "metric/")
-  if not keys:
-    return None
-  return _plot_series(history, keys, "val", path, title=title or "validation metrics",
-                      ylabel="value", prefix="metric/")
+  return _plot_series(history, "metric/", "val", path, title=title or "validation metrics")
 
 
 def plot_run(history: History, out_dir: str | pathlib.Path, *, title: str = ""
