@@ -207,8 +207,9 @@ def diagnose(train: Sequence[float], val: Sequence[float] | None = None, *,
                        f"validation noise {v_noise:.0%} of its level against training "
                        f"noise {t_noise:.0%}")
     v_drop = (v_start - v_end) / max(abs(v_start), 1e-12)
+    v_path = f", validation {v_start:.4g} → {v_end:.4g}"
   else:
-    v_drop = None
+    v_drop, v_path = None, ""
 
   if t_drop < min_drop and (v_drop is None or v_drop < min_drop):
     shown = f"training loss dropped {t_drop:.0%}" + (
@@ -224,10 +225,8 @@ def diagnose(train: Sequence[float], val: Sequence[float] | None = None, *,
                      f"the second half of the run made {max(late, 0.0):.1%} of the training "
                      f"loss's drop from {t_start:.4g} to {t_end:.4g}, lowering it by "
                      f"{max(late_rel, 0.0):.1%}")
-  shown = f"training loss fell {t_drop:.0%}" + (
-      f", validation loss {v_drop:.0%}" if v_drop is not None else "")
-  return Diagnosis("healthy", f"{shown}; the second half lowered the training loss by "
-                   f"{late_rel:.0%}")
+  return Diagnosis("healthy", f"training loss {t_start:.4g} → {t_end:.4g}{v_path}; the "
+                   f"second half of the run lowered the training loss by {late_rel:.0%}")
 
 
 def objective_curve(history, split: str) -> tuple[np.ndarray, np.ndarray]:
