@@ -17,9 +17,11 @@ Two ``custom_vjp`` primitives share one sweep over the chunks:
   per-token cotangent cannot be folded in before it is known, so its backward
   pass sweeps again with the cotangent as the coefficients (8 N·D·V FLOPs).
 
-The kernel gradient is accumulated in place, one vocabulary block of
-``vocab_block`` columns at a time, so no ``[D, V]`` temporary is created
-besides the accumulator (which becomes the output).
+The gradient with respect to a chunk's logits is formed from them one
+vocabulary block of ``vocab_block`` columns at a time, so the logits are the
+only ``[token_block, V]`` buffer, and the kernel's gradient is accumulated in
+place block by block, so no ``[D, V]`` temporary is created besides the
+accumulator (which becomes the output).
 """
 
 from __future__ import annotations
@@ -32,16 +34,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-# Elements in one [tokens, V] buffer of a chunk (4 MiB in float32) and in one
+# Elements in a chunk's live [tokens, V] buffers (8 MiB in float32) and in one
 # block of the kernel's gradient: large enough for efficient matmuls, small
 # next to the [N, V] logits this replaces.
-CHUNK_ELEMENTS = 1 << 20
-KERNEL_BLOCK_ELEMENTS = 1 << 20
-# [tokens, V] buffers XLA keeps alive in a chunk's gradient pass (measured on
-# CPU): the logits and the gradient, plus tanh's output with a soft cap. The
-# chunk shrinks with a soft cap so that the option costs no memory.
-LIVE_BUFFERS = 2
-LIVE_BUFFERS_SOFT_CAP = 3
+CHUNK_ELEMENTS = 1 << 21
+KERNEL_BLOCK_ELEMENTS = 1 << 19
+# [tokens, V] buffers XLA keeps alive in a chunk (measured on CPU): the logits
+# (the gradient is formed from them a block of columns at a time), plus tanh's
+# output with a soft cap. The chunk shrinks with a soft cap so that the option
+# costs no memory.
+LIVE_BUFFERS = 1
+LIVE_BUFFERS_SOFT_CAP = 2
 
 
 class Options(NamedTuple):
@@ -53,16 +56,16 @@ class Options(NamedTuple):
 
 class Blocks(NamedTuple):
   tokens: int  # tokens per chunk
-  vocab: int   # kernel-gradient columns per block
+  vocab: int   # columns of the gradient formed at a time
 
 
 def default_blocks(dim: int, vocab: int, opts: Options, token_block=None,
                    vocab_block=None) -> Blocks:
   """Chunk sizes that keep a chunk's live ``[tokens, V]`` buffers near
-  ``LIVE_BUFFERS * CHUNK_ELEMENTS`` elements (at least one token)."""
+  ``CHUNK_ELEMENTS`` elements (at least one token)."""
   if token_block is None:
     live = LIVE_BUFFERS_SOFT_CAP if opts.soft_cap else LIVE_BUFFERS
-    token_block = max(1, min(1024, LIVE_BUFFERS * CHUNK_ELEMENTS // (live * vocab)))
+    token_block = max(1, min(1024, CHUNK_ELEMENTS // (live * vocab)))
   if vocab_block is None:
     vocab_block = max(128, KERNEL_BLOCK_ELEMENTS // dim)
   return Blocks(int(token_block), int(min(vocab_block, vocab)))
@@ -79,16 +82,16 @@ def _dot(a, b, contract, dtype):
 
 
 def _chunk(h, y, a, kernel, hyper, opts: Options, grads: bool):
-  """Loss terms of one chunk of tokens, and their gradients when ``grads``.
+  """Loss terms of one chunk of tokens, and what its gradients need.
 
-  Returns ``(values, dlogits, hyper_grads)``: per-token losses, ``a``-scaled
-  gradients with respect to the chunk's (pre-cap) logits, and the ``a``-weighted
-  gradients with respect to ``(smoothing, z_loss, soft_cap)``.
+  Returns ``(values, z, rows, hyper_grads)``: per-token losses, the chunk's
+  logits ``z = h @ kernel``, the per-token coefficients from which
+  :func:`_backprop_chunk` forms the gradient with respect to ``z``, and the
+  ``a``-weighted gradients with respect to ``(smoothing, z_loss, soft_cap)``.
+  The last three are None unless ``grads``.
 
-  Every quantity is written as a function of the matmul's output ``z``, so XLA
-  fuses the cheap elementwise work into each reduction and into the one
-  elementwise pass that turns ``z`` into the gradient in place: a single
-  ``[n, V]`` buffer is alive, with or without the optional terms.
+  Every quantity is a row reduction of ``z``, so ``z`` is the only ``[n, V]``
+  array; the gradient is formed from it one vocabulary block at a time.
   """
   smoothing, z_loss, cap = hyper
   vocab = kernel.shape[1]
@@ -112,58 +115,63 @@ def _chunk(h, y, a, kernel, hyper, opts: Options, grads: bool):
     values = values + z_loss * jnp.square(lse)
   values = jnp.where(in_range, values, jnp.nan)
   if not grads:
-    return values, None, None
+    return values, None, None, None
 
   # a * d loss / d x = c p - u - t onehot(y), with p the softmax,
   # c = a (1 + 2 beta lse), u = a alpha / V and t = a (1 - alpha).
   c = a * (1.0 + 2.0 * z_loss * lse) if opts.z_loss else a
   c = jnp.where(in_range, c, jnp.nan)  # a target outside [0, V) gives NaN
   t = a * (1.0 - smoothing) if opts.smoothing else a
-  u = a * smoothing / vocab if opts.smoothing else 0.0
+  u = a * smoothing / vocab if opts.smoothing else jnp.zeros_like(a)
   zero = jnp.zeros((), z.dtype)
   d_smoothing = jnp.sum(a * (x_y - sum_x / vocab)) if opts.smoothing else zero
   d_z = jnp.sum(a * jnp.square(lse)) if opts.z_loss else zero
-  g = c[:, None] * jnp.exp(x - lse[:, None]) - jnp.reshape(u, (-1, 1))
-  target = -t
   if opts.soft_cap:
     # x = cap tanh(z / cap) is homogeneous of degree 1 in (z, cap), so
     # dx/dcap = (x - z dx/dz) / cap and the cap's gradient is
     # (sum(G * x) - sum(g * z)) / cap with G = dloss/dx and g = dloss/dz. The
     # first sum is a row reduction here; the second equals sum(h * dh), which
     # the sweep adds once dh is known (see ``sweep``).
-    # Written with exp(x - m), which the log-sum-exp reduction also reads, and
-    # the slope as a product, so XLA keeps one [n, V] buffer (no shared
-    # softmax or tanh array).
     sum_px = jnp.sum(jnp.exp(x - m[:, None]) * x, axis=1) / sum_exp
     d_cap = jnp.sum(c * sum_px - u * sum_x - t * x_y) / cap
-    g = g * ((cap - x) * (cap + x) / jnp.square(cap))
-    target = target * ((cap - x_y) * (cap + x_y) / jnp.square(cap))
   else:
     d_cap = zero
-  g = g.at[rows, y_safe].add(target)
-  return values, g, (d_smoothing, d_z, d_cap)
+  return values, z, (y_safe, lse, c, u, t), (d_smoothing, d_z, d_cap)
 
 
-def _add_kernel_grad(dkernel, h, g, block: int):
-  """``dkernel += h.T @ g``, one block of columns at a time, in place.
+def _backprop_chunk(h, z, rows, kernel, dkernel, cap, opts: Options, block: int):
+  """The chunk's ``dh = g @ kernel.T`` and ``dkernel += h.T @ g``, with the
+  gradient ``g`` with respect to ``z`` formed one block of columns at a time
+  (never as a whole ``[n, V]`` array) and the kernel's gradient updated in
+  place.
 
   The last block is shifted left to end at ``V`` (a dynamic slice clamps it);
-  the columns it shares with the previous block are zeroed in ``g`` so they are
-  not added twice.
+  the columns it shares with the previous block are zeroed in its ``g`` so
+  they are not counted twice.
   """
-  vocab = g.shape[1]
+  y, lse, c, u, t = rows
+  vocab = z.shape[1]
   num_blocks = -(-vocab // block)
 
-  def body(b, dk):
+  def body(b, carry):
+    dh, dk = carry
     start = jnp.minimum(b * block, vocab - block)
-    g_b = lax.dynamic_slice_in_dim(g, start, block, axis=1)
-    fresh = start + jnp.arange(block) >= b * block
-    g_b = jnp.where(fresh[None, :], g_b, 0.0)
+    cols = start + jnp.arange(block)
+    z_b = lax.dynamic_slice_in_dim(z, start, block, axis=1)
+    x_b = cap * jnp.tanh(z_b / cap) if opts.soft_cap else z_b
+    g_b = c[:, None] * jnp.exp(x_b - lse[:, None]) - u[:, None]
+    g_b = g_b - jnp.where(cols[None, :] == y[:, None], t[:, None], 0.0)
+    if opts.soft_cap:
+      g_b = g_b * ((cap - x_b) * (cap + x_b) / jnp.square(cap))
+    g_b = jnp.where((cols >= b * block)[None, :], g_b, 0.0)
+    k_b = lax.dynamic_slice_in_dim(kernel, start, block, axis=1)
+    dh = dh + _dot(g_b, k_b, ((1,), (1,)), dh.dtype)
     update = _dot(h, g_b, ((0,), (0,)), dk.dtype)     # [D, block]
     current = lax.dynamic_slice_in_dim(dk, start, block, axis=1)
-    return lax.dynamic_update_slice_in_dim(dk, current + update, start, axis=1)
+    return dh, lax.dynamic_update_slice_in_dim(dk, current + update, start, axis=1)
 
-  return lax.fori_loop(0, num_blocks, body, dkernel)
+  dh = jnp.zeros(h.shape, dkernel.dtype)
+  return lax.fori_loop(0, num_blocks, body, (dh, dkernel))
 
 
 def sweep(h, y, a, kernel, hyper, opts: Options, blocks: Blocks, grads: bool):
@@ -190,14 +198,14 @@ def sweep(h, y, a, kernel, hyper, opts: Options, blocks: Blocks, grads: bool):
     y_c = lax.dynamic_slice_in_dim(y, start, tn, axis=0)
     fresh = start + jnp.arange(tn) >= i * tn
     a_c = jnp.where(fresh, lax.dynamic_slice_in_dim(a, start, tn, axis=0), 0.0)
-    v, g, d_hyper = _chunk(h_c, y_c, a_c, kernel, hyper, opts, grads)
+    v, z, rows, d_hyper = _chunk(h_c, y_c, a_c, kernel, hyper, opts, grads)
     total = total + jnp.sum(jnp.where(a_c != 0, a_c * v, 0.0))
     values = lax.dynamic_update_slice_in_dim(values, v, start, axis=0)
     if grads:
-      dh_c = _dot(g, kernel, ((1,), (1,)), dtype)  # zero rows where a_c is 0
+      # dh_c has zero rows where a_c is 0.
+      dh_c, dk = _backprop_chunk(h_c, z, rows, kernel, dk, hyper[2], opts, blocks.vocab)
       dh = lax.dynamic_update_slice_in_dim(
           dh, lax.dynamic_slice_in_dim(dh, start, tn, axis=0) + dh_c, start, axis=0)
-      dk = _add_kernel_grad(dk, h_c, g, blocks.vocab)
       if opts.soft_cap:  # the second half of the cap's gradient (see _chunk)
         d_hyper = d_hyper[:2] + (d_hyper[2] - jnp.sum(h_c * dh_c) / hyper[2],)
       dhyper = tuple(u + w for u, w in zip(dhyper, d_hyper))

@@ -249,11 +249,13 @@ def fused_linear_cross_entropy(hidden, targets, kernel, *, ignore_index=-100,
   and gradient cost :math:`6 N D V` FLOPs, as many as the unfused loss, and
   the value alone :math:`2 N D V`. ``reduction="none"`` recomputes each chunk
   in the backward pass (:math:`8 N D V`), since its per-token cotangents are
-  only known there. Memory: a few ``[token_block, V]`` buffers; by default
-  ``token_block`` is chosen so that they hold about 8 MiB in float32 whatever
-  ``V`` (at least one token), so memory does not grow with ``N`` and grows
-  with ``V`` only once ``V`` exceeds about a million. The kernel's gradient is
-  accumulated in place, ``vocab_block`` columns at a time. Low-precision
+  only known there. Memory: one ``[token_block, V]`` buffer of logits (two
+  with a soft cap); by default ``token_block`` is chosen so that they hold
+  about 8 MiB in float32 whatever ``V`` (at least one token), so memory does
+  not grow with ``N`` and grows with ``V`` only once ``V`` exceeds about two
+  million. The gradient with respect to the logits is formed ``vocab_block``
+  columns at a time from them, and the kernel's gradient is accumulated in
+  place. Low-precision
   inputs are multiplied with float32 accumulation, and their gradients come
   back in their own dtype.
 
@@ -271,8 +273,8 @@ def fused_linear_cross_entropy(hidden, targets, kernel, *, ignore_index=-100,
       gradients.
     token_block: tokens per chunk (default: automatic, see above). Any
       positive integer works; the last chunk may be smaller.
-    vocab_block: columns of the kernel's gradient updated at a time (default
-      :math:`2^{20} / D`).
+    vocab_block: columns of the logits' gradient formed (and of the kernel's
+      gradient updated) at a time (default :math:`2^{19} / D`).
 
   Returns:
     The reduced loss; per-token losses ``targets.shape`` for
