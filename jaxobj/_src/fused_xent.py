@@ -34,17 +34,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-# Elements in a chunk's live [tokens, V] buffers (8 MiB in float32) and in one
-# block of the kernel's gradient: large enough for efficient matmuls, small
-# next to the [N, V] logits this replaces.
+# Elements in a chunk's one live [tokens, V] buffer, its logits (8 MiB in
+# float32), and in one block of the logits' gradient (formed from them a block
+# of columns at a time): large enough for efficient matmuls, small next to the
+# [N, V] logits this replaces.
 CHUNK_ELEMENTS = 1 << 21
 KERNEL_BLOCK_ELEMENTS = 1 << 19
-# [tokens, V] buffers XLA keeps alive in a chunk (measured on CPU): the logits
-# (the gradient is formed from them a block of columns at a time), plus tanh's
-# output with a soft cap. The chunk shrinks with a soft cap so that the option
-# costs no memory.
-LIVE_BUFFERS = 1
-LIVE_BUFFERS_SOFT_CAP = 2
 
 
 class Options(NamedTuple):
@@ -59,13 +54,12 @@ class Blocks(NamedTuple):
   vocab: int   # columns of the gradient formed at a time
 
 
-def default_blocks(dim: int, vocab: int, opts: Options, token_block=None,
+def default_blocks(dim: int, vocab: int, token_block=None,
                    vocab_block=None) -> Blocks:
-  """Chunk sizes that keep a chunk's live ``[tokens, V]`` buffers near
+  """Chunk sizes that keep a chunk's ``[tokens, V]`` logits near
   ``CHUNK_ELEMENTS`` elements (at least one token)."""
   if token_block is None:
-    live = LIVE_BUFFERS_SOFT_CAP if opts.soft_cap else LIVE_BUFFERS
-    token_block = max(1, min(1024, CHUNK_ELEMENTS // (live * vocab)))
+    token_block = max(1, min(1024, CHUNK_ELEMENTS // vocab))
   if vocab_block is None:
     vocab_block = max(128, KERNEL_BLOCK_ELEMENTS // dim)
   return Blocks(int(token_block), int(min(vocab_block, vocab)))
@@ -84,14 +78,15 @@ def _dot(a, b, contract, dtype):
 def _chunk(h, y, a, kernel, hyper, opts: Options, grads: bool):
   """Loss terms of one chunk of tokens, and what its gradients need.
 
-  Returns ``(values, z, rows, hyper_grads)``: per-token losses, the chunk's
-  logits ``z = h @ kernel``, the per-token coefficients from which
+  Returns ``(values, w, rows, hyper_grads)``: per-token losses, the chunk's
+  logits ``w`` (divided by the cap when there is one), the per-token
+  coefficients from which
   :func:`_backprop_chunk` forms the gradient with respect to ``z``, and the
   ``a``-weighted gradients with respect to ``(smoothing, z_loss, soft_cap)``.
   The last three are None unless ``grads``.
 
-  Every quantity is a row reduction of ``z``, so ``z`` is the only ``[n, V]``
-  array; the gradient is formed from it one vocabulary block at a time.
+  Every quantity is a row reduction of ``w``, so ``w`` is the only ``[n, V]``
+  array kept; the gradient is formed from it one vocabulary block at a time.
   """
   smoothing, z_loss, cap = hyper
   vocab = kernel.shape[1]
@@ -100,15 +95,19 @@ def _chunk(h, y, a, kernel, hyper, opts: Options, grads: bool):
   in_range = (y >= 0) & (y < vocab)
   y_safe = jnp.where(in_range, y, 0)
 
-  # The cap is applied once (x replaces z); everything after reads x.
-  x = cap * jnp.tanh(z / cap) if opts.soft_cap else z
-  m = jnp.max(x, axis=1)
-  sum_exp = jnp.sum(jnp.exp(x - m[:, None]), axis=1)
+  # With a cap, the logits are x = cap w with w = tanh(z / cap). Only w is
+  # kept, and every reduction reads it directly (cap > 0 factors out of the
+  # max and the sum), so XLA keeps one [n, V] buffer, not one for w and one
+  # for x.
+  scale = cap if opts.soft_cap else 1.0
+  w = jnp.tanh(z / cap) if opts.soft_cap else z
+  m = scale * jnp.max(w, axis=1)
+  sum_exp = jnp.sum(jnp.exp(scale * w - m[:, None]), axis=1)
   lse = m + jnp.log(sum_exp)
-  x_y = x[rows, y_safe]
+  x_y = scale * w[rows, y_safe]
   values = lse - x_y
   if opts.smoothing or opts.soft_cap:
-    sum_x = jnp.sum(x, axis=1)
+    sum_x = scale * jnp.sum(w, axis=1)
   if opts.smoothing:
     values = (1.0 - smoothing) * values + smoothing * (lse - sum_x / vocab)
   if opts.z_loss:
@@ -129,49 +128,52 @@ def _chunk(h, y, a, kernel, hyper, opts: Options, grads: bool):
   if opts.soft_cap:
     # x = cap tanh(z / cap) is homogeneous of degree 1 in (z, cap), so
     # dx/dcap = (x - z dx/dz) / cap and the cap's gradient is
-    # (sum(G * x) - sum(g * z)) / cap with G = dloss/dx and g = dloss/dz. The
-    # first sum is a row reduction here; the second equals sum(h * dh), which
-    # the sweep adds once dh is known (see ``sweep``).
-    sum_px = jnp.sum(jnp.exp(x - m[:, None]) * x, axis=1) / sum_exp
-    d_cap = jnp.sum(c * sum_px - u * sum_x - t * x_y) / cap
+    # (sum(G * x) - sum(g * z)) / cap with G = dloss/dx and g = dloss/dz. Of
+    # sum(G * x) = sum(c p x) - sum(u sum_x) - sum(t x_y), the first part is
+    # summed with the gradient's blocks (see ``_backprop_chunk``); sum(g * z)
+    # equals sum(h * dh), which the sweep subtracts once dh is known.
+    d_cap = jnp.sum(-u * sum_x - t * x_y) / cap
   else:
     d_cap = zero
-  return values, z, (y_safe, lse, c, u, t), (d_smoothing, d_z, d_cap)
+  return values, w, (y_safe, lse, c, u, t), (d_smoothing, d_z, d_cap)
 
 
-def _backprop_chunk(h, z, rows, kernel, dkernel, cap, opts: Options, block: int):
+def _backprop_chunk(h, w, rows, kernel, dkernel, cap, opts: Options, block: int):
   """The chunk's ``dh = g @ kernel.T`` and ``dkernel += h.T @ g``, with the
-  gradient ``g`` with respect to ``z`` formed one block of columns at a time
-  (never as a whole ``[n, V]`` array) and the kernel's gradient updated in
-  place.
+  gradient ``g`` with respect to the uncapped logits formed from ``w`` (see
+  :func:`_chunk`) one block of columns at a time (never as a whole ``[n, V]``
+  array) and the kernel's gradient updated in place. Returns ``(dh, dkernel,
+  sum(c p x))``, the last a part of the cap's gradient (0 without a cap).
 
   The last block is shifted left to end at ``V`` (a dynamic slice clamps it);
   the columns it shares with the previous block are zeroed in its ``g`` so
   they are not counted twice.
   """
   y, lse, c, u, t = rows
-  vocab = z.shape[1]
+  vocab = w.shape[1]
   num_blocks = -(-vocab // block)
 
   def body(b, carry):
-    dh, dk = carry
+    dh, dk, cpx = carry
     start = jnp.minimum(b * block, vocab - block)
     cols = start + jnp.arange(block)
-    z_b = lax.dynamic_slice_in_dim(z, start, block, axis=1)
-    x_b = cap * jnp.tanh(z_b / cap) if opts.soft_cap else z_b
-    g_b = c[:, None] * jnp.exp(x_b - lse[:, None]) - u[:, None]
-    g_b = g_b - jnp.where(cols[None, :] == y[:, None], t[:, None], 0.0)
-    if opts.soft_cap:
-      g_b = g_b * ((cap - x_b) * (cap + x_b) / jnp.square(cap))
-    g_b = jnp.where((cols >= b * block)[None, :], g_b, 0.0)
+    w_b = lax.dynamic_slice_in_dim(w, start, block, axis=1)
+    x_b = cap * w_b if opts.soft_cap else w_b
+    fresh = (cols >= b * block)[None, :]
+    cp_b = c[:, None] * jnp.exp(x_b - lse[:, None])
+    g_b = cp_b - u[:, None] - jnp.where(cols[None, :] == y[:, None], t[:, None], 0.0)
+    if opts.soft_cap:  # dx/dz = 1 - tanh^2
+      cpx = cpx + jnp.sum(jnp.where(fresh, cp_b * x_b, 0.0))
+      g_b = g_b * ((1.0 - w_b) * (1.0 + w_b))
+    g_b = jnp.where(fresh, g_b, 0.0)
     k_b = lax.dynamic_slice_in_dim(kernel, start, block, axis=1)
     dh = dh + _dot(g_b, k_b, ((1,), (1,)), dh.dtype)
     update = _dot(h, g_b, ((0,), (0,)), dk.dtype)     # [D, block]
     current = lax.dynamic_slice_in_dim(dk, start, block, axis=1)
-    return dh, lax.dynamic_update_slice_in_dim(dk, current + update, start, axis=1)
+    return dh, lax.dynamic_update_slice_in_dim(dk, current + update, start, axis=1), cpx
 
   dh = jnp.zeros(h.shape, dkernel.dtype)
-  return lax.fori_loop(0, num_blocks, body, (dh, dkernel))
+  return lax.fori_loop(0, num_blocks, body, (dh, dkernel, jnp.zeros((), dkernel.dtype)))
 
 
 def sweep(h, y, a, kernel, hyper, opts: Options, blocks: Blocks, grads: bool):
@@ -198,17 +200,17 @@ def sweep(h, y, a, kernel, hyper, opts: Options, blocks: Blocks, grads: bool):
     y_c = lax.dynamic_slice_in_dim(y, start, tn, axis=0)
     fresh = start + jnp.arange(tn) >= i * tn
     a_c = jnp.where(fresh, lax.dynamic_slice_in_dim(a, start, tn, axis=0), 0.0)
-    v, z, rows, d_hyper = _chunk(h_c, y_c, a_c, kernel, hyper, opts, grads)
+    v, w, rows, d_hyper = _chunk(h_c, y_c, a_c, kernel, hyper, opts, grads)
     total = total + jnp.sum(jnp.where(a_c != 0, a_c * v, 0.0))
     values = lax.dynamic_update_slice_in_dim(values, v, start, axis=0)
     if grads:
       # dh_c has zero rows where a_c is 0.
-      dh_c, dk = _backprop_chunk(h_c, z, rows, kernel, dk, hyper[2], opts, blocks.vocab)
+      dh_c, dk, cpx = _backprop_chunk(h_c, w, rows, kernel, dk, hyper[2], opts, blocks.vocab)
       dh = lax.dynamic_update_slice_in_dim(
           dh, lax.dynamic_slice_in_dim(dh, start, tn, axis=0) + dh_c, start, axis=0)
-      if opts.soft_cap:  # the second half of the cap's gradient (see _chunk)
-        d_hyper = d_hyper[:2] + (d_hyper[2] - jnp.sum(h_c * dh_c) / hyper[2],)
-      dhyper = tuple(u + w for u, w in zip(dhyper, d_hyper))
+      if opts.soft_cap:  # the rest of the cap's gradient (see _chunk)
+        d_hyper = d_hyper[:2] + (d_hyper[2] + (cpx - jnp.sum(h_c * dh_c)) / hyper[2],)
+      dhyper = tuple(total_d + chunk_d for total_d, chunk_d in zip(dhyper, d_hyper))
     return total, values, dh, dk, dhyper
 
   zero = jnp.zeros((), dtype)

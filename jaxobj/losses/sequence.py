@@ -249,15 +249,14 @@ def fused_linear_cross_entropy(hidden, targets, kernel, *, ignore_index=-100,
   and gradient cost :math:`6 N D V` FLOPs, as many as the unfused loss, and
   the value alone :math:`2 N D V`. ``reduction="none"`` recomputes each chunk
   in the backward pass (:math:`8 N D V`), since its per-token cotangents are
-  only known there. Memory: one ``[token_block, V]`` buffer of logits (two
-  with a soft cap); by default ``token_block`` is chosen so that they hold
-  about 8 MiB in float32 whatever ``V`` (at least one token), so memory does
-  not grow with ``N`` and grows with ``V`` only once ``V`` exceeds about two
-  million. The gradient with respect to the logits is formed ``vocab_block``
-  columns at a time from them, and the kernel's gradient is accumulated in
-  place. Low-precision
-  inputs are multiplied with float32 accumulation, and their gradients come
-  back in their own dtype.
+  only known there. Memory: one ``[token_block, V]`` buffer of logits, with
+  or without the options; by default ``token_block`` is chosen so that it
+  holds about 8 MiB in float32 whatever ``V`` (at least one token), so memory
+  does not grow with ``N`` and grows with ``V`` only once ``V`` exceeds about
+  two million. The gradient with respect to the logits is formed
+  ``vocab_block`` columns at a time from them, and the kernel's gradient is
+  accumulated in place. Low-precision inputs are multiplied with float32
+  accumulation, and their gradients come back in their own dtype.
 
   Args:
     hidden: float array ``[..., D]``, the inputs of the output projection.
@@ -335,7 +334,7 @@ def fused_linear_cross_entropy(hidden, targets, kernel, *, ignore_index=-100,
   dtype = fused_xent.compute_dtype(h, w)
   hyper = tuple(jnp.asarray(v, dtype) for v in (
       label_smoothing, z_loss, 1.0 if logit_soft_cap is None else logit_soft_cap))
-  blocks = fused_xent.default_blocks(dim, vocab, opts, token_block, vocab_block)
+  blocks = fused_xent.default_blocks(dim, vocab, token_block, vocab_block)
   h2, y2 = h.reshape(-1, dim), y.reshape(-1)
   if reduction == "none":
     values = fused_xent.token_values(h2, y2, w, hyper, opts, blocks).reshape(shape)
