@@ -12,13 +12,17 @@ rewrites them once the package is loaded, so the API pages render them:
   fail the strict build);
 - ``name::`` introducing a literal block becomes ``name:``;
 - an argument line naming several arguments (``where, weights, reduction: ...``)
-  becomes one entry per argument.
+  becomes one entry per argument;
+- a docstring whose source has a ``{placeholder}`` line, completed by a
+  decorator at import time, is read from the imported function.
 
 Nothing here changes the source: only the text the site renders.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 
 import griffe
@@ -27,6 +31,7 @@ _ROLE = re.compile(r":(func|class|meth|mod|data|attr|obj):`(~?)([^`]+)`(\\ )?")
 _MATH = re.compile(r":math:`([^`]+)`")
 _MULTI_ARG = re.compile(r"^(\s+)(\**\w+(?:,\s*\**\w+)+):\s(.*)$")
 _NAMES_CONTINUED = re.compile(r"^(\s+)(\**\w+(?:,\s*\**\w+)*),\s*$")
+_PLACEHOLDER = re.compile(r"^\s*\{\w+\}\s*$", re.M)
 _SECTION = re.compile(r"^(\s*)(Args|Arguments|Parameters|Attributes)\s*:\s*$")
 
 
@@ -49,6 +54,8 @@ class RstToMarkdown(griffe.Extension):
       return
     seen.add(obj.path)
     if obj.docstring is not None:
+      if _PLACEHOLDER.search(obj.docstring.value):
+        obj.docstring.value = _completed_docstring(obj)
       obj.docstring.value = self.convert(obj.docstring.value, obj)
     for member in obj.members.values():
       if not member.is_alias:
@@ -107,6 +114,14 @@ class RstToMarkdown(griffe.Extension):
       return root[path[len(root.path) + 1:]]
     except (KeyError, ValueError, griffe.AliasResolutionError):
       return None
+
+
+def _completed_docstring(obj) -> str:
+  """The docstring as imported: a decorator fills a ``{placeholder}`` line of
+  the source with text shared by several functions, which griffe, reading the
+  source, would show as it stands."""
+  value = getattr(importlib.import_module(obj.parent.path), obj.name)
+  return inspect.cleandoc(value.__doc__)
 
 
 # Objects defined in private modules that the API reference documents under a
