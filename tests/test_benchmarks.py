@@ -30,3 +30,18 @@ def test_benchmark_topic_runs_quick(topic, tmp_path):
   for record in records:
     assert FIELDS <= set(record), FIELDS - set(record)
     assert record["temp_bytes"] >= 0 and record["baseline_temp_bytes"] >= 0
+
+
+def test_committed_results_are_complete_and_match_the_readme():
+  """results.json covers every topic, and the README shows exactly its table."""
+  sys.path.insert(0, str(ROOT))
+  from benchmarks import table
+
+  results = json.loads((ROOT / "benchmarks" / "results.json").read_text())
+  assert not results["quick"], "commit a full-size run"
+  assert {r["topic"] for r in results["records"]} == set(TOPICS)
+  for record in results["records"]:
+    assert FIELDS <= set(record), FIELDS - set(record)
+  readme = (ROOT / "README.md").read_text()
+  assert table.replace_block(readme, table.render(results)) == readme, (
+      "README's benchmark table is stale: run python benchmarks/table.py --readme")

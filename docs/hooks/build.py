@@ -5,8 +5,7 @@
 - The benchmark page: ``<!-- benchmark-results -->`` in ``benchmarks.md`` is
   replaced by a table of ``benchmarks/results.json`` (written by
   ``python benchmarks/run.py``), rendered by ``benchmarks/table.py`` (the
-  README's renderer) when it exists and by :func:`markdown_table` here
-  otherwise.
+  README's renderer).
 - The catalogue: ``<!-- catalogue:<family> -->`` is replaced by a table of the
   registry's entries of that family (name, kind, summary, hyperparameters).
 - Cross-references: in the hand-written pages, inline code naming a public
@@ -31,7 +30,6 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 RESULTS = ROOT / "benchmarks" / "results.json"
 BENCH_MARKER = "<!-- benchmark-results -->"
-MIB = 2**20
 
 log = logging.getLogger("mkdocs.hooks.jaxobj")
 _plots: dict[str, bytes] = {}
@@ -68,56 +66,17 @@ def on_page_markdown(markdown, page, config, files):
 # ---------------------------------------------------------------- benchmarks
 
 
-def _fmt_mib(n) -> str:
-  return "–" if n is None else f"{n / MIB:.1f} MiB"
-
-
-def _fmt_shape(shape) -> str:
-  if isinstance(shape, dict):
-    return ", ".join(f"{k} = {v}" for k, v in shape.items())
-  return str(shape)
-
-
-def markdown_table(records) -> str:
-  """The benchmark records as a Markdown table, grouped by topic."""
-  head = ("| topic | benchmark | ours vs baseline | shape | temp (ours / baseline) "
-          "| time ratio | goal | met |\n|---|---|---|---|---|---|---|---|\n")
-  rows = []
-  for r in records:
-    ratio = r.get("time_ratio")
-    rows.append(
-        f"| {r.get('topic', '')} | {r['name']} | `{r['impl']}` vs `{r['baseline']}` "
-        f"| {_fmt_shape(r.get('shape'))} "
-        f"| {_fmt_mib(r.get('temp_bytes'))} / {_fmt_mib(r.get('baseline_temp_bytes'))} "
-        f"| {'–' if ratio is None else f'{ratio:.3g}'} | {r.get('goal') or '–'} "
-        f"| {'yes' if r.get('ok') else '**no**'} |")
-  return head + "\n".join(rows) + "\n"
-
-
 def benchmark_section() -> str:
+  """The committed results, rendered by the README's renderer."""
   if not RESULTS.exists():
     return ("!!! note \"No results in this checkout\"\n"
             "    `benchmarks/results.json` does not exist yet. Run "
             "`python benchmarks/run.py` and rebuild the site to fill this table.\n")
   data = json.loads(RESULTS.read_text())
-  records = data.get("records", data) if isinstance(data, dict) else data
-  env = data.get("environment", {}) if isinstance(data, dict) else {}
-  quick = isinstance(data, dict) and data.get("quick")
-  lines = []
-  if quick:
-    lines.append("!!! warning \"Quick sizes\"\n    These results come from "
-                 "`--quick`, at sizes too small to show the scaling.\n")
-  table = ROOT / "benchmarks" / "table.py"
-  shared = _load("jaxobj_benchmarks_table", table) if table.exists() else None
-  if shared is not None and hasattr(shared, "render") and isinstance(data, dict):
-    lines.append(shared.render(data))  # the README's table, with its caption
-  else:
-    if env:
-      shown = ", ".join(f"{k} {v}" for k, v in env.items())
-      lines.append(f"Measured with {shown}.\n")
-    render = shared.markdown_table if shared is not None else markdown_table
-    lines.append(render(records))
-  return "\n".join(lines)
+  table = _load("jaxobj_benchmarks_table", ROOT / "benchmarks" / "table.py")
+  warning = ("!!! warning \"Quick sizes\"\n    These results come from `--quick`, at "
+             "sizes too small to show the scaling.\n\n") if data.get("quick") else ""
+  return warning + table.render(data)
 
 
 # ---------------------------------------------------------------- catalogue
