@@ -75,7 +75,7 @@ def _dot(a, b, contract, dtype):
   return lax.dot_general(a, b, (contract, ((), ())), preferred_element_type=dtype)
 
 
-def _chunk(h, y, a, kernel, hyper, opts: Options, grads: bool):
+def _chunk(h, y, a, kernel, kernel_sum, hyper, opts: Options, grads: bool):
   """Loss terms of one chunk of tokens, and what its gradients need.
 
   Returns ``(values, w, rows, hyper_grads)``: per-token losses, the chunk's
@@ -106,8 +106,10 @@ def _chunk(h, y, a, kernel, hyper, opts: Options, grads: bool):
   lse = m + jnp.log(sum_exp)
   x_y = scale * w[rows, y_safe]
   values = lse - x_y
-  if opts.smoothing or opts.soft_cap:
+  if opts.soft_cap:
     sum_x = scale * jnp.sum(w, axis=1)
+  elif opts.smoothing:  # sum_k z_k = h . sum_k W_k: no pass over the chunk
+    sum_x = h.astype(z.dtype) @ kernel_sum
   if opts.smoothing:
     values = (1.0 - smoothing) * values + smoothing * (lse - sum_x / vocab)
   if opts.z_loss:
@@ -192,6 +194,7 @@ def sweep(h, y, a, kernel, hyper, opts: Options, blocks: Blocks, grads: bool):
   dtype = compute_dtype(h, kernel)
   a = a.astype(dtype)
   hyper = tuple(x.astype(dtype) for x in hyper)
+  kernel_sum = jnp.sum(kernel, axis=1, dtype=dtype) if opts.smoothing else None
 
   def body(i, carry):
     total, values, dh, dk, dhyper = carry
@@ -200,7 +203,7 @@ def sweep(h, y, a, kernel, hyper, opts: Options, blocks: Blocks, grads: bool):
     y_c = lax.dynamic_slice_in_dim(y, start, tn, axis=0)
     fresh = start + jnp.arange(tn) >= i * tn
     a_c = jnp.where(fresh, lax.dynamic_slice_in_dim(a, start, tn, axis=0), 0.0)
-    v, w, rows, d_hyper = _chunk(h_c, y_c, a_c, kernel, hyper, opts, grads)
+    v, w, rows, d_hyper = _chunk(h_c, y_c, a_c, kernel, kernel_sum, hyper, opts, grads)
     total = total + jnp.sum(jnp.where(a_c != 0, a_c * v, 0.0))
     values = lax.dynamic_update_slice_in_dim(values, v, start, axis=0)
     if grads:
