@@ -79,11 +79,10 @@ def _chunk(h, y, a, kernel, kernel_sum, hyper, opts: Options, grads: bool):
   """Loss terms of one chunk of tokens, and what its gradients need.
 
   Returns ``(values, w, rows, hyper_grads)``: per-token losses, the chunk's
-  logits ``w`` (divided by the cap when there is one), the per-token
-  coefficients from which
-  :func:`_backprop_chunk` forms the gradient with respect to ``z``, and the
-  ``a``-weighted gradients with respect to ``(smoothing, z_loss, soft_cap)``.
-  The last three are None unless ``grads``.
+  logits ``w`` (``tanh(z / cap)`` with a cap), the per-token coefficients
+  from which :func:`_backprop_chunk` forms the gradient with respect to ``z``,
+  and the ``a``-weighted gradients with respect to ``(smoothing, z_loss,
+  soft_cap)``. The last three are None unless ``grads``.
 
   Every quantity is a row reduction of ``w``, so ``w`` is the only ``[n, V]``
   array kept; the gradient is formed from it one vocabulary block at a time.
