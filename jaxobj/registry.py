@@ -37,6 +37,14 @@ class LossSpec:
     extreme: the scale the first input is multiplied by in the extreme-input
       checks (1e4 for logits and residuals; smaller where the exact loss
       overflows float32, as ``exp`` of a log-rate does).
+    couples_rows: the loss's value over a batch is not a sum of per-row
+      values: rows interact (in-batch negatives, batch statistics, mined
+      triplets, a batch-level reference point). Such a loss gives a different
+      value on each part of a split batch, so an objective refuses it under
+      ``apply(axis_name=...)`` (unless the loss reduces over the devices
+      itself, as the sharded losses do) and under
+      ``accumulate_value_and_grad``; ``jaxobj.objective.cached_value_and_grad``
+      accumulates it exactly.
   """
   name: str
   fn: Callable[..., Any]
@@ -47,6 +55,7 @@ class LossSpec:
   hyperparameters: dict[str, Any]
   inputs: Any = None
   extreme: float = 1e4
+  couples_rows: bool = False
 
   @property
   def traceable(self) -> dict[str, float]:
@@ -64,6 +73,7 @@ class LossSpec:
         "traceable": sorted(self.traceable),
         "inputs": list(self.input_names),
         "module": self.fn.__module__,
+        "couples_rows": self.couples_rows,
     }
 
 
@@ -71,7 +81,7 @@ _REGISTRY: dict[str, LossSpec] = {}
 
 
 def register(family: str, *, inputs=None, kind: str = "loss",
-             name: str | None = None, extreme: float = 1e4):
+             name: str | None = None, extreme: float = 1e4, couples_rows: bool = False):
   """Decorator that adds a loss to the registry and returns it unchanged."""
   if kind not in KINDS:
     raise ValueError(f"kind={kind!r}; choose one of {KINDS}.")
@@ -89,7 +99,8 @@ def register(family: str, *, inputs=None, kind: str = "loss",
     _REGISTRY[key] = LossSpec(
         name=key, fn=fn, family=family, kind=kind,
         summary=doc.strip().splitlines()[0] if doc.strip() else "",
-        input_names=positional, hyperparameters=hyper, inputs=inputs, extreme=extreme)
+        input_names=positional, hyperparameters=hyper, inputs=inputs, extreme=extreme,
+        couples_rows=couples_rows)
     return fn
 
   return decorator
@@ -112,6 +123,16 @@ def get(name: str) -> LossSpec:
     hint = (f" Did you mean {', '.join(repr(c) for c in close)}?" if close
             else " Run `jaxobj losses` to list them.")
     raise UnknownLossError(f"no loss named {name!r} is registered.{hint}") from None
+
+
+def spec_for(fn: Callable) -> LossSpec | None:
+  """The spec registered for ``fn`` (a partial's function counts), or None."""
+  _load()
+  fn = getattr(fn, "func", fn)
+  for s in _REGISTRY.values():
+    if s.fn is fn:
+      return s
+  return None
 
 
 def specs(family: str | None = None, kind: str | None = None) -> list[LossSpec]:

@@ -204,7 +204,7 @@ def _check_temperature(temperature) -> None:
 # One positive per row.
 
 
-@register("contrastive", inputs=examples.VIEWS)
+@register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 def info_nce_loss(queries, keys, negatives=None, *, temperature=0.1, where=None,
                   weights=None, reduction="mean"):
   r"""InfoNCE: cross-entropy of each query's positive key against negatives.
@@ -283,7 +283,7 @@ def _negatives(negatives, batch_shape, dim, where):
   return _unit(n), paired
 
 
-@register("contrastive", inputs=examples.VIEWS)
+@register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 def clip_loss(image_embeddings, text_embeddings, *,
               log_temperature=CLIP_LOG_TEMPERATURE, where=None, weights=None,
               reduction="mean"):
@@ -340,7 +340,7 @@ def clip_loss(image_embeddings, text_embeddings, *,
   return _finish(values, batch_shape, where, weights, reduction)
 
 
-@register("contrastive", inputs=examples.VIEWS)
+@register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 def siglip_loss(image_embeddings, text_embeddings, *,
                 log_temperature=SIGLIP_LOG_TEMPERATURE, bias=SIGLIP_BIAS,
                 where=None, weights=None, reduction="mean"):
@@ -542,7 +542,7 @@ def _scale_loss(kind, image_embeddings, text_embeddings, log_temperature, bias, 
   return _blockwise(kind, image_embeddings, text_embeddings, log_temperature, bias, **kw)
 
 
-@register("contrastive", inputs=examples.VIEWS)
+@register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 def chunked_clip_loss(image_embeddings, text_embeddings, *,
                       log_temperature=CLIP_LOG_TEMPERATURE, block_size=None, where=None,
                       weights=None, reduction="mean"):
@@ -601,7 +601,7 @@ def chunked_clip_loss(image_embeddings, text_embeddings, *,
                     weights=weights, reduction=reduction)
 
 
-@register("contrastive", inputs=examples.VIEWS)
+@register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 def chunked_siglip_loss(image_embeddings, text_embeddings, *,
                         log_temperature=SIGLIP_LOG_TEMPERATURE, bias=SIGLIP_BIAS,
                         block_size=None, where=None, weights=None, reduction="mean"):
@@ -752,7 +752,7 @@ def _sharding_doc(chunked: str):
   return decorate
 
 
-@register("contrastive", inputs=examples.VIEWS)
+@register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 @_sharding_doc("chunked_clip_loss")
 def sharded_clip_loss(image_embeddings, text_embeddings, *,
                       log_temperature=CLIP_LOG_TEMPERATURE, axis_name=None, mesh=None,
@@ -802,7 +802,7 @@ def sharded_clip_loss(image_embeddings, text_embeddings, *,
                      where=where, weights=weights, reduction=reduction)
 
 
-@register("contrastive", inputs=examples.VIEWS)
+@register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 @_sharding_doc("chunked_siglip_loss")
 def sharded_siglip_loss(image_embeddings, text_embeddings, *,
                         log_temperature=SIGLIP_LOG_TEMPERATURE, bias=SIGLIP_BIAS,
@@ -856,7 +856,7 @@ def sharded_siglip_loss(image_embeddings, text_embeddings, *,
 # Positives given by labels.
 
 
-@register("contrastive", inputs=examples.LABELED_EMBEDDINGS)
+@register("contrastive", inputs=examples.LABELED_EMBEDDINGS, couples_rows=True)
 def ntxent(embeddings, labels, *, temperature=0.07, where=None, weights=None,
            reduction="mean"):
   r"""NT-Xent (SimCLR): normalized temperature-scaled cross-entropy over positive pairs.
@@ -921,7 +921,7 @@ def ntxent(embeddings, labels, *, temperature=0.07, where=None, weights=None,
   return _finish(values, batch_shape, where, weights, reduction)
 
 
-@register("contrastive", inputs=examples.LABELED_EMBEDDINGS)
+@register("contrastive", inputs=examples.LABELED_EMBEDDINGS, couples_rows=True)
 def supervised_contrastive_loss(embeddings, labels, *, temperature=0.07,
                                 base_temperature=0.07, where=None, weights=None,
                                 reduction="mean"):
@@ -990,7 +990,7 @@ def supervised_contrastive_loss(embeddings, labels, *, temperature=0.07,
   return _finish(values, batch_shape, where, weights, reduction)
 
 
-@register("contrastive", inputs=examples.VIEWS)
+@register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 def decoupled_contrastive_loss(view1, view2, *, temperature=0.1, sigma=None,
                                where=None, weights=None, reduction="mean"):
   r"""Decoupled contrastive loss (DCL): NT-Xent without the positive in the denominator.
@@ -1175,7 +1175,7 @@ def _standardize(x, keep, count, eps):
   return jnp.where(constant, 0.0, c * jax.lax.rsqrt(jnp.where(constant, 1.0, var + eps)))
 
 
-@register("contrastive", inputs=examples.SAMPLE_SETS)
+@register("contrastive", inputs=examples.SAMPLE_SETS, couples_rows=True)
 def barlow_twins_loss(view1, view2, *, lambda_param=5e-3, eps=1e-5,
                       sample_mask=None, where=None, weights=None,
                       reduction="mean"):
@@ -1244,7 +1244,7 @@ def barlow_twins_loss(view1, view2, *, lambda_param=5e-3, eps=1e-5,
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
-@register("contrastive", inputs=examples.SAMPLE_SETS)
+@register("contrastive", inputs=examples.SAMPLE_SETS, couples_rows=True)
 def vicreg_loss(view1, view2, *, sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0,
                 eps=1e-4, sample_mask=None, where=None, weights=None,
                 reduction="mean"):

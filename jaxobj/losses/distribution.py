@@ -448,7 +448,7 @@ def _quantile_pairing(n: int, m: int):
   return twice_mid // (2 * m), twice_mid // (2 * n), (grid - lower) / (n * m)
 
 
-@register("distribution", inputs=examples.SAMPLES_1D)
+@register("distribution", inputs=examples.SAMPLES_1D, couples_rows=True)
 def wasserstein_1d(samples, target_samples, *, where=None, weights=None,
                    reduction="mean"):
   r"""Wasserstein-1 distance between two 1-D empirical distributions.
@@ -539,7 +539,7 @@ def _mean_kernel(k, unbiased: bool):
   return jnp.sum(off, axis=(-2, -1)) / (n * (n - 1))
 
 
-@register("distribution", inputs=examples.SAMPLE_SETS)
+@register("distribution", inputs=examples.SAMPLE_SETS, couples_rows=True)
 def maximum_mean_discrepancy(samples, target_samples, *, bandwidth=1.0,
                              unbiased=False, where=None, weights=None,
                              reduction="mean"):

@@ -436,7 +436,7 @@ def triplet_margin_loss(anchors, positives, negatives, *, margin=1.0, p=2.0,
 # Labelled batches.
 
 
-@register("metric_learning", inputs=examples.ANCHOR_POSITIVE_LABELS)
+@register("metric_learning", inputs=examples.ANCHOR_POSITIVE_LABELS, couples_rows=True)
 def npairs_loss(anchors, positives, labels, *, reg_lambda=0.002, where=None,
                 weights=None, reduction="mean"):
   r"""Multi-class N-pair loss: each anchor's positive picked out of the batch's positives by softmax.
@@ -506,7 +506,7 @@ def npairs_loss(anchors, positives, labels, *, reg_lambda=0.002, where=None,
                      reduction=reduction)
 
 
-@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS)
+@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
 def multi_similarity_loss(embeddings, labels, *, alpha=2.0, beta=50.0, base=0.5,
                           where=None, weights=None, reduction="mean"):
   r"""Multi-similarity loss: soft weighting of every positive and negative cosine similarity.
@@ -580,7 +580,7 @@ def _reduce_anchors(values, has_triplet, shape, weights, reduction):
                      weights=weights, reduction=reduction)
 
 
-@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS)
+@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
 def batch_hard_triplet_loss(embeddings, labels, *, margin=1.0, soft=False,
                             distance="euclidean", where=None, weights=None,
                             reduction="mean"):
@@ -648,7 +648,7 @@ def batch_hard_triplet_loss(embeddings, labels, *, margin=1.0, soft=False,
   return _reduce_anchors(values, has_triplet, shape, weights, reduction)
 
 
-@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS)
+@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
 def batch_all_triplet_loss(embeddings, labels, *, margin=1.0, distance="euclidean",
                            where=None, weights=None, reduction="mean"):
   r"""Batch-all triplet loss: every valid triplet of the batch, averaged per anchor.

@@ -504,7 +504,7 @@ def _kto_reference_point(kl_rows, kl, where):
   return jax.lax.stop_gradient(jnp.maximum(z0, 0.0))
 
 
-@register("preference", inputs=examples.UNPAIRED_LOGPS)
+@register("preference", inputs=examples.UNPAIRED_LOGPS, couples_rows=True)
 def kto_loss(policy_logps, reference_logps, labels, policy_kl_logps=None,
              reference_kl_logps=None, *, beta=0.1, desirable_weight=1.0,
              undesirable_weight=1.0, kl=None, where=None, weights=None,
