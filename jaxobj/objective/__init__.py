@@ -22,6 +22,7 @@ from jaxobj.objective.weighting import (
     StaticWeights, UncertaintyWeighting, WeightingScheme, multitask,
 )
 from jaxobj.objective.accumulate import accumulate_value_and_grad
+from jaxobj.objective.cache import cached_value_and_grad
 from jaxobj.objective.gradients import (
     DBMTL, IMTLG, MGDA, AlignedMTL, CAGrad, GradDrop, GradientStrategy, GradNorm, GradVac,
     NashMTL, PCGrad, RepresentationGrads, TaskGradientState, UPGrad, WeightedSum,
