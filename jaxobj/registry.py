@@ -9,12 +9,45 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import inspect
+import math
 from typing import Any, Callable, Iterable
+
+from jaxobj._src import checks
 
 # Keyword arguments that belong to the contract, not to the loss's math.
 CONTRACT_KEYWORDS = ("where", "weights", "reduction")
 KINDS = ("loss", "metric", "regularizer")
+
+# Non-finite hyperparameter values that a loss defines as a limit, and computes
+# exactly (tests/test_hyperparameters.py checks each against its closed form).
+# Every other concrete NaN or +-inf value of a real hyperparameter is refused.
+NONFINITE_LIMITS: dict[str, dict[str, tuple[float, ...]]] = {
+    # delta = inf: never linear, exactly half the squared error.
+    "huber_loss": {"delta": (math.inf,)},
+    # Barron's alpha = +inf (1 - exp... as an exponential: exp(x^2/2c^2) - 1) and
+    # alpha = -inf (Welsch / Leclerc: 1 - exp(-x^2/2c^2)).
+    "general_robust_loss": {"alpha": (math.inf, -math.inf)},
+}
+
+# Losses that take a tuple of class axes (``axis=(1, 3)``), as optax's
+# softmax cross-entropy does: the axes, in the order given, are flattened into
+# one class axis (an integer label is a flat index into them). Every other
+# ``axis`` must be an int.
+AXIS_TUPLES = frozenset({
+    "softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels",
+    "poly_loss_cross_entropy", "poly_loss_cross_entropy_with_integer_labels",
+    "softmax_focal_loss", "softmax_focal_loss_with_integer_labels", "multiclass_hinge_loss",
+})
+
+# Hyperparameters with a ``None`` default ("off") that take a real number
+# when given, and integer ones; checked like the float and int defaults.
+_OPTIONAL_REALS = frozenset({"alpha", "threshold", "sigma", "logit_soft_cap"})
+_OPTIONAL_INTS = frozenset({"ignore_index", "topn", "block_size", "token_block",
+                            "vocab_block"})
+# Integer hyperparameters that may also be integer arrays (compared with labels).
+_ARRAY_INTS = frozenset({"ignore_index"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +78,15 @@ class LossSpec:
       itself, as the sharded losses do) and under
       ``accumulate_value_and_grad``; ``jaxobj.objective.cached_value_and_grad``
       accumulates it exactly.
+    coupled_by: for a ``couples_rows`` loss whose rows interact only with
+      some arguments given, those arguments (KTO's mismatched pairs, from
+      which it estimates a batch-level reference point); empty when the rows
+      always interact.
+    limits: non-finite values a hyperparameter may take because the loss
+      defines the limit there (``{"delta": (inf,)}`` for Huber: the squared
+      error); see :data:`NONFINITE_LIMITS`. Other concrete NaN or +-inf
+      hyperparameters raise ``ValueError``.
+    axis_tuples: ``axis`` may be a tuple of class axes (flattened into one).
   """
   name: str
   fn: Callable[..., Any]
@@ -56,6 +98,9 @@ class LossSpec:
   inputs: Any = None
   extreme: float = 1e4
   couples_rows: bool = False
+  coupled_by: tuple[str, ...] = ()
+  limits: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+  axis_tuples: bool = False
 
   @property
   def traceable(self) -> dict[str, float]:
@@ -74,6 +119,8 @@ class LossSpec:
         "inputs": list(self.input_names),
         "module": self.fn.__module__,
         "couples_rows": self.couples_rows,
+        "limits": {k: [repr(x) for x in v] for k, v in self.limits.items()},
+        "axis_tuples": self.axis_tuples,
     }
 
 
@@ -81,8 +128,15 @@ _REGISTRY: dict[str, LossSpec] = {}
 
 
 def register(family: str, *, inputs=None, kind: str = "loss",
-             name: str | None = None, extreme: float = 1e4, couples_rows: bool = False):
-  """Decorator that adds a loss to the registry and returns it unchanged."""
+             name: str | None = None, extreme: float = 1e4, couples_rows: bool = False,
+             coupled_by: tuple[str, ...] = ()):
+  """Decorator that adds a loss to the registry.
+
+  It returns the loss wrapped in a check of its keyword arguments, keyed on
+  each hyperparameter's default (see :func:`_argument_checks`); the registry
+  stores the same wrapped function, so ``spec.fn is jaxobj.<loss>``, and
+  ``functools.wraps`` keeps the signature and docstring.
+  """
   if kind not in KINDS:
     raise ValueError(f"kind={kind!r}; choose one of {KINDS}.")
 
@@ -96,14 +150,70 @@ def register(family: str, *, inputs=None, kind: str = "loss",
     hyper = {p.name: p.default for p in params
              if p.kind is p.KEYWORD_ONLY and p.name not in CONTRACT_KEYWORDS}
     doc = inspect.getdoc(fn) or ""
+    limits = NONFINITE_LIMITS.get(key, {})
+    unknown = set(limits) - {k for k, v in hyper.items() if isinstance(v, float)}
+    if unknown:
+      raise ValueError(f"NONFINITE_LIMITS[{key!r}] names {sorted(unknown)}, which are not "
+                       f"float hyperparameters of {key}.")
+    axis_tuples = key in AXIS_TUPLES
+    wrapped = _with_argument_checks(fn, _argument_checks(key, hyper, limits, axis_tuples))
     _REGISTRY[key] = LossSpec(
-        name=key, fn=fn, family=family, kind=kind,
+        name=key, fn=wrapped, family=family, kind=kind,
         summary=doc.strip().splitlines()[0] if doc.strip() else "",
         input_names=positional, hyperparameters=hyper, inputs=inputs, extreme=extreme,
-        couples_rows=couples_rows)
-    return fn
+        couples_rows=couples_rows, coupled_by=tuple(coupled_by), limits=dict(limits),
+        axis_tuples=axis_tuples)
+    return wrapped
 
   return decorator
+
+
+def _argument_checks(loss: str, hyper: dict[str, Any], limits, axis_tuples: bool):
+  """One check per hyperparameter, chosen by its default.
+
+  float: a real number or array, concrete NaN/+-inf refused unless in ``limits``;
+  bool: True or False; int: an int in int32 range; ``axis``: an int (or a tuple
+  of ints where the loss supports it). ``None`` defaults of known real or
+  integer hyperparameters are checked when given. String choices are left to
+  the loss, which lists them. Traced values always pass.
+  """
+  out = {}
+  for k, d in hyper.items():
+    if k == "axis":
+      out[k] = functools.partial(checks.check_axis, k, loss=loss, tuples=axis_tuples)
+    elif isinstance(d, bool):
+      out[k] = functools.partial(checks.check_bool, k, loss=loss)
+    elif isinstance(d, float):
+      out[k] = functools.partial(checks.check_real, k, loss=loss, limits=limits.get(k, ()))
+    elif isinstance(d, int):
+      out[k] = functools.partial(checks.check_int, k, loss=loss, arrays=k in _ARRAY_INTS)
+    elif d is None and k in _OPTIONAL_REALS:
+      out[k] = functools.partial(_unless_none, checks.check_real, k, loss=loss)
+    elif d is None and k in _OPTIONAL_INTS:
+      out[k] = functools.partial(_unless_none, checks.check_int, k, loss=loss,
+                                 arrays=k in _ARRAY_INTS)
+  return out
+
+
+def _unless_none(check, name, value, **kw):
+  if value is not None:
+    check(name, value, **kw)
+
+
+def _with_argument_checks(fn, argument_checks):
+  if not argument_checks:
+    return fn
+
+  @functools.wraps(fn)
+  def checked(*args, **kwargs):
+    # Only the keywords given: defaults are valid. Cheap on every eager call.
+    for k, v in kwargs.items():
+      check = argument_checks.get(k)
+      if check is not None:
+        check(v)
+    return fn(*args, **kwargs)
+
+  return checked
 
 
 class UnknownLossError(KeyError):

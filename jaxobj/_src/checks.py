@@ -3,6 +3,8 @@ argument, shows what was received and says how to fix it."""
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -145,3 +147,123 @@ def check_range(name: str, value, *, low=None, high=None,
     lo = "" if low is None else f"{low} {'<=' if low_inclusive else '<'} "
     hi = "" if high is None else f" {'<=' if high_inclusive else '<'} {high}"
     raise ValueError(f"{name} must satisfy {lo}{name}{hi}, got {name}={value!r}.")
+
+
+# --------------------------------------------------------------------------
+# Argument checks that the registry runs on every call of a registered loss
+# (see ``jaxobj.registry.register``): cheap, and silent for traced values.
+
+INT_RANGE = (-2**31, 2**31 - 1)  # integer hyperparameters meet int32 labels and axes
+
+
+def _show(value) -> str:
+  text = repr(value)
+  return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _where(loss: str) -> str:
+  return f"{loss}: " if loss else ""
+
+
+def check_real(name: str, value, *, loss: str = "", limits: tuple = ()) -> None:
+  """A real hyperparameter: a number or a real array; NaN and +-inf are refused
+  when concrete, except the values in ``limits`` (limits the loss defines)."""
+  t = type(value)
+  if t is float or t is int:  # the common case, kept cheap
+    try:
+      if math.isfinite(value) or value in limits:
+        return
+    except OverflowError:  # an int too large for a float
+      pass
+    _raise_nonfinite(name, value, loss, limits)
+  if isinstance(value, jax.core.Tracer):
+    return
+  if isinstance(value, (bool, np.bool_, str, bytes)) or value is None:
+    raise TypeError(
+        f"{_where(loss)}{name} must be a real number or a real array, got {name}={_show(value)} "
+        f"of type {type(value).__name__}. Pass a number (strings are not parsed), e.g. "
+        f"{name}=1.0.")
+  try:
+    v = np.asarray(value)
+  except Exception:  # noqa: BLE001 (anything np.asarray refuses is not a number)
+    v = np.asarray(None)
+  if v.dtype.kind not in "fiu":
+    raise TypeError(
+        f"{_where(loss)}{name} must be a real number or a real array, got {name}={_show(value)} "
+        f"of type {type(value).__name__}" + (f" (dtype {v.dtype})" if v.dtype != object else "")
+        + ".")
+  if v.dtype.kind == "f":
+    bad = ~np.isfinite(v)
+    if bad.any():
+      if limits:
+        bad &= ~np.isin(v, np.asarray(limits, dtype=v.dtype))
+      if bad.any():
+        _raise_nonfinite(name, value, loss, limits)
+
+
+def _raise_nonfinite(name, value, loss, limits) -> None:
+  allowed = " or ".join(repr(float(x)) for x in limits)
+  extra = f" (or {allowed}, a limit {loss or 'the loss'} defines)" if limits else ""
+  raise ValueError(
+      f"{_where(loss)}{name} must be finite{extra}, got {name}={_show(value)}. A NaN or "
+      f"infinite hyperparameter gives a NaN or meaningless loss; pass a finite value.")
+
+
+def check_bool(name: str, value, *, loss: str = "") -> None:
+  """A static switch: exactly True or False (the string "false" is truthy)."""
+  if value is True or value is False or isinstance(value, np.bool_):
+    return
+  raise TypeError(
+      f"{_where(loss)}{name} must be True or False, got {name}={_show(value)} of type "
+      f"{type(value).__name__}. Strings and numbers are not read as switches "
+      f"(\"false\" would count as True).")
+
+
+def check_int(name: str, value, *, loss: str = "", arrays: bool = False) -> None:
+  """An integer hyperparameter: a Python or NumPy int in int32 range; with
+  ``arrays``, also an integer array (traced ones are taken as given)."""
+  if type(value) is int or (isinstance(value, np.integer) and not isinstance(value, bool)):
+    if INT_RANGE[0] <= value <= INT_RANGE[1]:
+      return
+    raise ValueError(
+        f"{_where(loss)}{name}={_show(value)} is out of range: {name} must lie in "
+        f"[{INT_RANGE[0]}, {INT_RANGE[1]}] (int32).")
+  if arrays and not isinstance(value, (bool, str, bytes, float)) and hasattr(value, "dtype"):
+    if jnp.issubdtype(value.dtype, jnp.integer):
+      if not is_concrete(value):
+        return
+      v = np.asarray(value)
+      if v.size == 0 or (v.min() >= INT_RANGE[0] and v.max() <= INT_RANGE[1]):
+        return
+      raise ValueError(
+          f"{_where(loss)}{name} is out of range: {name} must lie in "
+          f"[{INT_RANGE[0]}, {INT_RANGE[1]}] (int32), got {name}={_show(value)}.")
+  what = "an int or an integer array" if arrays else "a Python int"
+  raise TypeError(
+      f"{_where(loss)}{name} must be {what}, got {name}={_show(value)} of type "
+      f"{type(value).__name__}." + (f" Use {name}={int(value)}." if isinstance(value, float)
+                                    and value.is_integer() else ""))
+
+
+def check_axis(name: str, value, *, loss: str = "", tuples: bool = False) -> None:
+  """A static axis: an int, or (where the loss supports it) a tuple of distinct ints."""
+  if type(value) is int:
+    return
+  if isinstance(value, tuple) and tuples:
+    if value and all(type(a) is int or isinstance(a, np.integer) for a in value):
+      if len(set(int(a) for a in value)) != len(value):
+        raise ValueError(f"{_where(loss)}{name}={value!r} repeats an axis; list each "
+                         f"class axis once.")
+      return
+  elif isinstance(value, np.integer) and not isinstance(value, bool):
+    return
+  elif not tuples and isinstance(value, (tuple, list)) and value and all(
+      type(a) is int or isinstance(a, np.integer) for a in value):
+    raise ValueError(
+        f"{_where(loss)}{name}={_show(value)}: this loss takes one class axis (an int). "
+        f"Merge the class axes into one first (jnp.moveaxis, then reshape) or pick a loss "
+        f"that accepts a tuple of class axes (softmax_cross_entropy and its variants).")
+  allowed = "an int or a non-empty tuple of ints" if tuples else "an int"
+  raise TypeError(
+      f"{_where(loss)}{name} must be {allowed} (a static axis), got {name}={_show(value)} of "
+      f"type {type(value).__name__}.")

@@ -38,12 +38,23 @@ def _binary_inputs(logits, labels, where, names=("logits", "labels")):
   return masked_fill(where, x, x.shape), masked_fill(where, y, x.shape)
 
 
+def _classes_last(x, axis):
+  """``x`` with the class axis last; a tuple of class axes (as in optax) is
+  moved to the end in the order given and flattened into one, so an integer
+  label is a flat (C-order) index into ``x``'s slice over those axes."""
+  if not isinstance(axis, tuple):
+    return jnp.moveaxis(x, axis, -1)
+  n = len(axis)
+  x = jnp.moveaxis(x, axis, tuple(range(-n, 0)))
+  return x.reshape(x.shape[:x.ndim - n] + (-1,))
+
+
 def _softmax_inputs(logits, labels, axis, where):
   """Logits and probability labels with the class axis moved last."""
   x = checks.as_float(logits, "logits")
   checks.check_same_shape("logits", x, "labels", labels)
   y = checks.as_target(labels, "labels", x)
-  x, y = jnp.moveaxis(x, axis, -1), jnp.moveaxis(y, axis, -1)
+  x, y = _classes_last(x, axis), _classes_last(y, axis)
   shape = x.shape[:-1]
   return (masked_fill(where, x, shape, axis_extra=1),
           masked_fill(where, y, shape, axis_extra=1), shape)
@@ -56,7 +67,7 @@ def _integer_inputs(logits, labels, axis, where, ignore_index=None, name="logits
   the gather stays in range. Unmasked labels outside ``[0, K)`` gather NaN:
   an out-of-range label never yields a plausible-looking number.
   """
-  x = jnp.moveaxis(checks.as_float(logits, name), axis, -1)
+  x = _classes_last(checks.as_float(logits, name), axis)
   y = checks.as_labels(labels, "labels")
   checks.check_label_shape(name, x, "labels", y)
   shape = y.shape
@@ -366,7 +377,7 @@ def softmax_cross_entropy(logits, labels, *, label_smoothing=0.0,
     labels: probabilities of the same shape.
     label_smoothing: :math:`\alpha` in [0, 1] (traceable).
     class_weights: optional ``[K]`` per-class weights.
-    axis: the class axis (static).
+    axis: the class axis, or a tuple of class axes flattened into one (static).
     where: mask over the rows, shape ``logits.shape`` without the class axis.
     weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
 
@@ -429,7 +440,8 @@ def softmax_cross_entropy_with_integer_labels(
     label_smoothing: :math:`\alpha` in [0, 1] (traceable).
     class_weights: optional ``[K]`` per-class weights.
     ignore_index: optional label value to skip (e.g. -100 for padding).
-    axis: the class axis (static).
+    axis: the class axis, or a tuple of class axes flattened into one in the
+      order given, a label being a flat index into them (static).
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
 
   Returns:
@@ -583,7 +595,7 @@ def poly_loss_cross_entropy(logits, labels, *, epsilon=2.0, axis=-1,
     logits: float array ``[..., K]``.
     labels: probabilities of the same shape.
     epsilon: coefficient of the linear term (traceable; may be negative).
-    axis: the class axis (static).
+    axis: the class axis, or a tuple of class axes flattened into one (static).
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
 
   Returns:
@@ -620,7 +632,8 @@ def poly_loss_cross_entropy_with_integer_labels(
     labels: integer array ``logits.shape`` without the class axis.
     epsilon: coefficient of the linear term (traceable).
     ignore_index: optional label value to skip.
-    axis: the class axis (static).
+    axis: the class axis, or a tuple of class axes flattened into one in the
+      order given, a label being a flat index into them (static).
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
 
   Returns:
@@ -658,7 +671,8 @@ def multiclass_hinge_loss(scores, labels, *, margin=1.0, ignore_index=None,
     labels: integer array ``scores.shape`` without the class axis.
     margin: :math:`m`, non-negative (traceable).
     ignore_index: optional label value to skip.
-    axis: the class axis (static).
+    axis: the class axis, or a tuple of class axes flattened into one in the
+      order given, a label being a flat index into them (static).
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
 
   Returns:

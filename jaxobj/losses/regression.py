@@ -125,10 +125,12 @@ def absolute_error(predictions, targets=None, *, where=None, weights=None,
 
 
 def _huber(r, delta):
-  # Branch-free form: finite value and gradient for any finite residual.
+  # Branch-free form: finite value and gradient for any finite residual. The
+  # linear part's factor is 0 where |r| <= delta, so delta = inf (never
+  # linear) gives exactly r^2 / 2, not inf * 0.
   a = jnp.abs(r)
   quadratic = jnp.minimum(a, delta)
-  return 0.5 * quadratic ** 2 + delta * (a - quadratic)
+  return 0.5 * quadratic ** 2 + jnp.where(a > delta, delta, 0.0) * (a - quadratic)
 
 
 @register("regression", inputs=examples.POINTWISE)
