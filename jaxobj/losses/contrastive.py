@@ -156,11 +156,13 @@ def _lse_parts(s: jax.Array, mask, axis: int = -1):
 
   Masked entries are replaced by ``-inf`` *before* the exponential (the double
   ``where``), so a large masked value cannot overflow into an ``inf * 0``
-  gradient, and an empty row takes ``log 1`` instead of ``log 0``.
+  gradient, and an empty row takes ``log 1`` instead of ``log 0``. A NaN
+  entry makes ``m`` NaN and the row non-empty, so the NaN reaches the value.
   """
   masked = s if mask is None else jnp.where(mask, s, -jnp.inf)
-  m = jnp.max(masked, axis=axis, keepdims=True)
-  nonempty = m > -jnp.inf
+  # The initial value lets an empty batch (a zero-size axis) reduce too.
+  m = jnp.max(masked, axis=axis, keepdims=True, initial=-jnp.inf)
+  nonempty = m != -jnp.inf
   m = jax.lax.stop_gradient(jnp.where(nonempty, m, 0.0))
   total = jnp.sum(jnp.exp(masked - m), axis=axis, keepdims=True)
   return jnp.log(jnp.where(nonempty, total, 1.0)), m, nonempty
@@ -916,7 +918,9 @@ def ntxent(embeddings, labels, *, temperature=0.07, where=None, weights=None,
   counts = jnp.sum(pos, axis=-1)
   if valid is not None:
     counts = jnp.where(valid, counts, 0)
-  mean_positives = jnp.sum(counts) / jnp.maximum(_count(valid, s.shape[0]), 1)
+  # Counts are integers: divide in the compute dtype (int / int is float64 under x64).
+  mean_positives = (jnp.sum(counts).astype(s.dtype)
+                    / jnp.maximum(_count(valid, s.shape[0]), 1).astype(s.dtype))
   values = row / jnp.where(mean_positives > 0, mean_positives, 1.0)
   return _finish(values, batch_shape, where, weights, reduction)
 

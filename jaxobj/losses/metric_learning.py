@@ -71,9 +71,9 @@ _HIGHEST = jax.lax.Precision.HIGHEST
 
 
 def _safe_sqrt(s):
-  """``sqrt(s)`` for ``s >= 0`` with gradient 0 (not inf) where ``s == 0``."""
+  """``sqrt(s)`` for ``s >= 0`` with gradient 0 (not inf) where ``s == 0``; NaN stays NaN."""
   pos = s > 0
-  return jnp.where(pos, jnp.sqrt(jnp.where(pos, s, 1.0)), 0.0)
+  return jnp.where(pos, jnp.sqrt(jnp.where(pos, s, 1.0)), jnp.where(jnp.isnan(s), s, 0.0))
 
 
 def _sq_norm(x):
@@ -100,9 +100,9 @@ def _lp_norm(v, p):
     return _safe_sqrt(_sq_norm(v))
   a = jnp.abs(v)
   scale = jax.lax.stop_gradient(jnp.max(a, axis=-1))
-  nonzero = scale > 0
+  nonzero = scale != 0  # a NaN scale takes the nonzero branch, so NaN reaches the value
   r = a / jnp.where(nonzero, scale, 1.0)[..., None]
-  pos = r > 0
+  pos = r != 0
   powers = jnp.where(pos, jnp.exp(p * jnp.log(jnp.where(pos, r, 1.0))), 0.0)
   total = jnp.where(nonzero, jnp.sum(powers, axis=-1), 1.0)  # >= 1 when nonzero
   return jnp.where(nonzero, scale * jnp.exp(jnp.log(total) / p), 0.0)
@@ -146,8 +146,10 @@ def _sum_of_hinges(thresholds, d, neg):
   prefix = jnp.cumsum(jnp.concatenate([jnp.zeros_like(shifted[:, :1]), shifted], axis=1),
                       axis=1)
   below = jax.vmap(functools.partial(jnp.searchsorted, side="left"))(srt, thresholds)
+  # A NaN distance sorts last and is never below a threshold: pass it on explicitly.
+  nan = jnp.where(jnp.any(neg & jnp.isnan(d), axis=1, keepdims=True), jnp.nan, 0.0)
   return (below.astype(d.dtype) * (thresholds - shift)
-          - jnp.take_along_axis(prefix, below, axis=1))
+          - jnp.take_along_axis(prefix, below, axis=1) + nan)
 
 
 # --------------------------------------------------------------------------
@@ -641,8 +643,9 @@ def batch_hard_triplet_loss(embeddings, labels, *, margin=1.0, soft=False,
   checks.check_range("margin", margin, low=0.0)
   d, pos, neg, shape = _distances_and_masks(embeddings, labels, where, distance)
   has_triplet = jnp.any(pos, axis=1) & jnp.any(neg, axis=1)
-  hardest_pos = jnp.max(jnp.where(pos, d, -jnp.inf), axis=1)
-  hardest_neg = jnp.min(jnp.where(neg, d, jnp.inf), axis=1)
+  # The initial values let an empty batch reduce.
+  hardest_pos = jnp.max(jnp.where(pos, d, -jnp.inf), axis=1, initial=-jnp.inf)
+  hardest_neg = jnp.min(jnp.where(neg, d, jnp.inf), axis=1, initial=jnp.inf)
   v = jnp.where(has_triplet, hardest_pos - hardest_neg + margin, 0.0)
   values = jax.nn.softplus(v) if soft else jax.nn.relu(v)
   return _reduce_anchors(values, has_triplet, shape, weights, reduction)
