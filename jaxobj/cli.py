@@ -10,6 +10,11 @@
 
 A config that cannot be used is reported in one line (``jaxobj: error:
 <file>: <key path>: <what and how to fix it>``) with exit status 2.
+
+Ctrl-C during ``jaxobj run`` stops it at any moment with exit status 130:
+before training starts nothing is written; during training the rows so far,
+the plots and the summary are kept (see :mod:`jaxobj.train.loop`). A run
+directory holding an interrupted run is replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -66,21 +71,20 @@ def _overrides(args) -> list[str]:
   return sets
 
 
-def _host_devices(args, overrides) -> None:
+def _host_devices(args, raw) -> None:
   """Applies --devices or the config's train.host_devices before JAX starts."""
-  from jaxobj.config import files, yamlio
-  from jaxobj.config.errors import ConfigError
-  from jaxobj.train.devices import request_host_devices
+  from jaxobj.config import schema
+  from jaxobj.train.devices import MAX_HOST_DEVICES, request_host_devices
   n = args.devices
-  if n is None:
-    try:
-      raw = yamlio.override(yamlio.read(files.resolve(args.config)), overrides)
-    except ConfigError:
-      return  # the full load reports it
+  if n is not None:
+    schema.integer(n, "--devices", 1, MAX_HOST_DEVICES)
+  else:
     train = raw.get("train")
     n = train.get("host_devices") if isinstance(train, dict) else None
-    if isinstance(n, bool) or not isinstance(n, int):
+    if n is None:
       return
+    # checked here too, as the full check comes after JAX has started
+    schema.integer(n, "train.host_devices", 1, MAX_HOST_DEVICES)
   request_host_devices(n)
 
 
@@ -107,12 +111,24 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
   if args.list:
     return cmd_list(args)
+  from jaxobj.train.interrupt import StopRequest
+  with StopRequest() as stop:  # from here on, Ctrl-C is a flag that nothing can swallow
+    return _run(args, stop)
+
+
+def _run(args, stop) -> int:
+  from jaxobj.config import yamlio
+  from jaxobj.config.errors import ConfigError
   overrides = _overrides(args)
   if args.format:
     overrides.append(f"train.metrics_format={args.format}")
-  _host_devices(args, overrides)
-  from jaxobj import config as config_lib
-  cfg = config_lib.load(args.config, overrides)
+  path, raw = yamlio.read_overridden(args.config, overrides)  # read once
+  try:
+    _host_devices(args, raw)
+  except ConfigError as err:
+    raise err.with_source(str(path)) if err.path != "--devices" else err from None
+  from jaxobj.config import experiment
+  cfg = experiment.from_dict(raw, name=path.stem, source=str(path))
   if cfg.objective is None:
     print(f"jaxobj: {cfg.name} is a comparison (it has no objective to train); running "
           "jaxobj compare.", file=sys.stderr)
@@ -122,7 +138,8 @@ def cmd_run(args: argparse.Namespace) -> int:
   if args.config == DEFAULT_CONFIG and not args.config_given:
     console.print(f"jaxobj run: no config given; running the default, {DEFAULT_CONFIG} "
                   f"({cfg.source}).", highlight=False)
-  result = loop.run(cfg, args.out, progress=not args.no_progress)
+  result = loop.run(cfg, args.out, progress=not args.no_progress, overwrite=args.overwrite,
+                    stop=stop)
   report.print_summary(result, console)
   return 130 if result.interrupted else 0
 
@@ -175,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--format", choices=("csv", "jsonl"), help="metrics file format")
   p.add_argument("--devices", type=int, help="ask for this many host (CPU) devices")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
+  p.add_argument("--overwrite", action="store_true",
+                 help="replace an interrupted run in the output directory (runs cannot be "
+                      "resumed)")
   p.add_argument("--list", action="store_true", help="list the shipped configs and exit")
   p.set_defaults(func=cmd_run)
 
@@ -198,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
   except BrokenPipeError:  # e.g. `jaxobj losses | head`
     sys.stderr.close()
     return 0
-  except KeyboardInterrupt:  # outside the training loop, which handles its own
-    print("jaxobj: interrupted.", file=sys.stderr)
+  except KeyboardInterrupt as err:  # the training loop says when and what was kept
+    print(f"jaxobj: interrupted{f' {err}' if str(err) else ''}.", file=sys.stderr)
     return 130
   except Exception as err:
     if getattr(args, "debug", False):

@@ -88,8 +88,8 @@ def test_round_tripped_objective_gives_the_same_values():
 
 
 def test_root_multitask_and_single_term_round_trip():
-  mt = jo.multitask({"x": jo.term(jaxobj.squared_error, "p"),
-                     "y": jo.term(jaxobj.absolute_error, "p")},
+  mt = jo.multitask({"x": jo.term(jaxobj.squared_error, "p", None),
+                     "y": jo.term(jaxobj.absolute_error, "p", None)},
                     jo.StaticWeights({"y": 0.5}))
   assert config.objective_from_config(config.objective_to_config(mt)) == mt
   single = jo.term(jaxobj.huber_loss, "p", "t", delta=0.3)
@@ -97,7 +97,8 @@ def test_root_multitask_and_single_term_round_trip():
 
 
 def test_every_weighting_scheme_round_trips():
-  tasks = {"x": jo.term(jaxobj.squared_error, "p"), "y": jo.term(jaxobj.absolute_error, "p")}
+  tasks = {"x": jo.term(jaxobj.squared_error, "p", None),
+           "y": jo.term(jaxobj.absolute_error, "p", None)}
   for scheme in (jo.StaticWeights(), jo.UncertaintyWeighting(init_log_variance=0.5),
                  jo.DynamicWeightAverage(temperature=1.5), jo.FAMO(learning_rate=0.01),
                  jo.RandomLossWeighting(), jo.GeometricMean()):
@@ -109,7 +110,7 @@ def test_every_weighting_scheme_round_trips():
     (jo.term(lambda p: jnp.sum(p), "p", name="mine"), "not registered"),
     (jo.term(jaxobj.arcface_loss, "e", "l", jo.learnable(lambda k: jnp.zeros((3, 4)))),
      "random initializer"),
-    (optax.constant_schedule(1.0) * jo.term(jaxobj.squared_error, "p"), "no config form"),
+    (optax.constant_schedule(1.0) * jo.term(jaxobj.squared_error, "p", None), "no config form"),
 ])
 def test_objective_to_config_names_what_a_config_cannot_express(obj, match):
   with pytest.raises(ConfigError, match=match):
@@ -205,7 +206,7 @@ BAD = [
      "objective.scheme", "Did you mean 'uncertainty_weighting'"),
     ("train.steps", "ten", "train.steps", "expected an integer"),
     ("train.stpes", 3, "train.stpes", "Did you mean 'steps'"),
-    ("train.steps", 0, "train.steps", "positive"),
+    ("train.steps", 0, "train.steps", "from 1 to"),
     ("train.metrics_format", "parquet", "train.metrics_format", "'csv', 'jsonl'"),
     ("optimizer.name", "adamm", "optimizer.name", "Did you mean 'adam'"),
     ("optimizer.learning_rate", -1.0, "optimizer.learning_rate", "positive"),

@@ -49,6 +49,21 @@ OPTIMIZERS = {name: getattr(optax, name) for name in (
     "adam", "adamw", "sgd", "rmsprop", "adagrad", "adabelief", "lamb", "lion", "nadam",
     "radam", "yogi", "adafactor")}
 
+MAX_SEED = 2**32 - 1
+"""Seeds are 0 to 2**32 - 1 (what ``jax.random.key`` takes on every setting of x64)."""
+
+MAX_NAME = 100
+"""The longest run name (it names the run directory)."""
+
+MAX_EXAMPLES = 1_000_000
+"""The most examples a synthetic data split may have (``data.n_train``, ``data.n_val``)."""
+
+MAX_DATA_INT = 4096
+"""The largest other integer a data set takes (``features``, ``classes``, ``size``...)."""
+
+MAX_STEPS = 2**31 - 1
+"""The largest step count (training steps are int32 on the device)."""
+
 SECTIONS = ("name", "description", "seed", "data", "model", "objective", "metrics",
             "optimizer", "train", "compare")
 
@@ -171,7 +186,7 @@ def from_dict(config: Mapping[str, Any], *, name: str | None = None,
 
 
 def _from_dict(config, name, source) -> Config:
-  cfg = schema.mapping(config, "", what="a config")
+  cfg = schema.mapping(yamlio.plain(config), "", what="a config")
   for k in cfg:
     if k not in SECTIONS:
       raise unknown("", k, SECTIONS, what="section")
@@ -179,18 +194,16 @@ def _from_dict(config, name, source) -> Config:
     raise ConfigError("", "a config needs an objective: section (for jaxobj run) or a "
                       "compare: section (for jaxobj compare).")
   run_name = schema.check(cfg.get("name", name or "run"), schema.Param(tags=("str",)), "name")
-  if not run_name or any(c in run_name for c in "/\\") or run_name.startswith("."):
-    raise ConfigError("name", f"{run_name!r} names the run directory; use letters, digits, "
-                      "'_' and '-'.")
+  _check_name(run_name)
   description = schema.check(cfg.get("description", ""), schema.Param(tags=("str",)),
                              "description")
-  seed = schema.check(cfg.get("seed", 0), schema.Param(tags=("int",)), "seed")
+  seed = schema.integer(cfg.get("seed", 0), "seed", 0, MAX_SEED)
   training = "objective" in cfg
   if training:
     for section in ("data", "model"):
       if section not in cfg:
         raise ConfigError(section, f"a training config needs a {section}: section.")
-  data = _section(cfg.get("data"), "data", _datasets(), "data set") if "data" in cfg else None
+  data = _data(cfg.get("data")) if "data" in cfg else None
   model = _model(cfg.get("model")) if "model" in cfg else None
   objective = objective_from_config(cfg["objective"]) if training else None
   metrics = metrics_from_config(cfg.get("metrics"))
@@ -199,6 +212,29 @@ def _from_dict(config, name, source) -> Config:
   compare = _compare(cfg["compare"], data) if "compare" in cfg else None
   return Config(run_name, description, seed, data, model, objective, metrics, optimizer,
                 train, compare, dict(cfg), source)
+
+
+def _check_name(name: str) -> None:
+  bad = next((c for c in name if not c.isprintable() or c in "/\\"), None)
+  if not name or len(name) > MAX_NAME or bad is not None or name.startswith("."):
+    why = (f"it has the character {bad!r}" if bad is not None
+           else f"it has {len(name)} characters" if name else "it is empty")
+    raise ConfigError("name", f"the run's name names its directory: 1 to {MAX_NAME} printable "
+                      f"characters, no '/' or '\\', not starting with '.' ({why}); use "
+                      "letters, digits, '_' and '-'.")
+
+
+def _data(cfg) -> Section:
+  cfg = schema.mapping(cfg, "data")
+  fn = _datasets().get(cfg.get("name"))
+  if fn is not None:  # integers in range first, so that the message gives the range
+    for k, p in schema.parameters(fn).items():
+      if p.tags and "int" in p.tags and cfg.get(k) is not None:
+        lo = 0 if k in ("n_val", "seed") else 1
+        hi = {"n_train": MAX_EXAMPLES, "n_val": MAX_EXAMPLES, "seed": MAX_SEED}.get(
+            k, MAX_DATA_INT)
+        schema.integer(cfg[k], join("data", k), lo, hi)
+  return _section(cfg, "data", _datasets(), "data set")
 
 
 def _datasets():
@@ -258,13 +294,19 @@ def build_optimizer(section: Section) -> optax.GradientTransformation:
 
 
 def _train(cfg) -> TrainSettings:
-  kw = schema.kwargs(cfg, schema.parameters(TrainSettings), "train", owner="train")
-  settings = TrainSettings(**kw)
+  cfg = schema.mapping(cfg, "train")
   for k in ("steps", "eval_every", "log_every", "batch_size", "host_devices"):
-    v = getattr(settings, k)
-    if v is not None and v < 1:
-      raise ConfigError(join("train", k), f"must be a positive integer, got {v}.")
-  return settings
+    if cfg.get(k) is not None:
+      check_integer_setting(cfg[k], k)
+  return TrainSettings(**schema.kwargs(cfg, schema.parameters(TrainSettings), "train",
+                                       owner="train"))
+
+
+def check_integer_setting(value: Any, key: str) -> int:
+  """``train.<key>`` (an integer setting) checked against its range."""
+  from jaxobj.train.devices import MAX_HOST_DEVICES
+  hi = MAX_HOST_DEVICES if key == "host_devices" else MAX_STEPS
+  return schema.integer(value, join("train", key), 1, hi)
 
 
 def _compare(cfg, data) -> CompareSettings:
@@ -341,9 +383,5 @@ def _grid(cfg, path) -> dict[str, Any]:
 
 def load(name_or_path: str | pathlib.Path, overrides: Sequence[str] = ()) -> Config:
   """Reads, overrides (``["train.steps=3"]``) and checks a config file."""
-  path = resolve(str(name_or_path))
-  try:
-    raw = yamlio.override(yamlio.read(path), overrides)
-  except ConfigError as err:
-    raise err.with_source(str(path)) from None
+  path, raw = yamlio.read_overridden(name_or_path, overrides)
   return from_dict(raw, name=path.stem, source=str(path))

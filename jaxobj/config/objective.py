@@ -240,7 +240,40 @@ def _term(cfg, path, name, kind=None):
     return core.term(spec.fn, *inputs, name=name or spec.name, reduction=reduction,
                      exact=exact, **kwargs)
   except (TypeError, ValueError) as err:
+    missing = _missing_inputs(spec, inputs, reduction, exact, kwargs)
+    if missing:
+      raise _missing_input_error(spec, missing, len(inputs), join(path, "inputs")) from None
     raise ConfigError(path, str(err)) from None
+
+
+def _missing_inputs(spec, inputs, reduction, exact, kwargs) -> list[str]:
+  """The inputs a failed term lacks: those whose explicit values let it build."""
+  names = list(spec.input_names)
+  if len(inputs) >= len(names):
+    return []
+  try:  # None for each unnamed input: if that builds, naming them was what failed
+    core.term(spec.fn, *inputs, *([None] * (len(names) - len(inputs))), reduction=reduction,
+              exact=exact, **kwargs)
+  except (TypeError, ValueError):
+    return []
+  return names[len(inputs):]
+
+
+def _missing_input_error(spec, missing, given, path) -> ConfigError:
+  zeros = _accepts_null(spec, missing[0])
+  return ConfigError(path, f"{spec.name} takes ({', '.join(spec.input_names)}) and got "
+                     f"{given} input{'s' if given != 1 else ''}, so {missing[0]!r} is missing; "
+                     f"add its path (e.g. [outputs, batch.y])"
+                     + (", or null to use zeros for it" if zeros else "") + ".")
+
+
+def _accepts_null(spec, name) -> bool:
+  """Whether ``name`` is an input that ``spec``'s function takes as None (zeros)."""
+  try:
+    param = inspect.signature(spec.fn).parameters.get(name)
+  except (TypeError, ValueError):
+    return False
+  return param is not None and param.default is None
 
 
 def _spec(name, path, kind) -> registry.LossSpec:
@@ -261,6 +294,42 @@ def _spec(name, path, kind) -> registry.LossSpec:
     raise ConfigError(path, f"{name!r} is an evaluation metric, not a differentiable "
                       "loss; list it under metrics: instead.")
   return spec
+
+
+def term_paths(config: Any, path: str = "objective") -> dict[str, str]:
+  """The key path of each leaf term of an objective config, by its last name.
+
+  ``{"fit": "objective.terms.fit", "aux/l1": "objective.terms.aux.terms.l1"}``:
+  the keys are the config's names joined by ``/`` (the term's key and those of
+  the nodes above it), for blaming an error found while tracing a term on the
+  place in the config that made it.
+  """
+  out: dict[str, str] = {}
+
+  def walk(node, path, names):
+    if not isinstance(node, Mapping):
+      return
+    if "loss" in node or "regularizer" in node or "metric" in node:
+      out["/".join(names)] = path
+      return
+    for key in ("terms", "tasks"):
+      children = node.get(key)
+      if isinstance(children, Mapping):
+        for k, v in children.items():
+          walk(v, join(join(path, key), k), names + [str(k)])
+
+  walk(config, path, [])
+  return out
+
+
+def find_term_path(paths: Mapping[str, str], term: str) -> str | None:
+  """The key path in :func:`term_paths` of the term logged as ``term`` (``group/name``)."""
+  parts = term.split("/")
+  found = [p for names, p in paths.items()
+           if names.split("/")[-1] == parts[-1] and set(parts) <= set(names.split("/"))]
+  if len(found) > 1:  # a group's name may be left out of what is logged; prefer exact
+    found = [paths[n] for n in paths if n == term] or found
+  return found[0] if found else None
 
 
 def _unregistered_spec(name, fn) -> registry.LossSpec:
@@ -313,18 +382,25 @@ def _inputs(cfg, path, spec, kind):
          else f"{len(required)} to {len(spec.input_names)}")
     raise ConfigError(ipath, f"{spec.name} takes {n} inputs ({', '.join(spec.input_names)}), "
                       f"got {len(inputs)}.")
+  for i, v in enumerate(inputs):
+    if v is None and not _accepts_null(spec, spec.input_names[i]):
+      raise ConfigError(join(ipath, i), f"null stands for an input left as zeros, which "
+                        f"{spec.name}'s {spec.input_names[i]!r} is not; give a path such as "
+                        "batch.y.")
   return [_input(v, join(ipath, i)) for i, v in enumerate(inputs)]
 
 
 def _input(v, path):
+  if v is None:  # explicitly zeros (e.g. regression targets), checked by _inputs
+    return None
   if isinstance(v, str):
     return v
   if isinstance(v, Mapping):
     return _marked(v, path, allow=("learnable",))
   if isinstance(v, (int, float, list)) and not isinstance(v, bool):
     return _array(v, path)
-  raise ConfigError(path, f"expected a path (e.g. batch.y), a constant or a learnable, got "
-                    f"{describe(v)}.")
+  raise ConfigError(path, f"expected a path (e.g. batch.y), a constant, a learnable or null "
+                    f"(zeros), got {describe(v)}.")
 
 
 def _array(v, path):

@@ -171,6 +171,14 @@ def _matches(v, tags) -> bool:
   return False
 
 
+def integer(v: Any, path: str, lo: int, hi: int) -> int:
+  """``v`` checked to be an integer from ``lo`` to ``hi``, or a ConfigError naming the range."""
+  if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+    shown = describe(v) if not isinstance(v, int) or abs(v) < 10**12 else f"{float(v):.3g}"
+    raise ConfigError(path, f"expected an integer from {lo:,} to {hi:,}, got {shown}.")
+  return v
+
+
 def number(v: Any, path: str) -> float:
   return check(v, Param(tags=("number",)), path)
 

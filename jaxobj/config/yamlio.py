@@ -6,6 +6,11 @@ Python object (``!!python/object/apply:os.system``) is an error, so reading a
 config never runs code. Two changes to the safe loader: a key given twice is
 an error rather than silently the last one, and ``1e-3`` is a number (YAML 1.1
 would make it a string).
+
+Sizes are bounded: a config nests at most :data:`MAX_DEPTH` levels and holds at
+most :data:`MAX_NODES` values once its aliases are expanded (``*a`` repeats what
+``&a`` marks, so a few hundred bytes of aliases of aliases can stand for
+billions of values); past either limit the config is refused in one line.
 """
 
 from __future__ import annotations
@@ -16,7 +21,13 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from jaxobj.config.errors import ConfigError, describe
+from jaxobj.config.errors import ConfigError, describe, join
+
+MAX_DEPTH = 100
+"""The deepest nesting of mappings and lists a config may have."""
+
+MAX_NODES = 100_000
+"""The most values (mappings, lists and scalars) a config may hold, aliases expanded."""
 
 
 class _SafeLoader(yaml.SafeLoader):
@@ -48,16 +59,46 @@ _SafeLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+012
 
 
 def parse(text: str, source: str = "<config>") -> Any:
-  """Parses YAML text to plain data; YAML errors become one-line ConfigErrors."""
+  """Parses YAML text to plain data (every alias expanded into its own copy).
+
+  Raises:
+    ConfigError: in one line, for YAML errors and for configs past
+      :data:`MAX_DEPTH` or :data:`MAX_NODES`.
+  """
   try:
-    return yaml.load(text, Loader=_SafeLoader)
+    _check_depth(text, source)  # before composing, which recurses once per level
+    data = yaml.load(text, Loader=_SafeLoader)
   except yaml.YAMLError as err:
     raise ConfigError("", _yaml_message(err), _located(source, err)) from None
+  except RecursionError:  # a safety net; _check_depth stops far below Python's limit
+    raise ConfigError("", f"nested too deeply; a config nests at most {MAX_DEPTH} levels.",
+                      source) from None
+  try:
+    return plain(data)
+  except ConfigError as err:
+    raise err.with_source(source) from None
+
+
+def _check_depth(text, source):
+  """Refuses text nested deeper than MAX_DEPTH, from the parser's events (no recursion)."""
+  depth = 0
+  for event in yaml.parse(text, Loader=_SafeLoader):
+    if isinstance(event, yaml.CollectionStartEvent):
+      depth += 1
+      if depth > MAX_DEPTH:
+        raise ConfigError("", f"nested more than {MAX_DEPTH} levels deep; a config nests at "
+                          f"most {MAX_DEPTH} levels.", _located_mark(source, event.start_mark))
+    elif isinstance(event, yaml.CollectionEndEvent):
+      depth -= 1
+
+
+def _located_mark(source, mark) -> str:
+  return f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
 
 
 def _located(source, err) -> str:
-  mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
-  return f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+  return _located_mark(source, getattr(err, "problem_mark", None)
+                       or getattr(err, "context_mark", None))
 
 
 def _yaml_message(err) -> str:
@@ -89,6 +130,17 @@ def read(path: str | pathlib.Path) -> dict[str, Any]:
   return data
 
 
+def read_overridden(name_or_path: str | pathlib.Path,
+                    overrides: Sequence[str] = ()) -> tuple[pathlib.Path, dict[str, Any]]:
+  """The file a config name or path means, and its data with ``overrides`` applied."""
+  from jaxobj.config.files import resolve
+  path = resolve(str(name_or_path))
+  try:
+    return path, override(read(path), overrides)
+  except ConfigError as err:
+    raise err.with_source(str(path)) from None
+
+
 def override(config: dict[str, Any], assignments: Sequence[str]) -> dict[str, Any]:
   """A copy of ``config`` with ``"a.b.c=value"`` assignments applied.
 
@@ -118,12 +170,35 @@ def override(config: dict[str, Any], assignments: Sequence[str]) -> dict[str, An
 
 
 def plain(x):
-  """A copy of config data with every mapping a dict and every sequence a list."""
-  if isinstance(x, Mapping):
-    return {k: plain(v) for k, v in x.items()}
-  if isinstance(x, (list, tuple)):
-    return [plain(v) for v in x]
-  return x
+  """A copy of config data with every mapping a dict and every sequence a list.
+
+  Shared parts (YAML aliases) are copied where they appear, counting every
+  value on the way.
+
+  Raises:
+    ConfigError: the data nests deeper than :data:`MAX_DEPTH` levels or holds
+      more than :data:`MAX_NODES` values, naming where the limit was reached.
+  """
+  count = 0
+
+  def copy(x, path, depth):
+    nonlocal count
+    count += 1
+    if count > MAX_NODES:  # raised while copying, so an alias bomb costs MAX_NODES steps
+      raise ConfigError(path, f"the config holds more than {MAX_NODES:,} values once its "
+                        "YAML aliases (*name) are expanded; the limit is "
+                        f"{MAX_NODES:,} values.")
+    if isinstance(x, (Mapping, list, tuple)) and depth >= MAX_DEPTH:
+      shown = path if len(path) <= 60 else path[:57] + "..."
+      raise ConfigError(shown, f"nested more than {MAX_DEPTH} levels deep; a config nests at "
+                        f"most {MAX_DEPTH} levels.")
+    if isinstance(x, Mapping):
+      return {k: copy(v, join(path, k), depth + 1) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+      return [copy(v, join(path, i), depth + 1) for i, v in enumerate(x)]
+    return x
+
+  return copy(x, "", 0)
 
 
 def dump(config: Any) -> str:

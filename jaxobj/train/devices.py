@@ -10,7 +10,11 @@ import os
 
 import jax
 
-__all__ = ["request_host_devices"]
+__all__ = ["MAX_HOST_DEVICES", "request_host_devices"]
+
+MAX_HOST_DEVICES = 256
+"""The most host (CPU) devices a run may ask for: XLA aborts (about 20,000) or
+stalls (a million) far above it, and no test of sharding needs more."""
 
 
 def request_host_devices(n: int | None) -> bool:
@@ -19,7 +23,12 @@ def request_host_devices(n: int | None) -> bool:
   Returns whether the request was applied: ``False`` for ``n < 2``, when JAX
   has started already, or when ``XLA_FLAGS`` sets a device count itself. Only
   the CPU platform is affected; an accelerator keeps its own devices.
+
+  Raises:
+    ValueError: ``n`` is more than :data:`MAX_HOST_DEVICES`.
   """
+  if n is not None and n > MAX_HOST_DEVICES:
+    raise ValueError(f"{n} host devices asked for; the limit is {MAX_HOST_DEVICES}.")
   if not n or n < 2 or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
     return False
   try:

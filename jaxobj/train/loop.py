@@ -21,8 +21,15 @@ Terms read their inputs from ``outputs`` (the model's), ``batch``, ``model``
 on one device), so a config can hand the mesh to a sharded loss:
 ``mesh: {ref: mesh}`` for ``sharded_siglip_loss``.
 
-Ctrl-C stops after the current call; the metrics written so far stay, and the
-plots and the summary are still made from them.
+Ctrl-C at any moment stops the run (:class:`~jaxobj.train.interrupt.StopRequest`
+turns it into a flag read between compiled calls, so no callback can swallow
+it). Before training starts nothing is written; during training the run stops
+after the current call, the metrics written so far stay, and the plots and the
+summary are still made from them. Until the last file is written the run
+directory holds a marker file, ``INCOMPLETE``, saying what is missing (a
+second Ctrl-C during the final writes leaves it). A run directory that holds
+an interrupted run is not overwritten unless asked (``overwrite=True``, the
+CLI's ``--overwrite``): the trainer keeps no checkpoint to resume from.
 """
 
 from __future__ import annotations
@@ -44,10 +51,12 @@ from jax.sharding import PartitionSpec as P
 
 from jaxobj.config import ConfigError, build_optimizer
 from jaxobj.config.experiment import Config
+from jaxobj.config.objective import find_term_path, term_paths
 from jaxobj.train import data as data_lib
 from jaxobj.train import models as model_lib
 from jaxobj.train.diagnosis import Diagnosis, diagnose_history
 from jaxobj.train.history import History, MetricsWriter
+from jaxobj.train.interrupt import StopRequest
 from jaxobj.train.plots import plot_run
 
 __all__ = ["RunResult", "Trainer", "run"]
@@ -212,7 +221,7 @@ class Trainer:
     try:
       jax.eval_shape(self._loss, self.carry[0], self.carry[1], sample, 0, self.key_train)
     except (ValueError, TypeError, KeyError, IndexError) as err:
-      raise ConfigError("objective", _one_line(err)) from None
+      raise self._blame(sample, err) from None
     if self.mesh is not None:  # the whole step, with the batch split over the devices
       try:
         jax.eval_shape(self._step, self.train_data, self.carry, 0)
@@ -229,6 +238,41 @@ class Trainer:
       raise ConfigError("metrics" if self.metrics is not None else "objective",
                         _one_line(err)) from None
     return list(info)
+
+  def _blame(self, sample, err) -> ConfigError:
+    """A ConfigError for a failed trace of the objective, at the key path that made it.
+
+    Traces each term alone to find the one that fails, then that term with
+    each of its hyperparameters (and ``where`` / ``weights``) at its default, to
+    find the key: ``objective.terms.fit.delta``, not ``objective``.
+    """
+    paths = term_paths(self.config.raw.get("objective"))
+    params = self.carry[0][0]
+    for name, term in self.objective.terms().items():
+      if self._traces(term, params, sample):
+        continue
+      path = find_term_path(paths, name) or "objective"
+      for key, _ in term.kwargs:
+        default = _default_of(term.fn, key)
+        kwargs = tuple((k, v) for k, v in term.kwargs
+                       if k != key or default is not _NO_DEFAULT)
+        kwargs = tuple((k, default if k == key else v) for k, v in kwargs)
+        if self._traces(dataclasses.replace(term, kwargs=kwargs), params, sample):
+          return ConfigError(f"{path}.{key}", _one_line(err))
+      return ConfigError(path, _one_line(err))
+    return ConfigError("objective", _one_line(err))
+
+  def _traces(self, term, params, sample) -> bool:
+    """Whether ``term`` alone traces on the model's outputs for ``sample``."""
+    def loss(params, batch, key):
+      outputs = self._outputs(params, batch, key)
+      return term.apply(term.init(key), step=0, key=key, outputs=outputs, batch=batch,
+                        model=nnx.to_pure_dict(params), mesh=self.mesh)
+    try:
+      jax.eval_shape(loss, params, sample, self.key_train)
+    except (ValueError, TypeError, KeyError, IndexError):
+      return False
+    return True
 
   # ------------------------------------------------------------ driving
 
@@ -263,6 +307,21 @@ class Trainer:
     return step - start
 
 
+_NO_DEFAULT = object()
+
+
+def _default_of(fn, key):
+  """The default of ``fn``'s keyword ``key`` (``_NO_DEFAULT`` if it has none)."""
+  import inspect
+  try:
+    param = inspect.signature(fn).parameters.get(key)
+  except (TypeError, ValueError):
+    return _NO_DEFAULT
+  if param is None or param.default is inspect.Parameter.empty:
+    return _NO_DEFAULT
+  return param.default
+
+
 def _learned_values(objective, params) -> dict[str, jax.Array]:
   """``param/<path>``: each scalar learned value of the objective, as its terms see
   it (a learnable's transform applied; weighting schemes' params as stored)."""
@@ -280,23 +339,96 @@ def _learned_values(objective, params) -> dict[str, jax.Array]:
   return out
 
 
+MARKER = "INCOMPLETE"
+"""The file a run directory holds until the run's last file is written."""
+
+_RUN_FILES = ("summary.json", "metrics.csv", "metrics.jsonl", "loss_curves.png", "weights.png",
+              "learned.png", "metrics.png")
+
+
+def check_out_dir(out: pathlib.Path, *, overwrite: bool = False) -> None:
+  """Refuses an output path that is a file, or that holds an interrupted run.
+
+  Raises:
+    ConfigError: at ``--out``, with the fix.
+  """
+  if out.exists() and not out.is_dir():
+    raise ConfigError("--out", f"{str(out)!r} is a file; the run writes a directory of "
+                      "files: give a directory (new or existing).")
+  for parent in out.parents:
+    if parent.exists() and not parent.is_dir():
+      raise ConfigError("--out", f"{str(out)!r} lies under {str(parent)!r}, which is a file; "
+                        "give a directory.")
+  if overwrite or not out.is_dir():
+    return
+  interrupted = (out / MARKER).exists()
+  try:
+    interrupted = interrupted or json.loads(
+        (out / "summary.json").read_text(encoding="utf-8")).get("interrupted", False)
+  except (OSError, ValueError, AttributeError):
+    pass
+  if interrupted:
+    raise ConfigError("--out", f"{str(out)!r} holds an interrupted run, and runs cannot be "
+                      "resumed (no checkpoint is kept); rerun with --overwrite to replace it, "
+                      "or give another --out.")
+
+
+def _prepare_dir(out: pathlib.Path, config: Config) -> None:
+  """Makes the run directory: the marker first, then no file of an earlier run."""
+  try:
+    out.mkdir(parents=True, exist_ok=True)
+    _mark(out, "training has not finished; metrics.* holds the rows written so far.")
+    for name in _RUN_FILES:  # a metrics file in the other format would be stale
+      (out / name).unlink(missing_ok=True)
+    (out / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+  except OSError as err:
+    raise ConfigError("--out", f"cannot write the run directory {str(out)!r}: "
+                      f"{err.strerror or err}.") from None
+
+
+def _mark(out: pathlib.Path, what: str) -> None:
+  (out / MARKER).write_text(f"This run is incomplete: {what}\nRerun it with --overwrite to "
+                            "replace it.\n", encoding="utf-8")
+
+
 def run(config: Config, out_dir: str | pathlib.Path | None = None, *, progress: bool = True,
-        console=None) -> RunResult:
+        console=None, overwrite: bool = False, stop: StopRequest | None = None) -> RunResult:
   """Trains ``config``'s model with its objective; writes the run directory.
 
   ``out_dir`` (default ``runs/<name>``) receives ``config.yaml``, the metrics
-  file (``metrics.csv`` or ``metrics.jsonl``), the plots and ``summary.json``.
-  On Ctrl-C the rows so far are kept, the plots and summary are still written,
-  and the result says ``interrupted``.
+  file (``metrics.csv`` or ``metrics.jsonl``), the plots and ``summary.json``;
+  files of an earlier run there are removed first. On Ctrl-C during training
+  the rows so far are kept, the plots and summary are still written, and the
+  result says ``interrupted``.
+
+  Args:
+    config: a checked config.
+    out_dir: the run directory.
+    progress: show a progress bar.
+    console: where the progress bar goes (a rich Console; default stderr).
+    overwrite: replace an interrupted run in ``out_dir`` (otherwise refused).
+    stop: the Ctrl-C flag to read (default: one installed for this call).
 
   Raises:
-    ConfigError: the config's parts do not fit together.
+    ConfigError: the config's parts do not fit together, or ``out_dir`` is
+      unusable (a file, or an interrupted run without ``overwrite``).
+    KeyboardInterrupt: Ctrl-C before training started (nothing is written), or
+      a second Ctrl-C during the final writes (the ``INCOMPLETE`` marker stays).
   """
+  if stop is None:
+    with StopRequest() as installed:
+      return run(config, out_dir, progress=progress, console=console, overwrite=overwrite,
+                 stop=installed)
   t0 = time.perf_counter()
-  trainer = Trainer(config)
   out = pathlib.Path(out_dir) if out_dir is not None else pathlib.Path("runs") / config.name
-  out.mkdir(parents=True, exist_ok=True)
-  (out / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+  check_out_dir(out, overwrite=overwrite)
+  try:
+    trainer = Trainer(config)
+  except ConfigError as err:
+    raise err.with_source(config.source) if config.source else err from None
+  if stop.requested:
+    raise KeyboardInterrupt("before training started; nothing was written")
+  _prepare_dir(out, config)
   fmt = config.train.metrics_format
   metrics_path = out / f"metrics.{fmt}"
   history = History()
@@ -314,19 +446,32 @@ def run(config: Config, out_dir: str | pathlib.Path | None = None, *, progress: 
 
     try:
       with bar:
-        done = trainer.train(steps, on_row=on_row)
-    except KeyboardInterrupt:
+        done = trainer.train(steps, on_row=on_row, should_stop=lambda: stop.requested)
+    except KeyboardInterrupt:  # a second Ctrl-C inside a compiled call
       interrupted = True
       done = history.rows[-1]["step"] if history.rows else 0
-  diagnosis = diagnose_history(history)
-  title = f"{config.name}" + (" (interrupted)" if interrupted else "")
-  files = {"config": out / "config.yaml", "metrics": metrics_path}
-  files.update(plot_run(history, out, title=title))
-  wall = time.perf_counter() - t0
-  result = RunResult(config.name, out, history, diagnosis, steps, done, interrupted, wall,
-                     files, trainer.devices)
-  files["summary"] = out / "summary.json"
-  files["summary"].write_text(json.dumps(_summary_json(result), indent=2), encoding="utf-8")
+  interrupted = interrupted or stop.requested
+  try:
+    _mark(out, "training " + ("was interrupted" if interrupted else "finished") + f" after "
+          f"{done} of {steps} steps ({metrics_path.name} holds its rows), but the plots and "
+          "summary.json were not all written.")
+    diagnosis = diagnose_history(history)
+    title = f"{config.name}" + (" (interrupted)" if interrupted else "")
+    files = {"config": out / "config.yaml", "metrics": metrics_path}
+    files["summary"] = out / "summary.json"
+    wall = time.perf_counter() - t0
+    result = RunResult(config.name, out, history, diagnosis, steps, done, interrupted, wall,
+                       files, trainer.devices)
+    # the summary first (it is quick, and says what the run did), then the plots
+    files["summary"].write_text(json.dumps(_summary_json(result), indent=2), encoding="utf-8")
+    files.update(plot_run(history, out, title=title))
+    files["summary"] = files.pop("summary")  # listed last, as before
+    result.wall_time = time.perf_counter() - t0
+    files["summary"].write_text(json.dumps(_summary_json(result), indent=2), encoding="utf-8")
+    (out / MARKER).unlink(missing_ok=True)
+  except KeyboardInterrupt:
+    raise KeyboardInterrupt(f"while writing the plots and the summary; {out / MARKER} says "
+                            "what is missing") from None
   return result
 
 
