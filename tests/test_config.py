@@ -2,6 +2,7 @@
 one clear error (by key path, with close matches) for every kind of mistake."""
 
 import pathlib
+import time
 
 import jax
 import jax.numpy as jnp
@@ -219,6 +220,22 @@ BAD = [
      "metrics.mae.metric", "no loss named 'accuracyy'"),
     ("objectiv", {}, "objectiv", "Did you mean 'objective'"),
     ("model", _DELETE, "model", "needs a model"),
+    # values out of range: the key path and the range (fuzzed configs)
+    ("seed", 10**29, "seed", "from 0 to 4,294,967,295"),
+    ("seed", -1, "seed", "from 0 to 4,294,967,295"),
+    ("name", "a\x00b", "name", "character '\\x00'"),
+    ("name", "x" * 300, "name", "1 to 100 printable characters"),
+    ("data.n_train", 2e10, "data.n_train", "from 1 to 1,000,000"),
+    ("data.n_train", 2 * 10**10, "data.n_train", "from 1 to 1,000,000"),
+    ("data.features", 10**9, "data.features", "from 1 to 4,096"),
+    ("train.host_devices", 20000, "train.host_devices", "from 1 to 256"),
+    ("train.host_devices", 1000000, "train.host_devices", "from 1 to 256"),
+    ("train.steps", 2**40, "train.steps", "from 1 to 2,147,483,647"),
+    # a forgotten target is an error, not zeros; null asks for zeros where a loss allows it
+    ("objective.terms.fit.inputs", ["outputs"], "objective.terms.fit.inputs",
+     "'targets' is missing"),
+    ("objective.terms.fit.inputs", [None, "batch.y"], "objective.terms.fit.inputs[0]",
+     "null stands for an input left as zeros"),
 ]
 
 
@@ -270,3 +287,76 @@ def test_the_readme_config_example_is_valid():
   block = re.search(r"## Configs and the command line.*?```yaml\n(.*?)```", readme, re.S).group(1)
   cfg = config.from_dict(config.parse(block))
   assert set(cfg.objective.terms()) == {"fit", "decay"}
+
+
+def test_null_input_is_explicit_zeros():
+  obj = config.objective_from_config(
+      {"terms": {"fit": {"loss": "huber_loss", "inputs": ["outputs", None], "delta": 0.5}}})
+  assert obj == jo.term(jaxobj.huber_loss, "outputs", None, delta=0.5, name="fit")
+  assert config.objective_from_config(config.objective_to_config(obj)) == obj
+  x = np.array([-2.0, -0.3, 0.1, 1.5], np.float32)
+  value, _ = obj.apply(outputs=jnp.asarray(x))
+  a = np.abs(x.astype(np.float64))  # Huber toward 0, from the formula
+  want = np.mean(np.where(a <= 0.5, 0.5 * a**2, 0.5 * (a - 0.25)))
+  np.testing.assert_allclose(float(value), want, rtol=1e-6)
+
+
+def test_missing_input_path_names_the_zeros_option_only_where_it_exists():
+  with pytest.raises(ConfigError) as info:
+    config.objective_from_config({"terms": {"fit": {"loss": "huber_loss", "inputs": "outputs"}}})
+  assert info.value.path == "objective.terms.fit.inputs"
+  assert "or null to use zeros" in str(info.value) and "\n" not in str(info.value)
+
+
+def _alias_bomb(levels=9, width=9):
+  lines, prev = ["a: &a [" + ", ".join(["x"] * width) + "]"], "a"
+  for n in "bcdefghijk"[:levels - 1]:
+    lines.append(f"{n}: &{n} [" + ", ".join([f"*{prev}"] * width) + "]")
+    prev = n
+  return "\n".join(lines) + "\n"
+
+
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path):
+  text = _alias_bomb()  # 9**9 (387 million) values once expanded, from under 400 bytes
+  assert len(text) < 400
+  path = tmp_path / "bomb.yaml"
+  path.write_text(text)
+  t0 = time.perf_counter()
+  with pytest.raises(ConfigError, match="more than 100,000 values") as info:
+    config.load(path)
+  assert time.perf_counter() - t0 < 5  # bounded work: at most 100,000 values copied
+  assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+  # aliases below the limit are expanded into copies (no shared, mutable parts)
+  data = config.parse(_alias_bomb(levels=3, width=3))
+  assert data["c"] == [[["x"] * 3] * 3] * 3 and data["c"][0] is not data["c"][1]
+
+
+def test_deep_nesting_is_refused_in_one_line(tmp_path):
+  path = tmp_path / "deep.yaml"
+  path.write_text("name: deep\nx: " + "[" * 3000 + "]" * 3000 + "\n")
+  with pytest.raises(ConfigError, match="nests at most 100 levels") as info:
+    config.load(path)
+  assert "\n" not in str(info.value)
+  config.parse("x: " + "[" * 99 + "]" * 99)  # the limit itself is fine
+  deep = {}
+  node = deep
+  for _ in range(3000):  # from Python: the same limit, no RecursionError
+    node["a"] = {}
+    node = node["a"]
+  with pytest.raises(ConfigError, match="nests at most 100 levels"):
+    config.from_dict(deep)
+
+
+def test_term_paths_follow_groups_and_tasks():
+  from jaxobj.config.objective import find_term_path, term_paths
+  cfg = {"terms": {"fit": {"loss": "huber_loss", "inputs": ["outputs", "batch.y"]},
+                   "aux": {"terms": {"l1": {"loss": "absolute_error",
+                                            "inputs": ["outputs", "batch.y"]}}},
+                   "mt": {"tasks": {"a": {"loss": "squared_error",
+                                          "inputs": ["outputs", "batch.y"]}},
+                          "scheme": "static_weights"}}}
+  obj = config.objective_from_config(cfg)
+  paths = term_paths(cfg)
+  found = {name: find_term_path(paths, name) for name in obj.terms()}
+  assert found == {"fit": "objective.terms.fit", "aux/l1": "objective.terms.aux.terms.l1",
+                   "a": "objective.terms.mt.tasks.a"}

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from jaxobj import cli, config
-from jaxobj.train import compare, data, metrics, models
+from jaxobj.train import compare, data, loop, metrics, models
 from jaxobj.train.history import History, MetricsWriter
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -126,14 +126,18 @@ def test_ctrl_c_keeps_the_metrics_and_shards_over_host_devices(tmp_path):
        "--no-progress", "--out", str(out), "--set", "train.eval_every=20"],
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env())
   metrics_file = out / "metrics.csv"
-  deadline = time.monotonic() + 120
-  while time.monotonic() < deadline and proc.poll() is None:
-    if metrics_file.exists() and len(metrics_file.read_text().splitlines()) > 6:
-      break
-    time.sleep(0.2)
-  assert proc.poll() is None, proc.communicate()
-  proc.send_signal(signal.SIGINT)
-  stdout, stderr = proc.communicate(timeout=120)
+  try:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+      if metrics_file.exists() and len(metrics_file.read_text().splitlines()) > 6:
+        break
+      time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+  finally:
+    proc.kill()
+    proc.wait()
   assert proc.returncode == 130, stderr
   assert "Traceback" not in stderr
   rows = _rows(metrics_file)
@@ -142,6 +146,7 @@ def test_ctrl_c_keeps_the_metrics_and_shards_over_host_devices(tmp_path):
   assert summary["interrupted"] and summary["steps_done"] < 1000000
   assert summary["devices"] == 2  # the config's host_devices: 2, batch sharded over them
   assert "interrupted" in stdout and _is_png(out / "loss_curves.png")
+  assert not (out / "INCOMPLETE").exists()  # every file was written
 
 
 MALFORMED = {
@@ -152,6 +157,11 @@ MALFORMED = {
     "missing_input": ("objective.terms.fit.inputs", ["outputs", "batch.z"], "batch has no 'z'"),
     "shape_mismatch": ("model.outputs", 3, "same shape"),
     "bad_data_value": ("data.outlier_fraction", 1.5, "outlier_fraction"),
+    # found while tracing, and blamed on the key that made it
+    "bad_hyper_at_trace": ("objective.terms.fit.delta", -1.0,
+                           "objective.terms.fit.delta: delta must satisfy 0.0 < delta"),
+    "too_many_devices": ("train.host_devices", 20000, "train.host_devices: expected an "
+                         "integer from 1 to 256"),
 }
 
 TINY = """\
@@ -185,6 +195,113 @@ def test_malformed_config_is_one_error_line(case, tmp_path, capsys):
   err = capsys.readouterr().err
   assert err.count("\n") == 1 and err.startswith("jaxobj: error: "), err
   assert words in err and "Traceback" not in err
+
+
+def test_unusable_out_and_devices_are_one_error_line(tmp_path, capsys):
+  path = tmp_path / "tiny.yaml"
+  path.write_text(TINY)
+  (tmp_path / "afile").write_text("")
+  for args, words in [(["--out", str(tmp_path / "afile")], "is a file"),
+                      (["--out", str(tmp_path / "afile" / "run")], "which is a file"),
+                      (["--devices", "20000"], "--devices: expected an integer from 1 to 256")]:
+    assert cli.main(["run", str(path), "--no-progress", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err, err
+
+
+def _signal_self_in_gc_callback(monkeypatch, times=1):
+  """Sends this process SIGINT from inside a garbage-collection callback (where JAX's
+  own callback runs), the next time the trainer is built: a KeyboardInterrupt raised
+  there would be printed and dropped."""
+  import gc
+  sent = []
+
+  def callback(phase, info):
+    if phase == "start" and len(sent) < times:
+      sent.append(1)
+      os.kill(os.getpid(), signal.SIGINT)
+      sum(range(100))  # Python runs the handler here, inside the callback
+
+  real = loop.Trainer
+
+  def trainer(cfg):
+    gc.callbacks.append(callback)
+    try:
+      gc.collect()
+    finally:
+      gc.callbacks.remove(callback)
+    return real(cfg)
+
+  monkeypatch.setattr(loop, "Trainer", trainer)
+  return sent
+
+
+def test_ctrl_c_in_a_callback_before_training_stops_the_run(tmp_path, monkeypatch, capsys):
+  path = tmp_path / "tiny.yaml"
+  path.write_text(TINY)
+  out = tmp_path / "run"
+  sent = _signal_self_in_gc_callback(monkeypatch)
+  assert cli.main(["run", str(path), "--no-progress", "--out", str(out)]) == 130
+  assert sent and not out.exists()  # stopped before training: nothing written
+  assert "interrupted before training started" in capsys.readouterr().err
+
+
+def test_second_ctrl_c_in_the_final_writes_leaves_a_marker_and_reruns_refuse(
+    tmp_path, monkeypatch, capsys):
+  path = tmp_path / "tiny.yaml"
+  path.write_text(TINY)
+  out = tmp_path / "run"
+  args = ["run", str(path), "--no-progress", "--out", str(out)]
+
+  def plot_interrupted(*a, **k):  # Ctrl-C twice while the plots are drawn
+    os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getpid(), signal.SIGINT)
+    sum(range(100))
+    raise AssertionError("the second Ctrl-C did not stop the run")
+
+  with monkeypatch.context() as m:
+    m.setattr(loop, "plot_run", plot_interrupted)
+    assert cli.main(args) == 130
+  err = capsys.readouterr().err
+  assert "interrupted while writing the plots" in err and "INCOMPLETE" in err
+  marker = (out / "INCOMPLETE").read_text()
+  assert "plots and summary.json were not all written" in marker and "--overwrite" in marker
+  assert len(_rows(out / "metrics.csv")) == 6  # every row of the 2 steps is kept
+  assert json.loads((out / "summary.json").read_text())["steps_done"] == 2  # before the plots
+  # a rerun does not silently replace the interrupted run
+  assert cli.main(args) == 2
+  assert "holds an interrupted run" in capsys.readouterr().err
+  # --overwrite replaces it; another --format leaves no stale metrics file
+  assert cli.main([*args, "--overwrite", "--format", "jsonl"]) == 0
+  assert not (out / "metrics.csv").exists() and not (out / "INCOMPLETE").exists()
+  assert len(History.read(out / "metrics.jsonl").rows) == 6
+  assert not json.loads((out / "summary.json").read_text())["interrupted"]
+  assert _is_png(out / "loss_curves.png")
+
+
+def test_ctrl_c_early_in_a_real_process_is_never_swallowed(tmp_path):
+  """SIGINT while Python imports JAX and compiles (where JAX's garbage-collection
+  callback used to swallow it and the run went on to the end with exit 0)."""
+  path = tmp_path / "tiny.yaml"
+  path.write_text(TINY)
+  out = tmp_path / "run"
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "jaxobj", "run", str(path), "--steps", "1000000", "--no-progress",
+       "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      cwd=tmp_path, env=_env())
+  try:
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=90)  # a swallowed Ctrl-C trains a million steps
+  finally:
+    proc.kill()
+    proc.wait()
+  # 130, or killed by SIGINT itself if it landed before jaxobj's own code ran (the
+  # shell shows 130 too); never a run that went on
+  assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, stderr[-2000:])
+  if out.exists():
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] and summary["steps_done"] < 1000000
 
 
 def test_code_execution_tag_is_refused_without_running_it(tmp_path):
