@@ -185,8 +185,13 @@ def _argument_checks(loss: str, hyper: dict[str, Any], limits, axis_tuples: bool
       out[k] = functools.partial(checks.check_bool, k, loss=loss)
     elif isinstance(d, float):
       out[k] = functools.partial(checks.check_real, k, loss=loss, limits=limits.get(k, ()))
+    elif isinstance(d, int) and k in _OPTIONAL_INTS:  # None switches it off
+      out[k] = functools.partial(_unless_none, checks.check_int, k, loss=loss,
+                                 arrays=k in _ARRAY_INTS)
     elif isinstance(d, int):
       out[k] = functools.partial(checks.check_int, k, loss=loss, arrays=k in _ARRAY_INTS)
+    elif k == "classes":  # a choice or a list of class indices
+      out[k] = functools.partial(checks.check_classes, k, loss=loss)
     elif d is None and k in _OPTIONAL_REALS:
       out[k] = functools.partial(_unless_none, checks.check_real, k, loss=loss)
     elif d is None and k in _OPTIONAL_INTS:

@@ -267,3 +267,17 @@ def check_axis(name: str, value, *, loss: str = "", tuples: bool = False) -> Non
   raise TypeError(
       f"{_where(loss)}{name} must be {allowed} (a static axis), got {name}={_show(value)} of "
       f"type {type(value).__name__}.")
+
+
+def check_classes(name: str, value, *, loss: str = "") -> None:
+  """A string choice (validated by the loss) or a sequence of class indices."""
+  if isinstance(value, str):
+    return
+  if hasattr(value, "__iter__") and np.ndim(value) <= 1 and all(
+      isinstance(c, (int, np.integer)) and not isinstance(c, bool)
+      or getattr(c, "dtype", None) is not None and jnp.issubdtype(c.dtype, jnp.integer)
+      for c in value):
+    return
+  raise TypeError(
+      f"{_where(loss)}{name} must be a string choice or a sequence of class indices "
+      f"(ints), got {name}={_show(value)} of type {type(value).__name__}.")
