@@ -191,3 +191,35 @@ def test_bad_inputs_raise_clear_errors():
     jaxobj.fused_linear_cross_entropy(hidden, targets[:-1], kernel)
   with pytest.raises(TypeError, match="kernel"):
     jaxobj.fused_linear_cross_entropy(hidden, targets, kernel.astype(jnp.int32))
+
+
+@pytest.mark.parametrize("n,d,v", [(512, 64, 4096), (100, 16, 300)])
+def test_soft_cap_keeps_one_logits_buffer_at_small_sizes(n, d, v):
+  """Compiled value-and-grad: the cap adds no [tokens, V] buffer, also where
+  all tokens fit in one chunk (512 x 4096 is the benchmark's quick size)."""
+  args = (jax.ShapeDtypeStruct((n, d), jnp.float32), jax.ShapeDtypeStruct((n,), jnp.int32),
+          jax.ShapeDtypeStruct((d, v), jnp.float32))
+  temp = lambda **kw: _temp_bytes(jax.value_and_grad(
+      lambda h, y, k: jaxobj.fused_linear_cross_entropy(h, y, k, **kw), (0, 2)), *args)
+  plain, capped = temp(), temp(logit_soft_cap=30.0)
+  assert capped <= 1.02 * plain, (capped, plain)
+  assert plain < 1.5 * 4 * n * v, plain  # one [n, V] float32 buffer, not two
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_empty_batch_gives_zero_with_zero_gradients(reduction):
+  kernel = jnp.asarray(np.random.default_rng(3).standard_normal((D, V)), jnp.float32)
+  hidden, targets = jnp.zeros((0, D)), jnp.zeros((0,), jnp.int32)
+
+  def loss(h, k):
+    out = jaxobj.fused_linear_cross_entropy(h, targets, k, reduction=reduction,
+                                            **OPTIONS["all"])
+    return jnp.sum(out)
+
+  out = jaxobj.fused_linear_cross_entropy(hidden, targets, kernel, reduction=reduction)
+  assert out.shape == ((0,) if reduction == "none" else ())
+  value, (dh, dk) = jax.value_and_grad(loss, (0, 1))(hidden, kernel)
+  assert float(value) == 0.0
+  assert dh.shape == (0, D) and dk.shape == (D, V) and float(jnp.abs(dk).max()) == 0.0
+  # The unfused loss agrees.
+  assert float(_unfused(hidden, targets, kernel, reduction=reduction).sum()) == 0.0

@@ -100,8 +100,18 @@ def _chunk(h, y, a, kernel, kernel_sum, hyper, opts: Options, grads: bool):
   # for x.
   scale = cap if opts.soft_cap else 1.0
   w = jnp.tanh(z / cap) if opts.soft_cap else z
-  m = scale * jnp.max(w, axis=1)
-  sum_exp = jnp.sum(jnp.exp(scale * w - m[:, None]), axis=1)
+  m_w = jnp.max(w, axis=1)
+  m = scale * m_w
+  if opts.soft_cap:
+    # exp(cap (w - max w)) with the cap as a per-row vector: a scalar
+    # constant broadcast to [n, V] is kept out of XLA:CPU's fused reduction
+    # and made a buffer of its own (as is cap * w), a second [n, V] array
+    # where the chunk loop is unrolled (a single chunk, at small sizes).
+    # XLA does not fold 0 * m_w (NaN semantics), so the vector stays one.
+    cap_rows = m_w * 0.0 + scale
+    sum_exp = jnp.sum(jnp.exp((w - m_w[:, None]) * cap_rows[:, None]), axis=1)
+  else:
+    sum_exp = jnp.sum(jnp.exp(w - m[:, None]), axis=1)
   lse = m + jnp.log(sum_exp)
   x_y = scale * w[rows, y_safe]
   values = lse - x_y
@@ -220,6 +230,8 @@ def sweep(h, y, a, kernel, hyper, opts: Options, blocks: Blocks, grads: bool):
           jnp.zeros((n, dim), dtype) if grads else None,
           jnp.zeros(kernel.shape, dtype) if grads else None,
           (zero, zero, zero))
+  if n == 0:  # no tokens: a total of 0 with zero gradients
+    return init
   return lax.fori_loop(0, -(-n // tn), body, init)
 
 
