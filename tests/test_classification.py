@@ -962,3 +962,51 @@ def test_out_of_range_labels_are_caught_by_checkify():
   assert err.get() is None
   err, _ = jax.jit(f)(x, jnp.array([0, 3]))
   assert err.get() is not None and "nan" in err.get().lower()
+
+
+# --------------------------------------------------------------------------
+# Second derivatives of the focal losses at confident logits.
+
+
+def _second_difference(f, x, v, h):
+  """v . Hessian(f)(x) . v by central differences of the float64 reference."""
+  return (f(x + h * v) - 2.0 * f(x) + f(x - h * v)) / h ** 2
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_sigmoid_focal_second_derivative_is_finite_and_exact(gamma):
+  # Before: NaN from |x| ~ 44 with hard labels (1 - p_t underflowing when squared).
+  x = np.array([-1e4, -100.0, -50.0, -44.0, -3.0, 0.5, 4.0, 44.0, 50.0, 100.0, 1e4])
+  x, y = np.repeat(x, 3), np.tile([0.0, 1.0, 0.3], x.size)
+  f = lambda x: jaxobj.sigmoid_focal_loss(x, jnp.asarray(y, jnp.float32), gamma=gamma,
+                                          reduction="sum")
+  # Elementwise loss: the Hessian is diagonal, its diagonal the HVP with ones.
+  hess = np.asarray(jax.jvp(jax.grad(f), (jnp.asarray(x, jnp.float32),),
+                            (jnp.ones(x.size, jnp.float32),))[1], np.float64)
+  assert np.all(np.isfinite(hess)), x[~np.isfinite(hess)]
+  ref = lambda x: ref_sigmoid_focal(x, y, gamma)
+  want = _second_difference(ref, x, np.ones_like(x), 1e-3)
+  ok = np.abs(x) <= 100  # the float64 reference itself is inexact at 1e4
+  close(hess[ok], want[ok], rtol=2e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize("gap", [3.0, 17.0, 100.0, 1e4])
+def test_softmax_focal_hessian_is_finite_and_exact(gap, gamma):
+  # Before: all NaN from a logit gap of about 17 (p rounding to 1).
+  x = np.array([[gap, 0.0, -1.0, 0.5], [0.2, -gap, gap, 1.0]])
+  probs = np.array([[0.7, 0.2, 0.1, 0.0], [0.0, 0.5, 0.25, 0.25]])
+  labels = np.array([1, 2])
+  v = np.random.default_rng(0).standard_normal(x.shape)
+  cases = [(jaxobj.softmax_focal_loss, probs, ref_softmax_focal),
+           (jaxobj.softmax_focal_loss_with_integer_labels, labels, ref_int_focal)]
+  for fn, y, ref in cases:
+    f = lambda x: fn(x, y, gamma=gamma, reduction="sum")
+    hess = jax.hessian(f)(jnp.asarray(x, jnp.float32))
+    assert np.all(np.isfinite(hess)), (fn.__name__, gap)
+    hvp = np.einsum("ijkl,kl->ij", np.asarray(hess, np.float64), v)
+    # v' H v against the float64 reference (exact where p does not round to
+    # 1 in float32 either; beyond that only finiteness is asked for).
+    if gap <= 17:
+      want = _second_difference(lambda x: np.sum(ref(x, y, gamma)), x, v, 1e-3)
+      close(np.sum(hvp * v), want, rtol=2e-3, atol=1e-5)

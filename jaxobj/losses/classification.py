@@ -23,10 +23,6 @@ __all__ = [
     "softmax_focal_loss_with_integer_labels", "squared_hinge_loss",
 ]
 
-# Smallest positive normal float32: floors 1 - p so log(1 - p) stays finite.
-_TINY = float(jnp.finfo(jnp.float32).tiny)
-
-
 # --------------------------------------------------------------------------
 # Shared preparation of inputs.
 
@@ -133,14 +129,57 @@ def _safe_logp(y, logp):
   return jnp.where(jnp.isinf(logp) & (y == 0), 0.0, logp)
 
 
-def _log1m_exp(logp):
-  """``log(1 - exp(logp))`` for log-probabilities, floored at log(tiny).
+def _safe_log(v):
+  """``log(v)`` with ``-inf`` for ``v <= 0`` and a zero (not NaN) gradient there."""
+  pos = v > 0
+  return jnp.where(pos, jnp.log(jnp.where(pos, v, 1.0)), -jnp.inf)
 
-  The floor keeps the value and the gradient finite when ``p`` rounds to 1
-  (e.g. logits of 1e4); the focal factor is then ``tiny**gamma ~ 0``.
+
+def _pow_from_log(log_q, gamma):
+  r"""``q**gamma`` as ``exp(gamma * log_q)``, with ``0**0 = 1``.
+
+  Every derivative is ``q**gamma`` times a polynomial in the derivatives of
+  ``log_q``, so it stays finite wherever those do, for any ``gamma >= 0``
+  (a power of ``q`` itself has ``q**(gamma - 2)`` in its second derivative).
   """
-  q = -jnp.expm1(jnp.minimum(logp, 0.0))
-  return jnp.log(jnp.maximum(q, _TINY))
+  zero = jnp.isneginf(log_q)
+  out = jnp.exp(gamma * jnp.where(zero, 0.0, log_q))
+  return jnp.where(zero, jnp.where(gamma == 0, 1.0, 0.0), out)
+
+
+def _log_mass_outside(x, exclude):
+  """``log(1 - sum_{k in exclude} p_k)``, ``p = softmax(x)``, as a difference of log-sum-exps.
+
+  Each log-sum-exp is shifted by its own maximum and the shifts are
+  subtracted exactly, so large tied logits lose no precision in the
+  difference. Its derivatives of every order are bounded (unlike those of
+  ``log(1 - p)`` with ``1 - p`` rounding to 0); ``-inf`` where no possible
+  class is left, with a zero gradient.
+  """
+  others = jnp.where(exclude, -jnp.inf, x)
+  some = jnp.any(others > -jnp.inf, axis=-1, keepdims=True)
+  others = jnp.where(some, others, 0.0)
+
+  def shifted(v):
+    m = jax.lax.stop_gradient(jnp.max(v, axis=-1, keepdims=True))
+    m = jnp.where(jnp.isfinite(m), m, 0.0)
+    return m[..., 0], jnp.log(jnp.sum(jnp.exp(v - m), axis=-1))
+
+  m_o, log_o = shifted(others)
+  m, log_all = shifted(x)
+  return jnp.where(some[..., 0], (m_o - m) + (log_o - log_all), -jnp.inf)
+
+
+def _log1m_softmax(x, log_p):
+  r"""``log(1 - p_k)`` for every class ``k`` of ``p = softmax(x)``.
+
+  Only the most probable class can have :math:`p_k > 1/2`; its
+  :math:`\log(1 - p_k)` is the log-mass of the other classes. For the rest
+  ``log1p(-p_k)`` is accurate and its derivatives are bounded.
+  """
+  top = jax.nn.one_hot(jnp.argmax(x, axis=-1), x.shape[-1], dtype=bool)
+  rest = jnp.log1p(-jnp.exp(jnp.where(top, -1.0, log_p)))
+  return jnp.where(top, _log_mass_outside(x, top)[..., None], rest)
 
 
 # --------------------------------------------------------------------------
@@ -202,9 +241,9 @@ def sigmoid_focal_loss(logits, labels, *, gamma=2.0, alpha=None, where=None,
      p_t = p y + (1-p)(1-y),\quad \alpha_t = \alpha y + (1-\alpha)(1-y)
 
   :math:`(1 - p_t)^\gamma` is evaluated as
-  :math:`\exp(\gamma \log(1-p_t))` with :math:`1 - p_t` floored at the
-  smallest normal float, so confident logits give finite values and
-  gradients, and it is differentiable in ``gamma``. ``gamma=0`` and
+  :math:`\exp(\gamma \log(1-p_t))`, with :math:`\log(1-p_t)` a log-sum-exp
+  of log-sigmoids, so confident logits give finite values, gradients and
+  second derivatives, and it is differentiable in ``gamma``. ``gamma=0`` and
   ``alpha=None`` give the plain cross-entropy.
 
   The defaults are optax's (``gamma=2``, ``alpha=None``);
@@ -243,13 +282,19 @@ def sigmoid_focal_loss(logits, labels, *, gamma=2.0, alpha=None, where=None,
   x, y = _binary_inputs(logits, labels, where)
   ce = (y * _safe_logp(y, jax.nn.softplus(-x))
         + (1.0 - y) * _safe_logp(1.0 - y, jax.nn.softplus(x)))
-  # 1 - p_t = y (1 - p) + (1 - y) p: a sum of non-negative terms, so it is
-  # accurate as it stands, and its derivative w.r.t. y is 1 - 2p even at hard
-  # labels (a log-space form with log y = -inf at y = 0 loses that term).
-  # Floored at tiny: q**gamma = exp(gamma log q) stays finite, and so does its
-  # gradient, when q underflows for confident logits.
-  q = y * jax.nn.sigmoid(-x) + (1.0 - y) * jax.nn.sigmoid(x)
-  values = jnp.exp(gamma * jnp.log(jnp.maximum(q, _TINY))) * ce
+  # log(1 - p_t) with 1 - p_t = y (1 - p) + (1 - y) p, as a log-sum-exp of
+  # log_sigmoid terms: its x-derivatives of every order are bounded, so
+  # second derivatives stay finite where 1 - p_t underflows.
+  log_q = jnp.logaddexp(_safe_log(y) + jax.nn.log_sigmoid(-x),
+                        _safe_log(1.0 - y) + jax.nn.log_sigmoid(x))
+  # At y = 0 (y = 1) the log y (log(1 - y)) branch is cut off, and with it
+  # its share of d log(1 - p_t) / dy, e^{-x} (-e^{x}); restore it, exactly 0
+  # in value. Capped so that it times a (then vanishing) focal factor is
+  # never inf * 0.
+  cut = (jnp.where(y == 0, jnp.exp(jnp.minimum(-x, 80.0)), 0.0)
+         - jnp.where(y == 1, jnp.exp(jnp.minimum(x, 80.0)), 0.0))
+  log_q = log_q + (y - jax.lax.stop_gradient(y)) * cut
+  values = _pow_from_log(log_q, gamma) * ce
   if alpha is not None:
     values = (alpha * y + (1.0 - alpha) * (1.0 - y)) * values
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
@@ -493,9 +538,9 @@ def softmax_focal_loss(logits, labels, *, gamma=2.0, class_weights=None,
   .. math:: \ell(x, y) = -\sum_k w_k\, y_k\, (1 - p_k)^\gamma \log p_k,
      \qquad p = \operatorname{softmax}(x)
 
-  :math:`\log(1 - p_k)` is computed from the log-probabilities (``expm1``) and
-  floored at the smallest normal float, so confident logits give a finite
-  value and gradient. ``gamma=0`` is :func:`softmax_cross_entropy`.
+  :math:`\log(1 - p_k)` is computed in log space (for the most probable class,
+  as the log-sum-exp of the other logits), so confident logits give finite
+  values, gradients and second derivatives. ``gamma=0`` is :func:`softmax_cross_entropy`.
 
   Args:
     logits: float array ``[..., K]``.
@@ -527,7 +572,7 @@ def softmax_focal_loss(logits, labels, *, gamma=2.0, class_weights=None,
   if cw is not None:
     y = y * cw
   log_p = jax.nn.log_softmax(x, axis=-1)
-  modulator = jnp.exp(gamma * _log1m_exp(log_p))
+  modulator = _pow_from_log(_log1m_softmax(x, log_p), gamma)
   values = -jnp.sum(y * modulator * _safe_logp(y, log_p), axis=-1)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
@@ -571,8 +616,11 @@ def softmax_focal_loss_with_integer_labels(
   """
   checks.check_range("gamma", gamma, low=0.0)
   x, y, where = _integer_inputs(logits, labels, axis, where, ignore_index)
-  log_p = _take(x, y) - jax.nn.logsumexp(x, axis=-1)
-  values = -jnp.exp(gamma * _log1m_exp(log_p)) * log_p
+  # Both logs from logits shifted by the row maximum (x_y - lse would round
+  # at the scale of the logits).
+  log_p = _take(jax.nn.log_softmax(x, axis=-1), y)
+  label = jax.nn.one_hot(y, x.shape[-1], dtype=bool)  # all False out of range
+  values = -_pow_from_log(_log_mass_outside(x, label), gamma) * log_p
   cw = _class_weights(class_weights, x.shape[-1])
   if cw is not None:
     weights = _with_class_weights(weights, cw, y)
