@@ -11,6 +11,7 @@ import pytest
 
 import jaxobj
 from jaxobj import objective as jo
+from jaxobj import registry
 
 N, M, D = 16, 4, 4  # rows, microbatches, embedding dimension
 B = N // M
@@ -60,13 +61,9 @@ OBJECTIVES = {
     "siglip_learned_temperature_and_bias": jo.term(
         jaxobj.siglip_loss, "outputs.image", "outputs.text", where=MASK,
         log_temperature=jo.learnable(np.log(10.0)), bias=jo.learnable(-2.0)) + FIT,
-    "ntxent": jo.term(jaxobj.ntxent, "outputs.image", "batch.labels", where=MASK,
-                      temperature=0.5) + 1e-2 * L2,
     "supcon": jo.group("ssl", jo.term(
         jaxobj.supervised_contrastive_loss, "outputs.text", "batch.labels", where=MASK,
         temperature=jo.learnable(0.3, positive=True), base_temperature=0.3)) + FIT,
-    "batch_hard_triplet": jo.term(jaxobj.batch_hard_triplet_loss, "outputs.image",
-                                  "batch.labels", where=MASK, margin=0.5, soft=True) + FIT,
     "barlow_twins": jo.term(jaxobj.barlow_twins_loss, "outputs.image", "outputs.text",
                             sample_mask=jo.ref(MASK)) + 0.5 * FIT,
     "uncertainty_weighting": jo.multitask(
@@ -127,6 +124,46 @@ def test_microbatches_with_the_cache_equal_the_whole_batch(name):
   # The comparison has teeth: every gradient that should move does.
   assert all(float(jnp.max(jnp.abs(c_model[k]))) > 1e-3 for k in ("w1", "b1", "w2"))
   assert all(float(jnp.abs(g)) > 1e-5 for g in jax.tree.leaves(c_obj))
+
+
+COUPLED = [s for s in registry.specs()
+           if s.couples_rows and s.kind == "loss" and not s.name.startswith("sharded_")]
+
+
+@pytest.mark.parametrize("spec", COUPLED, ids=lambda s: s.name)
+def test_every_coupled_loss_equals_the_whole_batch(spec):
+  """Every registered loss whose rows interact (the sharded ones need a mesh), masked,
+  with every traceable hyperparameter learned, plus a regularizer on the model.
+
+  The batch-statistic losses (Barlow Twins, VICReg, MMD) take one problem per row
+  here; the composed cases above couple their samples."""
+  rng = np.random.default_rng(0)
+  inputs = spec.inputs.make(rng, (N,))
+  names = spec.input_names[:len(inputs)]
+  batch = {n: jnp.asarray(x) for n, x in zip(names, inputs)}
+  batch["mask"] = _batch()["mask"]
+  floats = [n for n in names if jnp.issubdtype(batch[n].dtype, jnp.floating)]
+  # The encoder scales each feature; labels and other data come from the batch.
+  model = {n: jnp.asarray(1 + 0.2 * rng.normal(size=batch[n].shape[1:]), jnp.float32)
+           for n in floats}
+
+  def embed(mp, mb):
+    return {n: mb[n] * mp[n] for n in floats}
+
+  obj = jo.term(spec.fn, *[f"outputs.{n}" if n in floats else f"batch.{n}" for n in names],
+                where=MASK, **{h: jo.learnable(v) for h, v in spec.traceable.items()})
+  obj = obj + 1e-2 * L2
+  op = obj.init()
+  expected = jax.jit(jax.value_and_grad(
+      lambda m, o, b: obj.apply(o, **_data(m, embed(m, b), b)), argnums=(0, 1),
+      has_aux=True))(model, op, batch)
+  got = jax.jit(lambda m, o, b: jo.cached_value_and_grad(obj, embed, _data, m, o, b))(
+      model, op, _split(batch))
+  _close(got, expected)
+  (_, info), (g_model, g_obj) = got
+  assert float(info[f"count/{spec.name}"]) > 0
+  assert all(float(jnp.max(jnp.abs(g))) > 1e-4 for g in jax.tree.leaves(g_model))
+  assert sorted(g_obj.get(spec.name, {})) == sorted(spec.traceable)
 
 
 def test_info_counts_are_whole_batch_counts():
