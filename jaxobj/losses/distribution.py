@@ -83,7 +83,7 @@ def _relative_entropy(p, log_p, log_q):
 def _scale_logits(x, temperature):
   """``x / temperature`` that keeps ``-inf`` logits at ``-inf`` with a finite
   gradient w.r.t. the temperature (``-inf / T`` would send NaN to dT)."""
-  finite = x > -jnp.inf
+  finite = x != -jnp.inf  # NaN included: it must reach the value
   return jnp.where(finite, jnp.where(finite, x, 0.0) / temperature, -jnp.inf)
 
 

@@ -552,9 +552,10 @@ def wgan_gradient_penalty(critic: Callable[[jax.Array], jax.Array], real, fake, 
   x_fake = masked_fill(where, x_fake, shape, axis_extra=x.ndim - 1)
   mixed = x_fake + eps.reshape(shape + (1,) * (x.ndim - 1)) * (x - x_fake)
   sq = _input_gradient_sq_norms(critic, mixed)
-  # Double where: sqrt's derivative is infinite at 0.
+  # Double where: sqrt's derivative is infinite at 0. A NaN norm stays NaN.
   positive = sq > 0
-  norm = jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
+  norm = jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)),
+                   jnp.where(jnp.isnan(sq), sq, 0.0))
   return reduce_loss(jnp.square(norm - target), where=where, weights=weights,
                      reduction=reduction)
 

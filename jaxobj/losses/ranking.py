@@ -145,8 +145,17 @@ def _item_weights(item_weights, valid):
   return jnp.where(valid, w, 0.0)
 
 
-def _finish(values, counted, where, weights, reduction):
-  """Lists with nothing to rank join the mask, so they leave the mean."""
+def _finish(values, counted, where, weights, reduction, lists=None):
+  """Lists with nothing to rank join the mask, so they leave the mean.
+
+  ``lists`` is ``(s, y, valid)`` from :func:`_lists`: a list with a NaN score
+  or label on a valid item is NaN (comparisons and sorts would drop it).
+  """
+  if lists is not None:
+    s, y, valid = lists
+    bad = jnp.any(valid & (jnp.isnan(s) | jnp.isnan(y)), axis=-1)
+    values = jnp.where(bad, jnp.nan, values)
+    counted = counted | bad
   if where is not None:
     counted = counted & checks.as_mask(where, values.shape)
   return reduce_loss(values, where=counted, weights=weights, reduction=reduction)
@@ -192,9 +201,9 @@ def _masked_logsumexp(x, mask):
   so neither an empty set nor a masked extreme value makes a NaN gradient.
   """
   m = jnp.max(jnp.where(mask, x, -jnp.inf), axis=-1, keepdims=True)
-  m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
+  m = jax.lax.stop_gradient(jnp.where(jnp.isinf(m), 0.0, m))  # a NaN max stays NaN
   z = jnp.sum(jnp.exp(jnp.where(mask, x - m, -jnp.inf)), axis=-1, keepdims=True)
-  return (m + jnp.log(jnp.where(z > 0, z, 1.0)))[..., 0]
+  return (m + jnp.log(jnp.where(z == 0, 1.0, z)))[..., 0]
 
 
 def _log_softmax(s, valid, same):
@@ -322,7 +331,7 @@ def _pairwise(pair_loss, scores, labels, item_where, item_weights, segments,
   total = jnp.sum(jnp.where(pairs, values, 0.0), axis=(-2, -1))
   count = jnp.sum(pairs, axis=(-2, -1))
   per_list = total / jnp.maximum(count, 1).astype(total.dtype)
-  return _finish(per_list, count > 0, where, weights, reduction)
+  return _finish(per_list, count > 0, where, weights, reduction, (s, y, valid))
 
 
 _PAIRWISE_ARGS = """
@@ -528,7 +537,7 @@ def softmax_loss(scores, labels, *, normalize_labels=True, item_where=None,
   logp = _log_softmax(s, valid, same)
   total = -jnp.sum(jnp.where(valid, y * logp, 0.0), axis=-1)
   per_list, counted = _segment_mean(total, valid, same)
-  return _finish(per_list, counted, where, weights, reduction)
+  return _finish(per_list, counted, where, weights, reduction, (s, y, valid))
 
 
 def _listmle_sorted(s, y, valid):
@@ -595,7 +604,7 @@ def listmle_loss(scores, labels, *, item_where=None, segments=None, where=None,
   else:
     total = _listmle_segments(s, y, valid, same)
   per_list, counted = _segment_mean(total, valid, same)
-  return _finish(per_list, counted, where, weights, reduction)
+  return _finish(per_list, counted, where, weights, reduction, (s, y, valid))
 
 
 # --------------------------------------------------------------------------
@@ -708,7 +717,7 @@ def approx_ndcg_loss(scores, labels, *, temperature=1.0, topn=None,
   if topn is not None:
     dcg_items = dcg_items * _approx_cutoff(-ranks, valid, same, topn, temperature)
   ndcg, counted = _ndcg(dcg_items, gains, valid, same, topn)
-  return _finish(-ndcg, counted, where, weights, reduction)
+  return _finish(-ndcg, counted, where, weights, reduction, (s, y, valid))
 
 
 # --------------------------------------------------------------------------
@@ -777,7 +786,7 @@ def ndcg_metric(scores, labels, *, topn=None, item_where=None, item_weights=None
   gains = _gains(y, _item_weights(item_weights, valid))
   dcg_items = jnp.where(retrieved, gains * _discount(ranks), 0.0)
   values, counted = _ndcg(dcg_items, gains, valid, same, topn)
-  return _finish(values, counted, where, weights, reduction)
+  return _finish(values, counted, where, weights, reduction, (s, y, valid))
 
 
 @register("ranking", inputs=examples.RANKED_LISTS, kind="metric")
@@ -806,7 +815,7 @@ def mrr_metric(scores, labels, *, topn=None, item_where=None, segments=None,
   first = _first_items(valid, same)
   total = jnp.sum(jnp.where(first, jnp.broadcast_to(best, valid.shape), 0.0), axis=-1)
   values, counted = _segment_mean(total, valid, same)
-  return _finish(values, counted, where, weights, reduction)
+  return _finish(values, counted, where, weights, reduction, (s, y, valid))
 
 
 @register("ranking", inputs=examples.RANKED_LISTS, kind="metric")
@@ -836,7 +845,7 @@ def precision_metric(scores, labels, *, topn=None, item_where=None, segments=Non
   first = _first_items(valid, same)
   total = jnp.sum(jnp.where(first, jnp.broadcast_to(precision, valid.shape), 0.0), axis=-1)
   values, counted = _segment_mean(total, valid, same)
-  return _finish(values, counted, where, weights, reduction)
+  return _finish(values, counted, where, weights, reduction, (s, y, valid))
 
 
 _NDCG_EXTRA = ("item_weights: optional per-item weights ``[..., L]`` multiplying "

@@ -42,6 +42,7 @@ confidently empty; that is MONAI's (and the formula's) behaviour.
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import NamedTuple
 
@@ -646,7 +647,9 @@ def focal_tversky_loss(logits, labels, *, alpha=0.3, beta=0.7, gamma=4.0 / 3.0,
       pixel_where=pixel_where, ignore_index=ignore_index, where=where)
   pos = per_class > 0
   powered = jnp.exp(jnp.log(jnp.where(pos, per_class, 1.0)) / gamma)
-  values = jnp.mean(jnp.where(pos, powered, 0.0), axis=-1)
+  # NaN (a NaN logit, an out-of-range label) must not take the zero branch.
+  zero = jnp.where(jnp.isnan(per_class), per_class, 0.0)
+  values = jnp.mean(jnp.where(pos, powered, zero), axis=-1)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -675,7 +678,9 @@ def _cross_entropy(inp, activation, class_weights, label_smoothing):
     return _ratio(total, count * x.shape[-1])
   log_p = jax.nn.log_softmax(x, axis=-1)
   finite = log_p > -jnp.inf
-  uniform = finite / jnp.maximum(jnp.sum(finite, axis=-1, keepdims=True), 1)
+  # In x's dtype: a bool / int division is float64 under x64.
+  uniform = finite.astype(x.dtype) / jnp.maximum(
+      jnp.sum(finite, axis=-1, keepdims=True, dtype=x.dtype), 1.0)
   t = (1.0 - label_smoothing) * g + label_smoothing * uniform
   w = 1.0 if class_weights is None else class_weights
   ce = -jnp.sum(w * t * _safe_log(t, log_p), axis=-1)
@@ -803,10 +808,12 @@ def _lovasz(errors, gt, valid, hinge):
 
 def _pixels_last(a, loss_shape, has_class):
   """Collapses the summed axes into one trailing pixel axis (class axis before it)."""
+  # The pixel count by name, not -1: an empty batch leaves -1 undetermined.
+  pixels = math.prod(a.shape[len(loss_shape):a.ndim - has_class])
   if has_class:
-    a = a.reshape(loss_shape + (-1, a.shape[-1]))
+    a = a.reshape(loss_shape + (pixels, a.shape[-1]))
     return jnp.swapaxes(a, -1, -2)  # loss_shape + (C, P)
-  return a.reshape(loss_shape + (-1,))
+  return a.reshape(loss_shape + (pixels,))
 
 
 def _select_classes(classes, num_classes):

@@ -579,7 +579,9 @@ def _ctc_values(x, frame_pad, y, label_pad, zero_infinity, *, blank_id):
   nll = jnp.where(impossible, 0.0, -log_lik)
   nll = nll + jax.lax.stop_gradient(jnp.maximum(nll, 0.0) - nll)  # clamp, keep gradient
   values = jnp.where(impossible, jnp.where(zero_infinity, 0.0, jnp.inf), nll)
-  return jnp.where(bad, jnp.nan, values)
+  # A NaN padding flag compares as "not padding": pass it on instead.
+  nan_pad = jnp.any(jnp.isnan(frame_pad), axis=1) | jnp.any(jnp.isnan(label_pad), axis=1)
+  return jnp.where(bad | nan_pad, jnp.nan, values)
 
 
 @register("sequence", inputs=sequence_examples.CTC)
@@ -672,7 +674,7 @@ def ctc_loss(logits, logit_paddings, labels, label_paddings, *, blank_id=0,
 
   n = int(np.prod(batch, dtype=np.int64))
   values = _ctc_values(x.reshape(n, frames, classes), frame_pad.reshape(n, frames),
-                       y.reshape(n, -1), label_pad.reshape(n, -1), zero_infinity,
+                       y.reshape(n, y.shape[-1]), label_pad.reshape(n, y.shape[-1]), zero_infinity,
                        blank_id=int(blank_id))
   return reduce_loss(values.reshape(batch), where=where, weights=weights,
                      reduction=reduction)
