@@ -130,6 +130,9 @@ def _run(args, stop) -> int:
   from jaxobj.config import experiment
   cfg = experiment.from_dict(raw, name=path.stem, source=str(path))
   if cfg.objective is None:
+    stop.__exit__(None, None, None)  # the comparison takes Ctrl-C as jaxobj compare does
+    if stop.requested:
+      raise KeyboardInterrupt("before the comparison started")
     print(f"jaxobj: {cfg.name} is a comparison (it has no objective to train); running "
           "jaxobj compare.", file=sys.stderr)
     return _compare(cfg, args)

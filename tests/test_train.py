@@ -160,6 +160,9 @@ MALFORMED = {
     # found while tracing, and blamed on the key that made it
     "bad_hyper_at_trace": ("objective.terms.fit.delta", -1.0,
                            "objective.terms.fit.delta: delta must satisfy 0.0 < delta"),
+    "bad_metric_at_trace": ("metrics", {"mae": {"metric": "huber_loss", "delta": -2.0,
+                                                "inputs": ["outputs", "batch.y"]}},
+                            "metrics.mae.delta: delta must satisfy 0.0 < delta"),
     "too_many_devices": ("train.host_devices", 20000, "train.host_devices: expected an "
                          "integer from 1 to 256"),
 }

@@ -30,7 +30,7 @@ class StopRequest:
     message: printed to stderr at the first Ctrl-C (``None``: nothing).
   """
 
-  def __init__(self, message: str | None = "jaxobj: stopping after the current step "
+  def __init__(self, message: str | None = "jaxobj: stopping at the next safe point "
                "(Ctrl-C again to stop at once)."):
     self.message = message
     self.requested = False

@@ -221,7 +221,7 @@ class Trainer:
     try:
       jax.eval_shape(self._loss, self.carry[0], self.carry[1], sample, 0, self.key_train)
     except (ValueError, TypeError, KeyError, IndexError) as err:
-      raise self._blame(sample, err) from None
+      raise self._blame(self.objective, "objective", sample, err) from None
     if self.mesh is not None:  # the whole step, with the batch split over the devices
       try:
         jax.eval_shape(self._step, self.train_data, self.carry, 0)
@@ -235,23 +235,31 @@ class Trainer:
     try:
       info = jax.eval_shape(self._evaluate, self.carry, self.val_data, 0)
     except (ValueError, TypeError, KeyError, IndexError) as err:
-      raise ConfigError("metrics" if self.metrics is not None else "objective",
-                        _one_line(err)) from None
+      if self.metrics is None:
+        raise ConfigError("objective", _one_line(err)) from None
+      raise self._blame(self.metrics, "metrics", dict(self.val_data), err) from None
     return list(info)
 
-  def _blame(self, sample, err) -> ConfigError:
-    """A ConfigError for a failed trace of the objective, at the key path that made it.
+  def _blame(self, objective, section, sample, err) -> ConfigError:
+    """A ConfigError for a failed trace of ``objective`` (the config's ``section``:
+    ``objective`` or ``metrics``), at the key path that made it.
 
     Traces each term alone to find the one that fails, then that term with
     each of its hyperparameters (and ``where`` / ``weights``) at its default, to
     find the key: ``objective.terms.fit.delta``, not ``objective``.
     """
-    paths = term_paths(self.config.raw.get("objective"))
+    raw = self.config.raw.get(section)
+    if section == "metrics" and isinstance(raw, dict):
+      raw = {"terms": raw}  # a flat mapping of names to terms
+      paths = {k: v.replace("metrics.terms.", "metrics.", 1)
+               for k, v in term_paths(raw, section).items()}
+    else:
+      paths = term_paths(raw, section)
     params = self.carry[0][0]
-    for name, term in self.objective.terms().items():
+    for name, term in objective.terms().items():
       if self._traces(term, params, sample):
         continue
-      path = find_term_path(paths, name) or "objective"
+      path = find_term_path(paths, name) or section
       for key, _ in term.kwargs:
         default = _default_of(term.fn, key)
         kwargs = tuple((k, v) for k, v in term.kwargs
@@ -260,7 +268,7 @@ class Trainer:
         if self._traces(dataclasses.replace(term, kwargs=kwargs), params, sample):
           return ConfigError(f"{path}.{key}", _one_line(err))
       return ConfigError(path, _one_line(err))
-    return ConfigError("objective", _one_line(err))
+    return ConfigError(section, _one_line(err))
 
   def _traces(self, term, params, sample) -> bool:
     """Whether ``term`` alone traces on the model's outputs for ``sample``."""
@@ -280,8 +288,8 @@ class Trainer:
             should_stop: Callable[[], bool] = lambda: False) -> int:
     """Runs ``steps`` steps, calling ``on_row`` with each train and validation row.
 
-    Returns the number of steps done (fewer if interrupted by Ctrl-C, which is
-    re-raised after the rows so far are out).
+    Returns the number of steps done: fewer when ``should_stop()`` turns true
+    (it is asked between compiled calls) or a ``KeyboardInterrupt`` stops a call.
     """
     settings = self.config.train
     t0 = time.perf_counter()
