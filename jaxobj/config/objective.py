@@ -5,7 +5,9 @@ of three kinds, told apart by its keys:
 
 - a **term**: ``loss: <registry name>`` (or ``regularizer: <name>``), its
   ``inputs`` (paths into the data passed to ``apply``, such as ``outputs`` or
-  ``batch.y``; a regularizer reads ``model`` unless told otherwise), the
+  ``batch.y``; a regularizer reads ``model`` unless told otherwise; every input
+  the loss needs is named, and ``null`` asks for zeros where the loss takes
+  them, as regression ``targets``: ``inputs: [outputs, null]``), the
   contract's ``where`` / ``weights`` (paths), ``reduction`` (``mean`` or
   ``sum``), ``exact: false`` for functions that reduce more than once, and the
   loss's hyperparameters by name;
