@@ -231,6 +231,9 @@ BAD = [
     ("train.host_devices", 20000, "train.host_devices", "from 1 to 256"),
     ("train.host_devices", 1000000, "train.host_devices", "from 1 to 256"),
     ("train.steps", 2**40, "train.steps", "from 1 to 2,147,483,647"),
+    ("model.hidden", [8, 10**9], "model.hidden[1]", "from 1 to 4,096"),
+    ("model.hidden", [8] * 100, "model.hidden", "at most 64"),
+    ("model.outputs", 10**6, "model.outputs", "from 1 to 4,096"),
     # a forgotten target is an error, not zeros; null asks for zeros where a loss allows it
     ("objective.terms.fit.inputs", ["outputs"], "objective.terms.fit.inputs",
      "'targets' is missing"),

@@ -61,6 +61,12 @@ MAX_EXAMPLES = 1_000_000
 MAX_DATA_INT = 4096
 """The largest other integer a data set takes (``features``, ``classes``, ``size``...)."""
 
+MAX_WIDTH = 4096
+"""The largest layer width, output size, channel count or kernel size of a model."""
+
+MAX_LAYERS = 64
+"""The most layers a model's ``hidden`` or ``channels`` list may have."""
+
 MAX_STEPS = 2**31 - 1
 """The largest step count (training steps are int32 on the device)."""
 
@@ -254,7 +260,20 @@ def _section(cfg, path, table, what, skip=()) -> Section:
 
 def _model(cfg) -> Section:
   from jaxobj.train.models import INFERRED, MODELS
-  return _section(cfg, "model", MODELS, "model", skip=INFERRED)
+  section = _section(cfg, "model", MODELS, "model", skip=INFERRED)
+  for k, v in section.kwargs.items():  # sizes: widths, outputs, channels, kernel
+    path = join("model", k)
+    if isinstance(v, int) and not isinstance(v, bool):
+      schema.integer(v, path, 1, MAX_WIDTH)
+    elif isinstance(v, (tuple, list)) and all(isinstance(x, int) for x in v):
+      if len(v) > MAX_LAYERS:
+        raise ConfigError(path, f"{len(v)} layers; a model here has at most {MAX_LAYERS}.")
+      for i, x in enumerate(v):
+        schema.integer(x, join(path, i), 1, MAX_WIDTH)
+    elif isinstance(v, Mapping):
+      for name, x in v.items():
+        schema.integer(x, join(path, name), 1, MAX_WIDTH)
+  return section
 
 
 def _optimizer(cfg) -> Section:
