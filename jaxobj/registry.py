@@ -43,7 +43,9 @@ AXIS_TUPLES = frozenset({
 
 # Hyperparameters with a ``None`` default ("off") that take a real number
 # when given, and integer ones; checked like the float and int defaults.
-_OPTIONAL_REALS = frozenset({"alpha", "threshold", "sigma", "logit_soft_cap"})
+_OPTIONAL_REALS = frozenset({"alpha", "threshold", "sigma", "logit_soft_cap", "kl"})
+# String choices that also take a number (``normalize="tokens"`` or a constant).
+_CHOICE_OR_REAL = frozenset({"normalize"})
 _OPTIONAL_INTS = frozenset({"ignore_index", "topn", "block_size", "token_block",
                             "vocab_block"})
 # Integer hyperparameters that may also be integer arrays (compared with labels).
@@ -190,6 +192,8 @@ def _argument_checks(loss: str, hyper: dict[str, Any], limits, axis_tuples: bool
                                  arrays=k in _ARRAY_INTS)
     elif isinstance(d, int):
       out[k] = functools.partial(checks.check_int, k, loss=loss, arrays=k in _ARRAY_INTS)
+    elif isinstance(d, str) and k in _CHOICE_OR_REAL:
+      out[k] = functools.partial(_unless_str, checks.check_real, k, loss=loss)
     elif k == "classes":  # a choice or a list of class indices
       out[k] = functools.partial(checks.check_classes, k, loss=loss)
     elif d is None and k in _OPTIONAL_REALS:
@@ -202,6 +206,11 @@ def _argument_checks(loss: str, hyper: dict[str, Any], limits, axis_tuples: bool
 
 def _unless_none(check, name, value, **kw):
   if value is not None:
+    check(name, value, **kw)
+
+
+def _unless_str(check, name, value, **kw):
+  if not isinstance(value, str):  # the loss validates its string choices
     check(name, value, **kw)
 
 

@@ -158,6 +158,11 @@ def test_optional_real_hyperparameters_are_checked_when_given():
   logits = jnp.zeros((1, 2, 5))
   with pytest.raises(ValueError, match=r"\blogit_soft_cap\b"):
     jaxobj.token_cross_entropy(logits, jnp.zeros((1, 2), jnp.int32), logit_soft_cap=math.inf)
+  for value in (math.inf, math.nan):  # a number where a choice is also allowed
+    with pytest.raises(ValueError, match=r"\bnormalize\b"):
+      jaxobj.token_cross_entropy(logits, jnp.zeros((1, 2), jnp.int32), normalize=value)
+    with pytest.raises(ValueError, match=r"\bkl\b"):
+      jaxobj.kto_loss(jnp.zeros(2), jnp.zeros(2), jnp.array([True, False]), kl=value)
 
 
 def test_traced_hyperparameters_are_not_checked():
