@@ -363,3 +363,11 @@ def test_term_paths_follow_groups_and_tasks():
   found = {name: find_term_path(paths, name) for name in obj.terms()}
   assert found == {"fit": "objective.terms.fit", "aux/l1": "objective.terms.aux.terms.l1",
                    "a": "objective.terms.mt.tasks.a"}
+
+
+def test_comparison_sizes_are_bounded():
+  cfg = {"data": {"name": "location_outliers", "n_train": 11},
+         "compare": {"losses": {"mse": {"loss": "squared_error"}}, "points": 10**9}}
+  with pytest.raises(ConfigError, match="from 3 to 100,000") as info:
+    config.from_dict(cfg)
+  assert info.value.path == "compare.points"

@@ -67,6 +67,9 @@ MAX_WIDTH = 4096
 MAX_LAYERS = 64
 """The most layers a model's ``hidden`` or ``channels`` list may have."""
 
+MAX_POINTS = 100_000
+"""The most points of a comparison's curves (``compare.points``) or grid values."""
+
 MAX_STEPS = 2**31 - 1
 """The largest step count (training steps are int32 on the device)."""
 
@@ -346,9 +349,7 @@ def _compare(cfg, data) -> CompareSettings:
   if axis == "p_t" and not 0.0 < lo_hi[0] < lo_hi[1] < 1.0:
     raise ConfigError(join(path, "range"), f"p_t is a probability: the range lies inside "
                       f"(0, 1), got {list(lo_hi)}.")
-  points = schema.check(cfg.get("points", 201), schema.Param(tags=("int",)), join(path, "points"))
-  if points < 3:
-    raise ConfigError(join(path, "points"), f"needs at least 3 points, got {points}.")
+  points = schema.integer(cfg.get("points", 201), join(path, "points"), 3, MAX_POINTS)
   losses = tuple(_compare_loss(v, join(join(path, "losses"), k), k)
                  for k, v in schema.mapping(cfg.get("losses"), join(path, "losses")).items())
   grid = _grid(cfg["grid"], join(path, "grid")) if cfg.get("grid") is not None else None
@@ -392,8 +393,9 @@ def _grid(cfg, path) -> dict[str, Any]:
                       f"of {base.spec.name} (those: {', '.join(traceable) or 'none'}).{hint}")
   values = schema.check(values, schema.Param(tags=("list",), item=("number",)),
                         join(path, "values"))
-  if not values:
-    raise ConfigError(join(path, "values"), "list at least one value.")
+  if not values or len(values) > MAX_POINTS:
+    raise ConfigError(join(path, "values"), f"list 1 to {MAX_POINTS:,} values, got "
+                      f"{len(values):,}.")
   return {"spec": base.spec, "hyper": base.hyper, "over": over, "values": values}
 
 
