@@ -308,6 +308,9 @@ def test_axis_tuple_errors():
       jaxobj.softmax_cross_entropy(x, y, axis=bad)
   with pytest.raises(ValueError, match="repeats an axis"):
     jaxobj.softmax_cross_entropy(x, y, axis=(1, 1))
+  with pytest.raises(ValueError, match="names an axis twice"):
+    jaxobj.softmax_cross_entropy_with_integer_labels(x, jnp.zeros((2, 4, 5), jnp.int32),
+                                                     axis=(1, -3))
 
 
 # --------------------------------------------------------------------------

@@ -41,6 +41,9 @@ def _classes_last(x, axis):
   if not isinstance(axis, tuple):
     return jnp.moveaxis(x, axis, -1)
   n = len(axis)
+  if len({a % x.ndim if -x.ndim <= a < x.ndim else a for a in axis}) != n:
+    raise ValueError(f"axis={axis} names an axis twice for logits of rank {x.ndim}; "
+                     f"list each class axis once.")
   x = jnp.moveaxis(x, axis, tuple(range(-n, 0)))
   return x.reshape(x.shape[:x.ndim - n] + (-1,))
 
