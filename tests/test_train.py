@@ -274,11 +274,21 @@ def test_second_ctrl_c_in_the_final_writes_leaves_a_marker_and_reruns_refuse(
   # a rerun does not silently replace the interrupted run
   assert cli.main(args) == 2
   assert "holds an interrupted run" in capsys.readouterr().err
-  # --overwrite replaces it; another --format leaves no stale metrics file
-  assert cli.main([*args, "--overwrite", "--format", "jsonl"]) == 0
+  # --overwrite replaces it; another --format leaves no stale metrics file. One Ctrl-C
+  # while the plots are drawn lets them finish, and the exit status says interrupted.
+  real_plot_run = loop.plot_run
+
+  def plot_after_one_ctrl_c(*a, **k):
+    os.kill(os.getpid(), signal.SIGINT)
+    return real_plot_run(*a, **k)
+
+  with monkeypatch.context() as m:
+    m.setattr(loop, "plot_run", plot_after_one_ctrl_c)
+    assert cli.main([*args, "--overwrite", "--format", "jsonl"]) == 130
   assert not (out / "metrics.csv").exists() and not (out / "INCOMPLETE").exists()
   assert len(History.read(out / "metrics.jsonl").rows) == 6
-  assert not json.loads((out / "summary.json").read_text())["interrupted"]
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["interrupted"] and summary["steps_done"] == 2
   assert _is_png(out / "loss_curves.png")
 
 

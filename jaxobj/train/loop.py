@@ -475,6 +475,7 @@ def run(config: Config, out_dir: str | pathlib.Path | None = None, *, progress: 
     files.update(plot_run(history, out, title=title))
     files["summary"] = files.pop("summary")  # listed last, as before
     result.wall_time = time.perf_counter() - t0
+    result.interrupted = interrupted or stop.requested  # Ctrl-C while the files were written
     files["summary"].write_text(json.dumps(_summary_json(result), indent=2), encoding="utf-8")
     (out / MARKER).unlink(missing_ok=True)
   except KeyboardInterrupt:
