@@ -323,6 +323,40 @@ def test_negative_cosine_similarity_and_stop_gradient():
          rtol=1e-4)
 
 
+@pytest.mark.parametrize("axis", [0, 1, -2])
+def test_negative_cosine_similarity_feature_axis(axis):
+  # (3, 4, 5) embeddings with the features along `axis`; one loss per position
+  # of the other two axes, in order. Reference: the formula along that axis.
+  rng = np.random.default_rng(5)
+  p, z = (rng.standard_normal((3, 4, 5)).astype(np.float32) for _ in range(2))
+  p64, z64 = np.float64(p), np.float64(z)
+  norm_p = np.linalg.norm(p64, axis=axis, keepdims=True)
+  norm_z = np.linalg.norm(z64, axis=axis, keepdims=True)
+  cos = np.sum(p64 * z64, axis=axis, keepdims=True) / (norm_p * norm_z)
+  rows = np.squeeze(cos, axis).shape
+  where = rng.uniform(size=rows) < 0.7
+  _close(jaxobj.negative_cosine_similarity(p, z, axis=axis, reduction="none"),
+         -np.squeeze(cos, axis))
+  _close(jaxobj.negative_cosine_similarity(p, z, axis=axis, where=where),
+         -np.sum(np.squeeze(cos, axis) * where) / where.sum())
+  # d(-cos)/dp = -(z_hat - cos p_hat) / |p| along the axis, 0 for masked rows.
+  grad = -(z64 / norm_z - cos * p64 / norm_p) / norm_p * np.expand_dims(where, axis) / where.sum()
+  _close(jax.grad(lambda q: jaxobj.negative_cosine_similarity(q, z, axis=axis, where=where))(p),
+         grad, rtol=1e-4)
+  assert np.all(np.asarray(jax.grad(
+      lambda t: jaxobj.negative_cosine_similarity(p, t, axis=axis))(z)) == 0.0)
+
+
+def test_negative_cosine_similarity_bad_axis_is_a_clear_error():
+  p = np.ones((3, 4), np.float32)
+  with pytest.raises(ValueError, match=r"axis=2 is out of range.*\(3, 4\).*\[-2, 2\)"):
+    jaxobj.negative_cosine_similarity(p, p, axis=2)
+  with pytest.raises(TypeError, match="axis must be an int"):
+    jaxobj.negative_cosine_similarity(p, p, axis=1.0)
+  with pytest.raises(ValueError, match="same shape"):
+    jaxobj.negative_cosine_similarity(p, p[:, :3], axis=0)
+
+
 @pytest.mark.parametrize("lambda_param", [5e-3, 0.5])
 def test_barlow_twins(lambda_param):
   z1, z2 = _views(8, D)
@@ -643,3 +677,46 @@ def test_no_b_by_b_by_d_temporaries(name):
   temp = f.lower(x, second).compile().memory_analysis().temp_size_in_bytes
   broadcast = n * n * d * 4
   assert temp < broadcast / 8, (temp, broadcast)
+
+
+# ---------------------------------------------------------------- NaN, empty batches, x64
+
+
+def _labeled_batch():
+  x = jax.random.normal(jax.random.key(3), (6, 4))
+  return x, jnp.array([0, 0, 1, 1, 2, 2])
+
+
+def test_a_nan_row_reaches_the_value_and_a_masked_one_does_not():
+  # A NaN row maximum used to mark the row as empty: SupCon gave a finite
+  # value, NT-Xent 0.0.
+  x, y = _labeled_batch()
+  bad, keep = x.at[2].set(jnp.nan), jnp.arange(6) != 2
+  for fn in (jaxobj.supervised_contrastive_loss, jaxobj.ntxent):
+    assert np.isnan(float(fn(bad, y))), fn.__name__
+    np.testing.assert_allclose(fn(bad, y, where=keep), fn(x[keep], y[keep]), rtol=1e-6)
+    g = jax.grad(lambda a, fn=fn: fn(a, y, where=keep))(bad)
+    assert np.all(np.isfinite(g)) and np.all(g[2] == 0.0), fn.__name__
+  for fn in (jaxobj.info_nce_loss, jaxobj.clip_loss, jaxobj.decoupled_contrastive_loss):
+    assert np.isnan(float(fn(bad, x))), fn.__name__
+    assert np.isnan(float(fn(x, bad))), fn.__name__
+
+
+@pytest.mark.parametrize("fn", [jaxobj.info_nce_loss, jaxobj.clip_loss, jaxobj.ntxent,
+                                jaxobj.supervised_contrastive_loss,
+                                jaxobj.decoupled_contrastive_loss],
+                         ids=lambda f: f.__name__)
+def test_an_empty_batch_gives_zero_with_a_zero_gradient(fn):
+  e = jnp.zeros((0, 4))
+  second = jnp.zeros((0,), jnp.int32) if fn in (jaxobj.ntxent,
+                                                jaxobj.supervised_contrastive_loss) else e
+  assert float(fn(e, second)) == 0.0 and float(fn(e, second, reduction="sum")) == 0.0
+  assert fn(e, second, reduction="none").shape == (0,)
+  assert jax.grad(lambda a: fn(a, second))(e).shape == (0, 4)
+
+
+def test_ntxent_low_precision_gives_float32_under_x64():
+  x, y = _labeled_batch()
+  with jax.enable_x64(True):
+    for dtype in (jnp.bfloat16, jnp.float16):
+      assert jaxobj.ntxent(x.astype(dtype), y).dtype == jnp.float32

@@ -691,3 +691,70 @@ def test_bad_hyperparameters():
   for call, match in cases:
     with pytest.raises(ValueError, match=match):
       call()
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_cosine_embedding_loss_feature_axis(axis):
+  # (4, 3, 5) embeddings with the features along `axis`: one pair per position
+  # of the other two axes, in order. Reference: the formula along that axis.
+  rng = np.random.default_rng(11)
+  x1, x2 = (rng.standard_normal((4, 3, 5)).astype(np.float32) for _ in range(2))
+  a, b = f64(x1), f64(x2)
+  sq1, sq2 = np.sum(a**2, axis) + 1e-12, np.sum(b**2, axis) + 1e-12
+  cos = np.sum(a * b, axis) / np.sqrt(sq1 * sq2)
+  y = np.where(rng.uniform(size=cos.shape) < 0.5, 1.0, -1.0).astype(np.float32)
+  margin = 0.1
+  want = np.where(y == 1, 1 - cos, np.maximum(0.0, cos - margin))
+  fn = lambda e1, **kw: jaxobj.cosine_embedding_loss(e1, x2, y, margin=margin, axis=axis, **kw)
+  close(fn(x1, reduction="none"), want, rtol=1e-5, atol=1e-6)
+  w = rng.uniform(0.5, 2.0, cos.shape).astype(np.float32)
+  close(fn(x1, weights=w), np.sum(w * want) / np.sum(w), rtol=1e-5, atol=1e-6)
+  # d cos / d x1 = x2 / sqrt(sq1 sq2) - cos x1 / sq1 along the axis.
+  dcos = (b / np.expand_dims(np.sqrt(sq1 * sq2), axis)
+          - np.expand_dims(cos / sq1, axis) * a)
+  sign = np.where(y == 1, -1.0, np.where(cos > margin, 1.0, 0.0))
+  close(jax.grad(lambda e: fn(e, reduction="sum"))(x1), np.expand_dims(sign, axis) * dcos,
+        rtol=1e-4, atol=1e-6)
+
+
+def test_cosine_embedding_loss_bad_axis_is_a_clear_error():
+  x = np.ones((3, 4), np.float32)
+  with pytest.raises(ValueError, match=r"axis=-3 is out of range.*\(3, 4\)"):
+    jaxobj.cosine_embedding_loss(x, x, np.ones(3), axis=-3)
+  with pytest.raises(TypeError, match="axis must be an int"):
+    jaxobj.cosine_embedding_loss(x, x, np.ones(3), axis="0")
+  # The labels follow the rows left by the feature axis.
+  with pytest.raises(ValueError, match="labels.shape"):
+    jaxobj.cosine_embedding_loss(x, x, np.ones(3), axis=0)
+
+
+# ---------------------------------------------------------------- NaN and empty batches
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean", "cosine"])
+def test_a_nan_embedding_reaches_the_value_of_the_mined_triplet_losses(distance):
+  # _safe_sqrt sent a NaN squared distance down its zero branch: the loss was the margin.
+  x = jax.random.normal(jax.random.key(4), (6, 3))
+  y = jnp.array([0, 0, 1, 1, 2, 2])
+  bad, keep = x.at[2, 1].set(jnp.nan), jnp.arange(6) != 2
+  for fn in (jaxobj.batch_hard_triplet_loss, jaxobj.batch_all_triplet_loss):
+    assert np.isnan(float(fn(bad, y, distance=distance))), fn.__name__
+    np.testing.assert_allclose(fn(bad, y, where=keep, distance=distance),
+                               fn(x[keep], y[keep], distance=distance), rtol=1e-5)
+
+
+@pytest.mark.parametrize("p", [2.0, 1.5])
+def test_a_nan_in_any_triplet_input_reaches_the_value(p):
+  a, pos, neg = (jax.random.normal(k, (4, 3)) for k in jax.random.split(jax.random.key(5), 3))
+  for i in range(3):
+    args = [a, pos, neg]
+    args[i] = args[i].at[1, 0].set(jnp.nan)
+    assert np.isnan(float(jaxobj.triplet_margin_loss(*args, p=p))), i
+    assert np.isnan(float(jaxobj.pairwise_contrastive_loss(args[i], a, jnp.ones(4)))), i
+
+
+def test_batch_hard_triplet_empty_batch_is_zero():
+  e, y = jnp.zeros((0, 3)), jnp.zeros((0,), jnp.int32)
+  assert float(jaxobj.batch_hard_triplet_loss(e, y)) == 0.0
+  g = jax.grad(lambda a: jaxobj.batch_hard_triplet_loss(a, y))(e)
+  assert g.shape == (0, 3)

@@ -1069,7 +1069,7 @@ def _mises_fisher_weights(cosines, sigma, valid):
 
 
 @register("contrastive", inputs=examples.VIEWS)
-def negative_cosine_similarity(predictions, targets, *, where=None, weights=None,
+def negative_cosine_similarity(predictions, targets, *, axis=-1, where=None, weights=None,
                                reduction="mean"):
   r"""Negative cosine similarity with stop-gradient on the targets (SimSiam, BYOL).
 
@@ -1085,16 +1085,21 @@ def negative_cosine_similarity(predictions, targets, *, where=None, weights=None
   ``NegativeCosineSimilarity``. A zero vector has cosine 0 (loss 0).
 
   Args:
-    predictions: float ``(..., D)``.
+    predictions: float ``(..., D)`` (the feature axis ``D`` at ``axis``).
     targets: same shape; treated as constants.
-    where, weights, reduction: the loss contract over the rows ``(...)``.
+    axis: the feature axis (static int), ``-1`` by default; e.g. ``axis=1``
+      for ``(B, D, H, W)`` feature maps compares the ``D``-vectors at each
+      position.
+    where, weights, reduction: the loss contract over the rows: the other
+      axes, in order (``(B, H, W)`` above).
 
   Returns:
     The reduced loss; per-row losses in [-1, 1] for ``reduction="none"``.
 
   Raises:
-    ValueError: shapes differ (including the embedding dimension).
-    TypeError: integer predictions.
+    ValueError: shapes differ (including the embedding dimension), ``axis``
+      out of range.
+    TypeError: integer predictions, ``axis`` not an int.
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
@@ -1107,6 +1112,16 @@ def negative_cosine_similarity(predictions, targets, *, where=None, weights=None
     Chen and He, "Exploring Simple Siamese Representation Learning", CVPR 2021;
     Grill et al., "Bootstrap Your Own Latent", NeurIPS 2020.
   """
+  checks.check_axis("axis", axis, loss="negative_cosine_similarity")
+  if axis != -1:
+    rank = np.ndim(predictions)
+    if not -rank <= axis < rank:
+      raise ValueError(
+          f"negative_cosine_similarity: axis={axis} is out of range for predictions of "
+          f"shape {np.shape(predictions)}; the feature axis must be in [{-rank}, {rank}).")
+    checks.check_same_shape("predictions", predictions, "targets", targets)
+    predictions, targets = (jnp.moveaxis(jnp.asarray(a), axis, -1)
+                            for a in (predictions, targets))
   p, z = _pair(predictions, targets, ("predictions", "targets"), min_rank=1,
                layout="(D)")
   shape = p.shape[:-1]

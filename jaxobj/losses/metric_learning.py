@@ -303,7 +303,7 @@ def pairwise_contrastive_loss(embeddings1, embeddings2, labels, *, margin=1.0,
 
 
 @register("metric_learning", inputs=examples.PAIRS_SIGNED)
-def cosine_embedding_loss(embeddings1, embeddings2, labels, *, margin=0.0,
+def cosine_embedding_loss(embeddings1, embeddings2, labels, *, margin=0.0, axis=-1,
                           where=None, weights=None, reduction="mean"):
   r"""Cosine embedding loss: 1 - cos for similar pairs, a hinge on cos for dissimilar ones.
 
@@ -320,20 +320,23 @@ def cosine_embedding_loss(embeddings1, embeddings2, labels, *, margin=0.0,
   pass silently: map it with ``2 * labels - 1``.
 
   Args:
-    embeddings1: float array ``[..., D]``.
+    embeddings1: float array ``[..., D]`` (the feature axis ``D`` at ``axis``).
     embeddings2: float array of the same shape.
-    labels: ``[...]`` (``embeddings1.shape[:-1]``), +1 (similar) or -1.
+    labels: +1 (similar) or -1, one per pair: the shape of ``embeddings1``
+      without the feature axis (``embeddings1.shape[:-1]`` for ``axis=-1``).
     margin: :math:`m` in [-1, 1] (traceable).
+    axis: the feature axis (static int), ``-1`` by default; e.g. ``axis=0``
+      for ``[D, N]`` embeddings stored one per column.
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`)
-      over the pairs.
+      over the pairs (the other axes, in order).
 
   Returns:
     The reduced loss; one value per pair for ``reduction="none"``.
 
   Raises:
     ValueError: embedding shapes differ, bad ``labels`` shape, ``margin``
-      outside [-1, 1].
-    TypeError: integer embeddings.
+      outside [-1, 1], ``axis`` out of range.
+    TypeError: integer embeddings, ``axis`` not an int.
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
@@ -344,6 +347,16 @@ def cosine_embedding_loss(embeddings1, embeddings2, labels, *, margin=0.0,
     [1.     0.2071 1.    ]
   """
   checks.check_range("margin", margin, low=-1.0, high=1.0)
+  checks.check_axis("axis", axis, loss="cosine_embedding_loss")
+  if axis != -1:
+    rank = jnp.ndim(embeddings1)
+    if not -rank <= axis < rank:
+      raise ValueError(
+          f"cosine_embedding_loss: axis={axis} is out of range for embeddings1 of shape "
+          f"{jnp.shape(embeddings1)}; the feature axis must be in [{-rank}, {rank}).")
+    checks.check_same_shape("embeddings1", embeddings1, "embeddings2", embeddings2)
+    embeddings1, embeddings2 = (jnp.moveaxis(jnp.asarray(e), axis, -1)
+                                for e in (embeddings1, embeddings2))
   (x1, x2), shape = _embeddings(("embeddings1", "embeddings2"),
                                 (embeddings1, embeddings2), where)
   y = _pair_labels(labels, x1, "embeddings1", shape, where, fill=1.0)
