@@ -541,3 +541,14 @@ def test_specific_errors():
     jaxobj.knowledge_distillation_loss(s, t, temperature=-1.0)
   with pytest.raises(ValueError, match="distribution axis"):
     jaxobj.kl_divergence(np.float32(0.0), np.float32(1.0))
+
+
+def test_distillation_nan_logits_reach_the_value():
+  # A NaN logit was taken for a -inf (masked) class: inf for the student,
+  # a finite loss for the teacher.
+  s, t = jnp.array([[1.0, 0.0, -1.0], [0.5, 0.2, 0.1]]), jnp.array([[0.0, 1.0, 2.0]] * 2)
+  for args in ((s.at[0, 1].set(jnp.nan), t), (s, t.at[0, 1].set(jnp.nan))):
+    out = jaxobj.knowledge_distillation_loss(*args, temperature=2.0, reduction="none")
+    assert np.isnan(out[0]) and np.isfinite(out[1])
+  # A -inf teacher logit is still a class of probability 0.
+  assert np.isfinite(float(jaxobj.knowledge_distillation_loss(s, t.at[0, 1].set(-jnp.inf))))

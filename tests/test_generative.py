@@ -546,3 +546,16 @@ def test_penalty_bad_inputs():
     r1_penalty(sine_critic, np.float32(1.0))
   with pytest.raises(ValueError, match="gamma"):
     r1_penalty(sine_critic, real, gamma=-1.0)
+
+
+def test_wgan_gradient_penalty_nan_reaches_the_value():
+  # The norm's "> 0" guard sent a NaN squared norm to 0: the penalty was 1.0.
+  critic = lambda x: jnp.sum(x ** 2, axis=-1)  # noqa: E731  (input gradient 2x)
+  real, fake = jnp.ones((3, 2)), jnp.full((3, 2), 2.0)
+  eps = jnp.full((3,), 0.5)
+  bad = real.at[1, 0].set(jnp.nan)
+  out = np.asarray(wgan_gradient_penalty(critic, bad, fake, interpolation=eps, reduction="none"))
+  assert np.isnan(out[1]) and np.all(np.isfinite(out[[0, 2]]))
+  keep = jnp.array([True, False, True])
+  close(wgan_gradient_penalty(critic, bad, fake, interpolation=eps, where=keep),
+        wgan_gradient_penalty(critic, real, fake, interpolation=eps, where=keep))

@@ -734,3 +734,21 @@ def test_per_list_values_match_rax(name):
     want = jax.vmap(lambda a, b, m, g: fn(a, b, where=m, segments=g))(s, y, mask, seg)
     got = call(name, s, y, item_where=mask, segments=seg, reduction="none", **kw)
   close(got, want)
+
+
+def test_nan_scores_and_labels_reach_the_value():
+  # Comparisons dropped NaN: these gave 1.868 and 0.826.
+  nan = jnp.nan
+  assert np.isnan(float(jaxobj.pairwise_logistic_loss(jnp.array([[.3, -1, 2]]),
+                                                      jnp.array([[1, nan, 0]]))))
+  assert np.isnan(float(jaxobj.ndcg_metric(jnp.array([[nan, 1, 2]]), jnp.array([[1, 0, 2]]))))
+  s, y = jnp.array([[0.3, -1.0, 2.0], [1.0, 0.5, 0.0]]), jnp.array([[1.0, 2.0, 0.0]] * 2)
+  item = jnp.ones((2, 3), bool).at[0, 1].set(False)
+  for fn in (jaxobj.pairwise_hinge_loss, jaxobj.listmle_loss, jaxobj.softmax_loss,
+             jaxobj.approx_ndcg_loss, jaxobj.mrr_metric, jaxobj.precision_metric):
+    for args in ((s.at[0, 1].set(nan), y), (s, y.at[0, 1].set(nan))):
+      out = fn(*args, reduction="none")
+      assert np.isnan(out[0]) and np.isfinite(out[1]), fn.__name__
+      # With the list or the item masked, the NaN is harmless.
+      assert np.isfinite(float(fn(*args, where=jnp.array([False, True])))), fn.__name__
+      assert np.isfinite(float(fn(*args, item_where=item))), fn.__name__

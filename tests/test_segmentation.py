@@ -700,3 +700,32 @@ def test_out_of_range_labels_give_nan():
     assert np.isnan(out[1]) and np.all(np.isfinite(out[[0, 2]])), fn.__name__
     # Masked, the bad label is harmless.
     assert np.isfinite(float(_jit(fn)(logits, labels, where=jnp.array([True, False, True]))))
+
+
+def test_focal_tversky_nan_logit_and_out_of_range_label_give_nan():
+  # The per-class "> 0" guard sent NaN to its zero branch: the loss was 0.0.
+  logits = jnp.zeros((2, 3, 3, 4))
+  labels = jnp.zeros((2, 3, 3), jnp.int32)
+  out = jaxobj.focal_tversky_loss(logits.at[0, 1, 1, 2].set(jnp.nan), labels, reduction="none")
+  assert np.isnan(out[0]) and np.isfinite(out[1])
+  out = jaxobj.focal_tversky_loss(logits, labels.at[1, 0, 0].set(9), reduction="none")
+  assert np.isfinite(out[0]) and np.isnan(out[1])
+
+
+def test_lovasz_losses_empty_batch_is_zero():
+  logits, labels = jnp.zeros((0, 3, 3, 4)), jnp.zeros((0, 3, 3), jnp.int32)
+  assert float(jaxobj.lovasz_softmax_loss(logits, labels)) == 0.0
+  assert jax.grad(lambda x: jaxobj.lovasz_softmax_loss(x, labels))(logits).shape == logits.shape
+  x, y = jnp.zeros((0, 3, 3)), jnp.zeros((0, 3, 3))
+  assert float(jaxobj.lovasz_hinge_loss(x, y)) == 0.0
+  assert jaxobj.lovasz_hinge_loss(x, y, reduction="none").shape == (0,)
+
+
+def test_dice_ce_low_precision_gives_float32_under_x64():
+  logits = jax.random.normal(jax.random.key(0), (2, 3, 3, 4))
+  labels = jnp.zeros((2, 3, 3), jnp.int32)
+  with jax.enable_x64(True):
+    for dtype in (jnp.bfloat16, jnp.float16):
+      assert jaxobj.dice_ce_loss(logits.astype(dtype), labels).dtype == jnp.float32
+      assert jaxobj.dice_ce_loss(logits.astype(dtype), labels,
+                                 label_smoothing=0.1).dtype == jnp.float32

@@ -536,3 +536,22 @@ def test_ctc_bad_inputs():
     jaxobj.ctc_loss(x.astype(np.int32), lp, y, yp)
   with pytest.raises(ValueError, match=r"logits\.shape=\(4,\)"):
     jaxobj.ctc_loss(x[0, 0], lp, y, yp)
+
+
+def test_ctc_empty_batch_is_zero():
+  logits, logit_pad = jnp.zeros((0, 5, 4)), jnp.zeros((0, 5))
+  labels, label_pad = jnp.zeros((0, 3), jnp.int32), jnp.zeros((0, 3))
+  assert float(jaxobj.ctc_loss(logits, logit_pad, labels, label_pad)) == 0.0
+  g = jax.grad(lambda x: jaxobj.ctc_loss(x, logit_pad, labels, label_pad))(logits)
+  assert g.shape == logits.shape
+
+
+def test_ctc_nan_padding_flag_reaches_the_value():
+  # A NaN flag compared as "not padding" and the loss stayed finite.
+  args = tuple(jnp.asarray(a) for a in ctc_batch(np.random.default_rng(0), (3,)))
+  for i in (1, 3):
+    bad = list(args)
+    bad[i] = bad[i].at[1, 0].set(jnp.nan)
+    out = np.asarray(jaxobj.ctc_loss(*bad, reduction="none"))
+    assert np.isnan(out[1]) and np.all(np.isfinite(out[[0, 2]])), i
+    assert np.isfinite(float(jaxobj.ctc_loss(*bad, where=jnp.array([True, False, True]))))

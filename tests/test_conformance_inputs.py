@@ -1,0 +1,134 @@
+"""The loss contract's rules on unusual inputs (DESIGN.md §3), for every registered loss.
+
+Companion to ``test_conformance.py``, whose example inputs it reuses: NaN in an
+unmasked input reaches the value (a training loop must see it) while the same
+NaN behind a mask changes nothing, an empty batch gives 0 with a finite
+gradient, and low-precision inputs give float32 even with ``jax_enable_x64``.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxobj import registry
+from test_conformance import MASK, TAKES_A_FUNCTION, _close, _draw, _is_float
+
+# Every loss and every metric that takes arrays.
+SPECS = [s for s in registry.specs() if s.kind in ("loss", "metric")
+         and s.name not in TAKES_A_FUNCTION]
+# Its value is a set of bins (counts, confidences, accuracies), not one number;
+# its own tests cover it.
+NOT_A_VALUE = {"reliability_diagram"}
+VALUE_SPECS = [s for s in SPECS if s.name not in NOT_A_VALUE]
+
+# Losses another change is still bringing under the empty-batch rule.
+EMPTY_BATCH_PENDING = {"fused_linear_cross_entropy"}
+
+UNMASKED_ROW, MASKED_ROW = 2, 1
+assert MASK[UNMASKED_ROW] and not MASK[MASKED_ROW]
+
+
+def _ids(specs):
+  return [s.name for s in specs]
+
+
+def test_every_loss_and_metric_with_inputs_is_covered():
+  assert {s.name for s in SPECS if s.inputs is None} == set()
+  assert len(VALUE_SPECS) >= 90
+
+
+def _reductions(spec):
+  """Keyword sets for the reductions a loss offers (the calibration metrics give the mean only)."""
+  if "reduction" in inspect.signature(spec.fn).parameters:
+    return ({}, {"reduction": "sum"})
+  return ({},)
+
+
+def _float_inputs(spec, args):
+  """Indices of the float inputs, and whether each carries the batch axes."""
+  n = len(args) if spec.inputs.batched is None else spec.inputs.batched
+  return [(i, i < n) for i, a in enumerate(args) if _is_float(a)]
+
+
+def _with_nan(args, i, row):
+  """``args`` with one NaN in input ``i``: in batch row ``row`` if given, else its first entry."""
+  a = args[i]
+  index = (row,) + (0,) * (a.ndim - 1) if row is not None else (0,) * a.ndim
+  return args[:i] + (a.at[index].set(jnp.nan),) + args[i + 1:]
+
+
+# ---------------------------------------------------------------- NaN
+
+
+@pytest.mark.parametrize("spec", VALUE_SPECS, ids=_ids(VALUE_SPECS))
+def test_nan_in_an_unmasked_input_reaches_the_value(spec):
+  args = _draw(spec)
+  where = jnp.asarray(MASK)
+  clean = spec.fn(*args, where=where)
+  inputs = _float_inputs(spec, args)
+  assert inputs, f"{spec.name} has no float input to check"
+  for i, batched in inputs:
+    name = spec.input_names[i]
+    row = UNMASKED_ROW if batched else None
+    value = spec.fn(*_with_nan(args, i, row), where=where)
+    assert np.isnan(float(value)), f"NaN in {name} (unmasked row) gave {float(value)}"
+    if batched:  # the same NaN in a masked row changes nothing
+      _close(spec.fn(*_with_nan(args, i, MASKED_ROW), where=where), clean)
+
+
+# ---------------------------------------------------------------- empty
+
+
+def _empty_params():
+  for s in VALUE_SPECS:
+    marks = ()
+    if s.name in EMPTY_BATCH_PENDING:
+      marks = pytest.mark.xfail(reason="an empty batch is not handled yet", strict=False)
+    yield pytest.param(s, id=s.name, marks=marks)
+
+
+@pytest.mark.parametrize("spec", list(_empty_params()))
+def test_empty_batch_gives_zero_with_finite_gradient(spec):
+  args = _draw(spec, (0,))
+  assert args[0].shape[0] == 0
+  reductions = _reductions(spec)
+  if len(reductions) > 1:
+    assert spec.fn(*args, reduction="none").shape == (0,)
+  for kw in reductions:
+    assert float(spec.fn(*args, **kw)) == 0.0, kw
+  if spec.kind == "loss":
+    g = jax.grad(lambda x: spec.fn(x, *args[1:]))(args[0])
+    assert g.shape == args[0].shape and np.all(np.isfinite(g))
+
+
+# ---------------------------------------------------------------- x64
+
+
+@pytest.fixture
+def x64():
+  """``jax_enable_x64`` for one test, restored afterwards (other tests run in this process)."""
+  before = jax.config.jax_enable_x64
+  jax.config.update("jax_enable_x64", True)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_enable_x64", before)
+
+
+@pytest.mark.parametrize("spec", VALUE_SPECS, ids=_ids(VALUE_SPECS))
+def test_low_precision_inputs_give_float32_under_x64(spec, x64):
+  assert jnp.zeros(1, float).dtype == jnp.float64  # x64 is on
+  args = _draw(spec)
+  for dtype in (jnp.bfloat16, jnp.float16):
+    low = tuple(a.astype(dtype) if _is_float(a) else a for a in args)
+    out = spec.fn(*low)
+    assert out.dtype == jnp.float32, f"{np.dtype(dtype).name} inputs gave {out.dtype}"
+
+
+def test_x64_fixture_leaves_the_default_alone():
+  assert jnp.zeros(1, float).dtype == jnp.float32
