@@ -145,6 +145,12 @@ def test_valid_values_of_each_kind_pass():
   y, lv = jnp.array([1.0, 2.0]), jnp.array([0.1, -0.3])
   assert float(jaxobj.gaussian_nll_loss(y, y, lv, log_variance=np.bool_(True))) == \
       pytest.approx(float(jaxobj.gaussian_nll_loss(y, y, lv, log_variance=True)))
+  # A boolean array passes (some switches are traceable, as ctc's zero_infinity).
+  ctc = registry.get("ctc_loss")
+  args = _args(ctc)
+  traced = jax.jit(lambda z: ctc.fn(*args, zero_infinity=z))
+  assert float(traced(jnp.bool_(True))) == pytest.approx(
+      float(ctc.fn(*args, zero_infinity=True)), rel=1e-6)
 
 
 def test_optional_real_hyperparameters_are_checked_when_given():

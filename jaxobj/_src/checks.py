@@ -210,8 +210,12 @@ def _raise_nonfinite(name, value, loss, limits) -> None:
 
 
 def check_bool(name: str, value, *, loss: str = "") -> None:
-  """A static switch: exactly True or False (the string "false" is truthy)."""
+  """A switch: True or False, or a boolean array where the loss traces it (the
+  string "false" is truthy, so no string or number passes)."""
   if value is True or value is False or isinstance(value, np.bool_):
+    return
+  if (isinstance(value, (jax.Array, np.ndarray)) and value.dtype == np.bool_
+      and np.ndim(value) == 0):
     return
   raise TypeError(
       f"{_where(loss)}{name} must be True or False, got {name}={_show(value)} of type "
