@@ -225,17 +225,17 @@ def check_bool(name: str, value, *, loss: str = "") -> None:
 
 def check_int(name: str, value, *, loss: str = "", arrays: bool = False) -> None:
   """An integer hyperparameter: a Python or NumPy int in int32 range; with
-  ``arrays``, also an integer array (traced ones are taken as given)."""
+  ``arrays``, also a concrete integer array. Traced integers are taken as given."""
   if type(value) is int or (isinstance(value, np.integer) and not isinstance(value, bool)):
     if INT_RANGE[0] <= value <= INT_RANGE[1]:
       return
     raise ValueError(
         f"{_where(loss)}{name}={_show(value)} is out of range: {name} must lie in "
         f"[{INT_RANGE[0]}, {INT_RANGE[1]}] (int32).")
+  if isinstance(value, jax.core.Tracer) and jnp.issubdtype(value.dtype, jnp.integer):
+    return  # traced: the loss decides whether it can be
   if arrays and not isinstance(value, (bool, str, bytes, float)) and hasattr(value, "dtype"):
     if jnp.issubdtype(value.dtype, jnp.integer):
-      if not is_concrete(value):
-        return
       v = np.asarray(value)
       if v.size == 0 or (v.min() >= INT_RANGE[0] and v.max() <= INT_RANGE[1]):
         return
