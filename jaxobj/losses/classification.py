@@ -153,9 +153,9 @@ def _pow_from_log(log_q, gamma):
 def _log_mass_outside(x, exclude):
   """``log(1 - sum_{k in exclude} p_k)``, ``p = softmax(x)``, as a difference of log-sum-exps.
 
-  Each log-sum-exp is shifted by its own maximum and the shifts are
-  subtracted exactly, so large tied logits lose no precision in the
-  difference. Its derivatives of every order are bounded (unlike those of
+  Each log-sum-exp is shifted by its own maximum and the two shifts are
+  subtracted apart, so large logits (1e4) lose no precision to rounding at
+  their scale. Its derivatives of every order are bounded (unlike those of
   ``log(1 - p)`` with ``1 - p`` rounding to 0); ``-inf`` where no possible
   class is left, with a zero gradient.
   """
