@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxobj._src import checks
 from jaxobj._src.numerics import abs_with_sign_grad
@@ -81,7 +82,13 @@ def _masked_leaves(params, mask: Mask) -> list[jax.Array]:
   if mask is None:
     chosen = [leaf for _, leaf in leaves_with_path]
   elif callable(mask):
-    chosen = [leaf for path, leaf in leaves_with_path if mask(path_str(path), leaf)]
+    chosen = [leaf for path, leaf in leaves_with_path
+              if _flag(mask(path_str(path), leaf), f"mask({path_str(path)!r}, leaf)")]
+  elif isinstance(mask, (str, bytes, int, float)) and not isinstance(mask, bool):
+    raise TypeError(
+        f"mask={mask!r}: a mask is a pytree of booleans with the structure of params "
+        "(or a prefix of it), or a predicate fn(path, leaf) -> bool. To leave out "
+        "leaves by name, pass jaxobj.regularizers.exclude('bias', ...).")
   else:
     try:
       full = jax.tree_util.tree_map(
@@ -92,8 +99,22 @@ def _masked_leaves(params, mask: Mask) -> list[jax.Array]:
           "prefix of it), or a predicate fn(path, leaf) -> bool; the structures "
           f"differ: {e}") from None
     flags = jax.tree_util.tree_leaves(full)
-    chosen = [leaf for flag, (_, leaf) in zip(flags, leaves_with_path) if flag]
+    chosen = [leaf for flag, (path, leaf) in zip(flags, leaves_with_path)
+              if _flag(flag, f"mask at {path_str(path)!r}")]
   return [checks.as_float(leaf, "params leaf") for leaf in chosen]
+
+
+def _flag(value, where: str) -> bool:
+  """One leaf's choice: True or False, nothing that merely converts to one."""
+  if isinstance(value, (bool, np.bool_)):
+    return bool(value)
+  if (isinstance(value, (np.ndarray, jax.Array)) and value.shape == ()
+      and value.dtype == bool and checks.is_concrete(value)):
+    return bool(value)
+  raise TypeError(
+      f"{where} is {value!r}; a mask chooses whole leaves, so each of its entries "
+      "is True or False (known before tracing), one per leaf. To penalize part of "
+      "an array, multiply the array by a mask before the penalty.")
 
 
 def _total(leaves, fn) -> jax.Array:

@@ -88,7 +88,7 @@ def test_info_is_flat_and_complete():
 
 def test_sum_reduction_term_and_plain_function_term():
   batch = _batch()
-  total = jo.term(jaxobj.squared_error, "batch.y", reduction="sum")
+  total = jo.term(jaxobj.squared_error, "batch.y", None, reduction="sum")
   plain = jo.term(lambda y: jnp.max(jnp.abs(y)), "batch.y", name="max_abs")
   value, info = (total + plain).apply(batch=batch)
   _close(info["loss/squared_error"], jnp.sum(batch["y"] ** 2))
@@ -145,8 +145,8 @@ def test_vmap_over_a_traced_weight():
 
 def test_subtraction_negation_division_and_builtin_sum():
   batch = _batch()
-  a = jo.term(jaxobj.squared_error, "batch.y")
-  b = jo.term(jaxobj.absolute_error, "batch.y")
+  a = jo.term(jaxobj.squared_error, "batch.y", None)
+  b = jo.term(jaxobj.absolute_error, "batch.y", None)
   la, lb = float(jnp.mean(batch["y"] ** 2)), float(jnp.mean(jnp.abs(batch["y"])))
   assert float((a - b).apply(batch=batch)[0]) == pytest.approx(la - lb, rel=1e-6)
   assert float((-a).apply(batch=batch)[0]) == pytest.approx(-la, rel=1e-6)
@@ -156,8 +156,8 @@ def test_subtraction_negation_division_and_builtin_sum():
 
 def test_array_weights_scalar_and_one_per_summand():
   batch = _batch()
-  a = jo.term(jaxobj.squared_error, "batch.y")
-  b = jo.term(jaxobj.absolute_error, "batch.y")
+  a = jo.term(jaxobj.squared_error, "batch.y", None)
+  b = jo.term(jaxobj.absolute_error, "batch.y", None)
   la, lb = jnp.mean(batch["y"] ** 2), jnp.mean(jnp.abs(batch["y"]))
   _close((jnp.float32(3.0) * a).apply(batch=batch)[0], 3 * la)
   value, info = (jnp.array([2.0, 0.5]) * (a + b)).apply(batch=batch)
@@ -167,8 +167,8 @@ def test_array_weights_scalar_and_one_per_summand():
 
 def test_groups_nest_names_and_weights():
   batch = _batch()
-  inner = jo.group("inner", jo.term(jaxobj.squared_error, "batch.y"))
-  outer = jo.group("outer", 0.5 * inner + jo.term(jaxobj.absolute_error, "batch.y"))
+  inner = jo.group("inner", jo.term(jaxobj.squared_error, "batch.y", None))
+  outer = jo.group("outer", 0.5 * inner + jo.term(jaxobj.absolute_error, "batch.y", None))
   value, info = (2.0 * outer).apply(batch=batch)
   la, lb = jnp.mean(batch["y"] ** 2), jnp.mean(jnp.abs(batch["y"]))
   _close(value, 2 * (0.5 * la + lb))
@@ -190,8 +190,8 @@ def test_stop_gradient_counts_in_the_value_but_not_the_gradient():
 
 def test_combine_names_terms_by_key():
   batch = _batch()
-  obj = jo.combine({"fit": jo.term(jaxobj.squared_error, "batch.y"),
-                    "robust": jo.term(jaxobj.absolute_error, "batch.y")},
+  obj = jo.combine({"fit": jo.term(jaxobj.squared_error, "batch.y", None),
+                    "robust": jo.term(jaxobj.absolute_error, "batch.y", None)},
                    weights={"robust": 0.25})
   value, info = obj.apply(batch=batch)
   assert {"loss/fit", "loss/robust"} <= set(info)
@@ -200,7 +200,7 @@ def test_combine_names_terms_by_key():
 
 def test_learnable_hyperparameter_is_an_objective_param():
   batch = _batch()
-  obj = jo.term(jaxobj.huber_loss, "batch.y", delta=jo.learnable(0.5, positive=True))
+  obj = jo.term(jaxobj.huber_loss, "batch.y", None, delta=jo.learnable(0.5, positive=True))
   params = obj.init()
   _close(params["huber_loss"]["delta"], math.log(0.5))
   (value, _), g = jax.value_and_grad(
@@ -222,7 +222,7 @@ def test_learnable_positional_input_with_random_initializer():
 
 def test_schedule_as_hyperparameter():
   batch = _batch()
-  obj = jo.term(jaxobj.huber_loss, "batch.y", delta=jo.linear_warmup(0.1, 1.0, steps=10))
+  obj = jo.term(jaxobj.huber_loss, "batch.y", None, delta=jo.linear_warmup(0.1, 1.0, steps=10))
   _close(obj.apply(batch=batch, step=5)[0], jaxobj.huber_loss(batch["y"], delta=0.55))
   with pytest.raises(ValueError, match="step"):
     obj.apply(batch=batch)
@@ -275,8 +275,8 @@ def test_bad_schedules_raise(bad):
 
 
 def test_params_from_another_objective_raise():
-  a = jo.term(jaxobj.huber_loss, "batch.y", delta=jo.learnable(1.0))
-  b = jo.term(jaxobj.huber_loss, "batch.y", delta=jo.learnable(1.0), name="other")
+  a = jo.term(jaxobj.huber_loss, "batch.y", None, delta=jo.learnable(1.0))
+  b = jo.term(jaxobj.huber_loss, "batch.y", None, delta=jo.learnable(1.0), name="other")
   with pytest.raises(ValueError, match="params do not match this objective"):
     a.apply(b.init(), batch=_batch())
   with pytest.raises(ValueError, match="params do not match"):
@@ -284,10 +284,10 @@ def test_params_from_another_objective_raise():
 
 
 def test_missing_input_names_the_term_and_suggests():
-  with pytest.raises(KeyError, match=r"term 'ce' \(labels\).*Did you mean batch\.labels"):
+  with pytest.raises(ValueError, match=r"term 'ce' \(labels\).*Did you mean batch\.labels"):
     CE.apply(outputs={"logits": jnp.zeros((2, 4))},
              batch={"label": jnp.zeros(2, jnp.int32), "labels_": 0, "mask": jnp.ones(2, bool)})
-  with pytest.raises(KeyError, match="got no 'outputs'"):
+  with pytest.raises(ValueError, match="got no 'outputs'"):
     CE.apply(batch=_batch())
 
 
@@ -331,3 +331,114 @@ def test_repr_shows_the_tree():
     assert piece in text, (piece, text)
   mt = jo.multitask({"a": CE, "b": HUBER}, jo.UncertaintyWeighting())
   assert "[uncertainty_weighting] UncertaintyWeighting" in repr(mt)
+
+
+# ---------------------------------------------------------------- misuse found by fuzzing
+
+
+def test_a_forgotten_target_is_an_error_and_zeros_are_asked_for():
+  with pytest.raises(TypeError, match=r"no input given for 'targets'.*pass None"):
+    jo.term(jaxobj.huber_loss, "outputs")
+  with pytest.raises(TypeError, match=r"no input given for 'labels'"):
+    jo.term(jaxobj.softmax_cross_entropy, "outputs")
+  y = jnp.array([1.0, -3.0])
+  for t in (jo.term(jaxobj.huber_loss, "outputs", None),
+            jo.term(jaxobj.huber_loss, "outputs", targets=None)):
+    _close(t.apply(outputs=y)[0], jaxobj.huber_loss(y, jnp.zeros(2)))
+
+
+@pytest.mark.parametrize("name", ["a/b", 3, ""])
+def test_term_names_follow_the_group_rule(name):
+  with pytest.raises(ValueError, match="names are non-empty strings without '/'"):
+    jo.term(jaxobj.squared_error, "p", "y", name=name)
+
+
+def test_division_and_weights_must_be_finite():
+  t = jo.term(jaxobj.squared_error, "p", "y")
+  for bad in (0, 0.0, math.inf, math.nan):
+    with pytest.raises(ValueError, match="finite non-zero"):
+      t / bad
+  for bad in (jnp.float32(jnp.nan), np.array(np.inf), jnp.array([1.0, jnp.nan])):
+    with pytest.raises(ValueError, match="not finite"):
+      bad * (t + jo.term(jaxobj.absolute_error, "p", "y"))
+
+
+def test_schedules_refuse_fractional_steps():
+  with pytest.raises(ValueError, match=r"period=1.9 must be a whole number"):
+    jo.cyclical(period=1.9)
+  with pytest.raises(ValueError, match=r"steps=2.5 must be a whole number"):
+    jo.linear_warmup(0.0, 1.0, steps=2.5)
+  with pytest.raises(ValueError, match="boundaries=.*whole number"):
+    jo.piecewise([1.5], [0.0, 1.0])
+  assert jo.cyclical(period=4.0).period == 4
+
+
+def test_learnable_initial_values_are_checked_before_tracing():
+  for bad, positive in ((-1.0, True), (0.0, True), (math.nan, False), (math.inf, True)):
+    with pytest.raises(ValueError, match="initial value"):
+      jo.learnable(bad, positive=positive)
+  # A random initializer is checked when drawn, outside jit.
+  obj = jo.term(jaxobj.huber_loss, "p", "y",
+                delta=jo.learnable(lambda key: -jnp.ones(()), positive=True))
+  with pytest.raises(ValueError, match="positive initial"):
+    obj.init(jax.random.key(0))
+
+
+def test_update_state_with_incomplete_info_says_what_is_missing():
+  obj = jo.multitask({"a": jo.term(jaxobj.squared_error, "p", "y"),
+                      "b": jo.term(jaxobj.absolute_error, "p", "y")},
+                     jo.DynamicWeightAverage())
+  state = obj.init_state()
+  _, info = obj.apply(state=state, p=jnp.ones(2), y=jnp.zeros(2))
+  with pytest.raises(ValueError, match=r"info has no 'loss/b'.*whole info dict"):
+    obj.update_state(state, {"loss/a": info["loss/a"]})
+
+
+def test_plain_function_terms_count_once_when_accumulated():
+  obj = (jo.term(jaxobj.squared_error, "batch.x", "batch.y")
+         + jo.term(lambda x: jnp.mean(x), "batch.x", name="mean_x"))
+  batch = {"x": jnp.arange(8.0), "y": jnp.zeros(8)}
+  (value, info), _ = jo.accumulate_value_and_grad(
+      obj, lambda m, mb: {"batch": mb}, {}, {},
+      jax.tree.map(lambda a: a.reshape(4, 2), batch))
+  whole_value, whole_info = obj.apply(batch=batch)
+  _close(value, whole_value)
+  _close(info, whole_info)
+  assert float(info["count/mean_x"]) == 1.0 and float(info["count/squared_error"]) == 8.0
+
+
+def test_nnx_accumulation_gives_optimizer_ready_gradients():
+  optax = pytest.importorskip("optax")
+  from flax import nnx
+
+  from jaxobj.objective.nnx import ObjectiveModule, accumulate_value_and_grad
+
+  class Trainer(nnx.Module):
+    def __init__(self):
+      self.model = nnx.Linear(3, 1, rngs=nnx.Rngs(0))
+      self.objective = ObjectiveModule(jo.multitask(
+          {"fit": jo.term(jaxobj.huber_loss, "outputs", "batch.y", where="batch.mask"),
+           "abs": jo.term(jaxobj.absolute_error, "outputs", "batch.y")},
+          jo.UncertaintyWeighting(init_log_variance=0.2)))
+
+  def data_fn(t, mb):
+    return {"outputs": t.model(mb["x"])[:, 0], "batch": mb}
+
+  batch = _batch(n=8)
+  trainer = Trainer()
+  (value, info), grads = accumulate_value_and_grad(
+      trainer, data_fn, jax.tree.map(lambda a: a.reshape((4, 2) + a.shape[1:]), batch))
+
+  def whole(t):
+    return t.objective(**data_fn(t, batch))
+  (w_value, w_info), w_grads = nnx.value_and_grad(whole, has_aux=True)(trainer)
+  _close(value, w_value)
+  _close(info, w_info)
+  chex.assert_trees_all_close(nnx.to_pure_dict(grads), nnx.to_pure_dict(w_grads),
+                              rtol=1e-5, atol=1e-6)
+  optimizer = nnx.Optimizer(trainer, optax.sgd(0.1), wrt=nnx.Param)
+  before = trainer.objective.param_values
+  optimizer.update(trainer, grads)
+  assert not np.allclose(before["uncertainty_weighting"]["log_variance"]["fit"],
+                         trainer.objective.param_values["uncertainty_weighting"]
+                         ["log_variance"]["fit"])

@@ -53,7 +53,7 @@ def test_arcface_class_centres_are_learned_objective_params():
 
 def test_barron_shape_and_scale_learned_through_latents():
   residuals = jnp.asarray(RNG.standard_t(2, size=32), jnp.float32)
-  obj = jo.term(jaxobj.adaptive_robust_loss, "r",
+  obj = jo.term(jaxobj.adaptive_robust_loss, "r", None,
                 alpha=jo.learnable(float(robust.robust_latent_from_alpha(1.0)),
                                    transform=robust.robust_alpha_from_latent),
                 scale=jo.learnable(float(robust.robust_latent_from_scale(1.0)),

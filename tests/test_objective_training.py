@@ -89,8 +89,8 @@ def test_nnx_filters_see_objective_params_apart_from_the_model():
 
 
 def test_nnx_module_keeps_weighting_state():
-  obj = jo.multitask({"a": jo.term(jaxobj.squared_error, "p"),
-                      "b": jo.term(jaxobj.absolute_error, "p")}, jo.DynamicWeightAverage())
+  obj = jo.multitask({"a": jo.term(jaxobj.squared_error, "p", None),
+                      "b": jo.term(jaxobj.absolute_error, "p", None)}, jo.DynamicWeightAverage())
   module = ObjectiveModule(obj)
   assert len(jax.tree.leaves(nnx.state(module, ObjectiveState))) == 3
   for scale in (1.0, 0.5):

@@ -92,3 +92,19 @@ def test_bad_masks_and_leaves_raise():
     jaxobj.l1_penalty({"step": jnp.array([1, 2])})
   with pytest.raises(ValueError, match="l1_ratio"):
     jaxobj.elastic_net_penalty({"w": jnp.ones(2)}, l1_ratio=1.5)
+
+
+@pytest.mark.parametrize("mask", ["bias", 3, 2.5])
+def test_a_mask_that_is_not_a_mask_is_refused(mask):
+  params = {"w": jnp.ones((2, 2)), "bias": jnp.ones(2)}
+  with pytest.raises(TypeError, match="exclude"):
+    jaxobj.l2_penalty(params, mask=mask)
+
+
+def test_mask_entries_are_booleans_one_per_leaf():
+  params = {"w": jnp.ones((2, 2)), "bias": jnp.ones(2)}
+  with pytest.raises(TypeError, match=r"mask at 'bias'.*True or False"):
+    jaxobj.l2_penalty(params, mask={"w": True, "bias": jnp.array([True, False])})
+  with pytest.raises(TypeError, match=r"mask\('bias', leaf\) is 1"):
+    jaxobj.l2_penalty(params, mask=lambda path, leaf: 1)
+  assert float(jaxobj.l2_penalty(params, mask={"w": True, "bias": np.bool_(False)})) == 4.0

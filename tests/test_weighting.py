@@ -12,9 +12,9 @@ import jaxobj
 from jaxobj import objective as jo
 
 Y = jnp.asarray(np.random.default_rng(0).normal(size=6), jnp.float32)
-TASKS = {"mse": jo.term(jaxobj.squared_error, "y"),
-         "mae": jo.term(jaxobj.absolute_error, "y"),
-         "l2": jo.term(jaxobj.l2_loss, "y")}
+TASKS = {"mse": jo.term(jaxobj.squared_error, "y", None),
+         "mae": jo.term(jaxobj.absolute_error, "y", None),
+         "l2": jo.term(jaxobj.l2_loss, "y", None)}
 L = np.array([np.mean(np.float64(Y) ** 2), np.mean(np.abs(np.float64(Y))),
               0.5 * np.mean(np.float64(Y) ** 2)])
 

@@ -34,6 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxobj._src import numerics
+
 # Elements in a chunk's one live [tokens, V] buffer, its logits (8 MiB in
 # float32), and in one block of the logits' gradient (formed from them a block
 # of columns at a time): large enough for efficient matmuls, small next to the
@@ -183,8 +185,8 @@ def _backprop_chunk(h, w, rows, kernel, dkernel, cap, opts: Options, block: int)
     current = lax.dynamic_slice_in_dim(dk, start, block, axis=1)
     return dh, lax.dynamic_update_slice_in_dim(dk, current + update, start, axis=1), cpx
 
-  dh = jnp.zeros(h.shape, dkernel.dtype)
-  return lax.fori_loop(0, num_blocks, body, (dh, dkernel, jnp.zeros((), dkernel.dtype)))
+  init = (jnp.zeros(h.shape, dkernel.dtype), dkernel, jnp.zeros((), dkernel.dtype))
+  return lax.fori_loop(0, num_blocks, body, numerics.vary_like(init, h, w, rows, kernel, cap))
 
 
 def sweep(h, y, a, kernel, hyper, opts: Options, blocks: Blocks, grads: bool):
@@ -232,7 +234,7 @@ def sweep(h, y, a, kernel, hyper, opts: Options, blocks: Blocks, grads: bool):
           (zero, zero, zero))
   if n == 0:  # no tokens: a total of 0 with zero gradients
     return init
-  return lax.fori_loop(0, -(-n // tn), body, init)
+  return lax.fori_loop(0, -(-n // tn), body, numerics.vary_like(init, h, y, a, kernel, hyper))
 
 
 def _hyper_cotangents(hyper, dhyper, scale):

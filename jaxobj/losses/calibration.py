@@ -320,7 +320,7 @@ def _safe_divide(a, b):
   return jnp.where(nonzero, a / jnp.where(nonzero, b, 1.0), 0.0)
 
 
-@register("calibration", kind="metric", inputs=examples.INTEGER_LABELS)
+@register("calibration", kind="metric", inputs=examples.INTEGER_LABELS, couples_rows=True)
 def expected_calibration_error(logits, labels, *, num_bins=15, ignore_index=None,
                                axis=-1, where=None, weights=None, right_closed=True):
   r"""Expected calibration error of the top-label confidence (a metric, not a loss).
@@ -382,7 +382,7 @@ def expected_calibration_error(logits, labels, *, num_bins=15, ignore_index=None
   return _safe_divide(jnp.sum(jnp.abs(acc_sum - conf_sum)), jnp.sum(count))
 
 
-@register("calibration", kind="metric", inputs=examples.INTEGER_LABELS)
+@register("calibration", kind="metric", inputs=examples.INTEGER_LABELS, couples_rows=True)
 def maximum_calibration_error(logits, labels, *, num_bins=15, ignore_index=None,
                               axis=-1, where=None, weights=None, right_closed=True):
   r"""Maximum calibration error: the worst bin's confidence–accuracy gap (a metric).
@@ -427,7 +427,7 @@ def maximum_calibration_error(logits, labels, *, num_bins=15, ignore_index=None,
   return jnp.max(_safe_divide(jnp.abs(acc_sum - conf_sum), count))
 
 
-@register("calibration", kind="metric", inputs=examples.INTEGER_LABELS)
+@register("calibration", kind="metric", inputs=examples.INTEGER_LABELS, couples_rows=True)
 def reliability_diagram(logits, labels, *, num_bins=15, ignore_index=None, axis=-1,
                         where=None, weights=None):
   r"""Per-bin confidence, accuracy and count for a reliability diagram (a metric).

@@ -504,7 +504,8 @@ def _kto_reference_point(kl_rows, kl, where):
   return jax.lax.stop_gradient(jnp.maximum(z0, 0.0))
 
 
-@register("preference", inputs=examples.UNPAIRED_LOGPS, couples_rows=True)
+@register("preference", inputs=examples.UNPAIRED_LOGPS, couples_rows=True,
+          coupled_by=("policy_kl_logps",))
 def kto_loss(policy_logps, reference_logps, labels, policy_kl_logps=None,
              reference_kl_logps=None, *, beta=0.1, desirable_weight=1.0,
              undesirable_weight=1.0, kl=None, where=None, weights=None,
@@ -533,9 +534,13 @@ def kto_loss(policy_logps, reference_logps, labels, policy_kl_logps=None,
   **Inputs** are sequence log-probabilities **summed** over the answer's
   tokens, as in TRL. Rows of both kinds share one batch: ``labels`` says which
   is which (TRL splits them into chosen/rejected tensors; the per-row losses
-  are the same). Under data parallelism, TRL averages :math:`z_0` over
-  devices: compute it yourself (e.g. a ``jax.lax.pmean`` of the local mean)
-  and pass it as ``kl``.
+  are the same). :math:`z_0` estimated from the mismatched pairs couples the
+  rows: on a microbatch or a device's shard it is that part's own mean, not
+  the whole batch's, so an objective refuses such a term under
+  ``jo.accumulate_value_and_grad`` and ``apply(axis_name=...)``. Compute the
+  estimate over the whole batch yourself (under data parallelism TRL averages
+  it over devices, e.g. a ``jax.lax.pmean`` of the local means) and pass it
+  as ``kl``; the rows are then independent.
 
   Args:
     policy_logps: float ``(...)``, :math:`\log\pi_\theta(y\mid x)` per answer.

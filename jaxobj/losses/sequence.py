@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxobj._src import checks
+from jaxobj._src import checks, numerics
 from jaxobj._src.examples import sequence as sequence_examples
 from jaxobj._src import fused_xent
 from jaxobj._src.reduce import masked_fill, reduce_loss, reduce_total
@@ -336,6 +336,9 @@ def fused_linear_cross_entropy(hidden, targets, kernel, *, ignore_index=-100,
       label_smoothing, z_loss, 1.0 if logit_soft_cap is None else logit_soft_cap))
   blocks = fused_xent.default_blocks(dim, vocab, token_block, vocab_block)
   h2, y2 = h.reshape(-1, dim), y.reshape(-1)
+  # Inside shard_map: every input of the custom_vjp varies like the tokens, so
+  # the cotangents of replicated ones (the kernel) are summed over devices.
+  h2, y2, w, hyper = numerics.vary_like((h2, y2, w, hyper), h2, y2, mask, token_weights)
   if reduction == "none":
     values = fused_xent.token_values(h2, y2, w, hyper, opts, blocks).reshape(shape)
     return reduce_loss(values, where=mask, weights=token_weights, reduction="none")
@@ -352,7 +355,7 @@ def fused_linear_cross_entropy(hidden, targets, kernel, *, ignore_index=-100,
     coef = mask.astype(dtype)
   else:
     coef = jnp.ones(shape, dtype)
-  coef = coef.astype(dtype).reshape(-1)
+  coef = numerics.vary_like(coef.astype(dtype).reshape(-1), h2)
   total = fused_xent.weighted_total(h2, y2, coef, w, hyper, opts, blocks)
   count = jnp.sum(coef)
   if isinstance(normalize, str):
@@ -461,7 +464,7 @@ def _ctc_tables(logits, frame_valid, ext):
   emit = emit.transpose(1, 2, 0)
   init = jnp.where(jnp.arange(ext.shape[1]) == 0, 0.0, -jnp.inf).astype(logits.dtype)
   init = jnp.broadcast_to(init[:, None], (ext.shape[1], ext.shape[0]))
-  return log_z, init, (emit, frame_valid.T[:, None, :])
+  return log_z, numerics.vary_like(init, emit), (emit, frame_valid.T[:, None, :])
 
 
 def _final_log_likelihood(alpha, last):
@@ -523,7 +526,8 @@ def _ctc_coefficients(logits, frame_valid, ext, skip, last):
     return jnp.where(valid, new, beta), (occ[1::2], jnp.sum(occ[0::2], axis=0))
 
   _, (occ_labels, occ_blank) = jax.lax.scan(
-      backward, beta_init.astype(logits.dtype), xs + (alphas,), reverse=True)
+      backward, numerics.vary_like(beta_init.astype(logits.dtype), alphas), xs + (alphas,),
+      reverse=True)
   classes = logits.shape[-1]
   labels_hot = jax.nn.one_hot(ext[:, 1::2], classes, dtype=logits.dtype)  # [B, S, K]
   blank_hot = jax.nn.one_hot(ext[:, :1], classes, dtype=logits.dtype)  # [B, 1, K]

@@ -56,6 +56,16 @@ def accumulate_value_and_grad(
       scanned over with ``jax.lax.scan``, so memory holds one microbatch.
     step, state, key: as in ``Objective.apply``.
 
+  A plain-function term (one without the loss contract's ``reduction``, such
+  as your own scalar function) counts once per microbatch: its value is the
+  mean over the microbatches, exact when it does not depend on the batch
+  (a regularizer) or the microbatches are of equal size.
+
+  Raises:
+    ValueError: a term's loss couples the rows of its batch (CLIP, SigLIP,
+      NT-Xent, mined triplets, ...: ``couples_rows`` in the registry); use
+      :func:`jaxobj.objective.cached_value_and_grad` for those.
+
   Returns:
     ``((total, info), (model_grads, objective_grads))``, equal to
     ``jax.value_and_grad(objective.apply)`` on the whole batch.
@@ -71,36 +81,70 @@ def accumulate_value_and_grad(
     >>> print(loss, info["count/squared_error"], g)
     4.0 4.0 4.0
   """
-  def stats(mp, op, mb):
-    return objective.statistics(op, step=step, **data_fn(mp, mb))
+  (total, info), (model_grads, objective_grads) = accumulate(
+      objective, lambda p: p[1], lambda p, mb: data_fn(p[0], mb),
+      (model_params, objective_params), microbatches, step=step, state=state, key=key)
+  return (total, info), (model_grads, objective_grads)
+
+
+def accumulate(objective: Objective, objective_params_of: Callable[[Any], Any],
+               data_fn: Callable[[Any, Any], dict[str, Any]], params, microbatches, *,
+               step=None, state=None, key=None):
+  """The two passes over one differentiated pytree ``params``.
+
+  ``objective_params_of(params)`` picks the objective's params out of it and
+  ``data_fn(params, microbatch)`` gives ``apply``'s data; the public functions
+  (:func:`accumulate_value_and_grad` and its NNX form) are thin layers over it.
+  Returns ``((total, info), grads)`` with ``grads`` shaped like ``params``.
+  """
+  _check_separable(objective, microbatches)
+
+  def stats(params, mb):
+    return objective.statistics(objective_params_of(params), step=step,
+                                **data_fn(params, mb))
 
   def add(a, b):
     return jax.tree.map(jnp.add, a, b)
 
   first = jax.tree.map(lambda x: x[0], microbatches)
   zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
-                       jax.eval_shape(stats, model_params, objective_params, first))
-  totals, _ = jax.lax.scan(
-      lambda acc, mb: (add(acc, stats(model_params, objective_params, mb)), None),
-      zeros, microbatches)
+                       jax.eval_shape(stats, params, first))
+  totals, _ = jax.lax.scan(lambda acc, mb: (add(acc, stats(params, mb)), None),
+                           zeros, microbatches)
   sums = {p: s for p, (s, _) in totals.items()}
   counts = {p: c for p, (_, c) in totals.items()}
 
-  def combined(op, sums):
+  def combined(params, sums):
     stats_ = {p: (sums[p], counts[p]) for p in sums}
-    return objective.combine(op, stats_, step=step, state=state, key=key)
+    return objective.combine(objective_params_of(params), stats_, step=step, state=state,
+                             key=key)
 
   (total, info), (direct, g_sums) = jax.value_and_grad(
-      combined, argnums=(0, 1), has_aux=True)(objective_params, sums)
+      combined, argnums=(0, 1), has_aux=True)(params, sums)
 
-  def surrogate(mp, op, mb):
-    s = stats(mp, op, mb)
+  def surrogate(params, mb):
+    s = stats(params, mb)
     return sum(g_sums[p] * s[p][0] for p in s)
 
-  grad = jax.grad(surrogate, argnums=(0, 1))
-  zero_grads = jax.tree.map(jnp.zeros_like, (model_params, objective_params))
-  grads, _ = jax.lax.scan(
-      lambda acc, mb: (add(acc, grad(model_params, objective_params, mb)), None),
-      zero_grads, microbatches)
-  model_grads, objective_grads = grads
-  return (total, info), (model_grads, add(objective_grads, direct))
+  grad = jax.grad(surrogate)
+  grads, _ = jax.lax.scan(lambda acc, mb: (add(acc, grad(params, mb)), None),
+                          jax.tree.map(jnp.zeros_like, params), microbatches)
+  return (total, info), add(grads, direct)
+
+
+def _check_separable(objective: Objective, microbatches) -> None:
+  """Refuses terms whose rows interact: their microbatch sums do not add up."""
+  leaves = jax.tree.leaves(microbatches)
+  if not leaves or jnp.shape(leaves[0])[0] <= 1:
+    return
+  coupled = [p for p, t in objective.terms().items() if t.couples_rows]
+  if coupled:
+    fn = objective.terms()[coupled[0]].fn
+    raise ValueError(
+        f"term {coupled[0]!r}: {getattr(fn, '__name__', fn)} couples the rows of its batch "
+        "(in-batch negatives, batch statistics or mined pairs), so its value on a "
+        "microbatch is not a part of the whole batch's and accumulate_value_and_grad "
+        "cannot add microbatches up exactly. Use jo.cached_value_and_grad: it embeds "
+        "every microbatch, computes the loss and its gradient on the whole batch of "
+        "embeddings, then backpropagates microbatch by microbatch (exact, with one "
+        "microbatch's activations in memory).")

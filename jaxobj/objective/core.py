@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxobj import registry
 from jaxobj._src import checks
 from jaxobj._src.reduce import recording_counts
 from jaxobj.objective.schedules import Schedule
@@ -62,7 +63,7 @@ class Ref:
     parts = self.path.split(".")
     if parts[0] not in data:
       got = ", ".join(sorted(data)) or "nothing"
-      raise KeyError(
+      raise ValueError(
           f"{where} reads {self.path!r}, but apply() got no {parts[0]!r} (it got {got}). "
           f"Pass {parts[0]}=... to apply(), or change the term's input path.")
     value = data[parts[0]]
@@ -87,7 +88,7 @@ def _child(value, part, parent, where, path):
   close = difflib.get_close_matches(part, keys, n=1)
   hint = f" Did you mean {parent}.{close[0]}?" if close else ""
   shown = ", ".join(repr(k) for k in keys[:12])
-  raise KeyError(f"{where} reads {path!r}, but {parent} has no {part!r} "
+  raise ValueError(f"{where} reads {path!r}, but {parent} has no {part!r} "
                  f"(it has {shown}).{hint}")
 
 
@@ -125,13 +126,13 @@ class Learnable:
             "objective.init(key): a learnable value has a random initializer "
             f"({getattr(self.init, '__name__', self.init)!r}); pass a PRNG key, "
             "e.g. objective.init(jax.random.key(0)).")
-      value = jnp.asarray(self.init(key), jnp.float32)
+      drawn = self.init(key)
+      _check_initial(drawn, self.positive)
+      value = jnp.asarray(drawn, jnp.float32)
     else:
+      _check_initial(self.init, self.positive)
       value = jnp.asarray(self.init, jnp.float32)
     if self.positive:
-      if checks.is_concrete(value) and np.any(np.asarray(value) <= 0):
-        raise ValueError(f"learnable(..., positive=True) needs a positive initial value, "
-                         f"got {value}.")
       value = jnp.log(value)
     return value
 
@@ -167,7 +168,26 @@ def learnable(init, *, positive: bool = False, transform=None) -> Learnable:
   if positive and transform is not None:
     raise ValueError("learnable(): positive=True is the transform exp; pass one of "
                      "positive or transform.")
+  if not callable(init):
+    _check_initial(init, positive)
   return Learnable(init, positive, transform)
+
+
+def _check_initial(init, positive: bool) -> None:
+  """Refuses a bad initial value when it is known, before any tracing: under
+  ``jax.jit(objective.init)`` the value would become a tracer and pass."""
+  if not checks.is_concrete(init):
+    return
+  try:
+    value = np.asarray(init, np.float64)
+  except (TypeError, ValueError):
+    raise TypeError(f"learnable({init!r}): the initial value must be a number or a "
+                    "numeric array.") from None
+  if not np.all(np.isfinite(value)):
+    raise ValueError(f"learnable({init!r}): the initial value must be finite.")
+  if positive and np.any(value <= 0):
+    raise ValueError(f"learnable({init!r}, positive=True) needs a positive initial "
+                     "value (the params hold its log).")
 
 
 # ---------------------------------------------------------------- evaluation context
@@ -278,16 +298,16 @@ class Objective:
     ``"loss/<path>"`` (its value), ``"weight/<path>"`` (the effective weight,
     ∂ total / ∂ value, where a ``stop_gradient`` term counts with its weight
     in the value) and ``"count/<path>"`` (the element count: the loss's
-    mean denominator, or, for a plain function such as a regularizer, the
-    number of evaluations it averages over); named groups and tasks add
-    ``"loss/<path>"``.
+    mean denominator over the whole batch, or 1 for a plain function such as
+    a regularizer, whose value is the mean of its evaluations over
+    microbatches or devices); named groups and tasks add ``"loss/<path>"``.
     """
     params = self._checked_params(params)
     state = self._checked_state(state)
     terms = self.terms()
     missing = sorted(set(terms) - set(stats))
     if missing:
-      raise KeyError(f"combine() got no statistics for term(s) {missing}; pass the "
+      raise ValueError(f"combine() got no statistics for term(s) {missing}; pass the "
                      "dict that objective.statistics() returns.")
     values = {p: terms[p]._value(*stats[p]) for p in terms}
     env = _Env(params, state, step, key)
@@ -300,7 +320,7 @@ class Objective:
     for p in terms:
       info[f"loss/{p}"] = values[p]
       info[f"weight/{p}"] = weights[p]
-      info[f"count/{p}"] = stats[p][1]
+      info[f"count/{p}"] = stats[p][1] if terms[p].contract else jnp.float32(1.0)
     info.update({f"loss/{p}": v for p, v in named.items()})
     return total, info
 
@@ -316,13 +336,17 @@ class Objective:
       key: a PRNG key, needed by random loss weighting.
       axis_name: when called inside ``shard_map``/``pmap`` over a batch split
         across devices, the mesh axis (or axes) to ``psum`` the statistics
-        over, so every device sees the whole-batch loss.
+        over, so every device sees the whole-batch loss. A term whose loss
+        couples the rows of its batch (CLIP, SigLIP, NT-Xent, mined
+        triplets, ...: ``couples_rows`` in the registry) is refused unless it
+        reduces over the devices itself (the sharded losses given
+        ``axis_name``).
       **data: the sources term inputs are read from, e.g.
         ``outputs=..., batch=..., model=model_params``.
     """
     stats = self.statistics(params, step=step, **data)
     if axis_name is not None:
-      stats = _psum_over_devices(stats, axis_name)
+      stats = _psum_over_devices(self.terms(), stats, axis_name)
     return self.combine(params, stats, step=step, state=state, key=key)
 
   __call__ = apply
@@ -387,7 +411,10 @@ class Objective:
   __rmul__ = __mul__
 
   def __truediv__(self, divisor):
-    if isinstance(divisor, (int, float)):
+    if isinstance(divisor, (int, float)) and not isinstance(divisor, bool):
+      if divisor == 0 or not math.isfinite(divisor):
+        raise ValueError(f"cannot divide an objective by {divisor!r}: the divisor must "
+                         "be a finite non-zero number.")
       return _scale(self, 1.0 / divisor)
     return NotImplemented
 
@@ -453,6 +480,27 @@ class Term(Objective):
   @property
   def _learnables(self) -> dict[str, Learnable]:
     return {k: v for k, v in self._slots if isinstance(v, Learnable)}
+
+  def _given(self) -> dict[str, Any]:
+    """fn's arguments by name, a partial's own keywords included."""
+    return {**(getattr(self.fn, "keywords", None) or {}), **dict(self._slots)}
+
+  @property
+  def couples_rows(self) -> bool:
+    """Whether fn's rows interact, so that each part of a split batch gives a
+    value that is not part of the whole batch's (see the registry)."""
+    spec = registry.spec_for(self.fn)
+    if spec is None or not spec.couples_rows:
+      return False
+    given = self._given()
+    return not spec.coupled_by or any(given.get(k) is not None for k in spec.coupled_by)
+
+  @property
+  def reduces_over_devices(self) -> bool:
+    """A sharded loss given its axis or mesh returns the whole batch's
+    ``(sum, count)`` on every device: nothing is left to ``psum``."""
+    given = self._given()
+    return given.get("axis_name") is not None or given.get("mesh") is not None
 
   def _init_params(self, key):
     learn = self._learnables
@@ -573,10 +621,13 @@ def term(fn: Callable, *inputs, name: str | None = None, reduction: str = "mean"
   if "reduction" in kwargs:
     raise TypeError("term(): pass reduction= as the term's own argument, not as a "
                     "keyword of fn.")
+  if name is not None:
+    _check_name(name)
   inputs = tuple(Ref(v) if isinstance(v, str) else v for v in inputs)
   kw = {k: Ref(v) if k in _PATH_KEYWORDS and isinstance(v, str) else v
         for k, v in kwargs.items()}
   _check_signature(fn, inputs, kw)
+  _check_inputs_named(fn, inputs, kw)
   return Term(name or _name(fn), fn, inputs, tuple(sorted(kw.items())), reduction,
               contract=exact and _takes_reduction(fn),
               input_names=_input_names(fn, len(inputs)))
@@ -598,6 +649,34 @@ def _check_signature(fn, inputs, kwargs):
       hint = f" Did you mean {close[0]!r}?" if close else ""
     raise TypeError(f"term({_name(fn)}, ...): {err}. {_name(fn)} takes "
                     f"({', '.join(known)}).{hint}") from None
+
+
+# Inputs that a loss would take as zeros when left out (optax's convention for
+# regression targets): in an objective, a forgotten input must not silently
+# train toward zero, so a term names them, as None when zeros are meant.
+_ZEROS_WHEN_OMITTED = ("targets",)
+
+
+def _check_inputs_named(fn, inputs, kwargs):
+  """Every positional input fn needs is given (as a path, a value, or None for zeros)."""
+  try:
+    params = list(inspect.signature(fn).parameters.values())
+  except (TypeError, ValueError):
+    return
+  positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+  given = {p.name for p in positional[:len(inputs)]} | set(kwargs)
+  bound = set(getattr(fn, "keywords", None) or {})
+  missing = [p.name for p in positional[len(inputs):]
+             if p.name not in given | bound
+             and (p.default is p.empty or p.name in _ZEROS_WHEN_OMITTED)]
+  if missing:
+    zeros = [m for m in missing if m in _ZEROS_WHEN_OMITTED]
+    hint = (f" To fit toward zeros, say so: pass None for {zeros[0]!r} "
+            f"(jo.term({_name(fn)}, ..., None) or {zeros[0]}=None)." if zeros else "")
+    raise TypeError(
+        f"term({_name(fn)}, ...): no input given for {', '.join(map(repr, missing))}. "
+        f"A term names every input its loss needs: add a path such as "
+        f"\"batch.{missing[0]}\" after the {len(inputs)} given.{hint}")
 
 
 def regularizer(penalty: Callable, source: str = "model", *, name: str | None = None,
@@ -673,6 +752,8 @@ def _scale(obj, weight):
   if callable(weight):
     return Scaled(obj, weight)
   if isinstance(weight, (jax.Array, np.ndarray)):
+    if checks.is_concrete(weight) and not np.all(np.isfinite(np.asarray(weight))):
+      raise ValueError(f"weight {np.asarray(weight)!r} is not finite.")
     w = jnp.asarray(weight, jnp.float32)
     if w.ndim == 0:
       return Scaled(obj, w)
@@ -767,7 +848,7 @@ def combine(terms: Mapping[str, Objective], weights: Mapping[str, Any] | None = 
   weights = dict(weights or {})
   unknown = sorted(set(weights) - set(terms))
   if unknown:
-    raise KeyError(f"weights for {unknown}, which are not among the terms {sorted(terms)}.")
+    raise ValueError(f"weights for {unknown}, which are not among the terms {sorted(terms)}.")
   parts = [named(k, v) for k, v in terms.items()]
   parts = [weights[k] * p if k in weights else p for k, p in zip(terms, parts)]
   return Sum(parts)
@@ -794,22 +875,35 @@ def _varying_axes(x, axes):
   return tuple(a for a in axes if manual is None or a in manual.varying)
 
 
-def _psum_over_devices(stats, axis_name):
-  """``psum`` of each statistic over the axes it varies over.
+def _psum_over_devices(terms: Mapping[str, Term], stats: Stats, axis_name) -> Stats:
+  """Each term's ``(sum, count)`` summed over the devices its batch is split over.
 
-  A term whose loss already reduced over the devices (a sharded loss such as
-  :func:`jaxobj.sharded_siglip_loss` returns the whole batch's sum and count
-  on every device) is invariant there and must not be summed again. Which
-  values vary is known when ``shard_map`` tracks it (``check_vma=True``, the
-  default); without tracking every statistic is summed.
+  A term's batch is split over the axes its sum or its count varies over,
+  and then both are summed there: a count computed from a static shape does
+  not vary, yet it is a per-device count all the same. A term whose loss
+  already reduced over the devices (a sharded loss such as
+  :func:`jaxobj.sharded_siglip_loss` given ``axis_name``) is invariant and
+  is not summed again. Which values vary is known when ``shard_map`` tracks
+  it (``check_vma=True``, the default); without tracking every term is
+  summed except those that reduce over the devices themselves.
   """
   axes = (axis_name,) if isinstance(axis_name, str) else tuple(axis_name)
   tracked = all(_varying_axes(jax.lax.axis_index(a), (a,)) for a in axes)
-  if not tracked:
-    return jax.lax.psum(stats, axis_name)
-
-  def one(x):
-    varying = _varying_axes(x, axes)
-    return jax.lax.psum(x, varying) if varying else x
-
-  return jax.tree.map(one, stats)
+  out = {}
+  for path, (total, count) in stats.items():
+    t = terms[path]
+    if tracked:
+      varying = set(_varying_axes(total, axes)) | set(_varying_axes(count, axes))
+      split = tuple(a for a in axes if a in varying)
+    else:
+      split = () if t.reduces_over_devices else axes
+    if split and t.couples_rows:
+      raise ValueError(
+          f"term {path!r}: {_name(t.fn)} couples the rows of its batch, so on a batch "
+          f"split over {split} each device would compute it on its own shard and the "
+          "sum of those values is not the whole batch's loss. Use its sharded form "
+          "given the axis (jaxobj.sharded_clip_loss or jaxobj.sharded_siglip_loss with "
+          "axis_name=...), gather the rows first (jax.lax.all_gather(..., tiled=True)), "
+          "or compute this term outside shard_map.")
+    out[path] = jax.lax.psum((total, count), split) if split else (total, count)
+  return out

@@ -25,12 +25,15 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import jax
 from flax import nnx
 
+from jaxobj.objective import accumulate as _accumulate
 from jaxobj.objective.core import Objective
 
-__all__ = ["ObjectiveModule", "ObjectiveParam", "ObjectiveState"]
+__all__ = ["ObjectiveModule", "ObjectiveParam", "ObjectiveState", "accumulate_value_and_grad"]
 
 
 class ObjectiveParam(nnx.Param):
@@ -85,3 +88,82 @@ class ObjectiveModule(nnx.Module):
     new = self.objective.update_state(_values(self.state), info, previous)
     jax.tree.map(lambda var, value: var.set_value(value) if hasattr(var, "set_value")
                  else setattr(var, "value", value), self.state, new, is_leaf=_is_variable)
+
+
+def _objective_module(module: nnx.Module) -> ObjectiveModule:
+  found = [m for _, m in nnx.iter_graph(module) if isinstance(m, ObjectiveModule)]
+  if len(found) != 1:
+    raise ValueError(
+        f"accumulate_value_and_grad(module, ...): the module holds {len(found)} "
+        "ObjectiveModules; it needs exactly one (the objective being optimized). Hold "
+        "the model and one ObjectiveModule in the module you pass, as nnx.Optimizer "
+        "holds them.")
+  return found[0]
+
+
+def accumulate_value_and_grad(module: nnx.Module, data_fn: Callable[[Any, Any], dict],
+                              microbatches, *, wrt=nnx.Param, step=None, key=None):
+  """Exact whole-batch ``(total, info)`` and gradients of an NNX module, from microbatches.
+
+  The NNX form of :func:`jaxobj.objective.accumulate_value_and_grad`: the
+  ``module`` holds the model and one :class:`ObjectiveModule` (the same module
+  ``nnx.Optimizer(module, tx, wrt=...)`` holds), and the gradients come back
+  as an ``nnx.State`` of its ``wrt`` variables, ready for
+  ``optimizer.update(module, grads)``: model params and objective params
+  alike, with no leaf to wrap by hand. The weighting state (DWA, FAMO) is
+  read from the objective module; advance it afterwards with
+  ``module.<objective>.update_state(info)``.
+
+  Args:
+    module: the module being trained.
+    data_fn: ``data_fn(module, microbatch) -> dict`` of the data the
+      objective reads (e.g. ``{"outputs": module.model(mb["x"]), "batch": mb}``).
+    microbatches: a pytree whose leaves have a leading microbatch axis.
+    wrt: the variables to differentiate (an NNX filter; default ``nnx.Param``,
+      which includes :class:`ObjectiveParam`).
+    step, key: as in ``Objective.apply``.
+
+  Returns:
+    ``((total, info), grads)`` with ``grads`` an ``nnx.State``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj, optax
+    >>> from flax import nnx
+    >>> from jaxobj import objective as jo
+    >>> from jaxobj.objective.nnx import ObjectiveModule, accumulate_value_and_grad
+    >>> class Trainer(nnx.Module):
+    ...   def __init__(self):
+    ...     self.model = nnx.Linear(2, 1, rngs=nnx.Rngs(0))
+    ...     self.objective = ObjectiveModule(jo.multitask(
+    ...         {"fit": jo.term(jaxobj.squared_error, "outputs", "batch.y")},
+    ...         jo.UncertaintyWeighting()))
+    >>> trainer = Trainer()
+    >>> optimizer = nnx.Optimizer(trainer, optax.sgd(0.1), wrt=nnx.Param)
+    >>> data_fn = lambda t, mb: {"outputs": t.model(mb["x"])[:, 0], "batch": mb}
+    >>> micro = {"x": jnp.ones((4, 2, 2)), "y": jnp.zeros((4, 2))}
+    >>> (loss, info), grads = accumulate_value_and_grad(trainer, data_fn, micro)
+    >>> _ = optimizer.update(trainer, grads)
+    >>> print(sorted(grads["objective"]["params"]), info["count/fit"])
+    ['uncertainty_weighting'] 8.0
+  """
+  objective = _objective_module(module)
+  graphdef, params, rest = nnx.split(module, wrt, ...)
+  path = next(p for p, m in nnx.iter_graph(module) if m is objective)
+
+  def merged(params):
+    return nnx.merge(graphdef, params, rest, copy=True)
+
+  def objective_params_of(params):
+    return _objective_at(merged(params), path).param_values
+
+  state = _values(objective.state) if objective.state else None
+  return _accumulate.accumulate(
+      objective.objective, objective_params_of,
+      lambda params, mb: data_fn(merged(params), mb), params, microbatches,
+      step=step, state=state, key=key)
+
+
+def _objective_at(module, path) -> ObjectiveModule:
+  for p in path:
+    module = getattr(module, p) if isinstance(p, str) else module[p]
+  return module

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = [
     "Schedule", "constant", "cosine_warmup", "cyclical", "linear_warmup", "piecewise",
@@ -153,7 +154,7 @@ def cyclical(period: int, *, ramp: float = 0.5, low: float = 0.0,
     Fu et al., "Cyclical Annealing Schedule: A Simple Approach to Mitigating KL
     Vanishing", NAACL 2019.
   """
-  if int(period) < 1:
+  if _integer("cyclical", "period", period) < 1:
     raise ValueError(f"cyclical: period={period!r} must be a positive number of steps.")
   if not 0.0 < float(ramp) <= 1.0:
     raise ValueError(f"cyclical: ramp={ramp!r} is the rising fraction of a period; "
@@ -179,7 +180,7 @@ def piecewise(boundaries: Sequence[int], values: Sequence[float], *,
     >>> print(r(5))
     0.5
   """
-  boundaries = tuple(int(b) for b in boundaries)
+  boundaries = tuple(_integer("piecewise", "boundaries", b) for b in boundaries)
   values = tuple(float(v) for v in values)
   if list(boundaries) != sorted(boundaries):
     raise ValueError(f"piecewise: boundaries={boundaries} must be increasing.")
@@ -193,7 +194,17 @@ def piecewise(boundaries: Sequence[int], values: Sequence[float], *,
   return Piecewise(boundaries, values, interpolate)
 
 
+def _integer(name, arg, value):
+  """A whole number of steps: 1.9 steps is refused rather than truncated."""
+  if isinstance(value, (bool, np.bool_)) or not (
+      isinstance(value, (int, np.integer))
+      or (isinstance(value, (float, np.floating)) and float(value).is_integer())):
+    raise ValueError(f"{name}: {arg}={value!r} must be a whole number of steps.")
+  return int(value)
+
+
 def _check_steps(name, steps, begin):
-  if int(steps) < 1 or int(begin) < 0:
+  steps, begin = _integer(name, "steps", steps), _integer(name, "begin", begin)
+  if steps < 1 or begin < 0:
     raise ValueError(f"{name}: steps={steps!r} must be positive and begin={begin!r} "
                      "non-negative.")

@@ -57,8 +57,8 @@ class WeightingScheme:
     ...   def update_state(self, state, losses, previous):
     ...     initial = jnp.where(state["seen"], state["initial"], losses)
     ...     return {"initial": initial, "seen": jnp.array(True)}
-    >>> obj = jo.multitask({"a": jo.term(jaxobj.squared_error, "p"),
-    ...                     "b": jo.term(jaxobj.absolute_error, "p")}, InitialLossRatio())
+    >>> obj = jo.multitask({"a": jo.term(jaxobj.squared_error, "p", None),
+    ...                     "b": jo.term(jaxobj.absolute_error, "p", None)}, InitialLossRatio())
     >>> state = obj.init_state()
     >>> loss, info = obj.apply(state=state, p=jnp.array([4.0]))
     >>> state = obj.update_state(state, info)
@@ -340,11 +340,18 @@ class MultiTask(Objective):
 
   def _update_state(self, path, state, info, previous):
     prefix = path[: len(path) - len(self.name)]
-    def losses(source):
-      return jnp.stack([jnp.asarray(source[f"loss/{prefix}{t}"], jnp.float32)
-                        for t in self.task_names])
+    def losses(source, what):
+      keys = [f"loss/{prefix}{t}" for t in self.task_names]
+      missing = [k for k in keys if k not in source]
+      if missing:
+        raise ValueError(
+            f"update_state: {what} has no {', '.join(map(repr, missing))}, which "
+            f"{path!r} needs. Pass the whole info dict that objective.apply returned "
+            "for this objective (after jax.value_and_grad(..., has_aux=True), its aux).")
+      return jnp.stack([jnp.asarray(source[k], jnp.float32) for k in keys])
     return self.scheme.update_state(
-        state, losses(info), None if previous is None else losses(previous))
+        state, losses(info, "info"),
+        None if previous is None else losses(previous, "previous"))
 
   def _lines(self):
     return [f"[{self.name}] {self.scheme!r}"] + _branch([c._lines() for _, c in self.tasks])
