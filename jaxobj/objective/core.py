@@ -340,7 +340,10 @@ class Objective:
         couples the rows of its batch (CLIP, SigLIP, NT-Xent, mined
         triplets, ...: ``couples_rows`` in the registry) is refused unless it
         reduces over the devices itself (the sharded losses given
-        ``axis_name``).
+        ``axis_name``). Under ``shard_map(..., check_vma=False)`` JAX does
+        not track which values vary: every other term is summed, the value
+        is the whole batch's, and gradients of replicated params are JAX's
+        per-device ones (keep the default ``check_vma=True`` to get them whole).
       **data: the sources term inputs are read from, e.g.
         ``outputs=..., batch=..., model=model_params``.
     """

@@ -1,0 +1,309 @@
+"""Every registered loss, as a term of an objective, is exact under splitting.
+
+The promise: an objective gives the whole batch's value and gradients whether
+the batch is whole, split into microbatches (``jo.accumulate_value_and_grad``)
+or sharded over devices (``apply(axis_name=...)`` inside ``shard_map``). The
+case users hit first is the unmasked one, where a loss's count comes from a
+static shape; masked and weighted terms are checked beside it, with a
+microbatch (and so two devices' shards) fully masked.
+
+Each loss whose rows are independent becomes three terms of one objective
+(unmasked, masked, weighted), so one compile covers the whole registry. A
+model of two scalars per loss, ``x * (1 + a) + b`` on its first float input,
+gives gradients that gather every row. Losses whose rows interact
+(``couples_rows`` in the registry) must be refused instead, with the tool
+that handles them named.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+import zlib
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxobj
+from jaxobj import objective as jo
+from jaxobj import registry
+from jaxobj._src import examples
+
+N, M = 16, 4  # rows, microbatches (and 8 devices in the sharded check)
+TAKES_A_FUNCTION = {"wgan_gradient_penalty", "r1_penalty"}
+SEPARABLE = [s for s in registry.specs() if s.inputs is not None and not s.couples_rows
+             and s.name not in TAKES_A_FUNCTION]
+# Contract losses (they take reduction=): the calibration-error metrics bin the
+# whole batch and are plain functions, refused like the other coupled ones.
+COUPLED = [s for s in registry.specs() if s.couples_rows and s.inputs is not None
+           and "reduction" in inspect.signature(s.fn).parameters]
+VARIANTS = {"plain": {}, "masked": {"where": "batch.mask"}, "weighted": {"weights": "batch.w"}}
+
+
+def _inputs(spec):
+  rng = np.random.default_rng(zlib.crc32(spec.name.encode()))
+  args = [jnp.asarray(a) for a in spec.inputs.make(rng, (N,))]
+  n = len(args) if spec.inputs.batched is None else spec.inputs.batched
+  return args[:n], args[n:]
+
+
+def _batch(seed=0):
+  """Row data of every loss, plus a mask (microbatch 0 all masked) and weights."""
+  rng = np.random.default_rng(seed)
+  mask = rng.uniform(size=N) < 0.6
+  mask[: N // M] = False
+  mask[N // M] = True  # uneven but never empty beyond the first microbatch
+  batch = {"mask": jnp.asarray(mask), "w": jnp.asarray(rng.uniform(0.2, 2.0, N), jnp.float32)}
+  shared = {}
+  for spec in SEPARABLE:
+    rows, rest = _inputs(spec)
+    batch[spec.name] = tuple(rows)
+    shared[spec.name] = tuple(rest)
+  return batch, shared
+
+
+def _model():
+  """Two scalars per loss; evaluated at a = b = 0, so the inputs stay valid."""
+  return {s.name: {"a": jnp.float32(0.0), "b": jnp.float32(0.0)} for s in SEPARABLE}
+
+
+def _data_fn(mp, batch, shared):
+  outputs = {}
+  for spec in SEPARABLE:
+    rows = list(batch[spec.name])
+    if jnp.issubdtype(rows[0].dtype, jnp.floating):
+      p = mp[spec.name]
+      rows[0] = rows[0] * (1.0 + p["a"]) + p["b"]
+    outputs[spec.name] = tuple(rows) + tuple(shared[spec.name])
+  return {"outputs": outputs, "batch": batch, "model": mp}
+
+
+def _objective():
+  """Three terms per loss, in one group per family; some scaled by a schedule."""
+  families = {}
+  for i, spec in enumerate(SEPARABLE):
+    n = len(spec.inputs.make(np.random.default_rng(0), (1,)))
+    paths = [f"outputs.{spec.name}.{k}" for k in range(n)]
+    for variant, kw in VARIANTS.items():
+      t = jo.term(spec.fn, *paths, name=f"{spec.name}.{variant}", **kw)
+      if i % 3 == 0 and variant == "plain":
+        t = jo.linear_warmup(0.5, 1.5, steps=10) * t
+      families.setdefault(spec.family, []).append(t)
+  return sum(jo.group(f, sum(ts)) for f, ts in sorted(families.items()))
+
+
+OBJECTIVE = _objective()
+STEP = 4
+
+
+def _whole(obj, params, batch, shared, **kw):
+  """Value, info and gradients for ``params = (model params, objective params)``."""
+  return jax.value_and_grad(
+      lambda p: obj.apply(p[1], step=STEP, **kw, **_data_fn(p[0], batch, shared)),
+      has_aux=True)(params)
+
+
+def _compare(got, want):
+  (value, info), grads = got
+  (w_value, w_info), w_grads = want
+  assert set(info) == set(w_info)
+  bad = [k for k in w_info
+         if not np.allclose(info[k], w_info[k], rtol=1e-6, atol=1e-6, equal_nan=False)]
+  assert not bad, {k: (float(info[k]), float(w_info[k])) for k in bad[:10]}
+  chex.assert_trees_all_close(value, w_value, rtol=1e-6, atol=1e-6)
+  (model, objective), (w_model, w_objective) = grads, w_grads
+  bad = [k for k in w_model if not all(
+      np.allclose(model[k][p], w_model[k][p], rtol=1e-6, atol=1e-5) for p in ("a", "b"))]
+  assert not bad, {k: (model[k], w_model[k]) for k in bad[:10]}
+  chex.assert_trees_all_close(objective, w_objective, rtol=1e-6, atol=1e-6)
+
+
+def _micro(tree):
+  return jax.tree.map(lambda a: a.reshape((M, N // M) + a.shape[1:]), tree)
+
+
+def _accumulated(obj, params, batch, shared, **kw):
+  return jo.accumulate_value_and_grad(
+      obj, lambda m, mb: _data_fn(m, mb, shared), *params, _micro(batch), step=STEP, **kw)
+
+
+def test_every_separable_loss_is_covered():
+  names = {s.name for s in SEPARABLE}
+  assert len(names) >= 70
+  assert {"squared_error", "softmax_cross_entropy_with_integer_labels", "ctc_loss",
+          "fused_linear_cross_entropy", "dpo_loss", "lovasz_softmax_loss"} <= names
+
+
+# Every multi-task weighting scheme over unmasked terms (the case that was 8x
+# wrong on a mesh), with the regularizer and a schedule beside it.
+TASKS = {"sq": "squared_error", "ce": "softmax_cross_entropy_with_integer_labels",
+         "rank": "pairwise_logistic_loss"}
+
+
+def _tasks():
+  out = {}
+  for task, name in TASKS.items():
+    spec = registry.get(name)
+    n = len(spec.inputs.make(np.random.default_rng(0), (1,)))
+    out[task] = jo.term(spec.fn, *[f"outputs.{name}.{k}" for k in range(n)], name=task)
+  return out
+
+
+SCHEMES = {
+    "static": jo.StaticWeights({"sq": 0.5, "ce": 2.0}),
+    "uncertainty": jo.UncertaintyWeighting(kinds={"ce": "classification"},
+                                           init_log_variance=0.3),
+    "dwa": jo.DynamicWeightAverage(),
+    "famo": jo.FAMO(),
+    "random": jo.RandomLossWeighting(),
+    "geometric": jo.GeometricMean(),
+}
+MULTITASK = {name: jo.multitask(_tasks(), scheme)
+             + jo.cosine_warmup(0.0, 1e-2, steps=10) * jo.regularizer(jaxobj.l2_penalty)
+             for name, scheme in SCHEMES.items()}
+
+
+def _scheme_args(obj):
+  state = obj.init_state() or None
+  return {"state": state, "key": jax.random.key(3)}
+
+
+SPLIT = textwrap.dedent("""
+    import jax, numpy as np
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    import test_splitting as t
+    assert len(jax.devices()) == 8, jax.devices()
+    mesh = jax.make_mesh((8,), ("data",))
+    batch, shared = t._batch()
+    sharded_batch = jax.device_put(batch, NamedSharding(mesh, P("data")))
+
+    def check(obj, name, **kw):
+      mp = (t._model(), obj.init())
+      want = jax.jit(lambda m, b, s: t._whole(obj, m, b, s, **kw))(mp, batch, shared)
+      local = lambda m, b, s: t._whole(obj, m, b, s, axis_name="data", **kw)
+      sharded = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P("data"), P()),
+                                      out_specs=P()))
+      t._compare(sharded(mp, sharded_batch, shared), want)
+      micro = jax.jit(lambda m, b, s: t._accumulated(obj, m, b, s, **kw))(mp, batch, shared)
+      t._compare(micro, want)
+      print("ok", name, flush=True)
+      return want
+
+    (_, info), _ = check(t.OBJECTIVE, "registry")
+    # Counts are the whole batch's: unmasked N rows, masked the mask's count.
+    assert float(info["count/regression/squared_error.plain"]) == t.N
+    assert float(info["count/regression/squared_error.masked"]) == float(batch["mask"].sum())
+
+    for name, obj in sorted(t.MULTITASK.items()):
+      check(obj, name, **t._scheme_args(obj))
+
+    # check_vma=False: nothing is tracked, so every term is summed over the
+    # devices. (Gradients there are JAX's per-device ones, without the psum
+    # that tracking inserts for replicated params: only the value is whole.)
+    obj = t.MULTITASK["uncertainty"]
+    params = (t._model(), obj.init())
+    want_value, want_info = obj.apply(params[1], step=t.STEP, **t._data_fn(params[0], batch, shared))
+    local = lambda p, b, s: obj.apply(p[1], step=t.STEP, axis_name="data", **t._data_fn(p[0], b, s))
+    untracked = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P("data"), P()),
+                                      out_specs=P(), check_vma=False))
+    value, info = untracked(params, sharded_batch, shared)
+    np.testing.assert_allclose(value, want_value, rtol=1e-6)
+    for k in want_info:
+      np.testing.assert_allclose(info[k], want_info[k], rtol=1e-6, atol=1e-6, err_msg=k)
+    print("ok untracked", flush=True)
+""")
+
+
+def _run_on_eight_devices(script):
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu", PYTHONPATH=str(pathlib.Path(__file__).parent))
+  proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                        text=True, timeout=900)
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+  return proc.stdout
+
+
+def test_sharded_and_microbatched_objectives_equal_the_whole_batch():
+  """One subprocess (8 host devices) compiles each objective whole, sharded and
+  accumulated over 4 microbatches, and compares values, info and gradients."""
+  out = _run_on_eight_devices(SPLIT)
+  assert out.count("ok ") == 2 + len(MULTITASK), out
+
+
+# ---------------------------------------------------------------- batch-coupled losses
+
+
+def _coupled_term(spec):
+  n = len(spec.inputs.make(np.random.default_rng(0), (1,)))
+  return jo.term(spec.fn, *[f"x.{k}" for k in range(n)], name="coupled")
+
+
+@pytest.mark.parametrize("spec", COUPLED, ids=[s.name for s in COUPLED])
+def test_coupled_losses_are_refused_by_accumulation(spec):
+  rng = np.random.default_rng(0)
+  args = tuple(jnp.asarray(a) for a in spec.inputs.make(rng, (N,)))
+  obj = _coupled_term(spec)
+  micro = _micro(args)
+  with pytest.raises(ValueError, match=r"couples the rows.*cached_value_and_grad"):
+    jo.accumulate_value_and_grad(obj, lambda m, mb: {"x": mb}, {}, {}, micro)
+
+
+def test_coupled_losses_are_registered_honestly():
+  """Each loss marked as coupling its rows does give a different value on a split batch."""
+  for spec in COUPLED:
+    rng = np.random.default_rng(zlib.crc32(spec.name.encode()))
+    args = tuple(jnp.asarray(a) for a in spec.inputs.make(rng, (N,)))
+    if spec.coupled_by:  # KTO couples rows only through its mismatched pairs
+      assert len(args) > 3, spec.name
+    if spec.inputs in (examples.SAMPLE_SETS, examples.SAMPLES_1D):
+      args = tuple(a[0] for a in args)  # each example row is a set: split one set's samples
+    n = args[0].shape[0]
+    whole = spec.fn(*args, reduction="sum")
+    halves = sum(spec.fn(*[a[i:i + n // 2] for a in args], reduction="sum")
+                 for i in (0, n // 2))
+    assert not np.isclose(float(whole), float(halves), rtol=1e-4), spec.name
+
+
+COUPLED_SHARDED = textwrap.dedent("""
+    import jax, jax.numpy as jnp, numpy as np, pytest
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    import jaxobj
+    from jaxobj import objective as jo
+    mesh = jax.make_mesh((8,), ("data",))
+    x = jax.device_put(jnp.asarray(np.random.default_rng(0).normal(size=(16, 4)), jnp.float32),
+                       NamedSharding(mesh, P("data")))
+    for vma in (True, False):
+      t = jo.term(jaxobj.siglip_loss, "a", "b")
+      f = jax.jit(jax.shard_map(lambda a: t.apply(a=a, b=a[:, ::-1], axis_name="data")[0],
+                                mesh=mesh, in_specs=P("data"), out_specs=P(), check_vma=vma))
+      with pytest.raises(ValueError, match=r"couples the rows.*sharded_siglip_loss"):
+        f(x)
+    # The sharded form given the axis reduces over the devices itself: accepted, exact.
+    t = jo.term(jaxobj.sharded_siglip_loss, "a", "b", axis_name="data")
+    for vma in (True, False):
+      f = jax.jit(jax.shard_map(lambda a: t.apply(a=a, b=a[:, ::-1], axis_name="data")[0],
+                                mesh=mesh, in_specs=P("data"), out_specs=P(), check_vma=vma))
+      np.testing.assert_allclose(f(x), jaxobj.siglip_loss(x, x[:, ::-1]), rtol=1e-6)
+    print("ok coupled")
+""")
+
+
+def test_coupled_losses_are_refused_on_a_mesh():
+  assert "ok coupled" in _run_on_eight_devices(COUPLED_SHARDED)
+
+
+def test_kto_with_a_whole_batch_reference_point_is_separable():
+  rng = np.random.default_rng(0)
+  args = [jnp.asarray(rng.normal(size=N), jnp.float32) - 5.0 for _ in range(2)]
+  labels = jnp.asarray(rng.integers(0, 2, N).astype(bool))
+  obj = jo.term(jaxobj.kto_loss, "p", "r", "y", kl=0.3)
+  data = {"p": args[0], "r": args[1], "y": labels}
+  (value, _), _ = jo.accumulate_value_and_grad(obj, lambda m, mb: mb, {}, {}, _micro(data))
+  np.testing.assert_allclose(value, jaxobj.kto_loss(*args, labels, kl=0.3), rtol=1e-6)
