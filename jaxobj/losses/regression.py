@@ -129,7 +129,7 @@ def _huber(r, delta):
   # linear part's factor is 0 where |r| <= delta, so delta = inf (never
   # linear) gives exactly r^2 / 2, not inf * 0.
   a = jnp.abs(r)
-  quadratic = jnp.minimum(a, delta)
+  quadratic = jnp.where(a <= delta, a, delta)  # not minimum: its gradient halves at a tie
   return 0.5 * quadratic ** 2 + jnp.where(a > delta, delta, 0.0) * (a - quadratic)
 
 
