@@ -552,3 +552,14 @@ def test_distillation_nan_logits_reach_the_value():
     assert np.isnan(out[0]) and np.isfinite(out[1])
   # A -inf teacher logit is still a class of probability 0.
   assert np.isfinite(float(jaxobj.knowledge_distillation_loss(s, t.at[0, 1].set(-jnp.inf))))
+
+
+def test_wasserstein_nan_in_the_last_bin_reaches_the_value():
+  # The last bin enters no CDF gap, so a NaN there was dropped.
+  q = jnp.array([[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]])
+  p = jnp.array([[0.5, 0.3, 0.2]] * 2)
+  for args in ((q.at[0, 2].set(jnp.nan), p), (q, p.at[0, 2].set(jnp.nan))):
+    out = np.asarray(jaxobj.wasserstein_1d_histogram(*args, reduction="none"))
+    assert np.isnan(out[0]) and np.isfinite(out[1])
+    masked = jaxobj.wasserstein_1d_histogram(*args, where=jnp.array([False, True]))
+    close(masked, jaxobj.wasserstein_1d_histogram(q[1:], p[1:]))

@@ -432,6 +432,9 @@ def wasserstein_1d_histogram(predictions, targets, *, bin_width=1.0, where=None,
   q, p = _distributions(predictions, targets, ("predictions", "targets"), -1, where)
   cdf_gap = jnp.cumsum(q - p, axis=-1)[..., :-1]
   values = bin_width * jnp.sum(abs_with_sign_grad(cdf_gap), axis=-1)
+  # The last bin enters no CDF gap; a NaN there must still reach the value.
+  last_nan = jnp.isnan(q[..., -1]) | jnp.isnan(p[..., -1])
+  values = jnp.where(last_nan, jnp.nan, values)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
