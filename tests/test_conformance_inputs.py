@@ -56,10 +56,12 @@ def _float_inputs(spec, args):
   return [(i, i < n) for i, a in enumerate(args) if _is_float(a)]
 
 
-def _with_nan(args, i, row):
-  """``args`` with one NaN in input ``i``: in batch row ``row`` if given, else its first entry."""
+def _with_nan(args, i, row, last=False):
+  """``args`` with one NaN in input ``i``: in batch row ``row`` if given, else in
+  the input's first (``last``: last) entry; within the row, likewise."""
   a = np.array(args[i])
-  a[(row,) + (0,) * (a.ndim - 1) if row is not None else (0,) * a.ndim] = np.nan
+  rest = (-1 if last else 0,) * (a.ndim - (row is not None))
+  a[rest if row is None else (row,) + rest] = np.nan
   return args[:i] + (jnp.asarray(a),) + args[i + 1:]
 
 
@@ -78,8 +80,10 @@ def test_nan_in_an_unmasked_input_reaches_the_value(spec):
   for i, batched in inputs:
     name = spec.input_names[i]
     row = UNMASKED_ROW if batched else None
-    value = _leaves(f(*_with_nan(args, i, row)))
-    assert any(np.isnan(v).any() for v in value), f"NaN in {name} gave {value}"
+    # The first and the last entry: a guard or a cumulative sum may skip either end.
+    for last in (False, True):
+      value = _leaves(f(*_with_nan(args, i, row, last)))
+      assert any(np.isnan(v).any() for v in value), f"NaN in {name} (last={last}) gave {value}"
     if batched:  # the same NaN in a masked row changes nothing
       jax.tree.map(_close, f(*_with_nan(args, i, MASKED_ROW)), clean)
 
