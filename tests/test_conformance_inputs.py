@@ -23,9 +23,6 @@ from test_conformance import MASK, TAKES_A_FUNCTION, _close, _draw, _is_float
 SPECS = [s for s in registry.specs() if s.kind in ("loss", "metric")
          and s.name not in TAKES_A_FUNCTION]
 
-# Losses another change is still bringing under the empty-batch rule.
-EMPTY_BATCH_PENDING = {"fused_linear_cross_entropy"}
-
 UNMASKED_ROW, MASKED_ROW = 2, 1
 assert MASK[UNMASKED_ROW] and not MASK[MASKED_ROW]
 
@@ -91,15 +88,7 @@ def test_nan_in_an_unmasked_input_reaches_the_value(spec):
 # ---------------------------------------------------------------- empty
 
 
-def _empty_params():
-  for s in SPECS:
-    marks = ()
-    if s.name in EMPTY_BATCH_PENDING:
-      marks = pytest.mark.xfail(reason="an empty batch is not handled yet", strict=False)
-    yield pytest.param(s, id=s.name, marks=marks)
-
-
-@pytest.mark.parametrize("spec", list(_empty_params()))
+@pytest.mark.parametrize("spec", SPECS, ids=_ids(SPECS))
 def test_empty_batch_gives_zero_with_finite_gradient(spec):
   args = _draw(spec, (0,))
   assert args[0].shape[0] == 0
