@@ -171,6 +171,24 @@ def test_optional_real_hyperparameters_are_checked_when_given():
       jaxobj.kto_loss(jnp.zeros(2), jnp.zeros(2), jnp.array([True, False]), kl=value)
 
 
+def test_sequences_of_values_are_checked_entry_by_entry():
+  a, b = jnp.zeros((4, 2)), jnp.ones((4, 2))
+  ok = jaxobj.maximum_mean_discrepancy(a, b, bandwidth=(0.5, 2.0))
+  assert np.isfinite(float(ok))
+  with pytest.raises(ValueError, match=r"\bbandwidth\b"):
+    jaxobj.maximum_mean_discrepancy(a, b, bandwidth=(0.5, math.inf))
+  traced = jax.jit(lambda s: jaxobj.maximum_mean_discrepancy(a, b, bandwidth=(s, 2.0)))
+  assert float(traced(0.5)) == pytest.approx(float(ok), rel=1e-6)
+
+
+def test_wrong_types_are_type_errors_that_are_also_value_errors():
+  """Losses' own checks raise ValueError for bad hyperparameters; both catch these."""
+  with pytest.raises(TypeError):
+    jaxobj.huber_loss(jnp.ones(2), delta="1.0")
+  with pytest.raises(ValueError):
+    jaxobj.gaussian_kl_divergence(jnp.ones((2, 3)), jnp.ones((2, 3)), event_ndims=1.0)
+
+
 def test_traced_hyperparameters_are_not_checked():
   """Traced values stay traceable: vmap and jit over a NaN give NaN, not an error."""
   x = jnp.array([0.5, -3.0, 2.0])

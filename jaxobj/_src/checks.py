@@ -156,6 +156,12 @@ def check_range(name: str, value, *, low=None, high=None,
 INT_RANGE = (-2**31, 2**31 - 1)  # integer hyperparameters meet int32 labels and axes
 
 
+class ArgumentTypeError(TypeError, ValueError):
+  """A keyword argument of the wrong type: a ``TypeError`` that is also a
+  ``ValueError``, as the losses' own checks raise ``ValueError`` for bad
+  hyperparameters of either kind."""
+
+
 def _show(value) -> str:
   text = repr(value)
   return text if len(text) <= 60 else text[:57] + "..."
@@ -178,8 +184,12 @@ def check_real(name: str, value, *, loss: str = "", limits: tuple = ()) -> None:
     _raise_nonfinite(name, value, loss, limits)
   if isinstance(value, jax.core.Tracer):
     return
+  if isinstance(value, (tuple, list)):  # e.g. several bandwidths, possibly traced
+    for v in value:
+      check_real(name, v, loss=loss, limits=limits)
+    return
   if isinstance(value, (bool, np.bool_, str, bytes)) or value is None:
-    raise TypeError(
+    raise ArgumentTypeError(
         f"{_where(loss)}{name} must be a real number or a real array, got {name}={_show(value)} "
         f"of type {type(value).__name__}. Pass a number (strings are not parsed), e.g. "
         f"{name}=1.0.")
@@ -188,7 +198,7 @@ def check_real(name: str, value, *, loss: str = "", limits: tuple = ()) -> None:
   except Exception:  # noqa: BLE001 (anything np.asarray refuses is not a number)
     v = np.asarray(None)
   if v.dtype.kind not in "fiu":
-    raise TypeError(
+    raise ArgumentTypeError(
         f"{_where(loss)}{name} must be a real number or a real array, got {name}={_show(value)} "
         f"of type {type(value).__name__}" + (f" (dtype {v.dtype})" if v.dtype != object else "")
         + ".")
@@ -217,7 +227,7 @@ def check_bool(name: str, value, *, loss: str = "") -> None:
   if (isinstance(value, (jax.Array, np.ndarray)) and value.dtype == np.bool_
       and np.ndim(value) == 0):
     return
-  raise TypeError(
+  raise ArgumentTypeError(
       f"{_where(loss)}{name} must be True or False, got {name}={_show(value)} of type "
       f"{type(value).__name__}. Strings and numbers are not read as switches "
       f"(\"false\" would count as True).")
@@ -243,7 +253,7 @@ def check_int(name: str, value, *, loss: str = "", arrays: bool = False) -> None
           f"{_where(loss)}{name} is out of range: {name} must lie in "
           f"[{INT_RANGE[0]}, {INT_RANGE[1]}] (int32), got {name}={_show(value)}.")
   what = "an int or an integer array" if arrays else "a Python int"
-  raise TypeError(
+  raise ArgumentTypeError(
       f"{_where(loss)}{name} must be {what}, got {name}={_show(value)} of type "
       f"{type(value).__name__}." + (f" Use {name}={int(value)}." if isinstance(value, float)
                                     and value.is_integer() else ""))
@@ -268,7 +278,7 @@ def check_axis(name: str, value, *, loss: str = "", tuples: bool = False) -> Non
         f"Merge the class axes into one first (jnp.moveaxis, then reshape) or pick a loss "
         f"that accepts a tuple of class axes (softmax_cross_entropy and its variants).")
   allowed = "an int or a non-empty tuple of ints" if tuples else "an int"
-  raise TypeError(
+  raise ArgumentTypeError(
       f"{_where(loss)}{name} must be {allowed} (a static axis), got {name}={_show(value)} of "
       f"type {type(value).__name__}.")
 
@@ -282,6 +292,6 @@ def check_classes(name: str, value, *, loss: str = "") -> None:
       or getattr(c, "dtype", None) is not None and jnp.issubdtype(c.dtype, jnp.integer)
       for c in value):
     return
-  raise TypeError(
+  raise ArgumentTypeError(
       f"{_where(loss)}{name} must be a string choice or a sequence of class indices "
       f"(ints), got {name}={_show(value)} of type {type(value).__name__}.")
