@@ -283,6 +283,20 @@ def check_axis(name: str, value, *, loss: str = "", tuples: bool = False) -> Non
       f"type {type(value).__name__}.")
 
 
+def feature_axis_last(loss: str, axis, names: tuple[str, str], a, b):
+  """Two same-shape inputs with their feature axis ``axis`` moved last."""
+  check_axis("axis", axis, loss=loss)
+  if axis == -1:
+    return a, b
+  rank = np.ndim(a)
+  if not -rank <= axis < rank:
+    raise ValueError(
+        f"{loss}: axis={axis} is out of range for {names[0]} of shape {np.shape(a)}; "
+        f"the feature axis must be in [{-rank}, {rank}).")
+  check_same_shape(names[0], a, names[1], b)
+  return jnp.moveaxis(jnp.asarray(a), axis, -1), jnp.moveaxis(jnp.asarray(b), axis, -1)
+
+
 def check_classes(name: str, value, *, loss: str = "") -> None:
   """A string choice (validated by the loss) or a sequence of class indices."""
   if isinstance(value, str):

@@ -1112,16 +1112,8 @@ def negative_cosine_similarity(predictions, targets, *, axis=-1, where=None, wei
     Chen and He, "Exploring Simple Siamese Representation Learning", CVPR 2021;
     Grill et al., "Bootstrap Your Own Latent", NeurIPS 2020.
   """
-  checks.check_axis("axis", axis, loss="negative_cosine_similarity")
-  if axis != -1:
-    rank = np.ndim(predictions)
-    if not -rank <= axis < rank:
-      raise ValueError(
-          f"negative_cosine_similarity: axis={axis} is out of range for predictions of "
-          f"shape {np.shape(predictions)}; the feature axis must be in [{-rank}, {rank}).")
-    checks.check_same_shape("predictions", predictions, "targets", targets)
-    predictions, targets = (jnp.moveaxis(jnp.asarray(a), axis, -1)
-                            for a in (predictions, targets))
+  predictions, targets = checks.feature_axis_last(
+      "negative_cosine_similarity", axis, ("predictions", "targets"), predictions, targets)
   p, z = _pair(predictions, targets, ("predictions", "targets"), min_rank=1,
                layout="(D)")
   shape = p.shape[:-1]

@@ -347,16 +347,8 @@ def cosine_embedding_loss(embeddings1, embeddings2, labels, *, margin=0.0, axis=
     [1.     0.2071 1.    ]
   """
   checks.check_range("margin", margin, low=-1.0, high=1.0)
-  checks.check_axis("axis", axis, loss="cosine_embedding_loss")
-  if axis != -1:
-    rank = jnp.ndim(embeddings1)
-    if not -rank <= axis < rank:
-      raise ValueError(
-          f"cosine_embedding_loss: axis={axis} is out of range for embeddings1 of shape "
-          f"{jnp.shape(embeddings1)}; the feature axis must be in [{-rank}, {rank}).")
-    checks.check_same_shape("embeddings1", embeddings1, "embeddings2", embeddings2)
-    embeddings1, embeddings2 = (jnp.moveaxis(jnp.asarray(e), axis, -1)
-                                for e in (embeddings1, embeddings2))
+  embeddings1, embeddings2 = checks.feature_axis_last(
+      "cosine_embedding_loss", axis, ("embeddings1", "embeddings2"), embeddings1, embeddings2)
   (x1, x2), shape = _embeddings(("embeddings1", "embeddings2"),
                                 (embeddings1, embeddings2), where)
   y = _pair_labels(labels, x1, "embeddings1", shape, where, fill=1.0)
