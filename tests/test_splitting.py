@@ -34,7 +34,6 @@ import pytest
 import jaxobj
 from jaxobj import objective as jo
 from jaxobj import registry
-from jaxobj._src import examples
 
 N, M = 16, 4  # rows, microbatches (and 8 devices in the sharded check)
 TAKES_A_FUNCTION = {"wgan_gradient_penalty", "r1_penalty"}
@@ -262,7 +261,10 @@ def test_coupled_losses_are_registered_honestly():
     args = tuple(jnp.asarray(a) for a in spec.inputs.make(rng, (N,)))
     if spec.coupled_by:  # KTO couples rows only through its mismatched pairs
       assert len(args) > 3, spec.name
-    if spec.inputs in (examples.SAMPLE_SETS, examples.SAMPLES_1D):
+      # A KL estimate that differs between the halves (and stays positive).
+      args = args[:3] + (args[4] + jnp.linspace(1.0, 5.0, N),) + args[4:]
+    rows = [spec.fn(*[a[i:i + N // 2] for a in args], reduction="none") for i in (0, N // 2)]
+    if np.allclose(np.concatenate(rows), spec.fn(*args, reduction="none"), rtol=1e-5):
       args = tuple(a[0] for a in args)  # each example row is a set: split one set's samples
     n = args[0].shape[0]
     whole = spec.fn(*args, reduction="sum")
@@ -277,8 +279,8 @@ COUPLED_SHARDED = textwrap.dedent("""
     import jaxobj
     from jaxobj import objective as jo
     mesh = jax.make_mesh((8,), ("data",))
-    x = jax.device_put(jnp.asarray(np.random.default_rng(0).normal(size=(16, 4)), jnp.float32),
-                       NamedSharding(mesh, P("data")))
+    x0 = jnp.asarray(np.random.default_rng(0).normal(size=(16, 4)), jnp.float32)
+    x = jax.device_put(x0, NamedSharding(mesh, P("data")))
     for vma in (True, False):
       t = jo.term(jaxobj.siglip_loss, "a", "b")
       f = jax.jit(jax.shard_map(lambda a: t.apply(a=a, b=a[:, ::-1], axis_name="data")[0],
@@ -290,7 +292,7 @@ COUPLED_SHARDED = textwrap.dedent("""
     for vma in (True, False):
       f = jax.jit(jax.shard_map(lambda a: t.apply(a=a, b=a[:, ::-1], axis_name="data")[0],
                                 mesh=mesh, in_specs=P("data"), out_specs=P(), check_vma=vma))
-      np.testing.assert_allclose(f(x), jaxobj.siglip_loss(x, x[:, ::-1]), rtol=1e-6)
+      np.testing.assert_allclose(f(x), jaxobj.siglip_loss(x0, x0[:, ::-1]), rtol=1e-6)
     print("ok coupled")
 """)
 
