@@ -551,7 +551,7 @@ def softmax_focal_loss(logits, labels, *, gamma=2.0, class_weights=None,
     gamma: focusing exponent, non-negative (traceable).
     class_weights: optional ``[K]`` per-class weights (the multiclass
       :math:`\alpha`).
-    axis: the class axis (static).
+    axis: the class axis, or a tuple of class axes flattened into one (static).
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
 
   Returns:
@@ -597,7 +597,7 @@ def softmax_focal_loss_with_integer_labels(
     gamma: focusing exponent, non-negative (traceable).
     class_weights: optional ``[K]`` per-class weights.
     ignore_index: optional label value to skip.
-    axis: the class axis (static).
+    axis: the class axis, or a tuple of class axes flattened into one (static).
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
 
   Returns:
