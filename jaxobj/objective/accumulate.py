@@ -81,10 +81,9 @@ def accumulate_value_and_grad(
     >>> print(loss, info["count/squared_error"], g)
     4.0 4.0 4.0
   """
-  (total, info), (model_grads, objective_grads) = accumulate(
+  return accumulate(
       objective, lambda p: p[1], lambda p, mb: data_fn(p[0], mb),
       (model_params, objective_params), microbatches, step=step, state=state, key=key)
-  return (total, info), (model_grads, objective_grads)
 
 
 def accumulate(objective: Objective, objective_params_of: Callable[[Any], Any],
@@ -137,11 +136,11 @@ def _check_separable(objective: Objective, microbatches) -> None:
   leaves = jax.tree.leaves(microbatches)
   if not leaves or jnp.shape(leaves[0])[0] <= 1:
     return
-  coupled = [p for p, t in objective.terms().items() if t.couples_rows]
+  coupled = [(p, t.fn) for p, t in objective.terms().items() if t.couples_rows]
   if coupled:
-    fn = objective.terms()[coupled[0]].fn
+    path, fn = coupled[0]
     raise ValueError(
-        f"term {coupled[0]!r}: {getattr(fn, '__name__', fn)} couples the rows of its batch "
+        f"term {path!r}: {getattr(fn, '__name__', fn)} couples the rows of its batch "
         "(in-batch negatives, batch statistics or mined pairs), so its value on a "
         "microbatch is not a part of the whole batch's and accumulate_value_and_grad "
         "cannot add microbatches up exactly. Use jo.cached_value_and_grad: it embeds "

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxobj import registry
-from jaxobj._src import checks
+from jaxobj._src import checks, numerics
 from jaxobj._src.reduce import recording_counts
 from jaxobj.objective.schedules import Schedule
 
@@ -872,12 +872,6 @@ def _check_name(name):
     raise ValueError(f"name {name!r}: names are non-empty strings without '/'.")
 
 
-def _varying_axes(x, axes):
-  """The axes among ``axes`` over which ``x`` differs between devices."""
-  manual = getattr(jax.typeof(x), "manual_axis_type", None)
-  return tuple(a for a in axes if manual is None or a in manual.varying)
-
-
 def _psum_over_devices(terms: Mapping[str, Term], stats: Stats, axis_name) -> Stats:
   """Each term's ``(sum, count)`` summed over the devices its batch is split over.
 
@@ -891,12 +885,12 @@ def _psum_over_devices(terms: Mapping[str, Term], stats: Stats, axis_name) -> St
   summed except those that reduce over the devices themselves.
   """
   axes = (axis_name,) if isinstance(axis_name, str) else tuple(axis_name)
-  tracked = all(_varying_axes(jax.lax.axis_index(a), (a,)) for a in axes)
+  tracked = all(a in numerics.varying_axes(jax.lax.axis_index(a)) for a in axes)
   out = {}
   for path, (total, count) in stats.items():
     t = terms[path]
     if tracked:
-      varying = set(_varying_axes(total, axes)) | set(_varying_axes(count, axes))
+      varying = numerics.varying_axes(total) | numerics.varying_axes(count)
       split = tuple(a for a in axes if a in varying)
     else:
       split = () if t.reduces_over_devices else axes

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import json
 import math
 import pathlib
@@ -320,7 +321,6 @@ _NO_DEFAULT = object()
 
 def _default_of(fn, key):
   """The default of ``fn``'s keyword ``key`` (``_NO_DEFAULT`` if it has none)."""
-  import inspect
   try:
     param = inspect.signature(fn).parameters.get(key)
   except (TypeError, ValueError):
