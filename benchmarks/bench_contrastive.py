@@ -42,13 +42,30 @@ def _optax(x, labels):
 
 def run(quick: bool) -> list[dict]:
   if quick:
-    two_b, dim, goals, timing = 256, 64, dict(max_temp_ratio=0.05, max_time_ratio=0.1), \
-        dict(repeats=5, rounds=3)
+    two_b, dim, goals, timing = (
+      256,
+      64,
+      dict(max_temp_ratio=0.05, max_time_ratio=0.1),
+      dict(repeats=5, rounds=3),
+    )
   else:
-    two_b, dim, goals, timing = 2048, 256, dict(max_temp_ratio=0.01, max_time_ratio=0.02), \
-        dict(repeats=1, rounds=1)
+    two_b, dim, goals, timing = (
+      2048,
+      256,
+      dict(max_temp_ratio=0.01, max_time_ratio=0.02),
+      dict(repeats=1, rounds=1),
+    )
   args = _simclr_batch(two_b, dim)
-  return [harness.compare(
-      "ntxent value_and_grad", impl="jaxobj.ntxent", baseline="optax.ntxent",
-      shape={"2B": two_b, "D": dim, "dtype": "float32"}, ours=_ours, base=_optax,
-      args=args, **goals, **timing)]
+  return [
+    harness.compare(
+      "ntxent value_and_grad",
+      impl="jaxobj.ntxent",
+      baseline="optax.ntxent",
+      shape={"2B": two_b, "D": dim, "dtype": "float32"},
+      ours=_ours,
+      base=_optax,
+      args=args,
+      **goals,
+      **timing,
+    )
+  ]

@@ -44,8 +44,8 @@ from jaxobj.losses.contrastive import CLIP_LOG_TEMPERATURE, SIGLIP_BIAS, SIGLIP_
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MIB = harness.MIB
 LOSSES = {
-    "siglip": (jaxobj.chunked_siglip_loss, jaxobj.siglip_loss, jaxobj.sharded_siglip_loss),
-    "clip": (jaxobj.chunked_clip_loss, jaxobj.clip_loss, jaxobj.sharded_clip_loss),
+  "siglip": (jaxobj.chunked_siglip_loss, jaxobj.siglip_loss, jaxobj.sharded_siglip_loss),
+  "clip": (jaxobj.chunked_clip_loss, jaxobj.clip_loss, jaxobj.sharded_clip_loss),
 }
 
 
@@ -70,14 +70,20 @@ def _single_device(quick: bool) -> list[dict]:
     if quick:
       goals = {"max_temp_ratio": 0.25}
     else:
-      goals = {"max_temp_bytes": (64 if kind == "siglip" else 128) * MIB,
-               "max_time_ratio": 1.10}
-    records.append(harness.compare(
-        f"{chunked.__name__} value_and_grad", impl=f"jaxobj.{chunked.__name__}",
+      goals = {"max_temp_bytes": (64 if kind == "siglip" else 128) * MIB, "max_time_ratio": 1.10}
+    records.append(
+      harness.compare(
+        f"{chunked.__name__} value_and_grad",
+        impl=f"jaxobj.{chunked.__name__}",
         baseline=f"jaxobj.{naive.__name__}",
         shape={"B": rows, "D": dim, "dtype": "float32", "block_size": block or "default"},
-        ours=_value_and_grad(chunked, block_size=block), base=_value_and_grad(naive), args=args,
-        **goals, **timing))
+        ours=_value_and_grad(chunked, block_size=block),
+        base=_value_and_grad(naive),
+        args=args,
+        **goals,
+        **timing,
+      )
+    )
   return records
 
 
@@ -113,8 +119,12 @@ def _gathered_clip(x, y, *, axis, log_temperature=CLIP_LOG_TEMPERATURE):
 
 def _per_device(mesh, loss):
   """The value_and_grad of ``loss`` inside shard_map, on global arrays."""
-  return jax.shard_map(_value_and_grad(loss), mesh=mesh, in_specs=(P("data"), P("data")),
-                       out_specs=(P(), (P("data"), P("data"))))
+  return jax.shard_map(
+    _value_and_grad(loss),
+    mesh=mesh,
+    in_specs=(P("data"), P("data")),
+    out_specs=(P(), (P("data"), P("data"))),
+  )
 
 
 def _mesh_records(devices: list[int], rows: int, dim: int, quick: bool) -> list[dict]:
@@ -123,8 +133,7 @@ def _mesh_records(devices: list[int], rows: int, dim: int, quick: bool) -> list[
   baselines = {"siglip": _gathered_siglip, "clip": _gathered_clip}
   for size in devices:
     mesh = jax.make_mesh((size,), ("data",), devices=jax.devices()[:size])
-    x = jax.device_put(jnp.zeros((size * rows, dim), jnp.float32),
-                       NamedSharding(mesh, P("data")))
+    x = jax.device_put(jnp.zeros((size * rows, dim), jnp.float32), NamedSharding(mesh, P("data")))
     args = (x, x)
     for kind, (_, _, sharded) in LOSSES.items():
       base = _per_device(mesh, lambda a, b, kind=kind: baselines[kind](a, b, axis="data"))
@@ -135,15 +144,23 @@ def _mesh_records(devices: list[int], rows: int, dim: int, quick: bool) -> list[
           goals = {"max_temp_bytes": 20 * MIB}
         if method == "ring" and size == 8:
           goals.setdefault("max_temp_ratio", 0.5 if quick else 0.2)
-        ours = _per_device(mesh, lambda a, b, s=sharded, m=method: s(
-            a, b, axis_name="data", method=m))
-        records.append(harness.compare(
+        ours = _per_device(
+          mesh, lambda a, b, s=sharded, m=method: s(a, b, axis_name="data", method=m)
+        )
+        records.append(
+          harness.compare(
             f"{sharded.__name__}(method={method!r}) per-device value_and_grad",
             impl=f"jaxobj.{sharded.__name__}(method={method!r})",
             baseline=f"all_gather of the {'texts' if kind == 'siglip' else 'embeddings'}, "
-                     f"dense [n, N n] logits",
+            f"dense [n, N n] logits",
             shape={"devices": size, "n_per_device": rows, "D": dim, "dtype": "float32"},
-            ours=ours, base=base, args=args, time=False, **goals))
+            ours=ours,
+            base=base,
+            args=args,
+            time=False,
+            **goals,
+          )
+        )
   return records
 
 
@@ -151,15 +168,26 @@ def _mesh(quick: bool) -> list[dict]:
   devices = [4, 8] if quick else [4, 8, 16]
   rows, dim = (128, 64) if quick else (1024, 512)
   script = (
-      "import json, sys\n"
-      "from benchmarks import bench_contrastive_scale as b\n"
-      f"records = b._mesh_records({devices}, {rows}, {dim}, {quick})\n"
-      "sys.stdout.write('RECORDS ' + json.dumps(records) + '\\n')\n")
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={max(devices)}",
-             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-  proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, check=False,
-                        capture_output=True, text=True, timeout=1200)
+    "import json, sys\n"
+    "from benchmarks import bench_contrastive_scale as b\n"
+    f"records = b._mesh_records({devices}, {rows}, {dim}, {quick})\n"
+    "sys.stdout.write('RECORDS ' + json.dumps(records) + '\\n')\n"
+  )
+  env = dict(
+    os.environ,
+    JAX_PLATFORMS="cpu",
+    XLA_FLAGS=f"--xla_force_host_platform_device_count={max(devices)}",
+    PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+  )
+  proc = subprocess.run(
+    [sys.executable, "-c", script],
+    env=env,
+    cwd=ROOT,
+    check=False,
+    capture_output=True,
+    text=True,
+    timeout=1200,
+  )
   if proc.returncode:
     raise RuntimeError(f"the {max(devices)}-device subprocess failed:\n{proc.stderr[-4000:]}")
   line = next(l for l in proc.stdout.splitlines() if l.startswith("RECORDS "))

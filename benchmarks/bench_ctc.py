@@ -35,14 +35,31 @@ def _with_grad(f):
 def run(quick: bool) -> list[dict]:
   shape = QUICK if quick else FULL
   rng = np.random.default_rng(0)
-  args = tuple(jnp.asarray(a) for a in ctc_batch(
-      rng, (shape["batch"],), frames=shape["frames"], classes=shape["classes"],
-      max_labels=shape["labels"]))
+  args = tuple(
+    jnp.asarray(a)
+    for a in ctc_batch(
+      rng,
+      (shape["batch"],),
+      frames=shape["frames"],
+      classes=shape["classes"],
+      max_labels=shape["labels"],
+    )
+  )
   repeats, rounds = (3, 2) if quick else (7, 3)
   records = []
   for kind, wrap in (("value_and_grad", _with_grad), ("value", lambda f: f)):
-    records.append(harness.compare(
-        f"ctc_loss {kind}", impl="jaxobj.ctc_loss", baseline="optax.ctc_loss",
-        shape=shape, ours=wrap(_ours), base=wrap(_optax), args=args,
-        max_time_ratio=1.0, repeats=repeats, rounds=rounds))
+    records.append(
+      harness.compare(
+        f"ctc_loss {kind}",
+        impl="jaxobj.ctc_loss",
+        baseline="optax.ctc_loss",
+        shape=shape,
+        ours=wrap(_ours),
+        base=wrap(_optax),
+        args=args,
+        max_time_ratio=1.0,
+        repeats=repeats,
+        rounds=rounds,
+      )
+    )
   return records

@@ -22,10 +22,10 @@ FULL = {"tokens": 2048, "dim": 256, "vocab": 32768}
 QUICK = {"tokens": 512, "dim": 64, "vocab": 4096}
 LARGE = {"tokens": 8192, "dim": 512, "vocab": 131072}
 OPTIONS = {
-    "z_loss": dict(z_loss=1e-4),
-    "label_smoothing": dict(label_smoothing=0.1),
-    "mask": dict(where="mask"),
-    "logit_soft_cap": dict(logit_soft_cap=30.0),
+  "z_loss": dict(z_loss=1e-4),
+  "label_smoothing": dict(label_smoothing=0.1),
+  "mask": dict(where="mask"),
+  "logit_soft_cap": dict(logit_soft_cap=30.0),
 }
 
 
@@ -50,16 +50,22 @@ def _value_and_grad(f):
 def _inputs(shape):
   rng = np.random.default_rng(0)
   n, d, v = shape["tokens"], shape["dim"], shape["vocab"]
-  return (jnp.asarray(rng.standard_normal((n, d)), jnp.float32),
-          jnp.asarray(rng.integers(0, v, n), jnp.int32),
-          jnp.asarray(rng.standard_normal((d, v)) / np.sqrt(d), jnp.float32),
-          jnp.asarray(rng.uniform(size=n) < 0.9))
+  return (
+    jnp.asarray(rng.standard_normal((n, d)), jnp.float32),
+    jnp.asarray(rng.integers(0, v, n), jnp.int32),
+    jnp.asarray(rng.standard_normal((d, v)) / np.sqrt(d), jnp.float32),
+    jnp.asarray(rng.uniform(size=n) < 0.9),
+  )
 
 
 def _abstract(shape):
   n, d, v = shape["tokens"], shape["dim"], shape["vocab"]
-  return (jax.ShapeDtypeStruct((n, d), jnp.float32), jax.ShapeDtypeStruct((n,), jnp.int32),
-          jax.ShapeDtypeStruct((d, v), jnp.float32), jax.ShapeDtypeStruct((n,), jnp.bool_))
+  return (
+    jax.ShapeDtypeStruct((n, d), jnp.float32),
+    jax.ShapeDtypeStruct((n,), jnp.int32),
+    jax.ShapeDtypeStruct((d, v), jnp.float32),
+    jax.ShapeDtypeStruct((n,), jnp.bool_),
+  )
 
 
 def run(quick: bool) -> list[dict]:
@@ -71,26 +77,50 @@ def run(quick: bool) -> list[dict]:
   temp_goal = dict(max_temp_ratio=0.6) if quick else dict(max_temp_bytes=16 * harness.MIB)
   fused, unfused = _losses()
   records = [
-      harness.compare(
-          "fused linear cross-entropy value_and_grad", impl="jaxobj.fused_linear_cross_entropy",
-          baseline="token_cross_entropy(hidden @ kernel)", shape=shape,
-          ours=_value_and_grad(fused), base=_value_and_grad(unfused), args=args,
-          max_time_ratio=None if quick else 1.10, repeats=repeats, rounds=rounds,
-          **temp_goal),
-      harness.compare(
-          "fused linear cross-entropy value", impl="jaxobj.fused_linear_cross_entropy",
-          baseline="token_cross_entropy(hidden @ kernel)", shape=shape, ours=fused,
-          base=unfused, args=args, max_time_ratio=None if quick else 0.75,
-          repeats=repeats, rounds=rounds),
+    harness.compare(
+      "fused linear cross-entropy value_and_grad",
+      impl="jaxobj.fused_linear_cross_entropy",
+      baseline="token_cross_entropy(hidden @ kernel)",
+      shape=shape,
+      ours=_value_and_grad(fused),
+      base=_value_and_grad(unfused),
+      args=args,
+      max_time_ratio=None if quick else 1.10,
+      repeats=repeats,
+      rounds=rounds,
+      **temp_goal,
+    ),
+    harness.compare(
+      "fused linear cross-entropy value",
+      impl="jaxobj.fused_linear_cross_entropy",
+      baseline="token_cross_entropy(hidden @ kernel)",
+      shape=shape,
+      ours=fused,
+      base=unfused,
+      args=args,
+      max_time_ratio=None if quick else 0.75,
+      repeats=repeats,
+      rounds=rounds,
+    ),
   ]
   plain = _value_and_grad(fused)
   for option, kw in OPTIONS.items():
     with_option = _value_and_grad(_losses(**kw)[0])
-    records.append(harness.compare(
-        f"fused linear cross-entropy + {option}", impl=f"fused, {option}",
-        baseline="fused, no option", shape=shape, ours=with_option, base=plain, args=args,
-        max_temp_ratio=1.02, max_time_ratio=None if quick else 1.10, repeats=repeats,
-        rounds=rounds))
+    records.append(
+      harness.compare(
+        f"fused linear cross-entropy + {option}",
+        impl=f"fused, {option}",
+        baseline="fused, no option",
+        shape=shape,
+        ours=with_option,
+        base=plain,
+        args=args,
+        max_temp_ratio=1.02,
+        max_time_ratio=None if quick else 1.10,
+        repeats=repeats,
+        rounds=rounds,
+      )
+    )
   if not quick:
     records += _large_vocabulary()
   return records
@@ -99,19 +129,36 @@ def run(quick: bool) -> list[dict]:
 def _large_vocabulary() -> list[dict]:
   """Compiled memory only: the largest size, and the same as V doubles."""
   fused, unfused = _losses()
-  records = [harness.compare(
+  records = [
+    harness.compare(
       "fused linear cross-entropy value_and_grad (large)",
-      impl="jaxobj.fused_linear_cross_entropy", baseline="token_cross_entropy(hidden @ kernel)",
-      shape=LARGE, ours=_value_and_grad(fused), base=_value_and_grad(unfused),
-      args=_abstract(LARGE), time=False, max_temp_bytes=32 * harness.MIB)]
+      impl="jaxobj.fused_linear_cross_entropy",
+      baseline="token_cross_entropy(hidden @ kernel)",
+      shape=LARGE,
+      ours=_value_and_grad(fused),
+      base=_value_and_grad(unfused),
+      args=_abstract(LARGE),
+      time=False,
+      max_temp_bytes=32 * harness.MIB,
+    )
+  ]
   base_shape = dict(LARGE, vocab=LARGE["vocab"] // 2)
   for vocab in (LARGE["vocab"], 2 * LARGE["vocab"]):
     shape = dict(LARGE, vocab=vocab)
-    records.append(harness.compare(
+    records.append(
+      harness.compare(
         f"fused linear cross-entropy temp at V={vocab} over V={base_shape['vocab']}",
-        impl=f"fused, V={vocab}", baseline=f"fused, V={base_shape['vocab']}", shape=shape,
-        ours=_value_and_grad(fused), base=_value_and_grad(fused),
-        args=_abstract(shape), time=False, max_temp_bytes=32 * harness.MIB))
+        impl=f"fused, V={vocab}",
+        baseline=f"fused, V={base_shape['vocab']}",
+        shape=shape,
+        ours=_value_and_grad(fused),
+        base=_value_and_grad(fused),
+        args=_abstract(shape),
+        time=False,
+        max_temp_bytes=32 * harness.MIB,
+      )
+    )
     records[-1]["baseline_temp_bytes"] = harness.temp_bytes(
-        _value_and_grad(fused), *_abstract(base_shape))
+      _value_and_grad(fused), *_abstract(base_shape)
+    )
   return records

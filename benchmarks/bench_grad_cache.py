@@ -27,9 +27,9 @@ from jaxobj import objective as jo
 
 MICROBATCHES = 8
 
-OBJECTIVE = (jo.term(jaxobj.chunked_clip_loss, "outputs.image", "outputs.text", name="clip",
-                     block_size=256)
-             + 1e-4 * jo.regularizer(jaxobj.l2_penalty))
+OBJECTIVE = jo.term(
+  jaxobj.chunked_clip_loss, "outputs.image", "outputs.text", name="clip", block_size=256
+) + 1e-4 * jo.regularizer(jaxobj.l2_penalty)
 
 
 def _mlp(weights, x):
@@ -47,15 +47,16 @@ def _data(params, embeddings, batch):
 
 
 def cached(params, objective_params, microbatches):
-  return jo.cached_value_and_grad(OBJECTIVE, _embed, _data, params, objective_params,
-                                  microbatches)
+  return jo.cached_value_and_grad(OBJECTIVE, _embed, _data, params, objective_params, microbatches)
 
 
 def whole_batch(params, objective_params, microbatches):
   batch = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), microbatches)
   return jax.value_and_grad(
-      lambda p, o: OBJECTIVE.apply(o, **_data(p, _embed(p, batch), batch)),
-      argnums=(0, 1), has_aux=True)(params, objective_params)
+    lambda p, o: OBJECTIVE.apply(o, **_data(p, _embed(p, batch), batch)),
+    argnums=(0, 1),
+    has_aux=True,
+  )(params, objective_params)
 
 
 def _inputs(n, d_in, hidden, depth, dim):
@@ -63,12 +64,16 @@ def _inputs(n, d_in, hidden, depth, dim):
   dims = [d_in] + [hidden] * depth + [dim]
 
   def tower():
-    return [np.asarray(rng.standard_normal((a, b)) / a ** 0.5, np.float32)
-            for a, b in itertools.pairwise(dims)]
+    return [
+      np.asarray(rng.standard_normal((a, b)) / a**0.5, np.float32)
+      for a, b in itertools.pairwise(dims)
+    ]
 
   params = {"image": tower(), "text": tower()}
-  batch = {k: np.asarray(rng.standard_normal((MICROBATCHES, n // MICROBATCHES, d_in)),
-                         np.float32) for k in ("image", "text")}
+  batch = {
+    k: np.asarray(rng.standard_normal((MICROBATCHES, n // MICROBATCHES, d_in)), np.float32)
+    for k in ("image", "text")
+  }
   return params, batch
 
 
@@ -79,10 +84,25 @@ def run(quick: bool) -> list[dict]:
   ours, base = jax.jit(cached)(*args)[0][0], jax.jit(whole_batch)(*args)[0][0]
   if not np.isclose(float(ours), float(base), rtol=1e-5):  # measure only a correct step
     raise AssertionError(f"cached_value_and_grad gave {float(ours)}, the whole batch {float(base)}")
-  return [harness.compare(
+  return [
+    harness.compare(
       f"CLIP over {MICROBATCHES} microbatches with an embedding cache (value_and_grad)",
-      impl="jo.cached_value_and_grad", baseline="jax.value_and_grad on the whole batch",
-      shape={"batch": n, "microbatches": MICROBATCHES, "features": d_in, "hidden": hidden,
-             "layers": depth, "embedding": dim, "towers": 2},
-      ours=cached, base=whole_batch, args=args, max_temp_ratio=0.25,
-      repeats=5 if quick else 3, rounds=3)]
+      impl="jo.cached_value_and_grad",
+      baseline="jax.value_and_grad on the whole batch",
+      shape={
+        "batch": n,
+        "microbatches": MICROBATCHES,
+        "features": d_in,
+        "hidden": hidden,
+        "layers": depth,
+        "embedding": dim,
+        "towers": 2,
+      },
+      ours=cached,
+      base=whole_batch,
+      args=args,
+      max_temp_ratio=0.25,
+      repeats=5 if quick else 3,
+      rounds=3,
+    )
+  ]

@@ -63,7 +63,8 @@ def mgda_params_step(params, batch):
 
 def mgda_representation_step(params, batch):
   losses, rep_grads, pullback = jo.representation_task_grads(
-      _encoder, _heads, params["encoder"], params["heads"], batch)
+    _encoder, _heads, params["encoder"], params["heads"], batch
+  )
   update, _, _ = MGDA.combine(rep_grads, MGDA.init(losses.shape[0]))
   shared, heads = pullback(update)
   return losses, shared, heads
@@ -72,19 +73,23 @@ def mgda_representation_step(params, batch):
 def _strategy_step(strategy):
   def step(params, batch):
     losses, grads = jo.value_and_task_grad(_losses)(params, batch)
-    update, _, _ = strategy.combine(grads["encoder"], strategy.init(losses.shape[0]),
-                                    losses=losses)
+    update, _, _ = strategy.combine(grads["encoder"], strategy.init(losses.shape[0]), losses=losses)
     return losses, update
+
   return step
 
 
 def _inputs(n, d, h, t):
   keys = jax.random.split(jax.random.key(0), 5)
-  params = {"encoder": {"w1": jax.random.normal(keys[0], (d, h)) / d ** 0.5,
-                        "b1": jnp.zeros(h),
-                        "w2": jax.random.normal(keys[1], (h, h)) / h ** 0.5,
-                        "b2": jnp.zeros(h)},
-            "heads": jax.random.normal(keys[2], (h, t)) / h ** 0.5}
+  params = {
+    "encoder": {
+      "w1": jax.random.normal(keys[0], (d, h)) / d**0.5,
+      "b1": jnp.zeros(h),
+      "w2": jax.random.normal(keys[1], (h, h)) / h**0.5,
+      "b2": jnp.zeros(h),
+    },
+    "heads": jax.random.normal(keys[2], (h, t)) / h**0.5,
+  }
   batch = {"x": jax.random.normal(keys[3], (n, d)), "y": jax.random.normal(keys[4], (n, t))}
   return params, batch
 
@@ -95,28 +100,48 @@ def run(quick: bool) -> list[dict]:
   records = []
   for t in (2, 4, 8):
     params, batch = _inputs(n, d, h, t)
-    records.append(harness.compare(
+    records.append(
+      harness.compare(
         f"per-task gradients, T={t}, one step vs one backward pass per task",
         impl="jo.value_and_task_grad (vmap over one VJP, one-hot cotangents)",
         baseline=f"{t} separate jax.grad calls in one jit",
         shape={"batch": n, "features": d, "hidden": h, "tasks": t},
-        ours=one_step, base=per_task_loop, args=(params, batch),
-        max_time_ratio=1.25, repeats=repeats, rounds=rounds))
+        ours=one_step,
+        base=per_task_loop,
+        args=(params, batch),
+        max_time_ratio=1.25,
+        repeats=repeats,
+        rounds=rounds,
+      )
+    )
   params, batch = _inputs(n, d, h, 8)
-  records.append(harness.compare(
+  records.append(
+    harness.compare(
       "MGDA step, T=8: representation mode vs per-task gradients of the shared params",
       impl="jo.representation_task_grads + MGDA + one encoder backward pass",
       baseline="jo.value_and_task_grad of the encoder params + MGDA",
       shape={"batch": n, "features": d, "hidden": h, "tasks": 8},
-      ours=mgda_representation_step, base=mgda_params_step, args=(params, batch),
-      max_time_ratio=1.0 if quick else 0.6, max_temp_ratio=1.0, repeats=repeats,
-      rounds=rounds))
-  records.append(harness.compare(
+      ours=mgda_representation_step,
+      base=mgda_params_step,
+      args=(params, batch),
+      max_time_ratio=1.0 if quick else 0.6,
+      max_temp_ratio=1.0,
+      repeats=repeats,
+      rounds=rounds,
+    )
+  )
+  records.append(
+    harness.compare(
       "UPGrad step, T=8, vs the sum of the task gradients",
       impl="jo.value_and_task_grad + jo.UPGrad (8 nonnegative QPs, exact)",
       baseline="jo.value_and_task_grad + jo.WeightedSum",
       shape={"batch": n, "features": d, "hidden": h, "tasks": 8},
-      ours=_strategy_step(jo.UPGrad()), base=_strategy_step(jo.WeightedSum()),
-      args=(params, batch), max_time_ratio=None if quick else 1.5, repeats=repeats,
-      rounds=rounds))
+      ours=_strategy_step(jo.UPGrad()),
+      base=_strategy_step(jo.WeightedSum()),
+      args=(params, batch),
+      max_time_ratio=None if quick else 1.5,
+      repeats=repeats,
+      rounds=rounds,
+    )
+  )
   return records

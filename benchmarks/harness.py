@@ -14,7 +14,8 @@ from __future__ import annotations
 import platform
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 
@@ -39,8 +40,9 @@ def median_seconds(fn: Callable, *args, repeats: int = 5, warmup: int = 1) -> fl
   return statistics.median(times)
 
 
-def time_ratio(candidate: Callable, baseline: Callable, *args, repeats: int = 5,
-               rounds: int = 3) -> float:
+def time_ratio(
+  candidate: Callable, baseline: Callable, *args, repeats: int = 5, rounds: int = 3
+) -> float:
   """Median time of ``candidate`` over ``baseline`` on the same arguments.
 
   Both are jitted once; measurements alternate between them over ``rounds`` so
@@ -55,11 +57,22 @@ def time_ratio(candidate: Callable, baseline: Callable, *args, repeats: int = 5,
   return statistics.median(ratios)
 
 
-def compare(name: str, *, impl: str, baseline: str, shape: dict[str, Any],
-            ours: Callable, base: Callable, args: tuple, time: bool = True,
-            max_temp_bytes: float | None = None, max_temp_ratio: float | None = None,
-            max_time_ratio: float | None = None, repeats: int = 5,
-            rounds: int = 3) -> dict[str, Any]:
+def compare(
+  name: str,
+  *,
+  impl: str,
+  baseline: str,
+  shape: dict[str, Any],
+  ours: Callable,
+  base: Callable,
+  args: tuple,
+  time: bool = True,
+  max_temp_bytes: float | None = None,
+  max_temp_ratio: float | None = None,
+  max_time_ratio: float | None = None,
+  repeats: int = 5,
+  rounds: int = 3,
+) -> dict[str, Any]:
   """Measures ``ours`` against ``base`` on ``args`` and checks the stated goal.
 
   Returns the record ``benchmarks/run.py`` writes: ``name``, ``impl``,
@@ -80,18 +93,23 @@ def compare(name: str, *, impl: str, baseline: str, shape: dict[str, Any],
     goal.append(f"time <= {max_time_ratio:g} x baseline")
     ok &= ratio <= max_time_ratio
   return {
-      "name": name, "impl": impl, "baseline": baseline, "shape": shape,
-      "temp_bytes": ours_temp, "baseline_temp_bytes": base_temp,
-      "time_ratio": None if ratio is None else round(ratio, 4),
-      "goal": "; ".join(goal) or None, "ok": bool(ok),
+    "name": name,
+    "impl": impl,
+    "baseline": baseline,
+    "shape": shape,
+    "temp_bytes": ours_temp,
+    "baseline_temp_bytes": base_temp,
+    "time_ratio": None if ratio is None else round(ratio, 4),
+    "goal": "; ".join(goal) or None,
+    "ok": bool(ok),
   }
 
 
 def environment() -> dict[str, Any]:
   return {
-      "jax": jax.__version__,
-      "backend": jax.default_backend(),
-      "devices": len(jax.devices()),
-      "device_kind": jax.devices()[0].device_kind,
-      "machine": platform.machine(),
+    "jax": jax.__version__,
+    "backend": jax.default_backend(),
+    "devices": len(jax.devices()),
+    "device_kind": jax.devices()[0].device_kind,
+    "machine": platform.machine(),
   }

@@ -22,18 +22,25 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` importable
 
 from benchmarks import harness  # noqa: E402
 
-TOPICS = sorted(p.stem.removeprefix("bench_")
-                for p in (ROOT / "benchmarks").glob("bench_*.py"))
+TOPICS = sorted(p.stem.removeprefix("bench_") for p in (ROOT / "benchmarks").glob("bench_*.py"))
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true", help="small sizes (minutes on 2 cores)")
-  parser.add_argument("--json", type=pathlib.Path,
-                      default=ROOT / "benchmarks" / "results.json",
-                      help="where to write the records (default: benchmarks/results.json)")
-  parser.add_argument("--only", nargs="+", choices=TOPICS, metavar="TOPIC",
-                      help=f"run only these topics: {', '.join(TOPICS)}")
+  parser.add_argument(
+    "--json",
+    type=pathlib.Path,
+    default=ROOT / "benchmarks" / "results.json",
+    help="where to write the records (default: benchmarks/results.json)",
+  )
+  parser.add_argument(
+    "--only",
+    nargs="+",
+    choices=TOPICS,
+    metavar="TOPIC",
+    help=f"run only these topics: {', '.join(TOPICS)}",
+  )
   args = parser.parse_args(argv)
   records = []
   for topic in args.only or TOPICS:
@@ -42,13 +49,19 @@ def main(argv=None) -> int:
       record = {"topic": topic, **record}
       records.append(record)
       status = "ok " if record["ok"] else "MISS"
-      print(f"[{status}] {record['name']}: temp {record['temp_bytes'] / harness.MIB:.1f} MiB "
-            f"(baseline {record['baseline_temp_bytes'] / harness.MIB:.1f} MiB), "
-            f"time ratio {record['time_ratio']}  goal: {record['goal']}", flush=True)
+      print(
+        f"[{status}] {record['name']}: temp {record['temp_bytes'] / harness.MIB:.1f} MiB "
+        f"(baseline {record['baseline_temp_bytes'] / harness.MIB:.1f} MiB), "
+        f"time ratio {record['time_ratio']}  goal: {record['goal']}",
+        flush=True,
+      )
   args.json.parent.mkdir(parents=True, exist_ok=True)
-  args.json.write_text(json.dumps(
-      {"quick": args.quick, "environment": harness.environment(), "records": records},
-      indent=2) + "\n")
+  args.json.write_text(
+    json.dumps(
+      {"quick": args.quick, "environment": harness.environment(), "records": records}, indent=2
+    )
+    + "\n"
+  )
   print(f"wrote {len(records)} records to {args.json}")
   return 0
 

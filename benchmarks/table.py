@@ -36,23 +36,28 @@ def _shape(shape) -> str:
 
 def markdown_table(records) -> str:
   """One row per record: what was compared, at what size, memory, time ratio, goal."""
-  lines = ["| benchmark | ours vs baseline | shape | temp (ours / baseline) | time ratio "
-           "| goal | met |", "|---|---|---|---|---|---|---|"]
+  lines = [
+    "| benchmark | ours vs baseline | shape | temp (ours / baseline) | time ratio | goal | met |",
+    "|---|---|---|---|---|---|---|",
+  ]
   for r in records:
     ratio = r.get("time_ratio")
     lines.append(
-        f"| {r['name']} | `{r['impl']}` vs `{r['baseline']}` | {_shape(r.get('shape'))} "
-        f"| {_mib(r.get('temp_bytes'))} / {_mib(r.get('baseline_temp_bytes'))} "
-        f"| {'–' if ratio is None else f'{ratio:.3g}'} | {r.get('goal') or '–'} "
-        f"| {'yes' if r.get('ok') else '**no**'} |")
+      f"| {r['name']} | `{r['impl']}` vs `{r['baseline']}` | {_shape(r.get('shape'))} "
+      f"| {_mib(r.get('temp_bytes'))} / {_mib(r.get('baseline_temp_bytes'))} "
+      f"| {'–' if ratio is None else f'{ratio:.3g}'} | {r.get('goal') or '–'} "
+      f"| {'yes' if r.get('ok') else '**no**'} |"
+    )
   return "\n".join(lines) + "\n"
 
 
 def caption(results: dict) -> str:
   env = results.get("environment", {})
   size = "quick sizes" if results.get("quick") else "full sizes"
-  return (f"Measured at {size} on {env.get('devices', '?')} {env.get('backend', '?')} "
-          f"device(s) ({env.get('device_kind', '?')}, jax {env.get('jax', '?')}).\n")
+  return (
+    f"Measured at {size} on {env.get('devices', '?')} {env.get('backend', '?')} "
+    f"device(s) ({env.get('device_kind', '?')}, jax {env.get('jax', '?')}).\n"
+  )
 
 
 def render(results: dict) -> str:

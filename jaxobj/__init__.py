@@ -13,3 +13,14 @@ from jaxobj.losses import *  # noqa: F401,F403
 from jaxobj.regularizers import elastic_net_penalty, l1_penalty, l2_penalty
 
 __version__ = "0.1.0"
+
+__all__ = [
+  "losses",
+  "registry",
+  "regularizers",
+  "reduce_loss",
+  "l1_penalty",
+  "l2_penalty",
+  "elastic_net_penalty",
+]
+__all__ += losses.__all__

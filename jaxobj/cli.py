@@ -35,8 +35,9 @@ def _format_hyper(spec: registry.LossSpec) -> str:
 def cmd_losses(args: argparse.Namespace) -> int:
   known = registry.families()
   if args.family is not None and args.family not in known:
-    print(f"jaxobj: unknown family {args.family!r}; choose one of {', '.join(known)}.",
-          file=sys.stderr)
+    print(
+      f"jaxobj: unknown family {args.family!r}; choose one of {', '.join(known)}.", file=sys.stderr
+    )
     return 2
   specs = registry.specs(family=args.family, kind=args.kind)
   if args.json:
@@ -61,6 +62,7 @@ def cmd_losses(args: argparse.Namespace) -> int:
 
 def _console():
   from rich.console import Console
+
   return Console(width=None if sys.stdout.isatty() else 100)
 
 
@@ -75,6 +77,7 @@ def _host_devices(args, raw) -> None:
   """Applies --devices or the config's train.host_devices before JAX starts."""
   from jaxobj.config import schema
   from jaxobj.train.devices import MAX_HOST_DEVICES, request_host_devices
+
   n = args.devices
   if n is not None:
     schema.integer(n, "--devices", 1, MAX_HOST_DEVICES)
@@ -93,6 +96,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
   from jaxobj.config import files, yamlio
   from jaxobj.config.errors import ConfigError
+
   table = Table(title="shipped configs (jaxobj run NAME, jaxobj compare NAME)")
   table.add_column("name", style="bold cyan", no_wrap=True)
   table.add_column("command")
@@ -112,6 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
   if args.list:
     return cmd_list(args)
   from jaxobj.train.interrupt import StopRequest
+
   with StopRequest() as stop:  # from here on, Ctrl-C is a flag that nothing can swallow
     return _run(args, stop)
 
@@ -119,6 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run(args, stop) -> int:
   from jaxobj.config import yamlio
   from jaxobj.config.errors import ConfigError
+
   overrides = _overrides(args)
   if args.format:
     overrides.append(f"train.metrics_format={args.format}")
@@ -128,21 +134,28 @@ def _run(args, stop) -> int:
   except ConfigError as err:
     raise err.with_source(str(path)) if err.path != "--devices" else err from None
   from jaxobj.config import experiment
+
   cfg = experiment.from_dict(raw, name=path.stem, source=str(path))
   if cfg.objective is None:
     stop.__exit__(None, None, None)  # the comparison takes Ctrl-C as jaxobj compare does
     if stop.requested:
       raise KeyboardInterrupt("before the comparison started")
-    print(f"jaxobj: {cfg.name} is a comparison (it has no objective to train); running "
-          "jaxobj compare.", file=sys.stderr)
+    print(
+      f"jaxobj: {cfg.name} is a comparison (it has no objective to train); running jaxobj compare.",
+      file=sys.stderr,
+    )
     return _compare(cfg, args)
   from jaxobj.train import loop, report
+
   console = _console()
   if args.config == DEFAULT_CONFIG and not args.config_given:
-    console.print(f"jaxobj run: no config given; running the default, {DEFAULT_CONFIG} "
-                  f"({cfg.source}).", highlight=False)
-  result = loop.run(cfg, args.out, progress=not args.no_progress, overwrite=args.overwrite,
-                    stop=stop)
+    console.print(
+      f"jaxobj run: no config given; running the default, {DEFAULT_CONFIG} ({cfg.source}).",
+      highlight=False,
+    )
+  result = loop.run(
+    cfg, args.out, progress=not args.no_progress, overwrite=args.overwrite, stop=stop
+  )
   report.print_summary(result, console)
   return 130 if result.interrupted else 0
 
@@ -150,6 +163,7 @@ def _run(args, stop) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
   overrides = _overrides(args)
   from jaxobj import config as config_lib
+
   cfg = config_lib.load(args.config, overrides)
   return _compare(cfg, args)
 
@@ -157,9 +171,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def _compare(cfg, args) -> int:
   from jaxobj.config.errors import ConfigError
   from jaxobj.train import compare
+
   if cfg.compare is None:
-    raise ConfigError("compare", "this config has no compare: section; it trains a model "
-                      "(jaxobj run).", cfg.source)
+    raise ConfigError(
+      "compare", "this config has no compare: section; it trains a model (jaxobj run).", cfg.source
+    )
   console = _console()
   steps = args.steps if args.command == "compare" else None
   result = compare.run(cfg, args.out, fit_steps=steps)
@@ -168,8 +184,7 @@ def _compare(cfg, args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
-      prog="jaxobj", description="Objective functions for JAX.")
+  parser = argparse.ArgumentParser(prog="jaxobj", description="Objective functions for JAX.")
   sub = parser.add_subparsers(dest="command", required=True)
   p = sub.add_parser("losses", help="list every registered loss, metric and regularizer")
   p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
@@ -179,32 +194,47 @@ def build_parser() -> argparse.ArgumentParser:
 
   def common(p, steps_help):
     p.add_argument("--out", help="the output directory (default: runs/<config name>)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.steps=100 "
-                        "(repeatable; values are YAML)")
+    p.add_argument(
+      "--set",
+      action="append",
+      metavar="KEY=VALUE",
+      help="override a config value, e.g. --set train.steps=100 (repeatable; values are YAML)",
+    )
     p.add_argument("--steps", type=int, help=steps_help)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
-  p = sub.add_parser("run", help="train a model with a config's objective",
-                     description="Train a model with the objective of a config (a YAML file "
-                     "or the name of a shipped config); write per-term metrics, loss-curve "
-                     "plots and a summary.")
-  p.add_argument("config", nargs="?", default=DEFAULT_CONFIG,
-                 help=f"config file or shipped config name (default: {DEFAULT_CONFIG})")
+  p = sub.add_parser(
+    "run",
+    help="train a model with a config's objective",
+    description="Train a model with the objective of a config (a YAML file "
+    "or the name of a shipped config); write per-term metrics, loss-curve "
+    "plots and a summary.",
+  )
+  p.add_argument(
+    "config",
+    nargs="?",
+    default=DEFAULT_CONFIG,
+    help=f"config file or shipped config name (default: {DEFAULT_CONFIG})",
+  )
   common(p, "override train.steps")
   p.add_argument("--format", choices=("csv", "jsonl"), help="metrics file format")
   p.add_argument("--devices", type=int, help="ask for this many host (CPU) devices")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
-  p.add_argument("--overwrite", action="store_true",
-                 help="replace an interrupted run in the output directory (runs cannot be "
-                      "resumed)")
+  p.add_argument(
+    "--overwrite",
+    action="store_true",
+    help="replace an interrupted run in the output directory (runs cannot be resumed)",
+  )
   p.add_argument("--list", action="store_true", help="list the shipped configs and exit")
   p.set_defaults(func=cmd_run)
 
-  p = sub.add_parser("compare", help="compare losses in one vmapped call: curves and fits",
-                     description="Evaluate several losses (or one over a hyperparameter grid) "
-                     "in one compiled call, plot their values and gradients, and fit each on "
-                     "the same data in one vmapped training run.")
+  p = sub.add_parser(
+    "compare",
+    help="compare losses in one vmapped call: curves and fits",
+    description="Evaluate several losses (or one over a hyperparameter grid) "
+    "in one compiled call, plot their values and gradients, and fit each on "
+    "the same data in one vmapped training run.",
+  )
   p.add_argument("config", help="config file or shipped config name with a compare: section")
   common(p, "the fits' number of steps (compare.fit.steps)")
   p.set_defaults(func=cmd_compare)
@@ -215,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else list(argv)
   args = build_parser().parse_args(argv)
   args.config_given = getattr(args, "config", None) is not None and any(
-      a == args.config for a in argv[1:])
+    a == args.config for a in argv[1:]
+  )
   try:
     return args.func(args)
   except BrokenPipeError:  # e.g. `jaxobj losses | head`
@@ -228,12 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "debug", False):
       raise
     from jaxobj.config.errors import ConfigError
+
     if isinstance(err, ConfigError):
       print(f"jaxobj: error: {err}", file=sys.stderr)
       return 2
     message = " ".join(str(err).split())
-    print(f"jaxobj: error: {type(err).__name__}: {message} (run with --debug for the "
-          "traceback)", file=sys.stderr)
+    print(
+      f"jaxobj: error: {type(err).__name__}: {message} (run with --debug for the traceback)",
+      file=sys.stderr,
+    )
     return 1
 
 

@@ -12,7 +12,8 @@ import difflib
 import functools
 import inspect
 import math
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from jaxobj._src import checks
 
@@ -24,30 +25,35 @@ KINDS = ("loss", "metric", "regularizer")
 # exactly (tests/test_hyperparameters.py checks each against its closed form).
 # Every other concrete NaN or +-inf value of a real hyperparameter is refused.
 NONFINITE_LIMITS: dict[str, dict[str, tuple[float, ...]]] = {
-    # delta = inf: never linear, exactly half the squared error.
-    "huber_loss": {"delta": (math.inf,)},
-    # Barron's alpha = +inf (1 - exp... as an exponential: exp(x^2/2c^2) - 1) and
-    # alpha = -inf (Welsch / Leclerc: 1 - exp(-x^2/2c^2)).
-    "general_robust_loss": {"alpha": (math.inf, -math.inf)},
+  # delta = inf: never linear, exactly half the squared error.
+  "huber_loss": {"delta": (math.inf,)},
+  # Barron's alpha = +inf (1 - exp... as an exponential: exp(x^2/2c^2) - 1) and
+  # alpha = -inf (Welsch / Leclerc: 1 - exp(-x^2/2c^2)).
+  "general_robust_loss": {"alpha": (math.inf, -math.inf)},
 }
 
 # Losses that take a tuple of class axes (``axis=(1, 3)``), as optax's
 # softmax cross-entropy does: the axes, in the order given, are flattened into
 # one class axis (an integer label is a flat index into them). Every other
 # ``axis`` must be an int.
-AXIS_TUPLES = frozenset({
-    "softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels",
-    "poly_loss_cross_entropy", "poly_loss_cross_entropy_with_integer_labels",
-    "softmax_focal_loss", "softmax_focal_loss_with_integer_labels", "multiclass_hinge_loss",
-})
+AXIS_TUPLES = frozenset(
+  {
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels",
+    "poly_loss_cross_entropy",
+    "poly_loss_cross_entropy_with_integer_labels",
+    "softmax_focal_loss",
+    "softmax_focal_loss_with_integer_labels",
+    "multiclass_hinge_loss",
+  }
+)
 
 # Hyperparameters with a ``None`` default ("off") that take a real number
 # when given, and integer ones; checked like the float and int defaults.
 _OPTIONAL_REALS = frozenset({"alpha", "threshold", "sigma", "logit_soft_cap", "kl"})
 # String choices that also take a number (``normalize="tokens"`` or a constant).
 _CHOICE_OR_REAL = frozenset({"normalize"})
-_OPTIONAL_INTS = frozenset({"ignore_index", "topn", "block_size", "token_block",
-                            "vocab_block"})
+_OPTIONAL_INTS = frozenset({"ignore_index", "topn", "block_size", "token_block", "vocab_block"})
 # Integer hyperparameters that may also be integer arrays (compared with labels).
 _ARRAY_INTS = frozenset({"ignore_index"})
 
@@ -90,6 +96,7 @@ class LossSpec:
       hyperparameters raise ``ValueError``.
     axis_tuples: ``axis`` may be a tuple of class axes (flattened into one).
   """
+
   name: str
   fn: Callable[..., Any]
   family: str
@@ -107,31 +114,37 @@ class LossSpec:
   @property
   def traceable(self) -> dict[str, float]:
     """The hyperparameters that may be traced arrays (those with float defaults)."""
-    return {k: v for k, v in self.hyperparameters.items()
-            if isinstance(v, float)}
+    return {k: v for k, v in self.hyperparameters.items() if isinstance(v, float)}
 
   def as_dict(self) -> dict[str, Any]:
     return {
-        "name": self.name,
-        "family": self.family,
-        "kind": self.kind,
-        "summary": self.summary,
-        "hyperparameters": {k: _jsonable(v) for k, v in self.hyperparameters.items()},
-        "traceable": sorted(self.traceable),
-        "inputs": list(self.input_names),
-        "module": self.fn.__module__,
-        "couples_rows": self.couples_rows,
-        "limits": {k: [repr(x) for x in v] for k, v in self.limits.items()},
-        "axis_tuples": self.axis_tuples,
+      "name": self.name,
+      "family": self.family,
+      "kind": self.kind,
+      "summary": self.summary,
+      "hyperparameters": {k: _jsonable(v) for k, v in self.hyperparameters.items()},
+      "traceable": sorted(self.traceable),
+      "inputs": list(self.input_names),
+      "module": self.fn.__module__,
+      "couples_rows": self.couples_rows,
+      "limits": {k: [repr(x) for x in v] for k, v in self.limits.items()},
+      "axis_tuples": self.axis_tuples,
     }
 
 
 _REGISTRY: dict[str, LossSpec] = {}
 
 
-def register(family: str, *, inputs=None, kind: str = "loss",
-             name: str | None = None, extreme: float = 1e4, couples_rows: bool = False,
-             coupled_by: tuple[str, ...] = ()):
+def register(
+  family: str,
+  *,
+  inputs=None,
+  kind: str = "loss",
+  name: str | None = None,
+  extreme: float = 1e4,
+  couples_rows: bool = False,
+  coupled_by: tuple[str, ...] = (),
+):
   """Decorator that adds a loss to the registry.
 
   It returns the loss wrapped in a check of its keyword arguments, keyed on
@@ -145,26 +158,41 @@ def register(family: str, *, inputs=None, kind: str = "loss",
   def decorator(fn):
     key = name or fn.__name__
     if key in _REGISTRY:
-      raise ValueError(f"a loss named {key!r} is already registered "
-                       f"(from {_REGISTRY[key].fn.__module__}).")
+      raise ValueError(
+        f"a loss named {key!r} is already registered (from {_REGISTRY[key].fn.__module__})."
+      )
     params = inspect.signature(fn).parameters.values()
     positional = tuple(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD)
-    hyper = {p.name: p.default for p in params
-             if p.kind is p.KEYWORD_ONLY and p.name not in CONTRACT_KEYWORDS}
+    hyper = {
+      p.name: p.default
+      for p in params
+      if p.kind is p.KEYWORD_ONLY and p.name not in CONTRACT_KEYWORDS
+    }
     doc = inspect.getdoc(fn) or ""
     limits = NONFINITE_LIMITS.get(key, {})
     unknown = set(limits) - {k for k, v in hyper.items() if isinstance(v, float)}
     if unknown:
-      raise ValueError(f"NONFINITE_LIMITS[{key!r}] names {sorted(unknown)}, which are not "
-                       f"float hyperparameters of {key}.")
+      raise ValueError(
+        f"NONFINITE_LIMITS[{key!r}] names {sorted(unknown)}, which are not "
+        f"float hyperparameters of {key}."
+      )
     axis_tuples = key in AXIS_TUPLES
     wrapped = _with_argument_checks(fn, _argument_checks(key, hyper, limits, axis_tuples))
     _REGISTRY[key] = LossSpec(
-        name=key, fn=wrapped, family=family, kind=kind,
-        summary=doc.strip().splitlines()[0] if doc.strip() else "",
-        input_names=positional, hyperparameters=hyper, inputs=inputs, extreme=extreme,
-        couples_rows=couples_rows, coupled_by=tuple(coupled_by), limits=dict(limits),
-        axis_tuples=axis_tuples)
+      name=key,
+      fn=wrapped,
+      family=family,
+      kind=kind,
+      summary=doc.strip().splitlines()[0] if doc.strip() else "",
+      input_names=positional,
+      hyperparameters=hyper,
+      inputs=inputs,
+      extreme=extreme,
+      couples_rows=couples_rows,
+      coupled_by=tuple(coupled_by),
+      limits=dict(limits),
+      axis_tuples=axis_tuples,
+    )
     return wrapped
 
   return decorator
@@ -188,8 +216,9 @@ def _argument_checks(loss: str, hyper: dict[str, Any], limits, axis_tuples: bool
     elif isinstance(d, float):
       out[k] = functools.partial(checks.check_real, k, loss=loss, limits=limits.get(k, ()))
     elif isinstance(d, int) and k in _OPTIONAL_INTS:  # None switches it off
-      out[k] = functools.partial(_unless_none, checks.check_int, k, loss=loss,
-                                 arrays=k in _ARRAY_INTS)
+      out[k] = functools.partial(
+        _unless_none, checks.check_int, k, loss=loss, arrays=k in _ARRAY_INTS
+      )
     elif isinstance(d, int):
       out[k] = functools.partial(checks.check_int, k, loss=loss, arrays=k in _ARRAY_INTS)
     elif isinstance(d, str) and k in _CHOICE_OR_REAL:
@@ -199,8 +228,9 @@ def _argument_checks(loss: str, hyper: dict[str, Any], limits, axis_tuples: bool
     elif d is None and k in _OPTIONAL_REALS:
       out[k] = functools.partial(_unless_none, checks.check_real, k, loss=loss)
     elif d is None and k in _OPTIONAL_INTS:
-      out[k] = functools.partial(_unless_none, checks.check_int, k, loss=loss,
-                                 arrays=k in _ARRAY_INTS)
+      out[k] = functools.partial(
+        _unless_none, checks.check_int, k, loss=loss, arrays=k in _ARRAY_INTS
+      )
   return out
 
 
@@ -244,8 +274,11 @@ def get(name: str) -> LossSpec:
     return _REGISTRY[name]
   except KeyError:
     close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
-    hint = (f" Did you mean {', '.join(repr(c) for c in close)}?" if close
-            else " Run `jaxobj losses` to list them.")
+    hint = (
+      f" Did you mean {', '.join(repr(c) for c in close)}?"
+      if close
+      else " Run `jaxobj losses` to list them."
+    )
     raise UnknownLossError(f"no loss named {name!r} is registered.{hint}") from None
 
 
@@ -262,8 +295,11 @@ def spec_for(fn: Callable) -> LossSpec | None:
 def specs(family: str | None = None, kind: str | None = None) -> list[LossSpec]:
   """Registered losses, sorted by family then name, optionally filtered."""
   _load()
-  out = [s for s in _REGISTRY.values()
-         if (family is None or s.family == family) and (kind is None or s.kind == kind)]
+  out = [
+    s
+    for s in _REGISTRY.values()
+    if (family is None or s.family == family) and (kind is None or s.kind == kind)
+  ]
   return sorted(out, key=lambda s: (s.family, s.name))
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,8 +22,14 @@ from jaxobj._src import checks
 from jaxobj._src.numerics import abs_with_sign_grad
 from jaxobj.registry import register
 
-__all__ = ["elastic_net_penalty", "exclude", "l1_penalty", "l2_penalty",
-           "matrices_only", "path_str"]
+__all__ = [
+  "elastic_net_penalty",
+  "exclude",
+  "l1_penalty",
+  "l2_penalty",
+  "matrices_only",
+  "path_str",
+]
 
 Mask = Any  # pytree of bools, a prefix of one, or a (path, leaf) -> bool predicate.
 
@@ -60,6 +67,7 @@ def exclude(*patterns: str) -> Callable[[str, Any], bool]:
 class _Exclude:
   """The predicate :func:`exclude` returns; a dataclass so it prints (and
   compares) by its patterns, as objectives and configs show it."""
+
   patterns: tuple[str, ...]
 
   def __call__(self, path: str, leaf) -> bool:
@@ -82,25 +90,34 @@ def _masked_leaves(params, mask: Mask) -> list[jax.Array]:
   if mask is None:
     chosen = [leaf for _, leaf in leaves_with_path]
   elif callable(mask):
-    chosen = [leaf for path, leaf in leaves_with_path
-              if _flag(mask(path_str(path), leaf), f"mask({path_str(path)!r}, leaf)")]
+    chosen = [
+      leaf
+      for path, leaf in leaves_with_path
+      if _flag(mask(path_str(path), leaf), f"mask({path_str(path)!r}, leaf)")
+    ]
   elif isinstance(mask, (str, bytes, int, float)) and not isinstance(mask, bool):
     raise TypeError(
-        f"mask={mask!r}: a mask is a pytree of booleans with the structure of params "
-        "(or a prefix of it), or a predicate fn(path, leaf) -> bool. To leave out "
-        "leaves by name, pass jaxobj.regularizers.exclude('bias', ...).")
+      f"mask={mask!r}: a mask is a pytree of booleans with the structure of params "
+      "(or a prefix of it), or a predicate fn(path, leaf) -> bool. To leave out "
+      "leaves by name, pass jaxobj.regularizers.exclude('bias', ...)."
+    )
   else:
     try:
       full = jax.tree_util.tree_map(
-          lambda m, sub: jax.tree_util.tree_map(lambda _: m, sub), mask, params)
+        lambda m, sub: jax.tree_util.tree_map(lambda _: m, sub), mask, params
+      )
     except ValueError as e:
       raise ValueError(
-          "mask must be a pytree of booleans with the structure of params (or a "
-          "prefix of it), or a predicate fn(path, leaf) -> bool; the structures "
-          f"differ: {e}") from None
+        "mask must be a pytree of booleans with the structure of params (or a "
+        "prefix of it), or a predicate fn(path, leaf) -> bool; the structures "
+        f"differ: {e}"
+      ) from None
     flags = jax.tree_util.tree_leaves(full)
-    chosen = [leaf for flag, (path, leaf) in zip(flags, leaves_with_path)
-              if _flag(flag, f"mask at {path_str(path)!r}")]
+    chosen = [
+      leaf
+      for flag, (path, leaf) in zip(flags, leaves_with_path)
+      if _flag(flag, f"mask at {path_str(path)!r}")
+    ]
   return [checks.as_float(leaf, "params leaf") for leaf in chosen]
 
 
@@ -108,13 +125,18 @@ def _flag(value, where: str) -> bool:
   """One leaf's choice: True or False, nothing that merely converts to one."""
   if isinstance(value, (bool, np.bool_)):
     return bool(value)
-  if (isinstance(value, (np.ndarray, jax.Array)) and value.shape == ()
-      and value.dtype == bool and checks.is_concrete(value)):
+  if (
+    isinstance(value, (np.ndarray, jax.Array))
+    and value.shape == ()
+    and value.dtype == bool
+    and checks.is_concrete(value)
+  ):
     return bool(value)
   raise TypeError(
-      f"{where} is {value!r}; a mask chooses whole leaves, so each of its entries "
-      "is True or False (known before tracing), one per leaf. To penalize part of "
-      "an array, multiply the array by a mask before the penalty.")
+    f"{where} is {value!r}; a mask chooses whole leaves, so each of its entries "
+    "is True or False (known before tracing), one per leaf. To penalize part of "
+    "an array, multiply the array by a mask before the penalty."
+  )
 
 
 def _total(leaves, fn) -> jax.Array:
@@ -201,4 +223,6 @@ def elastic_net_penalty(params, *, l1_ratio=0.5, mask: Mask = None) -> jax.Array
   """
   checks.check_range("l1_ratio", l1_ratio, low=0.0, high=1.0)
   leaves = _masked_leaves(params, mask)
-  return l1_ratio * _total(leaves, abs_with_sign_grad) + (1.0 - l1_ratio) * _total(leaves, jnp.square)
+  return l1_ratio * _total(leaves, abs_with_sign_grad) + (1.0 - l1_ratio) * _total(
+    leaves, jnp.square
+  )

@@ -12,18 +12,30 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-TOPICS = sorted(p.stem.removeprefix("bench_")
-                for p in (ROOT / "benchmarks").glob("bench_*.py"))
-FIELDS = {"name", "impl", "baseline", "shape", "temp_bytes", "baseline_temp_bytes",
-          "time_ratio", "goal", "ok"}
+TOPICS = sorted(p.stem.removeprefix("bench_") for p in (ROOT / "benchmarks").glob("bench_*.py"))
+FIELDS = {
+  "name",
+  "impl",
+  "baseline",
+  "shape",
+  "temp_bytes",
+  "baseline_temp_bytes",
+  "time_ratio",
+  "goal",
+  "ok",
+}
 
 
 @pytest.mark.parametrize("topic", TOPICS)
 def test_benchmark_topic_runs_quick(topic, tmp_path):
   out = tmp_path / "results.json"
   proc = subprocess.run(
-      [sys.executable, "benchmarks/run.py", "--quick", "--only", topic, "--json", str(out)],
-      cwd=ROOT, capture_output=True, text=True, timeout=600)
+    [sys.executable, "benchmarks/run.py", "--quick", "--only", topic, "--json", str(out)],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   records = json.loads(out.read_text())["records"]
   assert records, f"bench_{topic} returned no records"
@@ -44,4 +56,5 @@ def test_committed_results_are_complete_and_match_the_readme():
     assert FIELDS <= set(record), FIELDS - set(record)
   readme = (ROOT / "README.md").read_text()
   assert table.replace_block(readme, table.render(results)) == readme, (
-      "README's benchmark table is stale: run python benchmarks/table.py --readme")
+    "README's benchmark table is stale: run python benchmarks/table.py --readme"
+  )

@@ -20,22 +20,27 @@ B = N // M
 def _batch(seed=0):
   rng = np.random.default_rng(seed)
   mask = rng.uniform(size=N) < 0.7
-  mask[B:2 * B] = False  # one microbatch fully masked, the others uneven
+  mask[B : 2 * B] = False  # one microbatch fully masked, the others uneven
   mask[[0, 8, 12]] = True
   return {
-      "x": jnp.asarray(rng.normal(size=(N, 5)), jnp.float32),
-      "t": jnp.asarray(rng.normal(size=(N, 6)), jnp.float32),
-      "labels": jnp.asarray(np.arange(N) % 4, jnp.int32),
-      "y": jnp.asarray(rng.normal(size=N), jnp.float32),
-      "mask": jnp.asarray(mask),
+    "x": jnp.asarray(rng.normal(size=(N, 5)), jnp.float32),
+    "t": jnp.asarray(rng.normal(size=(N, 6)), jnp.float32),
+    "labels": jnp.asarray(np.arange(N) % 4, jnp.int32),
+    "y": jnp.asarray(rng.normal(size=N), jnp.float32),
+    "mask": jnp.asarray(mask),
   }
 
 
 def _model(seed=1, hidden=8):
   rng = np.random.default_rng(seed)
   f = lambda *s: jnp.asarray(rng.normal(size=s) / np.sqrt(s[0]), jnp.float32)
-  return {"w1": f(5, hidden), "b1": f(hidden) * 0.1, "w2": f(hidden, D + 1),
-          "u1": f(6, hidden), "u2": f(hidden, D)}
+  return {
+    "w1": f(5, hidden),
+    "b1": f(hidden) * 0.1,
+    "w2": f(hidden, D + 1),
+    "u1": f(6, hidden),
+    "u2": f(hidden, D),
+  }
 
 
 def _embed(mp, mb):
@@ -53,26 +58,55 @@ def _data(mp, emb, batch):
 MASK = "batch.mask"
 FIT = jo.term(jaxobj.squared_error, "outputs.pred", "batch.y", where=MASK, name="fit")
 L2 = jo.regularizer(jaxobj.l2_penalty)
-CLIP = jo.term(jaxobj.clip_loss, "outputs.image", "outputs.text", where=MASK,
-               log_temperature=jo.learnable(np.log(5.0)))
+CLIP = jo.term(
+  jaxobj.clip_loss,
+  "outputs.image",
+  "outputs.text",
+  where=MASK,
+  log_temperature=jo.learnable(np.log(5.0)),
+)
 
 OBJECTIVES = {
-    "clip": CLIP + 0.3 * FIT + 1e-2 * L2,
-    "siglip_learned_temperature_and_bias": jo.term(
-        jaxobj.siglip_loss, "outputs.image", "outputs.text", where=MASK,
-        log_temperature=jo.learnable(np.log(10.0)), bias=jo.learnable(-2.0)) + FIT,
-    "supcon": jo.group("ssl", jo.term(
-        jaxobj.supervised_contrastive_loss, "outputs.text", "batch.labels", where=MASK,
-        temperature=jo.learnable(0.3, positive=True), base_temperature=0.3)) + FIT,
-    "barlow_twins": jo.term(jaxobj.barlow_twins_loss, "outputs.image", "outputs.text",
-                            sample_mask=jo.ref(MASK)) + 0.5 * FIT,
-    "uncertainty_weighting": jo.multitask(
-        {"contrastive": CLIP, "regression": FIT},
-        jo.UncertaintyWeighting(kinds={"contrastive": "classification"})) + 1e-2 * L2,
-    "geometric_mean": jo.multitask(
-        {"contrastive": jo.term(jaxobj.vicreg_loss, "outputs.image", "outputs.text",
-                                sample_mask=jo.ref(MASK)), "regression": FIT},
-        jo.GeometricMean()),
+  "clip": CLIP + 0.3 * FIT + 1e-2 * L2,
+  "siglip_learned_temperature_and_bias": jo.term(
+    jaxobj.siglip_loss,
+    "outputs.image",
+    "outputs.text",
+    where=MASK,
+    log_temperature=jo.learnable(np.log(10.0)),
+    bias=jo.learnable(-2.0),
+  )
+  + FIT,
+  "supcon": jo.group(
+    "ssl",
+    jo.term(
+      jaxobj.supervised_contrastive_loss,
+      "outputs.text",
+      "batch.labels",
+      where=MASK,
+      temperature=jo.learnable(0.3, positive=True),
+      base_temperature=0.3,
+    ),
+  )
+  + FIT,
+  "barlow_twins": jo.term(
+    jaxobj.barlow_twins_loss, "outputs.image", "outputs.text", sample_mask=jo.ref(MASK)
+  )
+  + 0.5 * FIT,
+  "uncertainty_weighting": jo.multitask(
+    {"contrastive": CLIP, "regression": FIT},
+    jo.UncertaintyWeighting(kinds={"contrastive": "classification"}),
+  )
+  + 1e-2 * L2,
+  "geometric_mean": jo.multitask(
+    {
+      "contrastive": jo.term(
+        jaxobj.vicreg_loss, "outputs.image", "outputs.text", sample_mask=jo.ref(MASK)
+      ),
+      "regression": FIT,
+    },
+    jo.GeometricMean(),
+  ),
 }
 
 
@@ -80,7 +114,9 @@ def _params(obj):
   params = obj.init()
   if "uncertainty_weighting" in params:  # away from the symmetric start
     params["uncertainty_weighting"]["log_variance"] = {
-        "contrastive": jnp.float32(0.4), "regression": jnp.float32(-0.3)}
+      "contrastive": jnp.float32(0.4),
+      "regression": jnp.float32(-0.3),
+    }
   return params
 
 
@@ -89,14 +125,17 @@ def _split(batch):
 
 
 def _whole_batch(obj, mp, op, batch, **kw):
-  return jax.jit(jax.value_and_grad(
-      lambda m, o, b: obj.apply(o, **kw, **_data(m, _embed(m, b), b)),
-      argnums=(0, 1), has_aux=True))(mp, op, batch)
+  return jax.jit(
+    jax.value_and_grad(
+      lambda m, o, b: obj.apply(o, **kw, **_data(m, _embed(m, b), b)), argnums=(0, 1), has_aux=True
+    )
+  )(mp, op, batch)
 
 
 def _cached(obj, mp, op, microbatches, **kw):
   return jax.jit(lambda m, o, b: jo.cached_value_and_grad(obj, _embed, _data, m, o, b, **kw))(
-      mp, op, microbatches)
+    mp, op, microbatches
+  )
 
 
 def _close(a, b):
@@ -126,8 +165,11 @@ def test_microbatches_with_the_cache_equal_the_whole_batch(name):
   assert all(float(jnp.abs(g)) > 1e-5 for g in jax.tree.leaves(c_obj))
 
 
-COUPLED = [s for s in registry.specs()
-           if s.couples_rows and s.kind == "loss" and not s.name.startswith("sharded_")]
+COUPLED = [
+  s
+  for s in registry.specs()
+  if s.couples_rows and s.kind == "loss" and not s.name.startswith("sharded_")
+]
 
 
 @pytest.mark.parametrize("spec", COUPLED, ids=lambda s: s.name)
@@ -139,26 +181,34 @@ def test_every_coupled_loss_equals_the_whole_batch(spec):
   here; the composed cases above couple their samples."""
   rng = np.random.default_rng(0)
   inputs = spec.inputs.make(rng, (N,))
-  names = spec.input_names[:len(inputs)]
+  names = spec.input_names[: len(inputs)]
   batch = {n: jnp.asarray(x) for n, x in zip(names, inputs)}
   batch["mask"] = _batch()["mask"]
   floats = [n for n in names if jnp.issubdtype(batch[n].dtype, jnp.floating)]
   # The encoder scales each feature; labels and other data come from the batch.
-  model = {n: jnp.asarray(1 + 0.2 * rng.normal(size=batch[n].shape[1:]), jnp.float32)
-           for n in floats}
+  model = {
+    n: jnp.asarray(1 + 0.2 * rng.normal(size=batch[n].shape[1:]), jnp.float32) for n in floats
+  }
 
   def embed(mp, mb):
     return {n: mb[n] * mp[n] for n in floats}
 
-  obj = jo.term(spec.fn, *[f"outputs.{n}" if n in floats else f"batch.{n}" for n in names],
-                where=MASK, **{h: jo.learnable(v) for h, v in spec.traceable.items()})
+  obj = jo.term(
+    spec.fn,
+    *[f"outputs.{n}" if n in floats else f"batch.{n}" for n in names],
+    where=MASK,
+    **{h: jo.learnable(v) for h, v in spec.traceable.items()},
+  )
   obj = obj + 1e-2 * L2
   op = obj.init()
-  expected = jax.jit(jax.value_and_grad(
-      lambda m, o, b: obj.apply(o, **_data(m, embed(m, b), b)), argnums=(0, 1),
-      has_aux=True))(model, op, batch)
+  expected = jax.jit(
+    jax.value_and_grad(
+      lambda m, o, b: obj.apply(o, **_data(m, embed(m, b), b)), argnums=(0, 1), has_aux=True
+    )
+  )(model, op, batch)
   got = jax.jit(lambda m, o, b: jo.cached_value_and_grad(obj, embed, _data, m, o, b))(
-      model, op, _split(batch))
+    model, op, _split(batch)
+  )
   _close(got, expected)
   (_, info), (g_model, g_obj) = got
   assert float(info[f"count/{spec.name}"]) > 0
@@ -208,8 +258,13 @@ def _np_clip_objective(mp, batch, log_t):
 
 
 def test_clip_gradient_against_float64_finite_differences():
-  obj = jo.term(jaxobj.clip_loss, "outputs.image", "outputs.text", where=MASK,
-                log_temperature=jo.learnable(np.log(5.0)))
+  obj = jo.term(
+    jaxobj.clip_loss,
+    "outputs.image",
+    "outputs.text",
+    where=MASK,
+    log_temperature=jo.learnable(np.log(5.0)),
+  )
   mp, batch = _model(), _batch()
   op = obj.init()
   (value, _), (g_model, g_obj) = _cached(obj, mp, op, _split(batch))
@@ -224,25 +279,32 @@ def test_clip_gradient_against_float64_finite_differences():
       plus, minus = ({k: v.copy() for k, v in mp64.items()} for _ in range(2))
       plus[name][idx] += eps
       minus[name][idx] -= eps
-      fd = (_np_clip_objective(plus, batch, log_t)
-            - _np_clip_objective(minus, batch, log_t)) / (2 * eps)
+      fd = (_np_clip_objective(plus, batch, log_t) - _np_clip_objective(minus, batch, log_t)) / (
+        2 * eps
+      )
       np.testing.assert_allclose(float(g_model[name][idx]), fd, rtol=1e-4, atol=1e-6)
-  fd_t = (_np_clip_objective(mp64, batch, log_t + eps)
-          - _np_clip_objective(mp64, batch, log_t - eps)) / (2 * eps)
-  np.testing.assert_allclose(float(g_obj["clip_loss"]["log_temperature"]), fd_t,
-                             rtol=1e-4, atol=1e-6)
+  fd_t = (
+    _np_clip_objective(mp64, batch, log_t + eps) - _np_clip_objective(mp64, batch, log_t - eps)
+  ) / (2 * eps)
+  np.testing.assert_allclose(
+    float(g_obj["clip_loss"]["log_temperature"]), fd_t, rtol=1e-4, atol=1e-6
+  )
 
 
 def test_weighting_state_step_and_key_reach_the_objective():
   """DWA's state and a schedule of the step act as on the whole batch."""
-  obj = jo.multitask({"contrastive": CLIP, "regression": FIT},
-                     jo.DynamicWeightAverage()) + jo.linear_warmup(0.0, 0.1, steps=10) * L2
+  obj = (
+    jo.multitask({"contrastive": CLIP, "regression": FIT}, jo.DynamicWeightAverage())
+    + jo.linear_warmup(0.0, 0.1, steps=10) * L2
+  )
   mp, batch = _model(), _batch()
   op = obj.init()
   state = obj.init_state()
-  state["dynamic_weight_average"] = {"last": jnp.array([0.5, 2.0]),
-                                     "before_last": jnp.array([1.0, 1.0]),
-                                     "records": jnp.int32(2)}
+  state["dynamic_weight_average"] = {
+    "last": jnp.array([0.5, 2.0]),
+    "before_last": jnp.array([1.0, 1.0]),
+    "records": jnp.int32(2),
+  }
   kw = {"step": 4, "state": state}
   (value, info), grads = _whole_batch(obj, mp, op, batch, **kw)
   (c_value, c_info), c_grads = _cached(obj, mp, op, _split(batch), **kw)
@@ -266,18 +328,24 @@ def test_nnx_model_params():
   obj = jo.term(jaxobj.ntxent, "outputs", "batch.labels", where=MASK) + 1e-2 * L2
   embed = lambda p, mb: nnx.merge(graphdef, p)(mb["x"])
   batch = _batch()
-  (value, _), (grads, _) = jax.jit(lambda p, b: jo.cached_value_and_grad(
-      obj, embed, _data, p, {}, b))(params, _split(batch))
-  whole, expected = jax.jit(jax.value_and_grad(
-      lambda p, b: obj.apply(**_data(p, embed(p, b), b))[0]))(params, batch)
+  (value, _), (grads, _) = jax.jit(
+    lambda p, b: jo.cached_value_and_grad(obj, embed, _data, p, {}, b)
+  )(params, _split(batch))
+  whole, expected = jax.jit(
+    jax.value_and_grad(lambda p, b: obj.apply(**_data(p, embed(p, b), b))[0])
+  )(params, batch)
   _close(value, whole)
   assert jax.tree.structure(grads) == jax.tree.structure(params)
   _close(grads, expected)
   before = np.array(model.a.kernel[...])
   optimizer = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
   optimizer.update(model, grads)  # the gradients have the model's structure
-  np.testing.assert_allclose(model.a.kernel[...], before - 0.1 * np.asarray(
-      expected["a"]["kernel"][...]), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    model.a.kernel[...],
+    before - 0.1 * np.asarray(expected["a"]["kernel"][...]),
+    rtol=1e-5,
+    atol=1e-6,
+  )
 
 
 # ---------------------------------------------------------------- misuse
@@ -287,9 +355,11 @@ def test_microbatches_of_different_sizes_raise():
   mp, obj = _model(), OBJECTIVES["clip"]
   op = _params(obj)
   micro = _split(_batch())
-  for bad, word in [({**micro, "t": micro["t"].reshape(2 * M, B // 2, 6)}, "same M"),
-                    ({**micro, "y": micro["y"][:, :2]}, "same M"),
-                    ({**micro, "scale": jnp.ones(M)}, "without a row axis")]:
+  for bad, word in [
+    ({**micro, "t": micro["t"].reshape(2 * M, B // 2, 6)}, "same M"),
+    ({**micro, "y": micro["y"][:, :2]}, "same M"),
+    ({**micro, "scale": jnp.ones(M)}, "without a row axis"),
+  ]:
     with pytest.raises(ValueError, match=word) as err:
       jo.cached_value_and_grad(obj, _embed, _data, mp, op, bad)
     assert "['t']" in str(err.value) or "['y']" in str(err.value) or "scale" in str(err.value)
@@ -308,8 +378,9 @@ def test_embeddings_without_the_row_axis_raise():
     with pytest.raises(ValueError, match=rf"leading axis is the microbatch's rows \({B} here\)"):
       jo.cached_value_and_grad(obj, fn, _data, mp, op, micro)
   with pytest.raises(TypeError, match="floating-point"):
-    jo.cached_value_and_grad(obj, lambda m, mb: {**_embed(m, mb), "k": mb["labels"]},
-                             _data, mp, op, micro)
+    jo.cached_value_and_grad(
+      obj, lambda m, mb: {**_embed(m, mb), "k": mb["labels"]}, _data, mp, op, micro
+    )
 
 
 def test_other_misuse_raises():

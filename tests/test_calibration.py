@@ -6,19 +6,18 @@ explicit ``(lo, hi]`` bin membership; temperature scaling fitted with
 ``scipy.optimize.minimize_scalar``), and closed forms.
 """
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
+from references import close, f64, ref_reduce
 from scipy.optimize import minimize_scalar
 from scipy.special import entr, expit, log_softmax, logsumexp, softmax
 
 import jaxobj
 from jaxobj import registry
 from jaxobj.losses.calibration import confidence_penalty
-from references import close, f64, ref_reduce
 
 N, K = 8, 5
 RTOL, ATOL = 1e-5, 1e-6
@@ -94,8 +93,7 @@ def ref_left_closed(x, labels, num_bins):
   for b in range(num_bins + 1):
     members = index == b
     counts.append(members.sum())
-    gaps.append(abs(np.mean(correct[members]) - np.mean(conf[members])) if members.any()
-                else 0.0)
+    gaps.append(abs(np.mean(correct[members]) - np.mean(conf[members])) if members.any() else 0.0)
   counts, gaps = np.array(counts), np.array(gaps)
   return np.sum(counts * gaps) / counts.sum(), gaps.max()
 
@@ -108,8 +106,9 @@ def ref_fit_temperature(x, labels, weights=None, bounds=(1e-2, 1e2)):
     z = x / np.exp(log_t)
     return np.sum(w * (logsumexp(z, -1) - z[np.arange(len(labels)), labels])) / w.sum()
 
-  res = minimize_scalar(nll, bounds=np.log(bounds), method="bounded",
-                        options={"xatol": 1e-12, "maxiter": 500})
+  res = minimize_scalar(
+    nll, bounds=np.log(bounds), method="bounded", options={"xatol": 1e-12, "maxiter": 500}
+  )
   return np.exp(res.x)
 
 
@@ -126,21 +125,28 @@ def make_inputs(kind, seed=0, batch=(N,)):
     return x, (y / y.sum(-1, keepdims=True)).astype(np.float32)
   if kind == "binary":
     x = x[..., 0]
-    y = np.where(rng.uniform(size=x.shape) < 0.5, rng.integers(0, 2, x.shape),
-                 rng.uniform(size=x.shape))
+    y = np.where(
+      rng.uniform(size=x.shape) < 0.5, rng.integers(0, 2, x.shape), rng.uniform(size=x.shape)
+    )
     return x, y.astype(np.float32)
   return x, rng.integers(0, K, batch).astype(np.int32)
 
 
 # name: (function, kind of inputs, reference)
 LOSSES = {
-    "brier_score": (jaxobj.brier_score, "probs", ref_brier),
-    "brier_score_with_integer_labels": (jaxobj.brier_score_with_integer_labels, "ints",
-                                        ref_brier_int),
-    "binary_brier_score": (jaxobj.binary_brier_score, "binary", ref_binary_brier),
-    "log_score": (jaxobj.log_score, "probs", ref_log_score),
-    "log_score_with_integer_labels": (jaxobj.log_score_with_integer_labels, "ints",
-                                      ref_log_score_int),
+  "brier_score": (jaxobj.brier_score, "probs", ref_brier),
+  "brier_score_with_integer_labels": (
+    jaxobj.brier_score_with_integer_labels,
+    "ints",
+    ref_brier_int,
+  ),
+  "binary_brier_score": (jaxobj.binary_brier_score, "binary", ref_binary_brier),
+  "log_score": (jaxobj.log_score, "probs", ref_log_score),
+  "log_score_with_integer_labels": (
+    jaxobj.log_score_with_integer_labels,
+    "ints",
+    ref_log_score_int,
+  ),
 }
 INTEGER = ["brier_score_with_integer_labels", "log_score_with_integer_labels"]
 
@@ -165,8 +171,7 @@ def test_scores_match_float64_reference(name, variant):
   per_row = ref(f64(x), y if kind == "ints" else f64(y))
   for reduction, got in all_reductions(x, y, where, weights).items():
     assert got.dtype == jnp.float32
-    close(got, ref_reduce(per_row, where, None if weights is None else f64(weights),
-                          reduction))
+    close(got, ref_reduce(per_row, where, None if weights is None else f64(weights), reduction))
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
@@ -203,19 +208,26 @@ def test_scores_are_proper(name):
 def test_score_relations():
   x, labels = make_inputs("ints", seed=6)
   oh = one_hot(labels).astype(np.float32)
-  close(jaxobj.brier_score_with_integer_labels(x, labels, reduction="none"),
-        np.asarray(jaxobj.brier_score(x, oh, reduction="none")), rtol=1e-6)
-  close(jaxobj.log_score_with_integer_labels(x, labels),
-        float(jaxobj.softmax_cross_entropy_with_integer_labels(x, labels)), rtol=1e-7)
+  close(
+    jaxobj.brier_score_with_integer_labels(x, labels, reduction="none"),
+    np.asarray(jaxobj.brier_score(x, oh, reduction="none")),
+    rtol=1e-6,
+  )
+  close(
+    jaxobj.log_score_with_integer_labels(x, labels),
+    float(jaxobj.softmax_cross_entropy_with_integer_labels(x, labels)),
+    rtol=1e-7,
+  )
   # The binary Brier score is half the two-class one on logits [0, x].
   xb, yb = make_inputs("binary", seed=6)
   two = np.stack([np.zeros_like(xb), xb], -1)
-  close(jaxobj.binary_brier_score(xb, yb, reduction="none"),
-        0.5 * np.asarray(jaxobj.brier_score(two, np.stack([1 - yb, yb], -1), reduction="none")),
-        rtol=1e-6)
+  close(
+    jaxobj.binary_brier_score(xb, yb, reduction="none"),
+    0.5 * np.asarray(jaxobj.brier_score(two, np.stack([1 - yb, yb], -1), reduction="none")),
+    rtol=1e-6,
+  )
   # Closed forms: uniform logits over K classes give 1 - 1/K and log K.
-  close(jaxobj.brier_score_with_integer_labels(jnp.zeros((2, K)), jnp.array([0, 3])),
-        1.0 - 1.0 / K)
+  close(jaxobj.brier_score_with_integer_labels(jnp.zeros((2, K)), jnp.array([0, 3])), 1.0 - 1.0 / K)
   close(jaxobj.log_score_with_integer_labels(jnp.zeros((2, K)), jnp.array([0, 3])), np.log(K))
 
 
@@ -224,15 +236,18 @@ def test_brier_with_minus_inf_classes_and_extremes():
   rng = np.random.default_rng(7)
   drop = (rng.uniform(size=x.shape) < 0.5) & (one_hot(labels) == 0)
   xm = np.where(drop, -np.inf, x).astype(np.float32)
-  for fn, y, ref in ((jaxobj.brier_score_with_integer_labels, labels, ref_brier_int),
-                     (jaxobj.brier_score, one_hot(labels).astype(np.float32), ref_brier)):
+  for fn, y, ref in (
+    (jaxobj.brier_score_with_integer_labels, labels, ref_brier_int),
+    (jaxobj.brier_score, one_hot(labels).astype(np.float32), ref_brier),
+  ):
     got = fn(xm, y, reduction="none")
     close(got, ref(f64(xm), y if y is labels else f64(y)))
     assert np.all(np.isfinite(jax.grad(lambda x: fn(x, y))(xm)))
     v, g = jax.value_and_grad(lambda x: fn(x, y))(x * 1e4)
     assert np.isfinite(float(v)) and np.all(np.isfinite(g))
   v, g = jax.value_and_grad(lambda x: jaxobj.binary_brier_score(x, np.ones(N, np.float32)))(
-      np.linspace(-1e4, 1e4, N).astype(np.float32))
+    np.linspace(-1e4, 1e4, N).astype(np.float32)
+  )
   assert np.isfinite(float(v)) and np.all(np.isfinite(g))
 
 
@@ -243,10 +258,14 @@ def test_brier_integer_labels_out_of_range_and_ignore_index():
   per_row = np.asarray(jaxobj.brier_score_with_integer_labels(x, bad, reduction="none"))
   assert np.isnan(per_row[2]) and np.all(np.isfinite(np.delete(per_row, 2)))
   keep = np.arange(N) != 2
-  close(jaxobj.brier_score_with_integer_labels(x, bad, ignore_index=K),
-        ref_brier_int(f64(x[keep]), labels[keep]).mean())
-  close(jaxobj.brier_score_with_integer_labels(x, bad, where=keep),
-        ref_brier_int(f64(x[keep]), labels[keep]).mean())
+  close(
+    jaxobj.brier_score_with_integer_labels(x, bad, ignore_index=K),
+    ref_brier_int(f64(x[keep]), labels[keep]).mean(),
+  )
+  close(
+    jaxobj.brier_score_with_integer_labels(x, bad, where=keep),
+    ref_brier_int(f64(x[keep]), labels[keep]).mean(),
+  )
 
 
 # --------------------------------------------------------------------------
@@ -270,11 +289,15 @@ def test_calibration_metrics_match_reference(kw):
   close(diagram.edges, np.linspace(0, 1, num_bins + 1))
   assert diagram.count.shape == diagram.confidence.shape == (num_bins,)
   # The ECE is the count-weighted gap of the diagram; the MCE bounds it.
-  close(jaxobj.expected_calibration_error(x, labels, **kw),
-        np.sum(f64(diagram.count) * np.abs(f64(diagram.accuracy) - f64(diagram.confidence)))
-        / f64(diagram.count).sum())
-  assert float(jaxobj.maximum_calibration_error(x, labels, **kw)) >= float(
-      jaxobj.expected_calibration_error(x, labels, **kw)) - 1e-7
+  close(
+    jaxobj.expected_calibration_error(x, labels, **kw),
+    np.sum(f64(diagram.count) * np.abs(f64(diagram.accuracy) - f64(diagram.confidence)))
+    / f64(diagram.count).sum(),
+  )
+  assert (
+    float(jaxobj.maximum_calibration_error(x, labels, **kw))
+    >= float(jaxobj.expected_calibration_error(x, labels, **kw)) - 1e-7
+  )
 
 
 def test_right_closed_false_gives_torchmetrics_bins_on_edges():
@@ -304,12 +327,16 @@ def test_calibration_metrics_with_where_weights_and_ignore_index():
   rng = np.random.default_rng(10)
   where = rng.uniform(size=16) < 0.6
   weights = rng.uniform(0.2, 3.0, 16).astype(np.float32)
-  for metric, ref in ((jaxobj.expected_calibration_error, ref_ece),
-                      (jaxobj.maximum_calibration_error, ref_mce)):
+  for metric, ref in (
+    (jaxobj.expected_calibration_error, ref_ece),
+    (jaxobj.maximum_calibration_error, ref_mce),
+  ):
     close(metric(x, labels, num_bins=5, where=where), ref(x[where], labels[where], 5))
     close(metric(x, labels, num_bins=5, weights=weights), ref(x, labels, 5, weights))
-    close(metric(x, labels, num_bins=5, where=where, weights=weights),
-          ref(x[where], labels[where], 5, weights[where]))
+    close(
+      metric(x, labels, num_bins=5, where=where, weights=weights),
+      ref(x[where], labels[where], 5, weights[where]),
+    )
     ignored = np.where(where, labels, -100)
     close(metric(x, ignored, num_bins=5, ignore_index=-100), ref(x[where], labels[where], 5))
     # NaN logits behind the mask change nothing.
@@ -338,8 +365,9 @@ def test_calibration_metric_degenerate_cases():
   bad = labels.copy()
   bad[0] = -1
   assert np.isnan(float(jaxobj.expected_calibration_error(x, bad)))
-  close(jaxobj.expected_calibration_error(x, bad, where=np.arange(N) > 0),
-        ref_ece(x[1:], labels[1:]))
+  close(
+    jaxobj.expected_calibration_error(x, bad, where=np.arange(N) > 0), ref_ece(x[1:], labels[1:])
+  )
 
 
 def test_calibration_bins_are_right_closed():
@@ -368,8 +396,7 @@ def test_calibration_metrics_jit_and_errors():
 
 
 def test_metrics_are_registered_as_metrics():
-  for name in ("expected_calibration_error", "maximum_calibration_error",
-               "reliability_diagram"):
+  for name in ("expected_calibration_error", "maximum_calibration_error", "reliability_diagram"):
     assert registry.get(name).kind == "metric"
   for name in LOSSES:
     assert registry.get(name).kind == "loss"
@@ -413,17 +440,32 @@ def test_fit_temperature_masks_weights_and_batch_axes():
   where = rng.uniform(size=(4, 12)) < 0.7
   weights = rng.uniform(0.2, 2.0, (4, 12)).astype(np.float32)
   close(jaxobj.fit_temperature(x, labels), ref_fit_temperature(x, labels), rtol=2e-5)
-  close(jaxobj.fit_temperature(x, labels, where=where),
-        ref_fit_temperature(x[where], labels[where]), rtol=2e-5)
-  close(jaxobj.fit_temperature(x, labels, weights=weights),
-        ref_fit_temperature(x, labels, weights), rtol=2e-5)
-  close(jaxobj.fit_temperature(x, np.where(where, labels, -1), ignore_index=-1),
-        ref_fit_temperature(x[where], labels[where]), rtol=2e-5)
+  close(
+    jaxobj.fit_temperature(x, labels, where=where),
+    ref_fit_temperature(x[where], labels[where]),
+    rtol=2e-5,
+  )
+  close(
+    jaxobj.fit_temperature(x, labels, weights=weights),
+    ref_fit_temperature(x, labels, weights),
+    rtol=2e-5,
+  )
+  close(
+    jaxobj.fit_temperature(x, np.where(where, labels, -1), ignore_index=-1),
+    ref_fit_temperature(x[where], labels[where]),
+    rtol=2e-5,
+  )
   poisoned = np.where(where[..., None], x, np.nan).astype(np.float32)
-  close(jaxobj.fit_temperature(poisoned, labels, where=where),
-        ref_fit_temperature(x[where], labels[where]), rtol=2e-5)
-  close(jaxobj.fit_temperature(np.moveaxis(x, -1, 0), labels, axis=0),
-        ref_fit_temperature(x, labels), rtol=2e-5)
+  close(
+    jaxobj.fit_temperature(poisoned, labels, where=where),
+    ref_fit_temperature(x[where], labels[where]),
+    rtol=2e-5,
+  )
+  close(
+    jaxobj.fit_temperature(np.moveaxis(x, -1, 0), labels, axis=0),
+    ref_fit_temperature(x, labels),
+    rtol=2e-5,
+  )
   fit = jax.jit(jaxobj.fit_temperature)
   close(fit(x, labels, where=where), ref_fit_temperature(x[where], labels[where]), rtol=2e-5)
 
@@ -487,14 +529,22 @@ def test_confidence_penalty_matches_reference(threshold):
   where = rng.uniform(size=N) < 0.7
   weights = rng.uniform(0.5, 2.0, N).astype(np.float32)
   for reduction in REDUCTIONS:
-    close(confidence_penalty(x, threshold=threshold, reduction=reduction),
-          ref_reduce(ref, reduction=reduction))
-    close(confidence_penalty(x, threshold=threshold, where=where, weights=weights,
-                             reduction=reduction),
-          ref_reduce(ref, where, f64(weights), reduction))
+    close(
+      confidence_penalty(x, threshold=threshold, reduction=reduction),
+      ref_reduce(ref, reduction=reduction),
+    )
+    close(
+      confidence_penalty(x, threshold=threshold, where=where, weights=weights, reduction=reduction),
+      ref_reduce(ref, where, f64(weights), reduction),
+    )
   with jax.enable_x64(True):
-    check_grads(jax.jit(lambda x: confidence_penalty(x, threshold=threshold)),
-                (jnp.asarray(f64(x)),), order=2, modes=["rev"], eps=1e-5)
+    check_grads(
+      jax.jit(lambda x: confidence_penalty(x, threshold=threshold)),
+      (jnp.asarray(f64(x)),),
+      order=2,
+      modes=["rev"],
+      eps=1e-5,
+    )
 
 
 def test_confidence_penalty_closed_forms_and_extremes():
@@ -511,8 +561,10 @@ def test_confidence_penalty_closed_forms_and_extremes():
   close(g, p * (log_p - np.sum(p * log_p, -1, keepdims=True)), rtol=1e-4, atol=1e-6)
   # Threshold is traceable.
   ts = jnp.array([0.1, 1.0, 1.5])
-  close(jax.vmap(lambda t: confidence_penalty(x, threshold=t))(ts),
-        [np.mean(np.maximum(0.0, t + ref_neg_entropy(f64(x)))) for t in np.asarray(ts)])
+  close(
+    jax.vmap(lambda t: confidence_penalty(x, threshold=t))(ts),
+    [np.mean(np.maximum(0.0, t + ref_neg_entropy(f64(x)))) for t in np.asarray(ts)],
+  )
   assert np.isfinite(float(jax.grad(lambda t: confidence_penalty(x, threshold=t))(1.0)))
   with pytest.raises(ValueError, match="threshold"):
     confidence_penalty(x, threshold=-0.1)

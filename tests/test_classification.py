@@ -11,10 +11,10 @@ import numpy as np
 import optax
 import pytest
 from jax.test_util import check_grads
+from references import close, f64, ref_reduce
 from scipy.special import expit, log_expit, log_softmax, softmax
 
 import jaxobj
-from references import close, f64, ref_reduce
 
 N, K = 8, 5
 RTOL, ATOL = 1e-5, 1e-6
@@ -32,7 +32,7 @@ def ref_bce(x, y, pos_weight=1.0, label_smoothing=0.0):
 def ref_sigmoid_focal(x, y, gamma=2.0, alpha=None):
   ce = -(y * log_expit(x) + (1.0 - y) * log_expit(-x))
   one_minus_pt = y * expit(-x) + (1.0 - y) * expit(x)  # 1 - p_t, without cancellation
-  out = one_minus_pt ** gamma * ce
+  out = one_minus_pt**gamma * ce
   if alpha is not None:
     out = out * (alpha * y + (1.0 - alpha) * (1.0 - y))
   return out
@@ -102,26 +102,39 @@ def ref_multiclass_hinge(s, labels, margin=1.0):
 
 # name: (function, kind of inputs, reference, class-axis loss?)
 LOSSES = {
-    "sigmoid_binary_cross_entropy": (jaxobj.sigmoid_binary_cross_entropy, "binary", ref_bce),
-    "sigmoid_focal_loss": (jaxobj.sigmoid_focal_loss, "binary", ref_sigmoid_focal),
-    "hinge_loss": (jaxobj.hinge_loss, "signed", ref_hinge),
-    "squared_hinge_loss": (jaxobj.squared_hinge_loss, "signed", ref_squared_hinge),
-    "softmax_cross_entropy": (jaxobj.softmax_cross_entropy, "probs", ref_softmax_ce),
-    "softmax_cross_entropy_with_integer_labels": (
-        jaxobj.softmax_cross_entropy_with_integer_labels, "ints", ref_int_ce),
-    "softmax_focal_loss": (jaxobj.softmax_focal_loss, "probs", ref_softmax_focal),
-    "softmax_focal_loss_with_integer_labels": (
-        jaxobj.softmax_focal_loss_with_integer_labels, "ints", ref_int_focal),
-    "poly_loss_cross_entropy": (jaxobj.poly_loss_cross_entropy, "probs", ref_poly),
-    "poly_loss_cross_entropy_with_integer_labels": (
-        jaxobj.poly_loss_cross_entropy_with_integer_labels, "ints", ref_int_poly),
-    "multiclass_hinge_loss": (jaxobj.multiclass_hinge_loss, "ints", ref_multiclass_hinge),
+  "sigmoid_binary_cross_entropy": (jaxobj.sigmoid_binary_cross_entropy, "binary", ref_bce),
+  "sigmoid_focal_loss": (jaxobj.sigmoid_focal_loss, "binary", ref_sigmoid_focal),
+  "hinge_loss": (jaxobj.hinge_loss, "signed", ref_hinge),
+  "squared_hinge_loss": (jaxobj.squared_hinge_loss, "signed", ref_squared_hinge),
+  "softmax_cross_entropy": (jaxobj.softmax_cross_entropy, "probs", ref_softmax_ce),
+  "softmax_cross_entropy_with_integer_labels": (
+    jaxobj.softmax_cross_entropy_with_integer_labels,
+    "ints",
+    ref_int_ce,
+  ),
+  "softmax_focal_loss": (jaxobj.softmax_focal_loss, "probs", ref_softmax_focal),
+  "softmax_focal_loss_with_integer_labels": (
+    jaxobj.softmax_focal_loss_with_integer_labels,
+    "ints",
+    ref_int_focal,
+  ),
+  "poly_loss_cross_entropy": (jaxobj.poly_loss_cross_entropy, "probs", ref_poly),
+  "poly_loss_cross_entropy_with_integer_labels": (
+    jaxobj.poly_loss_cross_entropy_with_integer_labels,
+    "ints",
+    ref_int_poly,
+  ),
+  "multiclass_hinge_loss": (jaxobj.multiclass_hinge_loss, "ints", ref_multiclass_hinge),
 }
 ALL = sorted(LOSSES)
 CLASS_AXIS = [n for n in ALL if LOSSES[n][1] in ("probs", "ints")]
 INTEGER = [n for n in ALL if LOSSES[n][1] == "ints"]
-WITH_CLASS_WEIGHTS = ["softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels",
-                      "softmax_focal_loss", "softmax_focal_loss_with_integer_labels"]
+WITH_CLASS_WEIGHTS = [
+  "softmax_cross_entropy",
+  "softmax_cross_entropy_with_integer_labels",
+  "softmax_focal_loss",
+  "softmax_focal_loss_with_integer_labels",
+]
 
 
 def make_inputs(kind, seed=0, batch=(N,), soft=False):
@@ -152,38 +165,42 @@ def loss_shape(kind, x):
 # Values against the float64 references, every reduction, with where/weights.
 
 VALUE_CASES = [
-    ("sigmoid_binary_cross_entropy", {}),
-    ("sigmoid_binary_cross_entropy", {"pos_weight": 2.5}),
-    ("sigmoid_binary_cross_entropy", {"label_smoothing": 0.2}),
-    ("sigmoid_binary_cross_entropy", {"pos_weight": 0.5, "label_smoothing": 0.3}),
-    ("sigmoid_binary_cross_entropy", {"pos_weight": np.linspace(0.5, 3.0, K)}),
-    ("sigmoid_focal_loss", {"gamma": 0.0}),
-    ("sigmoid_focal_loss", {"gamma": 0.5, "alpha": 0.25}),
-    ("sigmoid_focal_loss", {"gamma": 2.0}),
-    ("hinge_loss", {}),
-    ("hinge_loss", {"margin": 0.5}),
-    ("squared_hinge_loss", {"margin": 2.0}),
-    ("softmax_cross_entropy", {}),
-    ("softmax_cross_entropy", {"label_smoothing": 0.1}),
-    ("softmax_cross_entropy", {"class_weights": np.linspace(0.2, 2.0, K)}),
-    ("softmax_cross_entropy", {"label_smoothing": 0.3, "class_weights": np.linspace(2, 0.5, K)}),
-    ("softmax_cross_entropy", {"label_smoothing": 0.2, "axis": 0}),
-    ("softmax_cross_entropy_with_integer_labels", {}),
-    ("softmax_cross_entropy_with_integer_labels", {"label_smoothing": 0.1}),
-    ("softmax_cross_entropy_with_integer_labels", {"class_weights": np.linspace(0.2, 2.0, K)}),
-    ("softmax_cross_entropy_with_integer_labels",
-     {"label_smoothing": 0.3, "class_weights": np.linspace(2, 0.5, K)}),
-    ("softmax_cross_entropy_with_integer_labels", {"axis": 0, "label_smoothing": 0.2}),
-    ("softmax_focal_loss", {"gamma": 0.0}),
-    ("softmax_focal_loss", {"gamma": 2.0, "class_weights": np.linspace(0.2, 2.0, K)}),
-    ("softmax_focal_loss_with_integer_labels", {"gamma": 0.5}),
-    ("softmax_focal_loss_with_integer_labels",
-     {"gamma": 2.0, "class_weights": np.linspace(0.2, 2.0, K)}),
-    ("poly_loss_cross_entropy", {"epsilon": 2.0}),
-    ("poly_loss_cross_entropy", {"epsilon": -1.0, "axis": 0}),
-    ("poly_loss_cross_entropy_with_integer_labels", {"epsilon": 2.0}),
-    ("multiclass_hinge_loss", {}),
-    ("multiclass_hinge_loss", {"margin": 0.5, "axis": 0}),
+  ("sigmoid_binary_cross_entropy", {}),
+  ("sigmoid_binary_cross_entropy", {"pos_weight": 2.5}),
+  ("sigmoid_binary_cross_entropy", {"label_smoothing": 0.2}),
+  ("sigmoid_binary_cross_entropy", {"pos_weight": 0.5, "label_smoothing": 0.3}),
+  ("sigmoid_binary_cross_entropy", {"pos_weight": np.linspace(0.5, 3.0, K)}),
+  ("sigmoid_focal_loss", {"gamma": 0.0}),
+  ("sigmoid_focal_loss", {"gamma": 0.5, "alpha": 0.25}),
+  ("sigmoid_focal_loss", {"gamma": 2.0}),
+  ("hinge_loss", {}),
+  ("hinge_loss", {"margin": 0.5}),
+  ("squared_hinge_loss", {"margin": 2.0}),
+  ("softmax_cross_entropy", {}),
+  ("softmax_cross_entropy", {"label_smoothing": 0.1}),
+  ("softmax_cross_entropy", {"class_weights": np.linspace(0.2, 2.0, K)}),
+  ("softmax_cross_entropy", {"label_smoothing": 0.3, "class_weights": np.linspace(2, 0.5, K)}),
+  ("softmax_cross_entropy", {"label_smoothing": 0.2, "axis": 0}),
+  ("softmax_cross_entropy_with_integer_labels", {}),
+  ("softmax_cross_entropy_with_integer_labels", {"label_smoothing": 0.1}),
+  ("softmax_cross_entropy_with_integer_labels", {"class_weights": np.linspace(0.2, 2.0, K)}),
+  (
+    "softmax_cross_entropy_with_integer_labels",
+    {"label_smoothing": 0.3, "class_weights": np.linspace(2, 0.5, K)},
+  ),
+  ("softmax_cross_entropy_with_integer_labels", {"axis": 0, "label_smoothing": 0.2}),
+  ("softmax_focal_loss", {"gamma": 0.0}),
+  ("softmax_focal_loss", {"gamma": 2.0, "class_weights": np.linspace(0.2, 2.0, K)}),
+  ("softmax_focal_loss_with_integer_labels", {"gamma": 0.5}),
+  (
+    "softmax_focal_loss_with_integer_labels",
+    {"gamma": 2.0, "class_weights": np.linspace(0.2, 2.0, K)},
+  ),
+  ("poly_loss_cross_entropy", {"epsilon": 2.0}),
+  ("poly_loss_cross_entropy", {"epsilon": -1.0, "axis": 0}),
+  ("poly_loss_cross_entropy_with_integer_labels", {"epsilon": 2.0}),
+  ("multiclass_hinge_loss", {}),
+  ("multiclass_hinge_loss", {"margin": 0.5, "axis": 0}),
 ]
 
 
@@ -233,22 +250,27 @@ def test_value_matches_float64_reference(case, variant):
   for reduction in ("none", "sum", "mean"):
     got = call(name, x, y, **kw, where=where, weights=weights, reduction=reduction)
     assert got.dtype == jnp.float32
-    want = expected(name, x, y, kw, where, f64(weights) if weights is not None else None,
-                    reduction)
+    want = expected(name, x, y, kw, where, f64(weights) if weights is not None else None, reduction)
     assert got.shape == np.shape(want)
     close(got, want)
 
 
 def test_closed_form_values():
   # log 2 for a zero logit; pos_weight scales only the positive term.
-  close(jaxobj.sigmoid_binary_cross_entropy(jnp.zeros(2), jnp.array([1.0, 0.0]),
-                                            pos_weight=3.0, reduction="none"),
-        [3 * np.log(2), np.log(2)])
+  close(
+    jaxobj.sigmoid_binary_cross_entropy(
+      jnp.zeros(2), jnp.array([1.0, 0.0]), pos_weight=3.0, reduction="none"
+    ),
+    [3 * np.log(2), np.log(2)],
+  )
   # Uniform logits over K classes: CE = log K whatever the labels or smoothing.
-  close(jaxobj.softmax_cross_entropy_with_integer_labels(
-      jnp.zeros((2, K)), jnp.array([0, 3]), label_smoothing=0.4), np.log(K))
-  close(jaxobj.multiclass_hinge_loss(jnp.array([[3.0, 2.5, 0.0]]), jnp.array([0]),
-                                     margin=2.0), 1.5)
+  close(
+    jaxobj.softmax_cross_entropy_with_integer_labels(
+      jnp.zeros((2, K)), jnp.array([0, 3]), label_smoothing=0.4
+    ),
+    np.log(K),
+  )
+  close(jaxobj.multiclass_hinge_loss(jnp.array([[3.0, 2.5, 0.0]]), jnp.array([0]), margin=2.0), 1.5)
   close(jaxobj.hinge_loss(jnp.array([0.3]), jnp.array([-1.0]), margin=0.0), 0.3)
 
 
@@ -272,25 +294,40 @@ def test_probability_class_weights_sit_inside_the_sum_and_mean_divides_by_rows()
   per_row = ref_int_ce(f64(x), y) * cw[y]
   close(jaxobj.softmax_cross_entropy(x, onehot, class_weights=cw), per_row.sum() / N)
   # Sums agree with the integer-label loss; means differ by the denominator.
-  close(jaxobj.softmax_cross_entropy(x, onehot, class_weights=cw, reduction="sum"),
-        np.asarray(jaxobj.softmax_cross_entropy_with_integer_labels(
-            x, y, class_weights=cw, reduction="sum")), rtol=2e-5)
+  close(
+    jaxobj.softmax_cross_entropy(x, onehot, class_weights=cw, reduction="sum"),
+    np.asarray(
+      jaxobj.softmax_cross_entropy_with_integer_labels(x, y, class_weights=cw, reduction="sum")
+    ),
+    rtol=2e-5,
+  )
   # Soft labels: every class term is weighted, not only the argmax.
   _, p = make_inputs("probs", seed=4)
-  close(jaxobj.softmax_cross_entropy(x, p, class_weights=cw, reduction="none"),
-        -np.sum(cw * p * log_softmax(f64(x), -1), -1))
+  close(
+    jaxobj.softmax_cross_entropy(x, p, class_weights=cw, reduction="none"),
+    -np.sum(cw * p * log_softmax(f64(x), -1), -1),
+  )
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.1, 0.7, 1.0])
 def test_integer_label_smoothing_equals_smoothed_one_hot(alpha):
   x, y = make_inputs("ints", seed=5)
   onehot = jax.nn.one_hot(y, K)
-  got = jaxobj.softmax_cross_entropy_with_integer_labels(x, y, label_smoothing=alpha,
-                                                         reduction="none")
-  close(got, np.asarray(jaxobj.softmax_cross_entropy(
-      x, jaxobj.smooth_labels(onehot, alpha), reduction="none")), rtol=2e-5)
-  close(got, np.asarray(optax.losses.softmax_cross_entropy(
-      x, optax.losses.smooth_labels(onehot, alpha))), rtol=2e-5)
+  got = jaxobj.softmax_cross_entropy_with_integer_labels(
+    x, y, label_smoothing=alpha, reduction="none"
+  )
+  close(
+    got,
+    np.asarray(
+      jaxobj.softmax_cross_entropy(x, jaxobj.smooth_labels(onehot, alpha), reduction="none")
+    ),
+    rtol=2e-5,
+  )
+  close(
+    got,
+    np.asarray(optax.losses.softmax_cross_entropy(x, optax.losses.smooth_labels(onehot, alpha))),
+    rtol=2e-5,
+  )
   close(got, ref_softmax_ce(f64(x), ref_smooth_labels(_one_hot(y), alpha)))
 
 
@@ -306,9 +343,13 @@ def test_integer_smoothing_with_class_weights_weights_each_class_term(alpha):
   close(fn(x, y, label_smoothing=alpha, class_weights=cw, reduction="none"), rows)
   close(fn(x, y, label_smoothing=alpha, class_weights=cw, reduction="sum"), rows.sum())
   close(fn(x, y, label_smoothing=alpha, class_weights=cw), rows.sum() / cw[y].sum())
-  close(fn(x, y, label_smoothing=alpha, class_weights=cw, reduction="none"),
-        np.asarray(jaxobj.softmax_cross_entropy(x, t.astype(np.float32), class_weights=cw,
-                                                reduction="none")), rtol=2e-5)
+  close(
+    fn(x, y, label_smoothing=alpha, class_weights=cw, reduction="none"),
+    np.asarray(
+      jaxobj.softmax_cross_entropy(x, t.astype(np.float32), class_weights=cw, reduction="none")
+    ),
+    rtol=2e-5,
+  )
   # A label class of weight 0 drops its rows entirely, with finite gradients.
   cw0 = cw.copy()
   cw0[y[0]] = 0.0
@@ -329,10 +370,18 @@ def _random_class_mask(seed, labels_or_probs, kind):
   return np.where(drop, -np.inf, x).astype(np.float32)
 
 
-@pytest.mark.parametrize("kw", [{}, {"label_smoothing": 0.2}, {"label_smoothing": 1.0},
-                                {"label_smoothing": 0.3, "class_weights": np.arange(1.0, 6.0)}])
-@pytest.mark.parametrize("name", ["softmax_cross_entropy",
-                                  "softmax_cross_entropy_with_integer_labels"])
+@pytest.mark.parametrize(
+  "kw",
+  [
+    {},
+    {"label_smoothing": 0.2},
+    {"label_smoothing": 1.0},
+    {"label_smoothing": 0.3, "class_weights": np.arange(1.0, 6.0)},
+  ],
+)
+@pytest.mark.parametrize(
+  "name", ["softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels"]
+)
 def test_smoothing_mass_goes_only_to_finite_classes(name, kw):
   kind = LOSSES[name][1]
   _, y = make_inputs("ints", seed=6)
@@ -368,14 +417,16 @@ def test_ignore_index_rows_are_left_out(name):
   close(fn(x, y, ignore_index=-100), np.asarray(fn(x, np.where(keep, y, 0), where=keep)))
   # Combined with where: both masks apply.
   where = np.arange(N) != 0
-  close(fn(x, y, ignore_index=-100, where=where),
-        expected(name, x[keep & where], y[keep & where], {}))
+  close(
+    fn(x, y, ignore_index=-100, where=where), expected(name, x[keep & where], y[keep & where], {})
+  )
   g = jax.grad(lambda x: fn(x, y, ignore_index=-100))(x)
   assert np.all(np.isfinite(g)) and np.all(np.asarray(g)[~keep] == 0.0)
 
 
-@pytest.mark.parametrize("name", ["softmax_cross_entropy_with_integer_labels",
-                                  "softmax_focal_loss_with_integer_labels"])
+@pytest.mark.parametrize(
+  "name", ["softmax_cross_entropy_with_integer_labels", "softmax_focal_loss_with_integer_labels"]
+)
 def test_ignore_index_with_class_weights(name):
   fn = LOSSES[name][0]
   x, y = make_inputs("ints", seed=8)
@@ -383,8 +434,10 @@ def test_ignore_index_with_class_weights(name):
   y[[0, 3]] = -1
   keep = y != -1
   cw = np.linspace(0.5, 2.0, K).astype(np.float32)
-  close(fn(x, y, ignore_index=-1, class_weights=cw),
-        expected(name, x[keep], y[keep], {"class_weights": cw}))
+  close(
+    fn(x, y, ignore_index=-1, class_weights=cw),
+    expected(name, x[keep], y[keep], {"class_weights": cw}),
+  )
 
 
 @pytest.mark.parametrize("bad", [K, -1, -K - 3])
@@ -394,8 +447,7 @@ def test_out_of_range_labels_give_nan_unless_masked(name, bad):
   x, y = make_inputs("ints", seed=9)
   y = y.copy()
   y[2] = bad
-  kws = [{}] + ([{"class_weights": np.ones(K, np.float32)}] if name in WITH_CLASS_WEIGHTS
-                else [])
+  kws = [{}] + ([{"class_weights": np.ones(K, np.float32)}] if name in WITH_CLASS_WEIGHTS else [])
   for kw in kws:
     per_row = np.asarray(fn(x, y, reduction="none", **kw))
     assert np.isnan(per_row[2]), (bad, per_row)
@@ -439,74 +491,129 @@ def _soft_binary(seed):
 
 
 OPTAX_CASES = [
-    ("bce", lambda x, y: jaxobj.sigmoid_binary_cross_entropy(x, y, reduction="none"),
-     optax.losses.sigmoid_binary_cross_entropy, _soft_binary),
-    ("sigmoid_focal_default", lambda x, y: jaxobj.sigmoid_focal_loss(x, y, reduction="none"),
-     optax.losses.sigmoid_focal_loss, _soft_binary),
-    ("sigmoid_focal_g0.5_a0.25",
-     lambda x, y: jaxobj.sigmoid_focal_loss(x, y, gamma=0.5, alpha=0.25, reduction="none"),
-     lambda x, y: optax.losses.sigmoid_focal_loss(x, y, gamma=0.5, alpha=0.25), _soft_binary),
-    ("sigmoid_focal_g0_a0.75",
-     lambda x, y: jaxobj.sigmoid_focal_loss(x, y, gamma=0.0, alpha=0.75, reduction="none"),
-     lambda x, y: optax.losses.sigmoid_focal_loss(x, y, gamma=0.0, alpha=0.75),
-     lambda s: make_inputs("binary", seed=s)),
-    ("hinge", lambda x, y: jaxobj.hinge_loss(x, y, reduction="none"),
-     optax.losses.hinge_loss, lambda s: make_inputs("signed", seed=s)),
-    ("softmax_ce", lambda x, y: jaxobj.softmax_cross_entropy(x, y, reduction="none"),
-     optax.losses.softmax_cross_entropy, lambda s: make_inputs("probs", seed=s)),
-    # optax.losses.softmax_cross_entropy gives NaN (0 * -inf) here; its "safe"
-    # variant and its where= class mask agree with jaxobj.
-    ("softmax_ce_masked_classes",
-     lambda x, y: jaxobj.softmax_cross_entropy(x, y, reduction="none"),
-     optax.losses.safe_softmax_cross_entropy,
-     lambda s: (_random_class_mask(s, make_inputs("ints", seed=s)[1], "ints"),
-                _one_hot(make_inputs("ints", seed=s)[1]).astype(np.float32))),
-    ("softmax_ce_masked_classes_where",
-     lambda x, y: jaxobj.softmax_cross_entropy(x, y, reduction="none"),
-     lambda x, y: optax.losses.softmax_cross_entropy(x, y, where=jnp.isfinite(x)),
-     lambda s: (_random_class_mask(s, make_inputs("ints", seed=s)[1], "ints"),
-                _one_hot(make_inputs("ints", seed=s)[1]).astype(np.float32))),
-    ("softmax_ce_axis0",
-     lambda x, y: jaxobj.softmax_cross_entropy(x.T, y.T, axis=0, reduction="none"),
-     lambda x, y: optax.losses.softmax_cross_entropy(x.T, y.T, axis=0),
-     lambda s: make_inputs("probs", seed=s)),
-    ("int_ce",
-     lambda x, y: jaxobj.softmax_cross_entropy_with_integer_labels(x, y, reduction="none"),
-     optax.losses.softmax_cross_entropy_with_integer_labels,
-     lambda s: make_inputs("ints", seed=s)),
-    ("int_ce_3d_axis1",
-     lambda x, y: jaxobj.softmax_cross_entropy_with_integer_labels(
-         jnp.moveaxis(x, -1, 1), y, axis=1, reduction="none"),
-     lambda x, y: optax.losses.softmax_cross_entropy_with_integer_labels(
-         jnp.moveaxis(x, -1, 1), y, axis=1),
-     lambda s: make_inputs("ints", seed=s, batch=(2, 4))),
-    ("int_focal_gamma0",
-     lambda x, y: jaxobj.softmax_focal_loss_with_integer_labels(x, y, gamma=0.0,
-                                                                reduction="none"),
-     optax.losses.softmax_cross_entropy_with_integer_labels,
-     lambda s: make_inputs("ints", seed=s)),
-    ("poly_eps2", lambda x, y: jaxobj.poly_loss_cross_entropy(x, y, reduction="none"),
-     optax.losses.poly_loss_cross_entropy, lambda s: make_inputs("probs", seed=s)),
-    ("poly_eps-1",
-     lambda x, y: jaxobj.poly_loss_cross_entropy(x, y, epsilon=-1.0, reduction="none"),
-     lambda x, y: optax.losses.poly_loss_cross_entropy(x, y, epsilon=-1.0),
-     lambda s: make_inputs("probs", seed=s)),
-    ("poly_int_eps3",
-     lambda x, y: jaxobj.poly_loss_cross_entropy_with_integer_labels(
-         x, y, epsilon=3.0, reduction="none"),
-     lambda x, y: optax.losses.poly_loss_cross_entropy(x, jax.nn.one_hot(y, K), epsilon=3.0),
-     lambda s: make_inputs("ints", seed=s)),
-    ("multiclass_hinge",
-     lambda x, y: jaxobj.multiclass_hinge_loss(x, y, reduction="none"),
-     optax.losses.multiclass_hinge_loss, lambda s: make_inputs("ints", seed=s)),
-    ("smooth_labels", lambda x, y: jaxobj.smooth_labels(y, 0.15),
-     lambda x, y: optax.losses.smooth_labels(y, 0.15), lambda s: make_inputs("probs", seed=s)),
+  (
+    "bce",
+    lambda x, y: jaxobj.sigmoid_binary_cross_entropy(x, y, reduction="none"),
+    optax.losses.sigmoid_binary_cross_entropy,
+    _soft_binary,
+  ),
+  (
+    "sigmoid_focal_default",
+    lambda x, y: jaxobj.sigmoid_focal_loss(x, y, reduction="none"),
+    optax.losses.sigmoid_focal_loss,
+    _soft_binary,
+  ),
+  (
+    "sigmoid_focal_g0.5_a0.25",
+    lambda x, y: jaxobj.sigmoid_focal_loss(x, y, gamma=0.5, alpha=0.25, reduction="none"),
+    lambda x, y: optax.losses.sigmoid_focal_loss(x, y, gamma=0.5, alpha=0.25),
+    _soft_binary,
+  ),
+  (
+    "sigmoid_focal_g0_a0.75",
+    lambda x, y: jaxobj.sigmoid_focal_loss(x, y, gamma=0.0, alpha=0.75, reduction="none"),
+    lambda x, y: optax.losses.sigmoid_focal_loss(x, y, gamma=0.0, alpha=0.75),
+    lambda s: make_inputs("binary", seed=s),
+  ),
+  (
+    "hinge",
+    lambda x, y: jaxobj.hinge_loss(x, y, reduction="none"),
+    optax.losses.hinge_loss,
+    lambda s: make_inputs("signed", seed=s),
+  ),
+  (
+    "softmax_ce",
+    lambda x, y: jaxobj.softmax_cross_entropy(x, y, reduction="none"),
+    optax.losses.softmax_cross_entropy,
+    lambda s: make_inputs("probs", seed=s),
+  ),
+  # optax.losses.softmax_cross_entropy gives NaN (0 * -inf) here; its "safe"
+  # variant and its where= class mask agree with jaxobj.
+  (
+    "softmax_ce_masked_classes",
+    lambda x, y: jaxobj.softmax_cross_entropy(x, y, reduction="none"),
+    optax.losses.safe_softmax_cross_entropy,
+    lambda s: (
+      _random_class_mask(s, make_inputs("ints", seed=s)[1], "ints"),
+      _one_hot(make_inputs("ints", seed=s)[1]).astype(np.float32),
+    ),
+  ),
+  (
+    "softmax_ce_masked_classes_where",
+    lambda x, y: jaxobj.softmax_cross_entropy(x, y, reduction="none"),
+    lambda x, y: optax.losses.softmax_cross_entropy(x, y, where=jnp.isfinite(x)),
+    lambda s: (
+      _random_class_mask(s, make_inputs("ints", seed=s)[1], "ints"),
+      _one_hot(make_inputs("ints", seed=s)[1]).astype(np.float32),
+    ),
+  ),
+  (
+    "softmax_ce_axis0",
+    lambda x, y: jaxobj.softmax_cross_entropy(x.T, y.T, axis=0, reduction="none"),
+    lambda x, y: optax.losses.softmax_cross_entropy(x.T, y.T, axis=0),
+    lambda s: make_inputs("probs", seed=s),
+  ),
+  (
+    "int_ce",
+    lambda x, y: jaxobj.softmax_cross_entropy_with_integer_labels(x, y, reduction="none"),
+    optax.losses.softmax_cross_entropy_with_integer_labels,
+    lambda s: make_inputs("ints", seed=s),
+  ),
+  (
+    "int_ce_3d_axis1",
+    lambda x, y: jaxobj.softmax_cross_entropy_with_integer_labels(
+      jnp.moveaxis(x, -1, 1), y, axis=1, reduction="none"
+    ),
+    lambda x, y: optax.losses.softmax_cross_entropy_with_integer_labels(
+      jnp.moveaxis(x, -1, 1), y, axis=1
+    ),
+    lambda s: make_inputs("ints", seed=s, batch=(2, 4)),
+  ),
+  (
+    "int_focal_gamma0",
+    lambda x, y: jaxobj.softmax_focal_loss_with_integer_labels(x, y, gamma=0.0, reduction="none"),
+    optax.losses.softmax_cross_entropy_with_integer_labels,
+    lambda s: make_inputs("ints", seed=s),
+  ),
+  (
+    "poly_eps2",
+    lambda x, y: jaxobj.poly_loss_cross_entropy(x, y, reduction="none"),
+    optax.losses.poly_loss_cross_entropy,
+    lambda s: make_inputs("probs", seed=s),
+  ),
+  (
+    "poly_eps-1",
+    lambda x, y: jaxobj.poly_loss_cross_entropy(x, y, epsilon=-1.0, reduction="none"),
+    lambda x, y: optax.losses.poly_loss_cross_entropy(x, y, epsilon=-1.0),
+    lambda s: make_inputs("probs", seed=s),
+  ),
+  (
+    "poly_int_eps3",
+    lambda x, y: jaxobj.poly_loss_cross_entropy_with_integer_labels(
+      x, y, epsilon=3.0, reduction="none"
+    ),
+    lambda x, y: optax.losses.poly_loss_cross_entropy(x, jax.nn.one_hot(y, K), epsilon=3.0),
+    lambda s: make_inputs("ints", seed=s),
+  ),
+  (
+    "multiclass_hinge",
+    lambda x, y: jaxobj.multiclass_hinge_loss(x, y, reduction="none"),
+    optax.losses.multiclass_hinge_loss,
+    lambda s: make_inputs("ints", seed=s),
+  ),
+  (
+    "smooth_labels",
+    lambda x, y: jaxobj.smooth_labels(y, 0.15),
+    lambda x, y: optax.losses.smooth_labels(y, 0.15),
+    lambda s: make_inputs("probs", seed=s),
+  ),
 ]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("ours,theirs,make", [c[1:] for c in OPTAX_CASES],
-                         ids=[c[0] for c in OPTAX_CASES])
+@pytest.mark.parametrize(
+  "ours,theirs,make", [c[1:] for c in OPTAX_CASES], ids=[c[0] for c in OPTAX_CASES]
+)
 def test_matches_optax(ours, theirs, make, seed):
   x, y = make(100 + seed)
   a, b = ours(x, y), theirs(jnp.asarray(x), jnp.asarray(y))
@@ -548,19 +655,21 @@ def test_smooth_labels_value_vmap_and_grad():
 
 
 GRAD_CASES = [
-    ("sigmoid_binary_cross_entropy", {"pos_weight": 2.0, "label_smoothing": 0.1}),
-    ("sigmoid_focal_loss", {"gamma": 2.0, "alpha": 0.25}),
-    ("sigmoid_focal_loss", {"gamma": 0.5}),
-    ("hinge_loss", {}),
-    ("squared_hinge_loss", {}),
-    ("softmax_cross_entropy", {"label_smoothing": 0.2, "class_weights": np.arange(1.0, 6.0)}),
-    ("softmax_cross_entropy_with_integer_labels",
-     {"label_smoothing": 0.2, "class_weights": np.arange(1.0, 6.0)}),
-    ("softmax_focal_loss", {"gamma": 2.0}),
-    ("softmax_focal_loss_with_integer_labels", {"gamma": 0.5}),
-    ("poly_loss_cross_entropy", {"epsilon": 2.0}),
-    ("poly_loss_cross_entropy_with_integer_labels", {"epsilon": 2.0}),
-    ("multiclass_hinge_loss", {}),
+  ("sigmoid_binary_cross_entropy", {"pos_weight": 2.0, "label_smoothing": 0.1}),
+  ("sigmoid_focal_loss", {"gamma": 2.0, "alpha": 0.25}),
+  ("sigmoid_focal_loss", {"gamma": 0.5}),
+  ("hinge_loss", {}),
+  ("squared_hinge_loss", {}),
+  ("softmax_cross_entropy", {"label_smoothing": 0.2, "class_weights": np.arange(1.0, 6.0)}),
+  (
+    "softmax_cross_entropy_with_integer_labels",
+    {"label_smoothing": 0.2, "class_weights": np.arange(1.0, 6.0)},
+  ),
+  ("softmax_focal_loss", {"gamma": 2.0}),
+  ("softmax_focal_loss_with_integer_labels", {"gamma": 0.5}),
+  ("poly_loss_cross_entropy", {"epsilon": 2.0}),
+  ("poly_loss_cross_entropy_with_integer_labels", {"epsilon": 2.0}),
+  ("multiclass_hinge_loss", {}),
 ]
 
 
@@ -590,38 +699,50 @@ def test_sigmoid_focal_label_gradient_at_hard_labels(gamma):
   x = np.array([0.3, -1.2, 2.0, 0.7, -3.0, 4.0])
   y = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0])
   with jax.enable_x64(True):
-    g = np.asarray(jax.grad(lambda y: jaxobj.sigmoid_focal_loss(
-        jnp.asarray(x), y, gamma=gamma, reduction="sum"))(jnp.asarray(y)))
+    g = np.asarray(
+      jax.grad(
+        lambda y: jaxobj.sigmoid_focal_loss(jnp.asarray(x), y, gamma=gamma, reduction="sum")
+      )(jnp.asarray(y))
+    )
   p = expit(x)
   q = y * (1 - p) + (1 - y) * p
   ce = -(y * log_expit(x) + (1 - y) * log_expit(-x))
-  want = gamma * q ** (gamma - 1) * (1 - 2 * p) * ce + q ** gamma * (-x)
+  want = gamma * q ** (gamma - 1) * (1 - 2 * p) * ce + q**gamma * (-x)
   close(g, want, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("pos_weight", [1.0, 3.0])
 def test_bce_gradient_is_sigmoid_minus_label(pos_weight):
   x, y = make_inputs("binary", seed=15, soft=True)
-  g = _grad(lambda x: jaxobj.sigmoid_binary_cross_entropy(x, y, pos_weight=pos_weight,
-                                                         reduction="sum"), x)
+  g = _grad(
+    lambda x: jaxobj.sigmoid_binary_cross_entropy(x, y, pos_weight=pos_weight, reduction="sum"), x
+  )
   x, y = f64(x), f64(y)
   close(g, expit(x) * (pos_weight * y + 1 - y) - pos_weight * y, atol=2e-6)
   # Mean over the unmasked elements divides by their count.
   where = np.arange(K) < 3
-  g = _grad(lambda x: jaxobj.sigmoid_binary_cross_entropy(
-      x, y.astype(np.float32), pos_weight=pos_weight, where=where[None]), x.astype(np.float32))
+  g = _grad(
+    lambda x: jaxobj.sigmoid_binary_cross_entropy(
+      x, y.astype(np.float32), pos_weight=pos_weight, where=where[None]
+    ),
+    x.astype(np.float32),
+  )
   want = expit(x) * (pos_weight * y + 1 - y) - pos_weight * y
   close(g, np.where(where, want, 0.0) / (3 * N), atol=2e-7)
 
 
-@pytest.mark.parametrize("name,kw", [
+@pytest.mark.parametrize(
+  "name,kw",
+  [
     ("softmax_cross_entropy", {}),
     ("softmax_cross_entropy", {"label_smoothing": 0.3}),
     ("softmax_cross_entropy_with_integer_labels", {}),
     ("softmax_cross_entropy_with_integer_labels", {"label_smoothing": 0.3}),
     ("softmax_focal_loss", {"gamma": 0.0}),  # focal with gamma=0 is the plain CE
     ("softmax_focal_loss_with_integer_labels", {"gamma": 0.0}),
-], ids=str)
+  ],
+  ids=str,
+)
 def test_softmax_ce_gradient_is_softmax_minus_target(name, kw):
   x, y = make_inputs("ints", seed=16)
   labels = y if name.endswith("integer_labels") else _one_hot(y).astype(np.float32)
@@ -634,8 +755,12 @@ def test_softmax_ce_gradient_is_softmax_minus_target(name, kw):
 
 def test_poly_integer_gradient_closed_form():
   x, y = make_inputs("ints", seed=17)
-  g = _grad(lambda x: jaxobj.poly_loss_cross_entropy_with_integer_labels(
-      x, y, epsilon=2.5, reduction="sum"), x)
+  g = _grad(
+    lambda x: jaxobj.poly_loss_cross_entropy_with_integer_labels(
+      x, y, epsilon=2.5, reduction="sum"
+    ),
+    x,
+  )
   p, e = softmax(f64(x), -1), _one_hot(y)
   p_y = np.sum(p * e, -1, keepdims=True)
   close(g, p - e - 2.5 * p_y * (e - p), atol=2e-6)
@@ -650,8 +775,7 @@ def test_hinge_gradients_closed_form(margin):
   g = _grad(lambda s: jaxobj.squared_hinge_loss(s, y, margin=margin, reduction="sum"), s)
   close(g, -2.0 * f64(y) * ref_hinge(f64(s), f64(y), margin), atol=1e-5)
   s, labels = make_inputs("ints", seed=18)
-  g = _grad(lambda s: jaxobj.multiclass_hinge_loss(s, labels, margin=margin,
-                                                   reduction="sum"), s)
+  g = _grad(lambda s: jaxobj.multiclass_hinge_loss(s, labels, margin=margin, reduction="sum"), s)
   e = _one_hot(labels)
   runner = np.argmax(np.where(e > 0, -np.inf, s), -1)
   active = ref_multiclass_hinge(f64(s), labels, margin) > 0
@@ -661,31 +785,36 @@ def test_hinge_gradients_closed_form(margin):
 
 # (loss, hyperparameter, value, other kwargs, labels)
 HYPER_CASES = [
-    ("sigmoid_binary_cross_entropy", "pos_weight", 2.0, {"label_smoothing": 0.1}),
-    ("sigmoid_binary_cross_entropy", "label_smoothing", 0.0, {"pos_weight": 2.0}),
-    ("sigmoid_binary_cross_entropy", "label_smoothing", 0.3, {}),
-    ("sigmoid_focal_loss", "gamma", 0.5, {"alpha": 0.25}),
-    ("sigmoid_focal_loss", "gamma", 2.0, {}),
-    ("sigmoid_focal_loss", "alpha", 0.25, {"gamma": 2.0}),
-    ("hinge_loss", "margin", 1.0, {}),
-    ("squared_hinge_loss", "margin", 0.5, {}),
-    ("softmax_cross_entropy", "label_smoothing", 0.0, {}),
-    ("softmax_cross_entropy", "label_smoothing", 0.3, {"class_weights": np.arange(1.0, 6.0)}),
-    ("softmax_cross_entropy_with_integer_labels", "label_smoothing", 0.0, {}),
-    ("softmax_cross_entropy_with_integer_labels", "label_smoothing", 0.3,
-     {"class_weights": np.arange(1.0, 6.0)}),
-    ("softmax_focal_loss", "gamma", 0.5, {}),
-    ("softmax_focal_loss", "gamma", 2.0, {"class_weights": np.arange(1.0, 6.0)}),
-    ("softmax_focal_loss_with_integer_labels", "gamma", 0.5, {}),
-    ("softmax_focal_loss_with_integer_labels", "gamma", 2.0, {}),
-    ("poly_loss_cross_entropy", "epsilon", -1.0, {}),
-    ("poly_loss_cross_entropy_with_integer_labels", "epsilon", 2.0, {}),
-    ("multiclass_hinge_loss", "margin", 1.0, {}),
+  ("sigmoid_binary_cross_entropy", "pos_weight", 2.0, {"label_smoothing": 0.1}),
+  ("sigmoid_binary_cross_entropy", "label_smoothing", 0.0, {"pos_weight": 2.0}),
+  ("sigmoid_binary_cross_entropy", "label_smoothing", 0.3, {}),
+  ("sigmoid_focal_loss", "gamma", 0.5, {"alpha": 0.25}),
+  ("sigmoid_focal_loss", "gamma", 2.0, {}),
+  ("sigmoid_focal_loss", "alpha", 0.25, {"gamma": 2.0}),
+  ("hinge_loss", "margin", 1.0, {}),
+  ("squared_hinge_loss", "margin", 0.5, {}),
+  ("softmax_cross_entropy", "label_smoothing", 0.0, {}),
+  ("softmax_cross_entropy", "label_smoothing", 0.3, {"class_weights": np.arange(1.0, 6.0)}),
+  ("softmax_cross_entropy_with_integer_labels", "label_smoothing", 0.0, {}),
+  (
+    "softmax_cross_entropy_with_integer_labels",
+    "label_smoothing",
+    0.3,
+    {"class_weights": np.arange(1.0, 6.0)},
+  ),
+  ("softmax_focal_loss", "gamma", 0.5, {}),
+  ("softmax_focal_loss", "gamma", 2.0, {"class_weights": np.arange(1.0, 6.0)}),
+  ("softmax_focal_loss_with_integer_labels", "gamma", 0.5, {}),
+  ("softmax_focal_loss_with_integer_labels", "gamma", 2.0, {}),
+  ("poly_loss_cross_entropy", "epsilon", -1.0, {}),
+  ("poly_loss_cross_entropy_with_integer_labels", "epsilon", 2.0, {}),
+  ("multiclass_hinge_loss", "margin", 1.0, {}),
 ]
 
 
-@pytest.mark.parametrize("name,hp,value,kw", HYPER_CASES,
-                         ids=[f"{c[0]}-{c[1]}={c[2]}" for c in HYPER_CASES])
+@pytest.mark.parametrize(
+  "name,hp,value,kw", HYPER_CASES, ids=[f"{c[0]}-{c[1]}={c[2]}" for c in HYPER_CASES]
+)
 def test_hyperparameter_gradient_and_vmap(name, hp, value, kw):
   kind = LOSSES[name][1]
   x, y = make_inputs(kind, seed=19, soft=True)
@@ -712,13 +841,13 @@ def test_hyperparameter_gradient_and_vmap(name, hp, value, kw):
 
 
 EXTREME_CASES = [(n, {}) for n in ALL] + [
-    ("sigmoid_binary_cross_entropy", {"pos_weight": 3.0, "label_smoothing": 0.1}),
-    ("sigmoid_focal_loss", {"gamma": 0.5}),
-    ("sigmoid_focal_loss", {"gamma": 2.0, "alpha": 0.25}),
-    ("softmax_cross_entropy", {"label_smoothing": 0.1}),
-    ("softmax_cross_entropy_with_integer_labels", {"label_smoothing": 0.1}),
-    ("softmax_focal_loss", {"gamma": 0.5}),
-    ("softmax_focal_loss_with_integer_labels", {"gamma": 0.5}),
+  ("sigmoid_binary_cross_entropy", {"pos_weight": 3.0, "label_smoothing": 0.1}),
+  ("sigmoid_focal_loss", {"gamma": 0.5}),
+  ("sigmoid_focal_loss", {"gamma": 2.0, "alpha": 0.25}),
+  ("softmax_cross_entropy", {"label_smoothing": 0.1}),
+  ("softmax_cross_entropy_with_integer_labels", {"label_smoothing": 0.1}),
+  ("softmax_focal_loss", {"gamma": 0.5}),
+  ("softmax_focal_loss_with_integer_labels", {"gamma": 0.5}),
 ]
 
 
@@ -729,8 +858,9 @@ def test_huge_logits_give_finite_exact_values_and_gradients(case):
   _, y = make_inputs(kind, seed=20)
   rng = np.random.default_rng(20)
   # +-1e4 and 0, with ties between the largest classes.
-  x = rng.choice([-1e4, 0.0, 1e4], size=y.shape + (K,) if kind == "ints"
-                 else y.shape).astype(np.float32)
+  x = rng.choice([-1e4, 0.0, 1e4], size=y.shape + (K,) if kind == "ints" else y.shape).astype(
+    np.float32
+  )
   loss = lambda x, **hp: call(name, x, y, **kw, **hp, reduction="sum")
   value = loss(x)
   assert np.isfinite(value)
@@ -739,8 +869,10 @@ def test_huge_logits_give_finite_exact_values_and_gradients(case):
   if "gamma" in kw:
     gamma = kw["gamma"]
     h = 1e-6
-    fd = (expected(name, x, y, {**kw, "gamma": gamma + h}, reduction="sum")
-          - expected(name, x, y, {**kw, "gamma": gamma - h}, reduction="sum")) / (2 * h)
+    fd = (
+      expected(name, x, y, {**kw, "gamma": gamma + h}, reduction="sum")
+      - expected(name, x, y, {**kw, "gamma": gamma - h}, reduction="sum")
+    ) / (2 * h)
     kw_rest = {k: v for k, v in kw.items() if k != "gamma"}
     dg = jax.grad(lambda g: call(name, x, y, **kw_rest, gamma=g, reduction="sum"))(gamma)
     assert np.isfinite(dg)
@@ -759,12 +891,14 @@ def _drop_classes(x, labels_or_probs, kind, drop, cw=None):
 
 
 MASKED_CLASS_CASES = [(n, {}) for n in CLASS_AXIS] + [
-    ("softmax_cross_entropy", {"label_smoothing": 0.2, "class_weights": np.arange(1.0, 6.0)}),
-    ("softmax_cross_entropy_with_integer_labels",
-     {"label_smoothing": 0.2, "class_weights": np.arange(1.0, 6.0)}),
-    ("softmax_focal_loss", {"gamma": 0.5, "class_weights": np.arange(1.0, 6.0)}),
-    ("softmax_focal_loss_with_integer_labels", {"class_weights": np.arange(1.0, 6.0)}),
-    ("multiclass_hinge_loss", {"margin": 3.0}),
+  ("softmax_cross_entropy", {"label_smoothing": 0.2, "class_weights": np.arange(1.0, 6.0)}),
+  (
+    "softmax_cross_entropy_with_integer_labels",
+    {"label_smoothing": 0.2, "class_weights": np.arange(1.0, 6.0)},
+  ),
+  ("softmax_focal_loss", {"gamma": 0.5, "class_weights": np.arange(1.0, 6.0)}),
+  ("softmax_focal_loss_with_integer_labels", {"class_weights": np.arange(1.0, 6.0)}),
+  ("multiclass_hinge_loss", {"margin": 3.0}),
 ]
 
 
@@ -776,8 +910,11 @@ def test_minus_inf_classes_equal_removing_them(case):
   rng = np.random.default_rng(21)
   x, _ = make_inputs(kind, seed=21)
   labels = rng.choice([0, 2, 4], N).astype(np.int32)
-  y = labels if kind == "ints" else (_one_hot(labels) * 0.7 + 0.1 * (
-      np.arange(K) % 2 == 0)).astype(np.float32)  # soft, zero on the dropped classes
+  y = (
+    labels
+    if kind == "ints"
+    else (_one_hot(labels) * 0.7 + 0.1 * (np.arange(K) % 2 == 0)).astype(np.float32)
+  )  # soft, zero on the dropped classes
   x_inf = x.copy()
   x_inf[:, list(drop)] = -np.inf
   small_x, small_y, small_cw, keep = _drop_classes(x, y, kind, drop, kw.get("class_weights"))
@@ -888,7 +1025,7 @@ def test_float_labels_for_integer_losses_raise_type_error(name):
 def test_label_shape_mismatch_names_both_shapes(name):
   kind = LOSSES[name][1]
   x, y = make_inputs(kind, seed=28)
-  bad = (y[:, :1] if y.ndim == 2 else y[:, None])  # (N, 1)
+  bad = y[:, :1] if y.ndim == 2 else y[:, None]  # (N, 1)
   with pytest.raises(ValueError) as err:
     LOSSES[name][0](x, bad)
   msg = str(err.value)
@@ -918,20 +1055,20 @@ def test_unknown_reduction_lists_the_choices(name):
 
 
 BAD_HYPER = [
-    ("sigmoid_binary_cross_entropy", "pos_weight", -1.0),
-    ("sigmoid_binary_cross_entropy", "label_smoothing", 1.5),
-    ("sigmoid_binary_cross_entropy", "label_smoothing", -0.1),
-    ("sigmoid_focal_loss", "gamma", -1.0),
-    ("sigmoid_focal_loss", "gamma", float("nan")),
-    ("sigmoid_focal_loss", "alpha", 1.5),
-    ("sigmoid_focal_loss", "alpha", -0.5),
-    ("hinge_loss", "margin", -1.0),
-    ("squared_hinge_loss", "margin", -0.5),
-    ("softmax_cross_entropy", "label_smoothing", 1.5),
-    ("softmax_cross_entropy_with_integer_labels", "label_smoothing", -0.2),
-    ("softmax_focal_loss", "gamma", -0.5),
-    ("softmax_focal_loss_with_integer_labels", "gamma", -2.0),
-    ("multiclass_hinge_loss", "margin", -1.0),
+  ("sigmoid_binary_cross_entropy", "pos_weight", -1.0),
+  ("sigmoid_binary_cross_entropy", "label_smoothing", 1.5),
+  ("sigmoid_binary_cross_entropy", "label_smoothing", -0.1),
+  ("sigmoid_focal_loss", "gamma", -1.0),
+  ("sigmoid_focal_loss", "gamma", float("nan")),
+  ("sigmoid_focal_loss", "alpha", 1.5),
+  ("sigmoid_focal_loss", "alpha", -0.5),
+  ("hinge_loss", "margin", -1.0),
+  ("squared_hinge_loss", "margin", -0.5),
+  ("softmax_cross_entropy", "label_smoothing", 1.5),
+  ("softmax_cross_entropy_with_integer_labels", "label_smoothing", -0.2),
+  ("softmax_focal_loss", "gamma", -0.5),
+  ("softmax_focal_loss_with_integer_labels", "gamma", -2.0),
+  ("multiclass_hinge_loss", "margin", -1.0),
 ]
 
 
@@ -955,8 +1092,10 @@ def test_smooth_labels_alpha_out_of_range_raises():
 def test_out_of_range_labels_are_caught_by_checkify():
   # The documented way to validate labels up front: NaN checks under checkify.
   from jax.experimental import checkify
-  f = checkify.checkify(jaxobj.softmax_cross_entropy_with_integer_labels,
-                        errors=checkify.float_checks)
+
+  f = checkify.checkify(
+    jaxobj.softmax_cross_entropy_with_integer_labels, errors=checkify.float_checks
+  )
   x = jnp.zeros((2, 3))
   err, _ = f(x, jnp.array([0, 2]))
   assert err.get() is None
@@ -970,7 +1109,7 @@ def test_out_of_range_labels_are_caught_by_checkify():
 
 def _second_difference(f, x, v, h):
   """v . Hessian(f)(x) . v by central differences of the float64 reference."""
-  return (f(x + h * v) - 2.0 * f(x) + f(x - h * v)) / h ** 2
+  return (f(x + h * v) - 2.0 * f(x) + f(x - h * v)) / h**2
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
@@ -978,11 +1117,14 @@ def test_sigmoid_focal_second_derivative_is_finite_and_exact(gamma):
   # Before: NaN from |x| ~ 44 with hard labels (1 - p_t underflowing when squared).
   x = np.array([-1e4, -100.0, -50.0, -44.0, -3.0, 0.5, 4.0, 44.0, 50.0, 100.0, 1e4])
   x, y = np.repeat(x, 3), np.tile([0.0, 1.0, 0.3], x.size)
-  f = lambda x: jaxobj.sigmoid_focal_loss(x, jnp.asarray(y, jnp.float32), gamma=gamma,
-                                          reduction="sum")
+  f = lambda x: jaxobj.sigmoid_focal_loss(
+    x, jnp.asarray(y, jnp.float32), gamma=gamma, reduction="sum"
+  )
   # Elementwise loss: the Hessian is diagonal, its diagonal the HVP with ones.
-  hess = np.asarray(jax.jvp(jax.grad(f), (jnp.asarray(x, jnp.float32),),
-                            (jnp.ones(x.size, jnp.float32),))[1], np.float64)
+  hess = np.asarray(
+    jax.jvp(jax.grad(f), (jnp.asarray(x, jnp.float32),), (jnp.ones(x.size, jnp.float32),))[1],
+    np.float64,
+  )
   assert np.all(np.isfinite(hess)), x[~np.isfinite(hess)]
   ref = lambda x: ref_sigmoid_focal(x, y, gamma)
   want = _second_difference(ref, x, np.ones_like(x), 1e-3)
@@ -998,8 +1140,10 @@ def test_softmax_focal_hessian_is_finite_and_exact(gap, gamma):
   probs = np.array([[0.7, 0.2, 0.1, 0.0], [0.0, 0.5, 0.25, 0.25]])
   labels = np.array([1, 2])
   v = np.random.default_rng(0).standard_normal(x.shape)
-  cases = [(jaxobj.softmax_focal_loss, probs, ref_softmax_focal),
-           (jaxobj.softmax_focal_loss_with_integer_labels, labels, ref_int_focal)]
+  cases = [
+    (jaxobj.softmax_focal_loss, probs, ref_softmax_focal),
+    (jaxobj.softmax_focal_loss_with_integer_labels, labels, ref_int_focal),
+  ]
   for fn, y, ref in cases:
     f = lambda x: fn(x, y, gamma=gamma, reduction="sum")
     hess = jax.hessian(f)(jnp.asarray(x, jnp.float32))

@@ -33,6 +33,10 @@ def test_unknown_family_is_a_clear_error(capsys):
 
 
 def test_module_entry_point_runs():
-  out = subprocess.run([sys.executable, "-m", "jaxobj", "losses", "--json", "--kind", "regularizer"],
-                       capture_output=True, text=True, check=True).stdout
+  out = subprocess.run(
+    [sys.executable, "-m", "jaxobj", "losses", "--json", "--kind", "regularizer"],
+    capture_output=True,
+    text=True,
+    check=True,
+  ).stdout
   assert [r["name"] for r in json.loads(out)] == ["elastic_net_penalty", "l1_penalty", "l2_penalty"]

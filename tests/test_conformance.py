@@ -126,8 +126,9 @@ def test_where_equals_slice(spec):
   args = _draw(spec)
   sliced = _per_row(spec, args, lambda a: a[MASK])
   _close(spec.fn(*args, where=jnp.asarray(MASK)), spec.fn(*sliced))
-  _close(spec.fn(*args, where=jnp.asarray(MASK), reduction="sum"),
-         spec.fn(*sliced, reduction="sum"))
+  _close(
+    spec.fn(*args, where=jnp.asarray(MASK), reduction="sum"), spec.fn(*sliced, reduction="sum")
+  )
   none = spec.fn(*args, where=jnp.asarray(MASK), reduction="none")
   assert np.all(np.asarray(none)[~MASK] == 0.0)
 

@@ -14,14 +14,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_conformance import MASK, TAKES_A_FUNCTION, _close, _draw, _is_float
 
 from jaxobj import registry
-from test_conformance import MASK, TAKES_A_FUNCTION, _close, _draw, _is_float
 
 # Every loss and every metric that takes arrays. A metric may give several
 # arrays (a reliability diagram's bins): the rules hold for each of them.
-SPECS = [s for s in registry.specs() if s.kind in ("loss", "metric")
-         and s.name not in TAKES_A_FUNCTION]
+SPECS = [
+  s for s in registry.specs() if s.kind in ("loss", "metric") and s.name not in TAKES_A_FUNCTION
+]
 
 UNMASKED_ROW, MASKED_ROW = 2, 1
 assert MASK[UNMASKED_ROW] and not MASK[MASKED_ROW]
@@ -59,7 +60,7 @@ def _with_nan(args, i, row, last=False):
   a = np.array(args[i])
   rest = (-1 if last else 0,) * (a.ndim - (row is not None))
   a[rest if row is None else (row,) + rest] = np.nan
-  return args[:i] + (jnp.asarray(a),) + args[i + 1:]
+  return args[:i] + (jnp.asarray(a),) + args[i + 1 :]
 
 
 # ---------------------------------------------------------------- NaN

@@ -24,8 +24,9 @@ RNG = np.random.default_rng(1234)
 
 
 def _close(a, b, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
-                             rtol=rtol, atol=atol)
+  np.testing.assert_allclose(
+    np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=rtol, atol=atol
+  )
 
 
 def _randn(*shape, scale=1.0):
@@ -193,17 +194,19 @@ def test_info_nce_in_batch(temperature):
 def test_info_nce_explicit_negatives_shared_and_paired():
   q, k = _views()
   bank, paired = _randn(5, D), _randn(B, 3, D)
-  _close(J.info_nce_loss(q, k, bank, reduction="none"),
-         ref_info_nce(*_f64(q, k, bank)))
-  _close(J.info_nce_loss(q, k, paired, reduction="none"),
-         ref_info_nce(*_f64(q, k, paired)))
+  _close(J.info_nce_loss(q, k, bank, reduction="none"), ref_info_nce(*_f64(q, k, bank)))
+  _close(J.info_nce_loss(q, k, paired, reduction="none"), ref_info_nce(*_f64(q, k, paired)))
 
 
-@pytest.mark.parametrize("labels", [
-    [0, 1, 2, 0, 1, 2],          # SimCLR pairs: one positive per anchor
-    [0, 0, 0, 1, 1, 2],          # groups of different sizes, one anchor alone
-    [3, 3, 3, 3, 3, 3],          # no negatives at all
-], ids=["pairs", "groups", "one_group"])
+@pytest.mark.parametrize(
+  "labels",
+  [
+    [0, 1, 2, 0, 1, 2],  # SimCLR pairs: one positive per anchor
+    [0, 0, 0, 1, 1, 2],  # groups of different sizes, one anchor alone
+    [3, 3, 3, 3, 3, 3],  # no negatives at all
+  ],
+  ids=["pairs", "groups", "one_group"],
+)
 @pytest.mark.parametrize("temperature", [0.07, 1.0])
 def test_ntxent_matches_reference_and_optax(labels, temperature):
   x = _randn(B, D)
@@ -244,24 +247,30 @@ def test_clip(log_temperature):
 @pytest.mark.parametrize("log_temperature,bias", [(math.log(10.0), -10.0), (0.5, 1.0)])
 def test_siglip(log_temperature, bias):
   x, y = _views()
-  got = J.siglip_loss(x, y, log_temperature=log_temperature, bias=bias,
-                           reduction="none")
+  got = J.siglip_loss(x, y, log_temperature=log_temperature, bias=bias, reduction="none")
   _close(got, ref_siglip(*_f64(x, y), math.exp(log_temperature), bias))
   # The mean divides the sum over all pairs by the batch size, as in the paper.
-  _close(J.siglip_loss(x, y, log_temperature=log_temperature, bias=bias),
-         np.sum(ref_siglip(*_f64(x, y), math.exp(log_temperature), bias)) / B)
+  _close(
+    J.siglip_loss(x, y, log_temperature=log_temperature, bias=bias),
+    np.sum(ref_siglip(*_f64(x, y), math.exp(log_temperature), bias)) / B,
+  )
 
 
 def test_published_initial_values():
   import inspect
+
   hyper = lambda f: inspect.signature(f).parameters  # noqa: E731
   assert hyper(jaxobj.siglip_loss)["log_temperature"].default == math.log(10.0)
   assert hyper(jaxobj.siglip_loss)["bias"].default == -10.0
   assert hyper(jaxobj.clip_loss)["log_temperature"].default == math.log(1 / 0.07)
   assert hyper(jaxobj.barlow_twins_loss)["lambda_param"].default == 5e-3
   v = hyper(jaxobj.vicreg_loss)
-  assert (v["sim_coeff"].default, v["std_coeff"].default, v["cov_coeff"].default,
-          v["eps"].default) == (25.0, 25.0, 1.0, 1e-4)
+  assert (
+    v["sim_coeff"].default,
+    v["std_coeff"].default,
+    v["cov_coeff"].default,
+    v["eps"].default,
+  ) == (25.0, 25.0, 1.0, 1e-4)
 
 
 @pytest.mark.parametrize("temperature,base", [(0.07, 0.07), (0.5, 0.1)])
@@ -271,13 +280,20 @@ def test_supcon_matches_the_reference_view_layout(temperature, base):
   labels = np.array([0, 1, 0, 2])  # class 2 has only its other view as positive
   ref = ref_supcon_views(np.float64(features), labels, temperature, base)
   got = J.supervised_contrastive_loss(
-      features, np.repeat(labels[:, None], views, 1), temperature=temperature,
-      base_temperature=base, reduction="none")
+    features,
+    np.repeat(labels[:, None], views, 1),
+    temperature=temperature,
+    base_temperature=base,
+    reduction="none",
+  )
   assert got.shape == (bsz, views)
   _close(got, ref.reshape(views, bsz).T)  # the reference's rows are view-major
-  _close(J.supervised_contrastive_loss(
-      features, np.repeat(labels[:, None], views, 1), temperature=temperature,
-      base_temperature=base), ref.mean())
+  _close(
+    J.supervised_contrastive_loss(
+      features, np.repeat(labels[:, None], views, 1), temperature=temperature, base_temperature=base
+    ),
+    ref.mean(),
+  )
 
 
 def test_supcon_anchor_without_positive_is_zero_and_counted():
@@ -293,8 +309,7 @@ def test_supcon_anchor_without_positive_is_zero_and_counted():
 @pytest.mark.parametrize("temperature", [0.1, 0.5])
 def test_dcl(temperature, sigma):
   a, b = _views()
-  got = J.decoupled_contrastive_loss(a, b, temperature=temperature, sigma=sigma,
-                                          reduction="none")
+  got = J.decoupled_contrastive_loss(a, b, temperature=temperature, sigma=sigma, reduction="none")
   _close(got, ref_dcl(*_f64(a, b), temperature, sigma))
 
 
@@ -311,16 +326,14 @@ def test_dcl_is_ntxent_without_the_positive_in_the_denominator():
 
 def test_negative_cosine_similarity_and_stop_gradient():
   p, z = _views()
-  _close(J.negative_cosine_similarity(p, z, reduction="none"),
-         ref_negative_cosine(*_f64(p, z)))
+  _close(J.negative_cosine_similarity(p, z, reduction="none"), ref_negative_cosine(*_f64(p, z)))
   gz = jax.grad(lambda t: J.negative_cosine_similarity(p, t))(z)
   assert np.all(np.asarray(gz) == 0.0)
   # d(-cos)/dp = -(z_hat - cos * p_hat) / |p| per row, divided by B for the mean.
   ph, zh = unit(p), unit(z)
   cos = np.sum(ph * zh, -1, keepdims=True)
   expected = -(zh - cos * ph) / np.linalg.norm(np.float64(p), axis=-1, keepdims=True) / B
-  _close(jax.grad(lambda q: J.negative_cosine_similarity(q, z))(p), expected,
-         rtol=1e-4)
+  _close(jax.grad(lambda q: J.negative_cosine_similarity(q, z))(p), expected, rtol=1e-4)
 
 
 @pytest.mark.parametrize("axis", [0, 1, -2])
@@ -335,16 +348,23 @@ def test_negative_cosine_similarity_feature_axis(axis):
   cos = np.sum(p64 * z64, axis=axis, keepdims=True) / (norm_p * norm_z)
   rows = np.squeeze(cos, axis).shape
   where = rng.uniform(size=rows) < 0.7
-  _close(jaxobj.negative_cosine_similarity(p, z, axis=axis, reduction="none"),
-         -np.squeeze(cos, axis))
-  _close(jaxobj.negative_cosine_similarity(p, z, axis=axis, where=where),
-         -np.sum(np.squeeze(cos, axis) * where) / where.sum())
+  _close(
+    jaxobj.negative_cosine_similarity(p, z, axis=axis, reduction="none"), -np.squeeze(cos, axis)
+  )
+  _close(
+    jaxobj.negative_cosine_similarity(p, z, axis=axis, where=where),
+    -np.sum(np.squeeze(cos, axis) * where) / where.sum(),
+  )
   # d(-cos)/dp = -(z_hat - cos p_hat) / |p| along the axis, 0 for masked rows.
   grad = -(z64 / norm_z - cos * p64 / norm_p) / norm_p * np.expand_dims(where, axis) / where.sum()
-  _close(jax.grad(lambda q: jaxobj.negative_cosine_similarity(q, z, axis=axis, where=where))(p),
-         grad, rtol=1e-4)
-  assert np.all(np.asarray(jax.grad(
-      lambda t: jaxobj.negative_cosine_similarity(p, t, axis=axis))(z)) == 0.0)
+  _close(
+    jax.grad(lambda q: jaxobj.negative_cosine_similarity(q, z, axis=axis, where=where))(p),
+    grad,
+    rtol=1e-4,
+  )
+  assert np.all(
+    np.asarray(jax.grad(lambda t: jaxobj.negative_cosine_similarity(p, t, axis=axis))(z)) == 0.0
+  )
 
 
 def test_negative_cosine_similarity_bad_axis_is_a_clear_error():
@@ -360,8 +380,9 @@ def test_negative_cosine_similarity_bad_axis_is_a_clear_error():
 @pytest.mark.parametrize("lambda_param", [5e-3, 0.5])
 def test_barlow_twins(lambda_param):
   z1, z2 = _views(8, D)
-  _close(J.barlow_twins_loss(z1, z2, lambda_param=lambda_param),
-         ref_barlow(*_f64(z1, z2), lambda_param))
+  _close(
+    J.barlow_twins_loss(z1, z2, lambda_param=lambda_param), ref_barlow(*_f64(z1, z2), lambda_param)
+  )
 
 
 @pytest.mark.parametrize("eps", [0.0, 1e-5, 0.3])
@@ -382,14 +403,17 @@ def test_vicreg():
   z1, z2 = _views(8, D)
   _close(J.vicreg_loss(z1, z2), ref_vicreg(*_f64(z1, z2)))
   # Collapsed, scaled-down inputs make the variance hinge active in every dim.
-  _close(J.vicreg_loss(0.1 * z1, 0.1 * z2, sim_coeff=2.0, std_coeff=3.0,
-                            cov_coeff=0.5, eps=1e-3),
-         ref_vicreg(*_f64(0.1 * z1, 0.1 * z2), 2.0, 3.0, 0.5, 1e-3))
+  _close(
+    J.vicreg_loss(0.1 * z1, 0.1 * z2, sim_coeff=2.0, std_coeff=3.0, cov_coeff=0.5, eps=1e-3),
+    ref_vicreg(*_f64(0.1 * z1, 0.1 * z2), 2.0, 3.0, 0.5, 1e-3),
+  )
 
 
-@pytest.mark.parametrize("loss,ref", [(J.barlow_twins_loss, ref_barlow),
-                                      (J.vicreg_loss, ref_vicreg)],
-                         ids=["barlow", "vicreg"])
+@pytest.mark.parametrize(
+  "loss,ref",
+  [(J.barlow_twins_loss, ref_barlow), (J.vicreg_loss, ref_vicreg)],
+  ids=["barlow", "vicreg"],
+)
 def test_batch_statistic_losses_treat_leading_axes_as_problems(loss, ref):
   z1, z2 = _randn(2, 3, 8, D), _randn(2, 3, 8, D)
   got = loss(z1, z2, reduction="none")
@@ -398,8 +422,7 @@ def test_batch_statistic_losses_treat_leading_axes_as_problems(loss, ref):
   _close(got, expected)
 
 
-@pytest.mark.parametrize("loss", [J.barlow_twins_loss, J.vicreg_loss],
-                         ids=["barlow", "vicreg"])
+@pytest.mark.parametrize("loss", [J.barlow_twins_loss, J.vicreg_loss], ids=["barlow", "vicreg"])
 def test_sample_mask_equals_dropping_samples(loss):
   z1, z2 = _randn(8, D), _randn(8, D)
   keep = np.array([1, 1, 0, 1, 1, 0, 1, 1], bool)
@@ -417,10 +440,11 @@ def test_info_nce_paired_negatives_mask_equals_slice():
   q, k = _views()
   negs = _randn(B, 3, D)
   m = np.array([1, 0, 1, 1, 0, 1], bool)
-  poisoned = [np.where(m.reshape((-1,) + (1,) * (a.ndim - 1)), a, np.nan).astype(np.float32)
-              for a in (q, k, negs)]
-  _close(J.info_nce_loss(*poisoned, where=m),
-         J.info_nce_loss(q[m], k[m], negs[m]))
+  poisoned = [
+    np.where(m.reshape((-1,) + (1,) * (a.ndim - 1)), a, np.nan).astype(np.float32)
+    for a in (q, k, negs)
+  ]
+  _close(J.info_nce_loss(*poisoned, where=m), J.info_nce_loss(q[m], k[m], negs[m]))
   bank = _randn(5, D)
   _close(J.info_nce_loss(q, k, bank, where=m), J.info_nce_loss(q[m], k[m], bank))
 
@@ -431,8 +455,7 @@ def test_masked_rows_leave_the_negatives():
   m = np.array([1, 1, 1, 1, 1, 0], bool)
   y2 = y.copy()
   y2[5] = y[0]  # a hard negative for row 0, if it were not masked
-  for loss in (J.info_nce_loss, J.clip_loss, J.siglip_loss,
-               J.decoupled_contrastive_loss):
+  for loss in (J.info_nce_loss, J.clip_loss, J.siglip_loss, J.decoupled_contrastive_loss):
     _close(loss(x, y2, where=m), loss(x, y, where=m))
     _close(loss(x, y, where=m), loss(x[m], y[m]))
 
@@ -442,8 +465,7 @@ def test_weights_do_not_remove_negatives():
   w = np.array([1, 1, 1, 1, 1, 0], np.float32)
   none = J.clip_loss(x, y, reduction="none")
   _close(J.clip_loss(x, y, weights=w), np.sum(w * none) / 5)
-  assert not np.allclose(float(J.clip_loss(x, y, weights=w)),
-                         float(J.clip_loss(x[:5], y[:5])))
+  assert not np.allclose(float(J.clip_loss(x, y, weights=w)), float(J.clip_loss(x[:5], y[:5])))
 
 
 # --------------------------------------------------------------------------
@@ -453,8 +475,9 @@ def test_weights_do_not_remove_negatives():
 def _grads(f, *args, **kw):
   with jax.enable_x64(True):
     args = tuple(jnp.asarray(a, jnp.float64) for a in args)
-    check_grads(jax.jit(functools.partial(f, **kw)), args, order=1, modes=["rev"],
-                atol=1e-5, rtol=1e-5)
+    check_grads(
+      jax.jit(functools.partial(f, **kw)), args, order=1, modes=["rev"], atol=1e-5, rtol=1e-5
+    )
 
 
 def test_pairwise_gradients():
@@ -483,8 +506,11 @@ def test_hyperparameter_gradients():
   _grads(lambda t, b: J.siglip_loss(x, y, log_temperature=t, bias=b), 1.0, -2.0)
   _grads(lambda t: J.clip_loss(x, y, log_temperature=t), 2.0)
   _grads(lambda t: J.ntxent(x, labels, temperature=t), 0.3)
-  _grads(lambda t, tb: J.supervised_contrastive_loss(
-      x, labels, temperature=t, base_temperature=tb), 0.3, 0.2)
+  _grads(
+    lambda t, tb: J.supervised_contrastive_loss(x, labels, temperature=t, base_temperature=tb),
+    0.3,
+    0.2,
+  )
   _grads(lambda t: J.decoupled_contrastive_loss(x, y, temperature=t), 0.3)
   _grads(lambda lam: J.barlow_twins_loss(x, y, lambda_param=lam), 0.1)
 
@@ -495,8 +521,7 @@ def test_siglip_bias_gradient_closed_form():
   t, b = 2.0, -1.0
   z = unit(x) @ unit(y).T * math.exp(t) + b
   expected = np.sum(1.0 / (1.0 + np.exp(-z)) - np.eye(B)) / B
-  _close(jax.grad(lambda b: J.siglip_loss(x, y, log_temperature=t, bias=b))(b),
-         expected, rtol=1e-4)
+  _close(jax.grad(lambda b: J.siglip_loss(x, y, log_temperature=t, bias=b))(b), expected, rtol=1e-4)
 
 
 # --------------------------------------------------------------------------
@@ -515,13 +540,17 @@ def _finite(name, *args, **kw):
   return val
 
 
-@pytest.mark.parametrize("name,ref", [
+@pytest.mark.parametrize(
+  "name,ref",
+  [
     ("info_nce_loss", ref_info_nce),
     ("clip_loss", lambda x, y: ref_clip(x, y, 1 / 0.07)),
     ("siglip_loss", lambda x, y: ref_siglip(x, y, 10.0, -10.0)),
     ("decoupled_contrastive_loss", ref_dcl),
     ("negative_cosine_similarity", ref_negative_cosine),
-], ids=lambda v: v if isinstance(v, str) else "")
+  ],
+  ids=lambda v: v if isinstance(v, str) else "",
+)
 def test_zero_vectors_have_cosine_zero(name, ref):
   x, y = _views()
   x[2] = 0.0
@@ -533,8 +562,10 @@ def test_zero_vectors_in_labeled_losses():
   x, labels = _randn(B, D), np.array([0, 0, 1, 1, 2, 2])
   x[1] = 0.0
   _close(_finite("ntxent", x, labels), np.mean(ref_ntxent(np.float64(x), labels)))
-  _close(_finite("supervised_contrastive_loss", x, labels),
-         np.mean(ref_supcon_views(np.float64(x)[:, None], labels)))
+  _close(
+    _finite("supervised_contrastive_loss", x, labels),
+    np.mean(ref_supcon_views(np.float64(x)[:, None], labels)),
+  )
 
 
 PAIRWISE = ["info_nce_loss", "clip_loss", "siglip_loss", "decoupled_contrastive_loss"]
@@ -565,8 +596,12 @@ def test_logits_of_1e4_are_finite():
     _finite(name, x, labels, temperature=1e-4)
   _finite("clip_loss", x, y, log_temperature=9.2)
   _finite("siglip_loss", x, y, log_temperature=9.2, bias=-1e4)
-  _close(J.info_nce_loss(x, y, temperature=1e-3, reduction="none"),
-         ref_info_nce(*_f64(x, y), temperature=1e-3), rtol=1e-4, atol=1e-2)
+  _close(
+    J.info_nce_loss(x, y, temperature=1e-3, reduction="none"),
+    ref_info_nce(*_f64(x, y), temperature=1e-3),
+    rtol=1e-4,
+    atol=1e-2,
+  )
 
 
 def test_dcl_batch_of_one_is_zero():
@@ -575,8 +610,7 @@ def test_dcl_batch_of_one_is_zero():
   x, y = _views()
   m = np.array([0, 0, 1, 0, 0, 0], bool)
   assert float(J.decoupled_contrastive_loss(x, y, where=m)) == 0.0
-  assert np.all(np.isfinite(jax.grad(
-      lambda a: J.decoupled_contrastive_loss(a, y, where=m))(x)))
+  assert np.all(np.isfinite(jax.grad(lambda a: J.decoupled_contrastive_loss(a, y, where=m))(x)))
 
 
 def test_barlow_constant_dimension_counts_as_uncorrelated():
@@ -588,7 +622,7 @@ def test_barlow_constant_dimension_counts_as_uncorrelated():
   z1s, z2s = bn(np.float64(z1[:, 1:])), bn(np.float64(z2))
   col_0 = z1s.T @ z2s[:, 0] / 8  # C_{e0}, e != 0
   rest = ref_barlow(*_f64(z1[:, 1:], z2[:, 1:]))
-  _close(val, rest + 1.0 + 5e-3 * np.sum(col_0 ** 2))
+  _close(val, rest + 1.0 + 5e-3 * np.sum(col_0**2))
 
 
 def test_fewer_than_two_samples_after_masking():
@@ -598,8 +632,9 @@ def test_fewer_than_two_samples_after_masking():
   _close(J.barlow_twins_loss(z1, z2, sample_mask=one), float(D))
   # Variance 0 everywhere: only the hinge at 1 - sqrt(eps) remains (x == y here).
   _close(J.vicreg_loss(z1, z1, sample_mask=one), 25.0 * (1.0 - math.sqrt(1e-4)))
-  _close(J.vicreg_loss(np.tile(z1[:1], (8, 1)), np.tile(z1[:1], (8, 1))),
-         25.0 * (1.0 - math.sqrt(1e-4)))
+  _close(
+    J.vicreg_loss(np.tile(z1[:1], (8, 1)), np.tile(z1[:1], (8, 1))), 25.0 * (1.0 - math.sqrt(1e-4))
+  )
 
 
 # --------------------------------------------------------------------------
@@ -607,8 +642,13 @@ def test_fewer_than_two_samples_after_masking():
 
 
 def test_embedding_dimension_mismatch_is_named():
-  for loss in (jaxobj.info_nce_loss, jaxobj.clip_loss, jaxobj.siglip_loss,
-               jaxobj.decoupled_contrastive_loss, jaxobj.negative_cosine_similarity):
+  for loss in (
+    jaxobj.info_nce_loss,
+    jaxobj.clip_loss,
+    jaxobj.siglip_loss,
+    jaxobj.decoupled_contrastive_loss,
+    jaxobj.negative_cosine_similarity,
+  ):
     with pytest.raises(ValueError, match=r"embedding dimension.*\(6, 4\).*\(6, 5\)"):
       loss(_randn(B, 4), _randn(B, 5))
   with pytest.raises(ValueError, match="embedding dimension"):
@@ -645,16 +685,19 @@ def test_rank_and_sample_count_errors():
     jaxobj.vicreg_loss(_randn(8, D), _randn(8, D), sample_mask=np.ones(7, bool))
 
 
-@pytest.mark.parametrize("call", [
+@pytest.mark.parametrize(
+  "call",
+  [
     lambda x: jaxobj.info_nce_loss(x, x, temperature=0.0),
     lambda x: jaxobj.ntxent(x, np.zeros(B, np.int32), temperature=-1.0),
-    lambda x: jaxobj.supervised_contrastive_loss(x, np.zeros(B, np.int32),
-                                                 base_temperature=0.0),
+    lambda x: jaxobj.supervised_contrastive_loss(x, np.zeros(B, np.int32), base_temperature=0.0),
     lambda x: jaxobj.decoupled_contrastive_loss(x, x, sigma=0.0),
     lambda x: jaxobj.barlow_twins_loss(x, x, lambda_param=-1.0),
     lambda x: jaxobj.barlow_twins_loss(x, x, eps=-1e-5),
     lambda x: jaxobj.vicreg_loss(x, x, eps=0.0),
-], ids=["info_nce", "ntxent", "supcon", "dcl", "barlow", "barlow_eps", "vicreg"])
+  ],
+  ids=["info_nce", "ntxent", "supcon", "dcl", "barlow", "barlow_eps", "vicreg"],
+)
 def test_out_of_range_hyperparameters(call):
   with pytest.raises(ValueError, match="must satisfy"):
     call(_randn(B, D))
@@ -664,15 +707,26 @@ def test_out_of_range_hyperparameters(call):
 # One matrix product: memory grows with B^2, not B^2 D.
 
 
-@pytest.mark.parametrize("name", ["info_nce_loss", "clip_loss", "siglip_loss",
-                                  "decoupled_contrastive_loss", "ntxent",
-                                  "supervised_contrastive_loss"])
+@pytest.mark.parametrize(
+  "name",
+  [
+    "info_nce_loss",
+    "clip_loss",
+    "siglip_loss",
+    "decoupled_contrastive_loss",
+    "ntxent",
+    "supervised_contrastive_loss",
+  ],
+)
 def test_no_b_by_b_by_d_temporaries(name):
   n, d = 64, 512
   loss = getattr(jaxobj, name)
   x = jnp.zeros((n, d))
-  second = jnp.zeros(n, jnp.int32) if name in ("ntxent", "supervised_contrastive_loss") \
-      else jnp.zeros((n, d))
+  second = (
+    jnp.zeros(n, jnp.int32)
+    if name in ("ntxent", "supervised_contrastive_loss")
+    else jnp.zeros((n, d))
+  )
   f = jax.jit(jax.grad(lambda a, b: loss(a, b)))
   temp = f.lower(x, second).compile().memory_analysis().temp_size_in_bytes
   broadcast = n * n * d * 4
@@ -702,14 +756,22 @@ def test_a_nan_row_reaches_the_value_and_a_masked_one_does_not():
     assert np.isnan(float(fn(x, bad))), fn.__name__
 
 
-@pytest.mark.parametrize("fn", [jaxobj.info_nce_loss, jaxobj.clip_loss, jaxobj.ntxent,
-                                jaxobj.supervised_contrastive_loss,
-                                jaxobj.decoupled_contrastive_loss],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+  "fn",
+  [
+    jaxobj.info_nce_loss,
+    jaxobj.clip_loss,
+    jaxobj.ntxent,
+    jaxobj.supervised_contrastive_loss,
+    jaxobj.decoupled_contrastive_loss,
+  ],
+  ids=lambda f: f.__name__,
+)
 def test_an_empty_batch_gives_zero_with_a_zero_gradient(fn):
   e = jnp.zeros((0, 4))
-  second = jnp.zeros((0,), jnp.int32) if fn in (jaxobj.ntxent,
-                                                jaxobj.supervised_contrastive_loss) else e
+  second = (
+    jnp.zeros((0,), jnp.int32) if fn in (jaxobj.ntxent, jaxobj.supervised_contrastive_loss) else e
+  )
   assert float(fn(e, second)) == 0.0 and float(fn(e, second, reduction="sum")) == 0.0
   assert fn(e, second, reduction="none").shape == (0,)
   assert jax.grad(lambda a: fn(a, second))(e).shape == (0, 4)

@@ -86,16 +86,23 @@ def test_values_match_the_reference(kind, x64):
     close(got, _ref(kind, x, y, hyper, MASK, reduction="none"), rtol=1e-12, atol=1e-13)
   for where, weights in [(None, None), (MASK, None), (MASK, WEIGHTS)]:
     for reduction in ("mean", "sum"):
-      got = CHUNKED[kind](x, y, **hyper, block_size=3, where=where, weights=weights,
-                          reduction=reduction)
+      got = CHUNKED[kind](
+        x, y, **hyper, block_size=3, where=where, weights=weights, reduction=reduction
+      )
       close(got, _ref(kind, x, y, hyper, where, weights, reduction), rtol=1e-12, atol=1e-13)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_float32_matches_the_reference(kind):
   x, y = _views()
-  got = CHUNKED[kind](x.astype(np.float32), y.astype(np.float32), **HYPER[kind],
-                      block_size=2, where=MASK, reduction="none")
+  got = CHUNKED[kind](
+    x.astype(np.float32),
+    y.astype(np.float32),
+    **HYPER[kind],
+    block_size=2,
+    where=MASK,
+    reduction="none",
+  )
   assert got.dtype == jnp.float32
   close(got, _ref(kind, x, y, HYPER[kind], MASK, reduction="none"))
 
@@ -105,14 +112,13 @@ def test_sharded_without_an_axis_is_the_chunked_loss(kind):
   x, y = _views(dtype=np.float32)
   hyper = HYPER[kind]
   ours = SHARDED[kind](x, y, **hyper, block_size=3, where=MASK, reduction="none")
-  np.testing.assert_array_equal(ours, CHUNKED[kind](x, y, **hyper, block_size=3,
-                                                    where=MASK, reduction="none"))
+  np.testing.assert_array_equal(
+    ours, CHUNKED[kind](x, y, **hyper, block_size=3, where=MASK, reduction="none")
+  )
   if kind == "siglip":  # the doctests run both kinds on a one-device mesh too
     mesh = jax.make_mesh((1,), ("data",))
-    on_mesh = SHARDED[kind](x, y, **hyper, mesh=mesh, block_size=3, where=MASK,
-                            weights=WEIGHTS)
-    close(on_mesh, _ref(kind, x.astype(np.float64), y.astype(np.float64), hyper, MASK,
-                        WEIGHTS))
+    on_mesh = SHARDED[kind](x, y, **hyper, mesh=mesh, block_size=3, where=MASK, weights=WEIGHTS)
+    close(on_mesh, _ref(kind, x.astype(np.float64), y.astype(np.float64), hyper, MASK, WEIGHTS))
 
 
 def test_large_scales_stay_exact():
@@ -120,14 +126,23 @@ def test_large_scales_stay_exact():
   (z = +60 on the diagonal, softplus(-60) ~ 1e-26): each row keeps its
   relative precision in float32."""
   x, y = _views()
-  got = jaxobj.chunked_clip_loss(x.astype(np.float32), y.astype(np.float32),
-                                 log_temperature=np.log(100.0), block_size=3,
-                                 reduction="none")
+  got = jaxobj.chunked_clip_loss(
+    x.astype(np.float32),
+    y.astype(np.float32),
+    log_temperature=np.log(100.0),
+    block_size=3,
+    reduction="none",
+  )
   close(got, ref_clip(x, y, np.log(100.0)), rtol=2e-5)
   e = np.eye(3)
-  got = jaxobj.chunked_siglip_loss(e.astype(np.float32), e.astype(np.float32),
-                                   log_temperature=np.log(70.0), bias=-10.0,
-                                   block_size=2, reduction="none")
+  got = jaxobj.chunked_siglip_loss(
+    e.astype(np.float32),
+    e.astype(np.float32),
+    log_temperature=np.log(70.0),
+    bias=-10.0,
+    block_size=2,
+    reduction="none",
+  )
   close(got, ref_siglip(e, e, np.log(70.0), -10.0), rtol=1e-5, atol=0)
 
 
@@ -136,11 +151,12 @@ def test_large_scales_stay_exact():
 
 def _objective(fn, kind, reduction, where, block_size=None):
   """The scalar ``sum(loss)`` as a function of every differentiable input."""
+
   def f(x, y, log_t, bias, weights):
     hyper = {"log_temperature": log_t} | ({"bias": bias} if kind == "siglip" else {})
     size = {} if block_size is None else {"block_size": block_size}
-    return jnp.sum(fn(x, y, **hyper, **size, where=where, weights=weights,
-                      reduction=reduction))
+    return jnp.sum(fn(x, y, **hyper, **size, where=where, weights=weights, reduction=reduction))
+
   return f
 
 
@@ -161,8 +177,9 @@ def test_check_grads(kind, x64):
   x, y = _views(5)
   for reduction in ("mean", "none"):
     f = _objective(CHUNKED[kind], kind, reduction, MASK[:5], 2)
-    check_grads(lambda x, y, t, b, f=f: f(x, y, t, b, WEIGHTS[:5]), (x, y, 1.1, -1.5),
-                order=1, modes=("rev",))
+    check_grads(
+      lambda x, y, t, b, f=f: f(x, y, t, b, WEIGHTS[:5]), (x, y, 1.1, -1.5), order=1, modes=("rev",)
+    )
 
 
 def test_masked_rows_get_no_gradient_from_nan():
@@ -313,9 +330,19 @@ SHARDED_SCRIPT = textwrap.dedent("""
 
 
 def test_eight_devices_equal_one_device():
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu", PYTHONPATH=str(pathlib.Path(__file__).parent))
-  proc = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], env=env, check=False,
-                        capture_output=True, text=True, timeout=300)
+  env = dict(
+    os.environ,
+    XLA_FLAGS="--xla_force_host_platform_device_count=8",
+    JAX_PLATFORMS="cpu",
+    PYTHONPATH=str(pathlib.Path(__file__).parent),
+  )
+  proc = subprocess.run(
+    [sys.executable, "-c", SHARDED_SCRIPT],
+    env=env,
+    check=False,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode == 0, proc.stderr[-4000:]
   assert proc.stdout.count("ok ") == 8, proc.stdout

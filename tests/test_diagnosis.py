@@ -15,22 +15,30 @@ def _noisy(y, rel, seed):
 
 
 CASES = {
-    # Both fall together and are still falling in the second half.
-    "healthy": (_noisy(np.exp(-S / 15) + 0.05, 0.01, 0), _noisy(np.exp(-S / 15) + 0.08, 0.01, 1)),
-    # Validation turns up after step 20 while training keeps falling.
-    "overfitting": (_noisy(np.exp(-S / 8) + 0.02, 0.01, 2),
-                    _noisy(np.exp(-S / 8) + 0.1 + 0.01 * np.maximum(S - 20, 0), 0.01, 3)),
-    # Both stay high: 11% lower after the whole run.
-    "underfitting": (_noisy(1.0 - 0.002 * S, 0.01, 4), _noisy(1.05 - 0.002 * S, 0.01, 5)),
-    # Jumping up and down around a level that does not fall.
-    "learning_rate_too_high": (1.0 + 0.5 * np.random.default_rng(6).uniform(-1, 1, N),
-                               1.1 + 0.5 * np.random.default_rng(7).uniform(-1, 1, N)),
-    # A sharp drop in the first few points, then flat.
-    "plateau": (_noisy(2 * np.exp(-S / 2) + 0.3, 0.002, 8),
-                _noisy(2 * np.exp(-S / 2) + 0.35, 0.002, 9)),
-    # A smooth training curve, a validation curve with 20% noise.
-    "noisy_validation": (_noisy(np.exp(-S / 15) + 0.05, 0.005, 10),
-                         _noisy(np.exp(-S / 15) + 0.08, 0.2, 11)),
+  # Both fall together and are still falling in the second half.
+  "healthy": (_noisy(np.exp(-S / 15) + 0.05, 0.01, 0), _noisy(np.exp(-S / 15) + 0.08, 0.01, 1)),
+  # Validation turns up after step 20 while training keeps falling.
+  "overfitting": (
+    _noisy(np.exp(-S / 8) + 0.02, 0.01, 2),
+    _noisy(np.exp(-S / 8) + 0.1 + 0.01 * np.maximum(S - 20, 0), 0.01, 3),
+  ),
+  # Both stay high: 11% lower after the whole run.
+  "underfitting": (_noisy(1.0 - 0.002 * S, 0.01, 4), _noisy(1.05 - 0.002 * S, 0.01, 5)),
+  # Jumping up and down around a level that does not fall.
+  "learning_rate_too_high": (
+    1.0 + 0.5 * np.random.default_rng(6).uniform(-1, 1, N),
+    1.1 + 0.5 * np.random.default_rng(7).uniform(-1, 1, N),
+  ),
+  # A sharp drop in the first few points, then flat.
+  "plateau": (
+    _noisy(2 * np.exp(-S / 2) + 0.3, 0.002, 8),
+    _noisy(2 * np.exp(-S / 2) + 0.35, 0.002, 9),
+  ),
+  # A smooth training curve, a validation curve with 20% noise.
+  "noisy_validation": (
+    _noisy(np.exp(-S / 15) + 0.05, 0.005, 10),
+    _noisy(np.exp(-S / 15) + 0.08, 0.2, 11),
+  ),
 }
 
 
@@ -77,10 +85,17 @@ def _history(train, val, weight=None):
   h = History()
   for i, (t, v) in enumerate(zip(train, val)):
     for split, x in (("train", t), ("val", v)):
-      row = {"step": 10 * i, "split": split, "loss": 5.0 * x + 3.0,
-             "loss/fit": x, "count/fit": 8.0,
-             "weight/fit": 1.0 if weight is None else weight[i],
-             "loss/decay": 2.0, "count/decay": 1.0, "weight/decay": 0.0}
+      row = {
+        "step": 10 * i,
+        "split": split,
+        "loss": 5.0 * x + 3.0,
+        "loss/fit": x,
+        "count/fit": 8.0,
+        "weight/fit": 1.0 if weight is None else weight[i],
+        "loss/decay": 2.0,
+        "count/decay": 1.0,
+        "weight/decay": 0.0,
+      }
       h.append(row)
   return h
 

@@ -15,12 +15,12 @@ import numpy as np
 import optax
 import pytest
 from jax.test_util import check_grads
+from references import close, f64, ref_reduce
 from scipy.spatial.distance import jensenshannon
 from scipy.special import kl_div, log_softmax, rel_entr, softmax
 from scipy.stats import wasserstein_distance
 
 import jaxobj
-from references import close, f64, ref_reduce
 
 N, K = 6, 5
 RTOL, ATOL = 1e-5, 1e-6
@@ -53,25 +53,31 @@ def ref_js(log_q, p):
 
 def ref_kd(s, t, temperature=1.0):
   p_t = softmax(t / temperature, axis=-1)
-  return temperature ** 2 * rel_entr(p_t, softmax(s / temperature, axis=-1)).sum(-1)
+  return temperature**2 * rel_entr(p_t, softmax(s / temperature, axis=-1)).sum(-1)
 
 
 def ref_w1_histogram(q, p, bin_width=1.0):
   support = np.arange(q.shape[-1]) * bin_width
-  return np.array([wasserstein_distance(support, support, a, b)
-                   for a, b in zip(q.reshape(-1, q.shape[-1]), p.reshape(-1, p.shape[-1]))]
-                  ).reshape(q.shape[:-1])
+  return np.array(
+    [
+      wasserstein_distance(support, support, a, b)
+      for a, b in zip(q.reshape(-1, q.shape[-1]), p.reshape(-1, p.shape[-1]))
+    ]
+  ).reshape(q.shape[:-1])
 
 
 def ref_w1(x, y):
-  return np.array([wasserstein_distance(a, b) for a, b in
-                   zip(x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1]))]
-                  ).reshape(x.shape[:-1])
+  return np.array(
+    [
+      wasserstein_distance(a, b)
+      for a, b in zip(x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1]))
+    ]
+  ).reshape(x.shape[:-1])
 
 
 def _gram(a, b, bandwidths):
   d = np.sum((a[:, None, :] - b[None, :, :]) ** 2, -1)  # explicit differences
-  return sum(np.exp(-d / (2.0 * s ** 2)) for s in np.atleast_1d(bandwidths))
+  return sum(np.exp(-d / (2.0 * s**2)) for s in np.atleast_1d(bandwidths))
 
 
 def ref_mmd(x, y, bandwidth=1.0, unbiased=False):
@@ -103,58 +109,72 @@ def make_inputs(kind, seed=0, batch=(N,)):
   rng = np.random.default_rng(seed)
   full = batch + (K,)
   if kind == "log_probs":  # log q (normalized) and target probabilities with zeros
-    return log_softmax(2.0 * rng.standard_normal(full), -1).astype(np.float32), \
-        _probs(rng, full, zeros=0.3)
+    return log_softmax(2.0 * rng.standard_normal(full), -1).astype(np.float32), _probs(
+      rng, full, zeros=0.3
+    )
   if kind == "log_pairs":
-    return log_softmax(2.0 * rng.standard_normal(full), -1).astype(np.float32), \
-        log_softmax(2.0 * rng.standard_normal(full), -1).astype(np.float32)
+    return log_softmax(2.0 * rng.standard_normal(full), -1).astype(np.float32), log_softmax(
+      2.0 * rng.standard_normal(full), -1
+    ).astype(np.float32)
   if kind == "unnormalized":
-    return np.log(rng.uniform(0.1, 2.0, full)).astype(np.float32), \
-        np.where(rng.uniform(size=full) < 0.2, 0.0, rng.uniform(0.0, 2.0, full)).astype(
-            np.float32)
+    return np.log(rng.uniform(0.1, 2.0, full)).astype(np.float32), np.where(
+      rng.uniform(size=full) < 0.2, 0.0, rng.uniform(0.0, 2.0, full)
+    ).astype(np.float32)
   if kind == "logits":
-    return (2.0 * rng.standard_normal(full)).astype(np.float32), \
-        (2.0 * rng.standard_normal(full)).astype(np.float32)
+    return (2.0 * rng.standard_normal(full)).astype(np.float32), (
+      2.0 * rng.standard_normal(full)
+    ).astype(np.float32)
   if kind == "histograms":
     return _probs(rng, batch + (7,), zeros=0.3), _probs(rng, batch + (7,), zeros=0.3)
   if kind == "samples":
-    return rng.standard_normal(batch + (7,)).astype(np.float32), \
-        (1.5 * rng.standard_normal(batch + (4,)) + 0.3).astype(np.float32)
+    return rng.standard_normal(batch + (7,)).astype(np.float32), (
+      1.5 * rng.standard_normal(batch + (4,)) + 0.3
+    ).astype(np.float32)
   if kind == "sets":
-    return rng.standard_normal(batch + (4, 3)).astype(np.float32), \
-        (rng.standard_normal(batch + (5, 3)) + 0.5).astype(np.float32)
+    return rng.standard_normal(batch + (4, 3)).astype(np.float32), (
+      rng.standard_normal(batch + (5, 3)) + 0.5
+    ).astype(np.float32)
   raise ValueError(kind)
 
 
 # name: (function, kind of inputs, reference)
 LOSSES = {
-    "kl_divergence": (jaxobj.kl_divergence, "log_probs", ref_kl),
-    "kl_divergence_with_log_targets": (
-        jaxobj.kl_divergence_with_log_targets, "log_pairs", ref_kl_log),
-    "reverse_kl_divergence": (jaxobj.reverse_kl_divergence, "log_pairs", ref_reverse_kl),
-    "generalized_kl_divergence": (
-        jaxobj.generalized_kl_divergence, "unnormalized", ref_generalized_kl),
-    "jensen_shannon_divergence": (jaxobj.jensen_shannon_divergence, "log_probs", ref_js),
-    "knowledge_distillation_loss": (jaxobj.knowledge_distillation_loss, "logits", ref_kd),
-    "wasserstein_1d_histogram": (
-        jaxobj.wasserstein_1d_histogram, "histograms", ref_w1_histogram),
-    "wasserstein_1d": (jaxobj.wasserstein_1d, "samples", ref_w1),
-    "maximum_mean_discrepancy": (jaxobj.maximum_mean_discrepancy, "sets", ref_mmd),
+  "kl_divergence": (jaxobj.kl_divergence, "log_probs", ref_kl),
+  "kl_divergence_with_log_targets": (
+    jaxobj.kl_divergence_with_log_targets,
+    "log_pairs",
+    ref_kl_log,
+  ),
+  "reverse_kl_divergence": (jaxobj.reverse_kl_divergence, "log_pairs", ref_reverse_kl),
+  "generalized_kl_divergence": (
+    jaxobj.generalized_kl_divergence,
+    "unnormalized",
+    ref_generalized_kl,
+  ),
+  "jensen_shannon_divergence": (jaxobj.jensen_shannon_divergence, "log_probs", ref_js),
+  "knowledge_distillation_loss": (jaxobj.knowledge_distillation_loss, "logits", ref_kd),
+  "wasserstein_1d_histogram": (jaxobj.wasserstein_1d_histogram, "histograms", ref_w1_histogram),
+  "wasserstein_1d": (jaxobj.wasserstein_1d, "samples", ref_w1),
+  "maximum_mean_discrepancy": (jaxobj.maximum_mean_discrepancy, "sets", ref_mmd),
 }
 
 
 def _jit(fn):
   """One compiled function per loss for the value and gradient tests."""
   params = inspect.signature(fn).parameters
-  return jax.jit(fn, static_argnames=[a for a in ("reduction", "unbiased", "axis")
-                                      if a in params])
+  return jax.jit(fn, static_argnames=[a for a in ("reduction", "unbiased", "axis") if a in params])
 
 
 JITTED = {name: _jit(fn) for name, (fn, _, _) in LOSSES.items()}
 J = JITTED
-CLASS_AXIS = ["kl_divergence", "kl_divergence_with_log_targets", "reverse_kl_divergence",
-              "generalized_kl_divergence", "jensen_shannon_divergence",
-              "knowledge_distillation_loss"]
+CLASS_AXIS = [
+  "kl_divergence",
+  "kl_divergence_with_log_targets",
+  "reverse_kl_divergence",
+  "generalized_kl_divergence",
+  "jensen_shannon_divergence",
+  "knowledge_distillation_loss",
+]
 
 
 def inputs_for(name, seed=0, batch=(N,)):
@@ -165,13 +185,13 @@ def inputs_for(name, seed=0, batch=(N,)):
 
 
 VALUE_CASES = [(n, {}) for n in LOSSES] + [
-    ("knowledge_distillation_loss", {"temperature": 0.5}),
-    ("knowledge_distillation_loss", {"temperature": 4.0}),
-    ("wasserstein_1d_histogram", {"bin_width": 0.25}),
-    ("maximum_mean_discrepancy", {"bandwidth": 0.7}),
-    ("maximum_mean_discrepancy", {"bandwidth": 2.0, "unbiased": True}),
-    ("maximum_mean_discrepancy", {"bandwidth": (0.5, 1.0, 4.0)}),
-    ("maximum_mean_discrepancy", {"bandwidth": np.array([0.5, 2.0]), "unbiased": True}),
+  ("knowledge_distillation_loss", {"temperature": 0.5}),
+  ("knowledge_distillation_loss", {"temperature": 4.0}),
+  ("wasserstein_1d_histogram", {"bin_width": 0.25}),
+  ("maximum_mean_discrepancy", {"bandwidth": 0.7}),
+  ("maximum_mean_discrepancy", {"bandwidth": 2.0, "unbiased": True}),
+  ("maximum_mean_discrepancy", {"bandwidth": (0.5, 1.0, 4.0)}),
+  ("maximum_mean_discrepancy", {"bandwidth": np.array([0.5, 2.0]), "unbiased": True}),
 ]
 
 
@@ -201,8 +221,7 @@ def test_value_matches_float64_reference(case, variant):
 
   for reduction, got in all_reductions(a, b, where, weights).items():
     assert got.dtype == jnp.float32
-    close(got, ref_reduce(per_row, where, None if weights is None else f64(weights),
-                          reduction))
+    close(got, ref_reduce(per_row, where, None if weights is None else f64(weights), reduction))
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
@@ -218,21 +237,29 @@ def test_extra_batch_axes(name):
 def test_class_axis_argument(name):
   fn = LOSSES[name][0]
   a, b = inputs_for(name, seed=4)
-  close(fn(jnp.moveaxis(a, -1, 0), jnp.moveaxis(b, -1, 0), axis=0, reduction="none"),
-        np.asarray(fn(a, b, reduction="none")), rtol=1e-6)
+  close(
+    fn(jnp.moveaxis(a, -1, 0), jnp.moveaxis(b, -1, 0), axis=0, reduction="none"),
+    np.asarray(fn(a, b, reduction="none")),
+    rtol=1e-6,
+  )
 
 
 # --------------------------------------------------------------------------
 # optax, where it has the loss.
 
 
-@pytest.mark.parametrize("ours, theirs, kind", [
+@pytest.mark.parametrize(
+  "ours, theirs, kind",
+  [
     (jaxobj.kl_divergence, optax.losses.kl_divergence, "log_probs"),
-    (jaxobj.kl_divergence_with_log_targets, optax.losses.kl_divergence_with_log_targets,
-     "log_pairs"),
-    (jaxobj.generalized_kl_divergence, optax.losses.generalized_kl_divergence,
-     "unnormalized"),
-])
+    (
+      jaxobj.kl_divergence_with_log_targets,
+      optax.losses.kl_divergence_with_log_targets,
+      "log_pairs",
+    ),
+    (jaxobj.generalized_kl_divergence, optax.losses.generalized_kl_divergence, "unnormalized"),
+  ],
+)
 def test_matches_optax_values_and_gradients(ours, theirs, kind):
   a, b = make_inputs(kind, seed=5)
   if kind != "log_pairs":
@@ -248,8 +275,11 @@ def test_optax_kl_value_at_zero_targets():
   # w.r.t. the targets is NaN, ours is finite.
   log_q, p = make_inputs("log_probs", seed=5)
   assert (p == 0).any()
-  close(J["kl_divergence"](log_q, p, reduction="none"),
-        np.asarray(optax.losses.kl_divergence(log_q, p)), rtol=2e-6)
+  close(
+    J["kl_divergence"](log_q, p, reduction="none"),
+    np.asarray(optax.losses.kl_divergence(log_q, p)),
+    rtol=2e-6,
+  )
   assert np.all(np.isfinite(jax.grad(lambda t: J["kl_divergence"](log_q, t))(p)))
 
 
@@ -258,8 +288,8 @@ def test_optax_kl_value_at_zero_targets():
 
 
 GRAD_CASES = [(n, {}) for n in LOSSES] + [
-    ("knowledge_distillation_loss", {"temperature": 3.0}),
-    ("maximum_mean_discrepancy", {"bandwidth": (0.5, 2.0), "unbiased": True}),
+  ("knowledge_distillation_loss", {"temperature": 3.0}),
+  ("maximum_mean_discrepancy", {"bandwidth": (0.5, 2.0), "unbiased": True}),
 ]
 
 
@@ -278,18 +308,22 @@ def test_gradients_float64(case):
     check_grads(lambda x, y: fn(x, y, **kw), (a, b), order=1, modes=["rev"], eps=1e-6)
 
 
-@pytest.mark.parametrize("name, hyper, value", [
+@pytest.mark.parametrize(
+  "name, hyper, value",
+  [
     ("knowledge_distillation_loss", "temperature", 2.0),
     ("wasserstein_1d_histogram", "bin_width", 0.3),
     ("maximum_mean_discrepancy", "bandwidth", 0.8),
-])
+  ],
+)
 def test_hyperparameter_gradients_float64(name, hyper, value):
   fn = JITTED[name]
   a, b = inputs_for(name, seed=7, batch=(3,))
   with jax.enable_x64(True):
     a, b = jnp.asarray(f64(a)), jnp.asarray(f64(b))
-    check_grads(lambda h: fn(a, b, **{hyper: h}), (jnp.float64(value),), order=2,
-                modes=["rev"], eps=1e-5)
+    check_grads(
+      lambda h: fn(a, b, **{hyper: h}), (jnp.float64(value),), order=2, modes=["rev"], eps=1e-5
+    )
 
 
 def test_kl_gradient_closed_forms():
@@ -309,12 +343,15 @@ def test_distillation_t_squared_keeps_the_gradient_scale():
   s, t = rng.standard_normal((2, N, K)).astype(np.float32)
   expected = ((s - s.mean(-1, keepdims=True)) - (t - t.mean(-1, keepdims=True))) / K
   for temperature in (100.0, 1000.0):
-    g = jax.grad(lambda s: J["knowledge_distillation_loss"](
-        s, t, temperature=temperature, reduction="sum"))(s)
+    g = jax.grad(
+      lambda s: J["knowledge_distillation_loss"](s, t, temperature=temperature, reduction="sum")
+    )(s)
     close(g, f64(expected), rtol=5e-2, atol=5e-3 * 100.0 / temperature)
   # And T = 1 is the plain KL between the softmaxes.
-  close(J["knowledge_distillation_loss"](s, t, reduction="none"),
-        ref_kl(log_softmax(f64(s), -1), softmax(f64(t), -1)))
+  close(
+    J["knowledge_distillation_loss"](s, t, reduction="none"),
+    ref_kl(log_softmax(f64(s), -1), softmax(f64(t), -1)),
+  )
 
 
 # --------------------------------------------------------------------------
@@ -327,8 +364,9 @@ def _masked_pair(seed):
   rng = np.random.default_rng(seed)
   drop = (rng.uniform(size=s.shape) < 0.5) & (np.arange(K) != t.argmax(-1)[:, None])
   drop[0] = np.arange(K) != t[0].argmax()  # a row with one class left
-  return np.where(drop, -np.inf, s).astype(np.float32), \
-      np.where(drop, -np.inf, t).astype(np.float32)
+  return np.where(drop, -np.inf, s).astype(np.float32), np.where(drop, -np.inf, t).astype(
+    np.float32
+  )
 
 
 @pytest.mark.parametrize("name", CLASS_AXIS)
@@ -337,9 +375,14 @@ def test_zero_probabilities_and_minus_inf_are_finite_and_exact(name):
   s, t = _masked_pair(10)
   log_q, log_p = jax.nn.log_softmax(s), jax.nn.log_softmax(t)
   p = jnp.exp(log_p)
-  args = {"kl_divergence": (log_q, p), "kl_divergence_with_log_targets": (log_q, log_p),
-          "reverse_kl_divergence": (log_q, p), "generalized_kl_divergence": (log_q, p),
-          "jensen_shannon_divergence": (log_q, p), "knowledge_distillation_loss": (s, t)}[name]
+  args = {
+    "kl_divergence": (log_q, p),
+    "kl_divergence_with_log_targets": (log_q, log_p),
+    "reverse_kl_divergence": (log_q, p),
+    "generalized_kl_divergence": (log_q, p),
+    "jensen_shannon_divergence": (log_q, p),
+    "knowledge_distillation_loss": (s, t),
+  }[name]
   a, b = (np.asarray(v) for v in args)
   got = fn(a, b, reduction="none")
   assert np.all(np.isfinite(got))
@@ -369,14 +412,19 @@ def test_identical_distributions_give_zero_with_zero_gradient():
   x, _ = make_inputs("logits", seed=11)
   log_q = jax.nn.log_softmax(x)
   p = jnp.exp(log_q)
-  for fn in (J["kl_divergence"], J["reverse_kl_divergence"],
-             J["jensen_shannon_divergence"], J["generalized_kl_divergence"]):
+  for fn in (
+    J["kl_divergence"],
+    J["reverse_kl_divergence"],
+    J["jensen_shannon_divergence"],
+    J["generalized_kl_divergence"],
+  ):
     close(fn(log_q, p), 0.0, atol=1e-6)
     # A minimum over the logits (log q itself is free, so only the generalized
     # KL is stationary in log q: the others' gradients there are -p, q, ...).
     close(jax.grad(lambda x: fn(jax.nn.log_softmax(x), p))(x), np.zeros((N, K)), atol=1e-6)
-  close(jax.grad(lambda lq: J["generalized_kl_divergence"](lq, p))(log_q), np.zeros((N, K)),
-        atol=1e-6)
+  close(
+    jax.grad(lambda lq: J["generalized_kl_divergence"](lq, p))(log_q), np.zeros((N, K)), atol=1e-6
+  )
   close(J["kl_divergence_with_log_targets"](log_q, log_q), 0.0)
   s, _ = make_inputs("logits", seed=11)
   close(J["knowledge_distillation_loss"](s, s, temperature=3.0), 0.0, atol=1e-6)
@@ -393,14 +441,14 @@ def test_jensen_shannon_bounds_and_symmetry():
   disjoint_q = jnp.log(jnp.array([[0.5, 0.5, 0.0, 0.0]]))
   disjoint_p = jnp.array([[0.0, 0.0, 0.3, 0.7]])
   close(J["jensen_shannon_divergence"](disjoint_q, disjoint_p), np.log(2.0))
-  assert np.all(np.isfinite(jax.grad(
-      lambda x: J["jensen_shannon_divergence"](x, disjoint_p))(disjoint_q)))
+  assert np.all(
+    np.isfinite(jax.grad(lambda x: J["jensen_shannon_divergence"](x, disjoint_p))(disjoint_q))
+  )
   log_q, p = make_inputs("log_probs", seed=12)
   q = np.exp(log_q).astype(np.float32)
   with np.errstate(divide="ignore"):
     swapped = J["jensen_shannon_divergence"](np.log(p), q, reduction="none")
-  close(J["jensen_shannon_divergence"](log_q, p, reduction="none"), np.asarray(swapped),
-        rtol=1e-5)
+  close(J["jensen_shannon_divergence"](log_q, p, reduction="none"), np.asarray(swapped), rtol=1e-5)
 
 
 def test_extreme_log_predictions():
@@ -412,8 +460,9 @@ def test_extreme_log_predictions():
     assert np.all(np.isfinite(jax.grad(lambda x: fn(x, p))(big)))
   s, t = make_inputs("logits", seed=13)
   for temperature in (0.01, 1.0, 100.0):
-    v, g = jax.value_and_grad(lambda s: J["knowledge_distillation_loss"](
-        s, t * 1e4, temperature=temperature))(s * 1e4)
+    v, g = jax.value_and_grad(
+      lambda s: J["knowledge_distillation_loss"](s, t * 1e4, temperature=temperature)
+    )(s * 1e4)
     assert np.isfinite(float(v)) and np.all(np.isfinite(g))
 
 
@@ -430,8 +479,10 @@ def test_wasserstein_closed_forms():
   x = np.random.default_rng(14).standard_normal((3, 6)).astype(np.float32)
   close(J["wasserstein_1d"](x, x + 2.5, reduction="none"), np.full(3, 2.5), rtol=1e-6)
   y = np.random.default_rng(15).standard_normal((3, 6)).astype(np.float32)
-  close(J["wasserstein_1d"](x, y, reduction="none"),
-        np.mean(np.abs(np.sort(f64(x), -1) - np.sort(f64(y), -1)), -1))
+  close(
+    J["wasserstein_1d"](x, y, reduction="none"),
+    np.mean(np.abs(np.sort(f64(x), -1) - np.sort(f64(y), -1)), -1),
+  )
   # Sample gradient: sign(x_(i) - y_(i)) / n at the sorted position.
   g = jax.grad(lambda x: J["wasserstein_1d"](x, y, reduction="sum"))(x)
   order = np.argsort(x, -1)
@@ -455,8 +506,11 @@ def test_wasserstein_histogram_matches_the_samples_form():
   y = np.array([[1.0, 1.0, 3.0, 4.0]], np.float32)
   hx = np.bincount(x[0].astype(int), minlength=6)[None] / 4.0
   hy = np.bincount(y[0].astype(int), minlength=6)[None] / 4.0
-  close(J["wasserstein_1d_histogram"](hx.astype(np.float32), hy.astype(np.float32)),
-        np.asarray(J["wasserstein_1d"](x, y)), rtol=1e-6)
+  close(
+    J["wasserstein_1d_histogram"](hx.astype(np.float32), hy.astype(np.float32)),
+    np.asarray(J["wasserstein_1d"](x, y)),
+    rtol=1e-6,
+  )
 
 
 def test_mmd_uses_no_n_m_d_intermediate():
@@ -480,13 +534,18 @@ def test_mmd_uses_no_n_m_d_intermediate():
 def test_mmd_properties():
   x, y = make_inputs("sets", seed=17)
   # The kernel sum is linear: several bandwidths add their MMDs.
-  close(J["maximum_mean_discrepancy"](x, y, bandwidth=(0.5, 2.0)),
-        float(J["maximum_mean_discrepancy"](x, y, bandwidth=0.5))
-        + float(J["maximum_mean_discrepancy"](x, y, bandwidth=2.0)), rtol=1e-5)
+  close(
+    J["maximum_mean_discrepancy"](x, y, bandwidth=(0.5, 2.0)),
+    float(J["maximum_mean_discrepancy"](x, y, bandwidth=0.5))
+    + float(J["maximum_mean_discrepancy"](x, y, bandwidth=2.0)),
+    rtol=1e-5,
+  )
   # vmap over the bandwidth equals the loop.
   bws = jnp.array([0.3, 1.0, 3.0])
-  close(jax.vmap(lambda b: J["maximum_mean_discrepancy"](x, y, bandwidth=b))(bws),
-        [ref_reduce(ref_mmd(f64(x), f64(y), float(b))) for b in bws])
+  close(
+    jax.vmap(lambda b: J["maximum_mean_discrepancy"](x, y, bandwidth=b))(bws),
+    [ref_reduce(ref_mmd(f64(x), f64(y), float(b))) for b in bws],
+  )
   # The biased estimator is non-negative; the unbiased one is not always.
   assert np.all(np.asarray(J["maximum_mean_discrepancy"](x, x + 1e-3, reduction="none")) >= 0)
   same = np.random.default_rng(18).standard_normal((1, 4, 3)).astype(np.float32)
@@ -497,8 +556,12 @@ def test_mmd_properties():
   far = (y + 1e4).astype(np.float32)
   close(J["maximum_mean_discrepancy"](x, far, reduction="none"), ref_mmd(f64(x), f64(far)))
   # A common offset changes nothing.
-  close(J["maximum_mean_discrepancy"](x + 1e3, y + 1e3, reduction="none"),
-        ref_mmd(f64(x), f64(y)), rtol=1e-3, atol=1e-4)
+  close(
+    J["maximum_mean_discrepancy"](x + 1e3, y + 1e3, reduction="none"),
+    ref_mmd(f64(x), f64(y)),
+    rtol=1e-3,
+    atol=1e-4,
+  )
 
 
 # --------------------------------------------------------------------------
@@ -509,12 +572,13 @@ def test_mmd_properties():
 def test_shape_and_dtype_errors_name_the_arguments(name):
   fn = LOSSES[name][0]
   a, b = inputs_for(name)
-  names = {"wasserstein_1d": ("samples", "target_samples"),
-           "maximum_mean_discrepancy": ("samples", "target_samples"),
-           "wasserstein_1d_histogram": ("predictions", "targets"),
-           "knowledge_distillation_loss": ("student_logits", "teacher_logits"),
-           "kl_divergence_with_log_targets": ("log_predictions", "log_targets")}.get(
-               name, ("log_predictions", "targets"))
+  names = {
+    "wasserstein_1d": ("samples", "target_samples"),
+    "maximum_mean_discrepancy": ("samples", "target_samples"),
+    "wasserstein_1d_histogram": ("predictions", "targets"),
+    "knowledge_distillation_loss": ("student_logits", "teacher_logits"),
+    "kl_divergence_with_log_targets": ("log_predictions", "log_targets"),
+  }.get(name, ("log_predictions", "targets"))
   with pytest.raises(ValueError, match=rf"{names[1]}\.shape=\({N - 1}, "):
     fn(a, b[:-1])
   with pytest.raises(TypeError, match=names[0]):

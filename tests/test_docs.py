@@ -141,8 +141,9 @@ def test_every_family_page_is_in_the_nav():
 
 
 def _optax_losses() -> list[str]:
-  return sorted(n for n, obj in vars(optax.losses).items()
-                if not n.startswith("_") and inspect.isfunction(obj))
+  return sorted(
+    n for n, obj in vars(optax.losses).items() if not n.startswith("_") and inspect.isfunction(obj)
+  )
 
 
 def test_migration_table_covers_every_optax_loss():

@@ -24,18 +24,20 @@ def _data(seed=0):
   mask = rng.uniform(size=N) < 0.6
   mask[: N // M] = False  # one microbatch fully masked, the others uneven
   return {
-      "x": jnp.asarray(rng.normal(size=(N, 3)), jnp.float32),
-      "labels": jnp.asarray(rng.integers(0, K, N), jnp.int32),
-      "y": jnp.asarray(rng.normal(size=N), jnp.float32),
-      "mask": jnp.asarray(mask),
-      "w": jnp.asarray(rng.uniform(0.2, 2.0, N), jnp.float32),
+    "x": jnp.asarray(rng.normal(size=(N, 3)), jnp.float32),
+    "labels": jnp.asarray(rng.integers(0, K, N), jnp.int32),
+    "y": jnp.asarray(rng.normal(size=N), jnp.float32),
+    "mask": jnp.asarray(mask),
+    "w": jnp.asarray(rng.uniform(0.2, 2.0, N), jnp.float32),
   }
 
 
 def _model():
   rng = np.random.default_rng(1)
-  return {"w": jnp.asarray(rng.normal(size=(3, K)), jnp.float32),
-          "v": jnp.asarray(rng.normal(size=3), jnp.float32)}
+  return {
+    "w": jnp.asarray(rng.normal(size=(3, K)), jnp.float32),
+    "v": jnp.asarray(rng.normal(size=3), jnp.float32),
+  }
 
 
 def _data_fn(mp, batch):
@@ -44,18 +46,29 @@ def _data_fn(mp, batch):
   return {"outputs": outputs, "batch": batch, "model": mp}
 
 
-CE = jo.term(jaxobj.softmax_cross_entropy_with_integer_labels, "outputs.logits",
-             "batch.labels", where="batch.mask", name="ce")
-HUBER = jo.term(jaxobj.huber_loss, "outputs.pred", "batch.y", weights="batch.w",
-                delta=jo.learnable(0.7, positive=True))
+CE = jo.term(
+  jaxobj.softmax_cross_entropy_with_integer_labels,
+  "outputs.logits",
+  "batch.labels",
+  where="batch.mask",
+  name="ce",
+)
+HUBER = jo.term(
+  jaxobj.huber_loss,
+  "outputs.pred",
+  "batch.y",
+  weights="batch.w",
+  delta=jo.learnable(0.7, positive=True),
+)
 L2 = jo.regularizer(jaxobj.l2_penalty)
 
 OBJECTIVES = {
-    "weighted_sum": CE + 0.3 * HUBER + 1e-2 * L2,
-    "uncertainty": jo.multitask({"cls": CE, "reg": HUBER},
-                                jo.UncertaintyWeighting(kinds={"cls": "classification"}))
-                   + 1e-2 * L2,
-    "geometric_mean": jo.multitask({"cls": CE, "reg": HUBER}, jo.GeometricMean()),
+  "weighted_sum": CE + 0.3 * HUBER + 1e-2 * L2,
+  "uncertainty": jo.multitask(
+    {"cls": CE, "reg": HUBER}, jo.UncertaintyWeighting(kinds={"cls": "classification"})
+  )
+  + 1e-2 * L2,
+  "geometric_mean": jo.multitask({"cls": CE, "reg": HUBER}, jo.GeometricMean()),
 }
 
 
@@ -63,7 +76,9 @@ def _params(obj):
   params = obj.init()
   if "uncertainty_weighting" in params:
     params["uncertainty_weighting"]["log_variance"] = {
-        "cls": jnp.float32(0.4), "reg": jnp.float32(-0.3)}
+      "cls": jnp.float32(0.4),
+      "reg": jnp.float32(-0.3),
+    }
   return params
 
 
@@ -74,8 +89,9 @@ def _per_element(info):
 
 
 def _whole_batch(obj, mp, op, batch):
-  return jax.value_and_grad(lambda m, o: obj.apply(o, **_data_fn(m, batch)),
-                            argnums=(0, 1), has_aux=True)(mp, op)
+  return jax.value_and_grad(
+    lambda m, o: obj.apply(o, **_data_fn(m, batch)), argnums=(0, 1), has_aux=True
+  )(mp, op)
 
 
 @pytest.mark.parametrize("name", sorted(OBJECTIVES))
@@ -85,10 +101,10 @@ def test_microbatches_equal_the_whole_batch(name):
   (value, info), grads = _whole_batch(obj, mp, op, batch)
   micro = jax.tree.map(lambda a: a.reshape((M, N // M) + a.shape[1:]), batch)
   (acc_value, acc_info), acc_grads = jax.jit(
-      lambda m, o, b: jo.accumulate_value_and_grad(obj, _data_fn, m, o, b))(mp, op, micro)
+    lambda m, o, b: jo.accumulate_value_and_grad(obj, _data_fn, m, o, b)
+  )(mp, op, micro)
   chex.assert_trees_all_close(acc_value, value, rtol=1e-6)
-  chex.assert_trees_all_close(_per_element(acc_info), _per_element(info), rtol=1e-6,
-                              atol=1e-7)
+  chex.assert_trees_all_close(_per_element(acc_info), _per_element(info), rtol=1e-6, atol=1e-7)
   chex.assert_trees_all_close(acc_grads, grads, rtol=1e-6, atol=1e-7)
 
 
@@ -97,8 +113,10 @@ def test_averaging_microbatch_means_would_be_wrong():
   batch = _data()
   mp = _model()
   whole = CE.apply(**_data_fn(mp, batch))[0]
-  parts = [CE.apply(**_data_fn(mp, jax.tree.map(lambda a: a[i * 4:(i + 1) * 4], batch)))[0]
-           for i in range(M)]
+  parts = [
+    CE.apply(**_data_fn(mp, jax.tree.map(lambda a: a[i * 4 : (i + 1) * 4], batch)))[0]
+    for i in range(M)
+  ]
   assert abs(float(np.mean(parts)) - float(whole)) > 1e-3
 
 
@@ -151,9 +169,14 @@ SHARDED = textwrap.dedent("""
 
 
 def test_psum_over_eight_devices_equals_the_whole_batch():
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu", PYTHONPATH=str(pathlib.Path(__file__).parent))
-  proc = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True,
-                        text=True, timeout=300)
+  env = dict(
+    os.environ,
+    XLA_FLAGS="--xla_force_host_platform_device_count=8",
+    JAX_PLATFORMS="cpu",
+    PYTHONPATH=str(pathlib.Path(__file__).parent),
+  )
+  proc = subprocess.run(
+    [sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, timeout=300
+  )
   assert proc.returncode == 0, proc.stderr[-4000:]
   assert proc.stdout.count("ok ") == len(OBJECTIVES) + 1, proc.stdout

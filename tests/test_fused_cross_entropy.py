@@ -17,11 +17,11 @@ from tests.references import f64
 N, D, V = 37, 16, 300
 BLOCKS = dict(token_block=8, vocab_block=64)
 OPTIONS = {
-    "plain": {},
-    "smoothing": dict(label_smoothing=0.1),
-    "z_loss": dict(z_loss=1e-3),
-    "soft_cap": dict(logit_soft_cap=3.0),
-    "all": dict(label_smoothing=0.2, z_loss=1e-2, logit_soft_cap=2.0),
+  "plain": {},
+  "smoothing": dict(label_smoothing=0.1),
+  "z_loss": dict(z_loss=1e-3),
+  "soft_cap": dict(logit_soft_cap=3.0),
+  "all": dict(label_smoothing=0.2, z_loss=1e-2, logit_soft_cap=2.0),
 }
 
 
@@ -44,8 +44,7 @@ def _fused(hidden, targets, kernel, **kw):
   return jaxobj.fused_linear_cross_entropy(hidden, targets, kernel, **BLOCKS, **kw)
 
 
-CASES = [(o, "mean") for o in OPTIONS] + [(o, r) for o in ("plain", "all")
-                                          for r in ("sum", "none")]
+CASES = [(o, "mean") for o in OPTIONS] + [(o, r) for o in ("plain", "all") for r in ("sum", "none")]
 
 
 @pytest.mark.parametrize("option,reduction", CASES)
@@ -68,8 +67,11 @@ def test_values_and_gradients_match_the_unfused_loss(option, reduction):
 @pytest.mark.parametrize("normalize", ["sequences", 50.0])
 def test_normalize_modes_and_segments_match(normalize):
   hidden, targets, kernel, weights, _ = _inputs(n=36)
-  kw = dict(normalize=normalize, weights=weights.reshape(4, 9),
-            segment_ids=jnp.asarray(np.repeat(np.arange(12), 3).reshape(4, 9)))
+  kw = dict(
+    normalize=normalize,
+    weights=weights.reshape(4, 9),
+    segment_ids=jnp.asarray(np.repeat(np.arange(12), 3).reshape(4, 9)),
+  )
   h, y = hidden.reshape(4, 9, D), targets.reshape(4, 9)
   f = lambda h, k: _fused(h, y, k, **kw)
   u = lambda h, k: _unfused(h, y, k, **kw)
@@ -87,7 +89,7 @@ def _numpy_loss(hidden, targets, kernel, alpha, beta, cap):
   y = np.where(keep, targets, 0)
   nll = lse - x[np.arange(len(y)), y]
   smooth = lse - x.mean(1)
-  values = (1 - alpha) * nll + alpha * smooth + beta * lse ** 2
+  values = (1 - alpha) * nll + alpha * smooth + beta * lse**2
   return np.sum(np.where(keep, values, 0.0)) / keep.sum()
 
 
@@ -97,17 +99,22 @@ def test_float64_value_and_gradients_including_hyperparameters():
     h, k = jnp.asarray(hidden, jnp.float64), jnp.asarray(kernel, jnp.float64)
     kw = dict(token_block=4, vocab_block=5)
     value = jaxobj.fused_linear_cross_entropy(
-        h, targets, k, label_smoothing=0.2, z_loss=0.05, logit_soft_cap=1.5, **kw)
-    np.testing.assert_allclose(value, _numpy_loss(hidden, np.asarray(targets), kernel,
-                                                  0.2, 0.05, 1.5), rtol=1e-12)
+      h, targets, k, label_smoothing=0.2, z_loss=0.05, logit_soft_cap=1.5, **kw
+    )
+    np.testing.assert_allclose(
+      value, _numpy_loss(hidden, np.asarray(targets), kernel, 0.2, 0.05, 1.5), rtol=1e-12
+    )
     f = lambda h, k, a, b, c: jaxobj.fused_linear_cross_entropy(
-        h, targets, k, label_smoothing=a, z_loss=b, logit_soft_cap=c, **kw)
+      h, targets, k, label_smoothing=a, z_loss=b, logit_soft_cap=c, **kw
+    )
     args = (h, k, jnp.float64(0.2), jnp.float64(0.05), jnp.float64(1.5))
     check_grads(f, args, order=1, modes=["rev"], eps=1e-6, atol=1e-6, rtol=1e-6)
     none = lambda h, k, c: jaxobj.fused_linear_cross_entropy(
-        h, targets, k, logit_soft_cap=c, reduction="none", **kw)
-    check_grads(none, (h, k, jnp.float64(1.5)), order=1, modes=["rev"], eps=1e-6,
-                atol=1e-6, rtol=1e-6)
+      h, targets, k, logit_soft_cap=c, reduction="none", **kw
+    )
+    check_grads(
+      none, (h, k, jnp.float64(1.5)), order=1, modes=["rev"], eps=1e-6, atol=1e-6, rtol=1e-6
+    )
 
 
 def test_huge_logits_and_all_masked_batches_are_finite():
@@ -135,8 +142,9 @@ def test_bfloat16_inputs_compute_in_float32_with_gradients_in_bfloat16():
 def test_any_block_sizes_give_the_same_result():
   hidden, targets, kernel, _, _ = _inputs()
   loss = lambda tb, vb: jax.value_and_grad(
-      lambda h, k: jaxobj.fused_linear_cross_entropy(
-          h, targets, k, token_block=tb, vocab_block=vb), (0, 1))(hidden, kernel)
+    lambda h, k: jaxobj.fused_linear_cross_entropy(h, targets, k, token_block=tb, vocab_block=vb),
+    (0, 1),
+  )(hidden, kernel)
   ref_value, ref_grads = loss(None, None)
   for tb, vb in [(1, 1), (5, 299), (37, 300), (100, 1000)]:
     value, grads = loss(tb, vb)
@@ -158,8 +166,7 @@ def test_memory_does_not_grow_with_the_number_of_tokens():
     h = jax.ShapeDtypeStruct((n, d), jnp.float32)
     y = jax.ShapeDtypeStruct((n,), jnp.int32)
     k = jax.ShapeDtypeStruct((d, v), jnp.float32)
-    fused = jax.value_and_grad(
-        lambda h, y, k: jaxobj.fused_linear_cross_entropy(h, y, k), (0, 2))
+    fused = jax.value_and_grad(lambda h, y, k: jaxobj.fused_linear_cross_entropy(h, y, k), (0, 2))
     naive = jax.value_and_grad(lambda h, y, k: _unfused(h, y, k), (0, 2))
     temps[n] = (_temp_bytes(fused, h, y, k), _temp_bytes(naive, h, y, k))
   (small, _), (large, naive_large) = temps[1024], temps[4096]
@@ -183,8 +190,7 @@ def test_bad_inputs_raise_clear_errors():
   with pytest.raises(ValueError, match=r"targets.*\[0, 300\).*\[300\]"):
     jaxobj.fused_linear_cross_entropy(hidden, targets.at[0].set(300), kernel)
   # A masked or ignored target may hold anything.
-  jaxobj.fused_linear_cross_entropy(hidden, targets.at[0].set(300), kernel,
-                                    where=jnp.arange(N) > 0)
+  jaxobj.fused_linear_cross_entropy(hidden, targets.at[0].set(300), kernel, where=jnp.arange(N) > 0)
   with pytest.raises(ValueError, match="token_block"):
     jaxobj.fused_linear_cross_entropy(hidden, targets, kernel, token_block=0)
   with pytest.raises(ValueError, match="targets"):
@@ -197,10 +203,15 @@ def test_bad_inputs_raise_clear_errors():
 def test_soft_cap_keeps_one_logits_buffer_at_small_sizes(n, d, v):
   """Compiled value-and-grad: the cap adds no [tokens, V] buffer, also where
   all tokens fit in one chunk (512 x 4096 is the benchmark's quick size)."""
-  args = (jax.ShapeDtypeStruct((n, d), jnp.float32), jax.ShapeDtypeStruct((n,), jnp.int32),
-          jax.ShapeDtypeStruct((d, v), jnp.float32))
-  temp = lambda **kw: _temp_bytes(jax.value_and_grad(
-      lambda h, y, k: jaxobj.fused_linear_cross_entropy(h, y, k, **kw), (0, 2)), *args)
+  args = (
+    jax.ShapeDtypeStruct((n, d), jnp.float32),
+    jax.ShapeDtypeStruct((n,), jnp.int32),
+    jax.ShapeDtypeStruct((d, v), jnp.float32),
+  )
+  temp = lambda **kw: _temp_bytes(
+    jax.value_and_grad(lambda h, y, k: jaxobj.fused_linear_cross_entropy(h, y, k, **kw), (0, 2)),
+    *args,
+  )
   plain, capped = temp(), temp(logit_soft_cap=30.0)
   assert capped <= 1.02 * plain, (capped, plain)
   assert plain < 1.5 * 4 * n * v, plain  # one [n, V] float32 buffer, not two
@@ -212,8 +223,7 @@ def test_empty_batch_gives_zero_with_zero_gradients(reduction):
   hidden, targets = jnp.zeros((0, D)), jnp.zeros((0,), jnp.int32)
 
   def loss(h, k):
-    out = jaxobj.fused_linear_cross_entropy(h, targets, k, reduction=reduction,
-                                            **OPTIONS["all"])
+    out = jaxobj.fused_linear_cross_entropy(h, targets, k, reduction=reduction, **OPTIONS["all"])
     return jnp.sum(out)
 
   out = jaxobj.fused_linear_cross_entropy(hidden, targets, kernel, reduction=reduction)

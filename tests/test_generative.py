@@ -14,11 +14,11 @@ import optax
 import pytest
 import scipy.stats
 from jax.test_util import check_grads
+from references import close, ref_reduce
 from scipy.special import expit, log_expit
 
 import jaxobj
 from jaxobj.losses.generative import r1_penalty, wgan_gradient_penalty
-from references import close, ref_reduce
 
 B, D = 6, 4
 MASK = np.array([True, False, True, True, False, True])
@@ -50,8 +50,12 @@ def ref_kl(mu, lv, mu_p=None, lv_p=None):
     s, s_p = np.diag(np.exp(lv[i])), np.diag(np.exp(lv_p[i]))
     inv = np.linalg.inv(s_p)
     diff = mu_p[i] - mu[i]
-    out[i] = 0.5 * (np.trace(inv @ s) + diff @ inv @ diff - mu.shape[-1]
-                    + np.log(np.linalg.det(s_p) / np.linalg.det(s)))
+    out[i] = 0.5 * (
+      np.trace(inv @ s)
+      + diff @ inv @ diff
+      - mu.shape[-1]
+      + np.log(np.linalg.det(s_p) / np.linalg.det(s))
+    )
   return out
 
 
@@ -65,11 +69,11 @@ def test_kl_values(with_prior, reduction):
   with jax.enable_x64(True):
     got = jaxobj.gaussian_kl_divergence(mu, lv, *prior, reduction=reduction)
     close(got, ref_reduce(expected, reduction=reduction), rtol=1e-12)
-    got = jaxobj.gaussian_kl_divergence(mu, lv, *prior, where=MASK, weights=W,
-                                        reduction=reduction)
+    got = jaxobj.gaussian_kl_divergence(mu, lv, *prior, where=MASK, weights=W, reduction=reduction)
     close(got, ref_reduce(expected, MASK, W, reduction), rtol=1e-12)
-  got32 = jaxobj.gaussian_kl_divergence(*(np.float32(a) for a in (mu, lv) + prior),
-                                        reduction=reduction)
+  got32 = jaxobj.gaussian_kl_divergence(
+    *(np.float32(a) for a in (mu, lv) + prior), reduction=reduction
+  )
   assert got32.dtype == jnp.float32
   close(got32, ref_reduce(expected, reduction=reduction), rtol=2e-6)
 
@@ -77,10 +81,16 @@ def test_kl_values(with_prior, reduction):
 def test_kl_only_prior_variance_or_mean():
   mu, lv, lv_p = rng_inputs(1, (B, D), (B, D), (B, D))
   with jax.enable_x64(True):
-    close(jaxobj.gaussian_kl_divergence(mu, lv, prior_log_variance=lv_p, reduction="none"),
-          ref_kl(mu, lv, None, lv_p), rtol=1e-12)
-    close(jaxobj.gaussian_kl_divergence(mu, lv, prior_mean=lv_p, reduction="none"),
-          ref_kl(mu, lv, lv_p, None), rtol=1e-12)
+    close(
+      jaxobj.gaussian_kl_divergence(mu, lv, prior_log_variance=lv_p, reduction="none"),
+      ref_kl(mu, lv, None, lv_p),
+      rtol=1e-12,
+    )
+    close(
+      jaxobj.gaussian_kl_divergence(mu, lv, prior_mean=lv_p, reduction="none"),
+      ref_kl(mu, lv, lv_p, None),
+      rtol=1e-12,
+    )
 
 
 def test_kl_is_exact_near_the_prior():
@@ -88,7 +98,7 @@ def test_kl_is_exact_near_the_prior():
   d = np.array([[1e-3, -1e-3, 3e-4, 2e-5]], np.float32)
   got = jaxobj.gaussian_kl_divergence(np.zeros_like(d), d, reduction="none")
   d64 = d.astype(np.float64)
-  close(got, np.sum(d64 ** 2 / 4 + d64 ** 3 / 12 + d64 ** 4 / 48, -1), rtol=1e-5, atol=0)
+  close(got, np.sum(d64**2 / 4 + d64**3 / 12 + d64**4 / 48, -1), rtol=1e-5, atol=0)
   assert float(jaxobj.gaussian_kl_divergence(np.zeros_like(d), np.zeros_like(d))) == 0.0
 
 
@@ -96,10 +106,10 @@ def test_kl_event_axes():
   mu, lv = rng_inputs(2, (3, 2, 5), (3, 2, 5))
   with jax.enable_x64(True):
     flat = jaxobj.gaussian_kl_divergence(mu.reshape(3, 10), lv.reshape(3, 10), reduction="none")
-    close(jaxobj.gaussian_kl_divergence(mu, lv, event_ndims=2, reduction="none"), flat,
-          rtol=1e-13)
-    close(jaxobj.gaussian_kl_divergence(mu, lv, reduction="none"),
-          ref_kl(mu, lv), rtol=1e-12)  # per (sample, row) with event_ndims=1
+    close(jaxobj.gaussian_kl_divergence(mu, lv, event_ndims=2, reduction="none"), flat, rtol=1e-13)
+    close(
+      jaxobj.gaussian_kl_divergence(mu, lv, reduction="none"), ref_kl(mu, lv), rtol=1e-12
+    )  # per (sample, row) with event_ndims=1
     per_element = jaxobj.gaussian_kl_divergence(mu, lv, event_ndims=0, reduction="none")
     close(per_element.sum((1, 2)), flat, rtol=1e-13)
   for bad in (-1, 4, 1.0, True):
@@ -112,8 +122,9 @@ def test_kl_gradients():
   with jax.enable_x64(True):
     f = lambda *a: jaxobj.gaussian_kl_divergence(*a, where=MASK[:3], reduction="sum")
     check_grads(f, (mu, lv, mu_p, lv_p), order=2, modes=["rev"])
-    g_mu, g_lv = jax.grad(lambda m, s: jaxobj.gaussian_kl_divergence(m, s, reduction="sum"),
-                          argnums=(0, 1))(mu, lv)
+    g_mu, g_lv = jax.grad(
+      lambda m, s: jaxobj.gaussian_kl_divergence(m, s, reduction="sum"), argnums=(0, 1)
+    )(mu, lv)
   close(g_mu, mu, rtol=1e-13)  # d/d mu = mu, d/d s = (e^s - 1)/2
   close(g_lv, 0.5 * np.expm1(lv), rtol=1e-13)
 
@@ -152,8 +163,11 @@ def test_bernoulli_values(reduction):
     got = jaxobj.bernoulli_reconstruction_loss(x, y, where=MASK, weights=W, reduction=reduction)
     close(got, ref_reduce(ref_bernoulli(x, y), MASK, W, reduction), rtol=1e-12)
   optax_sum = np.sum(optax.sigmoid_binary_cross_entropy(np.float32(x), np.float32(y)), -1)
-  close(jaxobj.bernoulli_reconstruction_loss(np.float32(x), np.float32(y), reduction="none"),
-        optax_sum, rtol=1e-6)
+  close(
+    jaxobj.bernoulli_reconstruction_loss(np.float32(x), np.float32(y), reduction="none"),
+    optax_sum,
+    rtol=1e-6,
+  )
 
 
 def test_bernoulli_images_and_extremes():
@@ -185,22 +199,29 @@ def test_gaussian_reconstruction_values(full, predicted):
   hyper = {} if predicted else {"variance": 0.3}
   with jax.enable_x64(True):
     for reduction in ("mean", "sum", "none"):
-      got = jaxobj.gaussian_reconstruction_loss(*args, **hyper, full=full, where=MASK,
-                                                weights=W, reduction=reduction)
-      close(got, ref_reduce(ref_gaussian(mu, y, full=full, **kw), MASK, W, reduction),
-            rtol=1e-12)
+      got = jaxobj.gaussian_reconstruction_loss(
+        *args, **hyper, full=full, where=MASK, weights=W, reduction=reduction
+      )
+      close(got, ref_reduce(ref_gaussian(mu, y, full=full, **kw), MASK, W, reduction), rtol=1e-12)
   if full:  # a normalized log-density
     sd = np.exp(s / 2) if predicted else np.sqrt(0.3)
-    close(ref_gaussian(mu, y, full=True, **kw),
-          -scipy.stats.norm.logpdf(y, mu, sd).sum(-1), rtol=1e-12)
+    close(
+      ref_gaussian(mu, y, full=True, **kw), -scipy.stats.norm.logpdf(y, mu, sd).sum(-1), rtol=1e-12
+    )
 
 
 def test_gaussian_reconstruction_matches_regression_nll():
   mu, y, s = (np.float32(a) for a in rng_inputs(7, (B, D), (B, D), (B, D)))
-  close(jaxobj.gaussian_reconstruction_loss(mu, y, s, event_ndims=0, reduction="none"),
-        jaxobj.gaussian_nll_loss(mu, y, s, log_variance=True, reduction="none"), rtol=1e-6)
-  close(jaxobj.gaussian_reconstruction_loss(mu, y, reduction="none"),
-        np.sum(np.asarray(jaxobj.l2_loss(mu, y, reduction="none")), -1), rtol=1e-6)
+  close(
+    jaxobj.gaussian_reconstruction_loss(mu, y, s, event_ndims=0, reduction="none"),
+    jaxobj.gaussian_nll_loss(mu, y, s, log_variance=True, reduction="none"),
+    rtol=1e-6,
+  )
+  close(
+    jaxobj.gaussian_reconstruction_loss(mu, y, reduction="none"),
+    np.sum(np.asarray(jaxobj.l2_loss(mu, y, reduction="none")), -1),
+    rtol=1e-6,
+  )
 
 
 def test_gaussian_reconstruction_gradients_and_variance():
@@ -208,8 +229,9 @@ def test_gaussian_reconstruction_gradients_and_variance():
   with jax.enable_x64(True):
     f = lambda m, t, s: jaxobj.gaussian_reconstruction_loss(m, t, s, reduction="sum")
     check_grads(f, (mu, y, s), order=2, modes=["rev"])
-    gv = jax.grad(lambda v: jaxobj.gaussian_reconstruction_loss(mu, y, variance=v,
-                                                                reduction="sum"))(0.7)
+    gv = jax.grad(
+      lambda v: jaxobj.gaussian_reconstruction_loss(mu, y, variance=v, reduction="sum")
+    )(0.7)
   # d/d var of sum 0.5 ((y - mu)^2 / var + log var)
   close(gv, np.sum(-0.5 * (y - mu) ** 2 / 0.49 + 0.5 / 0.7), rtol=1e-12)
   with pytest.raises(ValueError, match="variance"):
@@ -218,7 +240,8 @@ def test_gaussian_reconstruction_gradients_and_variance():
     jaxobj.gaussian_reconstruction_loss(mu, y, s[:, :1])
   lv = np.array([[-1e4, 80.0]], np.float32)
   value, g = jax.value_and_grad(jaxobj.gaussian_reconstruction_loss, argnums=(0, 2))(
-      np.float32([[0.0, 1e4]]), np.float32([[0.0, 0.0]]), lv)
+    np.float32([[0.0, 1e4]]), np.float32([[0.0, 0.0]]), lv
+  )
   assert np.isfinite(value) and all(np.all(np.isfinite(a)) for a in g)
 
 
@@ -229,10 +252,21 @@ def test_gaussian_reconstruction_gradients_and_variance():
 def test_negative_elbo_values_and_terms():
   rec, kl = (np.abs(a) for a in rng_inputs(9, (B,), (B,), scale=5.0))
   for reduction in ("mean", "sum", "none"):
-    terms = jaxobj.negative_elbo(np.float32(rec), np.float32(kl), beta=0.3, where=MASK,
-                                 weights=W, reduction=reduction, return_terms=True)
-    close(jaxobj.negative_elbo(np.float32(rec), np.float32(kl), beta=0.3, where=MASK,
-                               weights=W, reduction=reduction), terms.loss)
+    terms = jaxobj.negative_elbo(
+      np.float32(rec),
+      np.float32(kl),
+      beta=0.3,
+      where=MASK,
+      weights=W,
+      reduction=reduction,
+      return_terms=True,
+    )
+    close(
+      jaxobj.negative_elbo(
+        np.float32(rec), np.float32(kl), beta=0.3, where=MASK, weights=W, reduction=reduction
+      ),
+      terms.loss,
+    )
     close(terms.loss, ref_reduce(rec + 0.3 * kl, MASK, W, reduction))
     close(terms.reconstruction, ref_reduce(rec, MASK, W, reduction))
     close(terms.kl, ref_reduce(kl, MASK, W, reduction))
@@ -265,9 +299,12 @@ def test_negative_elbo_end_to_end_and_masks():
 
   def objective(params, where):
     terms = jaxobj.negative_elbo(
-        jaxobj.bernoulli_reconstruction_loss(params["logits"], x, where=where, reduction="none"),
-        jaxobj.gaussian_kl_divergence(params["mu"], params["lv"], where=where, reduction="none"),
-        beta=0.5, where=where, return_terms=True)
+      jaxobj.bernoulli_reconstruction_loss(params["logits"], x, where=where, reduction="none"),
+      jaxobj.gaussian_kl_divergence(params["mu"], params["lv"], where=where, reduction="none"),
+      beta=0.5,
+      where=where,
+      return_terms=True,
+    )
     return terms.loss, terms
 
   clean = {"mu": mu, "lv": lv, "logits": logits}
@@ -301,12 +338,17 @@ def ref_discriminator(r, f, kind):
     return np.maximum(0, 1 - r) + np.maximum(0, 1 + f)
   if kind == "wasserstein":
     return f - r
-  return 0.5 * (r - 1) ** 2 + 0.5 * f ** 2
+  return 0.5 * (r - 1) ** 2 + 0.5 * f**2
 
 
 def ref_generator(f, kind):
-  return {"minimax": log_expit(-f), "non_saturating": -log_expit(f), "hinge": -f,
-          "wasserstein": -f, "least_squares": 0.5 * (f - 1) ** 2}[kind]
+  return {
+    "minimax": log_expit(-f),
+    "non_saturating": -log_expit(f),
+    "hinge": -f,
+    "wasserstein": -f,
+    "least_squares": 0.5 * (f - 1) ** 2,
+  }[kind]
 
 
 KINDS = jaxobj.GAN_LOSS_KINDS
@@ -317,8 +359,9 @@ def test_gan_values(kind):
   r, f = rng_inputs(12, (B,), (B,), scale=2.0)
   with jax.enable_x64(True):
     for reduction in ("mean", "sum", "none"):
-      got = jaxobj.gan_discriminator_loss(r, f, kind=kind, where=MASK, weights=W,
-                                          reduction=reduction)
+      got = jaxobj.gan_discriminator_loss(
+        r, f, kind=kind, where=MASK, weights=W, reduction=reduction
+      )
       close(got, ref_reduce(ref_discriminator(r, f, kind), MASK, W, reduction), rtol=1e-12)
       got = jaxobj.gan_generator_loss(f, kind=kind, where=MASK, weights=W, reduction=reduction)
       close(got, ref_reduce(ref_generator(f, kind), MASK, W, reduction), rtol=1e-12)
@@ -344,11 +387,11 @@ def test_gan_gradients(kind):
     gr, gf = jax.grad(d, argnums=(0, 1))(r, f)
     gg = jax.grad(g)(f)
   expected = {  # closed forms of d/dr, d/df (discriminator) and d/df (generator)
-      "minimax": (-expit(-r), expit(f), -expit(f)),
-      "non_saturating": (-expit(-r), expit(f), -expit(-f)),
-      "hinge": (-1.0 * (r < 1.0), 1.0 * (f > -1.0), -np.ones(B)),
-      "wasserstein": (-np.ones(B), np.ones(B), -np.ones(B)),
-      "least_squares": (r - 1, f, f - 1),
+    "minimax": (-expit(-r), expit(f), -expit(f)),
+    "non_saturating": (-expit(-r), expit(f), -expit(-f)),
+    "hinge": (-1.0 * (r < 1.0), 1.0 * (f > -1.0), -np.ones(B)),
+    "wasserstein": (-np.ones(B), np.ones(B), -np.ones(B)),
+    "least_squares": (r - 1, f, f - 1),
   }[kind]
   for got, want in zip((gr, gf, gg), expected):
     close(got, want, rtol=1e-12)
@@ -371,8 +414,9 @@ def test_gan_contract(kind):
   # mask == slice, NaN behind the mask changes nothing and gives zero gradients
   close(d(poison(r), poison(f), where=where), d(r[MASK], f[MASK]))
   close(g(poison(f), where=where), g(f[MASK]))
-  grads = jax.grad(lambda r, f: d(r, f, where=where) + g(f, where=where),
-                   argnums=(0, 1))(poison(r), poison(f))
+  grads = jax.grad(lambda r, f: d(r, f, where=where) + g(f, where=where), argnums=(0, 1))(
+    poison(r), poison(f)
+  )
   for a in grads:
     assert np.all(np.isfinite(a)) and np.all(np.asarray(a)[~MASK] == 0)
   # all masked: 0 with zero gradients
@@ -384,8 +428,7 @@ def test_gan_contract(kind):
     big = jax.value_and_grad(lambda r, f: d(r, f) + g(f), argnums=(0, 1))(scale * r, scale * f)
     assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(big))
   assert g(f.astype(jnp.bfloat16)).dtype == jnp.float32
-  close(d(r.reshape(2, 3), f.reshape(2, 3), reduction="none").reshape(B),
-        d(r, f, reduction="none"))
+  close(d(r.reshape(2, 3), f.reshape(2, 3), reduction="none").reshape(B), d(r, f, reduction="none"))
 
 
 def test_gan_bad_inputs():
@@ -434,28 +477,33 @@ def test_gradient_penalty_values():
   eps = np.random.default_rng(16).uniform(size=B)
   with jax.enable_x64(True):
     for reduction in ("mean", "sum", "none"):
-      got = wgan_gradient_penalty(sine_critic, real, fake, interpolation=eps,
-                                         where=MASK, weights=W, reduction=reduction)
+      got = wgan_gradient_penalty(
+        sine_critic, real, fake, interpolation=eps, where=MASK, weights=W, reduction=reduction
+      )
       close(got, ref_reduce(ref_gp(real, fake, eps), MASK, W, reduction), rtol=1e-12)
-    got = wgan_gradient_penalty(sine_critic, real, fake, interpolation=eps, target=0.5,
-                                       reduction="none")
+    got = wgan_gradient_penalty(
+      sine_critic, real, fake, interpolation=eps, target=0.5, reduction="none"
+    )
     close(got, ref_gp(real, fake, eps, 0.5), rtol=1e-12)
     key = jax.random.key(3)
     drawn = np.asarray(jax.random.uniform(key, (B,), jnp.float64))
-    close(wgan_gradient_penalty(sine_critic, real, fake, key=key, reduction="none"),
-          ref_gp(real, fake, drawn), rtol=1e-12)
+    close(
+      wgan_gradient_penalty(sine_critic, real, fake, key=key, reduction="none"),
+      ref_gp(real, fake, drawn),
+      rtol=1e-12,
+    )
 
 
 def test_gradient_penalty_images_and_linear_critic():
   real, fake = rng_inputs(17, (3, 2, 4), (3, 2, 4))
   eps = np.array([0.0, 0.5, 1.0])
   with jax.enable_x64(True):
-    got = wgan_gradient_penalty(sine_critic, real, fake, interpolation=eps,
-                                       reduction="none")
+    got = wgan_gradient_penalty(sine_critic, real, fake, interpolation=eps, reduction="none")
     close(got, ref_gp(real, fake, eps), rtol=1e-12)
     w = np.array([3.0, 4.0])  # a linear critic: ||grad|| = 5 wherever it is evaluated
-    lin = wgan_gradient_penalty(lambda x: x @ w, real[:, 0, :2], fake[:, 0, :2],
-                                       key=jax.random.key(0), reduction="none")
+    lin = wgan_gradient_penalty(
+      lambda x: x @ w, real[:, 0, :2], fake[:, 0, :2], key=jax.random.key(0), reduction="none"
+    )
     close(lin, np.full(3, 16.0), rtol=1e-14)
 
 
@@ -465,13 +513,17 @@ def mlp_critic(params, x):
 
 def test_gradient_penalty_differentiates_the_critic_parameters():
   rng = np.random.default_rng(18)
-  params = {"w1": rng.standard_normal((3, 5)), "b1": rng.standard_normal(5),
-            "w2": rng.standard_normal(5)}
+  params = {
+    "w1": rng.standard_normal((3, 5)),
+    "b1": rng.standard_normal(5),
+    "w2": rng.standard_normal(5),
+  }
   real, fake = rng.standard_normal((2, 4, 3))
   eps = rng.uniform(size=4)
   with jax.enable_x64(True):
     gp = lambda p, real, fake: wgan_gradient_penalty(
-        lambda x: mlp_critic(p, x), real, fake, interpolation=eps, where=MASK[:4])
+      lambda x: mlp_critic(p, x), real, fake, interpolation=eps, where=MASK[:4]
+    )
     check_grads(gp, (params, real, fake), order=1, modes=["rev"])
     r1 = lambda p, real: r1_penalty(lambda x: mlp_critic(p, x), real, gamma=2.0)
     check_grads(r1, (params, real), order=1, modes=["rev"])
@@ -480,8 +532,7 @@ def test_gradient_penalty_differentiates_the_critic_parameters():
 def test_gradient_penalty_at_a_zero_input_gradient():
   """A flat critic: norm 0, penalty target^2, and a finite (zero) parameter gradient."""
   real, fake = np.ones((2, 3), np.float32), np.zeros((2, 3), np.float32)
-  loss = lambda w: wgan_gradient_penalty(lambda x: x @ w, real, fake,
-                                                key=jax.random.key(1))
+  loss = lambda w: wgan_gradient_penalty(lambda x: x @ w, real, fake, key=jax.random.key(1))
   value, g = jax.value_and_grad(loss)(jnp.zeros(3))
   assert float(value) == 1.0 and np.all(np.asarray(g) == 0.0)
   g = jax.grad(lambda w: r1_penalty(lambda x: x @ w, real))(jnp.zeros(3))
@@ -492,13 +543,11 @@ def test_r1_values_and_gamma():
   real = rng_inputs(19, (B, D))[0]
   with jax.enable_x64(True):
     for reduction in ("mean", "sum", "none"):
-      got = r1_penalty(sine_critic, real, gamma=3.0, where=MASK, weights=W,
-                              reduction=reduction)
+      got = r1_penalty(sine_critic, real, gamma=3.0, where=MASK, weights=W, reduction=reduction)
       close(got, ref_reduce(ref_r1(real, 3.0), MASK, W, reduction), rtol=1e-12)
     g_gamma = jax.grad(lambda c: r1_penalty(sine_critic, real, gamma=c))(2.0)
     close(g_gamma, ref_r1(real, 1.0).mean(), rtol=1e-12)
-    per_gamma = jax.vmap(lambda c: r1_penalty(sine_critic, real, gamma=c))(
-        jnp.array([1.0, 10.0]))
+    per_gamma = jax.vmap(lambda c: r1_penalty(sine_critic, real, gamma=c))(jnp.array([1.0, 10.0]))
     close(per_gamma, [ref_r1(real, 1.0).mean(), ref_r1(real, 10.0).mean()], rtol=1e-12)
 
 
@@ -513,10 +562,12 @@ def test_penalty_contract(penalty):
     return r1_penalty(sine_critic, real, **kw)
 
   where = jnp.asarray(MASK)
-  close(fn(poison(real), poison(fake), poison(eps), where=where),
-        fn(real[MASK], fake[MASK], eps[MASK]))
+  close(
+    fn(poison(real), poison(fake), poison(eps), where=where), fn(real[MASK], fake[MASK], eps[MASK])
+  )
   grads = jax.grad(lambda r, f: fn(r, f, poison(eps), where=where), argnums=(0, 1))(
-      poison(real), poison(fake))
+    poison(real), poison(fake)
+  )
   for g in grads:
     assert np.all(np.isfinite(g)) and np.all(np.asarray(g)[~MASK] == 0)
   none = jnp.zeros(B, bool)
@@ -550,12 +601,14 @@ def test_penalty_bad_inputs():
 
 def test_wgan_gradient_penalty_nan_reaches_the_value():
   # The norm's "> 0" guard sent a NaN squared norm to 0: the penalty was 1.0.
-  critic = lambda x: jnp.sum(x ** 2, axis=-1)  # noqa: E731  (input gradient 2x)
+  critic = lambda x: jnp.sum(x**2, axis=-1)  # noqa: E731  (input gradient 2x)
   real, fake = jnp.ones((3, 2)), jnp.full((3, 2), 2.0)
   eps = jnp.full((3,), 0.5)
   bad = real.at[1, 0].set(jnp.nan)
   out = np.asarray(wgan_gradient_penalty(critic, bad, fake, interpolation=eps, reduction="none"))
   assert np.isnan(out[1]) and np.all(np.isfinite(out[[0, 2]]))
   keep = jnp.array([True, False, True])
-  close(wgan_gradient_penalty(critic, bad, fake, interpolation=eps, where=keep),
-        wgan_gradient_penalty(critic, real, fake, interpolation=eps, where=keep))
+  close(
+    wgan_gradient_penalty(critic, bad, fake, interpolation=eps, where=keep),
+    wgan_gradient_penalty(critic, real, fake, interpolation=eps, where=keep),
+  )

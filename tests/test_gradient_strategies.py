@@ -32,8 +32,9 @@ def run(strategy, grads, state=None, losses=None, **init):
   """
   leaf = jax.tree.leaves(grads)[0]
   state = strategy.init(leaf.shape[0], **init) if state is None else state
-  losses = jnp.ones(leaf.shape[:1], jnp.result_type(leaf, jnp.float32)) if losses is None \
-      else losses
+  losses = (
+    jnp.ones(leaf.shape[:1], jnp.result_type(leaf, jnp.float32)) if losses is None else losses
+  )
   return _combine(strategy)(grads, state, losses)
 
 
@@ -71,8 +72,7 @@ def _mlp_losses(params, x, y):
 
 def _mlp_inputs():
   rng = np.random.default_rng(0)
-  params = {"w": rng.normal(size=(4, 5)), "b": rng.normal(size=5),
-            "heads": rng.normal(size=(5, 3))}
+  params = {"w": rng.normal(size=(4, 5)), "b": rng.normal(size=5), "heads": rng.normal(size=(5, 3))}
   return params, rng.normal(size=(6, 4)), rng.normal(size=(6, 3))
 
 
@@ -84,22 +84,35 @@ def test_value_and_task_grad_equals_one_grad_per_task():
     np.testing.assert_allclose(f64(losses), f64(_mlp_losses(params, x, y)), rtol=1e-12)
     for t in range(3):
       want = jax.grad(lambda p, t=t: _mlp_losses(p, x, y)[t])(params)
-      jax.tree.map(lambda a, b, t=t: np.testing.assert_allclose(f64(a[t]), f64(b), rtol=1e-10,
-                                                                atol=1e-12), grads, want)
+      jax.tree.map(
+        lambda a, b, t=t: np.testing.assert_allclose(f64(a[t]), f64(b), rtol=1e-10, atol=1e-12),
+        grads,
+        want,
+      )
     chunked = jax.jit(jo.value_and_task_grad(_mlp_losses, batch_size=2))(params, x, y)[1]
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(f64(a), f64(b), rtol=1e-12), chunked,
-                 grads)
+    jax.tree.map(
+      lambda a, b: np.testing.assert_allclose(f64(a), f64(b), rtol=1e-12), chunked, grads
+    )
     (_, aux), (gx, gp) = jo.value_and_task_grad(
-        lambda p, x: (_mlp_losses(p, x, y), "aux"), argnums=(1, 0), has_aux=True)(params, x)
+      lambda p, x: (_mlp_losses(p, x, y), "aux"), argnums=(1, 0), has_aux=True
+    )(params, x)
     assert aux == "aux" and gx.shape == (3,) + x.shape and gp["w"].shape == (3, 4, 5)
-    np.testing.assert_allclose(f64(gx[1]), f64(jax.grad(
-        lambda x: _mlp_losses(params, x, y)[1])(jnp.asarray(x))), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+      f64(gx[1]),
+      f64(jax.grad(lambda x: _mlp_losses(params, x, y)[1])(jnp.asarray(x))),
+      rtol=1e-10,
+      atol=1e-12,
+    )
 
 
 def test_value_and_task_grad_reads_a_multitask_objectives_task_losses():
-  obj = jo.multitask({"fit": jo.term(jaxobj.squared_error, "p", "y"),
-                      "robust": jo.term(jaxobj.huber_loss, "p", "y", delta=0.5)},
-                     jo.UncertaintyWeighting())
+  obj = jo.multitask(
+    {
+      "fit": jo.term(jaxobj.squared_error, "p", "y"),
+      "robust": jo.term(jaxobj.huber_loss, "p", "y", delta=0.5),
+    },
+    jo.UncertaintyWeighting(),
+  )
   y = jnp.asarray([0.0, 1.0, -2.0])
   params = obj.init()
   fn = lambda w: obj.apply(params, p=w * jnp.arange(3.0), y=y)
@@ -145,17 +158,23 @@ def test_representation_grads_pull_back_the_combined_cotangent_once():
     z = _encoder(enc, x, y)
     np.testing.assert_allclose(f64(value), f64(_heads(heads, z, x, y)), rtol=1e-12)
     for t in range(3):
-      np.testing.assert_allclose(f64(rep_grads[t]), f64(jax.grad(
-          lambda z, t=t: _heads(heads, z, x, y)[t])(z)), rtol=1e-10, atol=1e-12)
+      np.testing.assert_allclose(
+        f64(rep_grads[t]),
+        f64(jax.grad(lambda z, t=t: _heads(heads, z, x, y)[t])(z)),
+        rtol=1e-10,
+        atol=1e-12,
+      )
     # Any weights on the representation gradients give the gradient of the
     # weighted loss for the encoder; the heads get the gradient of the sum.
     w = jnp.asarray([0.2, 1.5, 0.7])
     enc_grads, head_grads = pullback(jnp.tensordot(w, rep_grads, axes=1))
     want = jax.grad(lambda p: w @ _heads(heads, _encoder(p, x, y), x, y))(enc)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(f64(a), f64(b), rtol=1e-10), enc_grads,
-                 want)
-    np.testing.assert_allclose(f64(head_grads), f64(jax.grad(
-        lambda h: jnp.sum(_heads(h, z, x, y)))(heads)), rtol=1e-10)
+    jax.tree.map(
+      lambda a, b: np.testing.assert_allclose(f64(a), f64(b), rtol=1e-10), enc_grads, want
+    )
+    np.testing.assert_allclose(
+      f64(head_grads), f64(jax.grad(lambda h: jnp.sum(_heads(h, z, x, y)))(heads)), rtol=1e-10
+    )
 
 
 # ---------------------------------------------------------------- PCGrad and GradVac
@@ -198,9 +217,15 @@ def test_pcgrad_two_tasks_leave_no_conflicting_pair():
 def test_pcgrad_random_orders_are_some_permutation_and_change_per_call():
   g = gradients(3, 1)
   orders = [(a, b) for a in range(3) for b in range(3) if a != b]
-  candidates = [pcgrad_reference(g, [o0, o1, o2])[0]
-                for o0 in orders if 0 not in o0 for o1 in orders if 1 not in o1
-                for o2 in orders if 2 not in o2]
+  candidates = [
+    pcgrad_reference(g, [o0, o1, o2])[0]
+    for o0 in orders
+    if 0 not in o0
+    for o1 in orders
+    if 1 not in o1
+    for o2 in orders
+    if 2 not in o2
+  ]
   with jax.enable_x64(True):
     state = jo.PCGrad().init(3, key=jax.random.key(5))
     seen = set()
@@ -228,11 +253,11 @@ def test_gradvac_reaches_its_target_cosine_and_updates_the_ema():
   vaccinated0 = g[0] + c0 * g[1]
   vaccinated1 = g[1] + c1 * g[0]
   for a, b in [(vaccinated0, g[1]), (vaccinated1, g[0])]:
-    np.testing.assert_allclose(a @ b / np.linalg.norm(a) / np.linalg.norm(b), target,
-                               rtol=1e-6)
+    np.testing.assert_allclose(a @ b / np.linalg.norm(a) / np.linalg.norm(b), target, rtol=1e-6)
   target_f32 = float(np.float32(target))
-  np.testing.assert_allclose(f64(new_state["target"])[0, 1],
-                             (1 - 0.1) * target_f32 + 0.1 * cos, rtol=1e-6)
+  np.testing.assert_allclose(
+    f64(new_state["target"])[0, 1], (1 - 0.1) * target_f32 + 0.1 * cos, rtol=1e-6
+  )
   np.testing.assert_allclose(f64(new_state["target"]).diagonal(), 0.0)
 
 
@@ -259,16 +284,14 @@ def test_graddrop_keeps_one_sign_per_element_and_follows_the_sign_purity():
   strategy = jo.GradDrop()
   with jax.enable_x64(True):
     grads = jnp.asarray(g)
-    updates = jax.jit(jax.vmap(
-        lambda k: strategy.combine(grads, strategy.init(3, key=k))[0]))(keys)
+    updates = jax.jit(jax.vmap(lambda k: strategy.combine(grads, strategy.init(3, key=k))[0]))(keys)
   updates = f64(updates)
   is_pos = np.isclose(updates, positive, rtol=1e-12)
   assert np.all(is_pos | np.isclose(updates, negative, rtol=1e-12))
   purity = 0.5 * (1 + g.sum(0) / np.abs(g).sum(0))
   np.testing.assert_allclose(is_pos.mean(0), purity, atol=0.08)
   leaky = jo.GradDrop(leak=1.0)
-  np.testing.assert_allclose(f64(run(leaky, jnp.asarray(g, jnp.float32))[0]), g.sum(0),
-                             rtol=1e-5)
+  np.testing.assert_allclose(f64(run(leaky, jnp.asarray(g, jnp.float32))[0]), g.sum(0), rtol=1e-5)
 
 
 def test_graddrop_sum_axes_decide_one_sign_per_feature():
@@ -292,22 +315,30 @@ def min_norm_reference(g):
   best = None
   for start in [np.full(len(g), 1 / len(g))] + list(np.eye(len(g))):
     res = scipy.optimize.minimize(
-        lambda w: w @ m @ w, start, jac=lambda w: 2 * m @ w, method="SLSQP",
-        bounds=[(0, 1)] * len(g), constraints={"type": "eq", "fun": lambda w: w.sum() - 1},
-        options={"ftol": 1e-16, "maxiter": 500})
+      lambda w: w @ m @ w,
+      start,
+      jac=lambda w: 2 * m @ w,
+      method="SLSQP",
+      bounds=[(0, 1)] * len(g),
+      constraints={"type": "eq", "fun": lambda w: w.sum() - 1},
+      options={"ftol": 1e-16, "maxiter": 500},
+    )
     if best is None or res.fun < best.fun:
       best = res
   return best.x, best.fun
 
 
-@pytest.mark.parametrize("g", [gradients(t, s) for t, s in CASES] + [_degenerate()],
-                         ids=[f"T{t}-{s}" for t, s in CASES] + ["collinear"])
+@pytest.mark.parametrize(
+  "g",
+  [gradients(t, s) for t, s in CASES] + [_degenerate()],
+  ids=[f"T{t}-{s}" for t, s in CASES] + ["collinear"],
+)
 def test_mgda_is_the_min_norm_point_of_the_convex_hull(g):
   with jax.enable_x64(True):
     u, _, info = run(jo.MGDA(), jnp.asarray(g))
   w = f64(info["weights"])
   w_ref, value_ref = min_norm_reference(g)
-  scale = np.max(np.sum(g ** 2, 1))
+  scale = np.max(np.sum(g**2, 1))
   assert np.all(w >= 0) and np.isclose(w.sum(), 1.0)
   np.testing.assert_allclose(f64(u), w @ g, rtol=1e-9, atol=1e-12)
   assert f64(u) @ f64(u) <= value_ref + 1e-7 * scale
@@ -320,8 +351,10 @@ def test_mgda_normalizations_weight_the_raw_gradients():
   g = gradients(3, 1)
   losses = np.array([0.5, 2.0, 1.5])
   with jax.enable_x64(True):
-    for mode, n in [("l2", np.linalg.norm(g, axis=1)),
-                    ("loss+", losses * np.linalg.norm(g, axis=1))]:
+    for mode, n in [
+      ("l2", np.linalg.norm(g, axis=1)),
+      ("loss+", losses * np.linalg.norm(g, axis=1)),
+    ]:
       u, _, info = run(jo.MGDA(normalize=mode), jnp.asarray(g), losses=jnp.asarray(losses))
       w_ref, _ = min_norm_reference(g / n[:, None])
       np.testing.assert_allclose(f64(info["weights"]), w_ref, atol=1e-5)
@@ -339,21 +372,37 @@ def test_solvers_beyond_the_exact_size_match_scipy():
   _, value_ref = min_norm_reference(g)
   assert abs(w @ m @ w - value_ref) <= 1e-5 * np.trace(m) / 12
   # One column of UPGrad's dual, by FISTA against SLSQP.
-  v = f64(jax.jit(solvers.nonnegative_qp)(solvers.ridged(jnp.asarray(m, jnp.float32)),
-                                          jnp.asarray(m[:1], jnp.float32)))[0]
-  ref = scipy.optimize.minimize(lambda v: 0.5 * v @ m @ v + v @ m[0], np.zeros(12),
-                                jac=lambda v: m @ v + m[0], bounds=[(0, None)] * 12,
-                                method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-12})
+  v = f64(
+    jax.jit(solvers.nonnegative_qp)(
+      solvers.ridged(jnp.asarray(m, jnp.float32)), jnp.asarray(m[:1], jnp.float32)
+    )
+  )[0]
+  ref = scipy.optimize.minimize(
+    lambda v: 0.5 * v @ m @ v + v @ m[0],
+    np.zeros(12),
+    jac=lambda v: m @ v + m[0],
+    bounds=[(0, None)] * 12,
+    method="L-BFGS-B",
+    options={"ftol": 1e-15, "gtol": 1e-12},
+  )
   value = 0.5 * v @ m @ v + v @ m[0]
   assert value <= ref.fun + 1e-5 * np.trace(m) / 12
   # CAGrad's dual by bisection: the same objective as SLSQP's, to 1e-4 of its scale.
   radius = 0.4 * np.sqrt(m.mean())
-  w = f64(jax.jit(solvers.conflict_averse_weights)(solvers.ridged(jnp.asarray(m, jnp.float32)),
-                                                   jnp.float32(radius)))
+  w = f64(
+    jax.jit(solvers.conflict_averse_weights)(
+      solvers.ridged(jnp.asarray(m, jnp.float32)), jnp.float32(radius)
+    )
+  )
   objective = lambda w: w @ m.mean(1) + radius * np.sqrt(w @ m @ w)  # noqa: E731
-  w_ref = scipy.optimize.minimize(objective, np.full(12, 1 / 12), method="SLSQP",
-                                  bounds=[(0, 1)] * 12, options={"ftol": 1e-16},
-                                  constraints={"type": "eq", "fun": lambda w: w.sum() - 1}).x
+  w_ref = scipy.optimize.minimize(
+    objective,
+    np.full(12, 1 / 12),
+    method="SLSQP",
+    bounds=[(0, 1)] * 12,
+    options={"ftol": 1e-16},
+    constraints={"type": "eq", "fun": lambda w: w.sum() - 1},
+  ).x
   assert abs(w.sum() - 1) < 1e-5 and np.all(w >= 0)
   assert objective(w) <= objective(w_ref) + 1e-4 * np.sqrt(np.trace(m) / 12)
 
@@ -370,14 +419,19 @@ def cagrad_reference(g, c):
   obj = lambda w: w @ b + radius * np.sqrt(w @ m @ w)
   best = None
   for start in [np.full(t, 1 / t)] + list(np.eye(t)):
-    res = scipy.optimize.minimize(obj, start, method="SLSQP", bounds=[(0, 1)] * t,
-                                  constraints={"type": "eq", "fun": lambda w: w.sum() - 1},
-                                  options={"ftol": 1e-16, "maxiter": 500})
+    res = scipy.optimize.minimize(
+      obj,
+      start,
+      method="SLSQP",
+      bounds=[(0, 1)] * t,
+      constraints={"type": "eq", "fun": lambda w: w.sum() - 1},
+      options={"ftol": 1e-16, "maxiter": 500},
+    )
     if best is None or res.fun < best.fun:
       best = res
   gw = best.x @ g
   g0 = g.mean(0)
-  return (g0 + radius / np.linalg.norm(gw) * gw) / (1 + c ** 2)
+  return (g0 + radius / np.linalg.norm(gw) * gw) / (1 + c**2)
 
 
 @pytest.mark.parametrize("t, seed", CASES)
@@ -386,16 +440,18 @@ def test_cagrad_matches_reference_and_maximizes_the_worst_improvement(t, seed):
   c = 0.4
   with jax.enable_x64(True):
     u, _, _ = run(jo.CAGrad(c=c), jnp.asarray(g))
-  d = f64(u) * (1 + c ** 2)
-  np.testing.assert_allclose(d, cagrad_reference(g, c) * (1 + c ** 2),
-                             atol=1e-5 * np.linalg.norm(g.mean(0)))
+  d = f64(u) * (1 + c**2)
+  np.testing.assert_allclose(
+    d, cagrad_reference(g, c) * (1 + c**2), atol=1e-5 * np.linalg.norm(g.mean(0))
+  )
   g0 = g.mean(0)
   radius = c * np.linalg.norm(g0)
   assert np.linalg.norm(d - g0) <= radius * (1 + 1e-6)
   rng = np.random.default_rng(seed)
   others = rng.normal(size=(2000, P))
-  others = g0 + radius * others / np.linalg.norm(others, axis=1, keepdims=True) * \
-      rng.uniform(0, 1, (2000, 1)) ** (1 / P)
+  others = g0 + radius * others / np.linalg.norm(others, axis=1, keepdims=True) * rng.uniform(
+    0, 1, (2000, 1)
+  ) ** (1 / P)
   assert np.min(g @ d) >= np.max(np.min(others @ g.T, axis=1)) - 1e-9
 
 
@@ -414,14 +470,21 @@ def test_cagrad_with_zero_radius_is_the_mean_gradient():
 def dual_cone_projection_reference(g, x):
   """argmin_y |y - x|^2 s.t. g y >= 0, by SLSQP."""
   res = scipy.optimize.minimize(
-      lambda y: np.sum((y - x) ** 2), x, jac=lambda y: 2 * (y - x), method="SLSQP",
-      constraints={"type": "ineq", "fun": lambda y: g @ y, "jac": lambda y: g},
-      options={"ftol": 1e-16, "maxiter": 1000})
+    lambda y: np.sum((y - x) ** 2),
+    x,
+    jac=lambda y: 2 * (y - x),
+    method="SLSQP",
+    constraints={"type": "ineq", "fun": lambda y: g @ y, "jac": lambda y: g},
+    options={"ftol": 1e-16, "maxiter": 1000},
+  )
   return res.x
 
 
-@pytest.mark.parametrize("g", [gradients(t, s) for t, s in CASES] + [_degenerate()],
-                         ids=[f"T{t}-{s}" for t, s in CASES] + ["collinear"])
+@pytest.mark.parametrize(
+  "g",
+  [gradients(t, s) for t, s in CASES] + [_degenerate()],
+  ids=[f"T{t}-{s}" for t, s in CASES] + ["collinear"],
+)
 def test_upgrad_conflicts_with_no_task_and_averages_the_projections(g):
   with jax.enable_x64(True):
     u, _, _ = run(jo.UPGrad(), jnp.asarray(g))
@@ -478,8 +541,9 @@ def test_nash_mtl_reuses_its_weights_is_scale_invariant_and_clips():
   np.testing.assert_allclose(f64(i2["weights"]), f64(np.float32(f64(i1["weights"]))))
   np.testing.assert_allclose(f64(u3), f64(u1), rtol=1e-5)  # 10x the gradients: same update
   np.testing.assert_allclose(f64(i3["weights"]), f64(i1["weights"]) / 10, rtol=1e-5)
-  np.testing.assert_allclose(np.linalg.norm(f64(clipped)), min(0.1, np.linalg.norm(f64(u1))),
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    np.linalg.norm(f64(clipped)), min(0.1, np.linalg.norm(f64(u1))), rtol=1e-6
+  )
 
 
 @pytest.mark.parametrize("t, seed", CASES)
@@ -488,7 +552,7 @@ def test_aligned_mtl_aligns_the_principal_components(t, seed):
   with jax.enable_x64(True):
     u, _, info = run(jo.AlignedMTL(), jnp.asarray(g))
   lam, vec = np.linalg.eigh(g @ g.T)
-  b = np.sqrt(lam.min()) * vec @ np.diag(lam ** -0.5) @ vec.T
+  b = np.sqrt(lam.min()) * vec @ np.diag(lam**-0.5) @ vec.T
   np.testing.assert_allclose(f64(info["weights"]), b.sum(1), rtol=1e-7)
   aligned = b @ g  # rows orthogonal, each of norm sqrt(lambda_min)
   np.testing.assert_allclose(aligned @ aligned.T, lam.min() * np.eye(t), atol=1e-9 * lam.max())
@@ -527,7 +591,7 @@ def test_gradnorm_step_follows_the_formula():
   w = np.ones(3)
   for losses in (l0, l1):
     r = (losses / l0) / np.mean(losses / l0)
-    target = np.mean(w * norms) * r ** alpha
+    target = np.mean(w * norms) * r**alpha
     used = w
     w = np.maximum(w - lr * np.sign(w * norms - target) * norms, 0)
     w = 3 * w / w.sum()
@@ -549,7 +613,7 @@ def test_dbmtl_matches_reference_over_steps():
       g = rng.normal(size=(3, P))
       losses = rng.uniform(0.1, 3.0, 3)
       u, state, _ = run(strategy, jnp.asarray(g), state, jnp.asarray(losses))
-      b = beta / k ** sigma
+      b = beta / k**sigma
       buffer = b * buffer + (1 - b) * g / (losses + eps)[:, None]
       n = np.linalg.norm(buffer, axis=1)
       want = (n.max() / (n + eps)) @ buffer
@@ -570,9 +634,19 @@ def _toy_losses(x):
 
 _TOY_GRAD = jax.jit(jo.value_and_task_grad(_toy_losses))
 
-CONFLICT_AVERSE = [jo.PCGrad(), jo.GradVac(), jo.MGDA(), jo.CAGrad(), jo.CAGrad(c=1.5),
-                   jo.GradNorm(alpha=0.0, learning_rate=0.1), jo.IMTLG(), jo.NashMTL(),
-                   jo.AlignedMTL(), jo.UPGrad(), jo.DBMTL()]
+CONFLICT_AVERSE = [
+  jo.PCGrad(),
+  jo.GradVac(),
+  jo.MGDA(),
+  jo.CAGrad(),
+  jo.CAGrad(c=1.5),
+  jo.GradNorm(alpha=0.0, learning_rate=0.1),
+  jo.IMTLG(),
+  jo.NashMTL(),
+  jo.AlignedMTL(),
+  jo.UPGrad(),
+  jo.DBMTL(),
+]
 
 
 def _train(strategy, steps=300, lr=0.01):
@@ -618,8 +692,20 @@ def test_strategies_make_progress_on_both_conflicting_tasks(strategy):
 # ---------------------------------------------------------------- optax, checkpoints
 
 
-ALL = [jo.WeightedSum(), jo.PCGrad(), jo.GradVac(), jo.GradDrop(), jo.MGDA(), jo.CAGrad(),
-       jo.GradNorm(), jo.IMTLG(), jo.NashMTL(), jo.AlignedMTL(), jo.UPGrad(), jo.DBMTL()]
+ALL = [
+  jo.WeightedSum(),
+  jo.PCGrad(),
+  jo.GradVac(),
+  jo.GradDrop(),
+  jo.MGDA(),
+  jo.CAGrad(),
+  jo.GradNorm(),
+  jo.IMTLG(),
+  jo.NashMTL(),
+  jo.AlignedMTL(),
+  jo.UPGrad(),
+  jo.DBMTL(),
+]
 
 
 STATEFUL = [jo.GradNorm(), jo.DBMTL(), jo.PCGrad()]  # optimizer state, buffers, a key
@@ -631,14 +717,13 @@ LOSSES = jnp.asarray([1.0, 2.0])
 
 def test_optax_chain_equals_combine_then_optimizer():
   for strategy in SHAPED:
-    tx = optax.chain(jo.task_gradient_transform(strategy, 2, key=jax.random.key(3)),
-                     optax.sgd(0.1))
+    tx = optax.chain(jo.task_gradient_transform(strategy, 2, key=jax.random.key(3)), optax.sgd(0.1))
     state = tx.init(PARAMS)
     updates, state = jax.jit(lambda g, s, p, l, tx=tx: tx.update(g, s, p, task_losses=l))(
-        STACK, state, PARAMS, LOSSES)
+      STACK, state, PARAMS, LOSSES
+    )
     combined, _, info = run(strategy, STACK, losses=LOSSES, like=PARAMS, key=jax.random.key(3))
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, -0.1 * b, rtol=1e-6), updates,
-                 combined)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, -0.1 * b, rtol=1e-6), updates, combined)
     np.testing.assert_allclose(state[0].info["weights"], info["weights"], rtol=1e-6)
   with pytest.raises(TypeError, match="strategy"):
     jo.task_gradient_transform("pcgrad", 2)
@@ -652,8 +737,9 @@ def test_state_round_trips_through_a_checkpoint(tmp_path):
   with ocp.StandardCheckpointer() as ckpt:
     ckpt.save(tmp_path / "state", states)
     ckpt.wait_until_finished()
-    restored = ckpt.restore(tmp_path / "state",
-                            target=jax.tree.map(ocp.utils.to_shape_dtype_struct, states))
+    restored = ckpt.restore(
+      tmp_path / "state", target=jax.tree.map(ocp.utils.to_shape_dtype_struct, states)
+    )
   assert jax.tree.structure(restored) == jax.tree.structure(states)
   for strategy in STATEFUL:
     name = type(strategy).__name__
@@ -669,8 +755,11 @@ def test_state_round_trips_through_a_checkpoint(tmp_path):
 def test_a_single_task_gives_its_own_gradient(strategy):
   g = jnp.asarray([[0.5, -1.0, 2.0]], jnp.float32)
   u, _, _ = run(strategy, g, losses=jnp.asarray([0.7]), like=jnp.zeros(3))
-  scale = {"CAGrad": (1 + 0.4) / (1 + 0.4 ** 2), "DBMTL": (1 - 0.9) / 0.7,
-           "NashMTL": 1 / np.linalg.norm(g)}.get(type(strategy).__name__, 1.0)
+  scale = {
+    "CAGrad": (1 + 0.4) / (1 + 0.4**2),
+    "DBMTL": (1 - 0.9) / 0.7,
+    "NashMTL": 1 / np.linalg.norm(g),
+  }.get(type(strategy).__name__, 1.0)
   np.testing.assert_allclose(u, scale * g[0], rtol=1e-5)
 
 
@@ -680,14 +769,17 @@ def test_nonfinite_and_zero_gradients_give_finite_updates(strategy):
   g[1, :3] = [np.nan, np.inf, -np.inf]
   losses = np.asarray([1.5, np.nan])
   with jax.enable_x64(True):
-    u, state, info = run(strategy, jnp.asarray(g), losses=jnp.asarray(losses),
-                         like=jnp.zeros(P))
+    u, state, info = run(strategy, jnp.asarray(g), losses=jnp.asarray(losses), like=jnp.zeros(P))
     assert np.all(np.isfinite(u)) and np.all(np.isfinite(state["weights"]))
     np.testing.assert_array_equal(info["nonfinite"], [False, True])
     # The same as if the task's gradient had been zero.
     zeroed = jnp.asarray(g).at[1].set(0.0)
-    np.testing.assert_allclose(u, run(strategy, zeroed, losses=jnp.asarray([1.5, 1.0]),
-                                      like=jnp.zeros(P))[0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+      u,
+      run(strategy, zeroed, losses=jnp.asarray([1.5, 1.0]), like=jnp.zeros(P))[0],
+      rtol=1e-9,
+      atol=1e-12,
+    )
     u, _, _ = run(strategy, jnp.zeros((2, P)), like=jnp.zeros(P))
   np.testing.assert_array_equal(u, 0.0)
 
@@ -739,12 +831,22 @@ def test_gradient_info_names_the_tasks():
   with jax.enable_x64(True):
     _, _, info = run(jo.MGDA(), jnp.asarray(gradients(3, 1)))
   logs = jo.gradient_info(info, ["a", "b", "c"])
-  assert set(logs) == {"grad_weight/a", "grad_weight/b", "grad_weight/c", "grad_norm/a",
-                       "grad_norm/b", "grad_norm/c", "grad_cosine/a/b", "grad_cosine/a/c",
-                       "grad_cosine/b/c"}
+  assert set(logs) == {
+    "grad_weight/a",
+    "grad_weight/b",
+    "grad_weight/c",
+    "grad_norm/a",
+    "grad_norm/b",
+    "grad_norm/c",
+    "grad_cosine/a/b",
+    "grad_cosine/a/c",
+    "grad_cosine/b/c",
+  }
   g = gradients(3, 1)
-  np.testing.assert_allclose(float(logs["grad_cosine/a/c"]),
-                             g[0] @ g[2] / np.linalg.norm(g[0]) / np.linalg.norm(g[2]),
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    float(logs["grad_cosine/a/c"]),
+    g[0] @ g[2] / np.linalg.norm(g[0]) / np.linalg.norm(g[2]),
+    rtol=1e-5,
+  )
   with pytest.raises(ValueError, match="2 task names for 3 tasks"):
     jo.gradient_info(info, ["a", "b"])

@@ -52,8 +52,7 @@ def _raises(spec, args, err, name, value, **extra):
 
 
 def _of_type(spec, kind):
-  return {k: d for k, d in spec.hyperparameters.items()
-          if type(d) is kind and k != "axis"}
+  return {k: d for k, d in spec.hyperparameters.items() if type(d) is kind and k != "axis"}
 
 
 TRACEABLE = [s for s in SPECS if s.traceable]
@@ -82,8 +81,9 @@ def test_strings_and_bools_for_real_hyperparameters_raise_type_error(spec):
     _raises(spec, args, TypeError, name, None)
 
 
-@pytest.mark.parametrize("spec", [s for s in SPECS if _of_type(s, bool)],
-                         ids=_ids([s for s in SPECS if _of_type(s, bool)]))
+@pytest.mark.parametrize(
+  "spec", [s for s in SPECS if _of_type(s, bool)], ids=_ids([s for s in SPECS if _of_type(s, bool)])
+)
 def test_bool_arguments_must_be_bools(spec):
   args = _args(spec)
   for name in _of_type(spec, bool):
@@ -91,8 +91,11 @@ def test_bool_arguments_must_be_bools(spec):
       _raises(spec, args, TypeError, name, value)
 
 
-CHOICE_SPECS = [s for s in SPECS if s.inputs is not None
-                and any(isinstance(d, str) for d in s.hyperparameters.values())]
+CHOICE_SPECS = [
+  s
+  for s in SPECS
+  if s.inputs is not None and any(isinstance(d, str) for d in s.hyperparameters.values())
+]
 
 
 @pytest.mark.parametrize("spec", CHOICE_SPECS, ids=_ids(CHOICE_SPECS))
@@ -112,20 +115,26 @@ def test_classes_must_be_a_choice_or_class_indices():
     assert np.isfinite(float(jaxobj.lovasz_softmax_loss(logits, labels, classes=ok)))
 
 
-INT_SPECS = [s for s in SPECS if _of_type(s, int) or "axis" in s.hyperparameters
-             or any(k in s.hyperparameters for k in registry._OPTIONAL_INTS)]
+INT_SPECS = [
+  s
+  for s in SPECS
+  if _of_type(s, int)
+  or "axis" in s.hyperparameters
+  or any(k in s.hyperparameters for k in registry._OPTIONAL_INTS)
+]
 
 
 @pytest.mark.parametrize("spec", INT_SPECS, ids=_ids(INT_SPECS))
 def test_int_arguments_refuse_floats_strings_and_huge_values(spec):
   args = _args(spec)
-  names = set(_of_type(spec, int)) | {k for k in spec.hyperparameters
-                                      if k == "axis" or k in registry._OPTIONAL_INTS}
+  names = set(_of_type(spec, int)) | {
+    k for k in spec.hyperparameters if k == "axis" or k in registry._OPTIONAL_INTS
+  }
   for name in names:
     _raises(spec, args, TypeError, name, 2.5)
     _raises(spec, args, TypeError, name, "1")
     _raises(spec, args, TypeError, name, True)
-    for huge in (2**70, -2**40):
+    for huge in (2**70, -(2**40)):
       if name != "axis":  # an axis is looked at for its type only; the array says the rest
         _raises(spec, args, ValueError, name, huge)
 
@@ -137,20 +146,21 @@ def test_valid_values_of_each_kind_pass():
     assert float(jaxobj.huber_loss(x, delta=delta)) == pytest.approx(base)
   logits = jnp.array([[0.2, -1.0, 3.0], [1.0, 0.0, 0.5]])
   labels = jnp.array([2, -100])
-  ref = float(jaxobj.softmax_cross_entropy_with_integer_labels(logits, labels,
-                                                               ignore_index=-100))
+  ref = float(jaxobj.softmax_cross_entropy_with_integer_labels(logits, labels, ignore_index=-100))
   for ignore in (np.int32(-100), jnp.int32(-100), np.int64(-100)):
     got = jaxobj.softmax_cross_entropy_with_integer_labels(logits, labels, ignore_index=ignore)
     assert float(got) == pytest.approx(ref)
   y, lv = jnp.array([1.0, 2.0]), jnp.array([0.1, -0.3])
-  assert float(jaxobj.gaussian_nll_loss(y, y, lv, log_variance=np.bool_(True))) == \
-      pytest.approx(float(jaxobj.gaussian_nll_loss(y, y, lv, log_variance=True)))
+  assert float(jaxobj.gaussian_nll_loss(y, y, lv, log_variance=np.bool_(True))) == pytest.approx(
+    float(jaxobj.gaussian_nll_loss(y, y, lv, log_variance=True))
+  )
   # A boolean array passes (some switches are traceable, as ctc's zero_infinity).
   ctc = registry.get("ctc_loss")
   args = _args(ctc)
   traced = jax.jit(lambda z: ctc.fn(*args, zero_infinity=z))
   assert float(traced(jnp.bool_(True))) == pytest.approx(
-      float(ctc.fn(*args, zero_infinity=True)), rel=1e-6)
+    float(ctc.fn(*args, zero_infinity=True)), rel=1e-6
+  )
 
 
 def test_optional_real_hyperparameters_are_checked_when_given():
@@ -205,20 +215,21 @@ def test_traced_hyperparameters_are_not_checked():
 
 
 def _huber_inf(r, **_):
-  return 0.5 * r ** 2
+  return 0.5 * r**2
 
 
 def _barron(sign):
   def closed(r, scale=1.0):
     z = (r / scale) ** 2 / 2
     return np.expm1(z) if sign > 0 else -np.expm1(-z)
+
   return closed
 
 
 CLOSED_FORMS = {
-    ("huber_loss", "delta", math.inf): _huber_inf,
-    ("general_robust_loss", "alpha", math.inf): _barron(+1),
-    ("general_robust_loss", "alpha", -math.inf): _barron(-1),
+  ("huber_loss", "delta", math.inf): _huber_inf,
+  ("general_robust_loss", "alpha", math.inf): _barron(+1),
+  ("general_robust_loss", "alpha", -math.inf): _barron(-1),
 }
 
 
@@ -239,7 +250,8 @@ def test_defined_limits_match_their_closed_form(case):
   np.testing.assert_allclose(np.asarray(got), want, rtol=2e-6, atol=1e-7)
   # The gradient is the closed form's derivative (float64 central differences).
   g = jax.grad(lambda p: fn(p, **{hyper: value}, **kw, reduction="sum"))(
-      jnp.asarray(r, jnp.float32))
+    jnp.asarray(r, jnp.float32)
+  )
   h = 1e-6
   fd = (closed(r + h, **kw) - closed(r - h, **kw)) / (2 * h)
   np.testing.assert_allclose(np.asarray(g), fd, rtol=1e-5, atol=1e-6)
@@ -274,10 +286,10 @@ def _axis_data(seed=0):
 def test_softmax_cross_entropy_takes_a_tuple_of_class_axes_like_optax(axis):
   x, y, labels = _axis_data()
   got = jaxobj.softmax_cross_entropy(x, y, axis=axis, reduction="none")
-  np.testing.assert_allclose(got, optax.softmax_cross_entropy(x, y, axis=axis),
-                             rtol=1e-6, atol=1e-6)
-  got = jaxobj.softmax_cross_entropy_with_integer_labels(x, labels, axis=axis,
-                                                         reduction="none")
+  np.testing.assert_allclose(
+    got, optax.softmax_cross_entropy(x, y, axis=axis), rtol=1e-6, atol=1e-6
+  )
+  got = jaxobj.softmax_cross_entropy_with_integer_labels(x, labels, axis=axis, reduction="none")
   want = optax.softmax_cross_entropy_with_integer_labels(x, labels, axis=axis)
   np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
   ours = jax.grad(lambda v: jaxobj.softmax_cross_entropy(v, y, axis=axis, reduction="sum"))(x)
@@ -308,11 +320,9 @@ def test_every_loss_taking_axis_tuples_equals_its_merged_class_axis(spec):
   x, y, labels = _axis_data(2)
   target = labels if "integer" in spec.name or spec.name == "multiclass_hinge_loss" else y
   merged = jnp.moveaxis(x, (1, 3), (-2, -1)).reshape(2, 4, 15)
-  merged_t = target if target is labels else (
-      jnp.moveaxis(y, (1, 3), (-2, -1)).reshape(2, 4, 15))
+  merged_t = target if target is labels else (jnp.moveaxis(y, (1, 3), (-2, -1)).reshape(2, 4, 15))
   got = spec.fn(x, target, axis=(1, 3), reduction="none")
-  np.testing.assert_allclose(got, spec.fn(merged, merged_t, reduction="none"),
-                             rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(got, spec.fn(merged, merged_t, reduction="none"), rtol=1e-6, atol=1e-6)
 
 
 AXIS_SPECS = [s for s in SPECS if "axis" in s.hyperparameters and not s.axis_tuples]
@@ -333,8 +343,9 @@ def test_axis_tuple_errors():
   with pytest.raises(ValueError, match="repeats an axis"):
     jaxobj.softmax_cross_entropy(x, y, axis=(1, 1))
   with pytest.raises(ValueError, match="names an axis twice"):
-    jaxobj.softmax_cross_entropy_with_integer_labels(x, jnp.zeros((2, 4, 5), jnp.int32),
-                                                     axis=(1, -3))
+    jaxobj.softmax_cross_entropy_with_integer_labels(
+      x, jnp.zeros((2, 4, 5), jnp.int32), axis=(1, -3)
+    )
 
 
 # --------------------------------------------------------------------------

@@ -13,10 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
+from references import close, f64
 from scipy.special import log_softmax, logsumexp
 
 import jaxobj
-from references import close, f64
 
 N, D, K = 8, 4, 5
 RTOL, ATOL = 1e-5, 1e-6
@@ -122,12 +122,14 @@ def ref_batch_hard(x, y, margin=1.0, soft=False, distance="euclidean"):
   def value(dp, dn):
     v = max(dp) - min(dn) + margin
     return np.logaddexp(0.0, v) if soft else max(0.0, v)
+
   return _per_anchor(x, y, distance, value)
 
 
 def ref_batch_all(x, y, margin=1.0, distance="euclidean"):
   def value(dp, dn):
     return np.mean([max(0.0, a - b + margin) for a in dp for b in dn])
+
   return _per_anchor(x, y, distance, value)
 
 
@@ -154,6 +156,7 @@ def ref_arcface(x, y, w, margin=0.5, scale=64.0, margin_mode="threshold"):
     if margin_mode == "easy" and c <= 0:
       return c
     return arc
+
   return _margin_softmax_ref(x, y, w, scale, phi)
 
 
@@ -197,55 +200,55 @@ def make_margin_softmax(rng, n):
 
 # name: (function, sampler, reference, number of inputs with a batch axis)
 LOSSES = {
-    "pairwise_contrastive_loss": (jaxobj.pairwise_contrastive_loss, make_pairs01,
-                                  ref_contrastive, 3),
-    "cosine_embedding_loss": (jaxobj.cosine_embedding_loss, make_pairs_signed,
-                              ref_cosine_embedding, 3),
-    "triplet_margin_loss": (jaxobj.triplet_margin_loss, make_triplets, ref_triplet, 3),
-    "npairs_loss": (jaxobj.npairs_loss, make_anchor_positive, ref_npairs, 3),
-    "multi_similarity_loss": (jaxobj.multi_similarity_loss, make_labelled,
-                              ref_multi_similarity, 2),
-    "batch_hard_triplet_loss": (jaxobj.batch_hard_triplet_loss, make_labelled,
-                                ref_batch_hard, 2),
-    "batch_all_triplet_loss": (jaxobj.batch_all_triplet_loss, make_labelled,
-                               ref_batch_all, 2),
-    "arcface_loss": (jaxobj.arcface_loss, make_margin_softmax, ref_arcface, 2),
-    "cosface_loss": (jaxobj.cosface_loss, make_margin_softmax, ref_cosface, 2),
+  "pairwise_contrastive_loss": (jaxobj.pairwise_contrastive_loss, make_pairs01, ref_contrastive, 3),
+  "cosine_embedding_loss": (
+    jaxobj.cosine_embedding_loss,
+    make_pairs_signed,
+    ref_cosine_embedding,
+    3,
+  ),
+  "triplet_margin_loss": (jaxobj.triplet_margin_loss, make_triplets, ref_triplet, 3),
+  "npairs_loss": (jaxobj.npairs_loss, make_anchor_positive, ref_npairs, 3),
+  "multi_similarity_loss": (jaxobj.multi_similarity_loss, make_labelled, ref_multi_similarity, 2),
+  "batch_hard_triplet_loss": (jaxobj.batch_hard_triplet_loss, make_labelled, ref_batch_hard, 2),
+  "batch_all_triplet_loss": (jaxobj.batch_all_triplet_loss, make_labelled, ref_batch_all, 2),
+  "arcface_loss": (jaxobj.arcface_loss, make_margin_softmax, ref_arcface, 2),
+  "cosface_loss": (jaxobj.cosface_loss, make_margin_softmax, ref_cosface, 2),
 }
 
 VALUE_CASES = [
-    ("pairwise_contrastive_loss", {}),
-    ("pairwise_contrastive_loss", {"margin": 3.0}),
-    ("cosine_embedding_loss", {}),
-    ("cosine_embedding_loss", {"margin": -0.3}),
-    ("cosine_embedding_loss", {"margin": 0.4}),
-    ("triplet_margin_loss", {}),
-    ("triplet_margin_loss", {"margin": 2.0, "swap": True}),
-    ("triplet_margin_loss", {"p": 1.0, "eps": 0.0}),
-    ("triplet_margin_loss", {"p": 3.0, "eps": 1e-3, "swap": True}),
-    ("triplet_margin_loss", {"p": 0.7}),
-    ("triplet_margin_loss", {"distance": "squared_euclidean", "margin": 4.0}),
-    ("triplet_margin_loss", {"distance": "cosine", "margin": 0.3, "swap": True}),
-    ("npairs_loss", {}),
-    ("npairs_loss", {"reg_lambda": 0.0}),
-    ("npairs_loss", {"reg_lambda": 0.5}),
-    ("multi_similarity_loss", {}),
-    ("multi_similarity_loss", {"alpha": 0.5, "beta": 3.0, "base": 0.1}),
-    ("batch_hard_triplet_loss", {}),
-    ("batch_hard_triplet_loss", {"margin": 0.2, "soft": True}),
-    ("batch_hard_triplet_loss", {"distance": "squared_euclidean", "margin": 4.0}),
-    ("batch_hard_triplet_loss", {"distance": "cosine", "margin": 0.3}),
-    ("batch_all_triplet_loss", {}),
-    ("batch_all_triplet_loss", {"margin": 0.3}),
-    ("batch_all_triplet_loss", {"distance": "squared_euclidean", "margin": 5.0}),
-    ("batch_all_triplet_loss", {"distance": "cosine", "margin": 0.5}),
-    ("arcface_loss", {}),
-    ("arcface_loss", {"margin": 0.3, "scale": 10.0}),
-    ("arcface_loss", {"margin": 1.2, "scale": 5.0, "margin_mode": "easy"}),
-    ("arcface_loss", {"margin": 1.2, "scale": 5.0, "margin_mode": "plain"}),
-    ("arcface_loss", {"margin": 1.2, "scale": 5.0, "margin_mode": "threshold"}),
-    ("cosface_loss", {}),
-    ("cosface_loss", {"margin": 0.1, "scale": 8.0}),
+  ("pairwise_contrastive_loss", {}),
+  ("pairwise_contrastive_loss", {"margin": 3.0}),
+  ("cosine_embedding_loss", {}),
+  ("cosine_embedding_loss", {"margin": -0.3}),
+  ("cosine_embedding_loss", {"margin": 0.4}),
+  ("triplet_margin_loss", {}),
+  ("triplet_margin_loss", {"margin": 2.0, "swap": True}),
+  ("triplet_margin_loss", {"p": 1.0, "eps": 0.0}),
+  ("triplet_margin_loss", {"p": 3.0, "eps": 1e-3, "swap": True}),
+  ("triplet_margin_loss", {"p": 0.7}),
+  ("triplet_margin_loss", {"distance": "squared_euclidean", "margin": 4.0}),
+  ("triplet_margin_loss", {"distance": "cosine", "margin": 0.3, "swap": True}),
+  ("npairs_loss", {}),
+  ("npairs_loss", {"reg_lambda": 0.0}),
+  ("npairs_loss", {"reg_lambda": 0.5}),
+  ("multi_similarity_loss", {}),
+  ("multi_similarity_loss", {"alpha": 0.5, "beta": 3.0, "base": 0.1}),
+  ("batch_hard_triplet_loss", {}),
+  ("batch_hard_triplet_loss", {"margin": 0.2, "soft": True}),
+  ("batch_hard_triplet_loss", {"distance": "squared_euclidean", "margin": 4.0}),
+  ("batch_hard_triplet_loss", {"distance": "cosine", "margin": 0.3}),
+  ("batch_all_triplet_loss", {}),
+  ("batch_all_triplet_loss", {"margin": 0.3}),
+  ("batch_all_triplet_loss", {"distance": "squared_euclidean", "margin": 5.0}),
+  ("batch_all_triplet_loss", {"distance": "cosine", "margin": 0.5}),
+  ("arcface_loss", {}),
+  ("arcface_loss", {"margin": 0.3, "scale": 10.0}),
+  ("arcface_loss", {"margin": 1.2, "scale": 5.0, "margin_mode": "easy"}),
+  ("arcface_loss", {"margin": 1.2, "scale": 5.0, "margin_mode": "plain"}),
+  ("arcface_loss", {"margin": 1.2, "scale": 5.0, "margin_mode": "threshold"}),
+  ("cosface_loss", {}),
+  ("cosface_loss", {"margin": 0.1, "scale": 8.0}),
 ]
 
 
@@ -285,9 +288,9 @@ def test_values_against_float64_reference(case):
 
 # One case per loss, and the options that change which rows are compared.
 MASK_CASES = [(name, {}) for name in LOSSES] + [
-    ("triplet_margin_loss", {"swap": True, "distance": "cosine"}),
-    ("batch_hard_triplet_loss", {"soft": True, "distance": "cosine"}),
-    ("batch_all_triplet_loss", {"distance": "squared_euclidean"}),
+  ("triplet_margin_loss", {"swap": True, "distance": "cosine"}),
+  ("batch_hard_triplet_loss", {"soft": True, "distance": "cosine"}),
+  ("batch_all_triplet_loss", {"distance": "squared_euclidean"}),
 ]
 
 
@@ -300,9 +303,15 @@ def test_masked_rows_are_sliced_out_even_when_nan(case):
   v_sliced, c_sliced = ref(*sliced, **_ref_kwargs(kw))
   values, counted = np.zeros(N), np.zeros(N, bool)
   values[MASK], counted[MASK] = v_sliced, c_sliced
-  poisoned = tuple(np.where(MASK.reshape((-1,) + (1,) * (a.ndim - 1)), a,
-                            np.nan if a.dtype.kind == "f" else 10**6).astype(a.dtype)
-                   for a in args[:batched]) + args[batched:]
+  poisoned = (
+    tuple(
+      np.where(
+        MASK.reshape((-1,) + (1,) * (a.ndim - 1)), a, np.nan if a.dtype.kind == "f" else 10**6
+      ).astype(a.dtype)
+      for a in args[:batched]
+    )
+    + args[batched:]
+  )
   where = jnp.asarray(MASK)
   close(fn(*poisoned, **kw, where=where, weights=w, reduction="none"), values * w)
   close(fn(*poisoned, **kw, where=where, weights=w), _mean(values, counted, w))
@@ -334,14 +343,21 @@ def test_npairs_mean_is_tensorflow_npairs_loss():
 def test_batch_all_weights_give_the_mean_over_all_triplets():
   _, (x, y), _, _ = _inputs("batch_all_triplet_loss")
   x64 = f64(x)
-  triplets = [max(0.0, np.linalg.norm(x64[i] - x64[p]) - np.linalg.norm(x64[i] - x64[n]) + 1.0)
-              for i in range(N) for p in range(N) for n in range(N)
-              if p != i and y[p] == y[i] and y[n] != y[i]]
+  triplets = [
+    max(0.0, np.linalg.norm(x64[i] - x64[p]) - np.linalg.norm(x64[i] - x64[n]) + 1.0)
+    for i in range(N)
+    for p in range(N)
+    for n in range(N)
+    if p != i and y[p] == y[i] and y[n] != y[i]
+  ]
   same = y[:, None] == y[None, :]
   counts = ((same.sum(1) - 1) * (~same).sum(1)).astype(np.float32)
   close(jaxobj.batch_all_triplet_loss(x, y, weights=counts), np.mean(triplets))
-  close(jaxobj.batch_all_triplet_loss(x, y, weights=counts, reduction="sum"),
-        np.sum(triplets), rtol=2e-5)
+  close(
+    jaxobj.batch_all_triplet_loss(x, y, weights=counts, reduction="sum"),
+    np.sum(triplets),
+    rtol=2e-5,
+  )
 
 
 def test_batch_all_with_tied_negative_distances():
@@ -351,8 +367,7 @@ def test_batch_all_with_tied_negative_distances():
   y = np.array([0, 0, 1, 2, 1, 2, 3, 0], np.int32)
   for margin in (0.05, 1.0):
     values, _ = ref_batch_all(x, y, margin=margin)
-    close(jaxobj.batch_all_triplet_loss(x, y, margin=margin, reduction="none"), values,
-          rtol=2e-5)
+    close(jaxobj.batch_all_triplet_loss(x, y, margin=margin, reduction="none"), values, rtol=2e-5)
 
 
 def test_distances_keep_their_precision_far_from_the_origin():
@@ -360,11 +375,17 @@ def test_distances_keep_their_precision_far_from_the_origin():
   # the losses centre the batch first.
   _, (x, y), _, _ = _inputs("batch_hard_triplet_loss")
   far = (x + 1000.0).astype(np.float32)
-  for fn, ref in ((jaxobj.batch_hard_triplet_loss, ref_batch_hard),
-                  (jaxobj.batch_all_triplet_loss, ref_batch_all)):
+  for fn, ref in (
+    (jaxobj.batch_hard_triplet_loss, ref_batch_hard),
+    (jaxobj.batch_all_triplet_loss, ref_batch_all),
+  ):
     for distance in ("euclidean", "squared_euclidean"):
-      close(fn(far, y, distance=distance, reduction="none"),
-            ref(far, y, distance=distance)[0], rtol=1e-4, atol=1e-4)
+      close(
+        fn(far, y, distance=distance, reduction="none"),
+        ref(far, y, distance=distance)[0],
+        rtol=1e-4,
+        atol=1e-4,
+      )
 
 
 # --------------------------------------------------------------------------
@@ -372,7 +393,9 @@ def test_distances_keep_their_precision_far_from_the_origin():
 # and hyperparameters.
 
 
-GRAD_CASES = [(name, {}) for name in LOSSES] + [
+GRAD_CASES = (
+  [(name, {}) for name in LOSSES]
+  + [
     ("triplet_margin_loss", {"p": 3.0, "eps": 1e-3, "swap": True}),
     ("triplet_margin_loss", {"distance": "squared_euclidean", "margin": 4.0}),
     ("triplet_margin_loss", {"distance": "cosine", "margin": 0.3, "swap": True}),
@@ -380,23 +403,24 @@ GRAD_CASES = [(name, {}) for name in LOSSES] + [
     ("batch_hard_triplet_loss", {"margin": 0.2, "soft": True, "distance": "cosine"}),
     ("batch_all_triplet_loss", {"distance": "cosine", "margin": 0.5}),
     ("batch_all_triplet_loss", {"distance": "squared_euclidean", "margin": 5.0}),
-] + [("arcface_loss", {"margin": 1.2, "scale": 5.0, "margin_mode": m})
-     for m in ("easy", "plain")]
+  ]
+  + [("arcface_loss", {"margin": 1.2, "scale": 5.0, "margin_mode": m}) for m in ("easy", "plain")]
+)
 # The labels of cosine_embedding_loss are {-1, +1}, not differentiable.
 NOT_DIFFERENTIABLE = {"cosine_embedding_loss": 2}
 
 
 # Traceable hyperparameters whose gradients are checked too (default cases).
 HYPER = {
-    "pairwise_contrastive_loss": {"margin": 1.0},
-    "cosine_embedding_loss": {"margin": 0.2},
-    "triplet_margin_loss": {"margin": 1.0, "p": 1.5, "eps": 1e-2},
-    "npairs_loss": {"reg_lambda": 0.1},
-    "multi_similarity_loss": {"alpha": 2.0, "beta": 5.0, "base": 0.3},
-    "batch_hard_triplet_loss": {"margin": 1.0},
-    "batch_all_triplet_loss": {"margin": 1.0},
-    "arcface_loss": {"margin": 0.5, "scale": 4.0},
-    "cosface_loss": {"margin": 0.35, "scale": 4.0},
+  "pairwise_contrastive_loss": {"margin": 1.0},
+  "cosine_embedding_loss": {"margin": 0.2},
+  "triplet_margin_loss": {"margin": 1.0, "p": 1.5, "eps": 1e-2},
+  "npairs_loss": {"reg_lambda": 0.1},
+  "multi_similarity_loss": {"alpha": 2.0, "beta": 5.0, "base": 0.3},
+  "batch_hard_triplet_loss": {"margin": 1.0},
+  "batch_all_triplet_loss": {"margin": 1.0},
+  "arcface_loss": {"margin": 0.5, "scale": 4.0},
+  "cosface_loss": {"margin": 0.35, "scale": 4.0},
 }
 
 
@@ -408,30 +432,32 @@ def test_check_grads_float64(case):
   hyper = {} if kw else HYPER[name]
   modes = ["fwd", "rev"] if name == "batch_all_triplet_loss" else ["rev"]
   with jax.enable_x64(True):
-    floats = [i for i, a in enumerate(args)
-              if a.dtype.kind == "f" and NOT_DIFFERENTIABLE.get(name) != i]
+    floats = [
+      i for i, a in enumerate(args) if a.dtype.kind == "f" and NOT_DIFFERENTIABLE.get(name) != i
+    ]
 
     def f(*xs):
       full = list(args)
       for i, x in zip(floats, xs):
         full[i] = x
-      h = dict(zip(hyper, xs[len(floats):]))
+      h = dict(zip(hyper, xs[len(floats) :]))
       return fn(*full, **kw, **h, where=jnp.asarray(MASK))
 
-    check_grads(f, tuple(f64(args[i]) for i in floats) + tuple(hyper.values()), order=1,
-                modes=modes)
+    check_grads(
+      f, tuple(f64(args[i]) for i in floats) + tuple(hyper.values()), order=1, modes=modes
+    )
 
 
 def test_contrastive_gradient_closed_form():
   rng = np.random.default_rng(6)
   x1, x2 = _emb(rng, N), _emb(rng, N)
   y = rng.integers(0, 2, N).astype(np.float32)
-  g = jax.grad(lambda a: jaxobj.pairwise_contrastive_loss(a, x2, y, margin=2.0,
-                                                           reduction="sum"))(x1)
+  g = jax.grad(lambda a: jaxobj.pairwise_contrastive_loss(a, x2, y, margin=2.0, reduction="sum"))(
+    x1
+  )
   diff = f64(x1) - f64(x2)
   d = np.linalg.norm(diff, axis=1, keepdims=True)
-  expected = (y[:, None] * 2 * diff
-              - (1 - y[:, None]) * 2 * np.maximum(0.0, 2.0 - d) * diff / d)
+  expected = y[:, None] * 2 * diff - (1 - y[:, None]) * 2 * np.maximum(0.0, 2.0 - d) * diff / d
   close(g, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -447,8 +473,9 @@ def test_hinges_have_zero_gradient_at_the_kink():
     a, p, n = np.array([[0.0, 0.0]]), np.array([[1.0, 0.0]]), np.array([[0.0, 1.5]])
     g = jax.grad(lambda a: jaxobj.triplet_margin_loss(a, p, n, margin=0.5, eps=0.0))(a)
     np.testing.assert_array_equal(g, 0.0)
-    g = jax.grad(lambda x: jaxobj.batch_hard_triplet_loss(
-        x, np.array([0, 0, 1]), margin=0.5))(np.concatenate([a, p, n]))
+    g = jax.grad(lambda x: jaxobj.batch_hard_triplet_loss(x, np.array([0, 0, 1]), margin=0.5))(
+      np.concatenate([a, p, n])
+    )
     np.testing.assert_array_equal(g[0], 0.0)
 
 
@@ -501,16 +528,19 @@ def test_duplicate_embeddings_have_finite_gradients(name, distance):
 
 def test_identical_pairs_have_finite_gradients():
   x = _emb(np.random.default_rng(11), N)
-  for fn, y, kw in ((jaxobj.pairwise_contrastive_loss, np.zeros(N, np.float32), {}),
-                    (jaxobj.triplet_margin_loss, x, {"eps": 0.0}),
-                    (jaxobj.triplet_margin_loss, x, {"eps": 0.0, "p": 1.5}),
-                    (jaxobj.triplet_margin_loss, x, {"distance": "cosine"})):
+  for fn, y, kw in (
+    (jaxobj.pairwise_contrastive_loss, np.zeros(N, np.float32), {}),
+    (jaxobj.triplet_margin_loss, x, {"eps": 0.0}),
+    (jaxobj.triplet_margin_loss, x, {"eps": 0.0, "p": 1.5}),
+    (jaxobj.triplet_margin_loss, x, {"distance": "cosine"}),
+  ):
     value, g = jax.value_and_grad(lambda a: fn(a, x, y, **kw))(x)
     assert np.isfinite(float(value)) and np.all(np.isfinite(g))
   # d = 0 for a dissimilar pair: the full margin^2, with gradient 0 (no direction).
   z = jnp.zeros((1, D))
-  value, g = jax.value_and_grad(lambda a: jaxobj.pairwise_contrastive_loss(
-      a, z, jnp.zeros(1), margin=2.0))(z)
+  value, g = jax.value_and_grad(
+    lambda a: jaxobj.pairwise_contrastive_loss(a, z, jnp.zeros(1), margin=2.0)
+  )(z)
   assert float(value) == 4.0 and np.all(np.asarray(g) == 0.0)
 
 
@@ -528,15 +558,21 @@ def test_zero_vectors_in_cosine_similarities():
   y = np.array([0, 0, 1, 1, 2, 2, 3, 3], np.int32)
   close(jaxobj.multi_similarity_loss(x, y, reduction="none"), ref_multi_similarity(x, y)[0])
   centers = _emb(rng, K)
-  close(jaxobj.arcface_loss(x, y, centers, reduction="none"),
-        ref_arcface(x, y, centers)[0], rtol=2e-5)
-  for fn in (lambda a: jaxobj.multi_similarity_loss(a, y),
-             lambda a: jaxobj.batch_hard_triplet_loss(a, y, distance="cosine"),
-             lambda a: jaxobj.arcface_loss(a, y, centers),
-             lambda a: jaxobj.cosface_loss(a, y, centers)):
+  close(
+    jaxobj.arcface_loss(x, y, centers, reduction="none"), ref_arcface(x, y, centers)[0], rtol=2e-5
+  )
+  for fn in (
+    lambda a: jaxobj.multi_similarity_loss(a, y),
+    lambda a: jaxobj.batch_hard_triplet_loss(a, y, distance="cosine"),
+    lambda a: jaxobj.arcface_loss(a, y, centers),
+    lambda a: jaxobj.cosface_loss(a, y, centers),
+  ):
     assert np.all(np.isfinite(jax.grad(fn)(x)))
-  assert np.all(np.isfinite(jax.grad(lambda w: jaxobj.arcface_loss(x, y, w))(
-      np.concatenate([zero, _emb(rng, K - 1)]))))
+  assert np.all(
+    np.isfinite(
+      jax.grad(lambda w: jaxobj.arcface_loss(x, y, w))(np.concatenate([zero, _emb(rng, K - 1)]))
+    )
+  )
 
 
 @pytest.mark.parametrize("mode", ["threshold", "easy", "plain"])
@@ -547,8 +583,8 @@ def test_arcface_is_finite_at_cosine_plus_and_minus_one(mode):
   x = np.concatenate([3.0 * centers[:4], -2.0 * centers[:4]])
   assert np.allclose(np.abs(np.sum(_unit(x) * centers[y], 1)), 1.0)
   values, (gx, gw) = jax.value_and_grad(
-      lambda a, w: jaxobj.arcface_loss(a, y, w, margin_mode=mode, reduction="sum"),
-      argnums=(0, 1))(x, centers)
+    lambda a, w: jaxobj.arcface_loss(a, y, w, margin_mode=mode, reduction="sum"), argnums=(0, 1)
+  )(x, centers)
   close(values, ref_arcface(x, y, centers, margin_mode=mode)[0].sum(), rtol=2e-5)
   assert np.all(np.isfinite(gx)) and np.all(np.isfinite(gw))
 
@@ -561,10 +597,14 @@ def test_arcface_threshold_keeps_the_target_logit_monotone():
   x = np.stack([np.cos(theta), np.sin(theta)] + [np.zeros_like(theta)] * (D - 2), 1)
   centers = np.eye(D, dtype=np.float32)[[0, 2, 2, 3, 3]]  # the others stay at cos 0
   y = np.zeros(N, np.int32)
-  plain = np.asarray(jaxobj.arcface_loss(x.astype(np.float32), y, centers, margin=m,
-                                         scale=2.0, margin_mode="plain", reduction="none"))
-  thr = np.asarray(jaxobj.arcface_loss(x.astype(np.float32), y, centers, margin=m,
-                                       scale=2.0, reduction="none"))
+  plain = np.asarray(
+    jaxobj.arcface_loss(
+      x.astype(np.float32), y, centers, margin=m, scale=2.0, margin_mode="plain", reduction="none"
+    )
+  )
+  thr = np.asarray(
+    jaxobj.arcface_loss(x.astype(np.float32), y, centers, margin=m, scale=2.0, reduction="none")
+  )
   assert np.all(np.diff(thr) >= -1e-6)
   assert np.any(np.diff(plain[theta > np.pi - m]) < 0)
 
@@ -605,8 +645,15 @@ def test_margin_softmax_contract(name):
   assert np.all(np.isfinite(jax.grad(lambda a: fn(a, y, w))(1e4 * x)))
   low = fn(x.astype(jnp.bfloat16), y, w.astype(jnp.float16))
   assert low.dtype == jnp.float32
-  close(low, fn(f64(x.astype(jnp.bfloat16)).astype(np.float32), y,
-                f64(w.astype(jnp.float16)).astype(np.float32)), rtol=1e-6)
+  close(
+    low,
+    fn(
+      f64(x.astype(jnp.bfloat16)).astype(np.float32),
+      y,
+      f64(w.astype(jnp.float16)).astype(np.float32),
+    ),
+    rtol=1e-6,
+  )
 
 
 @pytest.mark.parametrize("name", MARGIN_SOFTMAX)
@@ -633,8 +680,7 @@ def test_out_of_range_labels_give_nan():
       labels = np.where(np.arange(N) == 0, bad, y).astype(np.int32)
       out = np.asarray(fn(x, labels, w, reduction="none"))
       assert np.isnan(out[0]) and np.all(np.isfinite(out[1:]))
-  out = np.asarray(jaxobj.cosine_embedding_loss(x, x, np.zeros(N, np.float32),
-                                                reduction="none"))
+  out = np.asarray(jaxobj.cosine_embedding_loss(x, x, np.zeros(N, np.float32), reduction="none"))
   assert np.all(np.isnan(out))  # {0, 1} labels must be mapped to {-1, +1}
 
 
@@ -677,16 +723,16 @@ def test_bad_hyperparameters():
   x, y = np.zeros((N, D), np.float32), np.zeros(N, np.int32)
   w = np.eye(K, D, dtype=np.float32)
   cases = [
-      (lambda: jaxobj.batch_hard_triplet_loss(x, y, distance="l2"), "'euclidean'"),
-      (lambda: jaxobj.triplet_margin_loss(x, x, x, distance="euclidean"), "'lp'"),
-      (lambda: jaxobj.arcface_loss(x, y, w, margin_mode="hard"), "'threshold'"),
-      (lambda: jaxobj.triplet_margin_loss(x, x, x, p=0.0), "p"),
-      (lambda: jaxobj.triplet_margin_loss(x, x, x, margin=-1.0), "margin"),
-      (lambda: jaxobj.cosine_embedding_loss(x, x, np.ones(N), margin=1.5), "margin"),
-      (lambda: jaxobj.multi_similarity_loss(x, y, beta=0.0), "beta"),
-      (lambda: jaxobj.npairs_loss(x, x, y, reg_lambda=-0.1), "reg_lambda"),
-      (lambda: jaxobj.arcface_loss(x, y, w, margin=4.0), "margin"),
-      (lambda: jaxobj.cosface_loss(x, y, w, scale=0.0), "scale"),
+    (lambda: jaxobj.batch_hard_triplet_loss(x, y, distance="l2"), "'euclidean'"),
+    (lambda: jaxobj.triplet_margin_loss(x, x, x, distance="euclidean"), "'lp'"),
+    (lambda: jaxobj.arcface_loss(x, y, w, margin_mode="hard"), "'threshold'"),
+    (lambda: jaxobj.triplet_margin_loss(x, x, x, p=0.0), "p"),
+    (lambda: jaxobj.triplet_margin_loss(x, x, x, margin=-1.0), "margin"),
+    (lambda: jaxobj.cosine_embedding_loss(x, x, np.ones(N), margin=1.5), "margin"),
+    (lambda: jaxobj.multi_similarity_loss(x, y, beta=0.0), "beta"),
+    (lambda: jaxobj.npairs_loss(x, x, y, reg_lambda=-0.1), "reg_lambda"),
+    (lambda: jaxobj.arcface_loss(x, y, w, margin=4.0), "margin"),
+    (lambda: jaxobj.cosface_loss(x, y, w, scale=0.0), "scale"),
   ]
   for call, match in cases:
     with pytest.raises(ValueError, match=match):
@@ -710,11 +756,14 @@ def test_cosine_embedding_loss_feature_axis(axis):
   w = rng.uniform(0.5, 2.0, cos.shape).astype(np.float32)
   close(fn(x1, weights=w), np.sum(w * want) / np.sum(w), rtol=1e-5, atol=1e-6)
   # d cos / d x1 = x2 / sqrt(sq1 sq2) - cos x1 / sq1 along the axis.
-  dcos = (b / np.expand_dims(np.sqrt(sq1 * sq2), axis)
-          - np.expand_dims(cos / sq1, axis) * a)
+  dcos = b / np.expand_dims(np.sqrt(sq1 * sq2), axis) - np.expand_dims(cos / sq1, axis) * a
   sign = np.where(y == 1, -1.0, np.where(cos > margin, 1.0, 0.0))
-  close(jax.grad(lambda e: fn(e, reduction="sum"))(x1), np.expand_dims(sign, axis) * dcos,
-        rtol=1e-4, atol=1e-6)
+  close(
+    jax.grad(lambda e: fn(e, reduction="sum"))(x1),
+    np.expand_dims(sign, axis) * dcos,
+    rtol=1e-4,
+    atol=1e-6,
+  )
 
 
 def test_cosine_embedding_loss_bad_axis_is_a_clear_error():
@@ -739,8 +788,9 @@ def test_a_nan_embedding_reaches_the_value_of_the_mined_triplet_losses(distance)
   bad, keep = x.at[2, 1].set(jnp.nan), jnp.arange(6) != 2
   for fn in (jaxobj.batch_hard_triplet_loss, jaxobj.batch_all_triplet_loss):
     assert np.isnan(float(fn(bad, y, distance=distance))), fn.__name__
-    np.testing.assert_allclose(fn(bad, y, where=keep, distance=distance),
-                               fn(x[keep], y[keep], distance=distance), rtol=1e-5)
+    np.testing.assert_allclose(
+      fn(bad, y, where=keep, distance=distance), fn(x[keep], y[keep], distance=distance), rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("p", [2.0, 1.5])

@@ -3,10 +3,9 @@ after the first draw their plots. Notebooks are stored without outputs."""
 
 import pathlib
 
-import pytest
-
 import nbclient
 import nbformat
+import pytest
 
 NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 # Notebooks that explain with text and numbers only.
@@ -26,8 +25,9 @@ def test_notebook_is_stored_without_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_executes(path):
   nb = nbformat.read(path, as_version=4)
-  nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                          resources={"metadata": {"path": str(path.parent)}}).execute()
+  nbclient.NotebookClient(
+    nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+  ).execute()
   outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
   assert not [o for o in outputs if o.output_type == "error"]
   assert any(o.output_type == "stream" for o in outputs)

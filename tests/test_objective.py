@@ -22,26 +22,33 @@ def _close(a, b, rtol=RTOL, atol=1e-7):
 def _batch(seed=0, n=8, k=4):
   rng = np.random.default_rng(seed)
   return {
-      "x": jnp.asarray(rng.normal(size=(n, 3)), jnp.float32),
-      "labels": jnp.asarray(rng.integers(0, k, n), jnp.int32),
-      "y": jnp.asarray(rng.normal(size=n), jnp.float32),
-      "mask": jnp.asarray(rng.uniform(size=n) < 0.7),
+    "x": jnp.asarray(rng.normal(size=(n, 3)), jnp.float32),
+    "labels": jnp.asarray(rng.integers(0, k, n), jnp.int32),
+    "y": jnp.asarray(rng.normal(size=n), jnp.float32),
+    "mask": jnp.asarray(rng.uniform(size=n) < 0.7),
   }
 
 
 def _model_params(seed=1, k=4):
   rng = np.random.default_rng(seed)
-  return {"w": jnp.asarray(rng.normal(size=(3, k)), jnp.float32),
-          "v": jnp.asarray(rng.normal(size=(3,)), jnp.float32),
-          "b": jnp.asarray(rng.normal(size=(k,)), jnp.float32)}
+  return {
+    "w": jnp.asarray(rng.normal(size=(3, k)), jnp.float32),
+    "v": jnp.asarray(rng.normal(size=(3,)), jnp.float32),
+    "b": jnp.asarray(rng.normal(size=(k,)), jnp.float32),
+  }
 
 
 def _outputs(mp, batch):
   return {"logits": batch["x"] @ mp["w"] + mp["b"], "pred": batch["x"] @ mp["v"]}
 
 
-CE = jo.term(jaxobj.softmax_cross_entropy_with_integer_labels, "outputs.logits",
-             "batch.labels", where="batch.mask", name="ce")
+CE = jo.term(
+  jaxobj.softmax_cross_entropy_with_integer_labels,
+  "outputs.logits",
+  "batch.labels",
+  where="batch.mask",
+  name="ce",
+)
 HUBER = jo.term(jaxobj.huber_loss, "outputs.pred", "batch.y", delta=0.5)
 L2 = jo.regularizer(jaxobj.l2_penalty, mask=jaxobj.regularizers.exclude("b"))
 COMPOSED = CE + 0.1 * HUBER + 1e-3 * L2
@@ -50,7 +57,8 @@ COMPOSED = CE + 0.1 * HUBER + 1e-3 * L2
 def _by_hand(mp, batch):
   out = _outputs(mp, batch)
   ce = jaxobj.softmax_cross_entropy_with_integer_labels(
-      out["logits"], batch["labels"], where=batch["mask"])
+    out["logits"], batch["labels"], where=batch["mask"]
+  )
   huber = jaxobj.huber_loss(out["pred"], batch["y"], delta=0.5)
   l2 = jnp.sum(mp["w"] ** 2) + jnp.sum(mp["v"] ** 2)
   return ce + 0.1 * huber + 1e-3 * l2
@@ -80,8 +88,9 @@ def test_composed_equals_hand_written_value_and_gradient():
 
 def test_info_is_flat_and_complete():
   _, info = _composed(_model_params(), _batch())
-  expected = {"loss"} | {f"{k}/{t}" for k in ("loss", "weight", "count")
-                         for t in ("ce", "huber_loss", "l2_penalty")}
+  expected = {"loss"} | {
+    f"{k}/{t}" for k in ("loss", "weight", "count") for t in ("ce", "huber_loss", "l2_penalty")
+  }
   assert set(info) == expected
   assert all(jnp.shape(v) == () for v in info.values())
 
@@ -99,7 +108,8 @@ def test_sum_reduction_term_and_plain_function_term():
 def test_all_masked_term_is_zero_with_zero_gradient():
   mp, batch = _model_params(), dict(_batch(), mask=jnp.zeros(8, bool))
   (value, info), g = jax.value_and_grad(
-      lambda m: CE.apply(outputs=_outputs(m, batch), batch=batch), has_aux=True)(mp)
+    lambda m: CE.apply(outputs=_outputs(m, batch), batch=batch), has_aux=True
+  )(mp)
   assert float(value) == 0.0 and float(info["count/ce"]) == 0.0
   assert all(np.all(np.asarray(x) == 0.0) for x in jax.tree.leaves(g))
 
@@ -134,8 +144,9 @@ def test_vmap_over_a_traced_weight():
   mp, batch = _model_params(), _batch()
   values = jax.vmap(lambda w: _composed(mp, batch, CE + w * HUBER)[0])(jnp.array([0.0, 1.0]))
   out = _outputs(mp, batch)
-  ce = jaxobj.softmax_cross_entropy_with_integer_labels(out["logits"], batch["labels"],
-                                                        where=batch["mask"])
+  ce = jaxobj.softmax_cross_entropy_with_integer_labels(
+    out["logits"], batch["labels"], where=batch["mask"]
+  )
   huber = jaxobj.huber_loss(out["pred"], batch["y"], delta=0.5)
   _close(values, jnp.stack([ce, ce + huber]), rtol=1e-5)
 
@@ -190,9 +201,13 @@ def test_stop_gradient_counts_in_the_value_but_not_the_gradient():
 
 def test_combine_names_terms_by_key():
   batch = _batch()
-  obj = jo.combine({"fit": jo.term(jaxobj.squared_error, "batch.y", None),
-                    "robust": jo.term(jaxobj.absolute_error, "batch.y", None)},
-                   weights={"robust": 0.25})
+  obj = jo.combine(
+    {
+      "fit": jo.term(jaxobj.squared_error, "batch.y", None),
+      "robust": jo.term(jaxobj.absolute_error, "batch.y", None),
+    },
+    weights={"robust": 0.25},
+  )
   value, info = obj.apply(batch=batch)
   assert {"loss/fit", "loss/robust"} <= set(info)
   _close(value, jnp.mean(batch["y"] ** 2) + 0.25 * jnp.mean(jnp.abs(batch["y"])))
@@ -203,8 +218,7 @@ def test_learnable_hyperparameter_is_an_objective_param():
   obj = jo.term(jaxobj.huber_loss, "batch.y", None, delta=jo.learnable(0.5, positive=True))
   params = obj.init()
   _close(params["huber_loss"]["delta"], math.log(0.5))
-  (value, _), g = jax.value_and_grad(
-      lambda p: obj.apply(p, batch=batch), has_aux=True)(params)
+  (value, _), g = jax.value_and_grad(lambda p: obj.apply(p, batch=batch), has_aux=True)(params)
   _close(value, jaxobj.huber_loss(batch["y"], delta=0.5))
   d = jax.grad(lambda d: jaxobj.huber_loss(batch["y"], delta=d))(0.5)
   _close(g["huber_loss"]["delta"], d * 0.5, rtol=1e-5)  # chain rule through exp
@@ -212,8 +226,9 @@ def test_learnable_hyperparameter_is_an_objective_param():
 
 def test_learnable_positional_input_with_random_initializer():
   init = lambda key: jax.random.normal(key, (4, 3))  # noqa: E731
-  obj = jo.term(lambda x, c: jnp.mean((x @ c.T) ** 2), "batch.x", jo.learnable(init),
-                name="centers")
+  obj = jo.term(
+    lambda x, c: jnp.mean((x @ c.T) ** 2), "batch.x", jo.learnable(init), name="centers"
+  )
   with pytest.raises(ValueError, match="PRNG key"):
     obj.init()
   params = obj.init(jax.random.key(0))
@@ -231,8 +246,9 @@ def test_schedule_as_hyperparameter():
 def test_regularizer_masks_by_path_and_predicate():
   mp = _model_params()
   by_path = jo.regularizer(jaxobj.l1_penalty, mask=jaxobj.regularizers.exclude("b", "v"))
-  by_predicate = jo.regularizer(jaxobj.l2_penalty, mask=jaxobj.regularizers.matrices_only,
-                                name="l2_matrices")
+  by_predicate = jo.regularizer(
+    jaxobj.l2_penalty, mask=jaxobj.regularizers.matrices_only, name="l2_matrices"
+  )
   value, info = (by_path + by_predicate).apply(model=mp)
   _close(info["loss/l1_penalty"], jnp.sum(jnp.abs(mp["w"])))
   _close(info["loss/l2_matrices"], jnp.sum(mp["w"] ** 2))
@@ -244,28 +260,37 @@ def test_regularizer_masks_by_path_and_predicate():
 def test_schedules_match_their_formulas():
   steps = np.arange(0, 40)
   lin = jo.linear_warmup(1.0, 3.0, steps=10, begin=5)
-  np.testing.assert_allclose(jax.vmap(lin)(steps),
-                             1.0 + 2.0 * np.clip((steps - 5) / 10, 0, 1), rtol=1e-6)
+  np.testing.assert_allclose(
+    jax.vmap(lin)(steps), 1.0 + 2.0 * np.clip((steps - 5) / 10, 0, 1), rtol=1e-6
+  )
   cos = jo.cosine_warmup(0.0, 1.0, steps=20)
-  np.testing.assert_allclose(jax.vmap(cos)(steps),
-                             0.5 * (1 - np.cos(np.pi * np.clip(steps / 20, 0, 1))),
-                             rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(
+    jax.vmap(cos)(steps),
+    0.5 * (1 - np.cos(np.pi * np.clip(steps / 20, 0, 1))),
+    rtol=1e-6,
+    atol=1e-7,
+  )
   cyc = jo.cyclical(period=8, ramp=0.25, low=0.1, high=0.9)
-  np.testing.assert_allclose(jax.vmap(cyc)(steps),
-                             0.1 + 0.8 * np.clip((steps % 8) / 8 / 0.25, 0, 1), rtol=1e-6)
+  np.testing.assert_allclose(
+    jax.vmap(cyc)(steps), 0.1 + 0.8 * np.clip((steps % 8) / 8 / 0.25, 0, 1), rtol=1e-6
+  )
   pw = jo.piecewise([10, 25], [1.0, 0.5, 0.1])
-  np.testing.assert_allclose(jax.vmap(pw)(steps),
-                             np.where(steps < 10, 1.0, np.where(steps < 25, 0.5, 0.1)))
+  np.testing.assert_allclose(
+    jax.vmap(pw)(steps), np.where(steps < 10, 1.0, np.where(steps < 25, 0.5, 0.1))
+  )
   assert float(jo.constant(2.5)(7)) == 2.5
 
 
-@pytest.mark.parametrize("bad", [
+@pytest.mark.parametrize(
+  "bad",
+  [
     lambda: jo.linear_warmup(0, 1, steps=0),
     lambda: jo.cyclical(period=0),
     lambda: jo.cyclical(period=4, ramp=0.0),
     lambda: jo.piecewise([5, 1], [1.0, 2.0, 3.0]),
     lambda: jo.piecewise([5], [1.0]),
-])
+  ],
+)
 def test_bad_schedules_raise(bad):
   with pytest.raises(ValueError):
     bad()
@@ -285,8 +310,10 @@ def test_params_from_another_objective_raise():
 
 def test_missing_input_names_the_term_and_suggests():
   with pytest.raises(ValueError, match=r"term 'ce' \(labels\).*Did you mean batch\.labels"):
-    CE.apply(outputs={"logits": jnp.zeros((2, 4))},
-             batch={"label": jnp.zeros(2, jnp.int32), "labels_": 0, "mask": jnp.ones(2, bool)})
+    CE.apply(
+      outputs={"logits": jnp.zeros((2, 4))},
+      batch={"label": jnp.zeros(2, jnp.int32), "labels_": 0, "mask": jnp.ones(2, bool)},
+    )
   with pytest.raises(ValueError, match="got no 'outputs'"):
     CE.apply(batch=_batch())
 
@@ -323,11 +350,15 @@ def test_other_misuse():
 def test_repr_shows_the_tree():
   obj = CE + 0.1 * jo.group("aux", HUBER) + jo.cosine_warmup(0.0, 1e-4, steps=100) * L2
   text = repr(obj)
-  for piece in ("Objective", "ce = softmax_cross_entropy_with_integer_labels(outputs.logits, "
-                "batch.labels, where=batch.mask)", "0.1 · [aux]",
-                "huber_loss = huber_loss(outputs.pred, batch.y, delta=0.5)",
-                "cosine_warmup(0→0.0001, steps=100, begin=0) · l2_penalty",
-                "mask=exclude('b')"):
+  for piece in (
+    "Objective",
+    "ce = softmax_cross_entropy_with_integer_labels(outputs.logits, "
+    "batch.labels, where=batch.mask)",
+    "0.1 · [aux]",
+    "huber_loss = huber_loss(outputs.pred, batch.y, delta=0.5)",
+    "cosine_warmup(0→0.0001, steps=100, begin=0) · l2_penalty",
+    "mask=exclude('b')",
+  ):
     assert piece in text, (piece, text)
   mt = jo.multitask({"a": CE, "b": HUBER}, jo.UncertaintyWeighting())
   assert "[uncertainty_weighting] UncertaintyWeighting" in repr(mt)
@@ -342,8 +373,10 @@ def test_a_forgotten_target_is_an_error_and_zeros_are_asked_for():
   with pytest.raises(TypeError, match=r"no input given for 'labels'"):
     jo.term(jaxobj.softmax_cross_entropy, "outputs")
   y = jnp.array([1.0, -3.0])
-  for t in (jo.term(jaxobj.huber_loss, "outputs", None),
-            jo.term(jaxobj.huber_loss, "outputs", targets=None)):
+  for t in (
+    jo.term(jaxobj.huber_loss, "outputs", None),
+    jo.term(jaxobj.huber_loss, "outputs", targets=None),
+  ):
     _close(t.apply(outputs=y)[0], jaxobj.huber_loss(y, jnp.zeros(2)))
 
 
@@ -378,16 +411,18 @@ def test_learnable_initial_values_are_checked_before_tracing():
     with pytest.raises(ValueError, match="initial value"):
       jo.learnable(bad, positive=positive)
   # A random initializer is checked when drawn, outside jit.
-  obj = jo.term(jaxobj.huber_loss, "p", "y",
-                delta=jo.learnable(lambda key: -jnp.ones(()), positive=True))
+  obj = jo.term(
+    jaxobj.huber_loss, "p", "y", delta=jo.learnable(lambda key: -jnp.ones(()), positive=True)
+  )
   with pytest.raises(ValueError, match="positive initial"):
     obj.init(jax.random.key(0))
 
 
 def test_update_state_with_incomplete_info_says_what_is_missing():
-  obj = jo.multitask({"a": jo.term(jaxobj.squared_error, "p", "y"),
-                      "b": jo.term(jaxobj.absolute_error, "p", "y")},
-                     jo.DynamicWeightAverage())
+  obj = jo.multitask(
+    {"a": jo.term(jaxobj.squared_error, "p", "y"), "b": jo.term(jaxobj.absolute_error, "p", "y")},
+    jo.DynamicWeightAverage(),
+  )
   state = obj.init_state()
   _, info = obj.apply(state=state, p=jnp.ones(2), y=jnp.zeros(2))
   with pytest.raises(ValueError, match=r"info has no 'loss/b'.*whole info dict"):
@@ -395,12 +430,13 @@ def test_update_state_with_incomplete_info_says_what_is_missing():
 
 
 def test_plain_function_terms_count_once_when_accumulated():
-  obj = (jo.term(jaxobj.squared_error, "batch.x", "batch.y")
-         + jo.term(lambda x: jnp.mean(x), "batch.x", name="mean_x"))
+  obj = jo.term(jaxobj.squared_error, "batch.x", "batch.y") + jo.term(
+    lambda x: jnp.mean(x), "batch.x", name="mean_x"
+  )
   batch = {"x": jnp.arange(8.0), "y": jnp.zeros(8)}
   (value, info), _ = jo.accumulate_value_and_grad(
-      obj, lambda m, mb: {"batch": mb}, {}, {},
-      jax.tree.map(lambda a: a.reshape(4, 2), batch))
+    obj, lambda m, mb: {"batch": mb}, {}, {}, jax.tree.map(lambda a: a.reshape(4, 2), batch)
+  )
   whole_value, whole_info = obj.apply(batch=batch)
   _close(value, whole_value)
   _close(info, whole_info)
@@ -416,10 +452,15 @@ def test_nnx_accumulation_gives_optimizer_ready_gradients():
   class Trainer(nnx.Module):
     def __init__(self):
       self.model = nnx.Linear(3, 1, rngs=nnx.Rngs(0))
-      self.objective = ObjectiveModule(jo.multitask(
-          {"fit": jo.term(jaxobj.huber_loss, "outputs", "batch.y", where="batch.mask"),
-           "abs": jo.term(jaxobj.absolute_error, "outputs", "batch.y")},
-          jo.UncertaintyWeighting(init_log_variance=0.2)))
+      self.objective = ObjectiveModule(
+        jo.multitask(
+          {
+            "fit": jo.term(jaxobj.huber_loss, "outputs", "batch.y", where="batch.mask"),
+            "abs": jo.term(jaxobj.absolute_error, "outputs", "batch.y"),
+          },
+          jo.UncertaintyWeighting(init_log_variance=0.2),
+        )
+      )
 
   def data_fn(t, mb):
     return {"outputs": t.model(mb["x"])[:, 0], "batch": mb}
@@ -427,18 +468,22 @@ def test_nnx_accumulation_gives_optimizer_ready_gradients():
   batch = _batch(n=8)
   trainer = Trainer()
   (value, info), grads = accumulate_value_and_grad(
-      trainer, data_fn, jax.tree.map(lambda a: a.reshape((4, 2) + a.shape[1:]), batch))
+    trainer, data_fn, jax.tree.map(lambda a: a.reshape((4, 2) + a.shape[1:]), batch)
+  )
 
   def whole(t):
     return t.objective(**data_fn(t, batch))
+
   (w_value, w_info), w_grads = nnx.value_and_grad(whole, has_aux=True)(trainer)
   _close(value, w_value)
   _close(info, w_info)
-  chex.assert_trees_all_close(nnx.to_pure_dict(grads), nnx.to_pure_dict(w_grads),
-                              rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(
+    nnx.to_pure_dict(grads), nnx.to_pure_dict(w_grads), rtol=1e-5, atol=1e-6
+  )
   optimizer = nnx.Optimizer(trainer, optax.sgd(0.1), wrt=nnx.Param)
   before = trainer.objective.param_values
   optimizer.update(trainer, grads)
-  assert not np.allclose(before["uncertainty_weighting"]["log_variance"]["fit"],
-                         trainer.objective.param_values["uncertainty_weighting"]
-                         ["log_variance"]["fit"])
+  assert not np.allclose(
+    before["uncertainty_weighting"]["log_variance"]["fit"],
+    trainer.objective.param_values["uncertainty_weighting"]["log_variance"]["fit"],
+  )

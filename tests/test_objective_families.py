@@ -27,9 +27,13 @@ def _finite_nonzero(tree):
 
 
 def test_siglip_temperature_and_bias_start_at_the_published_values():
-  obj = jo.term(jaxobj.siglip_loss, "img", "txt",
-                log_temperature=jo.learnable(jaxobj.losses.contrastive.SIGLIP_LOG_TEMPERATURE),
-                bias=jo.learnable(jaxobj.losses.contrastive.SIGLIP_BIAS))
+  obj = jo.term(
+    jaxobj.siglip_loss,
+    "img",
+    "txt",
+    log_temperature=jo.learnable(jaxobj.losses.contrastive.SIGLIP_LOG_TEMPERATURE),
+    bias=jo.learnable(jaxobj.losses.contrastive.SIGLIP_BIAS),
+  )
   params = obj.init()
   assert float(params["siglip_loss"]["log_temperature"]) == np.float32(math.log(10.0))
   assert float(params["siglip_loss"]["bias"]) == -10.0
@@ -47,27 +51,35 @@ def test_arcface_class_centres_are_learned_objective_params():
   np.testing.assert_allclose(np.linalg.norm(np.asarray(centers), axis=1), 1.0, rtol=1e-6)
   (value, _), grads = _value_and_grads(obj, params, emb=IMG, labels=labels)
   np.testing.assert_allclose(
-      float(value), float(jaxobj.arcface_loss(IMG, labels, centers, scale=8.0)), rtol=1e-6)
+    float(value), float(jaxobj.arcface_loss(IMG, labels, centers, scale=8.0)), rtol=1e-6
+  )
   assert _finite_nonzero(grads)
 
 
 def test_barron_shape_and_scale_learned_through_latents():
   residuals = jnp.asarray(RNG.standard_t(2, size=32), jnp.float32)
-  obj = jo.term(jaxobj.adaptive_robust_loss, "r", None,
-                alpha=jo.learnable(float(robust.robust_latent_from_alpha(1.0)),
-                                   transform=robust.robust_alpha_from_latent),
-                scale=jo.learnable(float(robust.robust_latent_from_scale(1.0)),
-                                   transform=robust.robust_scale_from_latent))
+  obj = jo.term(
+    jaxobj.adaptive_robust_loss,
+    "r",
+    None,
+    alpha=jo.learnable(
+      float(robust.robust_latent_from_alpha(1.0)), transform=robust.robust_alpha_from_latent
+    ),
+    scale=jo.learnable(
+      float(robust.robust_latent_from_scale(1.0)), transform=robust.robust_scale_from_latent
+    ),
+  )
   params = obj.init()
   (value, _), grads = _value_and_grads(obj, params, r=residuals)
   np.testing.assert_allclose(
-      float(value), float(jaxobj.adaptive_robust_loss(residuals, alpha=1.0, scale=1.0)),
-      rtol=1e-5)
+    float(value), float(jaxobj.adaptive_robust_loss(residuals, alpha=1.0, scale=1.0)), rtol=1e-5
+  )
   assert _finite_nonzero(grads)
   assert "transform=robust_alpha_from_latent" in repr(obj)
   # A few steps of gradient descent on the shape and scale lower the NLL.
-  step = jax.jit(lambda p: jax.tree.map(lambda a, g: a - 0.1 * g, p, _value_and_grads(
-      obj, p, r=residuals)[1]))
+  step = jax.jit(
+    lambda p: jax.tree.map(lambda a, g: a - 0.1 * g, p, _value_and_grads(obj, p, r=residuals)[1])
+  )
   p = params
   for _ in range(20):
     p = step(p)
@@ -89,6 +101,5 @@ def test_elbo_with_a_cyclical_kl_weight():
     b = float(beta(step))
     r = jaxobj.bernoulli_reconstruction_loss(logits, x)
     k = jaxobj.gaussian_kl_divergence(mean, log_var)
-    np.testing.assert_allclose(float(value), float(jaxobj.negative_elbo(r, k, beta=b)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(float(value), float(jaxobj.negative_elbo(r, k, beta=b)), rtol=1e-6)
     np.testing.assert_allclose(float(info["weight/kl"]), b, rtol=1e-6)

@@ -25,9 +25,12 @@ def _two_task_data(n=2048, seed=0):
 
 
 TWO_TASKS = jo.multitask(
-    {"first": jo.term(jaxobj.squared_error, "outputs.0", "batch.y1"),
-     "second": jo.term(jaxobj.squared_error, "outputs.1", "batch.y2")},
-    jo.UncertaintyWeighting())
+  {
+    "first": jo.term(jaxobj.squared_error, "outputs.0", "batch.y1"),
+    "second": jo.term(jaxobj.squared_error, "outputs.1", "batch.y2"),
+  },
+  jo.UncertaintyWeighting(),
+)
 
 
 class TwoHeads(nnx.Module):
@@ -68,8 +71,9 @@ def test_nnx_training_recovers_the_noise_ratio():
   ratio = sigma[0] / sigma[1]
   assert abs(ratio / (SIGMA[0] / SIGMA[1]) - 1) < 0.10, (sigma, ratio)
   # At the optimum each learned variance is the task's mean squared error.
-  np.testing.assert_allclose(sigma ** 2, [float(info["loss/first"]), float(info["loss/second"])],
-                             rtol=0.05)
+  np.testing.assert_allclose(
+    sigma**2, [float(info["loss/first"]), float(info["loss/second"])], rtol=0.05
+  )
 
 
 def test_nnx_filters_see_objective_params_apart_from_the_model():
@@ -89,27 +93,36 @@ def test_nnx_filters_see_objective_params_apart_from_the_model():
 
 
 def test_nnx_module_keeps_weighting_state():
-  obj = jo.multitask({"a": jo.term(jaxobj.squared_error, "p", None),
-                      "b": jo.term(jaxobj.absolute_error, "p", None)}, jo.DynamicWeightAverage())
+  obj = jo.multitask(
+    {"a": jo.term(jaxobj.squared_error, "p", None), "b": jo.term(jaxobj.absolute_error, "p", None)},
+    jo.DynamicWeightAverage(),
+  )
   module = ObjectiveModule(obj)
   assert len(jax.tree.leaves(nnx.state(module, ObjectiveState))) == 3
   for scale in (1.0, 0.5):
     _, info = module(p=jnp.array([2.0 * scale]))
     module.update_state(info)
-  state = module.objective.update_state(obj.init_state(), obj.apply(
-      state=obj.init_state(), p=jnp.array([2.0]))[1])
-  np.testing.assert_allclose(float(module.state["dynamic_weight_average"]["before_last"][0]),
-                             float(state["dynamic_weight_average"]["last"][0]))
+  state = module.objective.update_state(
+    obj.init_state(), obj.apply(state=obj.init_state(), p=jnp.array([2.0]))[1]
+  )
+  np.testing.assert_allclose(
+    float(module.state["dynamic_weight_average"]["before_last"][0]),
+    float(state["dynamic_weight_average"]["last"][0]),
+  )
 
 
 # ---------------------------------------------------------------- checkpointing
 
 
 CHECKPOINTED = jo.multitask(
-    {"first": jo.term(jaxobj.squared_error, "outputs.0", "batch.y1"),
-     "second": jo.term(jaxobj.huber_loss, "outputs.1", "batch.y2",
-                       delta=jo.learnable(1.0, positive=True))},
-    jo.FAMO()) + 1e-3 * jo.regularizer(jaxobj.l2_penalty)
+  {
+    "first": jo.term(jaxobj.squared_error, "outputs.0", "batch.y1"),
+    "second": jo.term(
+      jaxobj.huber_loss, "outputs.1", "batch.y2", delta=jo.learnable(1.0, positive=True)
+    ),
+  },
+  jo.FAMO(),
+) + 1e-3 * jo.regularizer(jaxobj.l2_penalty)
 TX = optax.adam(0.01)
 
 
@@ -124,8 +137,9 @@ def _functional_step(carry, x, batch):
 
   def loss_fn(params):
     mp, op = params
-    return CHECKPOINTED.apply(op, state=state, outputs=_functional_model(mp, x),
-                              batch=batch, model=mp)
+    return CHECKPOINTED.apply(
+      op, state=state, outputs=_functional_model(mp, x), batch=batch, model=mp
+    )
 
   (loss, info), grads = jax.value_and_grad(loss_fn, has_aux=True)((mp, op))
   updates, opt = TX.update(grads, opt, (mp, op))
@@ -146,8 +160,9 @@ def test_checkpoint_restore_continues_identically(tmp_path):
   with ocp.StandardCheckpointer() as ckpt:
     ckpt.save(tmp_path / "step5", carry)
     ckpt.wait_until_finished()
-    restored = ckpt.restore(tmp_path / "step5", target=jax.tree.map(
-        ocp.utils.to_shape_dtype_struct, carry))
+    restored = ckpt.restore(
+      tmp_path / "step5", target=jax.tree.map(ocp.utils.to_shape_dtype_struct, carry)
+    )
   assert jax.tree.structure(restored) == jax.tree.structure(carry)
 
   losses = []

@@ -13,11 +13,11 @@ import numpy as np
 import optax
 import pytest
 from jax.test_util import check_grads
+from references import close, f64, ref_reduce
 from scipy.special import expit, log_expit, log_softmax
 
 import jaxobj
 from jaxobj.losses.preference import sequence_log_probs
-from references import close, f64, ref_reduce
 
 N = 8
 RTOL, ATOL = 1e-5, 1e-6
@@ -57,8 +57,18 @@ def ref_bt(c, r, margin=0.0, center_rewards_coefficient=0.0):
   return -log_expit(c - r - margin) + center_rewards_coefficient * (c + r) ** 2
 
 
-def ref_kto(p, ref, labels, kp=None, kr=None, beta=0.1, desirable_weight=1.0,
-            undesirable_weight=1.0, kl=None, where=None):
+def ref_kto(
+  p,
+  ref,
+  labels,
+  kp=None,
+  kr=None,
+  beta=0.1,
+  desirable_weight=1.0,
+  undesirable_weight=1.0,
+  kl=None,
+  where=None,
+):
   if kl is not None:
     z0 = max(kl, 0.0)
   elif kp is None:
@@ -77,7 +87,7 @@ def ref_kl(policy, reference, estimator):
   if estimator == "k1":
     return -logr
   if estimator == "k2":
-    return 0.5 * logr ** 2
+    return 0.5 * logr**2
   return np.expm1(logr) - logr
 
 
@@ -118,9 +128,11 @@ def make(name, seed=0, shape=(N,)):
   if name in ("simpo_loss", "orpo_odds_ratio_loss"):
     return averaged(rng, shape), averaged(rng, shape)
   if name == "bradley_terry_loss":
-    return (rng.normal(0.0, 3.0, shape).astype(np.float32),
-            rng.normal(0.0, 3.0, shape).astype(np.float32),
-            rng.uniform(0.0, 2.0, shape).astype(np.float32))
+    return (
+      rng.normal(0.0, 3.0, shape).astype(np.float32),
+      rng.normal(0.0, 3.0, shape).astype(np.float32),
+      rng.uniform(0.0, 2.0, shape).astype(np.float32),
+    )
   if name == "kto_loss":
     p = summed(rng, shape)
     labels = np.arange(np.prod(shape)).reshape(shape) % 3 != 0
@@ -131,36 +143,40 @@ def make(name, seed=0, shape=(N,)):
 
 
 REFS = {
-    "dpo_loss": ref_dpo, "simpo_loss": ref_simpo, "orpo_odds_ratio_loss": ref_orpo,
-    "bradley_terry_loss": ref_bt, "kto_loss": ref_kto, "rlhf_loss": ref_rlhf,
+  "dpo_loss": ref_dpo,
+  "simpo_loss": ref_simpo,
+  "orpo_odds_ratio_loss": ref_orpo,
+  "bradley_terry_loss": ref_bt,
+  "kto_loss": ref_kto,
+  "rlhf_loss": ref_rlhf,
 }
 
 VALUE_CASES = [
-    ("dpo_loss", {}),
-    ("dpo_loss", {"beta": 0.5}),
-    ("dpo_loss", {"label_smoothing": 0.2}),
-    ("dpo_loss", {"beta": 0.3, "label_smoothing": 1.0}),
-    ("dpo_loss", {"loss_type": "hinge", "beta": 0.2}),
-    ("dpo_loss", {"loss_type": "ipo", "beta": 0.1}),
-    ("dpo_loss", {"loss_type": "ipo", "beta": 2.0}),
-    ("dpo_loss", {"loss_type": "robust", "label_smoothing": 0.2}),
-    ("dpo_loss", {"loss_type": "robust"}),
-    ("simpo_loss", {}),
-    ("simpo_loss", {"beta": 2.5, "gamma": 1.375}),
-    ("simpo_loss", {"beta": 0.1, "gamma": 0.5, "label_smoothing": 0.1}),
-    ("orpo_odds_ratio_loss", {}),
-    ("orpo_odds_ratio_loss", {"beta": 1.0}),
-    ("bradley_terry_loss", {}),
-    ("bradley_terry_loss", {"center_rewards_coefficient": 0.01}),
-    ("kto_loss", {}),
-    ("kto_loss", {"beta": 0.5, "desirable_weight": 1.33, "undesirable_weight": 0.7}),
-    ("kto_loss", {"kl": 1.5}),
-    ("kto_loss", {"kl": -2.0}),
-    ("kto_loss", {"no_kl_inputs": True}),
-    ("rlhf_loss", {}),
-    ("rlhf_loss", {"beta": 0.2, "kl_estimator": "k2"}),
-    ("rlhf_loss", {"beta": 0.2, "kl_estimator": "k3"}),
-    ("rlhf_loss", {"beta": 0.2, "kl_estimator": "k3", "gradient": "pathwise"}),
+  ("dpo_loss", {}),
+  ("dpo_loss", {"beta": 0.5}),
+  ("dpo_loss", {"label_smoothing": 0.2}),
+  ("dpo_loss", {"beta": 0.3, "label_smoothing": 1.0}),
+  ("dpo_loss", {"loss_type": "hinge", "beta": 0.2}),
+  ("dpo_loss", {"loss_type": "ipo", "beta": 0.1}),
+  ("dpo_loss", {"loss_type": "ipo", "beta": 2.0}),
+  ("dpo_loss", {"loss_type": "robust", "label_smoothing": 0.2}),
+  ("dpo_loss", {"loss_type": "robust"}),
+  ("simpo_loss", {}),
+  ("simpo_loss", {"beta": 2.5, "gamma": 1.375}),
+  ("simpo_loss", {"beta": 0.1, "gamma": 0.5, "label_smoothing": 0.1}),
+  ("orpo_odds_ratio_loss", {}),
+  ("orpo_odds_ratio_loss", {"beta": 1.0}),
+  ("bradley_terry_loss", {}),
+  ("bradley_terry_loss", {"center_rewards_coefficient": 0.01}),
+  ("kto_loss", {}),
+  ("kto_loss", {"beta": 0.5, "desirable_weight": 1.33, "undesirable_weight": 0.7}),
+  ("kto_loss", {"kl": 1.5}),
+  ("kto_loss", {"kl": -2.0}),
+  ("kto_loss", {"no_kl_inputs": True}),
+  ("rlhf_loss", {}),
+  ("rlhf_loss", {"beta": 0.2, "kl_estimator": "k2"}),
+  ("rlhf_loss", {"beta": 0.2, "kl_estimator": "k3"}),
+  ("rlhf_loss", {"beta": 0.2, "kl_estimator": "k3", "gradient": "pathwise"}),
 ]
 
 
@@ -207,8 +223,7 @@ def test_kto_per_row_losses_match_trl_split_form():
   z0 = max(np.mean(kp - kr), 0.0)
   chosen = 1.33 * (1 - expit(0.1 * ((p - ref)[labels] - z0)))
   rejected = 0.5 * (1 - expit(0.1 * (z0 - (p - ref)[~labels])))
-  got = jaxobj.kto_loss(p, ref, labels, kp, kr, desirable_weight=1.33,
-                        undesirable_weight=0.5)
+  got = jaxobj.kto_loss(p, ref, labels, kp, kr, desirable_weight=1.33, undesirable_weight=0.5)
   close(got, np.mean(np.concatenate([chosen, rejected])))
 
 
@@ -217,8 +232,7 @@ def test_bradley_terry_matches_optax_logistic_loss():
   want = optax.losses.sigmoid_binary_cross_entropy(c - r - m, jnp.ones(N))
   close(jaxobj.bradley_terry_loss(c, r, m, reduction="none"), np.asarray(want), rtol=2e-5)
   # A scalar margin is one number for every pair.
-  close(jaxobj.bradley_terry_loss(c, r, 0.7, reduction="none"),
-        ref_bt(f64(c), f64(r), 0.7))
+  close(jaxobj.bradley_terry_loss(c, r, 0.7, reduction="none"), ref_bt(f64(c), f64(r), 0.7))
   close(jaxobj.bradley_terry_loss(c, r, reduction="none"), ref_bt(f64(c), f64(r)))
 
 
@@ -226,25 +240,37 @@ def test_cdpo_is_cross_entropy_with_flipped_labels():
   # Conservative DPO = BCE of beta*h against the smoothed label 1 - eps.
   pc, pr, rc, rr = make("dpo_loss", seed=5)
   h = (f64(pc) - f64(pr)) - (f64(rc) - f64(rr))
-  want = optax.losses.sigmoid_binary_cross_entropy(jnp.asarray(0.2 * h, jnp.float32),
-                                                   jnp.full(N, 0.75))
-  close(jaxobj.dpo_loss(pc, pr, rc, rr, beta=0.2, label_smoothing=0.25, reduction="none"),
-        np.asarray(want), rtol=2e-5)
+  want = optax.losses.sigmoid_binary_cross_entropy(
+    jnp.asarray(0.2 * h, jnp.float32), jnp.full(N, 0.75)
+  )
+  close(
+    jaxobj.dpo_loss(pc, pr, rc, rr, beta=0.2, label_smoothing=0.25, reduction="none"),
+    np.asarray(want),
+    rtol=2e-5,
+  )
 
 
 # --------------------------------------------------------------------------
 # Degenerate but legal inputs: finite, documented values.
 
 
-@pytest.mark.parametrize("loss_type,want", [
-    ("sigmoid", lambda b: LOG2), ("robust", lambda b: LOG2),
-    ("hinge", lambda b: 1.0), ("ipo", lambda b: 1.0 / (4 * b * b))])
+@pytest.mark.parametrize(
+  "loss_type,want",
+  [
+    ("sigmoid", lambda b: LOG2),
+    ("robust", lambda b: LOG2),
+    ("hinge", lambda b: 1.0),
+    ("ipo", lambda b: 1.0 / (4 * b * b)),
+  ],
+)
 def test_dpo_with_h_zero(loss_type, want):
   rng = np.random.default_rng(6)
   a, b = summed(rng), summed(rng)
   ls = 0.1 if loss_type == "robust" else 0.0
-  for args in [(a, a, b, b),   # identical chosen and rejected answers
-               (a, b, a, b)]:  # policy equal to the reference
+  for args in [
+    (a, a, b, b),  # identical chosen and rejected answers
+    (a, b, a, b),
+  ]:  # policy equal to the reference
     kw = dict(beta=0.3, loss_type=loss_type, label_smoothing=ls)
     close(jaxobj.dpo_loss(*args, **kw, reduction="none"), np.full(N, want(0.3)))
     g = jax.grad(lambda x: jaxobj.dpo_loss(x, *args[1:], **kw))(args[0])
@@ -257,8 +283,10 @@ def test_other_losses_with_identical_answers():
   close(jaxobj.simpo_loss(a, a, gamma=0.5, reduction="none"), np.log1p(np.exp(0.5)))
   close(jaxobj.orpo_odds_ratio_loss(a, a, beta=0.3, reduction="none"), 0.3 * LOG2)
   close(jaxobj.bradley_terry_loss(a, a, reduction="none"), LOG2)
-  close(jaxobj.kto_loss(a, a, a < -1.0, desirable_weight=2.0, reduction="none"),
-        np.where(a < -1.0, 1.0, 0.5))
+  close(
+    jaxobj.kto_loss(a, a, a < -1.0, desirable_weight=2.0, reduction="none"),
+    np.where(a < -1.0, 1.0, 0.5),
+  )
   close(jaxobj.rlhf_loss(jnp.zeros(N), a, a, kl_estimator="k3", reduction="none"), 0.0)
 
 
@@ -280,8 +308,11 @@ def test_orpo_at_probability_one_is_finite():
 def test_orpo_log_odds_accurate_far_from_zero():
   # log(1 - p) for tiny p is -p, which a naive log(1 - exp(x)) loses in float32.
   c, r = jnp.array([-30.0, -20.0, -0.7]), jnp.array([-25.0, -0.69, -0.6])
-  close(jaxobj.orpo_odds_ratio_loss(c, r, beta=1.0, reduction="none"),
-        ref_orpo(f64(c), f64(r), 1.0), rtol=2e-6)
+  close(
+    jaxobj.orpo_odds_ratio_loss(c, r, beta=1.0, reduction="none"),
+    ref_orpo(f64(c), f64(r), 1.0),
+    rtol=2e-6,
+  )
 
 
 def test_kto_reference_point_is_detached_clamped_and_masked():
@@ -290,21 +321,30 @@ def test_kto_reference_point_is_detached_clamped_and_masked():
   g = jax.grad(lambda a, b: jaxobj.kto_loss(p, ref, labels, a, b), argnums=(0, 1))(kp, kr)
   assert all(np.all(np.asarray(x) == 0.0) for x in g)
   # Clamped: a negative KL estimate gives z0 = 0, the same as no KL inputs.
-  close(jaxobj.kto_loss(p, ref, labels, kr, kp + 1.0, reduction="none"),
-        np.asarray(jaxobj.kto_loss(p, ref, labels, reduction="none")))
+  close(
+    jaxobj.kto_loss(p, ref, labels, kr, kp + 1.0, reduction="none"),
+    np.asarray(jaxobj.kto_loss(p, ref, labels, reduction="none")),
+  )
   # The in-batch estimate equals the precomputed one passed as kl.
   z0 = float(np.mean(f64(kp) - f64(kr)))
   assert z0 > 0
-  close(jaxobj.kto_loss(p, ref, labels, kp, kr, reduction="none"),
-        np.asarray(jaxobj.kto_loss(p, ref, labels, kl=z0, reduction="none")), rtol=2e-5)
+  close(
+    jaxobj.kto_loss(p, ref, labels, kp, kr, reduction="none"),
+    np.asarray(jaxobj.kto_loss(p, ref, labels, kl=z0, reduction="none")),
+    rtol=2e-5,
+  )
   # Masked rows are left out of z0 (as if sliced out), weights are not.
   where = np.arange(N) % 4 != 1
   z0m = float(np.mean((f64(kp) - f64(kr))[where]))
-  close(jaxobj.kto_loss(p, ref, labels, kp, kr, where=where, reduction="none"),
-        np.where(where, ref_kto(f64(p), f64(ref), labels, kl=z0m), 0.0))
+  close(
+    jaxobj.kto_loss(p, ref, labels, kp, kr, where=where, reduction="none"),
+    np.where(where, ref_kto(f64(p), f64(ref), labels, kl=z0m), 0.0),
+  )
   w = np.linspace(0.5, 2.0, N)
-  close(jaxobj.kto_loss(p, ref, labels, kp, kr, weights=w, reduction="none"),
-        w * ref_kto(f64(p), f64(ref), labels, f64(kp), f64(kr)))
+  close(
+    jaxobj.kto_loss(p, ref, labels, kp, kr, weights=w, reduction="none"),
+    w * ref_kto(f64(p), f64(ref), labels, f64(kp), f64(kr)),
+  )
 
 
 def test_kto_reference_point_under_vmap_over_kl():
@@ -326,12 +366,15 @@ def test_rlhf_gradients_closed_form(estimator):
   dk = {"k1": np.ones_like(d), "k2": -d, "k3": -np.expm1(d)}[estimator]  # dk/dlog pi
   value = ref_rlhf(f64(r), f64(p), f64(ref), beta, estimator)
   for gradient, want in [("pathwise", beta * dk), ("score_function", beta * dk + value)]:
-    f = lambda x: jaxobj.rlhf_loss(r, x, ref, beta=beta, kl_estimator=estimator,
-                                   gradient=gradient, reduction="sum")
+    f = lambda x: jaxobj.rlhf_loss(
+      r, x, ref, beta=beta, kl_estimator=estimator, gradient=gradient, reduction="sum"
+    )
     close(f(p), value.sum(), rtol=2e-6)
     close(jax.grad(f)(p), want, rtol=2e-5, atol=1e-5)
-    close(jax.grad(lambda x: jaxobj.rlhf_loss(x, p, ref, gradient=gradient,
-                                              reduction="sum"))(r), -np.ones(N))
+    close(
+      jax.grad(lambda x: jaxobj.rlhf_loss(x, p, ref, gradient=gradient, reduction="sum"))(r),
+      -np.ones(N),
+    )
 
 
 @pytest.mark.parametrize("estimator", ["k1", "k3"])
@@ -349,8 +392,9 @@ def test_rlhf_score_function_gradient_is_gradient_of_the_expectation(estimator):
     def surrogate(t):
       logp = jax.nn.log_softmax(t)
       probs = jax.lax.stop_gradient(jnp.exp(logp))
-      return jaxobj.rlhf_loss(r, logp, ref_logp, beta=beta, kl_estimator=estimator,
-                              weights=probs, reduction="sum")
+      return jaxobj.rlhf_loss(
+        r, logp, ref_logp, beta=beta, kl_estimator=estimator, weights=probs, reduction="sum"
+      )
 
     def exact(t):
       logp = jax.nn.log_softmax(t)
@@ -358,13 +402,20 @@ def test_rlhf_score_function_gradient_is_gradient_of_the_expectation(estimator):
       return -jnp.sum(pi * r) + beta * jnp.sum(pi * (logp - ref_logp))
 
     close(surrogate(theta), exact(theta), rtol=1e-12, atol=1e-12)
-    close(jax.grad(surrogate)(theta), np.asarray(jax.grad(exact)(theta)),
-          rtol=1e-10, atol=1e-12)
+    close(jax.grad(surrogate)(theta), np.asarray(jax.grad(exact)(theta)), rtol=1e-10, atol=1e-12)
     # The pathwise gradient of the same value is not the policy gradient.
-    pathwise = jax.grad(lambda t: jaxobj.rlhf_loss(
-        r, jax.nn.log_softmax(t), ref_logp, beta=beta, kl_estimator=estimator,
+    pathwise = jax.grad(
+      lambda t: jaxobj.rlhf_loss(
+        r,
+        jax.nn.log_softmax(t),
+        ref_logp,
+        beta=beta,
+        kl_estimator=estimator,
         gradient="pathwise",
-        weights=jax.lax.stop_gradient(jax.nn.softmax(t)), reduction="sum"))(theta)
+        weights=jax.lax.stop_gradient(jax.nn.softmax(t)),
+        reduction="sum",
+      )
+    )(theta)
     assert not np.allclose(pathwise, jax.grad(exact)(theta), atol=1e-3)
 
 
@@ -374,8 +425,7 @@ def test_rlhf_k3_is_exact_near_zero_and_overflows_without_nan():
   ref = ref.at[-1].set(-5.0)  # log(pi_ref / pi) = 195: exp overflows float32
   with jax.enable_x64(True):
     d = np.asarray(jnp.asarray(ref, jnp.float64) - jnp.asarray(p, jnp.float64))
-  values = jaxobj.rlhf_loss(jnp.zeros(6), p, ref, beta=1.0, kl_estimator="k3",
-                            reduction="none")
+  values = jaxobj.rlhf_loss(jnp.zeros(6), p, ref, beta=1.0, kl_estimator="k3", reduction="none")
   close(values[:5], np.expm1(d[:5]) - d[:5], rtol=1e-5, atol=0)
   assert np.isposinf(values[5])
   # Masked, the overflowing sample leaves the value and the gradient finite.
@@ -390,20 +440,26 @@ def test_rlhf_k3_is_exact_near_zero_and_overflows_without_nan():
 
 
 GRAD_CASES = [
-    ("dpo_loss", {"beta": 0.2, "label_smoothing": 0.1}),
-    ("dpo_loss", {"loss_type": "hinge", "beta": 0.05}),
-    ("dpo_loss", {"loss_type": "ipo", "beta": 0.5}),
-    ("dpo_loss", {"loss_type": "robust", "label_smoothing": 0.3}),
-    ("simpo_loss", {"beta": 2.0, "gamma": 0.5, "label_smoothing": 0.1}),
-    ("orpo_odds_ratio_loss", {"beta": 0.5}),
-    ("bradley_terry_loss", {"center_rewards_coefficient": 0.1}),
-    ("kto_loss", {"beta": 0.3, "desirable_weight": 1.2, "undesirable_weight": 0.8}),
-    ("rlhf_loss", {"beta": 0.2, "kl_estimator": "k1", "gradient": "pathwise"}),
-    ("rlhf_loss", {"beta": 0.2, "kl_estimator": "k2", "gradient": "pathwise"}),
-    ("rlhf_loss", {"beta": 0.2, "kl_estimator": "k3", "gradient": "pathwise"}),
+  ("dpo_loss", {"beta": 0.2, "label_smoothing": 0.1}),
+  ("dpo_loss", {"loss_type": "hinge", "beta": 0.05}),
+  ("dpo_loss", {"loss_type": "ipo", "beta": 0.5}),
+  ("dpo_loss", {"loss_type": "robust", "label_smoothing": 0.3}),
+  ("simpo_loss", {"beta": 2.0, "gamma": 0.5, "label_smoothing": 0.1}),
+  ("orpo_odds_ratio_loss", {"beta": 0.5}),
+  ("bradley_terry_loss", {"center_rewards_coefficient": 0.1}),
+  ("kto_loss", {"beta": 0.3, "desirable_weight": 1.2, "undesirable_weight": 0.8}),
+  ("rlhf_loss", {"beta": 0.2, "kl_estimator": "k1", "gradient": "pathwise"}),
+  ("rlhf_loss", {"beta": 0.2, "kl_estimator": "k2", "gradient": "pathwise"}),
+  ("rlhf_loss", {"beta": 0.2, "kl_estimator": "k3", "gradient": "pathwise"}),
 ]
-FLOAT_HYPER = ("beta", "label_smoothing", "gamma", "center_rewards_coefficient",
-               "desirable_weight", "undesirable_weight")
+FLOAT_HYPER = (
+  "beta",
+  "label_smoothing",
+  "gamma",
+  "center_rewards_coefficient",
+  "desirable_weight",
+  "undesirable_weight",
+)
 
 
 @pytest.mark.parametrize("case", GRAD_CASES, ids=_case_id)
@@ -418,6 +474,7 @@ def test_check_grads_float64(case):
   fixed = {k: v for k, v in kw.items() if k not in FLOAT_HYPER}
   weights = np.random.default_rng(12).uniform(0.5, 2.0, N)
   with jax.enable_x64(True):
+
     def f(xs, hs):
       full = list(args)
       for i, x in zip(floats, xs):
@@ -449,7 +506,7 @@ def test_extreme_log_probs_are_finite(case):
     big[i] = args[i] * np.float32(scales[i])
     assert np.isfinite(float(fn(*big, **kw))), i
     for j in floats:
-      g = jax.grad(lambda x: fn(*big[:j], x, *big[j + 1:], **kw))(big[j])
+      g = jax.grad(lambda x: fn(*big[:j], x, *big[j + 1 :], **kw))(big[j])
       assert np.all(np.isfinite(g)), (i, j)
 
 
@@ -484,8 +541,11 @@ def test_sequence_log_probs_matches_reference(average):
   close(sequence_log_probs(logits, labels, ignore_index=-100, average=average), got)
   # Extra batch axes.
   l2, t2, m2 = make_tokens(batch=(2, 3))
-  close(sequence_log_probs(l2, t2, where=m2, average=average),
-        ref_sequence_log_probs(l2, t2, m2, average), rtol=2e-6)
+  close(
+    sequence_log_probs(l2, t2, where=m2, average=average),
+    ref_sequence_log_probs(l2, t2, m2, average),
+    rtol=2e-6,
+  )
 
 
 def test_sequence_log_probs_masked_garbage_and_gradients():
@@ -493,10 +553,8 @@ def test_sequence_log_probs_masked_garbage_and_gradients():
   poisoned = np.where(mask[..., None], logits, np.nan).astype(np.float32)
   bad_tokens = np.where(mask, tokens, 10**6).astype(np.int32)
   for average in (False, True):
-    f = lambda x: jnp.sum(sequence_log_probs(x, bad_tokens, where=mask,
-                                                    average=average))
-    close(f(poisoned), np.sum(ref_sequence_log_probs(logits, tokens, mask, average)),
-          rtol=2e-6)
+    f = lambda x: jnp.sum(sequence_log_probs(x, bad_tokens, where=mask, average=average))
+    close(f(poisoned), np.sum(ref_sequence_log_probs(logits, tokens, mask, average)), rtol=2e-6)
     g = np.asarray(jax.grad(f)(poisoned))
     assert np.all(np.isfinite(g)) and np.all(g[~mask] == 0.0)
     # d log p(y) / d logits = onehot(y) - softmax, per unmasked token.
@@ -505,8 +563,12 @@ def test_sequence_log_probs_masked_garbage_and_gradients():
       want = want / mask.sum(-1)[:, None, None]
     close(g, want, atol=2e-6)
   with jax.enable_x64(True):
-    check_grads(lambda x: sequence_log_probs(x, tokens, where=mask, average=True),
-                (f64(logits),), order=1, modes=["rev"])
+    check_grads(
+      lambda x: sequence_log_probs(x, tokens, where=mask, average=True),
+      (f64(logits),),
+      order=1,
+      modes=["rev"],
+    )
 
 
 def test_sequence_log_probs_masked_vocabulary_and_bad_ids():
@@ -515,8 +577,7 @@ def test_sequence_log_probs_masked_vocabulary_and_bad_ids():
   masked = np.where(vocab_mask, -np.inf, logits).astype(np.float32)
   got = sequence_log_probs(masked, tokens)
   close(got, ref_sequence_log_probs(masked, tokens, np.ones(tokens.shape, bool)), rtol=2e-6)
-  assert np.all(np.isfinite(jax.grad(lambda x: jnp.sum(sequence_log_probs(
-      x, tokens)))(masked)))
+  assert np.all(np.isfinite(jax.grad(lambda x: jnp.sum(sequence_log_probs(x, tokens)))(masked)))
   bad = tokens.copy()
   bad[1, 2] = V
   out = np.asarray(sequence_log_probs(logits, bad))
@@ -528,10 +589,13 @@ def test_dpo_end_to_end_from_token_logits():
   # Policy logits for the chosen (0) and rejected (1) answers, then the
   # reference's for the same tokens (2, 3).
   parts = [make_tokens(seed=s, batch=(4,)) for s in (20, 21, 22, 23)]
-  logps = [sequence_log_probs(l, parts[i % 2][1], where=parts[i % 2][2])
-           for i, (l, _, _) in enumerate(parts)]
-  want = [ref_sequence_log_probs(l, parts[i % 2][1], parts[i % 2][2])
-          for i, (l, _, _) in enumerate(parts)]
+  logps = [
+    sequence_log_probs(l, parts[i % 2][1], where=parts[i % 2][2])
+    for i, (l, _, _) in enumerate(parts)
+  ]
+  want = [
+    ref_sequence_log_probs(l, parts[i % 2][1], parts[i % 2][2]) for i, (l, _, _) in enumerate(parts)
+  ]
   close(jaxobj.dpo_loss(*logps, beta=0.5), ref_dpo(*want, beta=0.5).mean(), rtol=2e-6)
 
 
@@ -551,18 +615,21 @@ def test_dpo_shape_errors_name_the_pair():
     jaxobj.dpo_loss(pc, pr, rc[:, None], rr)
 
 
-@pytest.mark.parametrize("call,match", [
+@pytest.mark.parametrize(
+  "call,match",
+  [
     (lambda a: jaxobj.dpo_loss(*a, loss_type="kto"), "loss_type='kto'.*'sigmoid'"),
     (lambda a: jaxobj.dpo_loss(*a, beta=0.0), "beta"),
     (lambda a: jaxobj.dpo_loss(*a, label_smoothing=1.5), "label_smoothing"),
-    (lambda a: jaxobj.dpo_loss(*a, loss_type="robust", label_smoothing=0.5),
-     "label_smoothing"),
-    (lambda a: jaxobj.dpo_loss(*a, loss_type="ipo", label_smoothing=0.1),
-     "label_smoothing=0.1 has no meaning for loss_type='ipo'"),
-    (lambda a: jaxobj.dpo_loss(*a, loss_type="hinge", label_smoothing=0.1),
-     "label_smoothing"),
-], ids=["loss_type", "beta", "smoothing", "robust-smoothing", "ipo-smoothing",
-        "hinge-smoothing"])
+    (lambda a: jaxobj.dpo_loss(*a, loss_type="robust", label_smoothing=0.5), "label_smoothing"),
+    (
+      lambda a: jaxobj.dpo_loss(*a, loss_type="ipo", label_smoothing=0.1),
+      "label_smoothing=0.1 has no meaning for loss_type='ipo'",
+    ),
+    (lambda a: jaxobj.dpo_loss(*a, loss_type="hinge", label_smoothing=0.1), "label_smoothing"),
+  ],
+  ids=["loss_type", "beta", "smoothing", "robust-smoothing", "ipo-smoothing", "hinge-smoothing"],
+)
 def test_dpo_bad_hyperparameters(call, match):
   with pytest.raises(ValueError, match=match):
     call(make("dpo_loss"))

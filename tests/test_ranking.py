@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
+from references import close, f64
 from scipy.special import expit, log_expit, log_softmax, logsumexp
 
 import jaxobj
-from references import close, f64
 
 B, L = 6, 6
 RTOL, ATOL = 1e-5, 1e-6
@@ -46,7 +46,7 @@ def ref_ranks(s):
 
 
 def ref_gains(y, w):
-  return (2.0 ** y - 1.0) * w
+  return (2.0**y - 1.0) * w
 
 
 def ref_ideal_dcg(g, topn):
@@ -160,19 +160,20 @@ def ref_mean(values, counted):
 
 # name -> (kind, reference, whether it takes item_weights)
 LOSSES = {
-    "pointwise_mse_loss": ("point", lambda s, y: (s - y) ** 2, True),
-    "pointwise_sigmoid_loss": (
-        "point", lambda s, y: -(np.clip(y, 0, 1) * log_expit(s)
-                                + (1 - np.clip(y, 0, 1)) * log_expit(-s)), True),
-    "pairwise_logistic_loss": (
-        "pair", lambda s, y, w: ref_pair_terms(s, y, w, ref_logistic), True),
-    "pairwise_hinge_loss": ("pair", lambda s, y, w: ref_pair_terms(s, y, w, ref_hinge), True),
-    "softmax_loss": ("list", ref_softmax, True),
-    "listmle_loss": ("list", lambda s, y, w: ref_listmle(s, y), False),
-    "approx_ndcg_loss": ("list", ref_approx_ndcg, True),
-    "ndcg_metric": ("list", ref_ndcg, True),
-    "mrr_metric": ("list", ref_mrr, False),
-    "precision_metric": ("list", ref_precision, False),
+  "pointwise_mse_loss": ("point", lambda s, y: (s - y) ** 2, True),
+  "pointwise_sigmoid_loss": (
+    "point",
+    lambda s, y: -(np.clip(y, 0, 1) * log_expit(s) + (1 - np.clip(y, 0, 1)) * log_expit(-s)),
+    True,
+  ),
+  "pairwise_logistic_loss": ("pair", lambda s, y, w: ref_pair_terms(s, y, w, ref_logistic), True),
+  "pairwise_hinge_loss": ("pair", lambda s, y, w: ref_pair_terms(s, y, w, ref_hinge), True),
+  "softmax_loss": ("list", ref_softmax, True),
+  "listmle_loss": ("list", lambda s, y, w: ref_listmle(s, y), False),
+  "approx_ndcg_loss": ("list", ref_approx_ndcg, True),
+  "ndcg_metric": ("list", ref_ndcg, True),
+  "mrr_metric": ("list", ref_mrr, False),
+  "precision_metric": ("list", ref_precision, False),
 }
 LIST_LOSSES = [n for n in LOSSES if not n.endswith("_metric")]
 METRICS = [n for n in LOSSES if n.endswith("_metric")]
@@ -197,8 +198,12 @@ def _compiled(name, static):
   @jax.jit
   def run(s, y, kw):
     total, grad = jax.value_and_grad(lambda x: fn(x, y, reduction="sum", **kw))(s)
-    return {"none": fn(s, y, reduction="none", **kw), "mean": fn(s, y, **kw),
-            "sum": total, "grad": grad}
+    return {
+      "none": fn(s, y, reduction="none", **kw),
+      "mean": fn(s, y, **kw),
+      "sum": total,
+      "grad": grad,
+    }
 
   return run, jax.jit(fn)
 
@@ -282,7 +287,9 @@ def test_reductions_match_float64_reference(name):
   close(got, values, rtol=2e-5, atol=2e-6)
 
 
-@pytest.mark.parametrize("name,kw", [
+@pytest.mark.parametrize(
+  "name,kw",
+  [
     ("pairwise_hinge_loss", {"margin": 0.3}),
     ("pairwise_hinge_loss", {"margin": 0.0}),
     ("softmax_loss", {"normalize_labels": False}),
@@ -295,7 +302,9 @@ def test_reductions_match_float64_reference(name):
     ("mrr_metric", {"topn": 3}),
     ("precision_metric", {"topn": 2}),
     ("precision_metric", {"topn": 10}),
-], ids=str)
+  ],
+  ids=str,
+)
 def test_hyperparameters_match_reference(name, kw):
   s, y, mask, seg, _ = draw(2)
   ref_kw = dict(kw)
@@ -330,8 +339,10 @@ def test_bpr_within_a_list_is_the_pairwise_logistic_loss():
   pos, neg = rng.standard_normal(B), rng.standard_normal((B, 3))
   scores = np.concatenate([pos[:, None], neg], axis=1)
   labels = np.array([1.0, 0.0, 0.0, 0.0]) * np.ones((B, 1))
-  close(call("bpr_loss", pos, neg, reduction="none"),
-        call("pairwise_logistic_loss", scores, labels, reduction="none"))
+  close(
+    call("bpr_loss", pos, neg, reduction="none"),
+    call("pairwise_logistic_loss", scores, labels, reduction="none"),
+  )
 
 
 def test_mean_matches_global_pair_and_item_means_with_count_weights():
@@ -366,8 +377,13 @@ def test_segments_equal_separate_lists(name):
   packed = call(name, s, y, segments=seg, reduction="none")
   alone = [call(name, s, y, item_where=seg == k, reduction="none") for k in (0, 1)]
   if LOSSES[name][0] == "pair":  # the mean over all pairs of the row
-    pairs = [np.sum((y[:, :, None] > y[:, None, :]) & (seg == k)[:, :, None]
-                    & (seg == k)[:, None, :], axis=(1, 2)) for k in (0, 1)]
+    pairs = [
+      np.sum(
+        (y[:, :, None] > y[:, None, :]) & (seg == k)[:, :, None] & (seg == k)[:, None, :],
+        axis=(1, 2),
+      )
+      for k in (0, 1)
+    ]
     close(packed, (alone[0] * pairs[0] + alone[1] * pairs[1]) / (pairs[0] + pairs[1]))
   elif LOSSES[name][0] == "point":  # segments change nothing
     close(packed, call(name, s, y, reduction="none"))
@@ -392,8 +408,7 @@ def test_minus_inf_scores_are_unranked_in_metrics():
   s = np.array([[0.5, -np.inf, 0.1, 2.0]])
   y = np.array([[0.0, 2.0, 1.0, 0.0]])
   close(call("ndcg_metric", s, y, reduction="none"), [ref_ndcg(s[0], y[0], 1.0)])
-  close(call("ndcg_metric", s, y, reduction="none"),
-        [(1 / np.log2(4)) / (3 + 1 / np.log2(3))])
+  close(call("ndcg_metric", s, y, reduction="none"), [(1 / np.log2(4)) / (3 + 1 / np.log2(3))])
   close(call("mrr_metric", s, y, reduction="none"), [1 / 3])
   close(call("precision_metric", s, y, reduction="none"), [1 / 3])
   close(call("precision_metric", s, y, topn=4, reduction="none"), [1 / 3])
@@ -405,8 +420,7 @@ def test_nan_behind_item_mask_changes_nothing(name):
   clean = call(name, s, y, item_where=mask, segments=seg, reduction="none")
   bad_s, bad_y = np.where(mask, s, np.nan), np.where(mask, y, np.nan)
   close(call(name, bad_s, bad_y, item_where=mask, segments=seg, reduction="none"), clean)
-  g = evaluate(name, jnp.asarray(bad_s, jnp.float32), bad_y, item_where=mask,
-               segments=seg)["grad"]
+  g = evaluate(name, jnp.asarray(bad_s, jnp.float32), bad_y, item_where=mask, segments=seg)["grad"]
   assert np.all(np.isfinite(g)) and np.all(np.asarray(g)[~mask] == 0.0)
 
 
@@ -422,8 +436,10 @@ def test_all_masked_lists_are_zero_and_leave_the_mean(name):
   assert np.all(np.asarray(none)[[1, 4]] == 0.0)
   keep = np.ones(B, bool)
   keep[[1, 4]] = False  # masking the lists (== slicing them, by the contract)
-  close(call(name, s, y, item_where=mask, segments=seg),
-        call(name, s, y, item_where=mask, segments=seg, where=keep))
+  close(
+    call(name, s, y, item_where=mask, segments=seg),
+    call(name, s, y, item_where=mask, segments=seg, where=keep),
+  )
   empty = np.zeros_like(mask)
   assert float(call(name, s, y, item_where=empty)) == 0.0
   g = evaluate(name, jnp.asarray(s, jnp.float32), y, item_where=empty)["grad"]
@@ -444,8 +460,9 @@ def test_lists_without_pairs_leave_the_pairwise_mean(name):
   close(call(name, s, y), np.mean(np.asarray(none)[keep]))
 
 
-@pytest.mark.parametrize("name", ["softmax_loss", "approx_ndcg_loss", "ndcg_metric",
-                                  "mrr_metric", "precision_metric"])
+@pytest.mark.parametrize(
+  "name", ["softmax_loss", "approx_ndcg_loss", "ndcg_metric", "mrr_metric", "precision_metric"]
+)
 def test_lists_without_relevant_items_score_zero(name):
   s, y, _, _, _ = draw(11)
   y[3] = 0.0
@@ -539,14 +556,14 @@ def test_ndcg_of_the_ideal_ranking_is_one_and_approx_ndcg_approaches_it():
 
 
 GRAD_CASES = [
-    ("pointwise_mse_loss", {}),
-    ("pointwise_sigmoid_loss", {}),
-    ("pairwise_logistic_loss", {}),
-    ("pairwise_hinge_loss", {"margin": 0.7}),
-    ("softmax_loss", {}),
-    ("softmax_loss", {"normalize_labels": False}),
-    ("listmle_loss", {}),
-    ("approx_ndcg_loss", {"temperature": 0.5}),
+  ("pointwise_mse_loss", {}),
+  ("pointwise_sigmoid_loss", {}),
+  ("pairwise_logistic_loss", {}),
+  ("pairwise_hinge_loss", {"margin": 0.7}),
+  ("softmax_loss", {}),
+  ("softmax_loss", {"normalize_labels": False}),
+  ("listmle_loss", {}),
+  ("approx_ndcg_loss", {"temperature": 0.5}),
 ]
 
 
@@ -572,10 +589,13 @@ def test_gradients_match_central_differences(name, kw, segmented):
     assert np.all(grad[~mask] == 0.0)
 
 
-@pytest.mark.parametrize("name,hyper,value", [
+@pytest.mark.parametrize(
+  "name,hyper,value",
+  [
     ("pairwise_hinge_loss", "margin", 0.7),
     ("approx_ndcg_loss", "temperature", 0.5),
-])
+  ],
+)
 def test_check_grads_hyperparameters(name, hyper, value):
   s, y, mask, seg, _ = draw(14)
   with jax.enable_x64(True):
@@ -646,8 +666,7 @@ def test_jit_traces_once_with_segments_and_masks():
   @jax.jit
   def f(s, y, mask, seg):
     traces.append(1)
-    return jnp.stack([getattr(jaxobj, n)(s, y, item_where=mask, segments=seg)
-                      for n in LOSSES])
+    return jnp.stack([getattr(jaxobj, n)(s, y, item_where=mask, segments=seg) for n in LOSSES])
 
   close(f(s, y, mask, seg), [call(n, s, y, item_where=mask, segments=seg) for n in LOSSES])
   f(s * 2, y, ~mask, seg + 1)
@@ -727,7 +746,8 @@ def test_per_list_values_match_rax(name):
   rax = pytest.importorskip("rax")
   s, y, mask, seg, _ = draw(25)
   approx = functools.partial(
-      rax.ndcg_metric, rank_fn=rax.utils.approx_ranks, cutoff_fn=rax.utils.approx_cutoff)
+    rax.ndcg_metric, rank_fn=rax.utils.approx_ranks, cutoff_fn=rax.utils.approx_cutoff
+  )
   fn = {"approx_ndcg_loss": lambda *a, **k: -approx(*a, **k)}.get(name, getattr(rax, name, None))
   kw = {"normalize_labels": False} if name == "softmax_loss" else {}
   with jax.enable_x64(True):
@@ -739,13 +759,20 @@ def test_per_list_values_match_rax(name):
 def test_nan_scores_and_labels_reach_the_value():
   # Comparisons dropped NaN: these gave 1.868 and 0.826.
   nan = jnp.nan
-  assert np.isnan(float(jaxobj.pairwise_logistic_loss(jnp.array([[.3, -1, 2]]),
-                                                      jnp.array([[1, nan, 0]]))))
+  assert np.isnan(
+    float(jaxobj.pairwise_logistic_loss(jnp.array([[0.3, -1, 2]]), jnp.array([[1, nan, 0]])))
+  )
   assert np.isnan(float(jaxobj.ndcg_metric(jnp.array([[nan, 1, 2]]), jnp.array([[1, 0, 2]]))))
   s, y = jnp.array([[0.3, -1.0, 2.0], [1.0, 0.5, 0.0]]), jnp.array([[1.0, 2.0, 0.0]] * 2)
   item = jnp.ones((2, 3), bool).at[0, 1].set(False)
-  for fn in (jaxobj.pairwise_hinge_loss, jaxobj.listmle_loss, jaxobj.softmax_loss,
-             jaxobj.approx_ndcg_loss, jaxobj.mrr_metric, jaxobj.precision_metric):
+  for fn in (
+    jaxobj.pairwise_hinge_loss,
+    jaxobj.listmle_loss,
+    jaxobj.softmax_loss,
+    jaxobj.approx_ndcg_loss,
+    jaxobj.mrr_metric,
+    jaxobj.precision_metric,
+  ):
     for args in ((s.at[0, 1].set(nan), y), (s, y.at[0, 1].set(nan))):
       out = fn(*args, reduction="none")
       assert np.isnan(out[0]) and np.isfinite(out[1]), fn.__name__

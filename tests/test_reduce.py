@@ -5,7 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jaxobj import reduce_loss
 from jaxobj._src import checks
@@ -29,17 +30,24 @@ def test_reduction_matches_float64_definition(data):
   v64, w64 = values.astype(np.float64), weights.astype(np.float64)
   count = mask.sum()
   expected_mean = v64[mask].mean() if count else 0.0
-  np.testing.assert_allclose(reduce_loss(jnp.asarray(values), where=mask), expected_mean,
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    reduce_loss(jnp.asarray(values), where=mask), expected_mean, rtol=1e-5, atol=1e-6
+  )
   wsum = w64[mask].sum()
   expected_wmean = (w64 * v64)[mask].sum() / wsum if wsum > 0 else 0.0
   np.testing.assert_allclose(
-      reduce_loss(jnp.asarray(values), where=mask, weights=weights), expected_wmean,
-      rtol=1e-4, atol=1e-5)
+    reduce_loss(jnp.asarray(values), where=mask, weights=weights),
+    expected_wmean,
+    rtol=1e-4,
+    atol=1e-5,
+  )
   none = reduce_loss(jnp.asarray(values), where=mask, weights=weights, reduction="none")
   np.testing.assert_allclose(
-      reduce_loss(jnp.asarray(values), where=mask, weights=weights, reduction="sum"),
-      np.sum(np.asarray(none)), rtol=1e-5, atol=1e-5)
+    reduce_loss(jnp.asarray(values), where=mask, weights=weights, reduction="sum"),
+    np.sum(np.asarray(none)),
+    rtol=1e-5,
+    atol=1e-5,
+  )
 
 
 def test_masked_inf_and_nan_contribute_nothing():

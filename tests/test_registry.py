@@ -11,9 +11,12 @@ from jaxobj import registry
 def test_every_public_loss_is_registered_under_its_name():
   """Public functions with the contract's ``reduction`` are losses or metrics and
   must be registered; helpers (``smooth_labels``, initializers) need not be."""
-  losses = [n for n in jaxobj.losses.__all__
-            if callable(getattr(jaxobj.losses, n))
-            and "reduction" in inspect.signature(getattr(jaxobj.losses, n)).parameters]
+  losses = [
+    n
+    for n in jaxobj.losses.__all__
+    if callable(getattr(jaxobj.losses, n))
+    and "reduction" in inspect.signature(getattr(jaxobj.losses, n)).parameters
+  ]
   assert len(losses) >= 24
   for name in losses:
     spec = registry.get(name)
@@ -46,6 +49,9 @@ def test_duplicate_registration_is_refused():
 
 def test_filters_and_families():
   assert set(registry.names(kind="regularizer")) == {
-      "l1_penalty", "l2_penalty", "elastic_net_penalty"}
+    "l1_penalty",
+    "l2_penalty",
+    "elastic_net_penalty",
+  }
   assert all(s.family == "classification" for s in registry.specs(family="classification"))
   assert {"regression", "classification", "regularization"} <= set(registry.families())

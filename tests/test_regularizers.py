@@ -19,33 +19,40 @@ def params():
 
 def _flat(params, keep):
   leaves = jax.tree_util.tree_leaves_with_path(params)
-  return np.concatenate([np.ravel(np.asarray(l, np.float64)) for p, l in leaves
-                         if keep(regularizers.path_str(p))])
+  return np.concatenate(
+    [np.ravel(np.asarray(l, np.float64)) for p, l in leaves if keep(regularizers.path_str(p))]
+  )
 
 
 def test_values_match_float64_sums(params):
   x = _flat(params, lambda p: True)
   np.testing.assert_allclose(jaxobj.l1_penalty(params), np.abs(x).sum(), rtol=1e-6)
-  np.testing.assert_allclose(jaxobj.l2_penalty(params), (x ** 2).sum(), rtol=1e-6)
-  np.testing.assert_allclose(jaxobj.elastic_net_penalty(params, l1_ratio=0.3),
-                             0.3 * np.abs(x).sum() + 0.7 * (x ** 2).sum(), rtol=1e-6)
+  np.testing.assert_allclose(jaxobj.l2_penalty(params), (x**2).sum(), rtol=1e-6)
+  np.testing.assert_allclose(
+    jaxobj.elastic_net_penalty(params, l1_ratio=0.3),
+    0.3 * np.abs(x).sum() + 0.7 * (x**2).sum(),
+    rtol=1e-6,
+  )
 
 
 def test_elastic_net_endpoints_are_l1_and_l2(params):
-  np.testing.assert_allclose(jaxobj.elastic_net_penalty(params, l1_ratio=1.0),
-                             jaxobj.l1_penalty(params), rtol=1e-6)
-  np.testing.assert_allclose(jaxobj.elastic_net_penalty(params, l1_ratio=0.0),
-                             jaxobj.l2_penalty(params), rtol=1e-6)
+  np.testing.assert_allclose(
+    jaxobj.elastic_net_penalty(params, l1_ratio=1.0), jaxobj.l1_penalty(params), rtol=1e-6
+  )
+  np.testing.assert_allclose(
+    jaxobj.elastic_net_penalty(params, l1_ratio=0.0), jaxobj.l2_penalty(params), rtol=1e-6
+  )
 
 
 def test_no_decay_on_biases_and_norm_scales(params):
   kernels = _flat(params, lambda p: p.endswith("kernel"))
-  expected = (kernels ** 2).sum()
+  expected = (kernels**2).sum()
   for mask in (regularizers.matrices_only, regularizers.exclude("bias", "scale")):
     np.testing.assert_allclose(jaxobj.l2_penalty(params, mask=mask), expected, rtol=1e-6)
   # The same as a boolean pytree.
   tree = jax.tree_util.tree_map_with_path(
-      lambda p, _: regularizers.path_str(p).endswith("kernel"), params)
+    lambda p, _: regularizers.path_str(p).endswith("kernel"), params
+  )
   np.testing.assert_allclose(jaxobj.l2_penalty(params, mask=tree), expected, rtol=1e-6)
 
 
@@ -53,12 +60,13 @@ def test_mask_prefix_and_wildcards(params):
   # A prefix pytree: one flag per layer.
   prefix = {name: name == "layers_0" for name in params}
   first = _flat(params, lambda p: p.startswith("layers_0/"))
-  np.testing.assert_allclose(jaxobj.l1_penalty(params, mask=prefix), np.abs(first).sum(),
-                             rtol=1e-6)
+  np.testing.assert_allclose(jaxobj.l1_penalty(params, mask=prefix), np.abs(first).sum(), rtol=1e-6)
   rest = _flat(params, lambda p: not p.startswith("layers_1/"))
   np.testing.assert_allclose(
-      jaxobj.l1_penalty(params, mask=regularizers.exclude("layers_1/*")),
-      np.abs(rest).sum(), rtol=1e-6)
+    jaxobj.l1_penalty(params, mask=regularizers.exclude("layers_1/*")),
+    np.abs(rest).sum(),
+    rtol=1e-6,
+  )
 
 
 def test_gradients_are_sign_and_twice_theta():

@@ -14,9 +14,9 @@ import scipy.integrate
 import scipy.special
 import scipy.stats
 from jax.test_util import check_grads
+from references import ref_reduce
 
 import jaxobj
-from references import ref_reduce
 
 LD = np.longdouble
 
@@ -52,7 +52,7 @@ def ref_drho(x, alpha, c=1.0):
     w_pow = np.ones_like(z)
   else:  # (1 + z/b)^(a/2 - 1), with the power through log1p (exact for |a| >> 1)
     w_pow = np.exp((a / 2 - 1) * np.log1p(z / abs(a - 2)))
-  dx, dc = x / c ** 2 * w_pow, -z / c * w_pow
+  dx, dc = x / c**2 * w_pow, -z / c * w_pow
   if a == 0:
     l = np.log1p(z / 2)
     da = -l / 2 + z / (2 * (2 + z)) + l * l / 4
@@ -70,12 +70,12 @@ def ref_drho(x, alpha, c=1.0):
 
 
 CLOSED_FORMS = {  # alpha: rho(x, alpha, 1) as a function of z = x^2, cancellation-free
-    2.0: lambda z: z / 2,                            # L2
-    1.0: lambda z: z / (np.sqrt(z + 1) + 1),         # Charbonnier: sqrt(z + 1) - 1
-    0.0: lambda z: np.log1p(z / 2),                  # Cauchy
-    -2.0: lambda z: 2 * z / (z + 4),                 # Geman-McClure
-    -np.inf: lambda z: -np.expm1(-z / 2),            # Welsch: 1 - exp(-z/2)
-    np.inf: lambda z: np.expm1(z / 2),
+  2.0: lambda z: z / 2,  # L2
+  1.0: lambda z: z / (np.sqrt(z + 1) + 1),  # Charbonnier: sqrt(z + 1) - 1
+  0.0: lambda z: np.log1p(z / 2),  # Cauchy
+  -2.0: lambda z: 2 * z / (z + 4),  # Geman-McClure
+  -np.inf: lambda z: -np.expm1(-z / 2),  # Welsch: 1 - exp(-z/2)
+  np.inf: lambda z: np.expm1(z / 2),
 }
 
 
@@ -92,9 +92,12 @@ def _rho_integrand(x, alpha):
 def quad_log_z(alpha):
   """log of the integral of exp(-rho(x, alpha, 1)) over the line, by adaptive quadrature."""
   alpha = float(alpha)  # float64 arithmetic also for a float32 alpha
-  parts = [scipy.integrate.quad(_rho_integrand, lo, hi, args=(alpha,), epsabs=1e-15,
-                                epsrel=1e-12, limit=200)[0]
-           for lo, hi in ((0, 1), (1, 30), (30, np.inf))]
+  parts = [
+    scipy.integrate.quad(
+      _rho_integrand, lo, hi, args=(alpha,), epsabs=1e-15, epsrel=1e-12, limit=200
+    )[0]
+    for lo, hi in ((0, 1), (1, 30), (30, np.inf))
+  ]
   return float(np.log(2 * sum(parts)))
 
 
@@ -106,20 +109,52 @@ def residuals(n=8, seed=0, spread=3.0):
   return x
 
 
-ALPHAS = [-np.inf, -1e8, -50.0, -2.0, -1.0, -1e-3, -1e-9, 0.0, 1e-9, 1e-4, 0.3, 1.0,
-          1.5, 1.8, 1.99, 2 - 1e-6, 2 - 1e-12, 2.0, 2 + 1e-12, 2 + 1e-6, 2.01, 2.5, 3.0,
-          4.0, 10.0, 1e8, np.inf]
+ALPHAS = [
+  -np.inf,
+  -1e8,
+  -50.0,
+  -2.0,
+  -1.0,
+  -1e-3,
+  -1e-9,
+  0.0,
+  1e-9,
+  1e-4,
+  0.3,
+  1.0,
+  1.5,
+  1.8,
+  1.99,
+  2 - 1e-6,
+  2 - 1e-12,
+  2.0,
+  2 + 1e-12,
+  2 + 1e-6,
+  2.01,
+  2.5,
+  3.0,
+  4.0,
+  10.0,
+  1e8,
+  np.inf,
+]
 
-_rho64 = jax.jit(lambda x, a, c: jaxobj.general_robust_loss(x, alpha=a, scale=c,
-                                                            reduction="none"))
-_grads64 = jax.jit(jax.vmap(jax.grad(
-    lambda x, a, c: jaxobj.general_robust_loss(x, alpha=a, scale=c, reduction="sum"),
-    argnums=(0, 1, 2)), in_axes=(0, None, None)))
+_rho64 = jax.jit(lambda x, a, c: jaxobj.general_robust_loss(x, alpha=a, scale=c, reduction="none"))
+_grads64 = jax.jit(
+  jax.vmap(
+    jax.grad(
+      lambda x, a, c: jaxobj.general_robust_loss(x, alpha=a, scale=c, reduction="sum"),
+      argnums=(0, 1, 2),
+    ),
+    in_axes=(0, None, None),
+  )
+)
 
 
 def _close(actual, expected, rtol, atol=0.0):
-  np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(expected, np.float64),
-                             rtol=rtol, atol=atol)
+  np.testing.assert_allclose(
+    np.asarray(actual, np.float64), np.asarray(expected, np.float64), rtol=rtol, atol=atol
+  )
 
 
 # --------------------------------------------------------------------------
@@ -141,8 +176,9 @@ def test_special_cases_match_closed_forms(alpha, dtype):
 def test_scale_divides_the_residual(scale):
   x = residuals()
   for alpha in (-2.0, 0.0, 1.0, 2.0):
-    got = jaxobj.general_robust_loss(x.astype(np.float32), alpha=alpha, scale=scale,
-                                     reduction="none")
+    got = jaxobj.general_robust_loss(
+      x.astype(np.float32), alpha=alpha, scale=scale, reduction="none"
+    )
     _close(got, ref_rho(x.astype(np.float32), alpha, scale), rtol=2e-6, atol=1e-30)
 
 
@@ -172,7 +208,7 @@ def test_continuous_at_the_singular_alphas():
   """alpha -> 0 and alpha -> 2 from both sides: values converge to the limits
   at the rate the alpha-derivative gives (log-singular at 2)."""
   x = np.array([0.0, 1e-3, 0.3, 1.0, 4.0, 30.0, 1e3])
-  z = x ** 2
+  z = x**2
   with jax.enable_x64(True):
     at_zero = np.asarray(_rho64(x, 0.0, 1.0))
     slope_zero = np.asarray(_grads64(x, 0.0, 1.0)[1])
@@ -180,8 +216,9 @@ def test_continuous_at_the_singular_alphas():
       for sign in (-1, 1):
         near = np.asarray(_rho64(x, sign * d, 1.0))
         # alpha = 0 is a regular point: first-order Taylor, second-order error.
-        assert np.all(np.abs(near - at_zero - sign * d * slope_zero)
-                      <= d * d * (1 + z) + 1e-15 * at_zero)
+        assert np.all(
+          np.abs(near - at_zero - sign * d * slope_zero) <= d * d * (1 + z) + 1e-15 * at_zero
+        )
         near2 = np.asarray(_rho64(x, 2.0 + sign * d, 1.0))
         bound = 0.5 * z * d * (np.log1p(z / d) + 1)
         assert np.all(np.abs(near2 - z / 2) <= bound + 1e-15)
@@ -201,16 +238,22 @@ def test_matches_regression_losses_where_they_overlap():
   y = np.zeros_like(x)
   _close(jaxobj.general_robust_loss(x, y, alpha=2.0), jaxobj.l2_loss(x, y), rtol=1e-6)
   for delta in (0.5, 2.0):
-    _close(delta ** 2 * jaxobj.general_robust_loss(x, y, alpha=1.0, scale=delta,
-                                                   reduction="none"),
-           jaxobj.pseudo_huber_loss(x, y, delta=delta, reduction="none"), rtol=3e-6, atol=1e-12)
+    _close(
+      delta**2 * jaxobj.general_robust_loss(x, y, alpha=1.0, scale=delta, reduction="none"),
+      jaxobj.pseudo_huber_loss(x, y, delta=delta, reduction="none"),
+      rtol=3e-6,
+      atol=1e-12,
+    )
 
 
 def test_targets_give_the_residual():
   rng = np.random.default_rng(4)
   p, t = rng.standard_normal((2, 6)).astype(np.float32)
-  _close(jaxobj.general_robust_loss(p, t, alpha=0.5, reduction="none"),
-         jaxobj.general_robust_loss(p - t, alpha=0.5, reduction="none"), rtol=1e-6)
+  _close(
+    jaxobj.general_robust_loss(p, t, alpha=0.5, reduction="none"),
+    jaxobj.general_robust_loss(p - t, alpha=0.5, reduction="none"),
+    rtol=1e-6,
+  )
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -218,10 +261,15 @@ def test_where_weights_reduction(reduction):
   x = residuals(n=6, seed=5).astype(np.float32)
   where = np.array([True, False, True, True, False, True])
   w = np.linspace(0.5, 2.0, 6).astype(np.float32)
-  got = jaxobj.general_robust_loss(x, alpha=-1.0, scale=2.0, where=where, weights=w,
-                                   reduction=reduction)
-  _close(got, ref_reduce(np.asarray(ref_rho(x, -1.0, 2.0), np.float64), where, w, reduction),
-         rtol=2e-6, atol=1e-12)
+  got = jaxobj.general_robust_loss(
+    x, alpha=-1.0, scale=2.0, where=where, weights=w, reduction=reduction
+  )
+  _close(
+    got,
+    ref_reduce(np.asarray(ref_rho(x, -1.0, 2.0), np.float64), where, w, reduction),
+    rtol=2e-6,
+    atol=1e-12,
+  )
 
 
 def test_per_feature_alpha_and_scale():
@@ -301,7 +349,7 @@ def test_gradient_in_alpha_is_continuous_through_zero():
 
 def test_gradient_in_alpha_near_two_grows_like_log():
   x = np.array([0.5, 2.0])
-  z = x ** 2
+  z = x**2
   with jax.enable_x64(True):
     assert np.all(np.asarray(_grads64(x, 2.0, 1.0)[1]) == 0.0)  # documented convention
     for d in (1e-4, 1e-8, 1e-12):
@@ -312,8 +360,7 @@ def test_gradient_in_alpha_near_two_grows_like_log():
         _close(ga, z / 4 * np.log(z / d), rtol=0.3)
 
 
-_value64 = jax.jit(lambda x, a, c: jaxobj.general_robust_loss(x, alpha=a, scale=c,
-                                                              reduction="sum"))
+_value64 = jax.jit(lambda x, a, c: jaxobj.general_robust_loss(x, alpha=a, scale=c, reduction="sum"))
 _grad64 = jax.jit(jax.grad(_value64, argnums=(0, 1, 2)))
 
 
@@ -324,8 +371,10 @@ def test_gradients_against_finite_differences_float64():
   with jax.enable_x64(True):
     for alpha in (-1e3, -2.0, -0.5, 0.0, 0.7, 1.0, 1.5, 1.9, 2.1, 2.5, 5.0):
       gx, ga, gc = _grad64(x, alpha, c)
-      fd_x = [(_value64(x + h * e, alpha, c) - _value64(x - h * e, alpha, c)) / (2 * h)
-              for e in np.eye(len(x))]
+      fd_x = [
+        (_value64(x + h * e, alpha, c) - _value64(x - h * e, alpha, c)) / (2 * h)
+        for e in np.eye(len(x))
+      ]
       fd_a = (_value64(x, alpha + h, c) - _value64(x, alpha - h, c)) / (2 * h)
       fd_c = (_value64(x, alpha, c + h) - _value64(x, alpha, c - h)) / (2 * h)
       _close(gx, fd_x, rtol=1e-7, atol=1e-9)
@@ -342,10 +391,10 @@ def test_check_grads_second_order_float64(alpha):
     check_grads(f, (x, alpha, 1.3), order=2, modes=["rev"], eps=1e-5, atol=1e-6, rtol=1e-6)
 
 
-_loss32 = jax.jit(lambda x, a, c: jaxobj.general_robust_loss(x, alpha=a, scale=c,
-                                                             reduction="none"))
-_grad32 = jax.jit(jax.grad(lambda x, a, c: jaxobj.general_robust_loss(x, alpha=a, scale=c),
-                           argnums=(0, 1, 2)))
+_loss32 = jax.jit(lambda x, a, c: jaxobj.general_robust_loss(x, alpha=a, scale=c, reduction="none"))
+_grad32 = jax.jit(
+  jax.grad(lambda x, a, c: jaxobj.general_robust_loss(x, alpha=a, scale=c), argnums=(0, 1, 2))
+)
 
 
 def test_gradients_are_finite_everywhere():
@@ -354,8 +403,7 @@ def test_gradients_are_finite_everywhere():
   derivatives grow like (x/c)^alpha and overflow float32 where the true values do,
   so alpha > 1 runs on residuals up to 1e4 only."""
   x = np.concatenate([residuals(n=8, seed=9), [1e4, -3e7, 1e20, -1e30]]).astype(np.float32)
-  for alpha in [-np.inf, -1e30, -2.0, 0.0, 1e-7, 1.0, 1.5, 1.999999, 2.0, 2.000001, 3.0,
-                np.inf]:
+  for alpha in [-np.inf, -1e30, -2.0, 0.0, 1e-7, 1.0, 1.5, 1.999999, 2.0, 2.000001, 3.0, np.inf]:
     xs = x if alpha <= 1.0 else x[np.abs(x) <= 1e4]
     for scale in (1e-3, 1.0, 1e3):
       args = (xs, np.float32(alpha), np.float32(scale))
@@ -406,8 +454,11 @@ def test_traced_nonpositive_scale_gives_nan():
 def test_log_partition_closed_forms():
   with jax.enable_x64(True):
     got = np.asarray(jaxobj.robust_log_partition(np.array([0.0, 1.0, 2.0])))
-  expected = [np.log(np.pi * np.sqrt(2)), np.log(2 * np.e * scipy.special.k1(1.0)),
-              0.5 * np.log(2 * np.pi)]
+  expected = [
+    np.log(np.pi * np.sqrt(2)),
+    np.log(2 * np.e * scipy.special.k1(1.0)),
+    0.5 * np.log(2 * np.pi),
+  ]
   _close(got, expected, rtol=0, atol=1e-9)
 
 
@@ -420,8 +471,7 @@ def test_log_partition_against_quadrature():
   _close(got, expected, rtol=0, atol=1e-9)
   got32 = jaxobj.robust_log_partition(alphas.astype(np.float32))
   assert got32.dtype == jnp.float32
-  _close(got32, [quad_log_z(a) for a in alphas.astype(np.float32).astype(float)],
-         rtol=0, atol=1e-6)
+  _close(got32, [quad_log_z(a) for a in alphas.astype(np.float32).astype(float)], rtol=0, atol=1e-6)
 
 
 def test_log_partition_slope_against_quadrature():
@@ -456,8 +506,9 @@ def test_adaptive_values(alpha):
   with jax.enable_x64(True):
     got = jaxobj.adaptive_robust_loss(x, alpha=alpha, scale=0.6, reduction="none")
   _close(got, ref_nll(x, alpha, 0.6), rtol=1e-12, atol=1e-9)
-  got32 = jaxobj.adaptive_robust_loss(x.astype(np.float32), alpha=alpha, scale=0.6,
-                                      reduction="none")
+  got32 = jaxobj.adaptive_robust_loss(
+    x.astype(np.float32), alpha=alpha, scale=0.6, reduction="none"
+  )
   _close(got32, ref_nll(x.astype(np.float32), np.float32(alpha), 0.6), rtol=2e-6, atol=1e-6)
 
 
@@ -488,9 +539,12 @@ def test_adaptive_gradients():
   x = np.array([-3.0, -0.4, 0.0, 0.9, 6.0])
   h = 1e-5
   with jax.enable_x64(True):
-    grad = jax.jit(jax.grad(
+    grad = jax.jit(
+      jax.grad(
         lambda x, a, c: jaxobj.adaptive_robust_loss(x, alpha=a, scale=c, reduction="sum"),
-        argnums=(0, 1, 2)))
+        argnums=(0, 1, 2),
+      )
+    )
     for alpha in (0.3, 1.0, 1.7):
       gx, ga, gc = grad(x, alpha, 0.8)
       dx, da, dc = ref_drho(x, alpha, 0.8)
@@ -506,9 +560,14 @@ def test_adaptive_fit_recovers_the_shape():
   rng = np.random.default_rng(13)
   alphas = jnp.linspace(0.0, 2.0, 41)
   scales = jnp.geomspace(0.25, 4.0, 33)
-  nll = jax.jit(jax.vmap(jax.vmap(
-      lambda x, a, c: jaxobj.adaptive_robust_loss(x, alpha=a, scale=c),
-      in_axes=(None, None, 0)), in_axes=(None, 0, None)))
+  nll = jax.jit(
+    jax.vmap(
+      jax.vmap(
+        lambda x, a, c: jaxobj.adaptive_robust_loss(x, alpha=a, scale=c), in_axes=(None, None, 0)
+      ),
+      in_axes=(None, 0, None),
+    )
+  )
   normal = (1.5 * rng.standard_normal(4000)).astype(np.float32)
   i, j = np.unravel_index(np.argmin(nll(normal, alphas, scales)), (41, 33))
   assert alphas[i] >= 1.8 and abs(float(scales[j]) / 1.5 - 1) < 0.1
@@ -536,11 +595,13 @@ def test_latents_round_trip_and_defaults():
   assert float(jaxobj.robust_alpha_from_latent(0.0)) == pytest.approx(1.0)
   assert float(jaxobj.robust_scale_from_latent(0.0)) == pytest.approx(1.0, rel=1e-6)
   alphas = np.array([0.0015, 0.3, 1.0, 1.9, 1.998])
-  _close(jaxobj.robust_alpha_from_latent(jaxobj.robust_latent_from_alpha(alphas)), alphas,
-         rtol=1e-5)
+  _close(
+    jaxobj.robust_alpha_from_latent(jaxobj.robust_latent_from_alpha(alphas)), alphas, rtol=1e-5
+  )
   scales = np.array([2e-5, 1e-3, 0.5, 1.0, 30.0, 1e4])
-  _close(jaxobj.robust_scale_from_latent(jaxobj.robust_latent_from_scale(scales)), scales,
-         rtol=1e-5)
+  _close(
+    jaxobj.robust_scale_from_latent(jaxobj.robust_latent_from_scale(scales)), scales, rtol=1e-5
+  )
   lo, hi = 0.5, 1.5
   a = jaxobj.robust_alpha_from_latent(jnp.array([-1e4, 0.0, 1e4]), low=lo, high=hi)
   _close(a, [lo, 1.0, hi], rtol=1e-6)
@@ -550,10 +611,16 @@ def test_latents_round_trip_and_defaults():
 
 def test_latents_formulas():
   latent = np.linspace(-6, 6, 7)
-  _close(jaxobj.robust_alpha_from_latent(latent, low=0.2, high=1.8),
-         0.2 + 1.6 * scipy.special.expit(latent), rtol=1e-6)
-  _close(jaxobj.robust_scale_from_latent(latent, floor=1e-3, init=0.5),
-         1e-3 + (0.5 - 1e-3) * np.logaddexp(0, latent + np.log(np.e - 1)), rtol=1e-6)
+  _close(
+    jaxobj.robust_alpha_from_latent(latent, low=0.2, high=1.8),
+    0.2 + 1.6 * scipy.special.expit(latent),
+    rtol=1e-6,
+  )
+  _close(
+    jaxobj.robust_scale_from_latent(latent, floor=1e-3, init=0.5),
+    1e-3 + (0.5 - 1e-3) * np.logaddexp(0, latent + np.log(np.e - 1)),
+    rtol=1e-6,
+  )
 
 
 def test_learning_through_latents_has_finite_gradients():
@@ -568,8 +635,11 @@ def test_learning_through_latents_has_finite_gradients():
   for la, ls in ((-30.0, -30.0), (0.0, 0.0), (30.0, 30.0), (-30.0, 30.0), (30.0, -30.0)):
     g = grad({"alpha": jnp.float32(la), "scale": jnp.float32(ls)})
     assert all(np.isfinite(v) for v in jax.tree.leaves(g))
-  per_feature = jax.grad(lambda la: jaxobj.adaptive_robust_loss(
-      np.ones((4, 3), np.float32), alpha=jaxobj.robust_alpha_from_latent(la)))(jnp.zeros(3))
+  per_feature = jax.grad(
+    lambda la: jaxobj.adaptive_robust_loss(
+      np.ones((4, 3), np.float32), alpha=jaxobj.robust_alpha_from_latent(la)
+    )
+  )(jnp.zeros(3))
   assert per_feature.shape == (3,)
 
 

@@ -39,23 +39,26 @@ NOT_TWICE_DIFFERENTIABLE: dict[str, str] = {}
 # H v must then be exactly 0; for every other loss it must not be.
 _HINGE = "piecewise linear: a hinge max(0, margin - ...), kinked at the margin"
 ZERO_HESSIAN: dict[str, str] = {
-    "hinge_loss": _HINGE,
-    "multiclass_hinge_loss": _HINGE + " and at ties of the runner-up class",
-    "pairwise_hinge_loss": _HINGE,
-    "lovasz_hinge_loss": _HINGE + "; the Lovasz extension sorts the errors (kinked at ties)",
-    "absolute_error": "piecewise linear: |r|, kinked at r = 0",
-    "absolute_percentage_error": "piecewise linear in the predictions: |r| / |y|",
-    "epsilon_insensitive_loss": "piecewise linear: max(0, |r| - epsilon)",
-    "quantile_loss": "piecewise linear: the pinball loss, kinked at r = 0",
-    "wasserstein_1d": "piecewise linear: sorted samples (kinked at ties), absolute differences",
-    "wasserstein_1d_histogram": "piecewise linear: absolute differences of the CDFs",
-    "kl_divergence": "linear in log_predictions",
-    "kl_divergence_with_log_targets": "linear in log_predictions",
-    "negative_elbo": "linear in the reconstruction term",
-    "rlhf_loss": "linear in the rewards",
+  "hinge_loss": _HINGE,
+  "multiclass_hinge_loss": _HINGE + " and at ties of the runner-up class",
+  "pairwise_hinge_loss": _HINGE,
+  "lovasz_hinge_loss": _HINGE + "; the Lovasz extension sorts the errors (kinked at ties)",
+  "absolute_error": "piecewise linear: |r|, kinked at r = 0",
+  "absolute_percentage_error": "piecewise linear in the predictions: |r| / |y|",
+  "epsilon_insensitive_loss": "piecewise linear: max(0, |r| - epsilon)",
+  "quantile_loss": "piecewise linear: the pinball loss, kinked at r = 0",
+  "wasserstein_1d": "piecewise linear: sorted samples (kinked at ties), absolute differences",
+  "wasserstein_1d_histogram": "piecewise linear: absolute differences of the CDFs",
+  "kl_divergence": "linear in log_predictions",
+  "kl_divergence_with_log_targets": "linear in log_predictions",
+  "negative_elbo": "linear in the reconstruction term",
+  "rlhf_loss": "linear in the rewards",
 }
-SPECS = [s for s in registry.specs(kind="loss")
-         if s.name not in TAKES_A_FUNCTION | set(NOT_TWICE_DIFFERENTIABLE)]
+SPECS = [
+  s
+  for s in registry.specs(kind="loss")
+  if s.name not in TAKES_A_FUNCTION | set(NOT_TWICE_DIFFERENTIABLE)
+]
 BATCH = (4,)
 LARGE = 50.0
 EPS = 1e-5  # float64 central differences: truncation ~EPS^2, rounding ~1e-16 / EPS
@@ -100,13 +103,13 @@ def test_hessian_vector_products_are_finite_and_match_float64_differences(spec):
     up = lambda a: jnp.asarray(np.asarray(a), jnp.float64) if _is_float(a) else a
     x64, v64, rest64 = up(x), up(v), tuple(up(a) for a in rest)
     grad = jax.jit(jax.grad(lambda x, *rest: spec.fn(x, *rest)))
-    want = np.asarray(grad(x64 + EPS * v64, *rest64) - grad(x64 - EPS * v64, *rest64)) / (
-        2 * EPS)
+    want = np.asarray(grad(x64 + EPS * v64, *rest64) - grad(x64 - EPS * v64, *rest64)) / (2 * EPS)
   if spec.name in ZERO_HESSIAN:
     assert np.all(ordinary == 0.0), f"{spec.name}: {ZERO_HESSIAN[spec.name]}, yet H v != 0"
   else:
     assert np.max(np.abs(ordinary)) > 0.0, f"{spec.name}: H v is 0; list it in ZERO_HESSIAN"
   err = np.max(np.abs(ordinary - want))
   assert err <= 1e-3 * np.max(np.abs(want)) + 1e-5, (
-      f"{spec.name}: H v differs from float64 differences of the gradient by {err:.3g} "
-      f"(max |H v| = {np.max(np.abs(want)):.3g})")
+    f"{spec.name}: H v differs from float64 differences of the gradient by {err:.3g} "
+    f"(max |H v| = {np.max(np.abs(want)):.3g})"
+  )

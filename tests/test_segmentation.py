@@ -53,8 +53,9 @@ def _grad(f):
 
 
 def _close(a, b, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
-                             rtol=rtol, atol=atol)
+  np.testing.assert_allclose(
+    np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=rtol, atol=atol
+  )
 
 
 # --------------------------------------------------------------------------
@@ -73,29 +74,39 @@ def _drop_background(p, t, include_background):
   return p, t
 
 
-def ref_dice(p, t, *, include_background=True, squared_pred=False, jaccard=False,
-             batch=False, smooth_nr=SMOOTH, smooth_dr=SMOOTH, weight=None):
+def ref_dice(
+  p,
+  t,
+  *,
+  include_background=True,
+  squared_pred=False,
+  jaccard=False,
+  batch=False,
+  smooth_nr=SMOOTH,
+  smooth_dr=SMOOTH,
+  weight=None,
+):
   p, t = _drop_background(p, t, include_background)
   axes = _axes(p.ndim, batch)
   inter = np.sum(t * p, axis=axes)
   power = 2 if squared_pred else 1
-  den = np.sum(t ** power, axis=axes) + np.sum(p ** power, axis=axes)
+  den = np.sum(t**power, axis=axes) + np.sum(p**power, axis=axes)
   if jaccard:
     den = 2.0 * (den - inter)
   f = 1.0 - (2.0 * inter + smooth_nr) / (den + smooth_dr)
   return f if weight is None else f * weight
 
 
-def ref_generalized_dice(p, t, *, include_background=True, w_type="square",
-                         batch=False, smooth_nr=SMOOTH, smooth_dr=SMOOTH):
+def ref_generalized_dice(
+  p, t, *, include_background=True, w_type="square", batch=False, smooth_nr=SMOOTH, smooth_dr=SMOOTH
+):
   p, t = _drop_background(p, t, include_background)
   axes = _axes(p.ndim, batch)
   inter = np.sum(t * p, axis=axes)
   ground = np.sum(t, axis=axes)
   den = ground + np.sum(p, axis=axes)
   with np.errstate(divide="ignore"):
-    w = {"square": 1.0 / ground ** 2, "simple": 1.0 / ground,
-         "uniform": np.ones_like(ground)}[w_type]
+    w = {"square": 1.0 / ground**2, "simple": 1.0 / ground, "uniform": np.ones_like(ground)}[w_type]
   infs = np.isinf(w)
   w[infs] = 0.0
   w = w + infs * np.max(w, axis=-1, keepdims=True)
@@ -103,8 +114,17 @@ def ref_generalized_dice(p, t, *, include_background=True, w_type="square",
   return 1.0 - numer / (np.sum(den * w, axis=-1) + smooth_dr)
 
 
-def ref_tversky(p, t, *, alpha=0.5, beta=0.5, include_background=True,
-                batch=False, smooth_nr=SMOOTH, smooth_dr=SMOOTH):
+def ref_tversky(
+  p,
+  t,
+  *,
+  alpha=0.5,
+  beta=0.5,
+  include_background=True,
+  batch=False,
+  smooth_nr=SMOOTH,
+  smooth_dr=SMOOTH,
+):
   p, t = _drop_background(p, t, include_background)
   axes = _axes(p.ndim, batch)
   tp = np.sum(p * t, axis=axes)
@@ -145,7 +165,7 @@ def ref_lovasz_softmax_flat(probas, labels, classes="present"):
     return 0.0
   c = probas.shape[1]
   losses = []
-  for k in (range(c) if classes in ("present", "all") else classes):
+  for k in range(c) if classes in ("present", "all") else classes:
     fg = (labels == k).astype(np.float64)
     if classes == "present" and fg.sum() == 0:
       continue
@@ -155,13 +175,13 @@ def ref_lovasz_softmax_flat(probas, labels, classes="present"):
   return float(np.mean(losses)) if losses else 0.0
 
 
-def ref_lovasz_softmax(logits, labels, *, classes="present", per_image=True,
-                       ignore=None):
+def ref_lovasz_softmax(logits, labels, *, classes="present", per_image=True, ignore=None):
   probas = _probs(logits)
   keep = np.ones(labels.shape, bool) if ignore is None else labels != ignore
   if per_image:
-    return np.array([ref_lovasz_softmax_flat(p[k], l[k], classes)
-                     for p, l, k in zip(probas, labels, keep)])
+    return np.array(
+      [ref_lovasz_softmax_flat(p[k], l[k], classes) for p, l, k in zip(probas, labels, keep)]
+    )
   return ref_lovasz_softmax_flat(probas[keep], labels[keep], classes)
 
 
@@ -177,8 +197,7 @@ def ref_lovasz_hinge(logits, labels, *, per_image=True, ignore=None):
   labels = np.asarray(labels, np.float64)
   keep = np.ones(labels.shape, bool) if ignore is None else labels != ignore
   if per_image:
-    return np.array([ref_lovasz_hinge_flat(x[k], y[k])
-                     for x, y, k in zip(logits, labels, keep)])
+    return np.array([ref_lovasz_hinge_flat(x[k], y[k]) for x, y, k in zip(logits, labels, keep)])
   return ref_lovasz_hinge_flat(logits[keep], labels[keep])
 
 
@@ -187,13 +206,13 @@ def ref_lovasz_hinge(logits, labels, *, per_image=True, ignore=None):
 
 
 DICE_OPTIONS = [
-    {},
-    {"include_background": False},
-    {"squared_pred": True},
-    {"jaccard": True},
-    {"jaccard": True, "squared_pred": True, "include_background": False},
-    {"smooth_nr": 0.0, "smooth_dr": 1e-3},
-    {"smooth_nr": 1.0, "smooth_dr": 1.0},
+  {},
+  {"include_background": False},
+  {"squared_pred": True},
+  {"jaccard": True},
+  {"jaccard": True, "squared_pred": True, "include_background": False},
+  {"smooth_nr": 0.0, "smooth_dr": 1e-3},
+  {"smooth_nr": 1.0, "smooth_dr": 1.0},
 ]
 
 
@@ -215,8 +234,7 @@ def test_dice_batch_pools_before_the_ratio(opts):
   assert out.shape == ()
   _close(out, ref)
   # Pooling equals one image made of all the images side by side.
-  side = (np.concatenate(list(logits), axis=0)[None],
-          np.concatenate(list(labels), axis=0)[None])
+  side = (np.concatenate(list(logits), axis=0)[None], np.concatenate(list(labels), axis=0)[None])
   _close(out, _jit(jaxobj.dice_loss)(*side, **opts))
 
 
@@ -234,10 +252,15 @@ def test_dice_class_weights_follow_monai():
   w = np.array([0.5, 1.0, 2.0, 3.0])
   ref = ref_dice(_cf(_probs(logits)), _cf(_one_hot(labels)), weight=w).mean(-1)
   _close(_jit(jaxobj.dice_loss)(logits, labels, class_weights=w, reduction="none"), ref)
-  ref = ref_dice(_cf(_probs(logits)), _cf(_one_hot(labels)), weight=w[1:],
-                 include_background=False).mean(-1)
-  _close(_jit(jaxobj.dice_loss)(logits, labels, class_weights=w, include_background=False,
-                          reduction="none"), ref)
+  ref = ref_dice(
+    _cf(_probs(logits)), _cf(_one_hot(labels)), weight=w[1:], include_background=False
+  ).mean(-1)
+  _close(
+    _jit(jaxobj.dice_loss)(
+      logits, labels, class_weights=w, include_background=False, reduction="none"
+    ),
+    ref,
+  )
 
 
 def test_dice_sigmoid_multilabel_and_binary():
@@ -248,15 +271,20 @@ def test_dice_sigmoid_multilabel_and_binary():
   _close(_jit(jaxobj.dice_loss)(logits, masks, activation="sigmoid", reduction="none"), ref)
   # One channel: an integer 0/1 map is that channel's target (MONAI's convention).
   binary = masks[..., :1]
-  _close(_jit(jaxobj.dice_loss)(logits[..., :1], binary[..., 0].astype(np.int32),
-                          activation="sigmoid", reduction="none"),
-         ref_dice(_cf(_probs(logits[..., :1], "sigmoid")), _cf(binary))[:, 0])
+  _close(
+    _jit(jaxobj.dice_loss)(
+      logits[..., :1], binary[..., 0].astype(np.int32), activation="sigmoid", reduction="none"
+    ),
+    ref_dice(_cf(_probs(logits[..., :1], "sigmoid")), _cf(binary))[:, 0],
+  )
 
 
 def test_jaccard_loss_is_dice_with_jaccard():
   logits, labels = _draw(6)
-  _close(_jit(jaxobj.jaccard_loss)(logits, labels, reduction="none"),
-         ref_dice(_cf(_probs(logits)), _cf(_one_hot(labels)), jaccard=True).mean(-1))
+  _close(
+    _jit(jaxobj.jaccard_loss)(logits, labels, reduction="none"),
+    ref_dice(_cf(_probs(logits)), _cf(_one_hot(labels)), jaccard=True).mean(-1),
+  )
   # 1 - IoU of hard predictions = 1 - |A∩B| / |A∪B| as the logits sharpen.
   hard = 1e4 * (_one_hot(labels) * 2 - 1).astype(np.float32)
   assert float(_jit(jaxobj.jaccard_loss)(hard, labels)) < 1e-5
@@ -267,11 +295,14 @@ def test_channels_first_axis_and_volumes():
   cf = np.moveaxis(logits, -1, 1)
   _close(_jit(jaxobj.dice_loss)(cf, labels, axis=1), _jit(jaxobj.dice_loss)(logits, labels))
   onehot_cf = np.moveaxis(_one_hot(labels).astype(np.float32), -1, 1)
-  _close(_jit(jaxobj.tversky_loss)(cf, onehot_cf, axis=1), _jit(jaxobj.tversky_loss)(logits, labels))
+  _close(
+    _jit(jaxobj.tversky_loss)(cf, onehot_cf, axis=1), _jit(jaxobj.tversky_loss)(logits, labels)
+  )
   # A volume (D=1) with spatial_dims=3 is the same as the image.
-  _close(_jit(jaxobj.dice_loss)(logits[:, None], labels[:, None], spatial_dims=3,
-                          reduction="none"),
-         _jit(jaxobj.dice_loss)(logits, labels, reduction="none"))
+  _close(
+    _jit(jaxobj.dice_loss)(logits[:, None], labels[:, None], spatial_dims=3, reduction="none"),
+    _jit(jaxobj.dice_loss)(logits, labels, reduction="none"),
+  )
 
 
 # --------------------------------------------------------------------------
@@ -281,11 +312,19 @@ def test_channels_first_axis_and_volumes():
 def test_dice_empty_target_and_empty_prediction_is_zero():
   logits = jnp.full((2, H, W, 1), -1e4, jnp.float32)  # sigmoid(-1e4) == 0 exactly
   empty = np.zeros((2, H, W, 1), np.float32)
-  for fn in (jaxobj.dice_loss, jaxobj.jaccard_loss, jaxobj.tversky_loss,
-             jaxobj.generalized_dice_loss, jaxobj.focal_tversky_loss):
+  for fn in (
+    jaxobj.dice_loss,
+    jaxobj.jaccard_loss,
+    jaxobj.tversky_loss,
+    jaxobj.generalized_dice_loss,
+    jaxobj.focal_tversky_loss,
+  ):
     # Smoothing traced: one compilation per loss for all the settings.
-    value_and_grad = jax.jit(jax.value_and_grad(lambda x, nr, dr: fn(
-        x, empty, smooth_nr=nr, smooth_dr=dr, activation="sigmoid")))
+    value_and_grad = jax.jit(
+      jax.value_and_grad(
+        lambda x, nr, dr: fn(x, empty, smooth_nr=nr, smooth_dr=dr, activation="sigmoid")
+      )
+    )
     for nr, dr in [(SMOOTH, SMOOTH), (0.0, 0.0), (1.0, 1.0)]:
       value, g = value_and_grad(logits, nr, dr)
       assert float(value) == 0.0, (fn.__name__, nr, dr)
@@ -300,9 +339,10 @@ def test_dice_empty_target_soft_prediction_matches_monai():
   ref = ref_dice(_cf(p), _cf(empty))[:, 0]
   _close(_jit(jaxobj.dice_loss)(logits, empty, activation="sigmoid", reduction="none"), ref)
   _close(ref, p.sum((1, 2, 3)) / (p.sum((1, 2, 3)) + SMOOTH))  # the closed form
-  _close(_jit(jaxobj.generalized_dice_loss)(logits, empty, activation="sigmoid",
-                                      reduction="none"),
-         ref_generalized_dice(_cf(p), _cf(empty)))
+  _close(
+    _jit(jaxobj.generalized_dice_loss)(logits, empty, activation="sigmoid", reduction="none"),
+    ref_generalized_dice(_cf(p), _cf(empty)),
+  )
 
 
 def test_zero_smoothing_empty_class_is_zero_not_nan():
@@ -325,9 +365,11 @@ def test_zero_smoothing_empty_class_is_zero_not_nan():
 # Generalized Dice.
 
 
-@pytest.mark.parametrize("opts", [{}, {"w_type": "simple"}, {"w_type": "uniform"},
-                                  {"include_background": False},
-                                  {"batch": True}], ids=str)
+@pytest.mark.parametrize(
+  "opts",
+  [{}, {"w_type": "simple"}, {"w_type": "uniform"}, {"include_background": False}, {"batch": True}],
+  ids=str,
+)
 def test_generalized_dice_matches_reference(opts):
   logits, labels = _draw(10)
   ref = ref_generalized_dice(_cf(_probs(logits)), _cf(_one_hot(labels)), **opts)
@@ -359,25 +401,40 @@ def test_near_perfect_prediction_keeps_relative_precision():
   tp = ((1.0 - err) * masks).sum((1, 2))
   ground = masks.sum((1, 2))
   with np.errstate(divide="ignore"):
-    w = 1.0 / ground ** 2
+    w = 1.0 / ground**2
   w = np.where(np.isinf(w), np.max(np.where(np.isinf(w), 0, w), -1, keepdims=True), w)
   gdice = (w * (fp + fn)).sum(-1) / ((w * (fp + fn + 2 * tp)).sum(-1) + SMOOTH)
   tversky = (0.3 * fp + 0.7 * fn) / (0.3 * fp + 0.7 * fn + tp + SMOOTH)
   with jax.enable_x64(True):
     x, y = jnp.asarray(logits), jnp.asarray(masks)
-    _close(jaxobj.generalized_dice_loss(x, y, activation="sigmoid", reduction="none"),
-           gdice, rtol=1e-12, atol=0.0)
-    _close(jaxobj.tversky_loss(x, y, alpha=0.3, beta=0.7, activation="sigmoid",
-                               reduction="none"), tversky.mean(-1), rtol=1e-12, atol=0.0)
+    _close(
+      jaxobj.generalized_dice_loss(x, y, activation="sigmoid", reduction="none"),
+      gdice,
+      rtol=1e-12,
+      atol=0.0,
+    )
+    _close(
+      jaxobj.tversky_loss(x, y, alpha=0.3, beta=0.7, activation="sigmoid", reduction="none"),
+      tversky.mean(-1),
+      rtol=1e-12,
+      atol=0.0,
+    )
 
 
 # --------------------------------------------------------------------------
 # Tversky and focal Tversky.
 
 
-@pytest.mark.parametrize("opts", [{}, {"alpha": 0.3, "beta": 0.7},
-                                  {"alpha": 0.9, "beta": 0.1, "include_background": False},
-                                  {"batch": True, "alpha": 0.2, "beta": 1.5}], ids=str)
+@pytest.mark.parametrize(
+  "opts",
+  [
+    {},
+    {"alpha": 0.3, "beta": 0.7},
+    {"alpha": 0.9, "beta": 0.1, "include_background": False},
+    {"batch": True, "alpha": 0.2, "beta": 1.5},
+  ],
+  ids=str,
+)
 def test_tversky_matches_reference(opts):
   logits, labels = _draw(12)
   ref = ref_tversky(_cf(_probs(logits)), _cf(_one_hot(labels)), **opts).mean(-1)
@@ -386,8 +443,10 @@ def test_tversky_matches_reference(opts):
 
 def test_tversky_half_half_is_dice():
   logits, labels = _draw(13)
-  _close(_jit(jaxobj.tversky_loss)(logits, labels, reduction="none"),
-         _jit(jaxobj.dice_loss)(logits, labels, reduction="none"))
+  _close(
+    _jit(jaxobj.tversky_loss)(logits, labels, reduction="none"),
+    _jit(jaxobj.dice_loss)(logits, labels, reduction="none"),
+  )
 
 
 @pytest.mark.parametrize("gamma", [1.0, 4.0 / 3.0, 2.0, 0.5])
@@ -397,8 +456,10 @@ def test_focal_tversky_matches_reference(gamma):
   ref = (tl ** (1.0 / gamma)).mean(-1)
   _close(_jit(jaxobj.focal_tversky_loss)(logits, labels, gamma=gamma, reduction="none"), ref)
   if gamma == 1.0:
-    _close(_jit(jaxobj.focal_tversky_loss)(logits, labels, gamma=1.0),
-           _jit(jaxobj.tversky_loss)(logits, labels, alpha=0.3, beta=0.7))
+    _close(
+      _jit(jaxobj.focal_tversky_loss)(logits, labels, gamma=1.0),
+      _jit(jaxobj.tversky_loss)(logits, labels, alpha=0.3, beta=0.7),
+    )
 
 
 def test_focal_tversky_perfect_prediction_has_zero_gradient():
@@ -419,8 +480,9 @@ def test_dice_ce_matches_monai_composition():
   dice = ref_dice(_cf(_probs(logits)), _cf(_one_hot(labels))).mean()
   ce = ref_cross_entropy(logits.reshape(-1, C), labels.reshape(-1))
   _close(_jit(jaxobj.dice_ce_loss)(logits, labels), dice + ce)
-  _close(_jit(jaxobj.dice_ce_loss)(logits, labels, lambda_dice=0.3, lambda_ce=2.0),
-         0.3 * dice + 2.0 * ce)
+  _close(
+    _jit(jaxobj.dice_ce_loss)(logits, labels, lambda_dice=0.3, lambda_ce=2.0), 0.3 * dice + 2.0 * ce
+  )
   onehot = _one_hot(labels).astype(np.float32)
   _close(_jit(jaxobj.dice_ce_loss)(logits, onehot), dice + ce)
 
@@ -428,11 +490,14 @@ def test_dice_ce_matches_monai_composition():
 def test_dice_ce_class_weights_and_label_smoothing_per_image():
   logits, labels = _draw(17)
   w = np.array([0.2, 1.0, 3.0, 0.5])
-  out = _jit(jaxobj.dice_ce_loss)(logits, labels, class_weights=w, label_smoothing=0.1,
-                            reduction="none")
+  out = _jit(jaxobj.dice_ce_loss)(
+    logits, labels, class_weights=w, label_smoothing=0.1, reduction="none"
+  )
   dice = ref_dice(_cf(_probs(logits)), _cf(_one_hot(labels)), weight=w).mean(-1)
-  ce = [ref_cross_entropy(x.reshape(-1, C), y.reshape(-1), weight=w, label_smoothing=0.1)
-        for x, y in zip(logits, labels)]
+  ce = [
+    ref_cross_entropy(x.reshape(-1, C), y.reshape(-1), weight=w, label_smoothing=0.1)
+    for x, y in zip(logits, labels)
+  ]
   _close(out, dice + np.array(ce))
 
 
@@ -442,8 +507,10 @@ def test_dice_ce_sigmoid_uses_bce_with_pos_weight():
   masks = rng.integers(0, 2, (B, H, W, 2)).astype(np.float32)
   pw = np.array([2.0, 0.5])
   dice = ref_dice(_cf(_probs(logits, "sigmoid")), _cf(masks), weight=pw).mean()
-  _close(_jit(jaxobj.dice_ce_loss)(logits, masks, activation="sigmoid", class_weights=pw),
-         dice + ref_bce(logits, masks, pw))
+  _close(
+    _jit(jaxobj.dice_ce_loss)(logits, masks, activation="sigmoid", class_weights=pw),
+    dice + ref_bce(logits, masks, pw),
+  )
 
 
 def test_dice_ce_batch_is_global_mean():
@@ -462,8 +529,9 @@ def test_dice_ce_batch_is_global_mean():
 def test_lovasz_softmax_matches_reference(classes, per_image):
   logits, labels = _draw(20)
   ref = ref_lovasz_softmax(logits, labels, classes=classes, per_image=per_image)
-  out = _jit(jaxobj.lovasz_softmax_loss)(logits, labels, classes=classes,
-                                   per_image=per_image, reduction="none")
+  out = _jit(jaxobj.lovasz_softmax_loss)(
+    logits, labels, classes=classes, per_image=per_image, reduction="none"
+  )
   assert out.shape == ((B,) if per_image else ())
   _close(out, ref)
 
@@ -474,9 +542,10 @@ def test_lovasz_softmax_saturated_logits_with_tied_errors():
   logits, labels = _draw(39)
   big = logits * 1e4
   for per_image in (True, False):
-    _close(_jit(jaxobj.lovasz_softmax_loss)(big, labels, per_image=per_image,
-                                            reduction="none"),
-           ref_lovasz_softmax(big, labels, per_image=per_image))
+    _close(
+      _jit(jaxobj.lovasz_softmax_loss)(big, labels, per_image=per_image, reduction="none"),
+      ref_lovasz_softmax(big, labels, per_image=per_image),
+    )
 
 
 @pytest.mark.parametrize("per_image", [True, False])
@@ -487,22 +556,27 @@ def test_lovasz_softmax_ignore_index_drops_pixels(per_image):
   labels[2] = 255  # an image with no valid pixel
   logits[labels == 255] = np.nan  # garbage behind the mask
   ref = ref_lovasz_softmax(np.nan_to_num(logits), labels, per_image=per_image, ignore=255)
-  out = _jit(jaxobj.lovasz_softmax_loss)(logits, labels, ignore_index=255,
-                                   per_image=per_image, reduction="none")
+  out = _jit(jaxobj.lovasz_softmax_loss)(
+    logits, labels, ignore_index=255, per_image=per_image, reduction="none"
+  )
   _close(out, ref)
   if per_image:
     assert float(out[2]) == 0.0
-  g = _grad(lambda x: jaxobj.lovasz_softmax_loss(
-      x, labels, ignore_index=255, per_image=per_image))(jnp.asarray(logits))
+  g = _grad(lambda x: jaxobj.lovasz_softmax_loss(x, labels, ignore_index=255, per_image=per_image))(
+    jnp.asarray(logits)
+  )
   assert np.all(np.isfinite(g)) and np.all(np.asarray(g)[labels == 255] == 0.0)
 
 
 def test_lovasz_softmax_pixel_where_equals_ignore_index():
   logits, labels = _draw(23)
   keep = np.random.default_rng(24).uniform(size=labels.shape) < 0.7
-  _close(_jit(jaxobj.lovasz_softmax_loss)(logits, labels, pixel_where=keep),
-         _jit(jaxobj.lovasz_softmax_loss)(logits, np.where(keep, labels, -1).astype(np.int32),
-                                    ignore_index=-1))
+  _close(
+    _jit(jaxobj.lovasz_softmax_loss)(logits, labels, pixel_where=keep),
+    _jit(jaxobj.lovasz_softmax_loss)(
+      logits, np.where(keep, labels, -1).astype(np.int32), ignore_index=-1
+    ),
+  )
 
 
 @pytest.mark.parametrize("per_image", [True, False])
@@ -514,16 +588,19 @@ def test_lovasz_hinge_matches_reference(per_image):
   out = _jit(jaxobj.lovasz_hinge_loss)(logits, masks, per_image=per_image, reduction="none")
   _close(out, ref_lovasz_hinge(logits, masks, per_image=per_image))
   ignore = np.where(rng.uniform(size=masks.shape) < 0.3, 255, masks)
-  out = _jit(jaxobj.lovasz_hinge_loss)(logits, ignore.astype(np.int32), ignore_index=255,
-                                 per_image=per_image, reduction="none")
+  out = _jit(jaxobj.lovasz_hinge_loss)(
+    logits, ignore.astype(np.int32), ignore_index=255, per_image=per_image, reduction="none"
+  )
   _close(out, ref_lovasz_hinge(logits, ignore, per_image=per_image, ignore=255))
 
 
 def test_lovasz_all_pixels_ignored_is_zero_with_zero_gradient():
   logits, labels = _draw(26)
   none = np.zeros(labels.shape, bool)
-  for fn, y in ((jaxobj.lovasz_softmax_loss, labels),
-                (jaxobj.lovasz_hinge_loss, (labels[..., None] > 0) * np.ones(C))):
+  for fn, y in (
+    (jaxobj.lovasz_softmax_loss, labels),
+    (jaxobj.lovasz_hinge_loss, (labels[..., None] > 0) * np.ones(C)),
+  ):
     x = logits if fn is jaxobj.lovasz_softmax_loss else logits
     pw = none if fn is jaxobj.lovasz_softmax_loss else none[..., None]
     for per_image in (True, False):
@@ -539,8 +616,14 @@ def test_all_ignored_pixels_dice_family_is_zero():
   logits, labels = _draw(27)
   nan_logits = np.full_like(logits, np.nan)
   ignored = np.full_like(labels, -100)
-  for fn in (jaxobj.dice_loss, jaxobj.jaccard_loss, jaxobj.generalized_dice_loss,
-             jaxobj.tversky_loss, jaxobj.focal_tversky_loss, jaxobj.dice_ce_loss):
+  for fn in (
+    jaxobj.dice_loss,
+    jaxobj.jaccard_loss,
+    jaxobj.generalized_dice_loss,
+    jaxobj.tversky_loss,
+    jaxobj.focal_tversky_loss,
+    jaxobj.dice_ce_loss,
+  ):
     kw = dict(ignore_index=-100)
     assert float(_jit(fn)(nan_logits, ignored, **kw)) == 0.0, fn.__name__
     g = _grad(lambda x: fn(x, ignored, **kw))(jnp.asarray(nan_logits))
@@ -563,15 +646,15 @@ def test_ignored_pixels_equal_slicing_them_out():
 
 
 GRAD_CASES = [
-    ("dice_loss", {}),
-    ("dice_loss", {"squared_pred": True, "jaccard": True, "include_background": False}),
-    ("generalized_dice_loss", {}),
-    ("tversky_loss", {"alpha": 0.3, "beta": 0.7}),
-    ("focal_tversky_loss", {}),
-    ("dice_ce_loss", {"label_smoothing": 0.1, "class_weights": np.arange(1.0, C + 1)}),
-    ("dice_loss", {"batch": True, "activation": "sigmoid"}),
-    ("lovasz_softmax_loss", {}),
-    ("lovasz_softmax_loss", {"per_image": False, "classes": "all"}),
+  ("dice_loss", {}),
+  ("dice_loss", {"squared_pred": True, "jaccard": True, "include_background": False}),
+  ("generalized_dice_loss", {}),
+  ("tversky_loss", {"alpha": 0.3, "beta": 0.7}),
+  ("focal_tversky_loss", {}),
+  ("dice_ce_loss", {"label_smoothing": 0.1, "class_weights": np.arange(1.0, C + 1)}),
+  ("dice_loss", {"batch": True, "activation": "sigmoid"}),
+  ("lovasz_softmax_loss", {}),
+  ("lovasz_softmax_loss", {"per_image": False, "classes": "all"}),
 ]
 
 
@@ -581,8 +664,15 @@ def test_gradients_match_finite_differences(name, opts):
   fn = getattr(jaxobj, name)
   with jax.enable_x64(True):
     x = jnp.asarray(logits, jnp.float64)
-    check_grads(jax.jit(lambda a: fn(a, labels, **opts)), (x,), order=1,
-                modes=("rev",), eps=1e-6, atol=1e-5, rtol=1e-5)
+    check_grads(
+      jax.jit(lambda a: fn(a, labels, **opts)),
+      (x,),
+      order=1,
+      modes=("rev",),
+      eps=1e-6,
+      atol=1e-5,
+      rtol=1e-5,
+    )
 
 
 def test_lovasz_hinge_gradient_is_the_sorted_jaccard_increments():
@@ -590,8 +680,9 @@ def test_lovasz_hinge_gradient_is_the_sorted_jaccard_increments():
   logits = rng.standard_normal((1, H, W))
   masks = rng.integers(0, 2, (1, H, W)).astype(np.float64)
   with jax.enable_x64(True):
-    g = np.asarray(_grad(lambda a: jaxobj.lovasz_hinge_loss(a, masks))(
-        jnp.asarray(logits)))[0].ravel()
+    g = np.asarray(_grad(lambda a: jaxobj.lovasz_hinge_loss(a, masks))(jnp.asarray(logits)))[
+      0
+    ].ravel()
   x, y = logits[0].ravel(), masks[0].ravel()
   errors = 1.0 - x * (2 * y - 1)
   perm = np.argsort(-errors, kind="stable")
@@ -607,10 +698,12 @@ def test_lovasz_hinge_gradient_is_the_sorted_jaccard_increments():
 def test_bf16_pooled_and_lovasz():
   logits, labels = _draw(32)
   low = jnp.asarray(logits, jnp.bfloat16)
-  for fn, kw in ((jaxobj.dice_loss, {"batch": True}),
-                 (jaxobj.generalized_dice_loss, {"batch": True}),
-                 (jaxobj.lovasz_softmax_loss, {"per_image": False}),
-                 (jaxobj.dice_ce_loss, {"batch": True})):
+  for fn, kw in (
+    (jaxobj.dice_loss, {"batch": True}),
+    (jaxobj.generalized_dice_loss, {"batch": True}),
+    (jaxobj.lovasz_softmax_loss, {"per_image": False}),
+    (jaxobj.dice_ce_loss, {"batch": True}),
+  ):
     out = _jit(fn)(low, labels, **kw)
     assert out.dtype == jnp.float32
     _close(out, _jit(fn)(low.astype(jnp.float32), labels, **kw), rtol=1e-6)
@@ -625,10 +718,14 @@ def test_pooled_where_is_a_scalar_and_pixel_where_removes_images():
   assert float(_jit(jaxobj.dice_loss)(logits, labels, batch=True, where=False)) == 0.0
   keep = np.array([True, False, True])
   pw = np.broadcast_to(keep[:, None, None], labels.shape)
-  _close(_jit(jaxobj.dice_loss)(logits, labels, batch=True, pixel_where=pw),
-         _jit(jaxobj.dice_loss)(logits[keep], labels[keep], batch=True))
-  _close(_jit(jaxobj.lovasz_softmax_loss)(logits, labels, per_image=False, pixel_where=pw),
-         _jit(jaxobj.lovasz_softmax_loss)(logits[keep], labels[keep], per_image=False))
+  _close(
+    _jit(jaxobj.dice_loss)(logits, labels, batch=True, pixel_where=pw),
+    _jit(jaxobj.dice_loss)(logits[keep], labels[keep], batch=True),
+  )
+  _close(
+    _jit(jaxobj.lovasz_softmax_loss)(logits, labels, per_image=False, pixel_where=pw),
+    _jit(jaxobj.lovasz_softmax_loss)(logits[keep], labels[keep], per_image=False),
+  )
 
 
 def test_lovasz_jits_once_per_shape():
@@ -669,19 +766,18 @@ def test_bad_options_raise():
   logits, labels = _draw(37)
   onehot = _one_hot(labels).astype(np.float32)
   cases = [
-      (jaxobj.dice_loss, dict(activation="relu"), ValueError, "activation"),
-      (jaxobj.dice_loss, dict(class_weights=np.ones(C - 1)), ValueError, "class_weights"),
-      (jaxobj.dice_loss, dict(smooth_dr=-1.0), ValueError, "smooth_dr"),
-      (jaxobj.dice_loss, dict(spatial_dims=4), ValueError, "spatial_dims"),
-      (jaxobj.dice_loss, dict(pixel_where=np.ones((B, H), bool)), ValueError,
-       "pixel_where"),
-      (jaxobj.generalized_dice_loss, dict(w_type="log"), ValueError, "w_type"),
-      (jaxobj.tversky_loss, dict(alpha=-0.1), ValueError, "alpha"),
-      (jaxobj.focal_tversky_loss, dict(gamma=0.0), ValueError, "gamma"),
-      (jaxobj.dice_ce_loss, dict(label_smoothing=1.5), ValueError, "label_smoothing"),
-      (jaxobj.dice_ce_loss, dict(lambda_ce=-1.0), ValueError, "lambda_ce"),
-      (jaxobj.lovasz_softmax_loss, dict(classes="some"), ValueError, "classes"),
-      (jaxobj.lovasz_softmax_loss, dict(classes=(0, C)), ValueError, "classes"),
+    (jaxobj.dice_loss, dict(activation="relu"), ValueError, "activation"),
+    (jaxobj.dice_loss, dict(class_weights=np.ones(C - 1)), ValueError, "class_weights"),
+    (jaxobj.dice_loss, dict(smooth_dr=-1.0), ValueError, "smooth_dr"),
+    (jaxobj.dice_loss, dict(spatial_dims=4), ValueError, "spatial_dims"),
+    (jaxobj.dice_loss, dict(pixel_where=np.ones((B, H), bool)), ValueError, "pixel_where"),
+    (jaxobj.generalized_dice_loss, dict(w_type="log"), ValueError, "w_type"),
+    (jaxobj.tversky_loss, dict(alpha=-0.1), ValueError, "alpha"),
+    (jaxobj.focal_tversky_loss, dict(gamma=0.0), ValueError, "gamma"),
+    (jaxobj.dice_ce_loss, dict(label_smoothing=1.5), ValueError, "label_smoothing"),
+    (jaxobj.dice_ce_loss, dict(lambda_ce=-1.0), ValueError, "lambda_ce"),
+    (jaxobj.lovasz_softmax_loss, dict(classes="some"), ValueError, "classes"),
+    (jaxobj.lovasz_softmax_loss, dict(classes=(0, C)), ValueError, "classes"),
   ]
   for fn, kw, err, match in cases:
     with pytest.raises(err, match=match):
@@ -727,5 +823,6 @@ def test_dice_ce_low_precision_gives_float32_under_x64():
   with jax.enable_x64(True):
     for dtype in (jnp.bfloat16, jnp.float16):
       assert jaxobj.dice_ce_loss(logits.astype(dtype), labels).dtype == jnp.float32
-      assert jaxobj.dice_ce_loss(logits.astype(dtype), labels,
-                                 label_smoothing=0.1).dtype == jnp.float32
+      assert (
+        jaxobj.dice_ce_loss(logits.astype(dtype), labels, label_smoothing=0.1).dtype == jnp.float32
+      )

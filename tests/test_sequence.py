@@ -14,25 +14,29 @@ import numpy as np
 import optax
 import pytest
 from jax.test_util import check_grads
+from references import close, f64
 from scipy.special import log_softmax, logsumexp
 
 import jaxobj
 from jaxobj._src.examples.sequence import ctc_batch
-from references import close, f64
 
 RTOL, ATOL = 1e-5, 1e-6
 B, T, V = 3, 6, 5
 
 # Jitted once and shared: tests reuse shapes, so most calls hit the cache.
-TCE = jax.jit(jaxobj.token_cross_entropy,
-              static_argnames=("ignore_index", "normalize", "reduction"))
+TCE = jax.jit(
+  jaxobj.token_cross_entropy, static_argnames=("ignore_index", "normalize", "reduction")
+)
 CTC = jax.jit(jaxobj.ctc_loss, static_argnames=("blank_id", "reduction"))
-TCE_VG = jax.jit(jax.value_and_grad(jaxobj.token_cross_entropy),
-                 static_argnames=("ignore_index", "normalize", "reduction"))
+TCE_VG = jax.jit(
+  jax.value_and_grad(jaxobj.token_cross_entropy),
+  static_argnames=("ignore_index", "normalize", "reduction"),
+)
 CTC_GRAD = jax.jit(jax.grad(jaxobj.ctc_loss), static_argnames=("blank_id", "reduction"))
 OPTAX_CTC = jax.jit(optax.ctc_loss, static_argnames="blank_id")
-OPTAX_GRAD = jax.jit(jax.grad(lambda *a, **k: jnp.sum(optax.ctc_loss(*a, **k))),
-                     static_argnames="blank_id")
+OPTAX_GRAD = jax.jit(
+  jax.grad(lambda *a, **k: jnp.sum(optax.ctc_loss(*a, **k))), static_argnames="blank_id"
+)
 
 
 # --------------------------------------------------------------------------
@@ -48,12 +52,16 @@ def ref_token_ce(x, y, label_smoothing=0.0, z_loss=0.0, cap=None):
   x_y = np.take_along_axis(x, np.asarray(y)[..., None], axis=-1)[..., 0]
   finite = np.isfinite(x)
   mean_logit = np.where(finite, x, 0.0).sum(-1) / finite.sum(-1)
-  return ((1 - label_smoothing) * (log_z - x_y) + label_smoothing * (log_z - mean_logit)
-          + z_loss * log_z ** 2)
+  return (
+    (1 - label_smoothing) * (log_z - x_y)
+    + label_smoothing * (log_z - mean_logit)
+    + z_loss * log_z**2
+  )
 
 
-def ref_token_reduce(values, valid, weights=None, normalize="tokens", segments=None,
-                     reduction="mean"):
+def ref_token_reduce(
+  values, valid, weights=None, normalize="tokens", segments=None, reduction="mean"
+):
   """The normalization modes from their definitions, one sequence at a time."""
   w = np.ones(values.shape) if weights is None else np.broadcast_to(f64(weights), values.shape)
   w = np.where(valid, w, 0.0)
@@ -61,7 +69,7 @@ def ref_token_reduce(values, valid, weights=None, normalize="tokens", segments=N
   if normalize == "sequences":
     terms, means = np.zeros(values.shape), []
     rows = values.reshape(-1, values.shape[-1]).shape[0]
-    seg = (np.zeros(values.shape, int) if segments is None else np.asarray(segments))
+    seg = np.zeros(values.shape, int) if segments is None else np.asarray(segments)
     for r in range(rows):
       idx = np.unravel_index(r, values.shape[:-1])
       ids = seg[idx]
@@ -98,17 +106,20 @@ def token_inputs(seed=0, shape=(B, T), vocab=V, ignore_frac=0.25, mask_vocab=Fal
 
 
 TOKEN_HYPER = [
-    {},
-    {"label_smoothing": 0.1},
-    {"z_loss": 1e-2},
-    {"logit_soft_cap": 2.5},
-    {"label_smoothing": 0.2, "z_loss": 1e-4, "logit_soft_cap": 5.0},
+  {},
+  {"label_smoothing": 0.1},
+  {"z_loss": 1e-2},
+  {"logit_soft_cap": 2.5},
+  {"label_smoothing": 0.2, "z_loss": 1e-4, "logit_soft_cap": 5.0},
 ]
 
 
 def _ref_kwargs(h):
-  return {"label_smoothing": h.get("label_smoothing", 0.0), "z_loss": h.get("z_loss", 0.0),
-          "cap": h.get("logit_soft_cap")}
+  return {
+    "label_smoothing": h.get("label_smoothing", 0.0),
+    "z_loss": h.get("z_loss", 0.0),
+    "cap": h.get("logit_soft_cap"),
+  }
 
 
 @pytest.mark.parametrize("hyper", TOKEN_HYPER, ids=lambda h: ",".join(h) or "default")
@@ -124,12 +135,12 @@ def test_token_ce_matches_reference(hyper, mask_vocab):
 
 def test_token_ce_matches_optax():
   x, y, _ = token_inputs(1)
-  close(TCE(x, y, reduction="none"),
-        f64(optax.softmax_cross_entropy_with_integer_labels(x, y)))
+  close(TCE(x, y, reduction="none"), f64(optax.softmax_cross_entropy_with_integer_labels(x, y)))
   # Label smoothing as optax builds it (uniform over all classes).
   smooth = optax.smooth_labels(jax.nn.one_hot(y, V), 0.1)
-  close(TCE(x, y, label_smoothing=0.1, reduction="none"),
-        f64(optax.softmax_cross_entropy(x, smooth)))
+  close(
+    TCE(x, y, label_smoothing=0.1, reduction="none"), f64(optax.softmax_cross_entropy(x, smooth))
+  )
 
 
 @pytest.mark.parametrize("normalize", ["tokens", "sequences", 50.0])
@@ -141,15 +152,17 @@ def test_token_ce_normalize_modes(normalize):
   weights = rng.uniform(0.2, 2.0, (B, T)).astype(np.float32)
   valid = (y_ig != -100) & where
   for w in (None, weights):
-    none = TCE(x, y_ig, z_loss=1e-3, normalize=normalize, where=where,
-                                      weights=w, reduction="none")
+    none = TCE(x, y_ig, z_loss=1e-3, normalize=normalize, where=where, weights=w, reduction="none")
     for reduction in ("none", "sum", "mean"):
-      got = TCE(x, y_ig, z_loss=1e-3, normalize=normalize,
-                                       where=where, weights=w, reduction=reduction)
+      got = TCE(
+        x, y_ig, z_loss=1e-3, normalize=normalize, where=where, weights=w, reduction=reduction
+      )
       close(got, ref_token_reduce(per_token, valid, w, normalize, reduction=reduction))
     # The sum rule holds in every mode.
-    close(TCE(x, y_ig, z_loss=1e-3, normalize=normalize, where=where,
-                                     weights=w, reduction="sum"), f64(jnp.sum(none)))
+    close(
+      TCE(x, y_ig, z_loss=1e-3, normalize=normalize, where=where, weights=w, reduction="sum"),
+      f64(jnp.sum(none)),
+    )
 
 
 def test_token_ce_per_sequence_mean_by_hand():
@@ -170,24 +183,29 @@ def test_token_ce_packed_segments():
   per_token = ref_token_ce(x, y)
   valid = (y_ig != -100) & (segments != 0)  # segment 0 is padding, masked by hand
   for reduction in ("none", "sum", "mean"):
-    got = TCE(x, y_ig, normalize="sequences", segment_ids=segments,
-                                     where=segments != 0, reduction=reduction)
+    got = TCE(
+      x, y_ig, normalize="sequences", segment_ids=segments, where=segments != 0, reduction=reduction
+    )
     close(got, ref_token_reduce(per_token, valid, None, "sequences", segments, reduction))
   # Packing three sequences in one row equals them as rows of their own.
   row = np.array([[1, 1, 1, 2, 2, 2, 3, 3, 3]], np.int32)
   xs, ys, _ = token_inputs(5, shape=(3, 3), ignore_frac=0.0)
-  packed = TCE(xs.reshape(1, 9, V), ys.reshape(1, 9),
-                                      normalize="sequences", segment_ids=row)
+  packed = TCE(xs.reshape(1, 9, V), ys.reshape(1, 9), normalize="sequences", segment_ids=row)
   close(packed, f64(TCE(xs, ys, normalize="sequences")))
 
 
 def test_token_ce_all_masked_is_zero_with_zero_gradient():
   x, y, _ = token_inputs(6)
   ignored = np.full_like(y, -100)
-  for normalize, reduction in (("tokens", "mean"), ("sequences", "mean"),
-                               ("sequences", "sum"), (7.0, "mean")):
-    value, grad = TCE_VG(x, ignored, normalize=normalize, z_loss=1e-3,
-                         label_smoothing=0.1, reduction=reduction)
+  for normalize, reduction in (
+    ("tokens", "mean"),
+    ("sequences", "mean"),
+    ("sequences", "sum"),
+    (7.0, "mean"),
+  ):
+    value, grad = TCE_VG(
+      x, ignored, normalize=normalize, z_loss=1e-3, label_smoothing=0.1, reduction=reduction
+    )
     assert float(value) == 0.0 and np.all(np.asarray(grad) == 0.0)
 
 
@@ -234,12 +252,10 @@ def test_token_ce_hyperparameter_gradients():
   x, y, _ = token_inputs(10)
   # d/dz of mean z * lse^2 is mean lse^2; d/dalpha is the smoothing term minus CE.
   lse = logsumexp(f64(x), -1)
-  close(jax.grad(lambda z: TCE(x, y, z_loss=z))(0.0),
-        (lse ** 2).mean(), rtol=1e-5)
+  close(jax.grad(lambda z: TCE(x, y, z_loss=z))(0.0), (lse**2).mean(), rtol=1e-5)
   ce = ref_token_ce(x, y)
   smooth_term = ref_token_ce(x, y, label_smoothing=1.0)
-  close(jax.grad(lambda a: TCE(x, y, label_smoothing=a))(0.3),
-        (smooth_term - ce).mean(), rtol=1e-5)
+  close(jax.grad(lambda a: TCE(x, y, label_smoothing=a))(0.3), (smooth_term - ce).mean(), rtol=1e-5)
 
 
 def test_token_ce_bf16_computes_in_f32():
@@ -247,8 +263,9 @@ def test_token_ce_bf16_computes_in_f32():
   x16 = jnp.asarray(x, jnp.bfloat16)
   got = TCE(x16, y_ig, z_loss=1e-4, label_smoothing=0.1)
   assert got.dtype == jnp.float32
-  close(got, ref_token_reduce(ref_token_ce(f64(x16.astype(jnp.float32)), y, 0.1, 1e-4),
-                              y_ig != -100))
+  close(
+    got, ref_token_reduce(ref_token_ce(f64(x16.astype(jnp.float32)), y, 0.1, 1e-4), y_ig != -100)
+  )
 
 
 def test_token_ce_out_of_range_target_is_nan():
@@ -288,7 +305,9 @@ def test_token_ce_bad_inputs():
 
 def _valid_parts(x, logit_pad, labels, label_pad):
   frames = f64(x)[np.asarray(logit_pad) < 0.5]
-  return log_softmax(frames, axis=-1), [int(v) for v in np.asarray(labels)[np.asarray(label_pad) < 0.5]]
+  return log_softmax(frames, axis=-1), [
+    int(v) for v in np.asarray(labels)[np.asarray(label_pad) < 0.5]
+  ]
 
 
 def ref_ctc_forward(x, logit_pad, labels, label_pad, blank=0):
@@ -329,9 +348,11 @@ def ref_ctc_brute_force(x, logit_pad, labels, label_pad, blank=0):
   """-log of the summed probability of every frame-level path that collapses
   to the labels (K^T paths: tiny cases only)."""
   logp, l = _valid_parts(x, logit_pad, labels, label_pad)
-  total = [sum(logp[t, c] for t, c in enumerate(path))
-           for path in itertools.product(range(logp.shape[1]), repeat=len(logp))
-           if _collapse(path, blank) == l]
+  total = [
+    sum(logp[t, c] for t, c in enumerate(path))
+    for path in itertools.product(range(logp.shape[1]), repeat=len(logp))
+    if _collapse(path, blank) == l
+  ]
   return -np.logaddexp.reduce(total) if total else np.inf
 
 
@@ -343,8 +364,9 @@ def ctc_inputs(seed, batch=6, frames=6, classes=4, max_labels=3, scale=2.0):
   """Feasible right-padded inputs; the default shape is shared by most tests
   so that the jitted functions compile once."""
   rng = np.random.default_rng(seed)
-  return ctc_batch(rng, (batch,), frames=frames, classes=classes, max_labels=max_labels,
-                   scale=scale)
+  return ctc_batch(
+    rng, (batch,), frames=frames, classes=classes, max_labels=max_labels, scale=scale
+  )
 
 
 def ctc(*args, **kw):
@@ -354,8 +376,9 @@ def ctc(*args, **kw):
 def test_ctc_forward_reference_matches_brute_force():
   # The two references are independent; agreeing gives the forward one weight.
   args = ctc_inputs(0, frames=5, classes=3)
-  np.testing.assert_allclose(ref_ctc_batch(ref_ctc_forward, *args),
-                             ref_ctc_batch(ref_ctc_brute_force, *args), rtol=1e-12)
+  np.testing.assert_allclose(
+    ref_ctc_batch(ref_ctc_forward, *args), ref_ctc_batch(ref_ctc_brute_force, *args), rtol=1e-12
+  )
 
 
 def test_ctc_matches_brute_force_on_tiny_cases():
@@ -399,8 +422,9 @@ def test_ctc_padded_frames_and_labels_are_skipped_anywhere():
   valid_frames = lp[0] < 0.5
   sliced = ctc(x[:, valid_frames], lp[:, valid_frames], y, yp)
   # Padding frames inserted in the middle, labels padded at the front.
-  x_mid = np.concatenate([x[:, :2], np.full((1, 2, x.shape[-1]), np.nan, np.float32),
-                          x[:, 2:]], axis=1)
+  x_mid = np.concatenate(
+    [x[:, :2], np.full((1, 2, x.shape[-1]), np.nan, np.float32), x[:, 2:]], axis=1
+  )
   lp_mid = np.concatenate([lp[:, :2], np.ones((1, 2), np.float32), lp[:, 2:]], axis=1)
   y_front = np.concatenate([np.full((1, 2), 7, np.int32), y], axis=1)
   yp_front = np.concatenate([np.ones((1, 2), np.float32), yp], axis=1)
@@ -470,7 +494,7 @@ def test_ctc_is_never_negative():
       path = []
       for c in y[b][yp[b] < 0.5]:
         path += [int(c), 0]
-      path = (path + [0] * x.shape[1])[:x.shape[1]]
+      path = (path + [0] * x.shape[1])[: x.shape[1]]
       conf[b, np.arange(x.shape[1]), path] = 30.0 + rng.uniform(-1, 1)
     got = np.asarray(ctc(conf, lp, y, yp))
     assert np.all(got >= 0.0)
@@ -508,8 +532,10 @@ def test_ctc_without_labels_is_all_blank():
   close(ctc(x, lp, *no_labels), -np.sum(np.where(lp < 0.5, logp, 0.0), axis=1))
   # No frames at all: possible only for an empty label sequence.
   empty = np.zeros((2, 0, 4), np.float32), np.zeros((2, 0), np.float32)
-  close(ctc(*empty, np.ones((2, 1), np.int32), np.array([[0.0], [1.0]], np.float32)),
-        np.array([np.inf, 0.0]))
+  close(
+    ctc(*empty, np.ones((2, 1), np.int32), np.array([[0.0], [1.0]], np.float32)),
+    np.array([np.inf, 0.0]),
+  )
 
 
 def test_ctc_bad_labels_give_nan():

@@ -37,12 +37,18 @@ from jaxobj import registry
 
 N, M = 16, 4  # rows, microbatches (and 8 devices in the sharded check)
 TAKES_A_FUNCTION = {"wgan_gradient_penalty", "r1_penalty"}
-SEPARABLE = [s for s in registry.specs() if s.inputs is not None and not s.couples_rows
-             and s.name not in TAKES_A_FUNCTION]
+SEPARABLE = [
+  s
+  for s in registry.specs()
+  if s.inputs is not None and not s.couples_rows and s.name not in TAKES_A_FUNCTION
+]
 # Contract losses (they take reduction=): the calibration-error metrics bin the
 # whole batch and are plain functions, refused like the other coupled ones.
-COUPLED = [s for s in registry.specs() if s.couples_rows and s.inputs is not None
-           and "reduction" in inspect.signature(s.fn).parameters]
+COUPLED = [
+  s
+  for s in registry.specs()
+  if s.couples_rows and s.inputs is not None and "reduction" in inspect.signature(s.fn).parameters
+]
 VARIANTS = {"plain": {}, "masked": {"where": "batch.mask"}, "weighted": {"weights": "batch.w"}}
 
 
@@ -105,21 +111,25 @@ STEP = 4
 def _whole(obj, params, batch, shared, **kw):
   """Value, info and gradients for ``params = (model params, objective params)``."""
   return jax.value_and_grad(
-      lambda p: obj.apply(p[1], step=STEP, **kw, **_data_fn(p[0], batch, shared)),
-      has_aux=True)(params)
+    lambda p: obj.apply(p[1], step=STEP, **kw, **_data_fn(p[0], batch, shared)), has_aux=True
+  )(params)
 
 
 def _compare(got, want):
   (value, info), grads = got
   (w_value, w_info), w_grads = want
   assert set(info) == set(w_info)
-  bad = [k for k in w_info
-         if not np.allclose(info[k], w_info[k], rtol=1e-6, atol=1e-6, equal_nan=False)]
+  bad = [
+    k for k in w_info if not np.allclose(info[k], w_info[k], rtol=1e-6, atol=1e-6, equal_nan=False)
+  ]
   assert not bad, {k: (float(info[k]), float(w_info[k])) for k in bad[:10]}
   chex.assert_trees_all_close(value, w_value, rtol=1e-6, atol=1e-6)
   (model, objective), (w_model, w_objective) = grads, w_grads
-  bad = [k for k in w_model if not all(
-      np.allclose(model[k][p], w_model[k][p], rtol=1e-6, atol=1e-5) for p in ("a", "b"))]
+  bad = [
+    k
+    for k in w_model
+    if not all(np.allclose(model[k][p], w_model[k][p], rtol=1e-6, atol=1e-5) for p in ("a", "b"))
+  ]
   assert not bad, {k: (model[k], w_model[k]) for k in bad[:10]}
   chex.assert_trees_all_close(objective, w_objective, rtol=1e-6, atol=1e-6)
 
@@ -130,20 +140,30 @@ def _micro(tree):
 
 def _accumulated(obj, params, batch, shared, **kw):
   return jo.accumulate_value_and_grad(
-      obj, lambda m, mb: _data_fn(m, mb, shared), *params, _micro(batch), step=STEP, **kw)
+    obj, lambda m, mb: _data_fn(m, mb, shared), *params, _micro(batch), step=STEP, **kw
+  )
 
 
 def test_every_separable_loss_is_covered():
   names = {s.name for s in SEPARABLE}
   assert len(names) >= 70
-  assert {"squared_error", "softmax_cross_entropy_with_integer_labels", "ctc_loss",
-          "fused_linear_cross_entropy", "dpo_loss", "lovasz_softmax_loss"} <= names
+  assert {
+    "squared_error",
+    "softmax_cross_entropy_with_integer_labels",
+    "ctc_loss",
+    "fused_linear_cross_entropy",
+    "dpo_loss",
+    "lovasz_softmax_loss",
+  } <= names
 
 
 # Every multi-task weighting scheme over unmasked terms (the case that was 8x
 # wrong on a mesh), with the regularizer and a schedule beside it.
-TASKS = {"sq": "squared_error", "ce": "softmax_cross_entropy_with_integer_labels",
-         "rank": "pairwise_logistic_loss"}
+TASKS = {
+  "sq": "squared_error",
+  "ce": "softmax_cross_entropy_with_integer_labels",
+  "rank": "pairwise_logistic_loss",
+}
 
 
 def _tasks():
@@ -156,17 +176,18 @@ def _tasks():
 
 
 SCHEMES = {
-    "static": jo.StaticWeights({"sq": 0.5, "ce": 2.0}),
-    "uncertainty": jo.UncertaintyWeighting(kinds={"ce": "classification"},
-                                           init_log_variance=0.3),
-    "dwa": jo.DynamicWeightAverage(),
-    "famo": jo.FAMO(),
-    "random": jo.RandomLossWeighting(),
-    "geometric": jo.GeometricMean(),
+  "static": jo.StaticWeights({"sq": 0.5, "ce": 2.0}),
+  "uncertainty": jo.UncertaintyWeighting(kinds={"ce": "classification"}, init_log_variance=0.3),
+  "dwa": jo.DynamicWeightAverage(),
+  "famo": jo.FAMO(),
+  "random": jo.RandomLossWeighting(),
+  "geometric": jo.GeometricMean(),
 }
-MULTITASK = {name: jo.multitask(_tasks(), scheme)
-             + jo.cosine_warmup(0.0, 1e-2, steps=10) * jo.regularizer(jaxobj.l2_penalty)
-             for name, scheme in SCHEMES.items()}
+MULTITASK = {
+  name: jo.multitask(_tasks(), scheme)
+  + jo.cosine_warmup(0.0, 1e-2, steps=10) * jo.regularizer(jaxobj.l2_penalty)
+  for name, scheme in SCHEMES.items()
+}
 
 
 def _scheme_args(obj):
@@ -208,7 +229,8 @@ SPLIT = textwrap.dedent("""
     # that tracking inserts for replicated params: only the value is whole.)
     obj = t.MULTITASK["uncertainty"]
     params = (t._model(), obj.init())
-    want_value, want_info = obj.apply(params[1], step=t.STEP, **t._data_fn(params[0], batch, shared))
+    data = t._data_fn(params[0], batch, shared)
+    want_value, want_info = obj.apply(params[1], step=t.STEP, **data)
     local = lambda p, b, s: obj.apply(p[1], step=t.STEP, axis_name="data", **t._data_fn(p[0], b, s))
     untracked = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P("data"), P()),
                                       out_specs=P(), check_vma=False))
@@ -221,10 +243,15 @@ SPLIT = textwrap.dedent("""
 
 
 def _run_on_eight_devices(script):
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu", PYTHONPATH=str(pathlib.Path(__file__).parent))
-  proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                        text=True, timeout=900)
+  env = dict(
+    os.environ,
+    XLA_FLAGS="--xla_force_host_platform_device_count=8",
+    JAX_PLATFORMS="cpu",
+    PYTHONPATH=str(pathlib.Path(__file__).parent),
+  )
+  proc = subprocess.run(
+    [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=900
+  )
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
   return proc.stdout
 
@@ -263,13 +290,12 @@ def test_coupled_losses_are_registered_honestly():
       assert len(args) > 3, spec.name
       # A KL estimate that differs between the halves (and stays positive).
       args = args[:3] + (args[4] + jnp.linspace(1.0, 5.0, N),) + args[4:]
-    rows = [spec.fn(*[a[i:i + N // 2] for a in args], reduction="none") for i in (0, N // 2)]
+    rows = [spec.fn(*[a[i : i + N // 2] for a in args], reduction="none") for i in (0, N // 2)]
     if np.allclose(np.concatenate(rows), spec.fn(*args, reduction="none"), rtol=1e-5):
       args = tuple(a[0] for a in args)  # each example row is a set: split one set's samples
     n = args[0].shape[0]
     whole = spec.fn(*args, reduction="sum")
-    halves = sum(spec.fn(*[a[i:i + n // 2] for a in args], reduction="sum")
-                 for i in (0, n // 2))
+    halves = sum(spec.fn(*[a[i : i + n // 2] for a in args], reduction="sum") for i in (0, n // 2))
     assert not np.isclose(float(whole), float(halves), rtol=1e-4), spec.name
 
 

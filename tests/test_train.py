@@ -39,8 +39,24 @@ def _is_png(path):
 def test_every_shipped_training_config_runs(path, tmp_path, capsys):
   out = tmp_path / "run"
   fmt = "jsonl" if path.stem == "bars_cnn" else "csv"
-  assert cli.main(["run", str(path), "--steps", "2", "--no-progress", "--out", str(out),
-                   "--format", fmt, "--set", "train.log_every=2"]) == 0
+  assert (
+    cli.main(
+      [
+        "run",
+        str(path),
+        "--steps",
+        "2",
+        "--no-progress",
+        "--out",
+        str(out),
+        "--format",
+        fmt,
+        "--set",
+        "train.log_every=2",
+      ]
+    )
+    == 0
+  )
   printed = capsys.readouterr().out
   assert "diagnosis:" in printed and "advice:" in printed
   history = History.read(out / f"metrics.{fmt}")
@@ -63,8 +79,22 @@ def test_every_shipped_training_config_runs(path, tmp_path, capsys):
 
 def test_learned_values_and_moving_weights_are_logged_and_plotted(tmp_path):
   out = tmp_path / "robust"
-  assert cli.main(["run", "robust_regression", "--steps", "20", "--no-progress", "--out",
-                   str(out), "--set", "train.log_every=10"]) == 0
+  assert (
+    cli.main(
+      [
+        "run",
+        "robust_regression",
+        "--steps",
+        "20",
+        "--no-progress",
+        "--out",
+        str(out),
+        "--set",
+        "train.log_every=10",
+      ]
+    )
+    == 0
+  )
   history = History.read(out / "metrics.csv")
   _, alpha = history.series("param/fit/alpha", "train")
   assert alpha[0] == pytest.approx(1.0) and np.all((alpha > 0) & (alpha < 2))
@@ -99,8 +129,14 @@ def _env():
 def test_default_config_end_to_end(tmp_path):
   out = tmp_path / "default"
   t0 = time.perf_counter()
-  proc = subprocess.run([sys.executable, "-m", "jaxobj", "run", "--out", str(out)],
-                        capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=300)
+  proc = subprocess.run(
+    [sys.executable, "-m", "jaxobj", "run", "--out", str(out)],
+    capture_output=True,
+    text=True,
+    cwd=ROOT,
+    env=_env(),
+    timeout=300,
+  )
   wall = time.perf_counter() - t0
   assert proc.returncode == 0, proc.stderr
   assert "running the default, multitask_uncertainty" in proc.stdout
@@ -122,9 +158,26 @@ def test_default_config_end_to_end(tmp_path):
 def test_ctrl_c_keeps_the_metrics_and_shards_over_host_devices(tmp_path):
   out = tmp_path / "siglip"
   proc = subprocess.Popen(
-      [sys.executable, "-m", "jaxobj", "run", "dual_encoder_siglip", "--steps", "1000000",
-       "--no-progress", "--out", str(out), "--set", "train.eval_every=20"],
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env())
+    [
+      sys.executable,
+      "-m",
+      "jaxobj",
+      "run",
+      "dual_encoder_siglip",
+      "--steps",
+      "1000000",
+      "--no-progress",
+      "--out",
+      str(out),
+      "--set",
+      "train.eval_every=20",
+    ],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    cwd=ROOT,
+    env=_env(),
+  )
   metrics_file = out / "metrics.csv"
   try:
     deadline = time.monotonic() + 120
@@ -150,21 +203,29 @@ def test_ctrl_c_keeps_the_metrics_and_shards_over_host_devices(tmp_path):
 
 
 MALFORMED = {
-    "unknown_loss": ("objective.terms.fit.loss", "hubber_loss", "Did you mean 'huber_loss'"),
-    "wrong_type": ("train.steps", "many", "expected an integer"),
-    "misspelled_key": ("train.batchsize", 8, "Did you mean 'batch_size'"),
-    "misspelled_hyper": ("objective.terms.fit.delat", 0.5, "Did you mean 'delta'"),
-    "missing_input": ("objective.terms.fit.inputs", ["outputs", "batch.z"], "batch has no 'z'"),
-    "shape_mismatch": ("model.outputs", 3, "same shape"),
-    "bad_data_value": ("data.outlier_fraction", 1.5, "outlier_fraction"),
-    # found while tracing, and blamed on the key that made it
-    "bad_hyper_at_trace": ("objective.terms.fit.delta", -1.0,
-                           "objective.terms.fit.delta: delta must satisfy 0.0 < delta"),
-    "bad_metric_at_trace": ("metrics", {"mae": {"metric": "huber_loss", "delta": -2.0,
-                                                "inputs": ["outputs", "batch.y"]}},
-                            "metrics.mae.delta: delta must satisfy 0.0 < delta"),
-    "too_many_devices": ("train.host_devices", 20000, "train.host_devices: expected an "
-                         "integer from 1 to 256"),
+  "unknown_loss": ("objective.terms.fit.loss", "hubber_loss", "Did you mean 'huber_loss'"),
+  "wrong_type": ("train.steps", "many", "expected an integer"),
+  "misspelled_key": ("train.batchsize", 8, "Did you mean 'batch_size'"),
+  "misspelled_hyper": ("objective.terms.fit.delat", 0.5, "Did you mean 'delta'"),
+  "missing_input": ("objective.terms.fit.inputs", ["outputs", "batch.z"], "batch has no 'z'"),
+  "shape_mismatch": ("model.outputs", 3, "same shape"),
+  "bad_data_value": ("data.outlier_fraction", 1.5, "outlier_fraction"),
+  # found while tracing, and blamed on the key that made it
+  "bad_hyper_at_trace": (
+    "objective.terms.fit.delta",
+    -1.0,
+    "objective.terms.fit.delta: delta must satisfy 0.0 < delta",
+  ),
+  "bad_metric_at_trace": (
+    "metrics",
+    {"mae": {"metric": "huber_loss", "delta": -2.0, "inputs": ["outputs", "batch.y"]}},
+    "metrics.mae.delta: delta must satisfy 0.0 < delta",
+  ),
+  "too_many_devices": (
+    "train.host_devices",
+    20000,
+    "train.host_devices: expected an integer from 1 to 256",
+  ),
 }
 
 TINY = """\
@@ -204,9 +265,11 @@ def test_unusable_out_and_devices_are_one_error_line(tmp_path, capsys):
   path = tmp_path / "tiny.yaml"
   path.write_text(TINY)
   (tmp_path / "afile").write_text("")
-  for args, words in [(["--out", str(tmp_path / "afile")], "is a file"),
-                      (["--out", str(tmp_path / "afile" / "run")], "which is a file"),
-                      (["--devices", "20000"], "--devices: expected an integer from 1 to 256")]:
+  for args, words in [
+    (["--out", str(tmp_path / "afile")], "is a file"),
+    (["--out", str(tmp_path / "afile" / "run")], "which is a file"),
+    (["--devices", "20000"], "--devices: expected an integer from 1 to 256"),
+  ]:
     assert cli.main(["run", str(path), "--no-progress", *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err, err
@@ -217,6 +280,7 @@ def _signal_self_in_gc_callback(monkeypatch, times=1):
   own callback runs), the next time the trainer is built: a KeyboardInterrupt raised
   there would be printed and dropped."""
   import gc
+
   sent = []
 
   def callback(phase, info):
@@ -250,7 +314,8 @@ def test_ctrl_c_in_a_callback_before_training_stops_the_run(tmp_path, monkeypatc
 
 
 def test_second_ctrl_c_in_the_final_writes_leaves_a_marker_and_reruns_refuse(
-    tmp_path, monkeypatch, capsys):
+  tmp_path, monkeypatch, capsys
+):
   path = tmp_path / "tiny.yaml"
   path.write_text(TINY)
   out = tmp_path / "run"
@@ -299,9 +364,24 @@ def test_ctrl_c_early_in_a_real_process_is_never_swallowed(tmp_path):
   path.write_text(TINY)
   out = tmp_path / "run"
   proc = subprocess.Popen(
-      [sys.executable, "-m", "jaxobj", "run", str(path), "--steps", "1000000", "--no-progress",
-       "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-      cwd=tmp_path, env=_env())
+    [
+      sys.executable,
+      "-m",
+      "jaxobj",
+      "run",
+      str(path),
+      "--steps",
+      "1000000",
+      "--no-progress",
+      "--out",
+      str(out),
+    ],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    cwd=tmp_path,
+    env=_env(),
+  )
   try:
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
@@ -321,8 +401,14 @@ def test_code_execution_tag_is_refused_without_running_it(tmp_path):
   marker = tmp_path / "pwned"
   path = tmp_path / "evil.yaml"
   path.write_text(TINY + f"description: !!python/object/apply:os.system ['touch {marker}']\n")
-  proc = subprocess.run([sys.executable, "-m", "jaxobj", "run", str(path)],
-                        capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=120)
+  proc = subprocess.run(
+    [sys.executable, "-m", "jaxobj", "run", str(path)],
+    capture_output=True,
+    text=True,
+    cwd=tmp_path,
+    env=_env(),
+    timeout=120,
+  )
   assert proc.returncode == 2
   assert proc.stderr.count("\n") == 1 and "tags that build Python objects" in proc.stderr
   assert not marker.exists()
@@ -344,26 +430,39 @@ def test_run_list_names_the_shipped_configs(capsys):
 # ---------------------------------------------------------------- compare
 
 
-REGRESSION = config.from_dict({
-    "data": {"name": "location_outliers", "n_train": 101, "outlier_fraction": 0.25,
-             "outlier_shift": 10.0},
-    "compare": {"axis": "residual", "range": [-3.0, 3.0], "points": 13,
-                "losses": {"mse": {"loss": "squared_error"}, "mae": {"loss": "absolute_error"},
-                           "huber": {"loss": "huber_loss", "delta": 1.0}},
-                "grid": {"loss": "huber_loss", "over": "delta", "values": [0.5, 2.0]},
-                "fit": {"model": "constant", "target": "y", "steps": 1500,
-                        "learning_rate": 0.1}}})
+REGRESSION = config.from_dict(
+  {
+    "data": {
+      "name": "location_outliers",
+      "n_train": 101,
+      "outlier_fraction": 0.25,
+      "outlier_shift": 10.0,
+    },
+    "compare": {
+      "axis": "residual",
+      "range": [-3.0, 3.0],
+      "points": 13,
+      "losses": {
+        "mse": {"loss": "squared_error"},
+        "mae": {"loss": "absolute_error"},
+        "huber": {"loss": "huber_loss", "delta": 1.0},
+      },
+      "grid": {"loss": "huber_loss", "over": "delta", "values": [0.5, 2.0]},
+      "fit": {"model": "constant", "target": "y", "steps": 1500, "learning_rate": 0.1},
+    },
+  }
+)
 
 
 def test_curves_match_the_formulas():
   x, curves, grid = compare.curves(REGRESSION.compare)
   np.testing.assert_allclose(x, np.linspace(-3, 3, 13), atol=1e-6)
-  np.testing.assert_allclose(curves["mse"][0], x ** 2, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(curves["mse"][0], x**2, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(curves["mse"][1], 2 * x, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(curves["mae"][0], np.abs(x), atol=1e-6)
   np.testing.assert_allclose(curves["mae"][1][x != 0], np.sign(x[x != 0]))
   for i, d in enumerate([0.5, 2.0]):
-    huber = np.where(np.abs(x) <= d, 0.5 * x ** 2, d * (np.abs(x) - 0.5 * d))
+    huber = np.where(np.abs(x) <= d, 0.5 * x**2, d * (np.abs(x) - 0.5 * d))
     np.testing.assert_allclose(grid["curves"][i], huber, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(grid["grads"][i], np.clip(x, -d, d), rtol=1e-5, atol=1e-6)
   assert list(curves) == ["mse", "mae", "huber"]
@@ -377,16 +476,24 @@ def test_vmapped_fits_land_on_the_mean_and_the_median():
   assert fits["mae"]["location"] == pytest.approx(np.median(y), abs=1e-3)
   # Huber lies between them, and grows towards the mean with delta
   assert np.median(y) < fits["huber"]["location"] < np.mean(y)
-  assert (fits["huber_loss(delta=0.5)"]["location"] < fits["huber_loss(delta=2)"]["location"])
+  assert fits["huber_loss(delta=0.5)"]["location"] < fits["huber_loss(delta=2)"]["location"]
 
 
 def test_cross_entropy_fit_recovers_the_base_rate():
-  settings = config.from_dict({
+  settings = config.from_dict(
+    {
       "data": {"name": "binary_labels", "n_train": 200, "positive_fraction": 0.2},
-      "compare": {"axis": "p_t", "points": 5,
-                  "losses": {"ce": {"loss": "sigmoid_binary_cross_entropy"},
-                             "focal": {"loss": "sigmoid_focal_loss", "gamma": 2.0}},
-                  "fit": {"target": "labels", "steps": 800, "learning_rate": 0.1}}}).compare
+      "compare": {
+        "axis": "p_t",
+        "points": 5,
+        "losses": {
+          "ce": {"loss": "sigmoid_binary_cross_entropy"},
+          "focal": {"loss": "sigmoid_focal_loss", "gamma": 2.0},
+        },
+        "fit": {"target": "labels", "steps": 800, "learning_rate": 0.1},
+      },
+    }
+  ).compare
   labels = data.binary_labels(n_train=200, positive_fraction=0.2).train
   fits = compare.fit(settings, labels)
   rate = float(np.mean(labels["labels"]))
@@ -407,7 +514,8 @@ def test_metrics_match_numpy():
   assert float(metrics.balanced_accuracy(logits, labels)) == pytest.approx(np.mean(recalls))
   mask = np.arange(40) < 30
   assert float(metrics.accuracy(logits, labels, where=mask)) == pytest.approx(
-      np.mean(pred[:30] == labels[:30]))
+    np.mean(pred[:30] == labels[:30])
+  )
   assert float(metrics.accuracy(logits[:, 0], (logits[:, 0] > 0).astype(int))) == 1.0
   emb = rng.normal(size=(6, 4)).astype(np.float32)
   assert float(metrics.retrieval_accuracy(emb, 2.0 * emb)) == 1.0

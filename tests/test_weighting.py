@@ -12,11 +12,14 @@ import jaxobj
 from jaxobj import objective as jo
 
 Y = jnp.asarray(np.random.default_rng(0).normal(size=6), jnp.float32)
-TASKS = {"mse": jo.term(jaxobj.squared_error, "y", None),
-         "mae": jo.term(jaxobj.absolute_error, "y", None),
-         "l2": jo.term(jaxobj.l2_loss, "y", None)}
-L = np.array([np.mean(np.float64(Y) ** 2), np.mean(np.abs(np.float64(Y))),
-              0.5 * np.mean(np.float64(Y) ** 2)])
+TASKS = {
+  "mse": jo.term(jaxobj.squared_error, "y", None),
+  "mae": jo.term(jaxobj.absolute_error, "y", None),
+  "l2": jo.term(jaxobj.l2_loss, "y", None),
+}
+L = np.array(
+  [np.mean(np.float64(Y) ** 2), np.mean(np.abs(np.float64(Y))), 0.5 * np.mean(np.float64(Y) ** 2)]
+)
 
 
 def _weights(info):
@@ -36,7 +39,9 @@ def test_uncertainty_weighting_formula_and_gradient():
   kinds = {"mae": "classification"}
   obj = jo.multitask(TASKS, jo.UncertaintyWeighting(kinds=kinds))
   s = np.array([0.3, -0.7, 1.1])
-  params = {"uncertainty_weighting": {"log_variance": dict(zip(TASKS, jnp.asarray(s, jnp.float32)))}}
+  params = {
+    "uncertainty_weighting": {"log_variance": dict(zip(TASKS, jnp.asarray(s, jnp.float32)))}
+  }
   (value, info), g = jax.value_and_grad(lambda p: obj.apply(p, y=Y), has_aux=True)(params)
   c = np.array([0.5, 1.0, 0.5])
   np.testing.assert_allclose(float(value), np.sum(c * np.exp(-s) * L + 0.5 * s), rtol=1e-6)
@@ -64,16 +69,15 @@ def test_dynamic_weight_average_follows_loss_ratios():
   np.testing.assert_allclose(_weights(info), expected, rtol=1e-5)
 
 
-def _famo_reference(losses_before, losses_after, logits, m, v, t, lr=0.025, wd=1e-3,
-                    eps=1e-8):
+def _famo_reference(losses_before, losses_after, logits, m, v, t, lr=0.025, wd=1e-3, eps=1e-8):
   """One FAMO logit update in float64: gradient J_softmax^T delta, L2 decay, Adam."""
   z = np.exp(logits - logits.max())
   z /= z.sum()
   delta = np.log(losses_before + eps) - np.log(losses_after + eps)
   grad = z * delta - z * np.dot(z, delta) + wd * logits
   m = 0.9 * m + 0.1 * grad
-  v = 0.999 * v + 0.001 * grad ** 2
-  m_hat, v_hat = m / (1 - 0.9 ** t), v / (1 - 0.999 ** t)
+  v = 0.999 * v + 0.001 * grad**2
+  m_hat, v_hat = m / (1 - 0.9**t), v / (1 - 0.999**t)
   return logits - lr * m_hat / (np.sqrt(v_hat) + 1e-8), m, v
 
 
@@ -92,8 +96,7 @@ def test_famo_total_weights_and_logit_updates():
     np.testing.assert_allclose(_weights(info_after), z / (c * (la + 1e-8)), rtol=1e-5)
     state = obj.update_state(state, info_after, previous=info_before)
     logits, m, v = _famo_reference(lb, la, logits, m, v, t)
-    np.testing.assert_allclose(np.asarray(state["famo"]["logits"]), logits, rtol=1e-4,
-                               atol=1e-7)
+    np.testing.assert_allclose(np.asarray(state["famo"]["logits"]), logits, rtol=1e-4, atol=1e-7)
 
 
 def test_famo_without_previous_uses_the_last_update():
@@ -105,8 +108,9 @@ def test_famo_without_previous_uses_the_last_update():
   _, info2 = obj.apply(state=state, y=Y * 0.5)
   explicit = obj.update_state(obj.update_state(obj.init_state(), info), info2, previous=info)
   implicit = obj.update_state(state, info2)
-  np.testing.assert_allclose(np.asarray(implicit["famo"]["logits"]),
-                             np.asarray(explicit["famo"]["logits"]))
+  np.testing.assert_allclose(
+    np.asarray(implicit["famo"]["logits"]), np.asarray(explicit["famo"]["logits"])
+  )
   assert np.any(np.asarray(implicit["famo"]["logits"]) != 0.0)
 
 
@@ -133,14 +137,16 @@ def test_geometric_mean_and_its_zero_floor():
 
 
 def test_tasks_can_be_groups_and_state_sees_their_values():
-  obj = jo.multitask({"a": TASKS["mse"] + TASKS["mae"], "b": TASKS["l2"]},
-                     jo.DynamicWeightAverage())
+  obj = jo.multitask(
+    {"a": TASKS["mse"] + TASKS["mae"], "b": TASKS["l2"]}, jo.DynamicWeightAverage()
+  )
   state = obj.init_state()
   _, info = obj.apply(state=state, y=Y)
   np.testing.assert_allclose(float(info["loss/a"]), L[0] + L[1], rtol=1e-6)
   state = obj.update_state(state, info)
-  np.testing.assert_allclose(np.asarray(state["dynamic_weight_average"]["last"]),
-                             [L[0] + L[1], L[2]], rtol=1e-6)
+  np.testing.assert_allclose(
+    np.asarray(state["dynamic_weight_average"]["last"]), [L[0] + L[1], L[2]], rtol=1e-6
+  )
 
 
 def test_stateful_scheme_without_state_raises():
@@ -164,7 +170,8 @@ def test_a_new_scheme_by_subclassing():
 
 def test_a_single_task_and_bad_scheme():
   value, _ = jo.multitask({"only": TASKS["mse"]}, jo.UncertaintyWeighting()).apply(
-      {"uncertainty_weighting": {"log_variance": {"only": jnp.float32(0.0)}}}, y=Y)
+    {"uncertainty_weighting": {"log_variance": {"only": jnp.float32(0.0)}}}, y=Y
+  )
   np.testing.assert_allclose(float(value), 0.5 * L[0], rtol=1e-6)
   with pytest.raises(TypeError, match="WeightingScheme"):
     jo.multitask(TASKS, "uncertainty")

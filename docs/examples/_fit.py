@@ -17,5 +17,6 @@ def fit(loss, params, *, steps=300, learning_rate=0.05):
     return (optax.apply_updates(p, updates), s), None
 
   (params, _), _ = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), None, length=steps))(
-      params)
+    params
+  )
   return params

@@ -10,13 +10,13 @@ Bernoulli per label.
 
 import jax
 import jax.numpy as jnp
+from _fit import fit
 
 import jaxobj
-from _fit import fit
 
 kx, ky, km = jax.random.split(jax.random.key(5), 3)
 x = jax.random.normal(kx, (4000, 2))
-true_w = jnp.array([[2.0, 0.0, -1.0], [-1.0, 1.5, 1.0]])   # three labels
+true_w = jnp.array([[2.0, 0.0, -1.0], [-1.0, 1.5, 1.0]])  # three labels
 p_true = jax.nn.sigmoid(x @ true_w)
 labels = jax.random.bernoulli(ky, p_true).astype(jnp.float32)
 
@@ -27,11 +27,17 @@ def logits(p):
 
 def main():
   # Binary: the first label only (logits first, never probabilities).
-  binary = fit(lambda p: jaxobj.sigmoid_binary_cross_entropy(logits(p)[:, 0], labels[:, 0]),
-               {"w": jnp.zeros((2, 3)), "b": jnp.zeros(3)}, steps=500)
+  binary = fit(
+    lambda p: jaxobj.sigmoid_binary_cross_entropy(logits(p)[:, 0], labels[:, 0]),
+    {"w": jnp.zeros((2, 3)), "b": jnp.zeros(3)},
+    steps=500,
+  )
   # Multi-label: all three labels at once, one independent sigmoid each.
-  multi = fit(lambda p: jaxobj.sigmoid_binary_cross_entropy(logits(p), labels),
-              {"w": jnp.zeros((2, 3)), "b": jnp.zeros(3)}, steps=500)
+  multi = fit(
+    lambda p: jaxobj.sigmoid_binary_cross_entropy(logits(p), labels),
+    {"w": jnp.zeros((2, 3)), "b": jnp.zeros(3)},
+    steps=500,
+  )
   err_binary = float(jnp.max(jnp.abs(binary["w"][:, 0] - true_w[:, 0])))
   err_multi = float(jnp.max(jnp.abs(multi["w"] - true_w)))
   print(f"binary: weights {binary['w'][:, 0]}, true {true_w[:, 0]}")

@@ -19,8 +19,8 @@ kl, kx = jax.random.split(jax.random.key(8))
 n, classes = 4000, 5
 labels = jax.random.randint(kl, (n,), 0, classes)
 features = 1.5 * jax.nn.one_hot(labels, classes) + jax.random.normal(kx, (n, classes))
-posterior = 1.5 * features          # the Bayes posterior logits of this data
-logits = 2.0 * posterior            # what an over-confident network outputs
+posterior = 1.5 * features  # the Bayes posterior logits of this data
+logits = 2.0 * posterior  # what an over-confident network outputs
 held_out, test = slice(0, 2000), slice(2000, None)
 
 
@@ -38,7 +38,7 @@ def main():
   scaled = jaxobj.temperature_scale(logits, t)
   after = report(f"T = {float(t):.2f}", scaled)
   assert abs(float(t) - 2.0) < 0.2
-  assert all(a < b for a, b in zip(after, before))   # better on every score
+  assert all(a < b for a, b in zip(after, before))  # better on every score
   assert bool(jnp.all(jnp.argmax(scaled, -1) == jnp.argmax(logits, -1)))
   return float(t)
 

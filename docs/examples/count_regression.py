@@ -9,9 +9,9 @@ recovers the coefficients.
 
 import jax
 import jax.numpy as jnp
+from _fit import fit
 
 import jaxobj
-from _fit import fit
 
 kx, kc = jax.random.split(jax.random.key(3))
 x = jax.random.uniform(kx, (3000,), minval=0.0, maxval=2.0)
@@ -23,10 +23,13 @@ def log_rate(p):
 
 
 def main():
-  p = fit(lambda p: jaxobj.poisson_nll_loss(log_rate(p), counts),
-          {"a": jnp.zeros(()), "b": jnp.zeros(())}, steps=1500, learning_rate=0.02)
-  print(f"Poisson NLL: log-rate = {float(p['a']):.2f} x + {float(p['b']):.2f} "
-        "(true 1.50 x + 0.50)")
+  p = fit(
+    lambda p: jaxobj.poisson_nll_loss(log_rate(p), counts),
+    {"a": jnp.zeros(()), "b": jnp.zeros(())},
+    steps=1500,
+    learning_rate=0.02,
+  )
+  print(f"Poisson NLL: log-rate = {float(p['a']):.2f} x + {float(p['b']):.2f} (true 1.50 x + 0.50)")
   assert abs(float(p["a"]) - 1.5) < 0.1 and abs(float(p["b"]) - 0.5) < 0.15
   return p
 

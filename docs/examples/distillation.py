@@ -10,9 +10,9 @@ that are already probabilities, ``kl_divergence`` takes them directly.
 
 import jax
 import jax.numpy as jnp
+from _fit import fit
 
 import jaxobj
-from _fit import fit
 
 kx, kt = jax.random.split(jax.random.key(9))
 x = jax.random.normal(kx, (1000, 4))
@@ -26,8 +26,11 @@ def student(p):
 
 def main():
   init = {"w": jnp.zeros((4, 6)), "b": jnp.zeros(6)}
-  p = fit(lambda p: jaxobj.knowledge_distillation_loss(student(p), teacher_logits,
-                                                      temperature=2.0), init, steps=800)
+  p = fit(
+    lambda p: jaxobj.knowledge_distillation_loss(student(p), teacher_logits, temperature=2.0),
+    init,
+    steps=800,
+  )
   teacher_probs = jax.nn.softmax(teacher_logits)
   gap = float(jaxobj.kl_divergence(jax.nn.log_softmax(student(p)), teacher_probs))
   agree = float(jnp.mean(jnp.argmax(student(p), -1) == jnp.argmax(teacher_logits, -1)))

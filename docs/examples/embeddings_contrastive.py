@@ -11,9 +11,9 @@ margin loss does the same with one explicit negative per anchor.
 
 import jax
 import jax.numpy as jnp
+from _fit import fit
 
 import jaxobj
-from _fit import fit
 
 kc, k1, k2, kw = jax.random.split(jax.random.key(10), 4)
 batch = 256
@@ -32,13 +32,24 @@ def retrieval_accuracy(p):
 
 def main():
   before = retrieval_accuracy(init)
-  nce = fit(lambda p: jaxobj.info_nce_loss(view1 @ p["w"], view2 @ p["w"], temperature=0.1),
-            init, steps=300)
-  triplet = fit(lambda p: jaxobj.triplet_margin_loss(
-      view1 @ p["w"], view2 @ p["w"], jnp.roll(view2, 1, axis=0) @ p["w"],
-      margin=1.0, distance="cosine"), init, steps=300)
-  after = {"info_nce_loss": retrieval_accuracy(nce),
-           "triplet_margin_loss": retrieval_accuracy(triplet)}
+  nce = fit(
+    lambda p: jaxobj.info_nce_loss(view1 @ p["w"], view2 @ p["w"], temperature=0.1), init, steps=300
+  )
+  triplet = fit(
+    lambda p: jaxobj.triplet_margin_loss(
+      view1 @ p["w"],
+      view2 @ p["w"],
+      jnp.roll(view2, 1, axis=0) @ p["w"],
+      margin=1.0,
+      distance="cosine",
+    ),
+    init,
+    steps=300,
+  )
+  after = {
+    "info_nce_loss": retrieval_accuracy(nce),
+    "triplet_margin_loss": retrieval_accuracy(triplet),
+  }
   print(f"top-1 retrieval among {batch}: {before:.2f} before, {after}")
   assert after["info_nce_loss"] > 0.9 and after["triplet_margin_loss"] > 0.5
   return after

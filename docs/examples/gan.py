@@ -15,25 +15,28 @@ import jax.numpy as jnp
 
 import jaxobj
 
-rejected = jnp.array([-6.0])   # D's logit on a generated sample, early in training
+rejected = jnp.array([-6.0])  # D's logit on a generated sample, early in training
 
 
 def main():
-  grads = {kind: float(jnp.abs(jax.grad(
-      lambda z, kind=kind: jaxobj.gan_generator_loss(z, kind=kind))(rejected)[0]))
-           for kind in ("minimax", "non_saturating", "wasserstein")}
-  print("generator gradient when D rejects the fakes:",
-        {k: round(v, 4) for k, v in grads.items()})
+  grads = {
+    kind: float(
+      jnp.abs(jax.grad(lambda z, kind=kind: jaxobj.gan_generator_loss(z, kind=kind))(rejected)[0])
+    )
+    for kind in ("minimax", "non_saturating", "wasserstein")
+  }
+  print("generator gradient when D rejects the fakes:", {k: round(v, 4) for k, v in grads.items()})
   assert grads["minimax"] < 0.01 < 0.9 < grads["non_saturating"]
 
   # A linear critic f(x) = x @ w has gradient norm |w|: the penalty is (|w| - 1)^2.
   w = jnp.array([3.0, 4.0])
   real, fake = jnp.ones((8, 2)), jnp.zeros((8, 2))
-  penalty = jaxobj.wgan_gradient_penalty(lambda x: x @ w, real, fake,
-                                         key=jax.random.key(0))
+  penalty = jaxobj.wgan_gradient_penalty(lambda x: x @ w, real, fake, key=jax.random.key(0))
   d_loss = jaxobj.gan_discriminator_loss(real @ w, fake @ w, kind="wasserstein")
-  print(f"critic loss {float(d_loss):.1f}, gradient penalty {float(penalty):.1f} "
-        "(|w| = 5, so (5 - 1)^2 = 16)")
+  print(
+    f"critic loss {float(d_loss):.1f}, gradient penalty {float(penalty):.1f} "
+    "(|w| = 5, so (5 - 1)^2 = 16)"
+  )
   assert abs(float(penalty) - 16.0) < 1e-4
   return grads
 

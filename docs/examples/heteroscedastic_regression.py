@@ -9,9 +9,9 @@ which squared error cannot express.
 
 import jax
 import jax.numpy as jnp
+from _fit import fit
 
 import jaxobj
-from _fit import fit
 
 kx, kn = jax.random.split(jax.random.key(2))
 x = jax.random.uniform(kx, (2000,), minval=0.0, maxval=2.0)
@@ -36,8 +36,10 @@ def main():
   std = jnp.exp(0.5 * log_var)
   for lo, hi in ((0.0, 0.5), (1.5, 2.0)):
     sel = (x >= lo) & (x < hi)
-    print(f"x in [{lo}, {hi}): learned std {float(jnp.mean(std[sel])):.2f}, "
-          f"true {float(jnp.mean(true_std[sel])):.2f}")
+    print(
+      f"x in [{lo}, {hi}): learned std {float(jnp.mean(std[sel])):.2f}, "
+      f"true {float(jnp.mean(true_std[sel])):.2f}"
+    )
   print(f"slope {float(p['a']):.2f} (true 3.00)")
   assert abs(float(p["a"]) - 3.0) < 0.1
   assert float(jnp.mean(std[x > 1.5])) > 2.5 * float(jnp.mean(std[x < 0.5]))

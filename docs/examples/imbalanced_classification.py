@@ -10,29 +10,34 @@ both recover them.
 
 import jax
 import jax.numpy as jnp
+from _fit import fit
 
 import jaxobj
-from _fit import fit
 
 kl, kx = jax.random.split(jax.random.key(7))
 n = 5000
 labels = (jax.random.uniform(kl, (n,)) < 0.02).astype(jnp.float32)
-x = jax.random.normal(kx, (n, 2)) + 1.5 * labels[:, None]   # overlapping classes
+x = jax.random.normal(kx, (n, 2)) + 1.5 * labels[:, None]  # overlapping classes
 
 LOSSES = {
-    "cross-entropy": lambda z: jaxobj.sigmoid_binary_cross_entropy(z, labels),
-    "cross-entropy, pos_weight=49": lambda z: jaxobj.sigmoid_binary_cross_entropy(
-        z, labels, pos_weight=49.0),   # negatives / positives
-    "focal loss, gamma=2, alpha=0.9": lambda z: jaxobj.sigmoid_focal_loss(
-        z, labels, gamma=2.0, alpha=0.9),
+  "cross-entropy": lambda z: jaxobj.sigmoid_binary_cross_entropy(z, labels),
+  "cross-entropy, pos_weight=49": lambda z: jaxobj.sigmoid_binary_cross_entropy(
+    z, labels, pos_weight=49.0
+  ),  # negatives / positives
+  "focal loss, gamma=2, alpha=0.9": lambda z: jaxobj.sigmoid_focal_loss(
+    z, labels, gamma=2.0, alpha=0.9
+  ),
 }
 
 
 def main():
   recall = {}
   for name, loss in LOSSES.items():
-    p = fit(lambda p, loss=loss: loss(x @ p["w"] + p["b"]),
-            {"w": jnp.zeros(2), "b": jnp.zeros(())}, steps=600)
+    p = fit(
+      lambda p, loss=loss: loss(x @ p["w"] + p["b"]),
+      {"w": jnp.zeros(2), "b": jnp.zeros(())},
+      steps=600,
+    )
     predicted = (x @ p["w"] + p["b"]) > 0
     recall[name] = float(jnp.sum(predicted * labels) / jnp.sum(labels))
     print(f"{name:>32}: recall of the positives {recall[name]:.2f}")

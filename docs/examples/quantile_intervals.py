@@ -8,9 +8,9 @@ the targets, on noise whose spread grows with x.
 
 import jax
 import jax.numpy as jnp
+from _fit import fit
 
 import jaxobj
-from _fit import fit
 
 kx, kn = jax.random.split(jax.random.key(1))
 x = jax.random.uniform(kx, (2000,), minval=0.0, maxval=2.0)
@@ -24,8 +24,12 @@ def model(p):
 def main():
   heads = {}
   for q in (0.1, 0.9):
-    heads[q] = fit(lambda p, q=q: jaxobj.quantile_loss(model(p), y, quantile=q),
-                   {"a": jnp.zeros(()), "b": jnp.zeros(())}, steps=1500, learning_rate=0.02)
+    heads[q] = fit(
+      lambda p, q=q: jaxobj.quantile_loss(model(p), y, quantile=q),
+      {"a": jnp.zeros(()), "b": jnp.zeros(())},
+      steps=1500,
+      learning_rate=0.02,
+    )
   low, high = model(heads[0.1]), model(heads[0.9])
   coverage = float(jnp.mean((y >= low) & (y <= high)))
   width_small_x = float(jnp.mean((high - low)[x < 0.5]))

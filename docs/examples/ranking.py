@@ -10,15 +10,16 @@ ranks the held-out lists almost perfectly by ``ndcg_metric``.
 
 import jax
 import jax.numpy as jnp
-
-import jaxobj
 from _fit import fit
 
+import jaxobj
+
 kx, kw, kn = jax.random.split(jax.random.key(11), 3)
-features = jax.random.normal(kx, (400, 10, 5))      # 400 lists of 10 items
+features = jax.random.normal(kx, (400, 10, 5))  # 400 lists of 10 items
 hidden = jax.random.normal(kw, (5,))
-relevance = jnp.digitize(features @ hidden + 0.3 * jax.random.normal(kn, (400, 10)),
-                         jnp.array([-1.0, 0.5, 1.5])).astype(jnp.float32)
+relevance = jnp.digitize(
+  features @ hidden + 0.3 * jax.random.normal(kn, (400, 10)), jnp.array([-1.0, 0.5, 1.5])
+).astype(jnp.float32)
 train, test = slice(0, 300), slice(300, None)
 
 
@@ -26,14 +27,16 @@ def scores(p, rows):
   return features[rows] @ p["w"]
 
 
-ndcg_metric = jax.jit(jaxobj.ndcg_metric)   # one compilation for the three evaluations
+ndcg_metric = jax.jit(jaxobj.ndcg_metric)  # one compilation for the three evaluations
 
 
 def main():
   init = {"w": jnp.zeros(5)}
   ndcg = {"untrained": float(ndcg_metric(scores({"w": jnp.ones(5)}, test), relevance[test]))}
-  for name, loss in (("pairwise_logistic_loss", jaxobj.pairwise_logistic_loss),
-                     ("listmle_loss", jaxobj.listmle_loss)):
+  for name, loss in (
+    ("pairwise_logistic_loss", jaxobj.pairwise_logistic_loss),
+    ("listmle_loss", jaxobj.listmle_loss),
+  ):
     p = fit(lambda p, loss=loss: loss(scores(p, train), relevance[train]), init, steps=400)
     ndcg[name] = float(ndcg_metric(scores(p, test), relevance[test]))
   print("held-out NDCG:", {k: round(v, 3) for k, v in ndcg.items()})

@@ -12,9 +12,9 @@ blanks) to the labels without ever being told where each symbol is.
 
 import jax
 import jax.numpy as jnp
+from _fit import fit
 
 import jaxobj
-from _fit import fit
 
 BLANK = 0
 
@@ -28,19 +28,25 @@ def greedy_decode(frame_logits):
 def main():
   # Known alignment: one target per position, padding marked -100.
   targets = jnp.array([[3, 1, 4, 1, 5], [2, 6, 5, -100, -100]])
-  lm = fit(lambda p: jaxobj.token_cross_entropy(p, targets, ignore_index=-100),
-           jnp.zeros((2, 5, 8)), steps=100, learning_rate=0.1)
+  lm = fit(
+    lambda p: jaxobj.token_cross_entropy(p, targets, ignore_index=-100),
+    jnp.zeros((2, 5, 8)),
+    steps=100,
+    learning_rate=0.1,
+  )
   valid = targets != -100
   assert bool(jnp.all(jnp.where(valid, jnp.argmax(lm, -1) == targets, True)))
 
   # Unknown alignment: 12 frames, labels [2, 3, 3] (a repeat needs a blank between).
   labels = jnp.array([[2, 3, 3, 0]])
-  label_paddings = jnp.array([[0.0, 0.0, 0.0, 1.0]])          # 3 labels + padding
+  label_paddings = jnp.array([[0.0, 0.0, 0.0, 1.0]])  # 3 labels + padding
   frame_paddings = jnp.zeros((1, 12))
-  frames = fit(lambda p: jaxobj.ctc_loss(p, frame_paddings, labels, label_paddings,
-                                         blank_id=BLANK),
-               0.01 * jax.random.normal(jax.random.key(13), (1, 12, 5)),
-               steps=200, learning_rate=0.1)
+  frames = fit(
+    lambda p: jaxobj.ctc_loss(p, frame_paddings, labels, label_paddings, blank_id=BLANK),
+    0.01 * jax.random.normal(jax.random.key(13), (1, 12, 5)),
+    steps=200,
+    learning_rate=0.1,
+  )
   decoded = greedy_decode(frames[0])
   print(f"token_cross_entropy: all valid tokens predicted; CTC decodes to {decoded}")
   assert decoded == [2, 3, 3]

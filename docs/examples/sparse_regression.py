@@ -11,10 +11,10 @@ same strength only shrinks them.
 import jax
 import jax.numpy as jnp
 import optax
+from _fit import fit
 
 import jaxobj
 from jaxobj import objective as jo
-from _fit import fit
 
 kx, kn = jax.random.split(jax.random.key(15))
 x = jax.random.normal(kx, (200, 20))
@@ -23,8 +23,9 @@ y = x @ true_w + 0.5 * jax.random.normal(kn, (200,))
 
 
 def objective_with(penalty):
-  return (jo.term(jaxobj.squared_error, "outputs", "batch.y", name="fit")
-          + 0.1 * jo.regularizer(penalty, mask=jaxobj.regularizers.exclude("b")))
+  return jo.term(jaxobj.squared_error, "outputs", "batch.y", name="fit") + 0.1 * jo.regularizer(
+    penalty, mask=jaxobj.regularizers.exclude("b")
+  )
 
 
 def main():
@@ -37,8 +38,12 @@ def main():
       return value
 
     # A decaying step size lets the L1 kink settle at zero instead of hopping around it.
-    p = fit(loss, {"w": jnp.zeros(20), "b": jnp.zeros(())}, steps=1500,
-            learning_rate=optax.linear_schedule(0.05, 0.0, 1500))
+    p = fit(
+      loss,
+      {"w": jnp.zeros(20), "b": jnp.zeros(())},
+      steps=1500,
+      learning_rate=optax.linear_schedule(0.05, 0.0, 1500),
+    )
     near_zero[penalty.__name__] = int(jnp.sum(jnp.abs(p["w"][3:]) < 0.01))
   print("irrelevant weights below 0.01 (of 17):", near_zero)
   assert near_zero["l1_penalty"] >= 14 and near_zero["l2_penalty"] <= 10

@@ -69,13 +69,21 @@ def on_page_markdown(markdown, page, config, files):
 def benchmark_section() -> str:
   """The committed results, rendered by the README's renderer."""
   if not RESULTS.exists():
-    return ("!!! note \"No results in this checkout\"\n"
-            "    `benchmarks/results.json` does not exist yet. Run "
-            "`python benchmarks/run.py` and rebuild the site to fill this table.\n")
+    return (
+      '!!! note "No results in this checkout"\n'
+      "    `benchmarks/results.json` does not exist yet. Run "
+      "`python benchmarks/run.py` and rebuild the site to fill this table.\n"
+    )
   data = json.loads(RESULTS.read_text())
   table = _load("jaxobj_benchmarks_table", ROOT / "benchmarks" / "table.py")
-  warning = ("!!! warning \"Quick sizes\"\n    These results come from `--quick`, at "
-             "sizes too small to show the scaling.\n\n") if data.get("quick") else ""
+  warning = (
+    (
+      '!!! warning "Quick sizes"\n    These results come from `--quick`, at '
+      "sizes too small to show the scaling.\n\n"
+    )
+    if data.get("quick")
+    else ""
+  )
   return warning + table.render(data)
 
 
@@ -89,17 +97,21 @@ def _catalogues(markdown: str) -> str:
     family = match.group(1)
     specs = registry.specs(family=family)
     if not specs:
-      raise ValueError(f"<!-- catalogue:{family} -->: no registered family {family!r}; "
-                       f"the families are {registry.families()}.")
+      raise ValueError(
+        f"<!-- catalogue:{family} -->: no registered family {family!r}; "
+        f"the families are {registry.families()}."
+      )
     rows = ["| name | kind | summary | hyperparameters (defaults) |", "|---|---|---|---|"]
     for s in specs:
       hyper = ", ".join(f"`{k}={v!r}`" for k, v in s.hyperparameters.items()) or "–"
-      summary = re.sub(r":math:`([^`]+)`",
-                       lambda m: "$" + m.group(1).replace("|", r"\vert ") + "$", s.summary)
+      summary = re.sub(
+        r":math:`([^`]+)`", lambda m: "$" + m.group(1).replace("|", r"\vert ") + "$", s.summary
+      )
       summary = re.sub(r":(?:func|class|meth|data|mod|attr):`~?([^`]+)`", r"`\1`", summary)
       summary = summary.replace("|", "\\|")
-      rows.append(f"| [`{s.name}`][{s.fn.__module__}.{s.fn.__name__}] | {s.kind} "
-                  f"| {summary} | {hyper} |")
+      rows.append(
+        f"| [`{s.name}`][{s.fn.__module__}.{s.fn.__name__}] | {s.kind} | {summary} | {hyper} |"
+      )
     return "\n".join(rows) + "\n"
 
   return re.sub(r"<!-- catalogue:(\w+) -->", table, markdown)
@@ -116,8 +128,7 @@ def public_names() -> dict[str, str]:
 
   names = {}
   for family in (getattr(losses, m) for m in dir(losses)):
-    if getattr(family, "__name__", "").startswith("jaxobj.losses.") and hasattr(
-        family, "__all__"):
+    if getattr(family, "__name__", "").startswith("jaxobj.losses.") and hasattr(family, "__all__"):
       for name in family.__all__:
         names[name] = names[f"jaxobj.{name}"] = f"{family.__name__}.{name}"
   for name in regularizers.__all__:
@@ -149,7 +160,7 @@ def _link_names(markdown: str) -> str:
 
   out, last = [], 0
   for fence in _FENCE.finditer(markdown):
-    out.append(_CODE.sub(link, markdown[last:fence.start()]))
+    out.append(_CODE.sub(link, markdown[last : fence.start()]))
     out.append(fence.group(0))
     last = fence.end()
   out.append(_CODE.sub(link, markdown[last:]))

@@ -111,7 +111,7 @@ class RstToMarkdown(griffe.Extension):
     if not path.startswith(root.path + "."):
       return None
     try:
-      return root[path[len(root.path) + 1:]]
+      return root[path[len(root.path) + 1 :]]
     except (KeyError, ValueError, griffe.AliasResolutionError):
       return None
 
@@ -166,7 +166,7 @@ def _doctest_fences(text: str) -> str:
     indent = m.group(1)
     block = []
     while i < len(lines) and lines[i].strip() and lines[i].startswith(indent):
-      block.append(lines[i][len(indent):])
+      block.append(lines[i][len(indent) :])
       i += 1
     if out and out[-1].strip():
       out.append("")
@@ -221,8 +221,11 @@ def _split_multi_args(text: str) -> str:
       out.append(line)
       i += 1
       continue
-    if section_indent is not None and line.strip() and (
-        len(line) - len(line.lstrip()) <= section_indent):
+    if (
+      section_indent is not None
+      and line.strip()
+      and (len(line) - len(line.lstrip()) <= section_indent)
+    ):
       section_indent = None
     if section_indent is not None:
       # "a, b, c,\n   d: desc": names wrapped over several lines.
@@ -237,8 +240,9 @@ def _split_multi_args(text: str) -> str:
     indent = m.group(1)
     cont = []
     i += 1
-    while i < len(lines) and lines[i].strip() and (
-        len(lines[i]) - len(lines[i].lstrip()) > len(indent)):
+    while (
+      i < len(lines) and lines[i].strip() and (len(lines[i]) - len(lines[i].lstrip()) > len(indent))
+    ):
       cont.append(lines[i])
       i += 1
     for name in (n.strip() for n in m.group(2).split(",")):

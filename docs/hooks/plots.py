@@ -18,11 +18,10 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 import jaxobj  # noqa: E402
 
@@ -48,13 +47,14 @@ def _elementwise(fn, x):
 def regression():
   r = jnp.linspace(-4.0, 4.0, 321)
   losses = {
-      "squared_error": lambda x: jaxobj.squared_error(x[None]),
-      "absolute_error": lambda x: jaxobj.absolute_error(x[None]),
-      "huber_loss (δ=1)": lambda x: jaxobj.huber_loss(x[None], delta=1.0),
-      "log_cosh": lambda x: jaxobj.log_cosh(x[None]),
-      "quantile_loss (q=0.9)": lambda x: jaxobj.quantile_loss(x[None], jnp.zeros(1), quantile=0.9),
-      "epsilon_insensitive (ε=0.5)": lambda x: jaxobj.epsilon_insensitive_loss(
-          x[None], jnp.zeros(1), epsilon=0.5),
+    "squared_error": lambda x: jaxobj.squared_error(x[None]),
+    "absolute_error": lambda x: jaxobj.absolute_error(x[None]),
+    "huber_loss (δ=1)": lambda x: jaxobj.huber_loss(x[None], delta=1.0),
+    "log_cosh": lambda x: jaxobj.log_cosh(x[None]),
+    "quantile_loss (q=0.9)": lambda x: jaxobj.quantile_loss(x[None], jnp.zeros(1), quantile=0.9),
+    "epsilon_insensitive (ε=0.5)": lambda x: jaxobj.epsilon_insensitive_loss(
+      x[None], jnp.zeros(1), epsilon=0.5
+    ),
   }
   fig, (a, b) = _figure(2)
   for name, fn in losses.items():
@@ -85,11 +85,10 @@ def classification():
   m = jnp.linspace(-4.0, 4.0, 321)
   one = jnp.ones((1,))
   losses = {
-      "sigmoid_binary_cross_entropy": lambda z: jaxobj.sigmoid_binary_cross_entropy(
-          z[None], one),
-      "sigmoid_focal_loss (γ=2)": lambda z: jaxobj.sigmoid_focal_loss(z[None], one, gamma=2.0),
-      "hinge_loss": lambda z: jaxobj.hinge_loss(z[None], one),
-      "squared_hinge_loss": lambda z: jaxobj.squared_hinge_loss(z[None], one),
+    "sigmoid_binary_cross_entropy": lambda z: jaxobj.sigmoid_binary_cross_entropy(z[None], one),
+    "sigmoid_focal_loss (γ=2)": lambda z: jaxobj.sigmoid_focal_loss(z[None], one, gamma=2.0),
+    "hinge_loss": lambda z: jaxobj.hinge_loss(z[None], one),
+    "squared_hinge_loss": lambda z: jaxobj.squared_hinge_loss(z[None], one),
   }
   fig, (a,) = _figure()
   for name, fn in losses.items():
@@ -121,13 +120,19 @@ def calibration():
   clean = 1.5 * jax.nn.one_hot(labels, classes) + jax.random.normal(k2, (n, classes))
   logits = 3.0 * clean  # the Bayes logits are 1.5 * clean: over-confident by 2
   t = jaxobj.fit_temperature(logits, labels)
-  for name, z in (("raw logits", logits), (f"temperature {float(t):.2f}",
-                                           jaxobj.temperature_scale(logits, t))):
+  for name, z in (
+    ("raw logits", logits),
+    (f"temperature {float(t):.2f}", jaxobj.temperature_scale(logits, t)),
+  ):
     d = jaxobj.reliability_diagram(z, labels, num_bins=10)
     keep = np.asarray(d.count) > 0
     ece = float(jaxobj.expected_calibration_error(z, labels, num_bins=10))
-    b.plot(np.asarray(d.confidence)[keep], np.asarray(d.accuracy)[keep], "o-",
-           label=f"{name} (ECE {ece:.3f})")
+    b.plot(
+      np.asarray(d.confidence)[keep],
+      np.asarray(d.accuracy)[keep],
+      "o-",
+      label=f"{name} (ECE {ece:.3f})",
+    )
   b.plot([0, 1], [0, 1], "k--", lw=0.8)
   b.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
   b.legend(fontsize=7)
@@ -142,11 +147,11 @@ def distribution():
     return jnp.stack([x, 1 - x])
 
   losses = {
-      "kl_divergence KL(target ‖ model)": lambda x: jaxobj.kl_divergence(jnp.log(bern(x)), q),
-      "reverse_kl_divergence KL(model ‖ target)": lambda x: jaxobj.reverse_kl_divergence(
-          jnp.log(bern(x)), q),
-      "jensen_shannon_divergence": lambda x: jaxobj.jensen_shannon_divergence(
-          jnp.log(bern(x)), q),
+    "kl_divergence KL(target ‖ model)": lambda x: jaxobj.kl_divergence(jnp.log(bern(x)), q),
+    "reverse_kl_divergence KL(model ‖ target)": lambda x: jaxobj.reverse_kl_divergence(
+      jnp.log(bern(x)), q
+    ),
+    "jensen_shannon_divergence": lambda x: jaxobj.jensen_shannon_divergence(jnp.log(bern(x)), q),
   }
   fig, (a,) = _figure()
   for name, fn in losses.items():
@@ -163,8 +168,7 @@ def sequence():
 
   def ce(x, smoothing):
     logits = jnp.zeros((1, vocab)).at[0, 0].set(x)
-    return jaxobj.token_cross_entropy(logits, jnp.zeros((1,), jnp.int32),
-                                      label_smoothing=smoothing)
+    return jaxobj.token_cross_entropy(logits, jnp.zeros((1,), jnp.int32), label_smoothing=smoothing)
 
   fig, (a,) = _figure()
   for s in (0.0, 0.1, 0.3):
@@ -179,7 +183,7 @@ def segmentation():
   # prediction finds a growing part of it, with no false positives.
   size, side = 32, 6
   labels = np.zeros((1, size, size), np.int32)
-  labels[0, 10:10 + side, 10:10 + side] = 1
+  labels[0, 10 : 10 + side, 10 : 10 + side] = 1
   fg = np.argwhere(labels[0] == 1)
   found = np.arange(0, len(fg) + 1, 2)
   logits = []
@@ -193,13 +197,14 @@ def segmentation():
   lab = jnp.asarray(np.repeat(labels, len(found), 0))
   recall = found / len(fg)
   curves = {
-      "dice_loss": jaxobj.dice_loss(logits, lab, reduction="none"),
-      "jaccard_loss": jaxobj.jaccard_loss(logits, lab, reduction="none"),
-      "tversky_loss (α=0.3, β=0.7)": jaxobj.tversky_loss(logits, lab, alpha=0.3, beta=0.7,
-                                                         reduction="none"),
-      "softmax_cross_entropy (pixel mean)": jnp.mean(
-          jaxobj.softmax_cross_entropy_with_integer_labels(logits, lab, reduction="none"),
-          axis=(1, 2)),
+    "dice_loss": jaxobj.dice_loss(logits, lab, reduction="none"),
+    "jaccard_loss": jaxobj.jaccard_loss(logits, lab, reduction="none"),
+    "tversky_loss (α=0.3, β=0.7)": jaxobj.tversky_loss(
+      logits, lab, alpha=0.3, beta=0.7, reduction="none"
+    ),
+    "softmax_cross_entropy (pixel mean)": jnp.mean(
+      jaxobj.softmax_cross_entropy_with_integer_labels(logits, lab, reduction="none"), axis=(1, 2)
+    ),
   }
   fig, (a,) = _figure()
   for name, v in curves.items():
@@ -216,16 +221,21 @@ def metric_learning():
   fig, (a, b) = _figure(2)
   zero = jnp.zeros((1, 1))
   for label, name in ((1, "similar pair"), (0, "dissimilar pair")):
-    v = jax.vmap(lambda x, y=label: jaxobj.pairwise_contrastive_loss(
-        zero, x.reshape(1, 1), jnp.array([y]), margin=1.0))(d)
+    v = jax.vmap(
+      lambda x, y=label: jaxobj.pairwise_contrastive_loss(
+        zero, x.reshape(1, 1), jnp.array([y]), margin=1.0
+      )
+    )(d)
     a.plot(d, np.asarray(v), label=name)
   a.set(xlabel="distance between the embeddings", ylabel="pairwise_contrastive_loss (m=1)")
   a.legend(fontsize=7)
   gap = jnp.linspace(-1.0, 2.0, 201)
   for distance in ("lp", "squared_euclidean"):
-    v = jax.vmap(lambda g, dist=distance: jaxobj.triplet_margin_loss(
-        zero, jnp.full((1, 1), 1.0), jnp.full((1, 1), 1.0 + g), margin=0.5,
-        distance=dist))(gap)
+    v = jax.vmap(
+      lambda g, dist=distance: jaxobj.triplet_margin_loss(
+        zero, jnp.full((1, 1), 1.0), jnp.full((1, 1), 1.0 + g), margin=0.5, distance=dist
+      )
+    )(gap)
     b.plot(gap, np.asarray(v), label=f"distance={distance!r}")
   b.set(xlabel="d(a, n) − d(a, p), with d(a, p) = 1", ylabel="triplet_margin_loss (m=0.5)")
   b.legend(fontsize=7)
@@ -254,12 +264,12 @@ def ranking():
   gap = jnp.linspace(-4.0, 4.0, 321)
   labels = jnp.array([[1.0, 0.0]])
   losses = {
-      "pairwise_logistic_loss": lambda g: jaxobj.pairwise_logistic_loss(
-          jnp.stack([g, 0.0])[None], labels),
-      "pairwise_hinge_loss": lambda g: jaxobj.pairwise_hinge_loss(
-          jnp.stack([g, 0.0])[None], labels),
-      "softmax_loss (ListNet)": lambda g: jaxobj.softmax_loss(jnp.stack([g, 0.0])[None], labels),
-      "listmle_loss": lambda g: jaxobj.listmle_loss(jnp.stack([g, 0.0])[None], labels),
+    "pairwise_logistic_loss": lambda g: jaxobj.pairwise_logistic_loss(
+      jnp.stack([g, 0.0])[None], labels
+    ),
+    "pairwise_hinge_loss": lambda g: jaxobj.pairwise_hinge_loss(jnp.stack([g, 0.0])[None], labels),
+    "softmax_loss (ListNet)": lambda g: jaxobj.softmax_loss(jnp.stack([g, 0.0])[None], labels),
+    "listmle_loss": lambda g: jaxobj.listmle_loss(jnp.stack([g, 0.0])[None], labels),
   }
   fig, (a,) = _figure()
   for name, fn in losses.items():
@@ -274,8 +284,11 @@ def preference():
   zero = jnp.zeros(())
   fig, (a,) = _figure()
   for kind in ("sigmoid", "hinge", "ipo"):
-    v = jax.vmap(lambda x, k=kind: jaxobj.dpo_loss(
-        x[None], zero[None], zero[None], zero[None], beta=1.0, loss_type=k))(h)
+    v = jax.vmap(
+      lambda x, k=kind: jaxobj.dpo_loss(
+        x[None], zero[None], zero[None], zero[None], beta=1.0, loss_type=k
+      )
+    )(h)
     a.plot(h, np.asarray(v), label=f"dpo_loss(loss_type={kind!r})")
   a.set(xlabel="implicit reward margin (β = 1)", ylabel="loss", ylim=(0, 6))
   a.legend(fontsize=7)
@@ -290,8 +303,9 @@ def generative():
     a.plot(z, np.asarray(v), label=kind)
   a.axvspan(-6, -3, color="grey", alpha=0.15)
   a.text(-5.8, 4.2, "D rejects fakes\n(early training)", fontsize=7)
-  a.set(xlabel="discriminator logit on a generated sample",
-        ylabel="gan_generator_loss", ylim=(-5, 5))
+  a.set(
+    xlabel="discriminator logit on a generated sample", ylabel="gan_generator_loss", ylim=(-5, 5)
+  )
   a.legend(fontsize=7)
   return fig
 
@@ -299,10 +313,9 @@ def generative():
 def regularization():
   w = jnp.linspace(-2.0, 2.0, 201)
   penalties = {
-      "l1_penalty": lambda x: jaxobj.l1_penalty({"w": x}),
-      "l2_penalty": lambda x: jaxobj.l2_penalty({"w": x}),
-      "elastic_net_penalty (ρ=0.5)": lambda x: jaxobj.elastic_net_penalty({"w": x},
-                                                                           l1_ratio=0.5),
+    "l1_penalty": lambda x: jaxobj.l1_penalty({"w": x}),
+    "l2_penalty": lambda x: jaxobj.l2_penalty({"w": x}),
+    "elastic_net_penalty (ρ=0.5)": lambda x: jaxobj.elastic_net_penalty({"w": x}, l1_ratio=0.5),
   }
   fig, (a, b) = _figure(2)
   for name, fn in penalties.items():
@@ -316,11 +329,19 @@ def regularization():
 
 
 FIGURES = {
-    "regression": regression, "robust": robust, "classification": classification,
-    "calibration": calibration, "distribution": distribution, "sequence": sequence,
-    "segmentation": segmentation, "metric_learning": metric_learning,
-    "contrastive": contrastive, "ranking": ranking, "preference": preference,
-    "generative": generative, "regularization": regularization,
+  "regression": regression,
+  "robust": robust,
+  "classification": classification,
+  "calibration": calibration,
+  "distribution": distribution,
+  "sequence": sequence,
+  "segmentation": segmentation,
+  "metric_learning": metric_learning,
+  "contrastive": contrastive,
+  "ranking": ranking,
+  "preference": preference,
+  "generative": generative,
+  "regularization": regularization,
 }
 
 

@@ -19,8 +19,9 @@ def _shape(x) -> tuple[int, ...]:
 def check_reduction(reduction) -> None:
   if not isinstance(reduction, str) or reduction not in REDUCTIONS:
     raise ValueError(
-        f"reduction={reduction!r} is not supported; choose one of "
-        f"{', '.join(repr(r) for r in REDUCTIONS)}.")
+      f"reduction={reduction!r} is not supported; choose one of "
+      f"{', '.join(repr(r) for r in REDUCTIONS)}."
+    )
 
 
 def compute_dtype(dtype) -> jnp.dtype:
@@ -37,9 +38,10 @@ def as_float(x, name: str) -> jax.Array:
   x = jnp.asarray(x)
   if not jnp.issubdtype(x.dtype, jnp.floating):
     raise TypeError(
-        f"{name} must be a floating-point array, got dtype {x.dtype} with "
-        f"shape {x.shape}. Integer {name} usually means labels were passed in "
-        f"its place; if the values are right, cast with {name}.astype(jnp.float32).")
+      f"{name} must be a floating-point array, got dtype {x.dtype} with "
+      f"shape {x.shape}. Integer {name} usually means labels were passed in "
+      f"its place; if the values are right, cast with {name}.astype(jnp.float32)."
+    )
   return x.astype(compute_dtype(x.dtype))
 
 
@@ -58,9 +60,10 @@ def as_labels(x, name: str) -> jax.Array:
   x = jnp.asarray(x)
   if not jnp.issubdtype(x.dtype, jnp.integer):
     raise TypeError(
-        f"{name} must be integer class indices, got dtype {x.dtype} with shape "
-        f"{x.shape}. For one-hot or probability labels use the loss without "
-        f"'_with_integer_labels'; otherwise cast with {name}.astype(jnp.int32).")
+      f"{name} must be integer class indices, got dtype {x.dtype} with shape "
+      f"{x.shape}. For one-hot or probability labels use the loss without "
+      f"'_with_integer_labels'; otherwise cast with {name}.astype(jnp.int32)."
+    )
   return x
 
 
@@ -69,9 +72,10 @@ def check_same_shape(name_a: str, a, name_b: str, b) -> None:
   sa, sb = _shape(a), _shape(b)
   if sa != sb:
     raise ValueError(
-        f"{name_a} and {name_b} must have the same shape, got {name_a}.shape={sa} "
-        f"and {name_b}.shape={sb}. jaxobj never broadcasts them silently; "
-        f"{_fix_hint(name_a, sa, name_b, sb)}")
+      f"{name_a} and {name_b} must have the same shape, got {name_a}.shape={sa} "
+      f"and {name_b}.shape={sb}. jaxobj never broadcasts them silently; "
+      f"{_fix_hint(name_a, sa, name_b, sb)}"
+    )
 
 
 def check_label_shape(logits_name: str, logits, labels_name: str, labels) -> None:
@@ -79,9 +83,10 @@ def check_label_shape(logits_name: str, logits, labels_name: str, labels) -> Non
   sl, sy = _shape(logits), _shape(labels)
   if len(sl) < 1 or sy != sl[:-1]:
     raise ValueError(
-        f"{labels_name}.shape must equal {logits_name}.shape[:-1] (one class index "
-        f"per row of {logits_name}), got {logits_name}.shape={sl} and "
-        f"{labels_name}.shape={sy}. {_fix_hint(labels_name, sy, '', sl[:-1])}")
+      f"{labels_name}.shape must equal {logits_name}.shape[:-1] (one class index "
+      f"per row of {logits_name}), got {logits_name}.shape={sl} and "
+      f"{labels_name}.shape={sy}. {_fix_hint(labels_name, sy, '', sl[:-1])}"
+    )
 
 
 def _fix_hint(name_a, sa, name_b, sb) -> str:
@@ -99,26 +104,27 @@ def check_broadcastable(name: str, x, loss_shape: tuple[int, ...]) -> None:
   broadcasting would silently pair a (B,) mask with the last axis of a (B, T) loss.
   """
   sx = _shape(x)
-  ok = sx == () or (len(sx) == len(loss_shape) and all(
-      a in (1, b) for a, b in zip(sx, loss_shape)))
+  ok = sx == () or (len(sx) == len(loss_shape) and all(a in (1, b) for a, b in zip(sx, loss_shape)))
   if not ok:
     hint = ""
-    if len(sx) < len(loss_shape) and loss_shape[:len(sx)] == sx:
+    if len(sx) < len(loss_shape) and loss_shape[: len(sx)] == sx:
       extra = len(loss_shape) - len(sx)
       hint = f" Add the missing trailing axes, e.g. {name}[{'...' + ', None' * extra}]."
     raise ValueError(
-        f"{name}.shape={sx} does not broadcast to the per-element loss shape "
-        f"{loss_shape}: it must be a scalar or have the same rank with each axis "
-        f"equal or 1.{hint}")
+      f"{name}.shape={sx} does not broadcast to the per-element loss shape "
+      f"{loss_shape}: it must be a scalar or have the same rank with each axis "
+      f"equal or 1.{hint}"
+    )
 
 
 def as_mask(where, loss_shape: tuple[int, ...]) -> jax.Array:
   where = jnp.asarray(where)
   if where.dtype != jnp.bool_:
     raise TypeError(
-        f"where must be a boolean mask, got dtype {where.dtype}. Build it with a "
-        f"comparison (e.g. labels != ignore) or cast with where.astype(bool); "
-        f"real-valued per-element factors belong in weights.")
+      f"where must be a boolean mask, got dtype {where.dtype}. Build it with a "
+      f"comparison (e.g. labels != ignore) or cast with where.astype(bool); "
+      f"real-valued per-element factors belong in weights."
+    )
   check_broadcastable("where", where, loss_shape)
   return where
 
@@ -127,8 +133,9 @@ def is_concrete(x) -> bool:
   return not isinstance(x, jax.core.Tracer)
 
 
-def check_range(name: str, value, *, low=None, high=None,
-                low_inclusive=True, high_inclusive=True) -> None:
+def check_range(
+  name: str, value, *, low=None, high=None, low_inclusive=True, high_inclusive=True
+) -> None:
   """Validate a hyperparameter when it is a concrete value.
 
   Traced hyperparameters (under vmap, grad or jit) cannot be inspected at trace
@@ -153,7 +160,7 @@ def check_range(name: str, value, *, low=None, high=None,
 # Argument checks that the registry runs on every call of a registered loss
 # (see ``jaxobj.registry.register``): cheap, and silent for traced values.
 
-INT_RANGE = (-2**31, 2**31 - 1)  # integer hyperparameters meet int32 labels and axes
+INT_RANGE = (-(2**31), 2**31 - 1)  # integer hyperparameters meet int32 labels and axes
 
 
 class ArgumentTypeError(TypeError, ValueError):
@@ -190,18 +197,19 @@ def check_real(name: str, value, *, loss: str = "", limits: tuple = ()) -> None:
     return
   if isinstance(value, (bool, np.bool_, str, bytes)) or value is None:
     raise ArgumentTypeError(
-        f"{_where(loss)}{name} must be a real number or a real array, got {name}={_show(value)} "
-        f"of type {type(value).__name__}. Pass a number (strings are not parsed), e.g. "
-        f"{name}=1.0.")
+      f"{_where(loss)}{name} must be a real number or a real array, got {name}={_show(value)} "
+      f"of type {type(value).__name__}. Pass a number (strings are not parsed), e.g. "
+      f"{name}=1.0."
+    )
   try:
     v = np.asarray(value)
   except Exception:  # noqa: BLE001 (anything np.asarray refuses is not a number)
     v = np.asarray(None)
   if v.dtype.kind not in "fiu":
     raise ArgumentTypeError(
-        f"{_where(loss)}{name} must be a real number or a real array, got {name}={_show(value)} "
-        f"of type {type(value).__name__}" + (f" (dtype {v.dtype})" if v.dtype != object else "")
-        + ".")
+      f"{_where(loss)}{name} must be a real number or a real array, got {name}={_show(value)} "
+      f"of type {type(value).__name__}" + (f" (dtype {v.dtype})" if v.dtype != object else "") + "."
+    )
   if v.dtype.kind == "f":
     bad = ~np.isfinite(v)
     if bad.any():
@@ -215,8 +223,9 @@ def _raise_nonfinite(name, value, loss, limits) -> None:
   allowed = " or ".join(repr(float(x)) for x in limits)
   extra = f" (or {allowed}, a limit {loss or 'the loss'} defines)" if limits else ""
   raise ValueError(
-      f"{_where(loss)}{name} must be finite{extra}, got {name}={_show(value)}. A NaN or "
-      f"infinite hyperparameter gives a NaN or meaningless loss; pass a finite value.")
+    f"{_where(loss)}{name} must be finite{extra}, got {name}={_show(value)}. A NaN or "
+    f"infinite hyperparameter gives a NaN or meaningless loss; pass a finite value."
+  )
 
 
 def check_bool(name: str, value, *, loss: str = "") -> None:
@@ -224,13 +233,13 @@ def check_bool(name: str, value, *, loss: str = "") -> None:
   string "false" is truthy, so no string or number passes)."""
   if value is True or value is False or isinstance(value, np.bool_):
     return
-  if (isinstance(value, (jax.Array, np.ndarray)) and value.dtype == np.bool_
-      and np.ndim(value) == 0):
+  if isinstance(value, (jax.Array, np.ndarray)) and value.dtype == np.bool_ and np.ndim(value) == 0:
     return
   raise ArgumentTypeError(
-      f"{_where(loss)}{name} must be True or False, got {name}={_show(value)} of type "
-      f"{type(value).__name__}. Strings and numbers are not read as switches "
-      f"(\"false\" would count as True).")
+    f"{_where(loss)}{name} must be True or False, got {name}={_show(value)} of type "
+    f"{type(value).__name__}. Strings and numbers are not read as switches "
+    f'("false" would count as True).'
+  )
 
 
 def check_int(name: str, value, *, loss: str = "", arrays: bool = False) -> None:
@@ -240,8 +249,9 @@ def check_int(name: str, value, *, loss: str = "", arrays: bool = False) -> None
     if INT_RANGE[0] <= value <= INT_RANGE[1]:
       return
     raise ValueError(
-        f"{_where(loss)}{name}={_show(value)} is out of range: {name} must lie in "
-        f"[{INT_RANGE[0]}, {INT_RANGE[1]}] (int32).")
+      f"{_where(loss)}{name}={_show(value)} is out of range: {name} must lie in "
+      f"[{INT_RANGE[0]}, {INT_RANGE[1]}] (int32)."
+    )
   if isinstance(value, jax.core.Tracer) and jnp.issubdtype(value.dtype, jnp.integer):
     return  # traced: the loss decides whether it can be
   if arrays and not isinstance(value, (bool, str, bytes, float)) and hasattr(value, "dtype"):
@@ -250,13 +260,15 @@ def check_int(name: str, value, *, loss: str = "", arrays: bool = False) -> None
       if v.size == 0 or (v.min() >= INT_RANGE[0] and v.max() <= INT_RANGE[1]):
         return
       raise ValueError(
-          f"{_where(loss)}{name} is out of range: {name} must lie in "
-          f"[{INT_RANGE[0]}, {INT_RANGE[1]}] (int32), got {name}={_show(value)}.")
+        f"{_where(loss)}{name} is out of range: {name} must lie in "
+        f"[{INT_RANGE[0]}, {INT_RANGE[1]}] (int32), got {name}={_show(value)}."
+      )
   what = "an int or an integer array" if arrays else "a Python int"
   raise ArgumentTypeError(
-      f"{_where(loss)}{name} must be {what}, got {name}={_show(value)} of type "
-      f"{type(value).__name__}." + (f" Use {name}={int(value)}." if isinstance(value, float)
-                                    and value.is_integer() else ""))
+    f"{_where(loss)}{name} must be {what}, got {name}={_show(value)} of type "
+    f"{type(value).__name__}."
+    + (f" Use {name}={int(value)}." if isinstance(value, float) and value.is_integer() else "")
+  )
 
 
 def check_axis(name: str, value, *, loss: str = "", tuples: bool = False) -> None:
@@ -266,21 +278,28 @@ def check_axis(name: str, value, *, loss: str = "", tuples: bool = False) -> Non
   if isinstance(value, tuple) and tuples:
     if value and all(type(a) is int or isinstance(a, np.integer) for a in value):
       if len(set(int(a) for a in value)) != len(value):
-        raise ValueError(f"{_where(loss)}{name}={value!r} repeats an axis; list each "
-                         f"class axis once.")
+        raise ValueError(
+          f"{_where(loss)}{name}={value!r} repeats an axis; list each class axis once."
+        )
       return
   elif isinstance(value, np.integer) and not isinstance(value, bool):
     return
-  elif not tuples and isinstance(value, (tuple, list)) and value and all(
-      type(a) is int or isinstance(a, np.integer) for a in value):
+  elif (
+    not tuples
+    and isinstance(value, (tuple, list))
+    and value
+    and all(type(a) is int or isinstance(a, np.integer) for a in value)
+  ):
     raise ValueError(
-        f"{_where(loss)}{name}={_show(value)}: this loss takes one class axis (an int). "
-        f"Merge the class axes into one first (jnp.moveaxis, then reshape) or pick a loss "
-        f"that accepts a tuple of class axes (softmax_cross_entropy and its variants).")
+      f"{_where(loss)}{name}={_show(value)}: this loss takes one class axis (an int). "
+      f"Merge the class axes into one first (jnp.moveaxis, then reshape) or pick a loss "
+      f"that accepts a tuple of class axes (softmax_cross_entropy and its variants)."
+    )
   allowed = "an int or a non-empty tuple of ints" if tuples else "an int"
   raise ArgumentTypeError(
-      f"{_where(loss)}{name} must be {allowed} (a static axis), got {name}={_show(value)} of "
-      f"type {type(value).__name__}.")
+    f"{_where(loss)}{name} must be {allowed} (a static axis), got {name}={_show(value)} of "
+    f"type {type(value).__name__}."
+  )
 
 
 def feature_axis_last(loss: str, axis, names: tuple[str, str], a, b):
@@ -291,8 +310,9 @@ def feature_axis_last(loss: str, axis, names: tuple[str, str], a, b):
   rank = np.ndim(a)
   if not -rank <= axis < rank:
     raise ValueError(
-        f"{loss}: axis={axis} is out of range for {names[0]} of shape {np.shape(a)}; "
-        f"the feature axis must be in [{-rank}, {rank}).")
+      f"{loss}: axis={axis} is out of range for {names[0]} of shape {np.shape(a)}; "
+      f"the feature axis must be in [{-rank}, {rank})."
+    )
   check_same_shape(names[0], a, names[1], b)
   return jnp.moveaxis(jnp.asarray(a), axis, -1), jnp.moveaxis(jnp.asarray(b), axis, -1)
 
@@ -301,11 +321,19 @@ def check_classes(name: str, value, *, loss: str = "") -> None:
   """A string choice (validated by the loss) or a sequence of class indices."""
   if isinstance(value, str):
     return
-  if hasattr(value, "__iter__") and np.ndim(value) <= 1 and all(
-      isinstance(c, (int, np.integer)) and not isinstance(c, bool)
-      or getattr(c, "dtype", None) is not None and jnp.issubdtype(c.dtype, jnp.integer)
-      for c in value):
+  if (
+    hasattr(value, "__iter__")
+    and np.ndim(value) <= 1
+    and all(
+      isinstance(c, (int, np.integer))
+      and not isinstance(c, bool)
+      or getattr(c, "dtype", None) is not None
+      and jnp.issubdtype(c.dtype, jnp.integer)
+      for c in value
+    )
+  ):
     return
   raise ArgumentTypeError(
-      f"{_where(loss)}{name} must be a string choice or a sequence of class indices "
-      f"(ints), got {name}={_show(value)} of type {type(value).__name__}.")
+    f"{_where(loss)}{name} must be a string choice or a sequence of class indices "
+    f"(ints), got {name}={_show(value)} of type {type(value).__name__}."
+  )

@@ -57,17 +57,18 @@ METHODS = ("ring", "all_gather")
 
 class Spec(NamedTuple):
   """Static description of a sweep."""
-  kind: str                # "siglip" or "clip"
-  block: int | None        # columns per chunk; None: about CHUNK_ELEMENTS logits
-  axis: Any = None         # mesh axis name(s); None on one device
+
+  kind: str  # "siglip" or "clip"
+  block: int | None  # columns per chunk; None: about CHUNK_ELEMENTS logits
+  axis: Any = None  # mesh axis name(s); None on one device
   method: str = "ring"
 
 
 class Rows(NamedTuple):
-  x: jax.Array       # [R, D]
-  r: jax.Array       # [R] inverse norms
-  ids: jax.Array     # [R] global pair index (positives have equal ids)
-  valid: jax.Array   # [R] bool
+  x: jax.Array  # [R, D]
+  r: jax.Array  # [R] inverse norms
+  ids: jax.Array  # [R] global pair index (positives have equal ids)
+  valid: jax.Array  # [R] bool
 
 
 class Cols(NamedTuple):
@@ -75,8 +76,8 @@ class Cols(NamedTuple):
   q: jax.Array
   ids: jax.Array
   valid: jax.Array
-  a: Any = None      # CLIP gradient sweep: the coefficient of the column's own pair
-  lse: Any = None    # CLIP gradient sweep: the column's log-sum-exp
+  a: Any = None  # CLIP gradient sweep: the coefficient of the column's own pair
+  lse: Any = None  # CLIP gradient sweep: the column's log-sum-exp
 
 
 def chunk_columns(spec: Spec, rows: int, cols: int) -> int:
@@ -146,9 +147,11 @@ def _clip_stats_chunk(rows, hyper, state, cols, cstate):
   s = jnp.exp(hyper[0]) * _cos(rows, cols)
   state["diag"] = state["diag"] + jnp.sum(jnp.where(_positive(rows, cols), s, 0.0), axis=1)
   state["m"], state["sum"] = _online_lse(
-      state["m"], state["sum"], jnp.where(cols.valid[None, :], s, -jnp.inf), 1)
+    state["m"], state["sum"], jnp.where(cols.valid[None, :], s, -jnp.inf), 1
+  )
   cstate["m"], cstate["sum"] = _online_lse(
-      cstate["m"], cstate["sum"], jnp.where(rows.valid[:, None], s, -jnp.inf), 0)
+    cstate["m"], cstate["sum"], jnp.where(rows.valid[:, None], s, -jnp.inf), 0
+  )
   return state, cstate
 
 
@@ -159,8 +162,9 @@ def _clip_grad_chunk(rows, a, lse, hyper, state, cols, cstate):
   # No autodiff runs through here, so a selected-away inf is harmless.
   p_row = jnp.where(cols.valid[None, :], jnp.exp(s - lse[:, None]), 0.0)
   p_col = jnp.where(rows.valid[:, None], jnp.exp(s - cols.lse[None, :]), 0.0)
-  ds = (0.5 * (a[:, None] * p_row + cols.a[None, :] * p_col)
-        - jnp.where(_positive(rows, cols) & cols.valid[None, :], a[:, None], 0.0))
+  ds = 0.5 * (a[:, None] * p_row + cols.a[None, :] * p_col) - jnp.where(
+    _positive(rows, cols) & cols.valid[None, :], a[:, None], 0.0
+  )
   state["d_log_t"] = state["d_log_t"] + jnp.sum(ds * s)
   _accumulate_grads(rows, cols, t * ds, state, cstate)
   return state, cstate
@@ -182,8 +186,9 @@ def _visit(chunk, block, state, cols: Cols, cstate):
     state, cstate = carry
     piece = functools.partial(lax.dynamic_slice_in_dim, start_index=start, slice_size=size)
     state, part = chunk(state, jax.tree.map(piece, cols), jax.tree.map(piece, cstate))
-    cstate = jax.tree.map(lambda c, p: lax.dynamic_update_slice_in_dim(c, p, start, 0),
-                          cstate, part)
+    cstate = jax.tree.map(
+      lambda c, p: lax.dynamic_update_slice_in_dim(c, p, start, 0), cstate, part
+    )
     return state, cstate
 
   carry = (state, cstate)
@@ -219,10 +224,12 @@ def _sweep(spec: Spec, chunk, rows: int, state, cols: Cols, cstate, reduce_cols)
   state, cols, cstate = varying((state, cols, cstate), spec.axis)
   if spec.method == "all_gather":
     every = jax.tree.map(lambda c: lax.all_gather(c, spec.axis, tiled=True), cols)
-    every_state = varying(jax.tree.map(
-        lambda c: jnp.zeros((size * n,) + c.shape[1:], c.dtype), cstate), spec.axis)
-    state, every_state = _visit(chunk, chunk_columns(spec, rows, size * n), state, every,
-                                every_state)
+    every_state = varying(
+      jax.tree.map(lambda c: jnp.zeros((size * n,) + c.shape[1:], c.dtype), cstate), spec.axis
+    )
+    state, every_state = _visit(
+      chunk, chunk_columns(spec, rows, size * n), state, every, every_state
+    )
     return state, reduce_cols(every_state, n)
   block = chunk_columns(spec, rows, n)
   perm = [(i, (i + 1) % size) for i in range(size)]
@@ -245,8 +252,10 @@ def _local_slice(spec, x, n):
 
 def _scatter_sum(spec):
   def reduce(every, n):
-    return {k: lax.psum_scatter(v, spec.axis, scatter_dimension=0, tiled=True)
-            for k, v in every.items()}
+    return {
+      k: lax.psum_scatter(v, spec.axis, scatter_dimension=0, tiled=True) for k, v in every.items()
+    }
+
   return reduce
 
 
@@ -256,6 +265,7 @@ def _merge_lse(spec):
     ref = jnp.where(m > -jnp.inf, m, 0.0)
     total = lax.psum(every["sum"] * jnp.exp(every["m"] - ref), spec.axis)
     return {"m": _local_slice(spec, m, n), "sum": _local_slice(spec, total, n)}
+
   return reduce
 
 
@@ -265,8 +275,8 @@ def _merge_lse(spec):
 
 class Result(NamedTuple):
   values: jax.Array
-  stats: Any = None    # CLIP: (row lse, column lse), for a later gradient sweep
-  grads: Any = None    # (dx, dy, dr, dq, d_log_t, d_bias)
+  stats: Any = None  # CLIP: (row lse, column lse), for a later gradient sweep
+  grads: Any = None  # (dx, dy, dr, dq, d_log_t, d_bias)
 
 
 def _layout(spec, x, y, r, q, valid):
@@ -287,12 +297,17 @@ def _lse(m, total):
 
 def _finish_grads(rows, cols, state, cstate, d_bias):
   px, qy = state["px"], cstate["qy"]
-  return (rows.r[:, None] * px, cols.q[:, None] * qy, jnp.sum(rows.x * px, axis=1),
-          jnp.sum(cols.y * qy, axis=1), state["d_log_t"], d_bias)
+  return (
+    rows.r[:, None] * px,
+    cols.q[:, None] * qy,
+    jnp.sum(rows.x * px, axis=1),
+    jnp.sum(cols.y * qy, axis=1),
+    state["d_log_t"],
+    d_bias,
+  )
 
 
-def evaluate(spec: Spec, x, y, r, q, valid, log_t, bias, a=None, stats=None,
-             values=True) -> Result:
+def evaluate(spec: Spec, x, y, r, q, valid, log_t, bias, a=None, stats=None, values=True) -> Result:
   """Per-row losses and, with coefficients ``a``, the gradient of ``sum a * loss``.
 
   ``stats`` (CLIP) skips the statistics sweep when it is already known.
@@ -321,8 +336,15 @@ def evaluate(spec: Spec, x, y, r, q, valid, log_t, bias, a=None, stats=None,
     minus_inf = jnp.full((n,), -jnp.inf, dtype)
     state = {"m": minus_inf, "sum": _zeros(n, dtype), "diag": _zeros(n, dtype)}
     cstate = {"m": minus_inf, "sum": _zeros(n, dtype)}
-    state, cstate = _sweep(spec, functools.partial(_clip_stats_chunk, rows, hyper), n,
-                           state, cols, cstate, _merge_lse(spec))
+    state, cstate = _sweep(
+      spec,
+      functools.partial(_clip_stats_chunk, rows, hyper),
+      n,
+      state,
+      cols,
+      cstate,
+      _merge_lse(spec),
+    )
     stats = (_lse(state["m"], state["sum"]), _lse(cstate["m"], cstate["sum"]))
     if values:
       d = state["diag"]
@@ -333,8 +355,9 @@ def evaluate(spec: Spec, x, y, r, q, valid, log_t, bias, a=None, stats=None,
     return Result(out, stats, None)
   cols = cols._replace(a=a, lse=stats[1])
   chunk = functools.partial(_clip_grad_chunk, rows, a, stats[0], hyper)
-  state, cstate = _sweep(spec, chunk, n, dict(grad_state), cols, dict(grad_cstate),
-                         _scatter_sum(spec))
+  state, cstate = _sweep(
+    spec, chunk, n, dict(grad_state), cols, dict(grad_cstate), _scatter_sum(spec)
+  )
   return Result(out, stats, _finish_grads(rows, cols, state, cstate, jnp.zeros_like(bias)))
 
 
@@ -379,8 +402,7 @@ def _row_values_fwd(spec, x, y, r, q, valid, log_t, bias):
 
 def _row_values_bwd(spec, res, ct):
   x, y, r, q, valid, log_t, bias, stats = res
-  grads = evaluate(spec, x, y, r, q, valid, log_t, bias, a=ct, stats=stats,
-                   values=False).grads
+  grads = evaluate(spec, x, y, r, q, valid, log_t, bias, a=ct, stats=stats, values=False).grads
   dx, dy, dr, dq, dlt, db = _scaled(grads, 1.0, (x, y, r, q, log_t, bias))
   return dx, dy, dr, dq, _no_cotangent(valid), dlt, db
 

@@ -46,6 +46,7 @@ KERNEL_BLOCK_ELEMENTS = 1 << 19
 
 class Options(NamedTuple):
   """Which optional terms are on (static: a Python 0 or None skips the work)."""
+
   smoothing: bool
   z_loss: bool
   soft_cap: bool
@@ -53,11 +54,10 @@ class Options(NamedTuple):
 
 class Blocks(NamedTuple):
   tokens: int  # tokens per chunk
-  vocab: int   # columns of the gradient formed at a time
+  vocab: int  # columns of the gradient formed at a time
 
 
-def default_blocks(dim: int, vocab: int, token_block=None,
-                   vocab_block=None) -> Blocks:
+def default_blocks(dim: int, vocab: int, token_block=None, vocab_block=None) -> Blocks:
   """Chunk sizes that keep a chunk's ``[tokens, V]`` logits near
   ``CHUNK_ELEMENTS`` elements (at least one token)."""
   if token_block is None:
@@ -181,7 +181,7 @@ def _backprop_chunk(h, w, rows, kernel, dkernel, cap, opts: Options, block: int)
     g_b = jnp.where(fresh, g_b, 0.0)
     k_b = lax.dynamic_slice_in_dim(kernel, start, block, axis=1)
     dh = dh + _dot(g_b, k_b, ((1,), (1,)), dh.dtype)
-    update = _dot(h, g_b, ((0,), (0,)), dk.dtype)     # [D, block]
+    update = _dot(h, g_b, ((0,), (0,)), dk.dtype)  # [D, block]
     current = lax.dynamic_slice_in_dim(dk, start, block, axis=1)
     return dh, lax.dynamic_update_slice_in_dim(dk, current + update, start, axis=1), cpx
 
@@ -221,17 +221,21 @@ def sweep(h, y, a, kernel, hyper, opts: Options, blocks: Blocks, grads: bool):
       # dh_c has zero rows where a_c is 0.
       dh_c, dk, cpx = _backprop_chunk(h_c, w, rows, kernel, dk, hyper[2], opts, blocks.vocab)
       dh = lax.dynamic_update_slice_in_dim(
-          dh, lax.dynamic_slice_in_dim(dh, start, tn, axis=0) + dh_c, start, axis=0)
+        dh, lax.dynamic_slice_in_dim(dh, start, tn, axis=0) + dh_c, start, axis=0
+      )
       if opts.soft_cap:  # the rest of the cap's gradient (see _chunk)
         d_hyper = d_hyper[:2] + (d_hyper[2] + (cpx - jnp.sum(h_c * dh_c)) / hyper[2],)
       dhyper = tuple(total_d + chunk_d for total_d, chunk_d in zip(dhyper, d_hyper))
     return total, values, dh, dk, dhyper
 
   zero = jnp.zeros((), dtype)
-  init = (zero, jnp.zeros((n,), dtype),
-          jnp.zeros((n, dim), dtype) if grads else None,
-          jnp.zeros(kernel.shape, dtype) if grads else None,
-          (zero, zero, zero))
+  init = (
+    zero,
+    jnp.zeros((n,), dtype),
+    jnp.zeros((n, dim), dtype) if grads else None,
+    jnp.zeros(kernel.shape, dtype) if grads else None,
+    (zero, zero, zero),
+  )
   if n == 0:  # no tokens: a total of 0 with zero gradients
     return init
   return lax.fori_loop(0, -(-n // tn), body, numerics.vary_like(init, h, y, a, kernel, hyper))
@@ -258,8 +262,13 @@ def _weighted_total_bwd(opts, blocks, res, ct):
   # A coefficient of 0 (a masked token) gets the gradient 0 even where its
   # value would be NaN (a target outside the vocabulary).
   d_a = ct * jnp.where(jnp.isnan(values), 0.0, values)
-  return ((ct * dh).astype(dh.dtype), _int_zeros(y), d_a, (ct * dk).astype(dk.dtype),
-          _hyper_cotangents(hyper, dhyper, ct))
+  return (
+    (ct * dh).astype(dh.dtype),
+    _int_zeros(y),
+    d_a,
+    (ct * dk).astype(dk.dtype),
+    _hyper_cotangents(hyper, dhyper, ct),
+  )
 
 
 weighted_total.defvjp(_weighted_total_fwd, _weighted_total_bwd)
@@ -278,10 +287,13 @@ def _token_values_fwd(h, y, kernel, hyper, opts, blocks):
 
 def _token_values_bwd(opts, blocks, res, ct):
   h, y, kernel, hyper = res
-  _, _, dh, dk, dhyper = sweep(h, y, ct, kernel, hyper, opts, blocks,
-                               grads=True)
-  return (dh.astype(h.dtype), _int_zeros(y), dk.astype(kernel.dtype),
-          _hyper_cotangents(hyper, dhyper, 1.0))
+  _, _, dh, dk, dhyper = sweep(h, y, ct, kernel, hyper, opts, blocks, grads=True)
+  return (
+    dh.astype(h.dtype),
+    _int_zeros(y),
+    dk.astype(kernel.dtype),
+    _hyper_cotangents(hyper, dhyper, 1.0),
+  )
 
 
 token_values.defvjp(_token_values_fwd, _token_values_bwd)

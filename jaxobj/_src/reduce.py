@@ -11,8 +11,9 @@ import jax.numpy as jnp
 from jaxobj._src import checks
 
 
-def reduce_loss(values: jax.Array, *, where=None, weights=None,
-                reduction: str = "mean") -> jax.Array:
+def reduce_loss(
+  values: jax.Array, *, where=None, weights=None, reduction: str = "mean"
+) -> jax.Array:
   """Reduces per-element losses under the jaxobj contract.
 
   Masked entries (``where == False``) contribute exactly 0 to the value and the
@@ -78,7 +79,8 @@ def reduce_total(total: jax.Array, count: jax.Array, reduction: str) -> jax.Arra
 # only the loss knows (its masks, weights, ignored labels), so reduce_loss
 # reports it to whoever is listening.
 _COUNT_SINK: contextvars.ContextVar[list | None] = contextvars.ContextVar(
-    "jaxobj_count_sink", default=None)
+  "jaxobj_count_sink", default=None
+)
 
 
 @contextlib.contextmanager
@@ -92,8 +94,9 @@ def recording_counts():
     _COUNT_SINK.reset(token)
 
 
-def masked_fill(where, x: jax.Array, loss_shape: tuple[int, ...], fill=0.0,
-                axis_extra: int = 0) -> jax.Array:
+def masked_fill(
+  where, x: jax.Array, loss_shape: tuple[int, ...], fill=0.0, axis_extra: int = 0
+) -> jax.Array:
   """Replaces masked inputs by a harmless value before the loss is computed.
 
   This is the first half of the "double where": ``reduce_loss`` zeroes masked

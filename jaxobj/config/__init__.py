@@ -24,15 +24,31 @@ of host devices from a config before any JAX computation).
 import importlib
 
 _EXPORTS = {
-    "jaxobj.config.errors": ("ConfigError",),
-    "jaxobj.config.files": ("available", "config_dirs", "resolve"),
-    "jaxobj.config.yamlio": ("dump", "override", "parse", "read"),
-    "jaxobj.config.experiment": (
-        "OPTIMIZERS", "CompareLoss", "CompareSettings", "Config", "FitSettings", "Section",
-        "TrainSettings", "build_optimizer", "from_dict", "load"),
-    "jaxobj.config.objective": (
-        "SCHEDULES", "SCHEMES", "TRANSFORMS", "metrics_from_config", "objective_from_config",
-        "objective_to_config", "schedule_from_config", "schedule_to_config"),
+  "jaxobj.config.errors": ("ConfigError",),
+  "jaxobj.config.files": ("available", "config_dirs", "resolve"),
+  "jaxobj.config.yamlio": ("dump", "override", "parse", "read"),
+  "jaxobj.config.experiment": (
+    "OPTIMIZERS",
+    "CompareLoss",
+    "CompareSettings",
+    "Config",
+    "FitSettings",
+    "Section",
+    "TrainSettings",
+    "build_optimizer",
+    "from_dict",
+    "load",
+  ),
+  "jaxobj.config.objective": (
+    "SCHEDULES",
+    "SCHEMES",
+    "TRANSFORMS",
+    "metrics_from_config",
+    "objective_from_config",
+    "objective_to_config",
+    "schedule_from_config",
+    "schedule_to_config",
+  ),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -35,7 +36,7 @@ def join(path: str, key: Any) -> str:
 
 
 def suggest(name: str, known: Iterable[str], *, what: str = "key") -> str:
-  """" Did you mean 'x'?" or the list of valid names (short lists only)."""
+  """ " Did you mean 'x'?" or the list of valid names (short lists only)."""
   known = sorted(str(k) for k in known)
   close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
   if close:
@@ -45,16 +46,26 @@ def suggest(name: str, known: Iterable[str], *, what: str = "key") -> str:
   return ""
 
 
-def unknown(path: str, key: str, known: Iterable[str], *, what: str = "key",
-            context: str = "") -> ConfigError:
+def unknown(
+  path: str, key: str, known: Iterable[str], *, what: str = "key", context: str = ""
+) -> ConfigError:
   context = f" {context}" if context else ""
-  return ConfigError(join(path, key), f"unknown {what} {key!r}{context}.{suggest(key, known, what=what)}")
+  return ConfigError(
+    join(path, key), f"unknown {what} {key!r}{context}.{suggest(key, known, what=what)}"
+  )
 
 
 def describe(value: Any) -> str:
   """``'ten' (a string)`` — a value and its YAML type, for messages."""
-  kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-           list: "a list", dict: "a mapping", type(None): "null"}
+  kinds = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "a mapping",
+    type(None): "null",
+  }
   kind = next((v for k, v in kinds.items() if type(value) is k), type(value).__name__)
   shown = repr(value)
   if len(shown) > 40:

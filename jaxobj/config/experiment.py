@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Any, Literal, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import optax
 
@@ -41,13 +42,39 @@ from jaxobj.config.objective import (
 )
 from jaxobj.objective import core
 
-__all__ = ["Config", "Section", "TrainSettings", "CompareSettings", "CompareLoss", "FitSettings",
-           "OPTIMIZERS", "from_dict", "load", "resolve", "build_optimizer", "config_dirs",
-           "available"]
+__all__ = [
+  "Config",
+  "Section",
+  "TrainSettings",
+  "CompareSettings",
+  "CompareLoss",
+  "FitSettings",
+  "OPTIMIZERS",
+  "from_dict",
+  "load",
+  "resolve",
+  "build_optimizer",
+  "config_dirs",
+  "available",
+]
 
-OPTIMIZERS = {name: getattr(optax, name) for name in (
-    "adam", "adamw", "sgd", "rmsprop", "adagrad", "adabelief", "lamb", "lion", "nadam",
-    "radam", "yogi", "adafactor")}
+OPTIMIZERS = {
+  name: getattr(optax, name)
+  for name in (
+    "adam",
+    "adamw",
+    "sgd",
+    "rmsprop",
+    "adagrad",
+    "adabelief",
+    "lamb",
+    "lion",
+    "nadam",
+    "radam",
+    "yogi",
+    "adafactor",
+  )
+}
 
 MAX_SEED = 2**32 - 1
 """Seeds are 0 to 2**32 - 1 (what ``jax.random.key`` takes on every setting of x64)."""
@@ -73,13 +100,24 @@ MAX_POINTS = 100_000
 MAX_STEPS = 2**31 - 1
 """The largest step count (training steps are int32 on the device)."""
 
-SECTIONS = ("name", "description", "seed", "data", "model", "objective", "metrics",
-            "optimizer", "train", "compare")
+SECTIONS = (
+  "name",
+  "description",
+  "seed",
+  "data",
+  "model",
+  "objective",
+  "metrics",
+  "optimizer",
+  "train",
+  "compare",
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class Section:
   """A named constructor and its checked keyword arguments (``data``, ``model``, ``optimizer``)."""
+
   name: str
   kwargs: dict[str, Any]
 
@@ -101,6 +139,7 @@ class TrainSettings:
     shard: with several devices, split each batch over them (data parallel,
       parameters replicated); terms can read the mesh as ``{ref: mesh}``.
   """
+
   steps: int = 500
   batch_size: int | None = 64
   eval_every: int = 50
@@ -113,6 +152,7 @@ class TrainSettings:
 @dataclasses.dataclass(frozen=True)
 class CompareLoss:
   """One loss of a comparison: its label, registry spec and fixed hyperparameters."""
+
   label: str
   spec: Any
   hyper: dict[str, Any]
@@ -131,6 +171,7 @@ class FitSettings:
       1/1000 of ``learning_rate``, so even absolute error settles on its minimizer.
     learning_rate: the initial learning rate.
   """
+
   model: Literal["constant", "linear"] = "constant"
   target: str = "y"
   input: str = "x"
@@ -153,6 +194,7 @@ class CompareSettings:
       values: [...]}`` plus fixed hyperparameters, vmapped in one call.
     fit: fit each loss (and grid member) on the data in one vmapped run.
   """
+
   losses: tuple[CompareLoss, ...]
   axis: str = "residual"
   range: tuple[float, float] = (-4.0, 4.0)
@@ -164,6 +206,7 @@ class CompareSettings:
 @dataclasses.dataclass(frozen=True)
 class Config:
   """A checked config; ``raw`` is the plain data it was built from."""
+
   name: str
   description: str
   seed: int
@@ -181,8 +224,9 @@ class Config:
     return yamlio.dump(self.raw)
 
 
-def from_dict(config: Mapping[str, Any], *, name: str | None = None,
-              source: str | None = None) -> Config:
+def from_dict(
+  config: Mapping[str, Any], *, name: str | None = None, source: str | None = None
+) -> Config:
   """Checks a config given as plain data and builds its objective.
 
   Raises:
@@ -191,7 +235,9 @@ def from_dict(config: Mapping[str, Any], *, name: str | None = None,
   try:
     return _from_dict(config, name, source)
   except ConfigError as err:
-    raise err.with_source(source) if source else err
+    if not source:
+      raise
+    raise err.with_source(source) from None
 
 
 def _from_dict(config, name, source) -> Config:
@@ -200,12 +246,14 @@ def _from_dict(config, name, source) -> Config:
     if k not in SECTIONS:
       raise unknown("", k, SECTIONS, what="section")
   if "objective" not in cfg and "compare" not in cfg:
-    raise ConfigError("", "a config needs an objective: section (for jaxobj run) or a "
-                      "compare: section (for jaxobj compare).")
+    raise ConfigError(
+      "",
+      "a config needs an objective: section (for jaxobj run) or a "
+      "compare: section (for jaxobj compare).",
+    )
   run_name = schema.check(cfg.get("name", name or "run"), schema.Param(tags=("str",)), "name")
   _check_name(run_name)
-  description = schema.check(cfg.get("description", ""), schema.Param(tags=("str",)),
-                             "description")
+  description = schema.check(cfg.get("description", ""), schema.Param(tags=("str",)), "description")
   seed = schema.integer(cfg.get("seed", 0), "seed", 0, MAX_SEED)
   training = "objective" in cfg
   if training:
@@ -219,18 +267,38 @@ def _from_dict(config, name, source) -> Config:
   optimizer = _optimizer(cfg.get("optimizer", {"name": "adam", "learning_rate": 1e-2}))
   train = _train(cfg.get("train"))
   compare = _compare(cfg["compare"], data) if "compare" in cfg else None
-  return Config(run_name, description, seed, data, model, objective, metrics, optimizer,
-                train, compare, dict(cfg), source)
+  return Config(
+    run_name,
+    description,
+    seed,
+    data,
+    model,
+    objective,
+    metrics,
+    optimizer,
+    train,
+    compare,
+    dict(cfg),
+    source,
+  )
 
 
 def _check_name(name: str) -> None:
   bad = next((c for c in name if not c.isprintable() or c in "/\\"), None)
   if not name or len(name) > MAX_NAME or bad is not None or name.startswith("."):
-    why = (f"it has the character {bad!r}" if bad is not None
-           else f"it has {len(name)} characters" if name else "it is empty")
-    raise ConfigError("name", f"the run's name names its directory: 1 to {MAX_NAME} printable "
-                      f"characters, no '/' or '\\', not starting with '.' ({why}); use "
-                      "letters, digits, '_' and '-'.")
+    why = (
+      f"it has the character {bad!r}"
+      if bad is not None
+      else f"it has {len(name)} characters"
+      if name
+      else "it is empty"
+    )
+    raise ConfigError(
+      "name",
+      f"the run's name names its directory: 1 to {MAX_NAME} printable "
+      f"characters, no '/' or '\\', not starting with '.' ({why}); use "
+      "letters, digits, '_' and '-'.",
+    )
 
 
 def _data(cfg) -> Section:
@@ -240,14 +308,14 @@ def _data(cfg) -> Section:
     for k, p in schema.parameters(fn).items():
       if p.tags and "int" in p.tags and cfg.get(k) is not None:
         lo = 0 if k in ("n_val", "seed") else 1
-        hi = {"n_train": MAX_EXAMPLES, "n_val": MAX_EXAMPLES, "seed": MAX_SEED}.get(
-            k, MAX_DATA_INT)
+        hi = {"n_train": MAX_EXAMPLES, "n_val": MAX_EXAMPLES, "seed": MAX_SEED}.get(k, MAX_DATA_INT)
         schema.integer(cfg[k], join("data", k), lo, hi)
   return _section(cfg, "data", _datasets(), "data set")
 
 
 def _datasets():
   from jaxobj.train.data import DATASETS
+
   return DATASETS
 
 
@@ -257,12 +325,14 @@ def _section(cfg, path, table, what, skip=()) -> Section:
     raise ConfigError(join(path, "name"), f"name the {what}: one of {', '.join(table)}.")
   name = cfg.pop("name")
   fn = schema.choose(name, table, join(path, "name"), what=what)
-  return Section(name, schema.kwargs(cfg, schema.parameters(fn, skip=skip), path,
-                                     owner=f"{what} {name!r}"))
+  return Section(
+    name, schema.kwargs(cfg, schema.parameters(fn, skip=skip), path, owner=f"{what} {name!r}")
+  )
 
 
 def _model(cfg) -> Section:
   from jaxobj.train.models import INFERRED, MODELS
+
   section = _section(cfg, "model", MODELS, "model", skip=INFERRED)
   for k, v in section.kwargs.items():  # sizes: widths, outputs, channels, kernel
     path = join("model", k)
@@ -287,8 +357,9 @@ def _optimizer(cfg) -> Section:
     section.kwargs["learning_rate"] = _learning_rate(cfg["learning_rate"])
   for k, v in section.kwargs.items():
     if isinstance(v, (dict, list)) and k != "learning_rate":
-      raise ConfigError(join("optimizer", k), f"expected a number, a string or true/false, "
-                        f"got {describe(v)}.")
+      raise ConfigError(
+        join("optimizer", k), f"expected a number, a string or true/false, got {describe(v)}."
+      )
   if clip is not None:
     section.kwargs["clip_norm"] = schema.number(clip, "optimizer.clip_norm")
   return section
@@ -320,13 +391,15 @@ def _train(cfg) -> TrainSettings:
   for k in ("steps", "eval_every", "log_every", "batch_size", "host_devices"):
     if cfg.get(k) is not None:
       check_integer_setting(cfg[k], k)
-  return TrainSettings(**schema.kwargs(cfg, schema.parameters(TrainSettings), "train",
-                                       owner="train"))
+  return TrainSettings(
+    **schema.kwargs(cfg, schema.parameters(TrainSettings), "train", owner="train")
+  )
 
 
 def check_integer_setting(value: Any, key: str) -> int:
   """``train.<key>`` (an integer setting) checked against its range."""
   from jaxobj.train.devices import MAX_HOST_DEVICES
+
   hi = MAX_HOST_DEVICES if key == "host_devices" else MAX_STEPS
   return schema.integer(value, join("train", key), 1, hi)
 
@@ -338,28 +411,41 @@ def _compare(cfg, data) -> CompareSettings:
   for k in cfg:
     if k not in known:
       raise unknown(path, k, known)
-  axis = schema.check(cfg.get("axis", "residual"), schema.Param(choices=("residual", "p_t")),
-                      join(path, "axis"))
+  axis = schema.check(
+    cfg.get("axis", "residual"), schema.Param(choices=("residual", "p_t")), join(path, "axis")
+  )
   default_range = (-4.0, 4.0) if axis == "residual" else (0.01, 0.99)
-  lo_hi = schema.check(cfg.get("range", list(default_range)),
-                       schema.Param(tags=("list",), item=("number",)), join(path, "range"))
+  lo_hi = schema.check(
+    cfg.get("range", list(default_range)),
+    schema.Param(tags=("list",), item=("number",)),
+    join(path, "range"),
+  )
   if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
-    raise ConfigError(join(path, "range"), f"expected [low, high] with low < high, got "
-                      f"{list(lo_hi)}.")
+    raise ConfigError(
+      join(path, "range"), f"expected [low, high] with low < high, got {list(lo_hi)}."
+    )
   if axis == "p_t" and not 0.0 < lo_hi[0] < lo_hi[1] < 1.0:
-    raise ConfigError(join(path, "range"), f"p_t is a probability: the range lies inside "
-                      f"(0, 1), got {list(lo_hi)}.")
+    raise ConfigError(
+      join(path, "range"), f"p_t is a probability: the range lies inside (0, 1), got {list(lo_hi)}."
+    )
   points = schema.integer(cfg.get("points", 201), join(path, "points"), 3, MAX_POINTS)
-  losses = tuple(_compare_loss(v, join(join(path, "losses"), k), k)
-                 for k, v in schema.mapping(cfg.get("losses"), join(path, "losses")).items())
+  losses = tuple(
+    _compare_loss(v, join(join(path, "losses"), k), k)
+    for k, v in schema.mapping(cfg.get("losses"), join(path, "losses")).items()
+  )
   grid = _grid(cfg["grid"], join(path, "grid")) if cfg.get("grid") is not None else None
   if not losses and grid is None:
-    raise ConfigError(join(path, "losses"), "name the losses to compare: losses: {mse: "
-                      "{loss: squared_error}, ...} (or a grid:).")
+    raise ConfigError(
+      join(path, "losses"),
+      "name the losses to compare: losses: {mse: {loss: squared_error}, ...} (or a grid:).",
+    )
   fit = None
   if cfg.get("fit") is not None:
-    fit = FitSettings(**schema.kwargs(cfg["fit"], schema.parameters(FitSettings),
-                                      join(path, "fit"), owner="compare.fit"))
+    fit = FitSettings(
+      **schema.kwargs(
+        cfg["fit"], schema.parameters(FitSettings), join(path, "fit"), owner="compare.fit"
+      )
+    )
     if data is None:
       raise ConfigError("data", "compare.fit fits the losses on data: add a data: section.")
   return CompareSettings(losses, axis, tuple(lo_hi), points, grid, fit)
@@ -373,8 +459,7 @@ def _compare_loss(cfg, path, label) -> CompareLoss:
   hyper = {}
   for k, v in cfg.items():
     if k not in spec.hyperparameters:
-      raise unknown(path, k, list(spec.hyperparameters) + ["loss"],
-                    context=f"for {spec.name}")
+      raise unknown(path, k, list(spec.hyperparameters) + ["loss"], context=f"for {spec.name}")
     hyper[k] = schema.check(v, schema.param(spec.hyperparameters[k]), join(path, k))
   return CompareLoss(label, spec, hyper)
 
@@ -389,13 +474,18 @@ def _grid(cfg, path) -> dict[str, Any]:
   traceable = base.spec.traceable
   if over not in traceable:
     hint = suggest(over, traceable, what="hyperparameter") if isinstance(over, str) else ""
-    raise ConfigError(join(path, "over"), f"{describe(over)} is not a float hyperparameter "
-                      f"of {base.spec.name} (those: {', '.join(traceable) or 'none'}).{hint}")
-  values = schema.check(values, schema.Param(tags=("list",), item=("number",)),
-                        join(path, "values"))
+    raise ConfigError(
+      join(path, "over"),
+      f"{describe(over)} is not a float hyperparameter "
+      f"of {base.spec.name} (those: {', '.join(traceable) or 'none'}).{hint}",
+    )
+  values = schema.check(
+    values, schema.Param(tags=("list",), item=("number",)), join(path, "values")
+  )
   if not values or len(values) > MAX_POINTS:
-    raise ConfigError(join(path, "values"), f"list 1 to {MAX_POINTS:,} values, got "
-                      f"{len(values):,}.")
+    raise ConfigError(
+      join(path, "values"), f"list 1 to {MAX_POINTS:,} values, got {len(values):,}."
+    )
   return {"spec": base.spec, "hyper": base.hyper, "over": over, "values": values}
 
 

@@ -36,6 +36,11 @@ def resolve(name_or_path: str) -> pathlib.Path:
         return candidate
   names = available()
   close = difflib.get_close_matches(str(name_or_path), names, n=3, cutoff=0.5)
-  hint = (f" Did you mean {' or '.join(map(repr, close))}?" if close
-          else f" Shipped configs: {', '.join(names)}." if names else "")
+  hint = (
+    f" Did you mean {' or '.join(map(repr, close))}?"
+    if close
+    else f" Shipped configs: {', '.join(names)}."
+    if names
+    else ""
+  )
   raise ConfigError("", f"no such config file or shipped config name.{hint}", str(name_or_path))

@@ -48,7 +48,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -61,38 +62,44 @@ from jaxobj.losses import robust
 from jaxobj.objective import core, schedules, weighting
 from jaxobj.objective.core import Group, Learnable, Ref, Scaled, StopGradient, Sum, Term
 
-__all__ = ["objective_from_config", "objective_to_config", "metrics_from_config",
-           "schedule_from_config",
-           "schedule_to_config", "SCHEDULES", "SCHEMES", "TRANSFORMS"]
+__all__ = [
+  "objective_from_config",
+  "objective_to_config",
+  "metrics_from_config",
+  "schedule_from_config",
+  "schedule_to_config",
+  "SCHEDULES",
+  "SCHEMES",
+  "TRANSFORMS",
+]
 
 SCHEDULES = {
-    "constant": schedules.constant,
-    "linear_warmup": schedules.linear_warmup,
-    "cosine_warmup": schedules.cosine_warmup,
-    "cyclical": schedules.cyclical,
-    "piecewise": schedules.piecewise,
+  "constant": schedules.constant,
+  "linear_warmup": schedules.linear_warmup,
+  "cosine_warmup": schedules.cosine_warmup,
+  "cyclical": schedules.cyclical,
+  "piecewise": schedules.piecewise,
 }
 
 SCHEMES = {
-    "static_weights": weighting.StaticWeights,
-    "uncertainty_weighting": weighting.UncertaintyWeighting,
-    "dynamic_weight_average": weighting.DynamicWeightAverage,
-    "famo": weighting.FAMO,
-    "random_loss_weighting": weighting.RandomLossWeighting,
-    "geometric_mean": weighting.GeometricMean,
+  "static_weights": weighting.StaticWeights,
+  "uncertainty_weighting": weighting.UncertaintyWeighting,
+  "dynamic_weight_average": weighting.DynamicWeightAverage,
+  "famo": weighting.FAMO,
+  "random_loss_weighting": weighting.RandomLossWeighting,
+  "geometric_mean": weighting.GeometricMean,
 }
 
 TRANSFORMS = {
-    "sigmoid": jax.nn.sigmoid,
-    "softplus": jax.nn.softplus,
-    "robust_alpha_from_latent": robust.robust_alpha_from_latent,
-    "robust_scale_from_latent": robust.robust_scale_from_latent,
+  "sigmoid": jax.nn.sigmoid,
+  "softplus": jax.nn.softplus,
+  "robust_alpha_from_latent": robust.robust_alpha_from_latent,
+  "robust_scale_from_latent": robust.robust_scale_from_latent,
 }
 
 MASKS = {"matrices_only": regularizers.matrices_only}
 
-_TERM_KEYS = ("loss", "regularizer", "metric", "inputs", "where", "weights", "reduction",
-              "exact")
+_TERM_KEYS = ("loss", "regularizer", "metric", "inputs", "where", "weights", "reduction", "exact")
 _NODE_KEYS = ("weight", "stop_gradient")
 _KINDS = ("loss", "regularizer", "terms", "tasks")
 
@@ -108,28 +115,35 @@ def objective_from_config(config: Any, path: str = "objective") -> core.Objectiv
   """
   cfg = schema.mapping(config, path)
   if not cfg:
-    raise ConfigError(path, "an objective needs terms: e.g. terms: {fit: {loss: "
-                      "squared_error, inputs: [outputs, batch.y]}}.")
+    raise ConfigError(
+      path,
+      "an objective needs terms: e.g. terms: {fit: {loss: "
+      "squared_error, inputs: [outputs, batch.y]}}.",
+    )
   return _node(cfg, path, name=None, root=True)
 
 
-def _node(cfg: Any, path: str, name: str | None, root: bool = False,
-          grouped: bool = True) -> core.Objective:
+def _node(
+  cfg: Any, path: str, name: str | None, root: bool = False, grouped: bool = True
+) -> core.Objective:
   cfg = schema.mapping(cfg, path)
   kinds = [k for k in _KINDS if k in cfg]
   if not kinds:
     close = [k for k in cfg if suggest(k, _KINDS)]
     hint = suggest(close[0], _KINDS) if close else ""
-    raise ConfigError(path, "each objective node needs one of 'loss' or 'regularizer' "
-                      f"(a term), 'terms' (a sum) or 'tasks' (multi-task); it has "
-                      f"{', '.join(map(repr, cfg)) or 'no keys'}.{hint}")
+    raise ConfigError(
+      path,
+      "each objective node needs one of 'loss' or 'regularizer' "
+      f"(a term), 'terms' (a sum) or 'tasks' (multi-task); it has "
+      f"{', '.join(map(repr, cfg)) or 'no keys'}.{hint}",
+    )
   if len(kinds) > 1 and not (set(kinds) <= {"loss", "regularizer"}):
-    raise ConfigError(path, f"a node is one kind: it has both {kinds[0]!r} and "
-                      f"{kinds[1]!r}.")
+    raise ConfigError(path, f"a node is one kind: it has both {kinds[0]!r} and {kinds[1]!r}.")
   kind = kinds[0]
   weight = cfg.pop("weight", None)
-  stop = schema.check(cfg.pop("stop_gradient", False), schema.Param(tags=("bool",)),
-                      join(path, "stop_gradient"))
+  stop = schema.check(
+    cfg.pop("stop_gradient", False), schema.Param(tags=("bool",)), join(path, "stop_gradient")
+  )
   if kind in ("loss", "regularizer"):
     obj = _term(cfg, path, name)
   elif kind == "terms":
@@ -140,8 +154,11 @@ def _node(cfg: Any, path: str, name: str | None, root: bool = False,
     obj = core.stop_gradient(obj)
   if weight is not None:
     for i, w in enumerate(reversed(weight if isinstance(weight, list) else [weight])):
-      wpath = join(path, "weight") if not isinstance(weight, list) else join(
-          join(path, "weight"), len(weight) - 1 - i)
+      wpath = (
+        join(path, "weight")
+        if not isinstance(weight, list)
+        else join(join(path, "weight"), len(weight) - 1 - i)
+      )
       obj = _weight(w, wpath) * obj
   return obj
 
@@ -168,8 +185,9 @@ def _sum(cfg, path, name, root, grouped=True):
     bad = sorted(extra)[0]
     raise unknown(path, bad, ("terms", "group") + _NODE_KEYS, context="in a sum node")
   children = _children(cfg, "terms", path)
-  grouped = grouped and schema.check(cfg.get("group", True), schema.Param(tags=("bool",)),
-                                     join(path, "group"))
+  grouped = grouped and schema.check(
+    cfg.get("group", True), schema.Param(tags=("bool",)), join(path, "group")
+  )
   parts = [_node(v, join(join(path, "terms"), k), k) for k, v in children.items()]
   try:
     total = Sum(parts) if len(parts) > 1 else parts[0]
@@ -186,11 +204,14 @@ def _multitask(cfg, path, name):
     if k not in known:
       raise unknown(path, k, known + _NODE_KEYS, context="in a multi-task node")
   # multitask() names each task (a term by renaming, anything else as a group)
-  tasks = {k: _node(v, join(join(path, "tasks"), k), k, grouped=False)
-           for k, v in _children(cfg, "tasks", path).items()}
+  tasks = {
+    k: _node(v, join(join(path, "tasks"), k), k, grouped=False)
+    for k, v in _children(cfg, "tasks", path).items()
+  }
   scheme = _scheme(cfg.get("scheme", "static_weights"), join(path, "scheme"), tuple(tasks))
-  node_name = schema.check(cfg.get("name", name), schema.Param(tags=("str", "null")),
-                           join(path, "name"))
+  node_name = schema.check(
+    cfg.get("name", name), schema.Param(tags=("str", "null")), join(path, "name")
+  )
   try:
     return weighting.multitask(tasks, scheme, name=node_name)
   except (ValueError, TypeError) as err:
@@ -218,16 +239,18 @@ def _term(cfg, path, name, kind=None):
   kind = kind or ("regularizer" if "regularizer" in cfg else "loss")
   named = [k for k in ("loss", "regularizer", "metric") if k in cfg]
   if len(named) > 1:
-    raise ConfigError(path, f"a term names one function; it has both {named[0]!r} and "
-                      f"{named[1]!r}.")
+    raise ConfigError(
+      path, f"a term names one function; it has both {named[0]!r} and {named[1]!r}."
+    )
   if kind not in cfg:
     raise ConfigError(path, f"name the function: {kind}: <name>.")
   spec = _spec(cfg[kind], join(path, kind), kind)
   hyper = {k: v for k, v in cfg.items() if k not in _TERM_KEYS}
   for k in hyper:
     if k not in spec.hyperparameters:
-      keys = list(spec.hyperparameters) + [k for k in _TERM_KEYS
-                                           if k not in ("loss", "regularizer", "metric")]
+      keys = list(spec.hyperparameters) + [
+        k for k in _TERM_KEYS if k not in ("loss", "regularizer", "metric")
+      ]
       listed = ", ".join(spec.hyperparameters) or "none"
       raise unknown(path, k, keys, context=f"for {spec.name} (its hyperparameters: {listed})")
   inputs = _inputs(cfg, path, spec, kind)
@@ -235,12 +258,14 @@ def _term(cfg, path, name, kind=None):
   for key in ("where", "weights"):
     if cfg.get(key) is not None:
       kwargs[key] = _path(cfg[key], join(path, key))
-  reduction = schema.check(cfg.get("reduction", "mean"), schema.Param(choices=("mean", "sum")),
-                           join(path, "reduction"))
+  reduction = schema.check(
+    cfg.get("reduction", "mean"), schema.Param(choices=("mean", "sum")), join(path, "reduction")
+  )
   exact = schema.check(cfg.get("exact", True), schema.Param(tags=("bool",)), join(path, "exact"))
   try:
-    return core.term(spec.fn, *inputs, name=name or spec.name, reduction=reduction,
-                     exact=exact, **kwargs)
+    return core.term(
+      spec.fn, *inputs, name=name or spec.name, reduction=reduction, exact=exact, **kwargs
+    )
   except (TypeError, ValueError) as err:
     missing = _missing_inputs(spec, inputs, reduction, exact, kwargs)
     if missing:
@@ -254,19 +279,29 @@ def _missing_inputs(spec, inputs, reduction, exact, kwargs) -> list[str]:
   if len(inputs) >= len(names):
     return []
   try:  # None for each unnamed input: if that builds, naming them was what failed
-    core.term(spec.fn, *inputs, *([None] * (len(names) - len(inputs))), reduction=reduction,
-              exact=exact, **kwargs)
+    core.term(
+      spec.fn,
+      *inputs,
+      *([None] * (len(names) - len(inputs))),
+      reduction=reduction,
+      exact=exact,
+      **kwargs,
+    )
   except (TypeError, ValueError):
     return []
-  return names[len(inputs):]
+  return names[len(inputs) :]
 
 
 def _missing_input_error(spec, missing, given, path) -> ConfigError:
   zeros = _accepts_null(spec, missing[0])
-  return ConfigError(path, f"{spec.name} takes ({', '.join(spec.input_names)}) and got "
-                     f"{given} input{'s' if given != 1 else ''}, so {missing[0]!r} is missing; "
-                     f"add its path (e.g. [outputs, batch.y])"
-                     + (", or null to use zeros for it" if zeros else "") + ".")
+  return ConfigError(
+    path,
+    f"{spec.name} takes ({', '.join(spec.input_names)}) and got "
+    f"{given} input{'s' if given != 1 else ''}, so {missing[0]!r} is missing; "
+    f"add its path (e.g. [outputs, batch.y])"
+    + (", or null to use zeros for it" if zeros else "")
+    + ".",
+  )
 
 
 def _accepts_null(spec, name) -> bool:
@@ -283,6 +318,7 @@ def _spec(name, path, kind) -> registry.LossSpec:
     raise ConfigError(path, f"expected a registered {kind} name, got {describe(name)}.")
   if kind == "metric":
     from jaxobj.train.metrics import METRICS  # the built-in evaluation metrics
+
     if name in METRICS:
       return _unregistered_spec(name, METRICS[name])
   try:
@@ -290,11 +326,13 @@ def _spec(name, path, kind) -> registry.LossSpec:
   except registry.UnknownLossError as err:
     raise ConfigError(path, str(err)) from None
   if kind == "regularizer" and spec.kind != "regularizer":
-    raise ConfigError(path, f"{name!r} is a {spec.kind}, not a regularizer; write "
-                      f"loss: {name}.")
+    raise ConfigError(path, f"{name!r} is a {spec.kind}, not a regularizer; write loss: {name}.")
   if kind == "loss" and spec.kind == "metric":
-    raise ConfigError(path, f"{name!r} is an evaluation metric, not a differentiable "
-                      "loss; list it under metrics: instead.")
+    raise ConfigError(
+      path,
+      f"{name!r} is an evaluation metric, not a differentiable "
+      "loss; list it under metrics: instead.",
+    )
   return spec
 
 
@@ -327,8 +365,11 @@ def term_paths(config: Any, path: str = "objective") -> dict[str, str]:
 def find_term_path(paths: Mapping[str, str], term: str) -> str | None:
   """The key path in :func:`term_paths` of the term logged as ``term`` (``group/name``)."""
   parts = term.split("/")
-  found = [p for names, p in paths.items()
-           if names.split("/")[-1] == parts[-1] and set(parts) <= set(names.split("/"))]
+  found = [
+    p
+    for names, p in paths.items()
+    if names.split("/")[-1] == parts[-1] and set(parts) <= set(names.split("/"))
+  ]
   if len(found) > 1:  # a group's name may be left out of what is logged; prefer exact
     found = [paths[n] for n in paths if n == term] or found
   return found[0] if found else None
@@ -337,11 +378,18 @@ def find_term_path(paths: Mapping[str, str], term: str) -> str | None:
 def _unregistered_spec(name, fn) -> registry.LossSpec:
   params = inspect.signature(fn).parameters.values()
   return registry.LossSpec(
-      name=name, fn=fn, family="metrics", kind="metric",
-      summary=(inspect.getdoc(fn) or "").splitlines()[0],
-      input_names=tuple(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD),
-      hyperparameters={p.name: p.default for p in params
-                       if p.kind is p.KEYWORD_ONLY and p.name not in registry.CONTRACT_KEYWORDS})
+    name=name,
+    fn=fn,
+    family="metrics",
+    kind="metric",
+    summary=(inspect.getdoc(fn) or "").splitlines()[0],
+    input_names=tuple(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD),
+    hyperparameters={
+      p.name: p.default
+      for p in params
+      if p.kind is p.KEYWORD_ONLY and p.name not in registry.CONTRACT_KEYWORDS
+    },
+  )
 
 
 def metrics_from_config(config: Any, path: str = "metrics") -> core.Objective | None:
@@ -359,9 +407,12 @@ def metrics_from_config(config: Any, path: str = "metrics") -> core.Objective | 
     mpath = join(path, k)
     v = schema.mapping(v, mpath)
     if "metric" not in v:
-      raise ConfigError(mpath, "name the metric: metric: accuracy (or any registered loss "
-                        "or metric); keys "
-                        f"{', '.join(map(repr, v)) or 'none'}.{suggest(next(iter(v), ''), ['metric'])}")
+      raise ConfigError(
+        mpath,
+        "name the metric: metric: accuracy (or any registered loss "
+        "or metric); keys "
+        f"{', '.join(map(repr, v)) or 'none'}.{suggest(next(iter(v), ''), ['metric'])}",
+      )
     parts.append(_term(v, mpath, k, kind="metric"))
   return Sum(parts)
 
@@ -371,24 +422,37 @@ def _inputs(cfg, path, spec, kind):
   default = ["model"] if kind == "regularizer" else None
   inputs = cfg.get("inputs", default)
   if inputs is None:
-    raise ConfigError(ipath, f"{spec.name} needs its inputs, paths such as "
-                      f"[outputs, batch.y] for ({', '.join(spec.input_names)}).")
+    raise ConfigError(
+      ipath,
+      f"{spec.name} needs its inputs, paths such as "
+      f"[outputs, batch.y] for ({', '.join(spec.input_names)}).",
+    )
   if isinstance(inputs, str):
     inputs = [inputs]
   if not isinstance(inputs, list):
     raise ConfigError(ipath, f"expected a list of paths, got {describe(inputs)}.")
-  required = [p.name for p in inspect.signature(spec.fn).parameters.values()
-              if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty]
+  required = [
+    p.name
+    for p in inspect.signature(spec.fn).parameters.values()
+    if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty
+  ]
   if not len(required) <= len(inputs) <= len(spec.input_names):
-    n = (f"{len(required)}" if len(required) == len(spec.input_names)
-         else f"{len(required)} to {len(spec.input_names)}")
-    raise ConfigError(ipath, f"{spec.name} takes {n} inputs ({', '.join(spec.input_names)}), "
-                      f"got {len(inputs)}.")
+    n = (
+      f"{len(required)}"
+      if len(required) == len(spec.input_names)
+      else f"{len(required)} to {len(spec.input_names)}"
+    )
+    raise ConfigError(
+      ipath, f"{spec.name} takes {n} inputs ({', '.join(spec.input_names)}), got {len(inputs)}."
+    )
   for i, v in enumerate(inputs):
     if v is None and not _accepts_null(spec, spec.input_names[i]):
-      raise ConfigError(join(ipath, i), f"null stands for an input left as zeros, which "
-                        f"{spec.name}'s {spec.input_names[i]!r} is not; give a path such as "
-                        "batch.y.")
+      raise ConfigError(
+        join(ipath, i),
+        f"null stands for an input left as zeros, which "
+        f"{spec.name}'s {spec.input_names[i]!r} is not; give a path such as "
+        "batch.y.",
+      )
   return [_input(v, join(ipath, i)) for i, v in enumerate(inputs)]
 
 
@@ -401,22 +465,24 @@ def _input(v, path):
     return _marked(v, path, allow=("learnable",))
   if isinstance(v, (int, float, list)) and not isinstance(v, bool):
     return _array(v, path)
-  raise ConfigError(path, f"expected a path (e.g. batch.y), a constant, a learnable or null "
-                    f"(zeros), got {describe(v)}.")
+  raise ConfigError(
+    path,
+    f"expected a path (e.g. batch.y), a constant, a learnable or null (zeros), got {describe(v)}.",
+  )
 
 
 def _array(v, path):
   try:
     return jnp.asarray(v)
   except (TypeError, ValueError):
-    raise ConfigError(path, f"expected a number or a (nested) list of numbers, got "
-                      f"{describe(v)}.") from None
+    raise ConfigError(
+      path, f"expected a number or a (nested) list of numbers, got {describe(v)}."
+    ) from None
 
 
 def _path(v, path):
   if not isinstance(v, str) or not v:
-    raise ConfigError(path, f"expected a path into the data (e.g. batch.valid), got "
-                      f"{describe(v)}.")
+    raise ConfigError(path, f"expected a path into the data (e.g. batch.valid), got {describe(v)}.")
   return v
 
 
@@ -439,8 +505,9 @@ def _marked(v, path, allow):
   markers = [k for k in ("schedule", "learnable", "ref") if k in v]
   if not markers or markers[0] not in allow:
     want = " or ".join(f"{{{a}: ...}}" for a in allow)
-    raise ConfigError(path, f"a mapping here must be {want}; got keys "
-                      f"{', '.join(map(repr, v)) or 'none'}.")
+    raise ConfigError(
+      path, f"a mapping here must be {want}; got keys {', '.join(map(repr, v)) or 'none'}."
+    )
   marker = markers[0]
   if marker == "schedule":
     return schedule_from_config(v, path)
@@ -459,14 +526,17 @@ def _learnable(v, path):
       raise unknown(path, k, known, context="in a learnable value")
   init = v["learnable"]
   if isinstance(init, bool) or not isinstance(init, (int, float, list)):
-    raise ConfigError(join(path, "learnable"), f"expected the initial value (a number or a "
-                      f"list of numbers), got {describe(init)}.")
+    raise ConfigError(
+      join(path, "learnable"),
+      f"expected the initial value (a number or a list of numbers), got {describe(init)}.",
+    )
   if isinstance(init, list):  # nested tuples: hashable, comparable, round-trip exactly
     init = _tuples(_array(init, join(path, "learnable")).tolist())
   else:
     init = float(init)
-  positive = schema.check(v.get("positive", False), schema.Param(tags=("bool",)),
-                          join(path, "positive"))
+  positive = schema.check(
+    v.get("positive", False), schema.Param(tags=("bool",)), join(path, "positive")
+  )
   transform = v.get("transform")
   if transform is not None:
     transform = schema.choose(transform, TRANSFORMS, join(path, "transform"), what="transform")
@@ -491,8 +561,9 @@ def _mask(v, path):
     raise unknown(path, bad[0], ["exclude"], context="in a mask")
   patterns = v["exclude"]
   patterns = [patterns] if isinstance(patterns, str) else patterns
-  patterns = schema.check(patterns, schema.Param(tags=("list",), item=("str",)),
-                          join(path, "exclude"))
+  patterns = schema.check(
+    patterns, schema.Param(tags=("list",), item=("str",)), join(path, "exclude")
+  )
   return regularizers.exclude(*patterns)
 
 
@@ -523,8 +594,9 @@ def objective_to_config(objective: core.Objective) -> dict[str, Any]:
       that is not one of jaxobj's), naming its path.
   """
   if not isinstance(objective, core.Objective):
-    raise TypeError(f"objective_to_config needs a jaxobj objective, got "
-                    f"{type(objective).__name__}.")
+    raise TypeError(
+      f"objective_to_config needs a jaxobj objective, got {type(objective).__name__}."
+    )
   weights, stop, inner = _unwrap(objective)
   if not weights and not stop:
     if isinstance(inner, Sum):
@@ -566,13 +638,14 @@ def _node_config(obj, path, root=False) -> tuple[str, dict[str, Any]]:
     cfg = {"terms": _terms_config(core._summands(inner.child), join(join(path, key), "terms"))}
   elif isinstance(inner, Sum):
     key = "+".join(_node_config(c, path)[0] for c in inner.children)
-    cfg = {"terms": _terms_config(inner.children, join(join(path, key), "terms")),
-           "group": False}
+    cfg = {"terms": _terms_config(inner.children, join(join(path, key), "terms")), "group": False}
   elif isinstance(inner, weighting.MultiTask):
     key = inner.name
     tpath = join(join(path, key), "tasks")
-    cfg = {"tasks": {t: _task_config(t, c, join(tpath, t)) for t, c in inner.tasks},
-           "scheme": _scheme_config(inner.scheme, join(join(path, key), "scheme"))}
+    cfg = {
+      "tasks": {t: _task_config(t, c, join(tpath, t)) for t, c in inner.tasks},
+      "scheme": _scheme_config(inner.scheme, join(join(path, key), "scheme")),
+    }
     if root and inner.name != weighting._snake(type(inner.scheme).__name__):
       cfg["name"] = inner.name
   else:
@@ -600,8 +673,11 @@ def _weight_config(w, path):
     return float(w)
   if isinstance(w, (jax.Array, np.ndarray)) and np.ndim(w) == 0:
     return float(w)
-  raise ConfigError(path, f"the weight {w!r} has no config form: use a number or one of "
-                    f"jaxobj's schedules ({', '.join(SCHEDULES)}).")
+  raise ConfigError(
+    path,
+    f"the weight {w!r} has no config form: use a number or one of "
+    f"jaxobj's schedules ({', '.join(SCHEDULES)}).",
+  )
 
 
 def _function_name(fn, path) -> tuple[str, str]:
@@ -609,15 +685,19 @@ def _function_name(fn, path) -> tuple[str, str]:
     if spec.fn is fn:
       return ("regularizer" if spec.kind == "regularizer" else "loss"), spec.name
   name = getattr(fn, "__name__", repr(fn))
-  raise ConfigError(path, f"the function {name!r} is not registered, and configs name "
-                    "registered losses only; register it with jaxobj.registry.register.")
+  raise ConfigError(
+    path,
+    f"the function {name!r} is not registered, and configs name "
+    "registered losses only; register it with jaxobj.registry.register.",
+  )
 
 
 def _term_config(t: Term, path) -> dict[str, Any]:
   kind, name = _function_name(t.fn, path)
   cfg: dict[str, Any] = {kind: name}
-  inputs = [_value_config(v, join(join(path, "inputs"), i), as_input=True)
-            for i, v in enumerate(t.inputs)]
+  inputs = [
+    _value_config(v, join(join(path, "inputs"), i), as_input=True) for i, v in enumerate(t.inputs)
+  ]
   if not (kind == "regularizer" and inputs == ["model"]):
     cfg["inputs"] = inputs
   for k, v in t.kwargs:
@@ -652,8 +732,10 @@ def _value_config(v, path, as_input=False):
 
 def _learnable_config(v: Learnable, path):
   if callable(v.init):
-    raise ConfigError(path, "a learnable with a random initializer has no config form; "
-                      "give its initial value instead.")
+    raise ConfigError(
+      path,
+      "a learnable with a random initializer has no config form; give its initial value instead.",
+    )
   init = np.asarray(v.init, np.float64)
   cfg: dict[str, Any] = {"learnable": init.tolist() if init.ndim else float(init)}
   if v.positive:
@@ -661,8 +743,11 @@ def _learnable_config(v: Learnable, path):
   if v.transform is not None:
     names = [k for k, f in TRANSFORMS.items() if f is v.transform]
     if not names:
-      raise ConfigError(path, f"the transform {getattr(v.transform, '__name__', v.transform)!r} "
-                        f"has no config form; configs know {', '.join(TRANSFORMS)}.")
+      raise ConfigError(
+        path,
+        f"the transform {getattr(v.transform, '__name__', v.transform)!r} "
+        f"has no config form; configs know {', '.join(TRANSFORMS)}.",
+      )
     cfg["transform"] = names[0]
   return cfg
 
@@ -675,15 +760,19 @@ def _mask_config(v, path):
   for name, fn in MASKS.items():
     if v is fn:
       return name
-  raise ConfigError(path, f"the mask {v!r} has no config form; use matrices_only or "
-                    "{exclude: [patterns]}.")
+  raise ConfigError(
+    path, f"the mask {v!r} has no config form; use matrices_only or {{exclude: [patterns]}}."
+  )
 
 
 def _scheme_config(scheme, path):
   name = next((k for k, cls in SCHEMES.items() if type(scheme) is cls), None)
   if name is None:
-    raise ConfigError(path, f"the weighting scheme {type(scheme).__name__} has no config "
-                      f"form; configs know {', '.join(SCHEMES)}.")
+    raise ConfigError(
+      path,
+      f"the weighting scheme {type(scheme).__name__} has no config "
+      f"form; configs know {', '.join(SCHEMES)}.",
+    )
   fields = {f.name: getattr(scheme, f.name) for f in dataclasses.fields(scheme)}
   defaults = type(scheme)()
   changed = {k: yamlio.plain(v) for k, v in fields.items() if v != getattr(defaults, k)}
@@ -698,10 +787,20 @@ def schedule_to_config(s: schedules.Schedule, path: str = "schedule") -> dict[st
     cfg = {"schedule": f"{s.shape}_warmup", "start": s.start, "end": s.end, "steps": s.steps}
     return {**cfg, "begin": s.begin} if s.begin else cfg
   if isinstance(s, schedules.Cyclical):
-    return {"schedule": "cyclical", "period": s.period, "ramp": s.ramp, "low": s.low,
-            "high": s.high}
+    return {
+      "schedule": "cyclical",
+      "period": s.period,
+      "ramp": s.ramp,
+      "low": s.low,
+      "high": s.high,
+    }
   if isinstance(s, schedules.Piecewise):
-    return {"schedule": "piecewise", "boundaries": list(s.boundaries),
-            "values": list(s.values), "interpolate": s.interpolate}
-  raise ConfigError(path, f"the schedule {s!r} has no config form; configs know "
-                    f"{', '.join(SCHEDULES)}.")
+    return {
+      "schedule": "piecewise",
+      "boundaries": list(s.boundaries),
+      "values": list(s.values),
+      "interpolate": s.interpolate,
+    }
+  raise ConfigError(
+    path, f"the schedule {s!r} has no config form; configs know {', '.join(SCHEDULES)}."
+  )

@@ -15,7 +15,8 @@ import inspect
 import math
 import types
 import typing
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from jaxobj.config.errors import ConfigError, describe, join, suggest, unknown
 
@@ -23,16 +24,29 @@ REQUIRED = inspect.Parameter.empty
 
 # YAML types by tag; "number" takes integers too (and gives a float).
 _TAGS = {
-    "bool": (bool,), "int": (int,), "number": (int, float), "str": (str,),
-    "list": (list, tuple), "mapping": (dict,), "null": (type(None),),
+  "bool": (bool,),
+  "int": (int,),
+  "number": (int, float),
+  "str": (str,),
+  "list": (list, tuple),
+  "mapping": (dict,),
+  "null": (type(None),),
 }
-_NAMES = {"bool": "true or false", "int": "an integer", "number": "a number",
-          "str": "a string", "list": "a list", "mapping": "a mapping", "null": "null"}
+_NAMES = {
+  "bool": "true or false",
+  "int": "an integer",
+  "number": "a number",
+  "str": "a string",
+  "list": "a list",
+  "mapping": "a mapping",
+  "null": "null",
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class Param:
   """One keyword argument: default (``REQUIRED`` if none), accepted tags, choices."""
+
   default: Any = REQUIRED
   tags: tuple[str, ...] | None = None  # None: any value
   choices: tuple | None = None
@@ -183,8 +197,14 @@ def number(v: Any, path: str) -> float:
   return check(v, Param(tags=("number",)), path)
 
 
-def kwargs(given: Any, params: Mapping[str, Param], path: str, *, owner: str,
-           special: Mapping[str, Callable[[Any, str], Any]] | None = None) -> dict[str, Any]:
+def kwargs(
+  given: Any,
+  params: Mapping[str, Param],
+  path: str,
+  *,
+  owner: str,
+  special: Mapping[str, Callable[[Any, str], Any]] | None = None,
+) -> dict[str, Any]:
   """The keyword arguments in ``given``, each checked against ``params``.
 
   ``special`` maps a key to its own parser ``(value, path) -> value`` (for

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import pathlib
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -43,18 +44,24 @@ class _SafeLoader(yaml.SafeLoader):
         continue  # the base class reports unhashable keys
       if key in seen:
         raise yaml.constructor.ConstructorError(
-            None, None, f"the key {key!r} appears twice in one mapping (first on line "
-            f"{seen[key] + 1})", key_node.start_mark)
+          None,
+          None,
+          f"the key {key!r} appears twice in one mapping (first on line {seen[key] + 1})",
+          key_node.start_mark,
+        )
       seen[key] = key_node.start_mark.line
     return super().construct_mapping(node, deep=deep)
 
 
-_FLOAT = re.compile(r"""^[-+]?(?:
+_FLOAT = re.compile(
+  r"""^[-+]?(?:
     [0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
   | [0-9][0-9_]*[eE][-+]?[0-9]+
   | \.[0-9_]+(?:[eE][-+]?[0-9]+)?
   | \.(?:inf|Inf|INF))$
-  | ^\.(?:nan|NaN|NAN)$""", re.X)
+  | ^\.(?:nan|NaN|NAN)$""",
+  re.X,
+)
 _SafeLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
@@ -71,8 +78,9 @@ def parse(text: str, source: str = "<config>") -> Any:
   except yaml.YAMLError as err:
     raise ConfigError("", _yaml_message(err), _located(source, err)) from None
   except RecursionError:  # a safety net; _check_depth stops far below Python's limit
-    raise ConfigError("", f"nested too deeply; a config nests at most {MAX_DEPTH} levels.",
-                      source) from None
+    raise ConfigError(
+      "", f"nested too deeply; a config nests at most {MAX_DEPTH} levels.", source
+    ) from None
   try:
     return plain(data)
   except ConfigError as err:
@@ -86,8 +94,11 @@ def _check_depth(text, source):
     if isinstance(event, yaml.CollectionStartEvent):
       depth += 1
       if depth > MAX_DEPTH:
-        raise ConfigError("", f"nested more than {MAX_DEPTH} levels deep; a config nests at "
-                          f"most {MAX_DEPTH} levels.", _located_mark(source, event.start_mark))
+        raise ConfigError(
+          "",
+          f"nested more than {MAX_DEPTH} levels deep; a config nests at most {MAX_DEPTH} levels.",
+          _located_mark(source, event.start_mark),
+        )
     elif isinstance(event, yaml.CollectionEndEvent):
       depth -= 1
 
@@ -97,8 +108,9 @@ def _located_mark(source, mark) -> str:
 
 
 def _located(source, err) -> str:
-  return _located_mark(source, getattr(err, "problem_mark", None)
-                       or getattr(err, "context_mark", None))
+  return _located_mark(
+    source, getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+  )
 
 
 def _yaml_message(err) -> str:
@@ -106,8 +118,10 @@ def _yaml_message(err) -> str:
   context = getattr(err, "context", None)
   message = f"YAML error: {problem}" + (f" ({context})" if context else "")
   if "constructor for the tag" in problem:
-    message += ("; configs are plain data (mappings, lists, strings, numbers), and tags "
-                "that build Python objects are refused")
+    message += (
+      "; configs are plain data (mappings, lists, strings, numbers), and tags "
+      "that build Python objects are refused"
+    )
   return message
 
 
@@ -122,18 +136,23 @@ def read(path: str | pathlib.Path) -> dict[str, Any]:
     raise ConfigError("", f"cannot read it: {err}.", str(path)) from None
   data = parse(text, str(path))
   if data is None:
-    raise ConfigError("", "the file is empty; a config is a mapping of sections "
-                      "(objective, model, data, optimizer, train).", str(path))
+    raise ConfigError(
+      "",
+      "the file is empty; a config is a mapping of sections "
+      "(objective, model, data, optimizer, train).",
+      str(path),
+    )
   if not isinstance(data, dict):
-    raise ConfigError("", f"a config is a mapping of sections, got {describe(data)}.",
-                      str(path))
+    raise ConfigError("", f"a config is a mapping of sections, got {describe(data)}.", str(path))
   return data
 
 
-def read_overridden(name_or_path: str | pathlib.Path,
-                    overrides: Sequence[str] = ()) -> tuple[pathlib.Path, dict[str, Any]]:
+def read_overridden(
+  name_or_path: str | pathlib.Path, overrides: Sequence[str] = ()
+) -> tuple[pathlib.Path, dict[str, Any]]:
   """The file a config name or path means, and its data with ``overrides`` applied."""
   from jaxobj.config.files import resolve
+
   path = resolve(str(name_or_path))
   try:
     return path, override(read(path), overrides)
@@ -161,9 +180,11 @@ def override(config: dict[str, Any], assignments: Sequence[str]) -> dict[str, An
       if child is None:
         child = node[part] = {}
       if not isinstance(child, dict):
-        raise ConfigError(".".join(parts[: i + 1]),
-                          f"--set {key}: {'.'.join(parts[: i + 1])} is {describe(child)}, "
-                          "not a mapping, so it has no keys to set.")
+        raise ConfigError(
+          ".".join(parts[: i + 1]),
+          f"--set {key}: {'.'.join(parts[: i + 1])} is {describe(child)}, "
+          "not a mapping, so it has no keys to set.",
+        )
       node = child
     node[parts[-1]] = value
   return out
@@ -185,13 +206,18 @@ def plain(x):
     nonlocal count
     count += 1
     if count > MAX_NODES:  # raised while copying, so an alias bomb costs MAX_NODES steps
-      raise ConfigError(path, f"the config holds more than {MAX_NODES:,} values once its "
-                        "YAML aliases (*name) are expanded; the limit is "
-                        f"{MAX_NODES:,} values.")
+      raise ConfigError(
+        path,
+        f"the config holds more than {MAX_NODES:,} values once its "
+        "YAML aliases (*name) are expanded; the limit is "
+        f"{MAX_NODES:,} values.",
+      )
     if isinstance(x, (Mapping, list, tuple)) and depth >= MAX_DEPTH:
       shown = path if len(path) <= 60 else path[:57] + "..."
-      raise ConfigError(shown, f"nested more than {MAX_DEPTH} levels deep; a config nests at "
-                        f"most {MAX_DEPTH} levels.")
+      raise ConfigError(
+        shown,
+        f"nested more than {MAX_DEPTH} levels deep; a config nests at most {MAX_DEPTH} levels.",
+      )
     if isinstance(x, Mapping):
       return {k: copy(v, join(path, k), depth + 1) for k, v in x.items()}
     if isinstance(x, (list, tuple)):

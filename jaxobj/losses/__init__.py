@@ -1,9 +1,18 @@
 """Loss families. Importing this package registers every loss."""
 
 from jaxobj.losses import (
-    calibration, classification, contrastive, distribution, generative,
-    metric_learning, preference, ranking, regression, robust, segmentation,
-    sequence,
+  calibration,
+  classification,
+  contrastive,
+  distribution,
+  generative,
+  metric_learning,
+  preference,
+  ranking,
+  regression,
+  robust,
+  segmentation,
+  sequence,
 )
 from jaxobj.losses.calibration import *  # noqa: F401,F403
 from jaxobj.losses.classification import *  # noqa: F401,F403
@@ -19,8 +28,16 @@ from jaxobj.losses.segmentation import *  # noqa: F401,F403
 from jaxobj.losses.sequence import *  # noqa: F401,F403
 
 __all__ = (
-    calibration.__all__ + classification.__all__ + contrastive.__all__
-    + distribution.__all__ + generative.__all__ + metric_learning.__all__
-    + preference.__all__ + ranking.__all__ + regression.__all__ + robust.__all__
-    + segmentation.__all__ + sequence.__all__
+  calibration.__all__
+  + classification.__all__
+  + contrastive.__all__
+  + distribution.__all__
+  + generative.__all__
+  + metric_learning.__all__
+  + preference.__all__
+  + ranking.__all__
+  + regression.__all__
+  + robust.__all__
+  + segmentation.__all__
+  + sequence.__all__
 )

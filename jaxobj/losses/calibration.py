@@ -19,8 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxobj._src import checks
-from jaxobj._src import examples
+from jaxobj._src import checks, examples
 from jaxobj._src.examples import calibration as calibration_examples
 from jaxobj._src.reduce import masked_fill, reduce_loss
 from jaxobj.losses import classification
@@ -29,11 +28,18 @@ from jaxobj.losses.distribution import _relative_entropy, _scale_logits
 from jaxobj.registry import register
 
 __all__ = [
-    "ReliabilityDiagram", "binary_brier_score", "brier_score",
-    "brier_score_with_integer_labels", "confidence_penalty", "expected_calibration_error",
-    "fit_temperature",
-    "log_score", "log_score_with_integer_labels", "maximum_calibration_error",
-    "reliability_diagram", "temperature_scale",
+  "ReliabilityDiagram",
+  "binary_brier_score",
+  "brier_score",
+  "brier_score_with_integer_labels",
+  "confidence_penalty",
+  "expected_calibration_error",
+  "fit_temperature",
+  "log_score",
+  "log_score_with_integer_labels",
+  "maximum_calibration_error",
+  "reliability_diagram",
+  "temperature_scale",
 ]
 
 
@@ -46,8 +52,7 @@ def _in_range(labels, num_classes):
 
 
 @register("calibration", inputs=examples.PROBABILITY_LABELS)
-def brier_score(logits, labels, *, axis=-1, where=None, weights=None,
-                reduction="mean"):
+def brier_score(logits, labels, *, axis=-1, where=None, weights=None, reduction="mean"):
   r"""Multiclass Brier score of softmax probabilities against probability labels.
 
   .. math:: \ell(x, y) = \sum_k \big(\operatorname{softmax}(x)_k - y_k\big)^2
@@ -90,8 +95,9 @@ def brier_score(logits, labels, *, axis=-1, where=None, weights=None,
 
 
 @register("calibration", inputs=examples.INTEGER_LABELS)
-def brier_score_with_integer_labels(logits, labels, *, ignore_index=None, axis=-1,
-                                    where=None, weights=None, reduction="mean"):
+def brier_score_with_integer_labels(
+  logits, labels, *, ignore_index=None, axis=-1, where=None, weights=None, reduction="mean"
+):
   r"""Multiclass Brier score of softmax probabilities against integer labels.
 
   .. math:: \ell(x, y) = \sum_k \big(p_k - [k = y]\big)^2,
@@ -134,8 +140,7 @@ def brier_score_with_integer_labels(logits, labels, *, ignore_index=None, axis=-
 
 
 @register("calibration", inputs=examples.BINARY)
-def binary_brier_score(logits, labels, *, where=None, weights=None,
-                       reduction="mean"):
+def binary_brier_score(logits, labels, *, where=None, weights=None, reduction="mean"):
   r"""Binary Brier score of sigmoid probabilities.
 
   .. math:: \ell(x, y) = \big(\sigma(x) - y\big)^2
@@ -171,8 +176,7 @@ def binary_brier_score(logits, labels, *, where=None, weights=None,
 
 
 @register("calibration", inputs=examples.PROBABILITY_LABELS)
-def log_score(logits, labels, *, axis=-1, where=None, weights=None,
-              reduction="mean"):
+def log_score(logits, labels, *, axis=-1, where=None, weights=None, reduction="mean"):
   r"""Logarithmic score (negative log-likelihood) against probability labels.
 
   .. math:: \ell(x, y) = -\sum_k y_k \log \operatorname{softmax}(x)_k
@@ -205,12 +209,14 @@ def log_score(logits, labels, *, axis=-1, where=None, weights=None,
     Good, "Rational Decisions", Journal of the Royal Statistical Society B 1952.
   """
   return classification.softmax_cross_entropy(
-      logits, labels, axis=axis, where=where, weights=weights, reduction=reduction)
+    logits, labels, axis=axis, where=where, weights=weights, reduction=reduction
+  )
 
 
 @register("calibration", inputs=examples.INTEGER_LABELS)
-def log_score_with_integer_labels(logits, labels, *, ignore_index=None, axis=-1,
-                                  where=None, weights=None, reduction="mean"):
+def log_score_with_integer_labels(
+  logits, labels, *, ignore_index=None, axis=-1, where=None, weights=None, reduction="mean"
+):
   r"""Logarithmic score (negative log-likelihood) against integer labels.
 
   .. math:: \ell(x, y) = -\log \operatorname{softmax}(x)_y
@@ -243,8 +249,14 @@ def log_score_with_integer_labels(logits, labels, *, ignore_index=None, axis=-1,
     Good, "Rational Decisions", Journal of the Royal Statistical Society B 1952.
   """
   return classification.softmax_cross_entropy_with_integer_labels(
-      logits, labels, ignore_index=ignore_index, axis=axis, where=where,
-      weights=weights, reduction=reduction)
+    logits,
+    labels,
+    ignore_index=ignore_index,
+    axis=axis,
+    where=where,
+    weights=weights,
+    reduction=reduction,
+  )
 
 
 # --------------------------------------------------------------------------
@@ -264,6 +276,7 @@ class ReliabilityDiagram(NamedTuple):
     edges: the bin edges, ``linspace(0, 1, num_bins + 1)``; bin ``b`` is
       ``(edges[b], edges[b + 1]]`` (the first one also holds 0).
   """
+
   confidence: jax.Array
   accuracy: jax.Array
   count: jax.Array
@@ -283,8 +296,7 @@ def _row_weights(where, weights, shape, dtype):
   return w
 
 
-def _binned(logits, labels, num_bins, ignore_index, axis, where, weights,
-            right_closed=True):
+def _binned(logits, labels, num_bins, ignore_index, axis, where, weights, right_closed=True):
   """Per-bin sums of weight, weighted confidence and weighted correctness.
 
   Bins are equal-width and right-closed, ``((b-1)/B, b/B]`` as in Guo et al.
@@ -321,8 +333,17 @@ def _safe_divide(a, b):
 
 
 @register("calibration", kind="metric", inputs=examples.INTEGER_LABELS, couples_rows=True)
-def expected_calibration_error(logits, labels, *, num_bins=15, ignore_index=None,
-                               axis=-1, where=None, weights=None, right_closed=True):
+def expected_calibration_error(
+  logits,
+  labels,
+  *,
+  num_bins=15,
+  ignore_index=None,
+  axis=-1,
+  where=None,
+  weights=None,
+  right_closed=True,
+):
   r"""Expected calibration error of the top-label confidence (a metric, not a loss).
 
   .. math::
@@ -377,14 +398,24 @@ def expected_calibration_error(logits, labels, *, num_bins=15, ignore_index=None
     Networks", ICML 2017; Naeini, Cooper and Hauskrecht, "Obtaining Well
     Calibrated Probabilities Using Bayesian Binning", AAAI 2015.
   """
-  count, conf_sum, acc_sum, _ = _binned(logits, labels, num_bins, ignore_index, axis,
-                                        where, weights, right_closed)
+  count, conf_sum, acc_sum, _ = _binned(
+    logits, labels, num_bins, ignore_index, axis, where, weights, right_closed
+  )
   return _safe_divide(jnp.sum(jnp.abs(acc_sum - conf_sum)), jnp.sum(count))
 
 
 @register("calibration", kind="metric", inputs=examples.INTEGER_LABELS, couples_rows=True)
-def maximum_calibration_error(logits, labels, *, num_bins=15, ignore_index=None,
-                              axis=-1, where=None, weights=None, right_closed=True):
+def maximum_calibration_error(
+  logits,
+  labels,
+  *,
+  num_bins=15,
+  ignore_index=None,
+  axis=-1,
+  where=None,
+  weights=None,
+  right_closed=True,
+):
   r"""Maximum calibration error: the worst bin's confidence–accuracy gap (a metric).
 
   .. math:: \mathrm{MCE} = \max_{b:\ n_b > 0} \big|\mathrm{acc}_b - \mathrm{conf}_b\big|
@@ -422,14 +453,16 @@ def maximum_calibration_error(logits, labels, *, num_bins=15, ignore_index=None,
     Naeini, Cooper and Hauskrecht, "Obtaining Well Calibrated Probabilities
     Using Bayesian Binning", AAAI 2015.
   """
-  count, conf_sum, acc_sum, _ = _binned(logits, labels, num_bins, ignore_index, axis,
-                                        where, weights, right_closed)
+  count, conf_sum, acc_sum, _ = _binned(
+    logits, labels, num_bins, ignore_index, axis, where, weights, right_closed
+  )
   return jnp.max(_safe_divide(jnp.abs(acc_sum - conf_sum), count))
 
 
 @register("calibration", kind="metric", inputs=examples.INTEGER_LABELS, couples_rows=True)
-def reliability_diagram(logits, labels, *, num_bins=15, ignore_index=None, axis=-1,
-                        where=None, weights=None):
+def reliability_diagram(
+  logits, labels, *, num_bins=15, ignore_index=None, axis=-1, where=None, weights=None
+):
   r"""Per-bin confidence, accuracy and count for a reliability diagram (a metric).
 
   .. math::
@@ -469,10 +502,12 @@ def reliability_diagram(logits, labels, *, num_bins=15, ignore_index=None, axis=
     The Statistician 1983; Guo et al., "On Calibration of Modern Neural
     Networks", ICML 2017.
   """
-  count, conf_sum, acc_sum, edges = _binned(logits, labels, num_bins, ignore_index,
-                                            axis, where, weights)
-  return ReliabilityDiagram(_safe_divide(conf_sum, count), _safe_divide(acc_sum, count),
-                            count, edges)
+  count, conf_sum, acc_sum, edges = _binned(
+    logits, labels, num_bins, ignore_index, axis, where, weights
+  )
+  return ReliabilityDiagram(
+    _safe_divide(conf_sum, count), _safe_divide(acc_sum, count), count, edges
+  )
 
 
 # --------------------------------------------------------------------------
@@ -527,7 +562,7 @@ def _fit_temperature(x, y, w, bracket, num_steps):
     var = jnp.sum(p * jnp.square(gap - mean[:, None]), axis=-1)
     d1 = jnp.sum(w * mean)
     d2 = jnp.sum(w * var)
-    return beta * d1, beta * d1 + beta ** 2 * d2
+    return beta * d1, beta * d1 + beta**2 * d2
 
   def step(_, state):
     lo, hi, u = state
@@ -545,9 +580,18 @@ def _fit_temperature(x, y, w, bracket, num_steps):
   return jnp.where(total > 0, jnp.exp(-u), 1.0)
 
 
-def fit_temperature(logits, labels, *, ignore_index=None, axis=-1, where=None,
-                    weights=None, min_temperature=1e-2, max_temperature=1e2,
-                    num_steps=50):
+def fit_temperature(
+  logits,
+  labels,
+  *,
+  ignore_index=None,
+  axis=-1,
+  where=None,
+  weights=None,
+  min_temperature=1e-2,
+  max_temperature=1e2,
+  num_steps=50,
+):
   r"""Fits one temperature on held-out logits by minimizing the log score.
 
   .. math::
@@ -599,14 +643,16 @@ def fit_temperature(logits, labels, *, ignore_index=None, axis=-1, where=None,
   """
   if not 0.0 < min_temperature < max_temperature:
     raise ValueError(
-        f"the search interval must satisfy 0 < min_temperature < max_temperature, got "
-        f"min_temperature={min_temperature!r} and max_temperature={max_temperature!r}.")
+      f"the search interval must satisfy 0 < min_temperature < max_temperature, got "
+      f"min_temperature={min_temperature!r} and max_temperature={max_temperature!r}."
+    )
   x, y, where = _integer_inputs(logits, labels, axis, where, ignore_index)
   w = _row_weights(where, weights, y.shape, x.dtype)
   k = x.shape[-1]
   bounds = jnp.log(jnp.asarray([max_temperature, min_temperature], x.dtype))
-  return jax.lax.stop_gradient(_fit_temperature(
-      x.reshape(-1, k), y.reshape(-1), w.reshape(-1), -bounds, num_steps))
+  return jax.lax.stop_gradient(
+    _fit_temperature(x.reshape(-1, k), y.reshape(-1), w.reshape(-1), -bounds, num_steps)
+  )
 
 
 # --------------------------------------------------------------------------
@@ -614,8 +660,9 @@ def fit_temperature(logits, labels, *, ignore_index=None, axis=-1, where=None,
 
 
 @register("calibration", inputs=calibration_examples.LOGITS)
-def confidence_penalty(logits, *, threshold=None, axis=-1, where=None, weights=None,
-                       reduction="mean"):
+def confidence_penalty(
+  logits, *, threshold=None, axis=-1, where=None, weights=None, reduction="mean"
+):
   r"""Confidence penalty: the negative entropy of the predicted distribution.
 
   .. math::
@@ -668,4 +715,3 @@ def confidence_penalty(logits, *, threshold=None, axis=-1, where=None, weights=N
   if threshold is not None:
     values = jnp.maximum(threshold + values, 0.0)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
-

@@ -10,17 +10,23 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxobj._src import checks
-from jaxobj._src import examples
+from jaxobj._src import checks, examples
 from jaxobj._src.reduce import masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
-    "hinge_loss", "multiclass_hinge_loss", "poly_loss_cross_entropy",
-    "poly_loss_cross_entropy_with_integer_labels", "sigmoid_binary_cross_entropy",
-    "sigmoid_focal_loss", "smooth_labels", "softmax_cross_entropy",
-    "softmax_cross_entropy_with_integer_labels", "softmax_focal_loss",
-    "softmax_focal_loss_with_integer_labels", "squared_hinge_loss",
+  "hinge_loss",
+  "multiclass_hinge_loss",
+  "poly_loss_cross_entropy",
+  "poly_loss_cross_entropy_with_integer_labels",
+  "sigmoid_binary_cross_entropy",
+  "sigmoid_focal_loss",
+  "smooth_labels",
+  "softmax_cross_entropy",
+  "softmax_cross_entropy_with_integer_labels",
+  "softmax_focal_loss",
+  "softmax_focal_loss_with_integer_labels",
+  "squared_hinge_loss",
 ]
 
 # --------------------------------------------------------------------------
@@ -42,10 +48,11 @@ def _classes_last(x, axis):
     return jnp.moveaxis(x, axis, -1)
   n = len(axis)
   if len({a % x.ndim if -x.ndim <= a < x.ndim else a for a in axis}) != n:
-    raise ValueError(f"axis={axis} names an axis twice for logits of rank {x.ndim}; "
-                     f"list each class axis once.")
+    raise ValueError(
+      f"axis={axis} names an axis twice for logits of rank {x.ndim}; list each class axis once."
+    )
   x = jnp.moveaxis(x, axis, tuple(range(-n, 0)))
-  return x.reshape(x.shape[:x.ndim - n] + (-1,))
+  return x.reshape(x.shape[: x.ndim - n] + (-1,))
 
 
 def _softmax_inputs(logits, labels, axis, where):
@@ -55,8 +62,11 @@ def _softmax_inputs(logits, labels, axis, where):
   y = checks.as_target(labels, "labels", x)
   x, y = _classes_last(x, axis), _classes_last(y, axis)
   shape = x.shape[:-1]
-  return (masked_fill(where, x, shape, axis_extra=1),
-          masked_fill(where, y, shape, axis_extra=1), shape)
+  return (
+    masked_fill(where, x, shape, axis_extra=1),
+    masked_fill(where, y, shape, axis_extra=1),
+    shape,
+  )
 
 
 def _integer_inputs(logits, labels, axis, where, ignore_index=None, name="logits"):
@@ -98,8 +108,10 @@ def _class_weights(class_weights, num_classes):
     return None
   w = checks.as_float(class_weights, "class_weights")
   if w.shape != (num_classes,):
-    raise ValueError(f"class_weights must have shape ({num_classes},) (one weight "
-                     f"per class), got class_weights.shape={w.shape}.")
+    raise ValueError(
+      f"class_weights must have shape ({num_classes},) (one weight "
+      f"per class), got class_weights.shape={w.shape}."
+    )
   return w
 
 
@@ -190,9 +202,9 @@ def _log1m_softmax(x, log_p):
 
 
 @register("classification", inputs=examples.BINARY)
-def sigmoid_binary_cross_entropy(logits, labels, *, pos_weight=1.0,
-                                 label_smoothing=0.0, where=None, weights=None,
-                                 reduction="mean"):
+def sigmoid_binary_cross_entropy(
+  logits, labels, *, pos_weight=1.0, label_smoothing=0.0, where=None, weights=None, reduction="mean"
+):
   r"""Binary cross-entropy of sigmoid logits, with positive-class weighting.
 
   .. math::
@@ -235,8 +247,9 @@ def sigmoid_binary_cross_entropy(logits, labels, *, pos_weight=1.0,
 
 
 @register("classification", inputs=examples.BINARY)
-def sigmoid_focal_loss(logits, labels, *, gamma=2.0, alpha=None, where=None,
-                       weights=None, reduction="mean"):
+def sigmoid_focal_loss(
+  logits, labels, *, gamma=2.0, alpha=None, where=None, weights=None, reduction="mean"
+):
   r"""Focal loss on sigmoid logits: cross-entropy down-weighted on easy examples.
 
   .. math::
@@ -283,19 +296,20 @@ def sigmoid_focal_loss(logits, labels, *, gamma=2.0, alpha=None, where=None,
   checks.check_range("gamma", gamma, low=0.0)
   checks.check_range("alpha", alpha, low=0.0, high=1.0)
   x, y = _binary_inputs(logits, labels, where)
-  ce = (y * _safe_logp(y, jax.nn.softplus(-x))
-        + (1.0 - y) * _safe_logp(1.0 - y, jax.nn.softplus(x)))
+  ce = y * _safe_logp(y, jax.nn.softplus(-x)) + (1.0 - y) * _safe_logp(1.0 - y, jax.nn.softplus(x))
   # log(1 - p_t) with 1 - p_t = y (1 - p) + (1 - y) p, as a log-sum-exp of
   # log_sigmoid terms: its x-derivatives of every order are bounded, so
   # second derivatives stay finite where 1 - p_t underflows.
-  log_q = jnp.logaddexp(_safe_log(y) + jax.nn.log_sigmoid(-x),
-                        _safe_log(1.0 - y) + jax.nn.log_sigmoid(x))
+  log_q = jnp.logaddexp(
+    _safe_log(y) + jax.nn.log_sigmoid(-x), _safe_log(1.0 - y) + jax.nn.log_sigmoid(x)
+  )
   # At y = 0 (y = 1) the log y (log(1 - y)) branch is cut off, and with it
   # its share of d log(1 - p_t) / dy, e^{-x} (-e^{x}); restore it, exactly 0
   # in value. Capped so that it times a (then vanishing) focal factor is
   # never inf * 0.
-  cut = (jnp.where(y == 0, jnp.exp(jnp.minimum(-x, 80.0)), 0.0)
-         - jnp.where(y == 1, jnp.exp(jnp.minimum(x, 80.0)), 0.0))
+  cut = jnp.where(y == 0, jnp.exp(jnp.minimum(-x, 80.0)), 0.0) - jnp.where(
+    y == 1, jnp.exp(jnp.minimum(x, 80.0)), 0.0
+  )
   log_q = log_q + (y - jax.lax.stop_gradient(y)) * cut
   values = _pow_from_log(log_q, gamma) * ce
   if alpha is not None:
@@ -304,8 +318,7 @@ def sigmoid_focal_loss(logits, labels, *, gamma=2.0, alpha=None, where=None,
 
 
 @register("classification", inputs=examples.SIGNED)
-def hinge_loss(scores, labels, *, margin=1.0, where=None, weights=None,
-               reduction="mean"):
+def hinge_loss(scores, labels, *, margin=1.0, where=None, weights=None, reduction="mean"):
   r"""Hinge loss of a binary classifier with labels in {-1, +1}.
 
   .. math:: \ell(s, y) = \max(0,\ m - y\,s)
@@ -331,13 +344,13 @@ def hinge_loss(scores, labels, *, margin=1.0, where=None, weights=None,
   """
   checks.check_range("margin", margin, low=0.0)
   s, y = _binary_inputs(scores, labels, where, names=("scores", "labels"))
-  return reduce_loss(jnp.maximum(margin - y * s, 0.0), where=where,
-                     weights=weights, reduction=reduction)
+  return reduce_loss(
+    jnp.maximum(margin - y * s, 0.0), where=where, weights=weights, reduction=reduction
+  )
 
 
 @register("classification", inputs=examples.SIGNED)
-def squared_hinge_loss(scores, labels, *, margin=1.0, where=None, weights=None,
-                       reduction="mean"):
+def squared_hinge_loss(scores, labels, *, margin=1.0, where=None, weights=None, reduction="mean"):
   r"""Squared hinge loss with labels in {-1, +1}: smooth, and harsher on large violations.
 
   .. math:: \ell(s, y) = \max(0,\ m - y\,s)^2
@@ -362,8 +375,9 @@ def squared_hinge_loss(scores, labels, *, margin=1.0, where=None, weights=None,
   """
   checks.check_range("margin", margin, low=0.0)
   s, y = _binary_inputs(scores, labels, where, names=("scores", "labels"))
-  return reduce_loss(jnp.square(jnp.maximum(margin - y * s, 0.0)), where=where,
-                     weights=weights, reduction=reduction)
+  return reduce_loss(
+    jnp.square(jnp.maximum(margin - y * s, 0.0)), where=where, weights=weights, reduction=reduction
+  )
 
 
 # --------------------------------------------------------------------------
@@ -404,9 +418,17 @@ def _smooth_over_finite(y, x, label_smoothing):
 
 
 @register("classification", inputs=examples.PROBABILITY_LABELS)
-def softmax_cross_entropy(logits, labels, *, label_smoothing=0.0,
-                          class_weights=None, axis=-1, where=None, weights=None,
-                          reduction="mean"):
+def softmax_cross_entropy(
+  logits,
+  labels,
+  *,
+  label_smoothing=0.0,
+  class_weights=None,
+  axis=-1,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Softmax cross-entropy against probability (or one-hot) labels.
 
   .. math::
@@ -459,8 +481,17 @@ def softmax_cross_entropy(logits, labels, *, label_smoothing=0.0,
 
 @register("classification", inputs=examples.INTEGER_LABELS)
 def softmax_cross_entropy_with_integer_labels(
-    logits, labels, *, label_smoothing=0.0, class_weights=None,
-    ignore_index=None, axis=-1, where=None, weights=None, reduction="mean"):
+  logits,
+  labels,
+  *,
+  label_smoothing=0.0,
+  class_weights=None,
+  ignore_index=None,
+  axis=-1,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Softmax cross-entropy against integer class labels, without a one-hot.
 
   .. math::
@@ -525,8 +556,8 @@ def softmax_cross_entropy_with_integer_labels(
       w_y = jnp.take(cw, jnp.clip(y, 0, cw.shape[0] - 1))  # bad labels: NaN above
       nonzero = w_y != 0
       smooth = jnp.where(
-          nonzero, jnp.sum(cw * nll_k, axis=-1) / (count * jnp.where(nonzero, w_y, 1.0)),
-          0.0)
+        nonzero, jnp.sum(cw * nll_k, axis=-1) / (count * jnp.where(nonzero, w_y, 1.0)), 0.0
+      )
     values = (1.0 - label_smoothing) * values + label_smoothing * smooth
   if cw is not None:
     weights = _with_class_weights(weights, cw, y)
@@ -534,8 +565,17 @@ def softmax_cross_entropy_with_integer_labels(
 
 
 @register("classification", inputs=examples.PROBABILITY_LABELS)
-def softmax_focal_loss(logits, labels, *, gamma=2.0, class_weights=None,
-                       axis=-1, where=None, weights=None, reduction="mean"):
+def softmax_focal_loss(
+  logits,
+  labels,
+  *,
+  gamma=2.0,
+  class_weights=None,
+  axis=-1,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Multiclass focal loss on softmax logits against probability labels.
 
   .. math:: \ell(x, y) = -\sum_k w_k\, y_k\, (1 - p_k)^\gamma \log p_k,
@@ -582,8 +622,17 @@ def softmax_focal_loss(logits, labels, *, gamma=2.0, class_weights=None,
 
 @register("classification", inputs=examples.INTEGER_LABELS)
 def softmax_focal_loss_with_integer_labels(
-    logits, labels, *, gamma=2.0, class_weights=None, ignore_index=None,
-    axis=-1, where=None, weights=None, reduction="mean"):
+  logits,
+  labels,
+  *,
+  gamma=2.0,
+  class_weights=None,
+  ignore_index=None,
+  axis=-1,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Multiclass focal loss on softmax logits against integer labels.
 
   .. math:: \ell(x, y) = -w_y\,(1 - p_y)^\gamma \log p_y
@@ -631,8 +680,9 @@ def softmax_focal_loss_with_integer_labels(
 
 
 @register("classification", inputs=examples.PROBABILITY_LABELS)
-def poly_loss_cross_entropy(logits, labels, *, epsilon=2.0, axis=-1,
-                            where=None, weights=None, reduction="mean"):
+def poly_loss_cross_entropy(
+  logits, labels, *, epsilon=2.0, axis=-1, where=None, weights=None, reduction="mean"
+):
   r"""Poly-1 loss: cross-entropy plus a linear term in the target probability.
 
   .. math:: \ell(x, y) = -\sum_k y_k \log p_k + \epsilon \sum_k y_k\,(1 - p_k)
@@ -666,14 +716,21 @@ def poly_loss_cross_entropy(logits, labels, *, epsilon=2.0, axis=-1,
   log_p = jax.nn.log_softmax(x, axis=-1)
   ce = -jnp.sum(y * _safe_logp(y, log_p), axis=-1)
   linear = jnp.sum(y * -jnp.expm1(log_p), axis=-1)  # sum_k y_k (1 - p_k)
-  return reduce_loss(ce + epsilon * linear, where=where, weights=weights,
-                     reduction=reduction)
+  return reduce_loss(ce + epsilon * linear, where=where, weights=weights, reduction=reduction)
 
 
 @register("classification", inputs=examples.INTEGER_LABELS)
 def poly_loss_cross_entropy_with_integer_labels(
-    logits, labels, *, epsilon=2.0, ignore_index=None, axis=-1, where=None,
-    weights=None, reduction="mean"):
+  logits,
+  labels,
+  *,
+  epsilon=2.0,
+  ignore_index=None,
+  axis=-1,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Poly-1 loss against integer labels.
 
   .. math:: \ell(x, y) = -\log p_y + \epsilon\,(1 - p_y)
@@ -706,8 +763,17 @@ def poly_loss_cross_entropy_with_integer_labels(
 
 
 @register("classification", inputs=examples.INTEGER_LABELS)
-def multiclass_hinge_loss(scores, labels, *, margin=1.0, ignore_index=None,
-                          axis=-1, where=None, weights=None, reduction="mean"):
+def multiclass_hinge_loss(
+  scores,
+  labels,
+  *,
+  margin=1.0,
+  ignore_index=None,
+  axis=-1,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Multiclass (Crammer–Singer) hinge loss against integer labels.
 
   .. math:: \ell(s, y) = \max\big(0,\ m + \max_{k \ne y} s_k - s_y\big)
@@ -744,8 +810,7 @@ def multiclass_hinge_loss(scores, labels, *, margin=1.0, ignore_index=None,
     Kernel-based Vector Machines", JMLR 2001.
   """
   checks.check_range("margin", margin, low=0.0)
-  s, y, where = _integer_inputs(scores, labels, axis, where, ignore_index,
-                                   name="scores")
+  s, y, where = _integer_inputs(scores, labels, axis, where, ignore_index, name="scores")
   is_label = jnp.arange(s.shape[-1]) == y[..., None]
   runner_up = jnp.max(jnp.where(is_label, -jnp.inf, s), axis=-1)
   values = jnp.maximum(margin + runner_up - _take(s, y), 0.0)

@@ -44,10 +44,19 @@ from jaxobj._src.reduce import masked_fill, recording_counts, reduce_loss, reduc
 from jaxobj.registry import register
 
 __all__ = [
-    "barlow_twins_loss", "chunked_clip_loss", "chunked_siglip_loss", "clip_loss",
-    "decoupled_contrastive_loss", "info_nce_loss", "negative_cosine_similarity", "ntxent",
-    "sharded_clip_loss", "sharded_siglip_loss", "siglip_loss",
-    "supervised_contrastive_loss", "vicreg_loss",
+  "barlow_twins_loss",
+  "chunked_clip_loss",
+  "chunked_siglip_loss",
+  "clip_loss",
+  "decoupled_contrastive_loss",
+  "info_nce_loss",
+  "negative_cosine_similarity",
+  "ntxent",
+  "sharded_clip_loss",
+  "sharded_siglip_loss",
+  "siglip_loss",
+  "supervised_contrastive_loss",
+  "vicreg_loss",
 ]
 
 # Published initial values of the learnable scale and bias, stored in the form
@@ -66,8 +75,9 @@ def _embeddings(x, name: str, min_rank: int = 2, layout: str = "(B, D)") -> jax.
   x = checks.as_float(x, name)
   if x.ndim < min_rank:
     raise ValueError(
-        f"{name} must have at least {min_rank} axes, laid out as (..., {layout[1:]}, "
-        f"got {name}.shape={x.shape}. Add the missing leading axis with {name}[None].")
+      f"{name} must have at least {min_rank} axes, laid out as (..., {layout[1:]}, "
+      f"got {name}.shape={x.shape}. Add the missing leading axis with {name}[None]."
+    )
   return x
 
 
@@ -77,9 +87,10 @@ def _check_pair(name_a: str, a, name_b: str, b) -> None:
   sa, sb = tuple(np.shape(a)), tuple(np.shape(b))
   if len(sa) == len(sb) and sa[:-1] == sb[:-1] and sa[-1:] != sb[-1:]:
     raise ValueError(
-        f"{name_a} and {name_b} must have the same embedding dimension (last "
-        f"axis), got {name_a}.shape={sa} and {name_b}.shape={sb}. Project both "
-        f"into one space (e.g. with a linear head) before the loss.")
+      f"{name_a} and {name_b} must have the same embedding dimension (last "
+      f"axis), got {name_a}.shape={sa} and {name_b}.shape={sb}. Project both "
+      f"into one space (e.g. with a linear head) before the loss."
+    )
   checks.check_same_shape(name_a, a, name_b, b)
 
 
@@ -121,13 +132,15 @@ def _labeled_rows(embeddings, labels, where):
   y = jnp.asarray(labels)
   if y.shape != x.shape[:-1]:
     raise ValueError(
-        f"labels.shape must equal embeddings.shape[:-1] (one group label per "
-        f"embedding), got embeddings.shape={x.shape} and labels.shape={y.shape}. "
-        f"Pass labels of shape {x.shape[:-1]}.")
+      f"labels.shape must equal embeddings.shape[:-1] (one group label per "
+      f"embedding), got embeddings.shape={x.shape} and labels.shape={y.shape}. "
+      f"Pass labels of shape {x.shape[:-1]}."
+    )
   if not (jnp.issubdtype(y.dtype, jnp.integer) or y.dtype == jnp.bool_):
     raise TypeError(
-        f"labels must be integer group ids (equal ids mark positives), got dtype "
-        f"{y.dtype}. Cast with labels.astype(jnp.int32).")
+      f"labels must be integer group ids (equal ids mark positives), got dtype "
+      f"{y.dtype}. Cast with labels.astype(jnp.int32)."
+    )
   batch_shape = x.shape[:-1]
   valid = _row_mask(where, batch_shape)
   x = masked_fill(where, x, batch_shape, axis_extra=1)
@@ -168,8 +181,7 @@ def _lse_parts(s: jax.Array, mask, axis: int = -1):
   return jnp.log(jnp.where(nonempty, total, 1.0)), m, nonempty
 
 
-def _masked_lse(s: jax.Array, mask=None, axis: int = -1, fill=-jnp.inf,
-                offset=None) -> jax.Array:
+def _masked_lse(s: jax.Array, mask=None, axis: int = -1, fill=-jnp.inf, offset=None) -> jax.Array:
   r"""``log sum_j exp(s_j) - offset`` over the entries where ``mask`` holds.
 
   Rows with no entry give ``fill``. The offset (a logit of the row, e.g. the
@@ -194,8 +206,7 @@ def _count(valid, n: int):
 
 
 def _finish(values, batch_shape, where, weights, reduction):
-  return reduce_loss(values.reshape(batch_shape), where=where, weights=weights,
-                     reduction=reduction)
+  return reduce_loss(values.reshape(batch_shape), where=where, weights=weights, reduction=reduction)
 
 
 def _check_temperature(temperature) -> None:
@@ -207,8 +218,9 @@ def _check_temperature(temperature) -> None:
 
 
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
-def info_nce_loss(queries, keys, negatives=None, *, temperature=0.1, where=None,
-                  weights=None, reduction="mean"):
+def info_nce_loss(
+  queries, keys, negatives=None, *, temperature=0.1, where=None, weights=None, reduction="mean"
+):
   r"""InfoNCE: cross-entropy of each query's positive key against negatives.
 
   .. math::
@@ -272,13 +284,13 @@ def _negatives(negatives, batch_shape, dim, where):
   """Unit negatives: a shared ``(M, D)`` bank or per-row ``(B, M, D)``."""
   n = checks.as_float(negatives, "negatives")
   shared = n.ndim == 2 and n.shape[-1] == dim
-  paired = n.ndim == len(batch_shape) + 2 and n.shape[:-2] == batch_shape \
-      and n.shape[-1] == dim
+  paired = n.ndim == len(batch_shape) + 2 and n.shape[:-2] == batch_shape and n.shape[-1] == dim
   if not (shared or paired):
     raise ValueError(
-        f"negatives must have shape (M, {dim}) (one bank shared by every query) "
-        f"or {batch_shape + ('M', dim)} (M negatives per query), got "
-        f"negatives.shape={n.shape} for queries.shape={batch_shape + (dim,)}.")
+      f"negatives must have shape (M, {dim}) (one bank shared by every query) "
+      f"or {batch_shape + ('M', dim)} (M negatives per query), got "
+      f"negatives.shape={n.shape} for queries.shape={batch_shape + (dim,)}."
+    )
   if paired:
     n = masked_fill(where, n, batch_shape, axis_extra=2)
     n = n.reshape((-1,) + n.shape[-2:])
@@ -286,9 +298,15 @@ def _negatives(negatives, batch_shape, dim, where):
 
 
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
-def clip_loss(image_embeddings, text_embeddings, *,
-              log_temperature=CLIP_LOG_TEMPERATURE, where=None, weights=None,
-              reduction="mean"):
+def clip_loss(
+  image_embeddings,
+  text_embeddings,
+  *,
+  log_temperature=CLIP_LOG_TEMPERATURE,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Symmetric CLIP loss: image→text and text→image cross-entropy, averaged.
 
   .. math::
@@ -333,7 +351,8 @@ def clip_loss(image_embeddings, text_embeddings, *,
     Supervision", ICML 2021.
   """
   x, y, valid, batch_shape = _paired_rows(
-      image_embeddings, text_embeddings, ("image_embeddings", "text_embeddings"), where)
+    image_embeddings, text_embeddings, ("image_embeddings", "text_embeddings"), where
+  )
   s = (_unit(x) @ _unit(y).T) * jnp.exp(log_temperature)
   cols, d = _with_columns(None, valid), jnp.diagonal(s)
   image_to_text = _masked_lse(s, cols, axis=1, offset=d)
@@ -343,9 +362,16 @@ def clip_loss(image_embeddings, text_embeddings, *,
 
 
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
-def siglip_loss(image_embeddings, text_embeddings, *,
-                log_temperature=SIGLIP_LOG_TEMPERATURE, bias=SIGLIP_BIAS,
-                where=None, weights=None, reduction="mean"):
+def siglip_loss(
+  image_embeddings,
+  text_embeddings,
+  *,
+  log_temperature=SIGLIP_LOG_TEMPERATURE,
+  bias=SIGLIP_BIAS,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""SigLIP pairwise sigmoid loss: every image-text pair is a binary problem.
 
   .. math::
@@ -387,7 +413,8 @@ def siglip_loss(image_embeddings, text_embeddings, *,
     Zhai et al., "Sigmoid Loss for Language Image Pre-Training", ICCV 2023.
   """
   x, y, valid, batch_shape = _paired_rows(
-      image_embeddings, text_embeddings, ("image_embeddings", "text_embeddings"), where)
+    image_embeddings, text_embeddings, ("image_embeddings", "text_embeddings"), where
+  )
   z = (_unit(x) @ _unit(y).T) * jnp.exp(log_temperature) + bias
   pair = _eye(z.shape[0])
   nll = jax.nn.softplus(jnp.where(pair, -z, z))
@@ -410,18 +437,22 @@ def _check_block_size(block_size) -> None:
     return
   if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
     raise TypeError(
-        f"block_size must be a Python int (the number of text embeddings per block) "
-        f"or None for the default, got {block_size!r} of type {type(block_size).__name__}. "
-        f"It fixes array shapes, so it cannot be a traced value.")
+      f"block_size must be a Python int (the number of text embeddings per block) "
+      f"or None for the default, got {block_size!r} of type {type(block_size).__name__}. "
+      f"It fixes array shapes, so it cannot be a traced value."
+    )
   if block_size < 1:
-    raise ValueError(f"block_size must be a positive number of columns, got "
-                     f"block_size={block_size}.")
+    raise ValueError(
+      f"block_size must be a positive number of columns, got block_size={block_size}."
+    )
 
 
 def _check_method(method) -> None:
   if method not in sweep.METHODS:
-    raise ValueError(f"method={method!r} is not supported; choose 'ring' (per-device "
-                     f"memory independent of the mesh size) or 'all_gather'.")
+    raise ValueError(
+      f"method={method!r} is not supported; choose 'ring' (per-device "
+      f"memory independent of the mesh size) or 'all_gather'."
+    )
 
 
 def _axes(axis_name) -> tuple:
@@ -434,21 +465,33 @@ def _check_bound(axis_name) -> None:
     jax.lax.axis_size(axis_name)
   except NameError:
     raise ValueError(
-        f"axis_name={axis_name!r} is not a mesh axis in scope: call the loss inside "
-        f"jax.shard_map over a mesh with that axis (the inputs are then the local "
-        f"shards), or pass global arrays with mesh=... .") from None
+      f"axis_name={axis_name!r} is not a mesh axis in scope: call the loss inside "
+      f"jax.shard_map over a mesh with that axis (the inputs are then the local "
+      f"shards), or pass global arrays with mesh=... ."
+    ) from None
 
 
 def _coefficients(batch_shape, where, weights, dtype):
   """Each row's factor in the reduced sum, and the mean's denominator: what
   :func:`jaxobj.reduce_loss` multiplies each value by, and their sum."""
-  a = reduce_loss(jnp.ones(batch_shape, dtype), where=where, weights=weights,
-                  reduction="none")
+  a = reduce_loss(jnp.ones(batch_shape, dtype), where=where, weights=weights, reduction="none")
   return a.reshape(-1), jnp.sum(a)
 
 
-def _blockwise(kind, image_embeddings, text_embeddings, log_temperature, bias, *,
-               block_size, axis_name, method, where, weights, reduction):
+def _blockwise(
+  kind,
+  image_embeddings,
+  text_embeddings,
+  log_temperature,
+  bias,
+  *,
+  block_size,
+  axis_name,
+  method,
+  where,
+  weights,
+  reduction,
+):
   """The chunked (``axis_name=None``) or shard-local blockwise loss."""
   checks.check_reduction(reduction)
   _check_block_size(block_size)
@@ -456,7 +499,8 @@ def _blockwise(kind, image_embeddings, text_embeddings, log_temperature, bias, *
   if axis_name is not None:
     _check_bound(axis_name)
   x, y, valid, batch_shape = _paired_rows(
-      image_embeddings, text_embeddings, ("image_embeddings", "text_embeddings"), where)
+    image_embeddings, text_embeddings, ("image_embeddings", "text_embeddings"), where
+  )
   dtype = x.dtype
   n = x.shape[0]
   spec = sweep.Spec(kind, block_size, axis_name, method)
@@ -467,8 +511,7 @@ def _blockwise(kind, image_embeddings, text_embeddings, log_temperature, bias, *
     args, hyper = sweep.varying((args, hyper), axis_name)
   if reduction == "none":
     values = sweep.row_values(spec, *args, *hyper) if n else jnp.zeros((0,), dtype)
-    return reduce_loss(values.reshape(batch_shape), where=where, weights=weights,
-                       reduction="none")
+    return reduce_loss(values.reshape(batch_shape), where=where, weights=weights, reduction="none")
   a, count = _coefficients(batch_shape, where, weights, dtype)
   if axis_name is not None:
     a = sweep.varying(a, axis_name)
@@ -478,8 +521,9 @@ def _blockwise(kind, image_embeddings, text_embeddings, log_temperature, bias, *
   return reduce_total(total, count, reduction)
 
 
-def _on_mesh(kind, image_embeddings, text_embeddings, log_temperature, bias, *, mesh,
-             axis_name, **kw):
+def _on_mesh(
+  kind, image_embeddings, text_embeddings, log_temperature, bias, *, mesh, axis_name, **kw
+):
   """Global arrays split over ``mesh`` along ``axis_name``, then :func:`_blockwise`
   inside ``shard_map``."""
   names = ("image_embeddings", "text_embeddings")
@@ -487,27 +531,30 @@ def _on_mesh(kind, image_embeddings, text_embeddings, log_temperature, bias, *, 
   if axis_name is None:
     if len(mesh.axis_names) != 1:
       raise ValueError(
-          f"mesh has axes {tuple(mesh.axis_names)}: pass axis_name= to say which one "
-          f"the batch is split over.")
+        f"mesh has axes {tuple(mesh.axis_names)}: pass axis_name= to say which one "
+        f"the batch is split over."
+      )
     axis_name = mesh.axis_names[0]
   unknown = [a for a in _axes(axis_name) if a not in mesh.axis_names]
   if unknown:
-    raise ValueError(f"axis_name={axis_name!r} is not an axis of the mesh, whose axes "
-                     f"are {tuple(mesh.axis_names)}.")
+    raise ValueError(
+      f"axis_name={axis_name!r} is not an axis of the mesh, whose axes "
+      f"are {tuple(mesh.axis_names)}."
+    )
   size = math.prod(mesh.shape[a] for a in _axes(axis_name))
   batch_shape = x.shape[:-1]
   rows = math.prod(batch_shape)
   if rows % size:
     raise ValueError(
-        f"the batch of {rows} pairs ({names[0]}.shape={x.shape}) does not split evenly "
-        f"over the {size} devices of mesh axis {axis_name!r}. Pad the batch to a "
-        f"multiple of {size} and mask the padding out with where= (a masked pair is "
-        f"removed from the loss exactly).")
+      f"the batch of {rows} pairs ({names[0]}.shape={x.shape}) does not split evenly "
+      f"over the {size} devices of mesh axis {axis_name!r}. Pad the batch to a "
+      f"multiple of {size} and mask the padding out with where= (a masked pair is "
+      f"removed from the loss exactly)."
+    )
   where, weights, reduction = kw.pop("where"), kw.pop("weights"), kw["reduction"]
   data = {"x": x.reshape(rows, -1), "y": y.reshape(rows, -1)}
   if where is not None:
-    data["where"] = jnp.broadcast_to(checks.as_mask(where, batch_shape),
-                                     batch_shape).reshape(rows)
+    data["where"] = jnp.broadcast_to(checks.as_mask(where, batch_shape), batch_shape).reshape(rows)
   if weights is not None:
     w = checks.as_float(weights, "weights")
     checks.check_broadcastable("weights", w, batch_shape)
@@ -521,33 +568,47 @@ def _on_mesh(kind, image_embeddings, text_embeddings, log_temperature, bias, *, 
 
   def local(data, hyper):
     with recording_counts() as counts:
-      out = _blockwise(kind, data["x"], data["y"], *hyper, axis_name=axis_name,
-                       where=data.get("where"), weights=data.get("weights"), **kw)
+      out = _blockwise(
+        kind,
+        data["x"],
+        data["y"],
+        *hyper,
+        axis_name=axis_name,
+        where=data.get("where"),
+        weights=data.get("weights"),
+        **kw,
+      )
     return out, counts[0] if counts else jnp.zeros((), out.dtype)
 
   out_spec = jax.P(axis_name) if reduction == "none" else jax.P()
-  out, count = jax.shard_map(local, mesh=mesh, in_specs=(jax.P(axis_name), jax.P()),
-                             out_specs=(out_spec, jax.P()))(data, hyper)
+  out, count = jax.shard_map(
+    local, mesh=mesh, in_specs=(jax.P(axis_name), jax.P()), out_specs=(out_spec, jax.P())
+  )(data, hyper)
   if reduction == "none":
     return out.reshape(batch_shape)
   return reduce_total(out, count, reduction)
 
 
-def _scale_loss(kind, image_embeddings, text_embeddings, log_temperature, bias, *,
-                mesh=None, **kw):
+def _scale_loss(kind, image_embeddings, text_embeddings, log_temperature, bias, *, mesh=None, **kw):
   checks.check_reduction(kw["reduction"])
   _check_block_size(kw["block_size"])
   _check_method(kw["method"])
   if mesh is not None:
-    return _on_mesh(kind, image_embeddings, text_embeddings, log_temperature, bias,
-                    mesh=mesh, **kw)
+    return _on_mesh(kind, image_embeddings, text_embeddings, log_temperature, bias, mesh=mesh, **kw)
   return _blockwise(kind, image_embeddings, text_embeddings, log_temperature, bias, **kw)
 
 
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
-def chunked_clip_loss(image_embeddings, text_embeddings, *,
-                      log_temperature=CLIP_LOG_TEMPERATURE, block_size=None, where=None,
-                      weights=None, reduction="mean"):
+def chunked_clip_loss(
+  image_embeddings,
+  text_embeddings,
+  *,
+  log_temperature=CLIP_LOG_TEMPERATURE,
+  block_size=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""CLIP loss computed in blocks: :func:`clip_loss` without the :math:`B \times B` matrix.
 
   .. math::
@@ -598,15 +659,33 @@ def chunked_clip_loss(image_embeddings, text_embeddings, *,
     Radford et al., "Learning Transferable Visual Models From Natural Language
     Supervision", ICML 2021.
   """
-  return _blockwise("clip", image_embeddings, text_embeddings, log_temperature, 0.0,
-                    block_size=block_size, axis_name=None, method="ring", where=where,
-                    weights=weights, reduction=reduction)
+  return _blockwise(
+    "clip",
+    image_embeddings,
+    text_embeddings,
+    log_temperature,
+    0.0,
+    block_size=block_size,
+    axis_name=None,
+    method="ring",
+    where=where,
+    weights=weights,
+    reduction=reduction,
+  )
 
 
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
-def chunked_siglip_loss(image_embeddings, text_embeddings, *,
-                        log_temperature=SIGLIP_LOG_TEMPERATURE, bias=SIGLIP_BIAS,
-                        block_size=None, where=None, weights=None, reduction="mean"):
+def chunked_siglip_loss(
+  image_embeddings,
+  text_embeddings,
+  *,
+  log_temperature=SIGLIP_LOG_TEMPERATURE,
+  bias=SIGLIP_BIAS,
+  block_size=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""SigLIP loss computed in blocks: :func:`siglip_loss` without the :math:`B \times B` matrix.
 
   .. math::
@@ -657,9 +736,19 @@ def chunked_siglip_loss(image_embeddings, text_embeddings, *,
   References:
     Zhai et al., "Sigmoid Loss for Language Image Pre-Training", ICCV 2023.
   """
-  return _blockwise("siglip", image_embeddings, text_embeddings, log_temperature, bias,
-                    block_size=block_size, axis_name=None, method="ring", where=where,
-                    weights=weights, reduction=reduction)
+  return _blockwise(
+    "siglip",
+    image_embeddings,
+    text_embeddings,
+    log_temperature,
+    bias,
+    block_size=block_size,
+    axis_name=None,
+    method="ring",
+    where=where,
+    weights=weights,
+    reduction=reduction,
+  )
 
 
 _SHARDED_DOC = r"""
@@ -745,21 +834,33 @@ def _sharding_doc(chunked: str):
   """Puts the shared text of the sharded losses where ``{sharding}`` (the
   layouts) and ``{sharded_args}`` (the common arguments, returns and raises)
   stand."""
+
   def decorate(fn):
     text = _SHARDED_DOC.replace("{chunked}", f":func:`{chunked}`").replace(
-        "{name}", f"jaxobj.{fn.__name__}")
+      "{name}", f"jaxobj.{fn.__name__}"
+    )
     doc = fn.__doc__.replace("\n  {sharding}\n", text.rstrip("\n") + "\n")
     fn.__doc__ = doc.replace("\n    {sharded_args}\n", _SHARDED_ARGS.rstrip("\n") + "\n")
     return fn
+
   return decorate
 
 
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 @_sharding_doc("chunked_clip_loss")
-def sharded_clip_loss(image_embeddings, text_embeddings, *,
-                      log_temperature=CLIP_LOG_TEMPERATURE, axis_name=None, mesh=None,
-                      method="ring", block_size=None, where=None, weights=None,
-                      reduction="mean"):
+def sharded_clip_loss(
+  image_embeddings,
+  text_embeddings,
+  *,
+  log_temperature=CLIP_LOG_TEMPERATURE,
+  axis_name=None,
+  mesh=None,
+  method="ring",
+  block_size=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""CLIP loss over a batch split across devices, exact, every text a negative.
 
   .. math::
@@ -799,17 +900,38 @@ def sharded_clip_loss(image_embeddings, text_embeddings, *,
     Supervision", ICML 2021; Liu et al., "Ring Attention with Blockwise
     Transformers for Near-Infinite Context", ICLR 2024 (the ring layout).
   """
-  return _scale_loss("clip", image_embeddings, text_embeddings, log_temperature, 0.0,
-                     mesh=mesh, block_size=block_size, axis_name=axis_name, method=method,
-                     where=where, weights=weights, reduction=reduction)
+  return _scale_loss(
+    "clip",
+    image_embeddings,
+    text_embeddings,
+    log_temperature,
+    0.0,
+    mesh=mesh,
+    block_size=block_size,
+    axis_name=axis_name,
+    method=method,
+    where=where,
+    weights=weights,
+    reduction=reduction,
+  )
 
 
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 @_sharding_doc("chunked_siglip_loss")
-def sharded_siglip_loss(image_embeddings, text_embeddings, *,
-                        log_temperature=SIGLIP_LOG_TEMPERATURE, bias=SIGLIP_BIAS,
-                        axis_name=None, mesh=None, method="ring", block_size=None,
-                        where=None, weights=None, reduction="mean"):
+def sharded_siglip_loss(
+  image_embeddings,
+  text_embeddings,
+  *,
+  log_temperature=SIGLIP_LOG_TEMPERATURE,
+  bias=SIGLIP_BIAS,
+  axis_name=None,
+  mesh=None,
+  method="ring",
+  block_size=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""SigLIP loss over a batch split across devices, exact, every text a negative.
 
   .. math::
@@ -849,9 +971,20 @@ def sharded_siglip_loss(image_embeddings, text_embeddings, *,
   References:
     Zhai et al., "Sigmoid Loss for Language Image Pre-Training", ICCV 2023.
   """
-  return _scale_loss("siglip", image_embeddings, text_embeddings, log_temperature, bias,
-                     mesh=mesh, block_size=block_size, axis_name=axis_name, method=method,
-                     where=where, weights=weights, reduction=reduction)
+  return _scale_loss(
+    "siglip",
+    image_embeddings,
+    text_embeddings,
+    log_temperature,
+    bias,
+    mesh=mesh,
+    block_size=block_size,
+    axis_name=axis_name,
+    method=method,
+    where=where,
+    weights=weights,
+    reduction=reduction,
+  )
 
 
 # --------------------------------------------------------------------------
@@ -859,8 +992,7 @@ def sharded_siglip_loss(image_embeddings, text_embeddings, *,
 
 
 @register("contrastive", inputs=examples.LABELED_EMBEDDINGS, couples_rows=True)
-def ntxent(embeddings, labels, *, temperature=0.07, where=None, weights=None,
-           reduction="mean"):
+def ntxent(embeddings, labels, *, temperature=0.07, where=None, weights=None, reduction="mean"):
   r"""NT-Xent (SimCLR): normalized temperature-scaled cross-entropy over positive pairs.
 
   .. math::
@@ -919,16 +1051,24 @@ def ntxent(embeddings, labels, *, temperature=0.07, where=None, weights=None,
   if valid is not None:
     counts = jnp.where(valid, counts, 0)
   # Counts are integers: divide in the compute dtype (int / int is float64 under x64).
-  mean_positives = (jnp.sum(counts).astype(s.dtype)
-                    / jnp.maximum(_count(valid, s.shape[0]), 1).astype(s.dtype))
+  mean_positives = jnp.sum(counts).astype(s.dtype) / jnp.maximum(
+    _count(valid, s.shape[0]), 1
+  ).astype(s.dtype)
   values = row / jnp.where(mean_positives > 0, mean_positives, 1.0)
   return _finish(values, batch_shape, where, weights, reduction)
 
 
 @register("contrastive", inputs=examples.LABELED_EMBEDDINGS, couples_rows=True)
-def supervised_contrastive_loss(embeddings, labels, *, temperature=0.07,
-                                base_temperature=0.07, where=None, weights=None,
-                                reduction="mean"):
+def supervised_contrastive_loss(
+  embeddings,
+  labels,
+  *,
+  temperature=0.07,
+  base_temperature=0.07,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Supervised contrastive loss (SupCon, the "out" variant).
 
   .. math::
@@ -979,8 +1119,7 @@ def supervised_contrastive_loss(embeddings, labels, *, temperature=0.07,
     Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020.
   """
   _check_temperature(temperature)
-  checks.check_range("base_temperature", base_temperature, low=0.0,
-                     low_inclusive=False)
+  checks.check_range("base_temperature", base_temperature, low=0.0, low_inclusive=False)
   x, y, valid, batch_shape = _labeled_rows(embeddings, labels, where)
   u = _unit(x)
   s = (u @ u.T) / temperature
@@ -995,8 +1134,9 @@ def supervised_contrastive_loss(embeddings, labels, *, temperature=0.07,
 
 
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
-def decoupled_contrastive_loss(view1, view2, *, temperature=0.1, sigma=None,
-                               where=None, weights=None, reduction="mean"):
+def decoupled_contrastive_loss(
+  view1, view2, *, temperature=0.1, sigma=None, where=None, weights=None, reduction="mean"
+):
   r"""Decoupled contrastive loss (DCL): NT-Xent without the positive in the denominator.
 
   .. math::
@@ -1057,8 +1197,7 @@ def decoupled_contrastive_loss(view1, view2, *, temperature=0.1, sigma=None,
   if sigma is not None:
     pos = pos * jnp.tile(_mises_fisher_weights(pos[:n] * temperature, sigma, valid), 2)
   per_view = jnp.where(has_negative, _masked_lse(s, negs, fill=0.0) - pos, 0.0)
-  return _finish(0.5 * (per_view[:n] + per_view[n:]), batch_shape, where, weights,
-                 reduction)
+  return _finish(0.5 * (per_view[:n] + per_view[n:]), batch_shape, where, weights, reduction)
 
 
 def _mises_fisher_weights(cosines, sigma, valid):
@@ -1069,8 +1208,9 @@ def _mises_fisher_weights(cosines, sigma, valid):
 
 
 @register("contrastive", inputs=examples.VIEWS)
-def negative_cosine_similarity(predictions, targets, *, axis=-1, where=None, weights=None,
-                               reduction="mean"):
+def negative_cosine_similarity(
+  predictions, targets, *, axis=-1, where=None, weights=None, reduction="mean"
+):
   r"""Negative cosine similarity with stop-gradient on the targets (SimSiam, BYOL).
 
   .. math::
@@ -1113,9 +1253,9 @@ def negative_cosine_similarity(predictions, targets, *, axis=-1, where=None, wei
     Grill et al., "Bootstrap Your Own Latent", NeurIPS 2020.
   """
   predictions, targets = checks.feature_axis_last(
-      "negative_cosine_similarity", axis, ("predictions", "targets"), predictions, targets)
-  p, z = _pair(predictions, targets, ("predictions", "targets"), min_rank=1,
-               layout="(D)")
+    "negative_cosine_similarity", axis, ("predictions", "targets"), predictions, targets
+  )
+  p, z = _pair(predictions, targets, ("predictions", "targets"), min_rank=1, layout="(D)")
   shape = p.shape[:-1]
   p = masked_fill(where, p, shape, axis_extra=1)
   z = jax.lax.stop_gradient(masked_fill(where, z, shape, axis_extra=1))
@@ -1134,8 +1274,9 @@ def _sample_sets(a, b, names, where, sample_mask):
   batch_shape, n = x.shape[:-2], x.shape[-2]
   if n < 2:
     raise ValueError(
-        f"{names[0]} must hold at least 2 samples (axis -2) to estimate batch "
-        f"statistics, got {names[0]}.shape={x.shape}.")
+      f"{names[0]} must hold at least 2 samples (axis -2) to estimate batch "
+      f"statistics, got {names[0]}.shape={x.shape}."
+    )
   x = masked_fill(where, x, batch_shape, axis_extra=2)
   y = masked_fill(where, y, batch_shape, axis_extra=2)
   if sample_mask is None:
@@ -1162,8 +1303,7 @@ def _per_problem(count):
 
 
 def _unbiased_var(c, count):
-  return jnp.sum(jnp.square(c), axis=-2, keepdims=True) / _per_problem(
-      jnp.maximum(count - 1, 1))
+  return jnp.sum(jnp.square(c), axis=-2, keepdims=True) / _per_problem(jnp.maximum(count - 1, 1))
 
 
 def _off_diagonal_squares(m):
@@ -1177,19 +1317,27 @@ def _standardize(x, keep, count, eps):
   training mode). A dimension constant to within float resolution
   standardizes to 0 (also when ``eps == 0``, where it would be 0/0)."""
   c = _centred(x, keep, count)
-  var = jnp.sum(jnp.square(c), axis=-2, keepdims=True) / _per_problem(
-      jnp.maximum(count, 1))
+  var = jnp.sum(jnp.square(c), axis=-2, keepdims=True) / _per_problem(jnp.maximum(count, 1))
   second_moment = jnp.sum(jnp.square(x), axis=-2, keepdims=True) / _per_problem(
-      jnp.maximum(count, 1))
+    jnp.maximum(count, 1)
+  )
   tiny = jnp.finfo(x.dtype).eps
   constant = var <= 16.0 * tiny * tiny * second_moment
   return jnp.where(constant, 0.0, c * jax.lax.rsqrt(jnp.where(constant, 1.0, var + eps)))
 
 
 @register("contrastive", inputs=examples.SAMPLE_SETS, couples_rows=True)
-def barlow_twins_loss(view1, view2, *, lambda_param=5e-3, eps=1e-5,
-                      sample_mask=None, where=None, weights=None,
-                      reduction="mean"):
+def barlow_twins_loss(
+  view1,
+  view2,
+  *,
+  lambda_param=5e-3,
+  eps=1e-5,
+  sample_mask=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Barlow Twins: push the cross-correlation of two views to the identity.
 
   .. math::
@@ -1246,8 +1394,9 @@ def barlow_twins_loss(view1, view2, *, lambda_param=5e-3, eps=1e-5,
   """
   checks.check_range("lambda_param", lambda_param, low=0.0)
   checks.check_range("eps", eps, low=0.0)
-  x, y, keep, count, batch_shape = _sample_sets(view1, view2, ("view1", "view2"),
-                                                where, sample_mask)
+  x, y, keep, count, batch_shape = _sample_sets(
+    view1, view2, ("view1", "view2"), where, sample_mask
+  )
   zx, zy = _standardize(x, keep, count, eps), _standardize(y, keep, count, eps)
   c = jnp.einsum("...nd,...ne->...de", zx, zy) / _per_problem(jnp.maximum(count, 1))
   on = jnp.sum(jnp.square(1.0 - jnp.diagonal(c, axis1=-2, axis2=-1)), axis=-1)
@@ -1256,14 +1405,25 @@ def barlow_twins_loss(view1, view2, *, lambda_param=5e-3, eps=1e-5,
 
 
 @register("contrastive", inputs=examples.SAMPLE_SETS, couples_rows=True)
-def vicreg_loss(view1, view2, *, sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0,
-                eps=1e-4, sample_mask=None, where=None, weights=None,
-                reduction="mean"):
+def vicreg_loss(
+  view1,
+  view2,
+  *,
+  sim_coeff=25.0,
+  std_coeff=25.0,
+  cov_coeff=1.0,
+  eps=1e-4,
+  sample_mask=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""VICReg: variance-invariance-covariance regularization of two views.
 
   .. math::
      \ell = \lambda\,\frac{1}{nD}\lVert Z^1 - Z^2\rVert^2
-       + \mu \sum_{v=1,2} \frac{1}{2D}\sum_d \max\big(0,\ 1 - \sqrt{\operatorname{Var}(Z^v_{:d}) + \epsilon}\big)
+       + \mu \sum_{v=1,2} \frac{1}{2D}\sum_d
+         \max\big(0,\ 1 - \sqrt{\operatorname{Var}(Z^v_{:d}) + \epsilon}\big)
        + \nu \sum_{v=1,2} \frac1D \sum_{d \ne e} \operatorname{Cov}(Z^v)_{de}^2
 
   with the unbiased variance and covariance over the :math:`n` samples and
@@ -1306,8 +1466,9 @@ def vicreg_loss(view1, view2, *, sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0,
     Self-Supervised Learning", ICLR 2022.
   """
   checks.check_range("eps", eps, low=0.0, low_inclusive=False)
-  x, y, keep, count, batch_shape = _sample_sets(view1, view2, ("view1", "view2"),
-                                                where, sample_mask)
+  x, y, keep, count, batch_shape = _sample_sets(
+    view1, view2, ("view1", "view2"), where, sample_mask
+  )
   d = x.shape[-1]
   invariance = jnp.sum(jnp.square(x - y), axis=(-2, -1)) / (jnp.maximum(count, 1) * d)
   variance = 0.0

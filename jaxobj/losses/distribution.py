@@ -31,10 +31,15 @@ from jaxobj._src.reduce import masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
-    "generalized_kl_divergence", "jensen_shannon_divergence", "kl_divergence",
-    "kl_divergence_with_log_targets", "knowledge_distillation_loss",
-    "maximum_mean_discrepancy", "reverse_kl_divergence", "wasserstein_1d",
-    "wasserstein_1d_histogram",
+  "generalized_kl_divergence",
+  "jensen_shannon_divergence",
+  "kl_divergence",
+  "kl_divergence_with_log_targets",
+  "knowledge_distillation_loss",
+  "maximum_mean_discrepancy",
+  "reverse_kl_divergence",
+  "wasserstein_1d",
+  "wasserstein_1d_histogram",
 ]
 
 _LOG2 = math.log(2.0)
@@ -53,13 +58,16 @@ def _distributions(first, second, names, axis, where, fills=(0.0, 0.0)):
   x = checks.as_float(first, names[0])
   checks.check_same_shape(names[0], x, names[1], second)
   if x.ndim < 1:
-    raise ValueError(f"{names[0]} must have a distribution axis, got a scalar; "
-                     f"pass arrays of shape [..., K].")
+    raise ValueError(
+      f"{names[0]} must have a distribution axis, got a scalar; pass arrays of shape [..., K]."
+    )
   y = checks.as_target(second, names[1], x)
   x, y = jnp.moveaxis(x, axis, -1), jnp.moveaxis(y, axis, -1)
   shape = x.shape[:-1]
-  return (masked_fill(where, x, shape, fills[0], axis_extra=1),
-          masked_fill(where, y, shape, fills[1], axis_extra=1))
+  return (
+    masked_fill(where, x, shape, fills[0], axis_extra=1),
+    masked_fill(where, y, shape, fills[1], axis_extra=1),
+  )
 
 
 def _safe_log(p):
@@ -92,8 +100,7 @@ def _scale_logits(x, temperature):
 
 
 @register("distribution", inputs=examples.LOG_PROBABILITIES)
-def kl_divergence(log_predictions, targets, *, axis=-1, where=None, weights=None,
-                  reduction="mean"):
+def kl_divergence(log_predictions, targets, *, axis=-1, where=None, weights=None, reduction="mean"):
   r"""Forward Kullback–Leibler divergence of the predictions from the targets.
 
   .. math::
@@ -145,15 +152,17 @@ def kl_divergence(log_predictions, targets, *, axis=-1, where=None, weights=None
     Kullback and Leibler, "On Information and Sufficiency", Annals of
     Mathematical Statistics 1951.
   """
-  log_q, p = _distributions(log_predictions, targets, ("log_predictions", "targets"),
-                            axis, where, fills=(0.0, 1.0))
+  log_q, p = _distributions(
+    log_predictions, targets, ("log_predictions", "targets"), axis, where, fills=(0.0, 1.0)
+  )
   values = _relative_entropy(p, _safe_log(p), log_q)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("distribution", inputs=examples.LOG_PROBABILITY_PAIRS)
-def kl_divergence_with_log_targets(log_predictions, log_targets, *, axis=-1,
-                                   where=None, weights=None, reduction="mean"):
+def kl_divergence_with_log_targets(
+  log_predictions, log_targets, *, axis=-1, where=None, weights=None, reduction="mean"
+):
   r"""Forward Kullback–Leibler divergence with the targets given as log-probabilities.
 
   .. math::
@@ -187,15 +196,17 @@ def kl_divergence_with_log_targets(log_predictions, log_targets, *, axis=-1,
     >>> print(round(float(jaxobj.kl_divergence_with_log_targets(log_q, log_p)), 4))
     0.3681
   """
-  log_q, log_p = _distributions(log_predictions, log_targets,
-                                ("log_predictions", "log_targets"), axis, where)
+  log_q, log_p = _distributions(
+    log_predictions, log_targets, ("log_predictions", "log_targets"), axis, where
+  )
   values = _relative_entropy(jnp.exp(log_p), log_p, log_q)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("distribution", inputs=examples.LOG_PROBABILITIES)
-def reverse_kl_divergence(log_predictions, targets, *, axis=-1, where=None,
-                          weights=None, reduction="mean"):
+def reverse_kl_divergence(
+  log_predictions, targets, *, axis=-1, where=None, weights=None, reduction="mean"
+):
   r"""Reverse Kullback–Leibler divergence: of the targets from the predictions.
 
   .. math::
@@ -226,15 +237,17 @@ def reverse_kl_divergence(log_predictions, targets, *, axis=-1, where=None,
     >>> print(round(float(jaxobj.reverse_kl_divergence(log_q, jnp.array([[0.9, 0.1, 0.0]]))), 4))
     0.5108
   """
-  log_q, p = _distributions(log_predictions, targets, ("log_predictions", "targets"),
-                            axis, where, fills=(0.0, 1.0))
+  log_q, p = _distributions(
+    log_predictions, targets, ("log_predictions", "targets"), axis, where, fills=(0.0, 1.0)
+  )
   values = _relative_entropy(jnp.exp(log_q), log_q, _safe_log(p))
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("distribution", inputs=examples.UNNORMALIZED)
-def generalized_kl_divergence(log_predictions, targets, *, axis=-1, where=None,
-                              weights=None, reduction="mean"):
+def generalized_kl_divergence(
+  log_predictions, targets, *, axis=-1, where=None, weights=None, reduction="mean"
+):
   r"""Generalized Kullback–Leibler divergence between unnormalized measures.
 
   .. math::
@@ -271,16 +284,17 @@ def generalized_kl_divergence(log_predictions, targets, *, axis=-1, where=None,
     Lee and Seung, "Algorithms for Non-negative Matrix Factorization",
     NeurIPS 2000.
   """
-  log_q, p = _distributions(log_predictions, targets, ("log_predictions", "targets"),
-                            axis, where, fills=(0.0, 1.0))
-  values = (_relative_entropy(p, _safe_log(p), log_q)
-            + jnp.sum(jnp.exp(log_q) - p, axis=-1))
+  log_q, p = _distributions(
+    log_predictions, targets, ("log_predictions", "targets"), axis, where, fills=(0.0, 1.0)
+  )
+  values = _relative_entropy(p, _safe_log(p), log_q) + jnp.sum(jnp.exp(log_q) - p, axis=-1)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("distribution", inputs=examples.LOG_PROBABILITIES)
-def jensen_shannon_divergence(log_predictions, targets, *, axis=-1, where=None,
-                              weights=None, reduction="mean"):
+def jensen_shannon_divergence(
+  log_predictions, targets, *, axis=-1, where=None, weights=None, reduction="mean"
+):
   r"""Jensen–Shannon divergence: symmetric, bounded by :math:`\log 2`.
 
   .. math::
@@ -316,23 +330,35 @@ def jensen_shannon_divergence(log_predictions, targets, *, axis=-1, where=None,
     Lin, "Divergence Measures Based on the Shannon Entropy", IEEE
     Transactions on Information Theory 1991.
   """
-  log_q, p = _distributions(log_predictions, targets, ("log_predictions", "targets"),
-                            axis, where, fills=(0.0, 1.0))
+  log_q, p = _distributions(
+    log_predictions, targets, ("log_predictions", "targets"), axis, where, fills=(0.0, 1.0)
+  )
   log_p = _safe_log(p)
   # Double where: logaddexp(-inf, -inf) has a NaN gradient.
   either = (log_q > -jnp.inf) | (p != 0)
-  log_m = jnp.where(
-      either,
-      jnp.logaddexp(jnp.where(either, log_q, 0.0), jnp.where(either, log_p, 0.0)),
-      -jnp.inf) - _LOG2
-  values = 0.5 * (_relative_entropy(jnp.exp(log_q), log_q, log_m)
-                  + _relative_entropy(p, log_p, log_m))
+  log_m = (
+    jnp.where(
+      either, jnp.logaddexp(jnp.where(either, log_q, 0.0), jnp.where(either, log_p, 0.0)), -jnp.inf
+    )
+    - _LOG2
+  )
+  values = 0.5 * (
+    _relative_entropy(jnp.exp(log_q), log_q, log_m) + _relative_entropy(p, log_p, log_m)
+  )
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("distribution", inputs=examples.LOGIT_PAIRS)
-def knowledge_distillation_loss(student_logits, teacher_logits, *, temperature=1.0,
-                                axis=-1, where=None, weights=None, reduction="mean"):
+def knowledge_distillation_loss(
+  student_logits,
+  teacher_logits,
+  *,
+  temperature=1.0,
+  axis=-1,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Knowledge distillation: temperature-softened KL from teacher to student, times T².
 
   .. math::
@@ -377,11 +403,12 @@ def knowledge_distillation_loss(student_logits, teacher_logits, *, temperature=1
     Network", NeurIPS Deep Learning Workshop 2014 (arXiv:1503.02531).
   """
   checks.check_range("temperature", temperature, low=0.0, low_inclusive=False)
-  s, t = _distributions(student_logits, teacher_logits,
-                        ("student_logits", "teacher_logits"), axis, where)
+  s, t = _distributions(
+    student_logits, teacher_logits, ("student_logits", "teacher_logits"), axis, where
+  )
   log_q = jax.nn.log_softmax(_scale_logits(s, temperature), axis=-1)
   log_p = jax.nn.log_softmax(_scale_logits(t, temperature), axis=-1)
-  values = temperature ** 2 * _relative_entropy(jnp.exp(log_p), log_p, log_q)
+  values = temperature**2 * _relative_entropy(jnp.exp(log_p), log_p, log_q)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -390,8 +417,9 @@ def knowledge_distillation_loss(student_logits, teacher_logits, *, temperature=1
 
 
 @register("distribution", inputs=examples.HISTOGRAMS)
-def wasserstein_1d_histogram(predictions, targets, *, bin_width=1.0, where=None,
-                             weights=None, reduction="mean"):
+def wasserstein_1d_histogram(
+  predictions, targets, *, bin_width=1.0, where=None, weights=None, reduction="mean"
+):
   r"""Wasserstein-1 (earth mover's) distance between histograms on a shared 1-D grid.
 
   .. math::
@@ -452,8 +480,7 @@ def _quantile_pairing(n: int, m: int):
 
 
 @register("distribution", inputs=examples.SAMPLES_1D, couples_rows=True)
-def wasserstein_1d(samples, target_samples, *, where=None, weights=None,
-                   reduction="mean"):
+def wasserstein_1d(samples, target_samples, *, where=None, weights=None, reduction="mean"):
   r"""Wasserstein-1 distance between two 1-D empirical distributions.
 
   .. math::
@@ -495,9 +522,10 @@ def wasserstein_1d(samples, target_samples, *, where=None, weights=None,
   sx, sy = x.shape, y.shape
   if x.ndim < 1 or y.ndim < 1 or sx[:-1] != sy[:-1] or 0 in (sx[-1:] + sy[-1:]):
     raise ValueError(
-        f"samples and target_samples must be [..., n] and [..., m] with the same "
-        f"batch axes and n, m >= 1, got samples.shape={sx} and "
-        f"target_samples.shape={sy}. Put the samples on the last axis of both.")
+      f"samples and target_samples must be [..., n] and [..., m] with the same "
+      f"batch axes and n, m >= 1, got samples.shape={sx} and "
+      f"target_samples.shape={sy}. Put the samples on the last axis of both."
+    )
   y = checks.as_target(y, "target_samples", x)
   shape = sx[:-1]
   x = jnp.sort(masked_fill(where, x, shape, axis_extra=1), axis=-1)
@@ -529,8 +557,8 @@ def _rbf(d, bandwidth):
   """Sum of Gaussian kernels ``exp(-d / (2 sigma^2))`` over the bandwidths."""
   sigma = jnp.asarray(bandwidth, d.dtype)
   if sigma.ndim == 0:
-    return jnp.exp(-0.5 * d / sigma ** 2)
-  return jnp.sum(jnp.exp(-0.5 * d[..., None] / sigma ** 2), axis=-1)
+    return jnp.exp(-0.5 * d / sigma**2)
+  return jnp.sum(jnp.exp(-0.5 * d[..., None] / sigma**2), axis=-1)
 
 
 def _mean_kernel(k, unbiased: bool):
@@ -543,9 +571,16 @@ def _mean_kernel(k, unbiased: bool):
 
 
 @register("distribution", inputs=examples.SAMPLE_SETS, couples_rows=True)
-def maximum_mean_discrepancy(samples, target_samples, *, bandwidth=1.0,
-                             unbiased=False, where=None, weights=None,
-                             reduction="mean"):
+def maximum_mean_discrepancy(
+  samples,
+  target_samples,
+  *,
+  bandwidth=1.0,
+  unbiased=False,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Squared maximum mean discrepancy between two sample sets, Gaussian RBF kernel.
 
   .. math::
@@ -597,20 +632,25 @@ def maximum_mean_discrepancy(samples, target_samples, *, bandwidth=1.0,
   if isinstance(bandwidth, (tuple, list)):
     bandwidth = jnp.asarray(bandwidth)  # a sequence may hold tracers (jit, vmap)
   if np.ndim(bandwidth) > 1:
-    raise ValueError(f"bandwidth must be a scalar or 1-D (one kernel per width), got "
-                     f"bandwidth.shape={np.shape(bandwidth)}.")
+    raise ValueError(
+      f"bandwidth must be a scalar or 1-D (one kernel per width), got "
+      f"bandwidth.shape={np.shape(bandwidth)}."
+    )
   checks.check_range("bandwidth", bandwidth, low=0.0, low_inclusive=False)
   x = checks.as_float(samples, "samples")
   y = jnp.asarray(target_samples)
   sx, sy = x.shape, y.shape
   if x.ndim < 2 or y.ndim < 2 or sx[:-2] != sy[:-2] or sx[-1] != sy[-1]:
     raise ValueError(
-        f"samples and target_samples must be [..., n, D] and [..., m, D] with the "
-        f"same batch axes and feature size D, got samples.shape={sx} and "
-        f"target_samples.shape={sy}.")
+      f"samples and target_samples must be [..., n, D] and [..., m, D] with the "
+      f"same batch axes and feature size D, got samples.shape={sx} and "
+      f"target_samples.shape={sy}."
+    )
   if unbiased and min(sx[-2], sy[-2]) < 2:
-    raise ValueError(f"unbiased=True needs at least 2 samples per set, got "
-                     f"samples.shape={sx} and target_samples.shape={sy}.")
+    raise ValueError(
+      f"unbiased=True needs at least 2 samples per set, got "
+      f"samples.shape={sx} and target_samples.shape={sy}."
+    )
   y = checks.as_target(y, "target_samples", x)
   shape = sx[:-2]
   x = masked_fill(where, x, shape, axis_extra=2)
@@ -624,6 +664,7 @@ def maximum_mean_discrepancy(samples, target_samples, *, bandwidth=1.0,
   kxx = _rbf(_squared_distances(x - cx, x - cx, True), bandwidth)
   kyy = _rbf(_squared_distances(y - cy, y - cy, True), bandwidth)
   kxy = _rbf(_squared_distances(x - c, y - c, False), bandwidth)
-  values = (_mean_kernel(kxx, unbiased) + _mean_kernel(kyy, unbiased)
-            - 2.0 * jnp.mean(kxy, axis=(-2, -1)))
+  values = (
+    _mean_kernel(kxx, unbiased) + _mean_kernel(kyy, unbiased) - 2.0 * jnp.mean(kxy, axis=(-2, -1))
+  )
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)

@@ -17,7 +17,8 @@ critic function itself and differentiate it inside the loss.
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,9 +34,16 @@ from jaxobj.registry import register
 # public function with a reduction must be registered): use them as
 # jaxobj.losses.generative.wgan_gradient_penalty / r1_penalty.
 __all__ = [
-    "GAN_LOSS_KINDS", "ElboTerms", "bernoulli_reconstruction_loss", "gan_discriminator_loss",
-    "gan_generator_loss", "gaussian_kl_divergence", "gaussian_reconstruction_loss",
-    "negative_elbo", "r1_penalty", "wgan_gradient_penalty",
+  "GAN_LOSS_KINDS",
+  "ElboTerms",
+  "bernoulli_reconstruction_loss",
+  "gan_discriminator_loss",
+  "gan_generator_loss",
+  "gaussian_kl_divergence",
+  "gaussian_reconstruction_loss",
+  "negative_elbo",
+  "r1_penalty",
+  "wgan_gradient_penalty",
 ]
 
 GAN_LOSS_KINDS = ("minimax", "non_saturating", "hinge", "wasserstein", "least_squares")
@@ -47,13 +55,17 @@ GAN_LOSS_KINDS = ("minimax", "non_saturating", "hinge", "wasserstein", "least_sq
 
 def _event_split(x, event_ndims, name):
   """The per-sample (batch) shape: ``x.shape`` without its event axes."""
-  if isinstance(event_ndims, bool) or not isinstance(event_ndims, int) or not (
-      0 <= event_ndims <= x.ndim):
+  if (
+    isinstance(event_ndims, bool)
+    or not isinstance(event_ndims, int)
+    or not (0 <= event_ndims <= x.ndim)
+  ):
     raise ValueError(
-        f"event_ndims must be an int in [0, {name}.ndim={x.ndim}] (the number of "
-        f"trailing axes summed per sample), got event_ndims={event_ndims!r} for "
-        f"{name}.shape={x.shape}.")
-  return x.shape[:x.ndim - event_ndims]
+      f"event_ndims must be an int in [0, {name}.ndim={x.ndim}] (the number of "
+      f"trailing axes summed per sample), got event_ndims={event_ndims!r} for "
+      f"{name}.shape={x.shape}."
+    )
+  return x.shape[: x.ndim - event_ndims]
 
 
 def _inverse_sd(log_variance):
@@ -81,8 +93,11 @@ def _per_sample(where, event_ndims, first, *others):
   for name, value, fill, is_target in others:
     checks.check_same_shape(name0, x, name, value)
     a = checks.as_target(value, name, x) if is_target else checks.as_float(value, name)
-    out.append(masked_fill(where, a.astype(jnp.promote_types(a.dtype, x.dtype)), shape,
-                           fill, axis_extra=event_ndims))
+    out.append(
+      masked_fill(
+        where, a.astype(jnp.promote_types(a.dtype, x.dtype)), shape, fill, axis_extra=event_ndims
+      )
+    )
   return out, shape
 
 
@@ -91,8 +106,17 @@ def _per_sample(where, event_ndims, first, *others):
 
 
 @register("generative", inputs=examples.POSTERIOR)
-def gaussian_kl_divergence(mean, log_variance, prior_mean=None, prior_log_variance=None, *,
-                           event_ndims=1, where=None, weights=None, reduction="mean"):
+def gaussian_kl_divergence(
+  mean,
+  log_variance,
+  prior_mean=None,
+  prior_log_variance=None,
+  *,
+  event_ndims=1,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""KL divergence of a diagonal Gaussian from the standard normal or another diagonal Gaussian.
 
   .. math::
@@ -149,13 +173,15 @@ def gaussian_kl_divergence(mean, log_variance, prior_mean=None, prior_log_varian
   s_p = next(rest) if prior_log_variance is not None else 0.0
   d = s - s_p
   terms = jnp.expm1(d) - d + jnp.square((mu - mu_p) * _inverse_sd(jnp.asarray(s_p, d.dtype)))
-  return reduce_loss(0.5 * _sum_events(terms, event_ndims), where=where, weights=weights,
-                     reduction=reduction)
+  return reduce_loss(
+    0.5 * _sum_events(terms, event_ndims), where=where, weights=weights, reduction=reduction
+  )
 
 
 @register("generative", inputs=examples.BERNOULLI)
-def bernoulli_reconstruction_loss(logits, targets, *, event_ndims=1, where=None,
-                                  weights=None, reduction="mean"):
+def bernoulli_reconstruction_loss(
+  logits, targets, *, event_ndims=1, where=None, weights=None, reduction="mean"
+):
   r"""Bernoulli negative log-likelihood of data given decoder logits, summed over the event axes.
 
   .. math::
@@ -187,20 +213,31 @@ def bernoulli_reconstruction_loss(logits, targets, *, event_ndims=1, where=None,
     >>> print(jaxobj.bernoulli_reconstruction_loss(x, y, reduction="none"))
     [0.6932 0.0972]
   """
-  (x, y), _ = _per_sample(where, event_ndims, ("logits", logits, 0.0, False),
-                          ("targets", targets, 0.0, True))
+  (x, y), _ = _per_sample(
+    where, event_ndims, ("logits", logits, 0.0, False), ("targets", targets, 0.0, True)
+  )
   values = y * jax.nn.softplus(-x) + (1.0 - y) * jax.nn.softplus(x)
-  return reduce_loss(_sum_events(values, event_ndims), where=where, weights=weights,
-                     reduction=reduction)
+  return reduce_loss(
+    _sum_events(values, event_ndims), where=where, weights=weights, reduction=reduction
+  )
 
 
 _HALF_LOG_2PI = 0.9189385332046727
 
 
 @register("generative", inputs=examples.GAUSSIAN)
-def gaussian_reconstruction_loss(predictions, targets, log_variance=None, *, variance=1.0,
-                                 full=False, event_ndims=1, where=None, weights=None,
-                                 reduction="mean"):
+def gaussian_reconstruction_loss(
+  predictions,
+  targets,
+  log_variance=None,
+  *,
+  variance=1.0,
+  full=False,
+  event_ndims=1,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Gaussian NLL of data given decoder means, with a fixed or a predicted variance.
 
   .. math::
@@ -247,8 +284,7 @@ def gaussian_reconstruction_loss(predictions, targets, log_variance=None, *, var
   others = [("targets", targets, 0.0, True)]
   if log_variance is not None:
     others.append(("log_variance", log_variance, 0.0, False))
-  arrays, _ = _per_sample(where, event_ndims, ("predictions", predictions, 0.0, False),
-                          *others)
+  arrays, _ = _per_sample(where, event_ndims, ("predictions", predictions, 0.0, False), *others)
   mu, y = arrays[:2]
   if log_variance is not None:
     s = arrays[2]
@@ -257,20 +293,23 @@ def gaussian_reconstruction_loss(predictions, targets, log_variance=None, *, var
     values = 0.5 * (jnp.square(y - mu) / variance + jnp.log(variance))
   if full:
     values = values + _HALF_LOG_2PI
-  return reduce_loss(_sum_events(values, event_ndims), where=where, weights=weights,
-                     reduction=reduction)
+  return reduce_loss(
+    _sum_events(values, event_ndims), where=where, weights=weights, reduction=reduction
+  )
 
 
 class ElboTerms(NamedTuple):
   """The negative ELBO and its two terms, each reduced the same way."""
+
   loss: jax.Array
   reconstruction: jax.Array
   kl: jax.Array
 
 
 @register("generative", inputs=examples.ELBO_TERMS)
-def negative_elbo(reconstruction, kl, *, beta=1.0, return_terms=False, where=None,
-                  weights=None, reduction="mean"):
+def negative_elbo(
+  reconstruction, kl, *, beta=1.0, return_terms=False, where=None, weights=None, reduction="mean"
+):
   r"""The negative ELBO, reconstruction + beta * KL, optionally with both terms for logging.
 
   .. math::
@@ -320,8 +359,9 @@ def negative_elbo(reconstruction, kl, *, beta=1.0, return_terms=False, where=Non
     Sentences from a Continuous Space", CoNLL 2016 (KL annealing).
   """
   checks.check_range("beta", beta, low=0.0)
-  (rec, kl_), _ = _per_sample(where, 0, ("reconstruction", reconstruction, 0.0, False),
-                              ("kl", kl, 0.0, False))
+  (rec, kl_), _ = _per_sample(
+    where, 0, ("reconstruction", reconstruction, 0.0, False), ("kl", kl, 0.0, False)
+  )
   reduce = lambda v: reduce_loss(v, where=where, weights=weights, reduction=reduction)
   total = reduce(rec + beta * kl_)
   return ElboTerms(total, reduce(rec), reduce(kl_)) if return_terms else total
@@ -333,13 +373,15 @@ def negative_elbo(reconstruction, kl, *, beta=1.0, return_terms=False, where=Non
 
 def _check_kind(kind):
   if not isinstance(kind, str) or kind not in GAN_LOSS_KINDS:
-    raise ValueError(f"kind={kind!r} is not supported; choose one of "
-                     f"{', '.join(repr(k) for k in GAN_LOSS_KINDS)}.")
+    raise ValueError(
+      f"kind={kind!r} is not supported; choose one of {', '.join(repr(k) for k in GAN_LOSS_KINDS)}."
+    )
 
 
 @register("generative", inputs=examples.DISCRIMINATOR)
-def gan_discriminator_loss(real_logits, fake_logits, *, kind="non_saturating", where=None,
-                           weights=None, reduction="mean"):
+def gan_discriminator_loss(
+  real_logits, fake_logits, *, kind="non_saturating", where=None, weights=None, reduction="mean"
+):
   r"""Discriminator (critic) loss of a GAN, from its outputs on real and generated samples.
 
   .. math::
@@ -390,8 +432,9 @@ def gan_discriminator_loss(real_logits, fake_logits, *, kind="non_saturating", w
     2017; Mao et al., "Least Squares GANs", ICCV 2017.
   """
   _check_kind(kind)
-  (r, f), _ = _per_sample(where, 0, ("real_logits", real_logits, 0.0, False),
-                          ("fake_logits", fake_logits, 0.0, False))
+  (r, f), _ = _per_sample(
+    where, 0, ("real_logits", real_logits, 0.0, False), ("fake_logits", fake_logits, 0.0, False)
+  )
   if kind in ("minimax", "non_saturating"):
     values = jax.nn.softplus(-r) + jax.nn.softplus(f)
   elif kind == "hinge":
@@ -404,8 +447,9 @@ def gan_discriminator_loss(real_logits, fake_logits, *, kind="non_saturating", w
 
 
 @register("generative", inputs=examples.GENERATOR)
-def gan_generator_loss(fake_logits, *, kind="non_saturating", where=None, weights=None,
-                       reduction="mean"):
+def gan_generator_loss(
+  fake_logits, *, kind="non_saturating", where=None, weights=None, reduction="mean"
+):
   r"""Generator loss of a GAN, from the discriminator's outputs on generated samples.
 
   .. math::
@@ -484,9 +528,18 @@ def _samples(x, name):
 
 
 @register("generative")  # takes the critic function: no example inputs to draw
-def wgan_gradient_penalty(critic: Callable[[jax.Array], jax.Array], real, fake, *, key=None,
-                          interpolation=None, target=1.0, where=None, weights=None,
-                          reduction="mean"):
+def wgan_gradient_penalty(
+  critic: Callable[[jax.Array], jax.Array],
+  real,
+  fake,
+  *,
+  key=None,
+  interpolation=None,
+  target=1.0,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""WGAN-GP gradient penalty: the critic's input-gradient norm pulled to 1 at random interpolates.
 
   .. math::
@@ -538,15 +591,19 @@ def wgan_gradient_penalty(critic: Callable[[jax.Array], jax.Array], real, fake, 
   x_fake = checks.as_float(fake, "fake").astype(x.dtype)
   shape = x.shape[:1]
   if (key is None) == (interpolation is None):
-    raise ValueError("pass exactly one of key= (to draw the interpolation coefficients) "
-                     "and interpolation= (the coefficients, shape (batch,)).")
+    raise ValueError(
+      "pass exactly one of key= (to draw the interpolation coefficients) "
+      "and interpolation= (the coefficients, shape (batch,))."
+    )
   if interpolation is None:
     eps = jax.random.uniform(key, shape, x.dtype)
   else:
     eps = checks.as_float(interpolation, "interpolation").astype(x.dtype)
     if eps.shape != shape:
-      raise ValueError(f"interpolation must have shape {shape} (one coefficient per "
-                       f"sample), got interpolation.shape={eps.shape}.")
+      raise ValueError(
+        f"interpolation must have shape {shape} (one coefficient per "
+        f"sample), got interpolation.shape={eps.shape}."
+      )
   eps = masked_fill(where, eps, shape)
   x = masked_fill(where, x, shape, axis_extra=x.ndim - 1)
   x_fake = masked_fill(where, x_fake, shape, axis_extra=x.ndim - 1)
@@ -554,15 +611,22 @@ def wgan_gradient_penalty(critic: Callable[[jax.Array], jax.Array], real, fake, 
   sq = _input_gradient_sq_norms(critic, mixed)
   # Double where: sqrt's derivative is infinite at 0. A NaN norm stays NaN.
   positive = sq > 0
-  norm = jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)),
-                   jnp.where(jnp.isnan(sq), sq, 0.0))
-  return reduce_loss(jnp.square(norm - target), where=where, weights=weights,
-                     reduction=reduction)
+  norm = jnp.where(
+    positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), jnp.where(jnp.isnan(sq), sq, 0.0)
+  )
+  return reduce_loss(jnp.square(norm - target), where=where, weights=weights, reduction=reduction)
 
 
 @register("generative")  # takes the critic function: no example inputs to draw
-def r1_penalty(critic: Callable[[jax.Array], jax.Array], real, *, gamma=10.0, where=None,
-               weights=None, reduction="mean"):
+def r1_penalty(
+  critic: Callable[[jax.Array], jax.Array],
+  real,
+  *,
+  gamma=10.0,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""R1 regularizer: the squared norm of the discriminator's input gradient on real data.
 
   .. math:: \ell_i = \frac{\gamma}{2}\,\lVert \nabla_x D(x_i) \rVert_2^2

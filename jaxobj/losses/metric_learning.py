@@ -27,7 +27,8 @@ distances), never a ``[B, B, D]`` broadcast. Squared Euclidean distances are
 (distances do not change, the cancellation error shrinks), clamped at 0;
 square roots have gradient 0 at 0, so duplicate embeddings give finite
 gradients. Hinges :math:`\max(0, v)` have gradient 0 at :math:`v = 0` (as
-``jax.nn.relu`` and torch's ``clamp_min``), not ``jnp.maximum``'s 1/2. Cosine similarities divide by :math:`\max(\|x\|, \epsilon)`, so a
+``jax.nn.relu`` and torch's ``clamp_min``), not ``jnp.maximum``'s 1/2.
+Cosine similarities divide by :math:`\max(\|x\|, \epsilon)`, so a
 zero vector has similarity 0 with everything, with finite gradients.
 """
 
@@ -46,10 +47,16 @@ from jaxobj._src.reduce import masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
-    "arcface_loss", "batch_all_triplet_loss", "batch_hard_triplet_loss",
-    "cosface_loss", "cosine_embedding_loss", "init_class_centers",
-    "multi_similarity_loss", "npairs_loss", "pairwise_contrastive_loss",
-    "triplet_margin_loss",
+  "arcface_loss",
+  "batch_all_triplet_loss",
+  "batch_hard_triplet_loss",
+  "cosface_loss",
+  "cosine_embedding_loss",
+  "init_class_centers",
+  "multi_similarity_loss",
+  "npairs_loss",
+  "pairwise_contrastive_loss",
+  "triplet_margin_loss",
 ]
 
 # torch.nn.functional.normalize's eps (pytorch-metric-learning's CosineSimilarity).
@@ -143,13 +150,13 @@ def _sum_of_hinges(thresholds, d, neg):
   median = jnp.take_along_axis(srt, (n_neg // 2)[:, None], axis=1)
   shift = jax.lax.stop_gradient(jnp.where(n_neg[:, None] > 0, median, 0.0))
   shifted = jnp.where(jnp.isfinite(srt), srt - shift, 0.0)
-  prefix = jnp.cumsum(jnp.concatenate([jnp.zeros_like(shifted[:, :1]), shifted], axis=1),
-                      axis=1)
+  prefix = jnp.cumsum(jnp.concatenate([jnp.zeros_like(shifted[:, :1]), shifted], axis=1), axis=1)
   below = jax.vmap(functools.partial(jnp.searchsorted, side="left"))(srt, thresholds)
   # A NaN distance sorts last and is never below a threshold: pass it on explicitly.
   nan = jnp.where(jnp.any(neg & jnp.isnan(d), axis=1, keepdims=True), jnp.nan, 0.0)
-  return (below.astype(d.dtype) * (thresholds - shift)
-          - jnp.take_along_axis(prefix, below, axis=1) + nan)
+  return (
+    below.astype(d.dtype) * (thresholds - shift) - jnp.take_along_axis(prefix, below, axis=1) + nan
+  )
 
 
 # --------------------------------------------------------------------------
@@ -158,8 +165,9 @@ def _sum_of_hinges(thresholds, d, neg):
 
 def _check_choice(name, value, choices):
   if value not in choices:
-    raise ValueError(f"{name}={value!r} is not supported; choose one of "
-                     f"{', '.join(repr(c) for c in choices)}.")
+    raise ValueError(
+      f"{name}={value!r} is not supported; choose one of {', '.join(repr(c) for c in choices)}."
+    )
 
 
 def _embeddings(names, arrays, where):
@@ -169,8 +177,10 @@ def _embeddings(names, arrays, where):
   """
   xs = [checks.as_float(a, n) for n, a in zip(names, arrays)]
   if xs[0].ndim < 1:
-    raise ValueError(f"{names[0]} must have a trailing feature axis [..., D], got "
-                     f"{names[0]}.shape={xs[0].shape}; add one with {names[0]}[..., None].")
+    raise ValueError(
+      f"{names[0]} must have a trailing feature axis [..., D], got "
+      f"{names[0]}.shape={xs[0].shape}; add one with {names[0]}[..., None]."
+    )
   for n, x in zip(names[1:], xs[1:]):
     checks.check_same_shape(names[0], xs[0], n, x)
   shape = xs[0].shape[:-1]
@@ -182,9 +192,10 @@ def _pair_labels(labels, like, like_name, shape, where, fill):
   y = jnp.asarray(labels)
   if y.shape != shape:
     raise ValueError(
-        f"labels.shape must equal {like_name}.shape[:-1] (one label per pair), got "
-        f"{like_name}.shape={like.shape} and labels.shape={y.shape}. Reshape labels "
-        f"(e.g. labels.squeeze(-1) for a trailing axis of 1).")
+      f"labels.shape must equal {like_name}.shape[:-1] (one label per pair), got "
+      f"{like_name}.shape={like.shape} and labels.shape={y.shape}. Reshape labels "
+      f"(e.g. labels.squeeze(-1) for a trailing axis of 1)."
+    )
   return masked_fill(where, checks.as_target(y, "labels", like), shape, fill=fill)
 
 
@@ -194,8 +205,11 @@ def _labelled_batch(names, arrays, labels, where):
   xs, shape = _embeddings(names, arrays, where)
   y = checks.as_labels(labels, "labels")
   checks.check_label_shape(names[0], xs[0], "labels", y)
-  valid = (jnp.ones(shape, bool) if where is None
-           else jnp.broadcast_to(checks.as_mask(where, shape), shape))
+  valid = (
+    jnp.ones(shape, bool)
+    if where is None
+    else jnp.broadcast_to(checks.as_mask(where, shape), shape)
+  )
   dim = xs[0].shape[-1]
   return [x.reshape(-1, dim) for x in xs], y.reshape(-1), valid.reshape(-1), shape
 
@@ -217,9 +231,10 @@ def _margin_inputs(embeddings, labels, centers, where):
   w = checks.as_float(centers, "centers")
   if w.ndim != 2 or w.shape[1] != x.shape[-1]:
     raise ValueError(
-        f"centers must have shape (num_classes, D) with D = embeddings.shape[-1], got "
-        f"centers.shape={w.shape} and embeddings.shape={x.shape}. Draw them with "
-        f"init_class_centers(key, num_classes, {x.shape[-1]}).")
+      f"centers must have shape (num_classes, D) with D = embeddings.shape[-1], got "
+      f"centers.shape={w.shape} and embeddings.shape={x.shape}. Draw them with "
+      f"init_class_centers(key, num_classes, {x.shape[-1]})."
+    )
   shape = y.shape
   x = masked_fill(where, x, shape, axis_extra=1)
   y = masked_fill(where, y, shape, fill=0)
@@ -245,8 +260,9 @@ def _margin_softmax(cos, y, target_logit, scale, where, weights, reduction):
 
 
 @register("metric_learning", inputs=examples.PAIRS_BINARY)
-def pairwise_contrastive_loss(embeddings1, embeddings2, labels, *, margin=1.0,
-                              where=None, weights=None, reduction="mean"):
+def pairwise_contrastive_loss(
+  embeddings1, embeddings2, labels, *, margin=1.0, where=None, weights=None, reduction="mean"
+):
   r"""Contrastive loss of embedding pairs: similar pairs pulled in, dissimilar pushed past a margin.
 
   .. math::
@@ -293,8 +309,7 @@ def pairwise_contrastive_loss(embeddings1, embeddings2, labels, *, margin=1.0,
     Invariant Mapping", CVPR 2006.
   """
   checks.check_range("margin", margin, low=0.0)
-  (x1, x2), shape = _embeddings(("embeddings1", "embeddings2"),
-                                (embeddings1, embeddings2), where)
+  (x1, x2), shape = _embeddings(("embeddings1", "embeddings2"), (embeddings1, embeddings2), where)
   y = _pair_labels(labels, x1, "embeddings1", shape, where, fill=1.0)
   d2 = _sq_norm(x1 - x2)
   hinge = jax.nn.relu(margin - _safe_sqrt(d2))
@@ -303,8 +318,17 @@ def pairwise_contrastive_loss(embeddings1, embeddings2, labels, *, margin=1.0,
 
 
 @register("metric_learning", inputs=examples.PAIRS_SIGNED)
-def cosine_embedding_loss(embeddings1, embeddings2, labels, *, margin=0.0, axis=-1,
-                          where=None, weights=None, reduction="mean"):
+def cosine_embedding_loss(
+  embeddings1,
+  embeddings2,
+  labels,
+  *,
+  margin=0.0,
+  axis=-1,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Cosine embedding loss: 1 - cos for similar pairs, a hinge on cos for dissimilar ones.
 
   .. math::
@@ -348,14 +372,14 @@ def cosine_embedding_loss(embeddings1, embeddings2, labels, *, margin=0.0, axis=
   """
   checks.check_range("margin", margin, low=-1.0, high=1.0)
   embeddings1, embeddings2 = checks.feature_axis_last(
-      "cosine_embedding_loss", axis, ("embeddings1", "embeddings2"), embeddings1, embeddings2)
-  (x1, x2), shape = _embeddings(("embeddings1", "embeddings2"),
-                                (embeddings1, embeddings2), where)
+    "cosine_embedding_loss", axis, ("embeddings1", "embeddings2"), embeddings1, embeddings2
+  )
+  (x1, x2), shape = _embeddings(("embeddings1", "embeddings2"), (embeddings1, embeddings2), where)
   y = _pair_labels(labels, x1, "embeddings1", shape, where, fill=1.0)
-  cos = jnp.sum(x1 * x2, axis=-1) / (jnp.sqrt(_sq_norm(x1) + _COSINE_EMBEDDING_EPS)
-                                     * jnp.sqrt(_sq_norm(x2) + _COSINE_EMBEDDING_EPS))
-  values = jnp.where(y == 1, 1.0 - cos,
-                     jnp.where(y == -1, jax.nn.relu(cos - margin), jnp.nan))
+  cos = jnp.sum(x1 * x2, axis=-1) / (
+    jnp.sqrt(_sq_norm(x1) + _COSINE_EMBEDDING_EPS) * jnp.sqrt(_sq_norm(x2) + _COSINE_EMBEDDING_EPS)
+  )
+  values = jnp.where(y == 1, 1.0 - cos, jnp.where(y == -1, jax.nn.relu(cos - margin), jnp.nan))
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -363,15 +387,27 @@ def _tuple_distance(x, y, distance, p, eps):
   if distance == "squared_euclidean":
     return _sq_norm(x - y)
   if distance == "cosine":
-    return 1.0 - jnp.sum(_normalize(x, _COSINE_SIMILARITY_EPS)
-                         * _normalize(y, _COSINE_SIMILARITY_EPS), axis=-1)
+    return 1.0 - jnp.sum(
+      _normalize(x, _COSINE_SIMILARITY_EPS) * _normalize(y, _COSINE_SIMILARITY_EPS), axis=-1
+    )
   return _lp_norm(x - y + eps, p)
 
 
 @register("metric_learning", inputs=examples.TRIPLETS)
-def triplet_margin_loss(anchors, positives, negatives, *, margin=1.0, p=2.0,
-                        eps=1e-6, swap=False, distance="lp", where=None,
-                        weights=None, reduction="mean"):
+def triplet_margin_loss(
+  anchors,
+  positives,
+  negatives,
+  *,
+  margin=1.0,
+  p=2.0,
+  eps=1e-6,
+  swap=False,
+  distance="lp",
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Triplet margin loss: the positive closer to the anchor than the negative by a margin.
 
   .. math::
@@ -429,8 +465,9 @@ def triplet_margin_loss(anchors, positives, negatives, *, margin=1.0, p=2.0,
   checks.check_range("p", p, low=0.0, low_inclusive=False)
   checks.check_range("eps", eps, low=0.0)
   _check_choice("distance", distance, TRIPLET_DISTANCES)
-  (a, pos, neg), _ = _embeddings(("anchors", "positives", "negatives"),
-                                 (anchors, positives, negatives), where)
+  (a, pos, neg), _ = _embeddings(
+    ("anchors", "positives", "negatives"), (anchors, positives, negatives), where
+  )
   dist = functools.partial(_tuple_distance, distance=distance, p=p, eps=eps)
   d_neg = dist(a, neg)
   if swap:
@@ -444,9 +481,10 @@ def triplet_margin_loss(anchors, positives, negatives, *, margin=1.0, p=2.0,
 
 
 @register("metric_learning", inputs=examples.ANCHOR_POSITIVE_LABELS, couples_rows=True)
-def npairs_loss(anchors, positives, labels, *, reg_lambda=0.002, where=None,
-                weights=None, reduction="mean"):
-  r"""Multi-class N-pair loss: each anchor's positive picked out of the batch's positives by softmax.
+def npairs_loss(
+  anchors, positives, labels, *, reg_lambda=0.002, where=None, weights=None, reduction="mean"
+):
+  r"""Multi-class N-pair loss: each anchor's positive picked from the batch's positives by softmax.
 
   .. math::
      \ell_i = -\sum_j t_{ij} \log \operatorname{softmax}_j(a_i \cdot p_j)
@@ -498,24 +536,27 @@ def npairs_loss(anchors, positives, labels, *, reg_lambda=0.002, where=None,
     Objective", NeurIPS 2016.
   """
   checks.check_range("reg_lambda", reg_lambda, low=0.0)
-  (a, p), y, valid, shape = _labelled_batch(("anchors", "positives"),
-                                            (anchors, positives), labels, where)
+  (a, p), y, valid, shape = _labelled_batch(
+    ("anchors", "positives"), (anchors, positives), labels, where
+  )
   sim = _gram(a, p)
   cols = valid[None, :]
   # Rows of masked anchors get harmless logits (all -inf would give NaN gradients).
   logits = jnp.where(valid[:, None], jnp.where(cols, sim, -jnp.inf), 0.0)
   target = (y[:, None] == y[None, :]) & cols
   target_sim = jnp.sum(jnp.where(target, sim, 0.0), axis=1) / jnp.maximum(
-      jnp.sum(target, axis=1), 1)
-  values = (jax.nn.logsumexp(logits, axis=1) - target_sim
-            + 0.25 * reg_lambda * (_sq_norm(a) + _sq_norm(p)))
-  return reduce_loss(values.reshape(shape), where=where, weights=weights,
-                     reduction=reduction)
+    jnp.sum(target, axis=1), 1
+  )
+  values = (
+    jax.nn.logsumexp(logits, axis=1) - target_sim + 0.25 * reg_lambda * (_sq_norm(a) + _sq_norm(p))
+  )
+  return reduce_loss(values.reshape(shape), where=where, weights=weights, reduction=reduction)
 
 
 @register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
-def multi_similarity_loss(embeddings, labels, *, alpha=2.0, beta=50.0, base=0.5,
-                          where=None, weights=None, reduction="mean"):
+def multi_similarity_loss(
+  embeddings, labels, *, alpha=2.0, beta=50.0, base=0.5, where=None, weights=None, reduction="mean"
+):
   r"""Multi-similarity loss: soft weighting of every positive and negative cosine similarity.
 
   .. math::
@@ -567,10 +608,8 @@ def multi_similarity_loss(embeddings, labels, *, alpha=2.0, beta=50.0, base=0.5,
   z = _normalize(x, NORMALIZE_EPS)
   sim = _gram(z, z) - base
   pos, neg = _positives_negatives(y, valid)
-  values = (_log1p_sum_exp(-alpha * sim, pos) / alpha
-            + _log1p_sum_exp(beta * sim, neg) / beta)
-  return reduce_loss(values.reshape(shape), where=where, weights=weights,
-                     reduction=reduction)
+  values = _log1p_sum_exp(-alpha * sim, pos) / alpha + _log1p_sum_exp(beta * sim, neg) / beta
+  return reduce_loss(values.reshape(shape), where=where, weights=weights, reduction=reduction)
 
 
 def _distances_and_masks(embeddings, labels, where, distance):
@@ -583,14 +622,23 @@ def _distances_and_masks(embeddings, labels, where, distance):
 def _reduce_anchors(values, has_triplet, shape, weights, reduction):
   """Anchors without a positive or a negative are left out like masked ones."""
   values = jnp.where(has_triplet, values, 0.0)
-  return reduce_loss(values.reshape(shape), where=has_triplet.reshape(shape),
-                     weights=weights, reduction=reduction)
+  return reduce_loss(
+    values.reshape(shape), where=has_triplet.reshape(shape), weights=weights, reduction=reduction
+  )
 
 
 @register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
-def batch_hard_triplet_loss(embeddings, labels, *, margin=1.0, soft=False,
-                            distance="euclidean", where=None, weights=None,
-                            reduction="mean"):
+def batch_hard_triplet_loss(
+  embeddings,
+  labels,
+  *,
+  margin=1.0,
+  soft=False,
+  distance="euclidean",
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Batch-hard triplet loss: each anchor's farthest positive against its nearest negative.
 
   .. math::
@@ -657,8 +705,16 @@ def batch_hard_triplet_loss(embeddings, labels, *, margin=1.0, soft=False,
 
 
 @register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
-def batch_all_triplet_loss(embeddings, labels, *, margin=1.0, distance="euclidean",
-                           where=None, weights=None, reduction="mean"):
+def batch_all_triplet_loss(
+  embeddings,
+  labels,
+  *,
+  margin=1.0,
+  distance="euclidean",
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Batch-all triplet loss: every valid triplet of the batch, averaged per anchor.
 
   .. math::
@@ -759,10 +815,19 @@ def init_class_centers(key, num_classes, dim, dtype=jnp.float32):
 
 
 @register("metric_learning", inputs=examples.MARGIN_SOFTMAX)
-def arcface_loss(embeddings, labels, centers, *, margin=0.5, scale=64.0,
-                 margin_mode="threshold", where=None, weights=None,
-                 reduction="mean"):
-  r"""ArcFace (additive angular margin) loss: softmax over scaled cosines, the target angle enlarged by m.
+def arcface_loss(
+  embeddings,
+  labels,
+  centers,
+  *,
+  margin=0.5,
+  scale=64.0,
+  margin_mode="threshold",
+  where=None,
+  weights=None,
+  reduction="mean",
+):
+  r"""ArcFace (additive angular margin) loss: softmax over scaled cosines, target angle plus m.
 
   .. math::
      \ell_i = -\log \frac{e^{s\,\phi(\theta_{y_i})}}
@@ -841,9 +906,18 @@ def arcface_loss(embeddings, labels, centers, *, margin=0.5, scale=64.0,
 
 
 @register("metric_learning", inputs=examples.MARGIN_SOFTMAX)
-def cosface_loss(embeddings, labels, centers, *, margin=0.35, scale=64.0,
-                 where=None, weights=None, reduction="mean"):
-  r"""CosFace (additive cosine margin) loss: softmax over scaled cosines, the target cosine lowered by m.
+def cosface_loss(
+  embeddings,
+  labels,
+  centers,
+  *,
+  margin=0.35,
+  scale=64.0,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
+  r"""CosFace (additive cosine margin) loss: softmax over scaled cosines, target cosine minus m.
 
   .. math::
      \ell_i = -\log \frac{e^{s(\cos\theta_{y_i} - m)}}

@@ -31,8 +31,13 @@ from jaxobj.registry import register
 # sequence_log_probs is a helper, not a registered loss: it is imported from
 # this module rather than re-exported as jaxobj.sequence_log_probs.
 __all__ = [
-    "bradley_terry_loss", "dpo_loss", "kto_loss", "orpo_odds_ratio_loss",
-    "rlhf_loss", "sequence_log_probs", "simpo_loss",
+  "bradley_terry_loss",
+  "dpo_loss",
+  "kto_loss",
+  "orpo_odds_ratio_loss",
+  "rlhf_loss",
+  "sequence_log_probs",
+  "simpo_loss",
 ]
 
 DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust")
@@ -67,14 +72,14 @@ def _rows(where, **arrays):
 
 def _check_choice(name, value, choices):
   if not isinstance(value, str) or value not in choices:
-    raise ValueError(f"{name}={value!r} is not supported; choose one of "
-                     f"{', '.join(repr(c) for c in choices)}.")
+    raise ValueError(
+      f"{name}={value!r} is not supported; choose one of {', '.join(repr(c) for c in choices)}."
+    )
 
 
 def _smoothed_logistic(z, label_smoothing):
   """``-(1 - eps) log sigma(z) - eps log sigma(-z)``, exact for any ``z``."""
-  return ((1.0 - label_smoothing) * jax.nn.softplus(-z)
-          + label_smoothing * jax.nn.softplus(z))
+  return (1.0 - label_smoothing) * jax.nn.softplus(-z) + label_smoothing * jax.nn.softplus(z)
 
 
 def _log1m_exp(logp):
@@ -88,8 +93,9 @@ def _log1m_exp(logp):
   near = logp > _LOG_HALF
   lp_near = jnp.where(near, logp, _LOG_HALF)
   lp_far = jnp.where(near, _LOG_HALF, logp)
-  return jnp.where(near, jnp.log(jnp.maximum(-jnp.expm1(lp_near), _TINY)),
-                   jnp.log1p(-jnp.exp(lp_far)))
+  return jnp.where(
+    near, jnp.log(jnp.maximum(-jnp.expm1(lp_near), _TINY)), jnp.log1p(-jnp.exp(lp_far))
+  )
 
 
 def _log_odds(logp):
@@ -114,8 +120,7 @@ def _expm1_minus_x(d):
 # Token log-probabilities -> sequence log-probabilities (a helper, not a loss).
 
 
-def sequence_log_probs(logits, tokens, *, where=None, ignore_index=None,
-                       average=False):
+def sequence_log_probs(logits, tokens, *, where=None, ignore_index=None, average=False):
   r"""Per-sequence log-probabilities of target tokens under token logits.
 
   .. math::
@@ -162,8 +167,10 @@ def sequence_log_probs(logits, tokens, *, where=None, ignore_index=None,
   y = checks.as_labels(tokens, "tokens")
   checks.check_label_shape("logits", x, "tokens", y)
   if y.ndim < 1:
-    raise ValueError(f"tokens must have a sequence axis, got tokens.shape={y.shape} "
-                     f"and logits.shape={x.shape}; expected (..., T) and (..., T, V).")
+    raise ValueError(
+      f"tokens must have a sequence axis, got tokens.shape={y.shape} "
+      f"and logits.shape={x.shape}; expected (..., T) and (..., T, V)."
+    )
   shape = y.shape
   if ignore_index is not None:
     keep = y != ignore_index
@@ -189,9 +196,16 @@ def sequence_log_probs(logits, tokens, *, where=None, ignore_index=None,
 
 
 @register("preference", inputs=examples.REWARD_PAIRS)
-def bradley_terry_loss(chosen_rewards, rejected_rewards, margin=None, *,
-                       center_rewards_coefficient=0.0, where=None, weights=None,
-                       reduction="mean"):
+def bradley_terry_loss(
+  chosen_rewards,
+  rejected_rewards,
+  margin=None,
+  *,
+  center_rewards_coefficient=0.0,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Bradley–Terry reward-model loss on scalar rewards of preference pairs.
 
   .. math::
@@ -234,8 +248,7 @@ def bradley_terry_loss(chosen_rewards, rejected_rewards, margin=None, *,
     human feedback", 2022; Touvron et al., "Llama 2", 2023 (margins).
   """
   checks.check_range("center_rewards_coefficient", center_rewards_coefficient, low=0.0)
-  chosen, rejected = _rows(where, chosen_rewards=chosen_rewards,
-                           rejected_rewards=rejected_rewards)
+  chosen, rejected = _rows(where, chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards)
   m = 0.0
   if margin is not None:
     if jnp.ndim(margin):  # a scalar margin is one number for all pairs
@@ -253,19 +266,31 @@ def bradley_terry_loss(chosen_rewards, rejected_rewards, margin=None, *,
 
 
 @register("preference", inputs=examples.PAIRED_LOGPS)
-def dpo_loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-             reference_rejected_logps, *, beta=0.1, label_smoothing=0.0,
-             loss_type="sigmoid", where=None, weights=None, reduction="mean"):
+def dpo_loss(
+  policy_chosen_logps,
+  policy_rejected_logps,
+  reference_chosen_logps,
+  reference_rejected_logps,
+  *,
+  beta=0.1,
+  label_smoothing=0.0,
+  loss_type="sigmoid",
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Direct preference optimization (DPO) and its hinge, IPO, conservative and robust forms.
 
   .. math::
-     h = \big(\log\pi_w - \log\pi_l\big) - \big(\log\pi^{\mathrm{ref}}_w - \log\pi^{\mathrm{ref}}_l\big),
+     h = \big(\log\pi_w - \log\pi_l\big)
+       - \big(\log\pi^{\mathrm{ref}}_w - \log\pi^{\mathrm{ref}}_l\big),
      \qquad
      \ell = \begin{cases}
        -(1-\varepsilon)\log\sigma(\beta h) - \varepsilon\log\sigma(-\beta h) & \texttt{sigmoid} \\
        \max(0,\ 1 - \beta h) & \texttt{hinge} \\
        \big(h - \tfrac{1}{2\beta}\big)^2 & \texttt{ipo} \\
-       \dfrac{-(1-\varepsilon)\log\sigma(\beta h) + \varepsilon\log\sigma(-\beta h)}{1 - 2\varepsilon}
+       \dfrac{-(1-\varepsilon)\log\sigma(\beta h)
+              + \varepsilon\log\sigma(-\beta h)}{1 - 2\varepsilon}
          & \texttt{robust}
      \end{cases}
 
@@ -337,16 +362,20 @@ def dpo_loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
   if loss_type == "sigmoid":
     checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
   elif loss_type == "robust":
-    checks.check_range("label_smoothing", label_smoothing, low=0.0, high=0.5,
-                       high_inclusive=False)
+    checks.check_range("label_smoothing", label_smoothing, low=0.0, high=0.5, high_inclusive=False)
   elif checks.is_concrete(label_smoothing) and jnp.any(jnp.asarray(label_smoothing) != 0):
-    raise ValueError(f"label_smoothing={label_smoothing!r} has no meaning for "
-                     f"loss_type={loss_type!r}; use loss_type='sigmoid' (cDPO) or "
-                     f"'robust', or leave label_smoothing at 0.")
-  pc, pr, rc, rr = _rows(where, policy_chosen_logps=policy_chosen_logps,
-                         policy_rejected_logps=policy_rejected_logps,
-                         reference_chosen_logps=reference_chosen_logps,
-                         reference_rejected_logps=reference_rejected_logps)
+    raise ValueError(
+      f"label_smoothing={label_smoothing!r} has no meaning for "
+      f"loss_type={loss_type!r}; use loss_type='sigmoid' (cDPO) or "
+      f"'robust', or leave label_smoothing at 0."
+    )
+  pc, pr, rc, rr = _rows(
+    where,
+    policy_chosen_logps=policy_chosen_logps,
+    policy_rejected_logps=policy_rejected_logps,
+    reference_chosen_logps=reference_chosen_logps,
+    reference_rejected_logps=reference_rejected_logps,
+  )
   h = (pc - pr) - (rc - rr)
   z = beta * h
   if loss_type == "sigmoid":
@@ -356,8 +385,9 @@ def dpo_loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
   elif loss_type == "ipo":
     values = jnp.square(h - 0.5 / beta)
   else:
-    values = ((1.0 - label_smoothing) * jax.nn.softplus(-z)
-              - label_smoothing * jax.nn.softplus(z)) / (1.0 - 2.0 * label_smoothing)
+    values = (
+      (1.0 - label_smoothing) * jax.nn.softplus(-z) - label_smoothing * jax.nn.softplus(z)
+    ) / (1.0 - 2.0 * label_smoothing)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -366,8 +396,17 @@ def dpo_loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
 
 
 @register("preference", inputs=examples.AVERAGED_PAIRS)
-def simpo_loss(chosen_logps, rejected_logps, *, beta=2.0, gamma=0.5,
-               label_smoothing=0.0, where=None, weights=None, reduction="mean"):
+def simpo_loss(
+  chosen_logps,
+  rejected_logps,
+  *,
+  beta=2.0,
+  gamma=0.5,
+  label_smoothing=0.0,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""SimPO: a reference-free margin loss on length-normalized log-probabilities.
 
   .. math::
@@ -423,13 +462,15 @@ def simpo_loss(chosen_logps, rejected_logps, *, beta=2.0, gamma=0.5,
 
 
 @register("preference", inputs=examples.AVERAGED_PAIRS)
-def orpo_odds_ratio_loss(chosen_logps, rejected_logps, *, beta=0.1, where=None,
-                         weights=None, reduction="mean"):
+def orpo_odds_ratio_loss(
+  chosen_logps, rejected_logps, *, beta=0.1, where=None, weights=None, reduction="mean"
+):
   r"""ORPO's odds-ratio term: the log-odds of the chosen answer should exceed the rejected one's.
 
   .. math::
      \ell = -\beta \log\sigma\big(\operatorname{logodds}_w - \operatorname{logodds}_l\big),
-     \qquad \operatorname{logodds} = \log\frac{p}{1-p} = \overline{\log\pi} - \log\!\big(1 - e^{\overline{\log\pi}}\big)
+     \qquad \operatorname{logodds} = \log\frac{p}{1-p}
+       = \overline{\log\pi} - \log\!\big(1 - e^{\overline{\log\pi}}\big)
 
   with :math:`p = \exp(\overline{\log\pi})` the geometric-mean token
   probability. :math:`\log(1 - e^{x})` is evaluated as ``log(-expm1(x))`` near
@@ -504,12 +545,24 @@ def _kto_reference_point(kl_rows, kl, where):
   return jax.lax.stop_gradient(jnp.maximum(z0, 0.0))
 
 
-@register("preference", inputs=examples.UNPAIRED_LOGPS, couples_rows=True,
-          coupled_by=("policy_kl_logps",))
-def kto_loss(policy_logps, reference_logps, labels, policy_kl_logps=None,
-             reference_kl_logps=None, *, beta=0.1, desirable_weight=1.0,
-             undesirable_weight=1.0, kl=None, where=None, weights=None,
-             reduction="mean"):
+@register(
+  "preference", inputs=examples.UNPAIRED_LOGPS, couples_rows=True, coupled_by=("policy_kl_logps",)
+)
+def kto_loss(
+  policy_logps,
+  reference_logps,
+  labels,
+  policy_kl_logps=None,
+  reference_kl_logps=None,
+  *,
+  beta=0.1,
+  desirable_weight=1.0,
+  undesirable_weight=1.0,
+  kl=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""KTO: Kahneman–Tversky optimization from unpaired desirable/undesirable answers.
 
   .. math::
@@ -580,22 +633,26 @@ def kto_loss(policy_logps, reference_logps, labels, policy_kl_logps=None,
   checks.check_range("undesirable_weight", undesirable_weight, low=0.0)
   arrays = {"policy_logps": policy_logps, "reference_logps": reference_logps}
   if (policy_kl_logps is None) != (reference_kl_logps is None):
-    raise ValueError("policy_kl_logps and reference_kl_logps go together: pass "
-                     "both (z0 is estimated from them) or neither.")
+    raise ValueError(
+      "policy_kl_logps and reference_kl_logps go together: pass "
+      "both (z0 is estimated from them) or neither."
+    )
   if policy_kl_logps is not None:
     if kl is not None:
-      raise ValueError("pass either kl= (a precomputed KL estimate) or "
-                       "policy_kl_logps and reference_kl_logps, not both.")
-    arrays.update(policy_kl_logps=policy_kl_logps,
-                  reference_kl_logps=reference_kl_logps)
+      raise ValueError(
+        "pass either kl= (a precomputed KL estimate) or "
+        "policy_kl_logps and reference_kl_logps, not both."
+      )
+    arrays.update(policy_kl_logps=policy_kl_logps, reference_kl_logps=reference_kl_logps)
   rows = _rows(where, **arrays)
   policy, reference = rows[:2]
   checks.check_same_shape("policy_logps", policy, "labels", labels)
   desirable = jnp.asarray(labels) != 0
   z0 = _kto_reference_point(rows[2:], kl, where)
   u = beta * ((policy - reference) - z0)
-  values = jnp.where(desirable, desirable_weight * jax.nn.sigmoid(-u),
-                     undesirable_weight * jax.nn.sigmoid(u))
+  values = jnp.where(
+    desirable, desirable_weight * jax.nn.sigmoid(-u), undesirable_weight * jax.nn.sigmoid(u)
+  )
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -604,10 +661,19 @@ def kto_loss(policy_logps, reference_logps, labels, policy_kl_logps=None,
 
 
 @register("preference", inputs=examples.SAMPLED_LOGPS)
-def rlhf_loss(rewards, policy_logps, reference_logps, *, beta=0.05,
-              kl_estimator="k1", gradient="score_function", where=None,
-              weights=None, reduction="mean"):
-  r"""The KL-regularized RLHF objective, minus the reward plus beta times KL(pi || pi_ref), from samples.
+def rlhf_loss(
+  rewards,
+  policy_logps,
+  reference_logps,
+  *,
+  beta=0.05,
+  kl_estimator="k1",
+  gradient="score_function",
+  where=None,
+  weights=None,
+  reduction="mean",
+):
+  r"""The KL-regularized RLHF objective, -reward + beta KL(pi || pi_ref), from samples.
 
   .. math::
      \ell_i = -r_i + \beta\,k(d_i),\qquad d_i = \log\pi^{\mathrm{ref}}(y_i) - \log\pi(y_i),
@@ -681,8 +747,9 @@ def rlhf_loss(rewards, policy_logps, reference_logps, *, beta=0.05,
   _check_choice("kl_estimator", kl_estimator, KL_ESTIMATORS)
   _check_choice("gradient", gradient, RLHF_GRADIENTS)
   checks.check_range("beta", beta, low=0.0)
-  r, policy, reference = _rows(where, rewards=rewards, policy_logps=policy_logps,
-                               reference_logps=reference_logps)
+  r, policy, reference = _rows(
+    where, rewards=rewards, policy_logps=policy_logps, reference_logps=reference_logps
+  )
   d = reference - policy
   if kl_estimator == "k1":
     k = -d

@@ -45,9 +45,17 @@ from jaxobj._src.reduce import masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
-    "approx_ndcg_loss", "bpr_loss", "listmle_loss", "mrr_metric", "ndcg_metric",
-    "pairwise_hinge_loss", "pairwise_logistic_loss", "pointwise_mse_loss",
-    "pointwise_sigmoid_loss", "precision_metric", "softmax_loss",
+  "approx_ndcg_loss",
+  "bpr_loss",
+  "listmle_loss",
+  "mrr_metric",
+  "ndcg_metric",
+  "pairwise_hinge_loss",
+  "pairwise_logistic_loss",
+  "pointwise_mse_loss",
+  "pointwise_sigmoid_loss",
+  "precision_metric",
+  "softmax_loss",
 ]
 
 
@@ -74,19 +82,24 @@ def _item_array(x, name, shape, kind):
   each axis equal or 1, broadcast to ``scores.shape``."""
   x = jnp.asarray(x)
   if kind == "mask" and x.dtype != jnp.bool_:
-    raise TypeError(f"{name} must be a boolean mask over items, got dtype {x.dtype}; "
-                    f"build it with a comparison or cast with {name}.astype(bool).")
+    raise TypeError(
+      f"{name} must be a boolean mask over items, got dtype {x.dtype}; "
+      f"build it with a comparison or cast with {name}.astype(bool)."
+    )
   if kind == "ids" and not jnp.issubdtype(x.dtype, jnp.integer):
-    raise TypeError(f"{name} must hold integer segment ids, got dtype {x.dtype}; "
-                    f"cast with {name}.astype(jnp.int32).")
+    raise TypeError(
+      f"{name} must hold integer segment ids, got dtype {x.dtype}; "
+      f"cast with {name}.astype(jnp.int32)."
+    )
   if kind == "float":
     x = checks.as_float(x, name)
   ok = x.ndim == len(shape) and all(a in (1, b) for a, b in zip(x.shape, shape))
   if not ok:
     raise ValueError(
-        f"{name}.shape={tuple(x.shape)} must match scores.shape={tuple(shape)}: one "
-        f"entry per item (axes of size 1 broadcast). A mask or weight per list "
-        f"belongs in where= or weights= (shape {tuple(shape[:-1])}).")
+      f"{name}.shape={tuple(x.shape)} must match scores.shape={tuple(shape)}: one "
+      f"entry per item (axes of size 1 broadcast). A mask or weight per list "
+      f"belongs in where= or weights= (shape {tuple(shape[:-1])})."
+    )
   return jnp.broadcast_to(x, shape)
 
 
@@ -94,9 +107,10 @@ def _check_list_where(where, shape):
   """A per-item ``where`` (rax's meaning) gets an error that says what to use."""
   if where is not None and len(shape) > 1 and tuple(np.shape(where)) == tuple(shape):
     raise ValueError(
-        f"where.shape={tuple(np.shape(where))} equals scores.shape: where masks whole "
-        f"lists and must have shape scores.shape[:-1]={tuple(shape[:-1])}. Pass a "
-        f"per-item mask as item_where=.")
+      f"where.shape={tuple(np.shape(where))} equals scores.shape: where masks whole "
+      f"lists and must have shape scores.shape[:-1]={tuple(shape[:-1])}. Pass a "
+      f"per-item mask as item_where=."
+    )
 
 
 def _same_segment(segments, shape):
@@ -116,8 +130,9 @@ def _lists(scores, labels, where, item_where, segments, *, minus_inf_masks=True)
   """
   s = checks.as_float(scores, "scores")
   if s.ndim < 1:
-    raise ValueError(f"scores must have a list axis (shape [..., L]), got a scalar "
-                     f"with shape {s.shape}.")
+    raise ValueError(
+      f"scores must have a list axis (shape [..., L]), got a scalar with shape {s.shape}."
+    )
   checks.check_same_shape("scores", s, "labels", labels)
   y = checks.as_target(labels, "labels", s)
   _check_list_where(where, s.shape)
@@ -245,8 +260,17 @@ def _pointwise(values, valid, w, where, weights, reduction):
 
 @register("ranking", inputs=examples.RANKED_LISTS)
 @_with_returns
-def pointwise_mse_loss(scores, labels, *, item_where=None, item_weights=None,
-                       segments=None, where=None, weights=None, reduction="mean"):
+def pointwise_mse_loss(
+  scores,
+  labels,
+  *,
+  item_where=None,
+  item_weights=None,
+  segments=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Squared error between each item's score and its label, averaged per list.
 
   .. math:: \ell(s, y) = \frac{1}{|V|} \sum_{i \in V} w_i\,(s_i - y_i)^2
@@ -280,9 +304,17 @@ def pointwise_mse_loss(scores, labels, *, item_where=None, item_weights=None,
 
 @register("ranking", inputs=examples.RANKED_LISTS)
 @_with_returns
-def pointwise_sigmoid_loss(scores, labels, *, item_where=None, item_weights=None,
-                           segments=None, where=None, weights=None,
-                           reduction="mean"):
+def pointwise_sigmoid_loss(
+  scores,
+  labels,
+  *,
+  item_where=None,
+  item_weights=None,
+  segments=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Sigmoid cross-entropy of each item's score against its label clipped to [0, 1].
 
   .. math::
@@ -320,8 +352,9 @@ def pointwise_sigmoid_loss(scores, labels, *, item_where=None, item_weights=None
 # Pairwise.
 
 
-def _pairwise(pair_loss, scores, labels, item_where, item_weights, segments,
-              where, weights, reduction):
+def _pairwise(
+  pair_loss, scores, labels, item_where, item_weights, segments, where, weights, reduction
+):
   s, y, valid, same = _lists(scores, labels, where, item_where, segments)
   w = _item_weights(item_weights, valid)
   values = pair_loss(s[..., :, None] - s[..., None, :])  # [i, j]: s_i - s_j
@@ -358,9 +391,17 @@ _PAIRWISE_ARGS = """
 
 
 @register("ranking", inputs=examples.RANKED_LISTS)
-def pairwise_logistic_loss(scores, labels, *, item_where=None, item_weights=None,
-                           segments=None, where=None, weights=None,
-                           reduction="mean"):
+def pairwise_logistic_loss(
+  scores,
+  labels,
+  *,
+  item_where=None,
+  item_weights=None,
+  segments=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""RankNet's pairwise logistic loss, averaged over a list's ordered pairs.
 
   .. math::
@@ -383,14 +424,32 @@ def pairwise_logistic_loss(scores, labels, *, item_where=None, item_weights=None
   References:
     Burges et al., "Learning to Rank using Gradient Descent", ICML 2005.
   """
-  return _pairwise(lambda d: jax.nn.softplus(-d), scores, labels, item_where,
-                   item_weights, segments, where, weights, reduction)
+  return _pairwise(
+    lambda d: jax.nn.softplus(-d),
+    scores,
+    labels,
+    item_where,
+    item_weights,
+    segments,
+    where,
+    weights,
+    reduction,
+  )
 
 
 @register("ranking", inputs=examples.RANKED_LISTS)
-def pairwise_hinge_loss(scores, labels, *, margin=1.0, item_where=None,
-                        item_weights=None, segments=None, where=None,
-                        weights=None, reduction="mean"):
+def pairwise_hinge_loss(
+  scores,
+  labels,
+  *,
+  margin=1.0,
+  item_where=None,
+  item_weights=None,
+  segments=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Pairwise hinge loss: each ordered pair must be separated by a margin.
 
   .. math::
@@ -411,21 +470,33 @@ def pairwise_hinge_loss(scores, labels, *, margin=1.0, item_where=None,
     2000; Joachims, "Optimizing Search Engines using Clickthrough Data", KDD 2002.
   """
   checks.check_range("margin", margin, low=0.0)
-  return _pairwise(lambda d: jax.nn.relu(margin - d), scores, labels, item_where,
-                   item_weights, segments, where, weights, reduction)
+  return _pairwise(
+    lambda d: jax.nn.relu(margin - d),
+    scores,
+    labels,
+    item_where,
+    item_weights,
+    segments,
+    where,
+    weights,
+    reduction,
+  )
 
 
 pairwise_logistic_loss.__doc__ = pairwise_logistic_loss.__doc__.replace(
-    "{args}", _PAIRWISE_ARGS.format(hyper="", raises=""))
+  "{args}", _PAIRWISE_ARGS.format(hyper="", raises="")
+)
 pairwise_hinge_loss.__doc__ = pairwise_hinge_loss.__doc__.replace(
-    "{args}", _PAIRWISE_ARGS.format(
-        hyper="margin: :math:`m`, non-negative (traceable).\n    ",
-        raises=", ``margin < 0`` (when concrete)"))
+  "{args}",
+  _PAIRWISE_ARGS.format(
+    hyper="margin: :math:`m`, non-negative (traceable).\n    ",
+    raises=", ``margin < 0`` (when concrete)",
+  ),
+)
 
 
 @register("ranking", inputs=examples.POSITIVE_NEGATIVE)
-def bpr_loss(positive_scores, negative_scores, *, where=None, weights=None,
-             reduction="mean"):
+def bpr_loss(positive_scores, negative_scores, *, where=None, weights=None, reduction="mean"):
   r"""Bayesian Personalized Ranking: a positive should outscore its negatives.
 
   .. math::
@@ -468,9 +539,10 @@ def bpr_loss(positive_scores, negative_scores, *, where=None, weights=None,
     neg = neg[..., None]
   elif neg.shape[:-1] != pos.shape:
     raise ValueError(
-        f"negative_scores.shape must be positive_scores.shape (one negative each) "
-        f"or positive_scores.shape + (K,) (K negatives each), got "
-        f"positive_scores.shape={pos.shape} and negative_scores.shape={neg.shape}.")
+      f"negative_scores.shape must be positive_scores.shape (one negative each) "
+      f"or positive_scores.shape + (K,) (K negatives each), got "
+      f"positive_scores.shape={pos.shape} and negative_scores.shape={neg.shape}."
+    )
   pos = masked_fill(where, pos, pos.shape)
   neg = masked_fill(where, neg, pos.shape, axis_extra=1)
   valid = ~jnp.isneginf(neg) & ~jnp.isneginf(pos)[..., None]
@@ -487,9 +559,18 @@ def bpr_loss(positive_scores, negative_scores, *, where=None, weights=None,
 
 @register("ranking", inputs=examples.RANKED_LISTS)
 @_with_returns
-def softmax_loss(scores, labels, *, normalize_labels=True, item_where=None,
-                 item_weights=None, segments=None, where=None, weights=None,
-                 reduction="mean"):
+def softmax_loss(
+  scores,
+  labels,
+  *,
+  normalize_labels=True,
+  item_where=None,
+  item_weights=None,
+  segments=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Listwise softmax cross-entropy (ListNet's top-one loss).
 
   .. math::
@@ -549,7 +630,8 @@ def _listmle_sorted(s, y, valid):
   """
   key_valid = valid.astype(jnp.int32)
   _, _, s_sorted, valid_sorted = jax.lax.sort(
-      (key_valid, -y, s, valid), dimension=-1, num_keys=2, is_stable=True)
+    (key_valid, -y, s, valid), dimension=-1, num_keys=2, is_stable=True
+  )
   lse = jax.lax.cumlogsumexp(s_sorted, axis=s.ndim - 1, reverse=True)
   return jnp.sum(jnp.where(valid_sorted, lse - s_sorted, 0.0), axis=-1)
 
@@ -566,8 +648,9 @@ def _listmle_segments(s, y, valid, same):
 
 @register("ranking", inputs=examples.RANKED_LISTS)
 @_with_returns
-def listmle_loss(scores, labels, *, item_where=None, segments=None, where=None,
-                 weights=None, reduction="mean"):
+def listmle_loss(
+  scores, labels, *, item_where=None, segments=None, where=None, weights=None, reduction="mean"
+):
   r"""ListMLE: negative Plackett–Luce log-likelihood of the label order.
 
   .. math::
@@ -615,8 +698,9 @@ def _check_topn(topn):
   if topn is None:
     return
   if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)):
-    raise TypeError(f"topn must be a Python int or None, got {topn!r} of type "
-                    f"{type(topn).__name__}.")
+    raise TypeError(
+      f"topn must be a Python int or None, got {topn!r} of type {type(topn).__name__}."
+    )
   checks.check_range("topn", topn, low=1)
 
 
@@ -659,9 +743,19 @@ def _approx_cutoff(neg_ranks, valid, same, topn, temperature):
 
 
 @register("ranking", inputs=examples.RANKED_LISTS)
-def approx_ndcg_loss(scores, labels, *, temperature=1.0, topn=None,
-                     item_where=None, item_weights=None, segments=None,
-                     where=None, weights=None, reduction="mean"):
+def approx_ndcg_loss(
+  scores,
+  labels,
+  *,
+  temperature=1.0,
+  topn=None,
+  item_where=None,
+  item_weights=None,
+  segments=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Negated NDCG with smooth (sigmoid) ranks: a differentiable NDCG to minimize.
 
   .. math::
@@ -728,8 +822,7 @@ def _retrieval(scores, labels, where, item_where, segments, topn):
   """Valid items, their exact ranks, and which are retrieved (finite score,
   within ``topn``). ``-inf`` scores stay valid but are never retrieved."""
   _check_topn(topn)
-  s, y, valid, same = _lists(scores, labels, where, item_where, segments,
-                             minus_inf_masks=False)
+  s, y, valid, same = _lists(scores, labels, where, item_where, segments, minus_inf_masks=False)
   ranks = _ranks(s, valid, same)
   retrieved = valid & (s > -jnp.inf)
   if topn is not None:
@@ -758,8 +851,18 @@ _METRIC_ARGS = """
 
 
 @register("ranking", inputs=examples.RANKED_LISTS, kind="metric")
-def ndcg_metric(scores, labels, *, topn=None, item_where=None, item_weights=None,
-                segments=None, where=None, weights=None, reduction="mean"):
+def ndcg_metric(
+  scores,
+  labels,
+  *,
+  topn=None,
+  item_where=None,
+  item_weights=None,
+  segments=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Normalized discounted cumulative gain, NDCG@topn.
 
   .. math::
@@ -782,7 +885,8 @@ def ndcg_metric(scores, labels, *, topn=None, item_where=None, item_weights=None
     Techniques", TOIS 2002.
   """
   s, y, valid, same, ranks, retrieved = _retrieval(
-      scores, labels, where, item_where, segments, topn)
+    scores, labels, where, item_where, segments, topn
+  )
   gains = _gains(y, _item_weights(item_weights, valid))
   dcg_items = jnp.where(retrieved, gains * _discount(ranks), 0.0)
   values, counted = _ndcg(dcg_items, gains, valid, same, topn)
@@ -790,8 +894,17 @@ def ndcg_metric(scores, labels, *, topn=None, item_where=None, item_weights=None
 
 
 @register("ranking", inputs=examples.RANKED_LISTS, kind="metric")
-def mrr_metric(scores, labels, *, topn=None, item_where=None, segments=None,
-               where=None, weights=None, reduction="mean"):
+def mrr_metric(
+  scores,
+  labels,
+  *,
+  topn=None,
+  item_where=None,
+  segments=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Reciprocal rank of the first relevant item (mean reciprocal rank, MRR@topn).
 
   .. math:: \mathrm{RR}(s, y) = \max_{i:\ y_i \ge 1,\ r_i \le n} \frac{1}{r_i}
@@ -806,7 +919,8 @@ def mrr_metric(scores, labels, *, topn=None, item_where=None, segments=None,
     [0.5]
   """
   s, y, valid, same, ranks, retrieved = _retrieval(
-      scores, labels, where, item_where, segments, topn)
+    scores, labels, where, item_where, segments, topn
+  )
   rr = jnp.where(retrieved & (y >= 1), 1.0 / ranks, 0.0)
   if same is None:
     best = jnp.max(rr, axis=-1, keepdims=True)
@@ -819,8 +933,17 @@ def mrr_metric(scores, labels, *, topn=None, item_where=None, segments=None,
 
 
 @register("ranking", inputs=examples.RANKED_LISTS, kind="metric")
-def precision_metric(scores, labels, *, topn=None, item_where=None, segments=None,
-                     where=None, weights=None, reduction="mean"):
+def precision_metric(
+  scores,
+  labels,
+  *,
+  topn=None,
+  item_where=None,
+  segments=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Fraction of relevant items among the retrieved top ``topn`` (precision@topn).
 
   .. math::
@@ -838,7 +961,8 @@ def precision_metric(scores, labels, *, topn=None, item_where=None, segments=Non
     [1.]
   """
   s, y, valid, same, ranks, retrieved = _retrieval(
-      scores, labels, where, item_where, segments, topn)
+    scores, labels, where, item_where, segments, topn
+  )
   hits = _group_sum((retrieved & (y >= 1)).astype(s.dtype), same, valid)
   count = _group_sum(retrieved.astype(s.dtype), same, valid)
   precision = hits / jnp.maximum(count, 1.0)
@@ -848,10 +972,7 @@ def precision_metric(scores, labels, *, topn=None, item_where=None, segments=Non
   return _finish(values, counted, where, weights, reduction, (s, y, valid))
 
 
-_NDCG_EXTRA = ("item_weights: optional per-item weights ``[..., L]`` multiplying "
-               "the gains.\n    ")
-ndcg_metric.__doc__ = ndcg_metric.__doc__.replace(
-    "{args}", _METRIC_ARGS.format(extra=_NDCG_EXTRA))
+_NDCG_EXTRA = "item_weights: optional per-item weights ``[..., L]`` multiplying the gains.\n    "
+ndcg_metric.__doc__ = ndcg_metric.__doc__.replace("{args}", _METRIC_ARGS.format(extra=_NDCG_EXTRA))
 mrr_metric.__doc__ = mrr_metric.__doc__.replace("{args}", _METRIC_ARGS.format(extra=""))
-precision_metric.__doc__ = precision_metric.__doc__.replace(
-    "{args}", _METRIC_ARGS.format(extra=""))
+precision_metric.__doc__ = precision_metric.__doc__.replace("{args}", _METRIC_ARGS.format(extra=""))

@@ -13,17 +13,25 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxobj._src import checks
-from jaxobj._src import examples
+from jaxobj._src import checks, examples
 from jaxobj._src.numerics import abs_with_sign_grad
 from jaxobj._src.reduce import masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
-    "absolute_error", "absolute_percentage_error", "epsilon_insensitive_loss",
-    "gaussian_nll_loss", "huber_loss", "l2_loss", "log_cosh",
-    "poisson_nll_loss", "pseudo_huber_loss", "quantile_loss",
-    "smooth_l1_loss", "squared_error", "squared_log_error",
+  "absolute_error",
+  "absolute_percentage_error",
+  "epsilon_insensitive_loss",
+  "gaussian_nll_loss",
+  "huber_loss",
+  "l2_loss",
+  "log_cosh",
+  "poisson_nll_loss",
+  "pseudo_huber_loss",
+  "quantile_loss",
+  "smooth_l1_loss",
+  "squared_error",
+  "squared_log_error",
 ]
 
 
@@ -40,8 +48,7 @@ def _pair(predictions, targets, where, names=("predictions", "targets")):
 
 
 @register("regression", inputs=examples.POINTWISE)
-def squared_error(predictions, targets=None, *, where=None, weights=None,
-                  reduction="mean"):
+def squared_error(predictions, targets=None, *, where=None, weights=None, reduction="mean"):
   r"""Squared error, the Gaussian negative log-likelihood up to constants.
 
   .. math:: \ell(\hat y, y) = (\hat y - y)^2
@@ -67,13 +74,11 @@ def squared_error(predictions, targets=None, *, where=None, weights=None,
     2.5
   """
   p, t = _pair(predictions, targets, where)
-  return reduce_loss(jnp.square(p - t), where=where, weights=weights,
-                     reduction=reduction)
+  return reduce_loss(jnp.square(p - t), where=where, weights=weights, reduction=reduction)
 
 
 @register("regression", inputs=examples.POINTWISE)
-def l2_loss(predictions, targets=None, *, where=None, weights=None,
-            reduction="mean"):
+def l2_loss(predictions, targets=None, *, where=None, weights=None, reduction="mean"):
   r"""Half the squared error, whose gradient is the residual itself.
 
   .. math:: \ell(\hat y, y) = \tfrac12 (\hat y - y)^2
@@ -92,13 +97,11 @@ def l2_loss(predictions, targets=None, *, where=None, weights=None,
     1.25
   """
   p, t = _pair(predictions, targets, where)
-  return reduce_loss(0.5 * jnp.square(p - t), where=where, weights=weights,
-                     reduction=reduction)
+  return reduce_loss(0.5 * jnp.square(p - t), where=where, weights=weights, reduction=reduction)
 
 
 @register("regression", inputs=examples.POINTWISE)
-def absolute_error(predictions, targets=None, *, where=None, weights=None,
-                   reduction="mean"):
+def absolute_error(predictions, targets=None, *, where=None, weights=None, reduction="mean"):
   r"""Absolute error, the Laplace negative log-likelihood up to constants.
 
   .. math:: \ell(\hat y, y) = |\hat y - y|
@@ -120,8 +123,7 @@ def absolute_error(predictions, targets=None, *, where=None, weights=None,
     2.0
   """
   p, t = _pair(predictions, targets, where)
-  return reduce_loss(abs_with_sign_grad(p - t), where=where, weights=weights,
-                     reduction=reduction)
+  return reduce_loss(abs_with_sign_grad(p - t), where=where, weights=weights, reduction=reduction)
 
 
 def _huber(r, delta):
@@ -130,12 +132,11 @@ def _huber(r, delta):
   # linear) gives exactly r^2 / 2, not inf * 0.
   a = jnp.abs(r)
   quadratic = jnp.where(a <= delta, a, delta)  # not minimum: its gradient halves at a tie
-  return 0.5 * quadratic ** 2 + jnp.where(a > delta, delta, 0.0) * (a - quadratic)
+  return 0.5 * quadratic**2 + jnp.where(a > delta, delta, 0.0) * (a - quadratic)
 
 
 @register("regression", inputs=examples.POINTWISE)
-def huber_loss(predictions, targets=None, *, delta=1.0, where=None,
-               weights=None, reduction="mean"):
+def huber_loss(predictions, targets=None, *, delta=1.0, where=None, weights=None, reduction="mean"):
   r"""Huber loss: quadratic for small residuals, linear beyond ``delta``.
 
   .. math::
@@ -167,13 +168,13 @@ def huber_loss(predictions, targets=None, *, delta=1.0, where=None,
   """
   checks.check_range("delta", delta, low=0.0, low_inclusive=False)
   p, t = _pair(predictions, targets, where)
-  return reduce_loss(_huber(p - t, delta), where=where, weights=weights,
-                     reduction=reduction)
+  return reduce_loss(_huber(p - t, delta), where=where, weights=weights, reduction=reduction)
 
 
 @register("regression", inputs=examples.POINTWISE)
-def smooth_l1_loss(predictions, targets=None, *, beta=1.0, where=None,
-                   weights=None, reduction="mean"):
+def smooth_l1_loss(
+  predictions, targets=None, *, beta=1.0, where=None, weights=None, reduction="mean"
+):
   r"""Smooth L1 loss: Huber loss divided by its threshold, tending to L1.
 
   .. math::
@@ -211,13 +212,14 @@ def smooth_l1_loss(predictions, targets=None, *, beta=1.0, where=None,
   # the unused branch, either of which turns its zero cotangent into NaN.
   safe_beta = jnp.where(beta > 0, beta, 1.0)
   r_small = jnp.where(quadratic, r, 0.0)
-  values = jnp.where(quadratic, 0.5 * r_small ** 2 / safe_beta, r - 0.5 * beta)
+  values = jnp.where(quadratic, 0.5 * r_small**2 / safe_beta, r - 0.5 * beta)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("regression", inputs=examples.POINTWISE)
-def pseudo_huber_loss(predictions, targets=None, *, delta=1.0, where=None,
-                      weights=None, reduction="mean"):
+def pseudo_huber_loss(
+  predictions, targets=None, *, delta=1.0, where=None, weights=None, reduction="mean"
+):
   r"""Pseudo-Huber (Charbonnier) loss: a smooth Huber with every derivative.
 
   .. math:: \ell_\delta(r) = \delta^2\left(\sqrt{1 + (r/\delta)^2} - 1\right)
@@ -252,15 +254,16 @@ def pseudo_huber_loss(predictions, targets=None, *, delta=1.0, where=None,
   # where keeps its r**2 from overflowing for huge residuals.
   near = jnp.abs(r) < delta
   r_near = jnp.where(near, r, 0.0)
-  values = jnp.where(near,
-                     delta * jnp.square(r_near) / (jnp.hypot(delta, r_near) + delta),
-                     delta * (jnp.hypot(delta, r) - delta))
+  values = jnp.where(
+    near,
+    delta * jnp.square(r_near) / (jnp.hypot(delta, r_near) + delta),
+    delta * (jnp.hypot(delta, r) - delta),
+  )
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("regression", inputs=examples.POINTWISE)
-def log_cosh(predictions, targets=None, *, where=None, weights=None,
-             reduction="mean"):
+def log_cosh(predictions, targets=None, *, where=None, weights=None, reduction="mean"):
   r"""Log-cosh loss: about :math:`r^2/2` for small residuals, :math:`|r| - \log 2` for large.
 
   .. math:: \ell(r) = \log\cosh r = |r| + \operatorname{softplus}(-2|r|) - \log 2
@@ -289,14 +292,18 @@ def log_cosh(predictions, targets=None, *, where=None, weights=None,
   # exact. Double where: sinh overflows in the unused branch for huge |r|.
   near = a < 1.0
   r_near = jnp.where(near, r, 0.0)
-  values = jnp.where(near, jnp.log1p(2.0 * jnp.square(jnp.sinh(0.5 * r_near))),
-                     a + jax.nn.softplus(-2.0 * a) - math.log(2.0))
+  values = jnp.where(
+    near,
+    jnp.log1p(2.0 * jnp.square(jnp.sinh(0.5 * r_near))),
+    a + jax.nn.softplus(-2.0 * a) - math.log(2.0),
+  )
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("regression", inputs=examples.POINTWISE)
-def quantile_loss(predictions, targets, *, quantile=0.5, where=None,
-                  weights=None, reduction="mean"):
+def quantile_loss(
+  predictions, targets, *, quantile=0.5, where=None, weights=None, reduction="mean"
+):
   r"""Quantile (pinball) loss, minimized by the conditional ``quantile`` of the target.
 
   .. math::
@@ -334,8 +341,9 @@ def quantile_loss(predictions, targets, *, quantile=0.5, where=None,
 
 
 @register("regression", inputs=examples.POINTWISE)
-def epsilon_insensitive_loss(predictions, targets, *, epsilon=0.1, where=None,
-                             weights=None, reduction="mean"):
+def epsilon_insensitive_loss(
+  predictions, targets, *, epsilon=0.1, where=None, weights=None, reduction="mean"
+):
   r"""Epsilon-insensitive loss of support vector regression: no cost inside a tube.
 
   .. math:: \ell_\epsilon(r) = \max(0, |r| - \epsilon)
@@ -368,8 +376,9 @@ def epsilon_insensitive_loss(predictions, targets, *, epsilon=0.1, where=None,
 
 
 @register("regression", inputs=examples.POSITIVE)
-def absolute_percentage_error(predictions, targets, *, eps=1.17e-6, where=None,
-                              weights=None, reduction="mean"):
+def absolute_percentage_error(
+  predictions, targets, *, eps=1.17e-6, where=None, weights=None, reduction="mean"
+):
   r"""Absolute percentage error as a fraction; its mean is the MAPE.
 
   .. math:: \ell(\hat y, y) = \frac{|\hat y - y|}{\max(|y|, \epsilon)}
@@ -402,8 +411,7 @@ def absolute_percentage_error(predictions, targets, *, eps=1.17e-6, where=None,
 
 
 @register("regression", inputs=examples.POSITIVE)
-def squared_log_error(predictions, targets, *, where=None, weights=None,
-                      reduction="mean"):
+def squared_log_error(predictions, targets, *, where=None, weights=None, reduction="mean"):
   r"""Squared logarithmic error: squared error of :math:`\log(1 + \cdot)`, for positive targets.
 
   .. math:: \ell(\hat y, y) = \big(\log(1 + \max(\hat y, 0)) - \log(1 + \max(y, 0))\big)^2
@@ -447,9 +455,18 @@ def _floor_straight_through_jvp(primals, tangents):
 
 
 @register("regression", inputs=examples.GAUSSIAN)
-def gaussian_nll_loss(predictions, targets, variance, *, eps=1e-6,
-                      log_variance=False, full=False, where=None,
-                      weights=None, reduction="mean"):
+def gaussian_nll_loss(
+  predictions,
+  targets,
+  variance,
+  *,
+  eps=1e-6,
+  log_variance=False,
+  full=False,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Gaussian negative log-likelihood with a predicted (heteroscedastic) variance.
 
   .. math::
@@ -511,8 +528,17 @@ def gaussian_nll_loss(predictions, targets, variance, *, eps=1e-6,
 
 
 @register("regression", inputs=examples.LOG_RATE_COUNTS, extreme=50.0)
-def poisson_nll_loss(predictions, targets, *, log_input=True, full=False,
-                     eps=1e-8, where=None, weights=None, reduction="mean"):
+def poisson_nll_loss(
+  predictions,
+  targets,
+  *,
+  log_input=True,
+  full=False,
+  eps=1e-8,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Poisson negative log-likelihood of counts given a predicted rate.
 
   .. math::

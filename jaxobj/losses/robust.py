@@ -27,10 +27,16 @@ from jaxobj._src.reduce import masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
-    "ADAPTIVE_ALPHA_RANGE", "ADAPTIVE_SCALE_FLOOR", "ADAPTIVE_SCALE_INIT",
-    "adaptive_robust_loss", "general_robust_loss", "robust_alpha_from_latent",
-    "robust_latent_from_alpha", "robust_latent_from_scale", "robust_log_partition",
-    "robust_scale_from_latent",
+  "ADAPTIVE_ALPHA_RANGE",
+  "ADAPTIVE_SCALE_FLOOR",
+  "ADAPTIVE_SCALE_INIT",
+  "adaptive_robust_loss",
+  "general_robust_loss",
+  "robust_alpha_from_latent",
+  "robust_latent_from_alpha",
+  "robust_latent_from_scale",
+  "robust_log_partition",
+  "robust_scale_from_latent",
 ]
 
 # Barron's defaults for the adaptive loss: alpha is kept inside (0.001, 1.999)
@@ -70,8 +76,7 @@ def _expm1_ratio(u):
   u_small = jnp.where(small, u, 0.0)
   u_big = jnp.where(small, 1.0, u)
   cap = _exp_cap(u.dtype)
-  return jnp.where(small, _poly(_EXPM1_RATIO, u_small),
-                   jnp.expm1(jnp.minimum(u_big, cap)) / u_big)
+  return jnp.where(small, _poly(_EXPM1_RATIO, u_small), jnp.expm1(jnp.minimum(u_big, cap)) / u_big)
 
 
 @jax.custom_jvp
@@ -102,8 +107,11 @@ def _scaled_expm1_jvp(primals, tangents):
   slope_small = v_small * v_small * _poly(_EXPM1_RATIO_SLOPE, jnp.where(small, u, 0.0))
   u_big = jnp.where(small, 1.0, u)
   s_big = jnp.where(small, 1.0, s)  # nonzero: |u| >= 1/2 needs s != 0
-  f_big = jnp.where(u_big > cap, -jnp.expm1(cap),
-                    u_big * jnp.exp(jnp.minimum(u_big, cap)) - jnp.expm1(jnp.minimum(u_big, cap)))
+  f_big = jnp.where(
+    u_big > cap,
+    -jnp.expm1(cap),
+    u_big * jnp.exp(jnp.minimum(u_big, cap)) - jnp.expm1(jnp.minimum(u_big, cap)),
+  )
   dvalue_ds = jnp.where(small, slope_small, f_big / (s_big * s_big))
   return v * _expm1_ratio(u), dvalue_dv * dv + dvalue_ds * ds
 
@@ -122,8 +130,7 @@ def _log1p_quotient(z, b):
   big = z > b
   z_big = jnp.where(big, z, b)
   z_small = jnp.where(big, 0.0, z)
-  return jnp.where(big, jnp.log(z_big) - jnp.log(b) + jnp.log1p(b / z_big),
-                   jnp.log1p(z_small / b))
+  return jnp.where(big, jnp.log(z_big) - jnp.log(b) + jnp.log1p(b / z_big), jnp.log1p(z_small / b))
 
 
 def _hyper(name, value, shape, dtype, where, fill=1.0):
@@ -140,9 +147,10 @@ def _hyper(name, value, shape, dtype, where, fill=1.0):
     ok = False
   if not ok:
     raise ValueError(
-        f"{name}.shape={v.shape} must broadcast to the residuals' shape {shape} "
-        f"without enlarging it (a scalar, or e.g. one value per feature: shape "
-        f"{shape[-1:]} for residuals of shape {shape}).")
+      f"{name}.shape={v.shape} must broadcast to the residuals' shape {shape} "
+      f"without enlarging it (a scalar, or e.g. one value per feature: shape "
+      f"{shape[-1:]} for residuals of shape {shape})."
+    )
   if where is not None:
     v = masked_fill(where, jnp.broadcast_to(v, shape), shape, fill=fill)
   return v
@@ -187,8 +195,12 @@ def _rho(x, alpha, scale):
   half_z = 0.5 * z
   b = jnp.abs(alpha - 2.0)
   # Which form: a boolean, so its (possibly NaN) arithmetic carries no gradient.
-  near_two = (jnp.isfinite(alpha) & (alpha > 1.0) & (alpha < 3.0)
-              & ((alpha >= 2.0) | (b * _log1p_quotient(z, b) < 4.0)))
+  near_two = (
+    jnp.isfinite(alpha)
+    & (alpha > 1.0)
+    & (alpha < 3.0)
+    & ((alpha >= 2.0) | (b * _log1p_quotient(z, b) < 4.0))
+  )
 
   # General form; alpha = 0 stands in where the other form is used.
   a = jnp.where(near_two, 0.0, alpha)
@@ -203,8 +215,9 @@ def _rho(x, alpha, scale):
   below = r < 1.0
   r_below = jnp.where(below, r, 0.0)
   r_above = jnp.where(below, 1.0, r)
-  v = jnp.where(below, jnp.where(below, half_z, 0.0) * _log1p_ratio(r_below),
-                0.5 * b_fin * jnp.log1p(r_above))
+  v = jnp.where(
+    below, jnp.where(below, half_z, 0.0) * _log1p_ratio(r_below), 0.5 * b_fin * jnp.log1p(r_above)
+  )
   rho_general = _scaled_expm1(v, ratio)
 
   # Form near alpha = 2; alpha = 1.5 stands in elsewhere (and at exactly 2,
@@ -219,8 +232,9 @@ def _rho(x, alpha, scale):
 
 
 @register("robust", inputs=examples.RESIDUALS)
-def general_robust_loss(predictions, targets=None, *, alpha=1.0, scale=1.0,
-                        where=None, weights=None, reduction="mean"):
+def general_robust_loss(
+  predictions, targets=None, *, alpha=1.0, scale=1.0, where=None, weights=None, reduction="mean"
+):
   r"""Barron's general robust loss, spanning L2, Charbonnier, Cauchy, Geman-McClure and Welsch.
 
   .. math::
@@ -312,13 +326,16 @@ _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 def _knot_coordinate(alpha, xp):
   """u(alpha): 0 at alpha = 0, 1 at alpha = 2, increasing (alpha < 2)."""
-  return (_LOGZ_KAPPA * xp.log1p(alpha / _LOGZ_A0) + 1.0
-          - ((2.0 - alpha) / 2.0) ** (1.0 / _LOGZ_POWER)) / _LOGZ_SPAN
+  return (
+    _LOGZ_KAPPA * xp.log1p(alpha / _LOGZ_A0) + 1.0 - ((2.0 - alpha) / 2.0) ** (1.0 / _LOGZ_POWER)
+  ) / _LOGZ_SPAN
 
 
 def _knot_coordinate_slope(alpha):
-  return (_LOGZ_KAPPA / (_LOGZ_A0 + alpha) + ((2.0 - alpha) / 2.0)
-          ** (1.0 / _LOGZ_POWER - 1.0) / (2.0 * _LOGZ_POWER)) / _LOGZ_SPAN
+  return (
+    _LOGZ_KAPPA / (_LOGZ_A0 + alpha)
+    + ((2.0 - alpha) / 2.0) ** (1.0 / _LOGZ_POWER - 1.0) / (2.0 * _LOGZ_POWER)
+  ) / _LOGZ_SPAN
 
 
 def _np_expm1_ratio(u):
@@ -328,7 +345,7 @@ def _np_expm1_ratio(u):
   series = np.polynomial.polynomial.polyval(us, _EXPM1_RATIO)
   dseries = np.polynomial.polynomial.polyval(us, _EXPM1_RATIO_SLOPE)
   value = np.where(small, series, np.expm1(ub) / ub)
-  slope = np.where(small, dseries, (ub * np.exp(ub) - np.expm1(ub)) / ub ** 2)
+  slope = np.where(small, dseries, (ub * np.exp(ub) - np.expm1(ub)) / ub**2)
   return value, slope
 
 
@@ -396,8 +413,9 @@ def robust_log_partition(alpha):
   """
   checks.check_range("alpha", alpha, low=0.0, high=2.0)
   a = jnp.asarray(alpha)
-  a = a.astype(checks.compute_dtype(a.dtype) if jnp.issubdtype(a.dtype, jnp.floating)
-               else jnp.float32)
+  a = a.astype(
+    checks.compute_dtype(a.dtype) if jnp.issubdtype(a.dtype, jnp.floating) else jnp.float32
+  )
   values, slopes = (jnp.asarray(t, a.dtype) for t in _log_partition_table())
   inside = (a >= 0.0) & (a < 2.0)
   a_in = jnp.where(inside, a, 1.0)
@@ -408,14 +426,19 @@ def robust_log_partition(alpha):
   t = pos - i
   h = 1.0 / n
   t2, t3 = t * t, t * t * t
-  value = ((2 * t3 - 3 * t2 + 1) * values[i] + (t3 - 2 * t2 + t) * h * slopes[i]
-           + (3 * t2 - 2 * t3) * values[i + 1] + (t3 - t2) * h * slopes[i + 1])
+  value = (
+    (2 * t3 - 3 * t2 + 1) * values[i]
+    + (t3 - 2 * t2 + t) * h * slopes[i]
+    + (3 * t2 - 2 * t3) * values[i + 1]
+    + (t3 - t2) * h * slopes[i + 1]
+  )
   return jnp.where(inside | (a == 2.0), value, jnp.nan)
 
 
 @register("robust", inputs=examples.RESIDUALS)
-def adaptive_robust_loss(predictions, targets=None, *, alpha=1.0, scale=1.0,
-                         where=None, weights=None, reduction="mean"):
+def adaptive_robust_loss(
+  predictions, targets=None, *, alpha=1.0, scale=1.0, where=None, weights=None, reduction="mean"
+):
   r"""Barron's adaptive robust loss: his distribution's NLL, learnable in shape and scale.
 
   .. math::
@@ -480,12 +503,12 @@ def adaptive_robust_loss(predictions, targets=None, *, alpha=1.0, scale=1.0,
 
 def _check_interval(low_name, low, high_name, high):
   if not low < high:
-    raise ValueError(f"{low_name} must be < {high_name}, got {low_name}={low!r} "
-                     f"and {high_name}={high!r}.")
+    raise ValueError(
+      f"{low_name} must be < {high_name}, got {low_name}={low!r} and {high_name}={high!r}."
+    )
 
 
-def robust_alpha_from_latent(latent, *, low=ADAPTIVE_ALPHA_RANGE[0],
-                             high=ADAPTIVE_ALPHA_RANGE[1]):
+def robust_alpha_from_latent(latent, *, low=ADAPTIVE_ALPHA_RANGE[0], high=ADAPTIVE_ALPHA_RANGE[1]):
   r"""Maps an unconstrained latent to a shape :math:`\alpha \in (\text{low}, \text{high})`.
 
   .. math:: \alpha = \text{low} + (\text{high} - \text{low})\,\sigma(\text{latent})
@@ -508,8 +531,7 @@ def robust_alpha_from_latent(latent, *, low=ADAPTIVE_ALPHA_RANGE[0],
   return low + (high - low) * jax.nn.sigmoid(checks.as_float(latent, "latent"))
 
 
-def robust_latent_from_alpha(alpha, *, low=ADAPTIVE_ALPHA_RANGE[0],
-                             high=ADAPTIVE_ALPHA_RANGE[1]):
+def robust_latent_from_alpha(alpha, *, low=ADAPTIVE_ALPHA_RANGE[0], high=ADAPTIVE_ALPHA_RANGE[1]):
   r"""The latent that :func:`robust_alpha_from_latent` maps to ``alpha`` (its inverse).
 
   .. math:: \text{latent} = \operatorname{logit}\frac{\alpha - \text{low}}{\text{high} - \text{low}}
@@ -529,8 +551,7 @@ def robust_latent_from_alpha(alpha, *, low=ADAPTIVE_ALPHA_RANGE[0],
 _SOFTPLUS_OF_ONE_INVERSE = math.log(math.e - 1.0)  # softplus(this) == 1
 
 
-def robust_scale_from_latent(latent, *, floor=ADAPTIVE_SCALE_FLOOR,
-                             init=ADAPTIVE_SCALE_INIT):
+def robust_scale_from_latent(latent, *, floor=ADAPTIVE_SCALE_FLOOR, init=ADAPTIVE_SCALE_INIT):
   r"""Maps an unconstrained latent to a scale :math:`c > \text{floor}`.
 
   .. math::
@@ -559,8 +580,7 @@ def robust_scale_from_latent(latent, *, floor=ADAPTIVE_SCALE_FLOOR,
   return floor + (init - floor) * jax.nn.softplus(latent + _SOFTPLUS_OF_ONE_INVERSE)
 
 
-def robust_latent_from_scale(scale, *, floor=ADAPTIVE_SCALE_FLOOR,
-                             init=ADAPTIVE_SCALE_INIT):
+def robust_latent_from_scale(scale, *, floor=ADAPTIVE_SCALE_FLOOR, init=ADAPTIVE_SCALE_INIT):
   r"""The latent that :func:`robust_scale_from_latent` maps to ``scale`` (its inverse).
 
   .. math:: \text{latent} = \operatorname{softplus}^{-1}\frac{c - \text{floor}}

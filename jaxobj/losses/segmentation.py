@@ -55,8 +55,14 @@ from jaxobj._src.reduce import reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
-    "dice_ce_loss", "dice_loss", "focal_tversky_loss", "generalized_dice_loss",
-    "jaccard_loss", "lovasz_hinge_loss", "lovasz_softmax_loss", "tversky_loss",
+  "dice_ce_loss",
+  "dice_loss",
+  "focal_tversky_loss",
+  "generalized_dice_loss",
+  "jaccard_loss",
+  "lovasz_hinge_loss",
+  "lovasz_softmax_loss",
+  "tversky_loss",
 ]
 
 _ACTIVATIONS = ("softmax", "sigmoid")
@@ -69,35 +75,41 @@ _WEIGHT_TYPES = ("square", "simple", "uniform")
 
 def _check_choice(name, value, choices):
   if not isinstance(value, str) or value not in choices:
-    raise ValueError(f"{name}={value!r} is not supported; choose one of "
-                     f"{', '.join(repr(c) for c in choices)}.")
+    raise ValueError(
+      f"{name}={value!r} is not supported; choose one of {', '.join(repr(c) for c in choices)}."
+    )
 
 
 def _check_spatial_dims(spatial_dims, x, extra, name="logits"):
   if isinstance(spatial_dims, bool) or not isinstance(spatial_dims, int) or spatial_dims < 1:
-    raise ValueError(f"spatial_dims must be a positive int (2 for images, 3 for "
-                     f"volumes), got spatial_dims={spatial_dims!r}.")
+    raise ValueError(
+      f"spatial_dims must be a positive int (2 for images, 3 for "
+      f"volumes), got spatial_dims={spatial_dims!r}."
+    )
   if x.ndim < spatial_dims + extra:
     layout = "(..., *spatial, C)" if extra else "(..., *spatial)"
     raise ValueError(
-        f"{name}.shape={x.shape} has fewer axes than spatial_dims={spatial_dims}"
-        f"{' plus the class axis' if extra else ''}: {name} must be {layout}."
-        + (f" For one binary channel add a class axis with {name}[..., None]."
-           if extra else ""))
+      f"{name}.shape={x.shape} has fewer axes than spatial_dims={spatial_dims}"
+      f"{' plus the class axis' if extra else ''}: {name} must be {layout}."
+      + (f" For one binary channel add a class axis with {name}[..., None]." if extra else "")
+    )
 
 
 def _pixel_mask(pixel_where, map_shape, what="logits.shape without the class axis"):
   """The boolean pixel mask broadcast to the label-map shape (same rank, axes equal or 1)."""
   pw = jnp.asarray(pixel_where)
   if pw.dtype != jnp.bool_:
-    raise TypeError(f"pixel_where must be a boolean mask, got dtype {pw.dtype}. "
-                    f"Build it with a comparison or cast with pixel_where.astype(bool).")
+    raise TypeError(
+      f"pixel_where must be a boolean mask, got dtype {pw.dtype}. "
+      f"Build it with a comparison or cast with pixel_where.astype(bool)."
+    )
   ok = pw.ndim == len(map_shape) and all(a in (1, b) for a, b in zip(pw.shape, map_shape))
   if not ok:
     raise ValueError(
-        f"pixel_where.shape={pw.shape} does not broadcast to the pixel shape "
-        f"{map_shape} ({what}): it must have the same rank with each axis equal "
-        f"or 1.")
+      f"pixel_where.shape={pw.shape} does not broadcast to the pixel shape "
+      f"{map_shape} ({what}): it must have the same rank with each axis equal "
+      f"or 1."
+    )
   return jnp.broadcast_to(pw, map_shape)
 
 
@@ -118,10 +130,10 @@ def _in_range(labels, num_classes):
 
 
 class _Inputs(NamedTuple):
-  x: jax.Array          # logits, class axis last, invalid pixels 0: (*map, C)
-  g: jax.Array          # targets, (*map, C); NaN rows for out-of-range labels
+  x: jax.Array  # logits, class axis last, invalid pixels 0: (*map, C)
+  g: jax.Array  # targets, (*map, C); NaN rows for out-of-range labels
   valid: jax.Array | None  # (*map,) bool, or None when every pixel counts
-  integer: bool         # labels were an integer label map
+  integer: bool  # labels were an integer label map
   axes: tuple[int, ...]  # map axes summed into one loss (spatial, or all if pooled)
   loss_shape: tuple[int, ...]
 
@@ -142,26 +154,30 @@ def _label_kind(labels, x, map_shape, logits_shape):
   if y.shape == map_shape:
     if not jnp.issubdtype(y.dtype, jnp.integer):
       raise TypeError(
-          f"labels has the shape of a label map ({y.shape}, logits.shape without "
-          f"the class axis) but dtype {y.dtype}: class indices must be integers. "
-          f"Cast with labels.astype(jnp.int32), or pass one-hot targets of shape "
-          f"{logits_shape}.")
+        f"labels has the shape of a label map ({y.shape}, logits.shape without "
+        f"the class axis) but dtype {y.dtype}: class indices must be integers. "
+        f"Cast with labels.astype(jnp.int32), or pass one-hot targets of shape "
+        f"{logits_shape}."
+      )
     return y, True
   if y.shape == x.shape:
     return y, False
   hint = "reshape labels to one of these."
-  if len(y.shape) == len(map_shape) + 1 and 1 in y.shape and (
-      tuple(d for i, d in enumerate(y.shape) if i != y.shape.index(1)) == map_shape):
+  if (
+    len(y.shape) == len(map_shape) + 1
+    and 1 in y.shape
+    and (tuple(d for i, d in enumerate(y.shape) if i != y.shape.index(1)) == map_shape)
+  ):
     hint = "drop the axis of size 1 (MONAI's B1HW label layout) with jnp.squeeze."
   raise ValueError(
-      f"labels must be an integer label map of shape {map_shape} (logits.shape "
-      f"without the class axis) or targets of the same shape as logits; got "
-      f"labels.shape={y.shape} and logits.shape={logits_shape}. jaxobj never "
-      f"broadcasts them silently; {hint}")
+    f"labels must be an integer label map of shape {map_shape} (logits.shape "
+    f"without the class axis) or targets of the same shape as logits; got "
+    f"labels.shape={y.shape} and logits.shape={logits_shape}. jaxobj never "
+    f"broadcasts them silently; {hint}"
+  )
 
 
-def _prepare(logits, labels, *, axis, spatial_dims, pooled, where, pixel_where,
-             ignore_index):
+def _prepare(logits, labels, *, axis, spatial_dims, pooled, where, pixel_where, ignore_index):
   """Checked logits (class axis last) and targets, with invalid pixels zeroed."""
   x0 = checks.as_float(logits, "logits")
   _check_spatial_dims(spatial_dims, x0, 1)
@@ -178,8 +194,10 @@ def _prepare(logits, labels, *, axis, spatial_dims, pooled, where, pixel_where,
     valid = _and(valid, _pixel_mask(pixel_where, map_shape))
   if ignore_index is not None:
     if not integer:
-      raise ValueError("ignore_index applies to integer label maps; mask pixels of "
-                       "one-hot or probability targets with pixel_where.")
+      raise ValueError(
+        "ignore_index applies to integer label maps; mask pixels of "
+        "one-hot or probability targets with pixel_where."
+      )
     valid = _and(valid, y != ignore_index)
   x = _fill(valid, x, 1)
   num_classes = x.shape[-1]
@@ -210,9 +228,11 @@ def _class_weights(class_weights, num_classes):
     return None
   w = checks.as_float(class_weights, "class_weights")
   if w.shape != (num_classes,):
-    raise ValueError(f"class_weights must have shape ({num_classes},) (one weight per "
-                     f"class of logits, background included), got "
-                     f"class_weights.shape={w.shape}.")
+    raise ValueError(
+      f"class_weights must have shape ({num_classes},) (one weight per "
+      f"class of logits, background included), got "
+      f"class_weights.shape={w.shape}."
+    )
   return w
 
 
@@ -235,8 +255,7 @@ def _overlap(inp, activation, include_background):
   pos, neg = p * (1.0 - g), q * g
   total = lambda a: jnp.sum(a, axis=inp.axes)  # noqa: E731
   # p - g == p (1 - g) - (1 - p) g, exact when p is near 1.
-  return _Overlap(total(p * g), total(pos), total(neg), total(jnp.square(pos - neg)),
-                  total(g))
+  return _Overlap(total(p * g), total(pos), total(neg), total(jnp.square(pos - neg)), total(g))
 
 
 def _ratio(numerator, denominator):
@@ -268,13 +287,36 @@ def _check_smooth(smooth_nr, smooth_dr):
   checks.check_range("smooth_dr", smooth_dr, low=0.0)
 
 
-def _dice(logits, labels, *, smooth_nr, smooth_dr, include_background, squared_pred,
-          jaccard, batch, class_weights, activation, axis, spatial_dims, pixel_where,
-          ignore_index, where):
+def _dice(
+  logits,
+  labels,
+  *,
+  smooth_nr,
+  smooth_dr,
+  include_background,
+  squared_pred,
+  jaccard,
+  batch,
+  class_weights,
+  activation,
+  axis,
+  spatial_dims,
+  pixel_where,
+  ignore_index,
+  where,
+):
   """Per-image (or pooled) Dice/Jaccard loss and the prepared inputs."""
   _check_smooth(smooth_nr, smooth_dr)
-  inp = _prepare(logits, labels, axis=axis, spatial_dims=spatial_dims, pooled=batch,
-                 where=where, pixel_where=pixel_where, ignore_index=ignore_index)
+  inp = _prepare(
+    logits,
+    labels,
+    axis=axis,
+    spatial_dims=spatial_dims,
+    pooled=batch,
+    where=where,
+    pixel_where=pixel_where,
+    ignore_index=ignore_index,
+  )
   cw = _class_weights(class_weights, inp.x.shape[-1])
   o = _overlap(inp, activation, include_background)
   per_class = _dice_per_class(o, smooth_nr, smooth_dr, squared_pred, jaccard)
@@ -301,11 +343,26 @@ def _with_common_args(fn):
 
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
 @_with_common_args
-def dice_loss(logits, labels, *, smooth_nr=1e-5, smooth_dr=1e-5,
-              include_background=True, squared_pred=False, jaccard=False,
-              batch=False, class_weights=None, activation="softmax", axis=-1,
-              spatial_dims=2, pixel_where=None, ignore_index=None, where=None,
-              weights=None, reduction="mean"):
+def dice_loss(
+  logits,
+  labels,
+  *,
+  smooth_nr=1e-5,
+  smooth_dr=1e-5,
+  include_background=True,
+  squared_pred=False,
+  jaccard=False,
+  batch=False,
+  class_weights=None,
+  activation="softmax",
+  axis=-1,
+  spatial_dims=2,
+  pixel_where=None,
+  ignore_index=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Soft Dice loss per image, averaged over classes (MONAI's ``DiceLoss``).
 
   .. math::
@@ -375,21 +432,46 @@ def dice_loss(logits, labels, *, smooth_nr=1e-5, smooth_dr=1e-5,
     Milletari et al., "V-Net", 3DV 2016. MONAI ``monai.losses.DiceLoss``.
   """
   values, _, _ = _dice(
-      logits, labels, smooth_nr=smooth_nr, smooth_dr=smooth_dr,
-      include_background=include_background, squared_pred=squared_pred,
-      jaccard=jaccard, batch=batch, class_weights=class_weights,
-      activation=activation, axis=axis, spatial_dims=spatial_dims,
-      pixel_where=pixel_where, ignore_index=ignore_index, where=where)
+    logits,
+    labels,
+    smooth_nr=smooth_nr,
+    smooth_dr=smooth_dr,
+    include_background=include_background,
+    squared_pred=squared_pred,
+    jaccard=jaccard,
+    batch=batch,
+    class_weights=class_weights,
+    activation=activation,
+    axis=axis,
+    spatial_dims=spatial_dims,
+    pixel_where=pixel_where,
+    ignore_index=ignore_index,
+    where=where,
+  )
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
 @_with_common_args
-def jaccard_loss(logits, labels, *, smooth_nr=1e-5, smooth_dr=1e-5,
-                 include_background=True, squared_pred=False, batch=False,
-                 class_weights=None, activation="softmax", axis=-1, spatial_dims=2,
-                 pixel_where=None, ignore_index=None, where=None, weights=None,
-                 reduction="mean"):
+def jaccard_loss(
+  logits,
+  labels,
+  *,
+  smooth_nr=1e-5,
+  smooth_dr=1e-5,
+  include_background=True,
+  squared_pred=False,
+  batch=False,
+  class_weights=None,
+  activation="softmax",
+  axis=-1,
+  spatial_dims=2,
+  pixel_where=None,
+  ignore_index=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Soft Jaccard (IoU) loss per image, averaged over classes.
 
   .. math::
@@ -429,11 +511,22 @@ def jaccard_loss(logits, labels, *, smooth_nr=1e-5, smooth_dr=1e-5,
     Networks for Image Segmentation", ISVC 2016.
   """
   values, _, _ = _dice(
-      logits, labels, smooth_nr=smooth_nr, smooth_dr=smooth_dr,
-      include_background=include_background, squared_pred=squared_pred,
-      jaccard=True, batch=batch, class_weights=class_weights,
-      activation=activation, axis=axis, spatial_dims=spatial_dims,
-      pixel_where=pixel_where, ignore_index=ignore_index, where=where)
+    logits,
+    labels,
+    smooth_nr=smooth_nr,
+    smooth_dr=smooth_dr,
+    include_background=include_background,
+    squared_pred=squared_pred,
+    jaccard=True,
+    batch=batch,
+    class_weights=class_weights,
+    activation=activation,
+    axis=axis,
+    spatial_dims=spatial_dims,
+    pixel_where=pixel_where,
+    ignore_index=ignore_index,
+    where=where,
+  )
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -452,11 +545,24 @@ def _generalized_weights(ground, w_type):
 
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
 @_with_common_args
-def generalized_dice_loss(logits, labels, *, smooth_nr=1e-5, smooth_dr=1e-5,
-                          include_background=True, w_type="square", batch=False,
-                          activation="softmax", axis=-1, spatial_dims=2,
-                          pixel_where=None, ignore_index=None, where=None,
-                          weights=None, reduction="mean"):
+def generalized_dice_loss(
+  logits,
+  labels,
+  *,
+  smooth_nr=1e-5,
+  smooth_dr=1e-5,
+  include_background=True,
+  w_type="square",
+  batch=False,
+  activation="softmax",
+  axis=-1,
+  spatial_dims=2,
+  pixel_where=None,
+  ignore_index=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Generalized Dice loss: one Dice ratio over all classes, weighted by inverse class volume.
 
   .. math::
@@ -500,8 +606,16 @@ def generalized_dice_loss(logits, labels, *, smooth_nr=1e-5, smooth_dr=1e-5,
   """
   _check_smooth(smooth_nr, smooth_dr)
   _check_choice("w_type", w_type, _WEIGHT_TYPES)
-  inp = _prepare(logits, labels, axis=axis, spatial_dims=spatial_dims, pooled=batch,
-                 where=where, pixel_where=pixel_where, ignore_index=ignore_index)
+  inp = _prepare(
+    logits,
+    labels,
+    axis=axis,
+    spatial_dims=spatial_dims,
+    pooled=batch,
+    where=where,
+    pixel_where=pixel_where,
+    ignore_index=ignore_index,
+  )
   o = _overlap(inp, activation, include_background)
   w = _generalized_weights(o.ground, w_type)
   err = jnp.sum(w * (o.fp + o.fn), axis=-1)
@@ -514,15 +628,37 @@ def generalized_dice_loss(logits, labels, *, smooth_nr=1e-5, smooth_dr=1e-5,
 # Tversky.
 
 
-def _tversky_per_class(logits, labels, *, alpha, beta, smooth_nr, smooth_dr,
-                       include_background, batch, activation, axis, spatial_dims,
-                       pixel_where, ignore_index, where):
+def _tversky_per_class(
+  logits,
+  labels,
+  *,
+  alpha,
+  beta,
+  smooth_nr,
+  smooth_dr,
+  include_background,
+  batch,
+  activation,
+  axis,
+  spatial_dims,
+  pixel_where,
+  ignore_index,
+  where,
+):
   """``1 - TI`` per image (or pooled) and class."""
   checks.check_range("alpha", alpha, low=0.0)
   checks.check_range("beta", beta, low=0.0)
   _check_smooth(smooth_nr, smooth_dr)
-  inp = _prepare(logits, labels, axis=axis, spatial_dims=spatial_dims, pooled=batch,
-                 where=where, pixel_where=pixel_where, ignore_index=ignore_index)
+  inp = _prepare(
+    logits,
+    labels,
+    axis=axis,
+    spatial_dims=spatial_dims,
+    pooled=batch,
+    where=where,
+    pixel_where=pixel_where,
+    ignore_index=ignore_index,
+  )
   o = _overlap(inp, activation, include_background)
   err = alpha * o.fp + beta * o.fn
   return _ratio(err + (smooth_dr - smooth_nr), err + o.tp + smooth_dr)
@@ -530,10 +666,25 @@ def _tversky_per_class(logits, labels, *, alpha, beta, smooth_nr, smooth_dr,
 
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
 @_with_common_args
-def tversky_loss(logits, labels, *, alpha=0.5, beta=0.5, smooth_nr=1e-5,
-                 smooth_dr=1e-5, include_background=True, batch=False,
-                 activation="softmax", axis=-1, spatial_dims=2, pixel_where=None,
-                 ignore_index=None, where=None, weights=None, reduction="mean"):
+def tversky_loss(
+  logits,
+  labels,
+  *,
+  alpha=0.5,
+  beta=0.5,
+  smooth_nr=1e-5,
+  smooth_dr=1e-5,
+  include_background=True,
+  batch=False,
+  activation="softmax",
+  axis=-1,
+  spatial_dims=2,
+  pixel_where=None,
+  ignore_index=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Tversky loss: Dice with separate weights on false positives and false negatives.
 
   .. math::
@@ -576,21 +727,48 @@ def tversky_loss(logits, labels, *, alpha=0.5, beta=0.5, smooth_nr=1e-5,
     ``monai.losses.TverskyLoss``.
   """
   per_class = _tversky_per_class(
-      logits, labels, alpha=alpha, beta=beta, smooth_nr=smooth_nr,
-      smooth_dr=smooth_dr, include_background=include_background, batch=batch,
-      activation=activation, axis=axis, spatial_dims=spatial_dims,
-      pixel_where=pixel_where, ignore_index=ignore_index, where=where)
-  return reduce_loss(jnp.mean(per_class, axis=-1), where=where, weights=weights,
-                     reduction=reduction)
+    logits,
+    labels,
+    alpha=alpha,
+    beta=beta,
+    smooth_nr=smooth_nr,
+    smooth_dr=smooth_dr,
+    include_background=include_background,
+    batch=batch,
+    activation=activation,
+    axis=axis,
+    spatial_dims=spatial_dims,
+    pixel_where=pixel_where,
+    ignore_index=ignore_index,
+    where=where,
+  )
+  return reduce_loss(
+    jnp.mean(per_class, axis=-1), where=where, weights=weights, reduction=reduction
+  )
 
 
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
 @_with_common_args
-def focal_tversky_loss(logits, labels, *, alpha=0.3, beta=0.7, gamma=4.0 / 3.0,
-                       smooth_nr=1e-5, smooth_dr=1e-5, include_background=True,
-                       batch=False, activation="softmax", axis=-1, spatial_dims=2,
-                       pixel_where=None, ignore_index=None, where=None,
-                       weights=None, reduction="mean"):
+def focal_tversky_loss(
+  logits,
+  labels,
+  *,
+  alpha=0.3,
+  beta=0.7,
+  gamma=4.0 / 3.0,
+  smooth_nr=1e-5,
+  smooth_dr=1e-5,
+  include_background=True,
+  batch=False,
+  activation="softmax",
+  axis=-1,
+  spatial_dims=2,
+  pixel_where=None,
+  ignore_index=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Focal Tversky loss: the per-class Tversky loss raised to the power 1/gamma.
 
   .. math::
@@ -641,10 +819,21 @@ def focal_tversky_loss(logits, labels, *, alpha=0.3, beta=0.7, gamma=4.0 / 3.0,
   """
   checks.check_range("gamma", gamma, low=0.0, low_inclusive=False)
   per_class = _tversky_per_class(
-      logits, labels, alpha=alpha, beta=beta, smooth_nr=smooth_nr,
-      smooth_dr=smooth_dr, include_background=include_background, batch=batch,
-      activation=activation, axis=axis, spatial_dims=spatial_dims,
-      pixel_where=pixel_where, ignore_index=ignore_index, where=where)
+    logits,
+    labels,
+    alpha=alpha,
+    beta=beta,
+    smooth_nr=smooth_nr,
+    smooth_dr=smooth_dr,
+    include_background=include_background,
+    batch=batch,
+    activation=activation,
+    axis=axis,
+    spatial_dims=spatial_dims,
+    pixel_where=pixel_where,
+    ignore_index=ignore_index,
+    where=where,
+  )
   pos = per_class > 0
   powered = jnp.exp(jnp.log(jnp.where(pos, per_class, 1.0)) / gamma)
   # NaN (a NaN logit, an out-of-range label) must not take the zero branch.
@@ -667,20 +856,22 @@ def _cross_entropy(inp, activation, class_weights, label_smoothing):
   softmax CE (weighted mean by the label's class weight for label maps) or
   BCE with logits (class weights as ``pos_weight``)."""
   x, g, axes = inp.x, inp.g, inp.axes
-  valid = (jnp.ones(x.shape[:-1], bool) if inp.valid is None else inp.valid)
+  valid = jnp.ones(x.shape[:-1], bool) if inp.valid is None else inp.valid
   count = jnp.sum(valid, axis=axes, dtype=x.dtype)
   if activation == "sigmoid":
     t = g * (1.0 - label_smoothing) + 0.5 * label_smoothing
     pos_w = 1.0 if class_weights is None else class_weights
-    ce = (pos_w * t * _safe_log(t, jax.nn.log_sigmoid(x))
-          + (1.0 - t) * _safe_log(1.0 - t, jax.nn.log_sigmoid(-x)))
+    ce = pos_w * t * _safe_log(t, jax.nn.log_sigmoid(x)) + (1.0 - t) * _safe_log(
+      1.0 - t, jax.nn.log_sigmoid(-x)
+    )
     total = -jnp.sum(jnp.where(valid[..., None], ce, 0.0), axis=axes + (-1,))
     return _ratio(total, count * x.shape[-1])
   log_p = jax.nn.log_softmax(x, axis=-1)
   finite = log_p > -jnp.inf
   # In x's dtype: a bool / int division is float64 under x64.
   uniform = finite.astype(x.dtype) / jnp.maximum(
-      jnp.sum(finite, axis=-1, keepdims=True, dtype=x.dtype), 1.0)
+    jnp.sum(finite, axis=-1, keepdims=True, dtype=x.dtype), 1.0
+  )
   t = (1.0 - label_smoothing) * g + label_smoothing * uniform
   w = 1.0 if class_weights is None else class_weights
   ce = -jnp.sum(w * t * _safe_log(t, log_p), axis=-1)
@@ -692,12 +883,29 @@ def _cross_entropy(inp, activation, class_weights, label_smoothing):
 
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
 @_with_common_args
-def dice_ce_loss(logits, labels, *, lambda_dice=1.0, lambda_ce=1.0,
-                 label_smoothing=0.0, smooth_nr=1e-5, smooth_dr=1e-5,
-                 include_background=True, squared_pred=False, jaccard=False,
-                 batch=False, class_weights=None, activation="softmax", axis=-1,
-                 spatial_dims=2, pixel_where=None, ignore_index=None, where=None,
-                 weights=None, reduction="mean"):
+def dice_ce_loss(
+  logits,
+  labels,
+  *,
+  lambda_dice=1.0,
+  lambda_ce=1.0,
+  label_smoothing=0.0,
+  smooth_nr=1e-5,
+  smooth_dr=1e-5,
+  include_background=True,
+  squared_pred=False,
+  jaccard=False,
+  batch=False,
+  class_weights=None,
+  activation="softmax",
+  axis=-1,
+  spatial_dims=2,
+  pixel_where=None,
+  ignore_index=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Dice loss plus cross-entropy, weighted (MONAI's ``DiceCELoss``).
 
   .. math:: \ell = \lambda_{dice}\,\ell_{Dice} + \lambda_{ce}\,\ell_{CE}
@@ -758,11 +966,22 @@ def dice_ce_loss(logits, labels, *, lambda_dice=1.0, lambda_ce=1.0,
   checks.check_range("lambda_ce", lambda_ce, low=0.0)
   checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
   dice, inp, cw = _dice(
-      logits, labels, smooth_nr=smooth_nr, smooth_dr=smooth_dr,
-      include_background=include_background, squared_pred=squared_pred,
-      jaccard=jaccard, batch=batch, class_weights=class_weights,
-      activation=activation, axis=axis, spatial_dims=spatial_dims,
-      pixel_where=pixel_where, ignore_index=ignore_index, where=where)
+    logits,
+    labels,
+    smooth_nr=smooth_nr,
+    smooth_dr=smooth_dr,
+    include_background=include_background,
+    squared_pred=squared_pred,
+    jaccard=jaccard,
+    batch=batch,
+    class_weights=class_weights,
+    activation=activation,
+    axis=axis,
+    spatial_dims=spatial_dims,
+    pixel_where=pixel_where,
+    ignore_index=ignore_index,
+    where=where,
+  )
   ce = _cross_entropy(inp, activation, cw, label_smoothing)
   values = lambda_dice * dice + lambda_ce * ce
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
@@ -809,7 +1028,7 @@ def _lovasz(errors, gt, valid, hinge):
 def _pixels_last(a, loss_shape, has_class):
   """Collapses the summed axes into one trailing pixel axis (class axis before it)."""
   # The pixel count by name, not -1: an empty batch leaves -1 undetermined.
-  pixels = math.prod(a.shape[len(loss_shape):a.ndim - has_class])
+  pixels = math.prod(a.shape[len(loss_shape) : a.ndim - has_class])
   if has_class:
     a = a.reshape(loss_shape + (pixels, a.shape[-1]))
     return jnp.swapaxes(a, -1, -2)  # loss_shape + (C, P)
@@ -822,19 +1041,29 @@ def _select_classes(classes, num_classes):
   try:
     idx = tuple(operator.index(c) for c in classes)
   except TypeError:
-    raise ValueError(f"classes must be 'present', 'all' or a sequence of class "
-                     f"indices, got classes={classes!r}.") from None
+    raise ValueError(
+      f"classes must be 'present', 'all' or a sequence of class indices, got classes={classes!r}."
+    ) from None
   if not idx or any(not 0 <= c < num_classes for c in idx):
-    raise ValueError(f"classes={classes!r} must be non-empty indices in "
-                     f"[0, {num_classes}).")
+    raise ValueError(f"classes={classes!r} must be non-empty indices in [0, {num_classes}).")
   return idx
 
 
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
-def lovasz_softmax_loss(logits, labels, *, classes="present", per_image=True,
-                        axis=-1, spatial_dims=2, pixel_where=None,
-                        ignore_index=None, where=None, weights=None,
-                        reduction="mean"):
+def lovasz_softmax_loss(
+  logits,
+  labels,
+  *,
+  classes="present",
+  per_image=True,
+  axis=-1,
+  spatial_dims=2,
+  pixel_where=None,
+  ignore_index=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Lovász-softmax loss: the convex Lovász extension of the per-class Jaccard loss.
 
   .. math::
@@ -890,27 +1119,39 @@ def lovasz_softmax_loss(logits, labels, *, classes="present", per_image=True,
   if not isinstance(classes, str):
     classes = tuple(classes)
   elif classes not in ("present", "all"):
-    raise ValueError(f"classes={classes!r} is not supported; choose 'present', 'all' "
-                     f"or a sequence of class indices.")
+    raise ValueError(
+      f"classes={classes!r} is not supported; choose 'present', 'all' "
+      f"or a sequence of class indices."
+    )
   x0 = checks.as_float(logits, "logits")
   _check_spatial_dims(spatial_dims, x0, 1)
   num_classes = jnp.moveaxis(x0, axis, -1).shape[-1]
   if num_classes < 2:
-    raise ValueError(f"lovasz_softmax_loss needs at least 2 classes, got "
-                     f"logits.shape={x0.shape}; for one binary channel use "
-                     f"lovasz_hinge_loss.")
+    raise ValueError(
+      f"lovasz_softmax_loss needs at least 2 classes, got "
+      f"logits.shape={x0.shape}; for one binary channel use "
+      f"lovasz_hinge_loss."
+    )
   y = jnp.asarray(labels)
   inp = None
   if jnp.issubdtype(y.dtype, jnp.integer):
-    inp = _prepare(logits, labels, axis=axis, spatial_dims=spatial_dims,
-                   pooled=not per_image, where=where, pixel_where=pixel_where,
-                   ignore_index=ignore_index)
+    inp = _prepare(
+      logits,
+      labels,
+      axis=axis,
+      spatial_dims=spatial_dims,
+      pooled=not per_image,
+      where=where,
+      pixel_where=pixel_where,
+      ignore_index=ignore_index,
+    )
   if inp is None or not inp.integer:
     raise TypeError(
-        f"lovasz_softmax_loss takes an integer label map (logits.shape without the "
-        f"class axis), got labels of dtype {y.dtype} and shape {y.shape} for "
-        f"logits.shape={x0.shape}; convert one-hot targets with labels.argmax(-1) "
-        f"and cast with .astype(jnp.int32).")
+      f"lovasz_softmax_loss takes an integer label map (logits.shape without the "
+      f"class axis), got labels of dtype {y.dtype} and shape {y.shape} for "
+      f"logits.shape={x0.shape}; convert one-hot targets with labels.argmax(-1) "
+      f"and cast with .astype(jnp.int32)."
+    )
   idx = _select_classes(classes, num_classes)
   p, q = _probabilities(inp.x, "softmax")
   g = jnp.nan_to_num(inp.g)  # out-of-range labels give NaN below, not garbage
@@ -921,24 +1162,34 @@ def lovasz_softmax_loss(logits, labels, *, classes="present", per_image=True,
     return a if isinstance(classes, str) else a[..., jnp.asarray(idx), :]
 
   gt = to_pixels(g)
-  valid = None if inp.valid is None else to_pixels(
-      jnp.broadcast_to(inp.valid[..., None], g.shape))
+  valid = None if inp.valid is None else to_pixels(jnp.broadcast_to(inp.valid[..., None], g.shape))
   per_class = _lovasz(to_pixels(errors), gt, valid, hinge=False)
   if classes == "present":
     counted = jnp.sum(gt, axis=-1) > 0  # gt is 0 at invalid pixels
   else:
     counted = jnp.ones(per_class.shape, bool)
-  values = _ratio(jnp.sum(jnp.where(counted, per_class, 0.0), axis=-1),
-                  jnp.sum(counted, axis=-1, dtype=per_class.dtype))
+  values = _ratio(
+    jnp.sum(jnp.where(counted, per_class, 0.0), axis=-1),
+    jnp.sum(counted, axis=-1, dtype=per_class.dtype),
+  )
   bad = jnp.any(jnp.isnan(inp.g[..., 0]), axis=inp.axes)
   values = jnp.where(bad, jnp.nan, values)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("segmentation", inputs=seg_examples.SEGMENTATION_BINARY)
-def lovasz_hinge_loss(logits, labels, *, per_image=True, spatial_dims=2,
-                      pixel_where=None, ignore_index=None, where=None,
-                      weights=None, reduction="mean"):
+def lovasz_hinge_loss(
+  logits,
+  labels,
+  *,
+  per_image=True,
+  spatial_dims=2,
+  pixel_where=None,
+  ignore_index=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Lovász hinge loss: the Lovász extension of the binary Jaccard loss on hinge errors.
 
   .. math::
@@ -994,6 +1245,5 @@ def lovasz_hinge_loss(logits, labels, *, per_image=True, spatial_dims=2,
   x, y = _fill(valid, x), _fill(valid, y)
   errors = 1.0 - x * (2.0 * y - 1.0)
   flat = lambda a: _pixels_last(a, loss_shape, False)  # noqa: E731
-  values = _lovasz(flat(errors), flat(y), None if valid is None else flat(valid),
-                   hinge=True)
+  values = _lovasz(flat(errors), flat(y), None if valid is None else flat(valid), hinge=True)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)

@@ -17,9 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxobj._src import checks, numerics
+from jaxobj._src import checks, fused_xent, numerics
 from jaxobj._src.examples import sequence as sequence_examples
-from jaxobj._src import fused_xent
 from jaxobj._src.reduce import masked_fill, reduce_loss, reduce_total
 from jaxobj.losses.classification import _finite_classes, _take
 from jaxobj.registry import register
@@ -49,13 +48,15 @@ def _check_normalize(normalize) -> None:
   if isinstance(normalize, str):
     if normalize not in NORMALIZE_MODES:
       raise ValueError(
-          f"normalize={normalize!r} is not supported; choose one of "
-          f"{', '.join(repr(m) for m in NORMALIZE_MODES)} or a positive number "
-          f"(the constant the sum is divided by).")
+        f"normalize={normalize!r} is not supported; choose one of "
+        f"{', '.join(repr(m) for m in NORMALIZE_MODES)} or a positive number "
+        f"(the constant the sum is divided by)."
+      )
     return
   if isinstance(normalize, bool) or normalize is None:
-    raise TypeError(f"normalize must be 'tokens', 'sequences' or a positive number, "
-                    f"got {normalize!r}.")
+    raise TypeError(
+      f"normalize must be 'tokens', 'sequences' or a positive number, got {normalize!r}."
+    )
   checks.check_range("normalize", normalize, low=0.0, low_inclusive=False)
 
 
@@ -68,8 +69,9 @@ def _segment_totals(w, segment_ids):
   seg = segment_ids.reshape(rows, t)
   starts = jnp.concatenate([jnp.ones((rows, 1), bool), seg[:, 1:] != seg[:, :-1]], axis=1)
   ids = jnp.cumsum(starts, axis=1) - 1 + t * jnp.arange(rows)[:, None]
-  totals = jax.ops.segment_sum(w.reshape(-1), ids.reshape(-1), num_segments=rows * t,
-                               indices_are_sorted=True)
+  totals = jax.ops.segment_sum(
+    w.reshape(-1), ids.reshape(-1), num_segments=rows * t, indices_are_sorted=True
+  )
   return totals[ids].reshape(shape)
 
 
@@ -92,9 +94,20 @@ def _per_sequence_weights(mask, weights, segment_ids, shape):
 
 
 @register("sequence", inputs=sequence_examples.TOKENS)
-def token_cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0.0,
-                        z_loss=0.0, logit_soft_cap=None, normalize="tokens",
-                        segment_ids=None, where=None, weights=None, reduction="mean"):
+def token_cross_entropy(
+  logits,
+  targets,
+  *,
+  ignore_index=-100,
+  label_smoothing=0.0,
+  z_loss=0.0,
+  logit_soft_cap=None,
+  normalize="tokens",
+  segment_ids=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Token-level softmax cross-entropy for language models, with z-loss and soft-capping.
 
   Per token, with logits :math:`x` (soft-capped first when ``logit_soft_cap``
@@ -220,11 +233,23 @@ def token_cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0
 
 
 @register("sequence", inputs=sequence_examples.LINEAR)
-def fused_linear_cross_entropy(hidden, targets, kernel, *, ignore_index=-100,
-                               label_smoothing=0.0, z_loss=0.0, logit_soft_cap=None,
-                               normalize="tokens", segment_ids=None, where=None,
-                               weights=None, reduction="mean", token_block=None,
-                               vocab_block=None):
+def fused_linear_cross_entropy(
+  hidden,
+  targets,
+  kernel,
+  *,
+  ignore_index=-100,
+  label_smoothing=0.0,
+  z_loss=0.0,
+  logit_soft_cap=None,
+  normalize="tokens",
+  segment_ids=None,
+  where=None,
+  weights=None,
+  reduction="mean",
+  token_block=None,
+  vocab_block=None,
+):
   r""":func:`token_cross_entropy` of ``hidden @ kernel``, without the logits.
 
   The value is exactly ``token_cross_entropy(hidden @ kernel, targets, ...)``
@@ -312,12 +337,12 @@ def fused_linear_cross_entropy(hidden, targets, kernel, *, ignore_index=-100,
   checks.check_label_shape("hidden", h, "targets", y)
   if w.ndim != 2 or w.shape[0] != h.shape[-1]:
     raise ValueError(
-        f"kernel must be [D, V] with D = hidden.shape[-1] = {h.shape[-1]}, got "
-        f"kernel.shape={w.shape}; the logits are hidden @ kernel (transpose a "
-        f"[V, D] embedding table).")
+      f"kernel must be [D, V] with D = hidden.shape[-1] = {h.shape[-1]}, got "
+      f"kernel.shape={w.shape}; the logits are hidden @ kernel (transpose a "
+      f"[V, D] embedding table)."
+    )
   for name, block in (("token_block", token_block), ("vocab_block", vocab_block)):
-    if block is not None and (isinstance(block, bool) or not isinstance(block, int)
-                              or block < 1):
+    if block is not None and (isinstance(block, bool) or not isinstance(block, int) or block < 1):
       raise ValueError(f"{name} must be a positive integer or None, got {block!r}.")
   shape = y.shape
   dim, vocab = w.shape
@@ -328,12 +353,16 @@ def fused_linear_cross_entropy(hidden, targets, kernel, *, ignore_index=-100,
   y = masked_fill(mask, y, shape, fill=0)
   token_weights = _token_weights(mask, weights, normalize, segment_ids, shape)
 
-  opts = fused_xent.Options(smoothing=not _is_zero(label_smoothing),
-                            z_loss=not _is_zero(z_loss),
-                            soft_cap=logit_soft_cap is not None)
+  opts = fused_xent.Options(
+    smoothing=not _is_zero(label_smoothing),
+    z_loss=not _is_zero(z_loss),
+    soft_cap=logit_soft_cap is not None,
+  )
   dtype = fused_xent.compute_dtype(h, w)
-  hyper = tuple(jnp.asarray(v, dtype) for v in (
-      label_smoothing, z_loss, 1.0 if logit_soft_cap is None else logit_soft_cap))
+  hyper = tuple(
+    jnp.asarray(v, dtype)
+    for v in (label_smoothing, z_loss, 1.0 if logit_soft_cap is None else logit_soft_cap)
+  )
   blocks = fused_xent.default_blocks(dim, vocab, token_block, vocab_block)
   h2, y2 = h.reshape(-1, dim), y.reshape(-1)
   # Inside shard_map: every input of the custom_vjp varies like the tokens, so
@@ -374,8 +403,9 @@ def _check_targets_in_vocab(y, mask, vocab: int) -> None:
   if bad.any():
     values = sorted(set(y[bad].tolist()))[:5]
     raise ValueError(
-        f"targets must lie in [0, V) = [0, {vocab}) wherever they count, got "
-        f"{values}; mark positions to skip with ignore_index or where=.")
+      f"targets must lie in [0, V) = [0, {vocab}) wherever they count, got "
+      f"{values}; mark positions to skip with ignore_index or where=."
+    )
 
 
 def _check_segment_ids(segment_ids, shape):
@@ -383,12 +413,15 @@ def _check_segment_ids(segment_ids, shape):
     return None
   segment_ids = jnp.asarray(segment_ids)
   if not jnp.issubdtype(segment_ids.dtype, jnp.integer):
-    raise TypeError(f"segment_ids must be an integer array, got dtype "
-                    f"{segment_ids.dtype}; cast with segment_ids.astype(jnp.int32).")
+    raise TypeError(
+      f"segment_ids must be an integer array, got dtype "
+      f"{segment_ids.dtype}; cast with segment_ids.astype(jnp.int32)."
+    )
   if segment_ids.shape != shape:
     raise ValueError(
-        f"segment_ids must have the shape of targets (one id per token), got "
-        f"segment_ids.shape={segment_ids.shape} and targets.shape={shape}.")
+      f"segment_ids must have the shape of targets (one id per token), got "
+      f"segment_ids.shape={segment_ids.shape} and targets.shape={shape}."
+    )
   return segment_ids
 
 
@@ -397,8 +430,9 @@ def _token_weights(mask, weights, normalize, segment_ids, shape):
   for ``"tokens"`` or a number, per-sequence weights for ``"sequences"``."""
   if isinstance(normalize, str) and normalize == "sequences":
     if not shape:
-      raise ValueError("normalize='sequences' needs a sequence axis: targets must have "
-                       "at least one dimension.")
+      raise ValueError(
+        "normalize='sequences' needs a sequence axis: targets must have at least one dimension."
+      )
     return _per_sequence_weights(mask, weights, segment_ids, shape)
   return weights
 
@@ -448,11 +482,17 @@ def _logsumexp3(a, b, c):
 def _forward_step(skip):
   """One frame of the forward recursion: stay, advance one state, or skip the
   blank between two different labels. Padded frames change nothing."""
+
   def step(alpha, inputs):
     emit, valid = inputs
-    new = _logsumexp3(alpha, _shift(alpha, 1, -jnp.inf),
-                      jnp.where(skip, _shift(alpha, 2, -jnp.inf), -jnp.inf)) + emit
+    new = (
+      _logsumexp3(
+        alpha, _shift(alpha, 1, -jnp.inf), jnp.where(skip, _shift(alpha, 2, -jnp.inf), -jnp.inf)
+      )
+      + emit
+    )
     return jnp.where(valid, new, alpha)
+
   return step
 
 
@@ -521,18 +561,21 @@ def _ctc_coefficients(logits, frame_valid, ext, skip, last):
     occ = jnp.where(use, jnp.exp(log_occ - top), 0.0)
     occ = occ / jnp.where(use, jnp.sum(occ, axis=0, keepdims=True), 1.0)
     here = beta + emit
-    new = _logsumexp3(here, _shift(here, -1, -jnp.inf),
-                      jnp.where(skip_next, _shift(here, -2, -jnp.inf), -jnp.inf))
+    new = _logsumexp3(
+      here, _shift(here, -1, -jnp.inf), jnp.where(skip_next, _shift(here, -2, -jnp.inf), -jnp.inf)
+    )
     return jnp.where(valid, new, beta), (occ[1::2], jnp.sum(occ[0::2], axis=0))
 
   _, (occ_labels, occ_blank) = jax.lax.scan(
-      backward, numerics.vary_like(beta_init.astype(logits.dtype), alphas), xs + (alphas,),
-      reverse=True)
+    backward,
+    numerics.vary_like(beta_init.astype(logits.dtype), alphas),
+    xs + (alphas,),
+    reverse=True,
+  )
   classes = logits.shape[-1]
   labels_hot = jax.nn.one_hot(ext[:, 1::2], classes, dtype=logits.dtype)  # [B, S, K]
   blank_hot = jax.nn.one_hot(ext[:, :1], classes, dtype=logits.dtype)  # [B, 1, K]
-  occ_k = (jnp.einsum("tsb,bsk->btk", occ_labels, labels_hot)
-           + occ_blank.T[..., None] * blank_hot)
+  occ_k = jnp.einsum("tsb,bsk->btk", occ_labels, labels_hot) + occ_blank.T[..., None] * blank_hot
   use = frame_valid[..., None] & possible[:, None, None]
   coef = jnp.where(use, occ_k - jnp.exp(logits - log_z[..., None]), 0.0)
   return log_lik, coef
@@ -551,11 +594,15 @@ def _paddings(p, name, like_name, like, axes):
   if p.shape != shape:
     want = f"{like_name}.shape" + ("" if axes is None else f"[:{axes}]")
     raise ValueError(
-        f"{name} must have shape {want} = {shape} (one padding flag per position), "
-        f"got {name}.shape={p.shape} and {like_name}.shape={like.shape}. jaxobj "
-        f"never broadcasts it silently; reshape it to {shape}.")
-  if not (jnp.issubdtype(p.dtype, jnp.floating) or jnp.issubdtype(p.dtype, jnp.integer)
-          or p.dtype == jnp.bool_):
+      f"{name} must have shape {want} = {shape} (one padding flag per position), "
+      f"got {name}.shape={p.shape} and {like_name}.shape={like.shape}. jaxobj "
+      f"never broadcasts it silently; reshape it to {shape}."
+    )
+  if not (
+    jnp.issubdtype(p.dtype, jnp.floating)
+    or jnp.issubdtype(p.dtype, jnp.integer)
+    or p.dtype == jnp.bool_
+  ):
     raise TypeError(f"{name} must be real (1.0 marks padding), got dtype {p.dtype}.")
   return p
 
@@ -589,8 +636,18 @@ def _ctc_values(x, frame_pad, y, label_pad, zero_infinity, *, blank_id):
 
 
 @register("sequence", inputs=sequence_examples.CTC)
-def ctc_loss(logits, logit_paddings, labels, label_paddings, *, blank_id=0,
-             zero_infinity=False, where=None, weights=None, reduction="mean"):
+def ctc_loss(
+  logits,
+  logit_paddings,
+  labels,
+  label_paddings,
+  *,
+  blank_id=0,
+  zero_infinity=False,
+  where=None,
+  weights=None,
+  reduction="mean",
+):
   r"""Connectionist temporal classification loss, exact in log space.
 
   The negative log-likelihood of the label sequence :math:`l` summed over
@@ -657,19 +714,22 @@ def ctc_loss(logits, logit_paddings, labels, label_paddings, *, blank_id=0,
   """
   x = checks.as_float(logits, "logits")
   if x.ndim < 2:
-    raise ValueError(f"logits must have shape [..., T, K] (frames, classes), got "
-                     f"logits.shape={x.shape}.")
+    raise ValueError(
+      f"logits must have shape [..., T, K] (frames, classes), got logits.shape={x.shape}."
+    )
   batch, (frames, classes) = x.shape[:-2], x.shape[-2:]
   logit_pad = _paddings(logit_paddings, "logit_paddings", "logits", x, -1)
   y = checks.as_labels(labels, "labels")
   if y.ndim < 1 or y.shape[:-1] != batch:
     raise ValueError(
-        f"labels must have shape [..., S] with the batch axes of logits, got "
-        f"labels.shape={y.shape} and logits.shape={x.shape} (batch axes {batch}).")
+      f"labels must have shape [..., S] with the batch axes of logits, got "
+      f"labels.shape={y.shape} and logits.shape={x.shape} (batch axes {batch})."
+    )
   label_pad = _paddings(label_paddings, "label_paddings", "labels", y, None)
   if not isinstance(blank_id, (int, np.integer)) or not 0 <= blank_id < classes:
-    raise ValueError(f"blank_id must be an int in [0, {classes}) (a class of logits), "
-                     f"got blank_id={blank_id!r}.")
+    raise ValueError(
+      f"blank_id must be an int in [0, {classes}) (a class of logits), got blank_id={blank_id!r}."
+    )
 
   x = masked_fill(where, x, batch, axis_extra=2)
   frame_pad = masked_fill(where, logit_pad.astype(x.dtype), batch, axis_extra=1)
@@ -677,8 +737,12 @@ def ctc_loss(logits, logit_paddings, labels, label_paddings, *, blank_id=0,
   label_pad = masked_fill(where, label_pad.astype(x.dtype), batch, fill=1.0, axis_extra=1)
 
   n = int(np.prod(batch, dtype=np.int64))
-  values = _ctc_values(x.reshape(n, frames, classes), frame_pad.reshape(n, frames),
-                       y.reshape(n, y.shape[-1]), label_pad.reshape(n, y.shape[-1]), zero_infinity,
-                       blank_id=int(blank_id))
-  return reduce_loss(values.reshape(batch), where=where, weights=weights,
-                     reduction=reduction)
+  values = _ctc_values(
+    x.reshape(n, frames, classes),
+    frame_pad.reshape(n, frames),
+    y.reshape(n, y.shape[-1]),
+    label_pad.reshape(n, y.shape[-1]),
+    zero_infinity,
+    blank_id=int(blank_id),
+  )
+  return reduce_loss(values.reshape(batch), where=where, weights=weights, reduction=reduction)

@@ -21,7 +21,8 @@ does the same with one ``psum`` of the statistics.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -32,15 +33,15 @@ __all__ = ["accumulate_value_and_grad"]
 
 
 def accumulate_value_and_grad(
-    objective: Objective,
-    data_fn: Callable[[Any, Any], dict[str, Any]],
-    model_params,
-    objective_params,
-    microbatches,
-    *,
-    step=None,
-    state=None,
-    key=None,
+  objective: Objective,
+  data_fn: Callable[[Any, Any], dict[str, Any]],
+  model_params,
+  objective_params,
+  microbatches,
+  *,
+  step=None,
+  state=None,
+  key=None,
 ):
   """Whole-batch ``(total, info)`` and gradients from microbatches, exactly.
 
@@ -82,13 +83,28 @@ def accumulate_value_and_grad(
     4.0 4.0 4.0
   """
   return accumulate(
-      objective, lambda p: p[1], lambda p, mb: data_fn(p[0], mb),
-      (model_params, objective_params), microbatches, step=step, state=state, key=key)
+    objective,
+    lambda p: p[1],
+    lambda p, mb: data_fn(p[0], mb),
+    (model_params, objective_params),
+    microbatches,
+    step=step,
+    state=state,
+    key=key,
+  )
 
 
-def accumulate(objective: Objective, objective_params_of: Callable[[Any], Any],
-               data_fn: Callable[[Any, Any], dict[str, Any]], params, microbatches, *,
-               step=None, state=None, key=None):
+def accumulate(
+  objective: Objective,
+  objective_params_of: Callable[[Any], Any],
+  data_fn: Callable[[Any, Any], dict[str, Any]],
+  params,
+  microbatches,
+  *,
+  step=None,
+  state=None,
+  key=None,
+):
   """The two passes over one differentiated pytree ``params``.
 
   ``objective_params_of(params)`` picks the objective's params out of it and
@@ -99,35 +115,35 @@ def accumulate(objective: Objective, objective_params_of: Callable[[Any], Any],
   _check_separable(objective, microbatches)
 
   def stats(params, mb):
-    return objective.statistics(objective_params_of(params), step=step,
-                                **data_fn(params, mb))
+    return objective.statistics(objective_params_of(params), step=step, **data_fn(params, mb))
 
   def add(a, b):
     return jax.tree.map(jnp.add, a, b)
 
   first = jax.tree.map(lambda x: x[0], microbatches)
-  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
-                       jax.eval_shape(stats, params, first))
-  totals, _ = jax.lax.scan(lambda acc, mb: (add(acc, stats(params, mb)), None),
-                           zeros, microbatches)
+  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(stats, params, first))
+  totals, _ = jax.lax.scan(lambda acc, mb: (add(acc, stats(params, mb)), None), zeros, microbatches)
   sums = {p: s for p, (s, _) in totals.items()}
   counts = {p: c for p, (_, c) in totals.items()}
 
   def combined(params, sums):
     stats_ = {p: (sums[p], counts[p]) for p in sums}
-    return objective.combine(objective_params_of(params), stats_, step=step, state=state,
-                             key=key)
+    return objective.combine(objective_params_of(params), stats_, step=step, state=state, key=key)
 
-  (total, info), (direct, g_sums) = jax.value_and_grad(
-      combined, argnums=(0, 1), has_aux=True)(params, sums)
+  (total, info), (direct, g_sums) = jax.value_and_grad(combined, argnums=(0, 1), has_aux=True)(
+    params, sums
+  )
 
   def surrogate(params, mb):
     s = stats(params, mb)
     return sum(g_sums[p] * s[p][0] for p in s)
 
   grad = jax.grad(surrogate)
-  grads, _ = jax.lax.scan(lambda acc, mb: (add(acc, grad(params, mb)), None),
-                          jax.tree.map(jnp.zeros_like, params), microbatches)
+  grads, _ = jax.lax.scan(
+    lambda acc, mb: (add(acc, grad(params, mb)), None),
+    jax.tree.map(jnp.zeros_like, params),
+    microbatches,
+  )
   return (total, info), add(grads, direct)
 
 
@@ -140,10 +156,11 @@ def _check_separable(objective: Objective, microbatches) -> None:
   if coupled:
     path, fn = coupled[0]
     raise ValueError(
-        f"term {path!r}: {getattr(fn, '__name__', fn)} couples the rows of its batch "
-        "(in-batch negatives, batch statistics or mined pairs), so its value on a "
-        "microbatch is not a part of the whole batch's and accumulate_value_and_grad "
-        "cannot add microbatches up exactly. Use jo.cached_value_and_grad: it embeds "
-        "every microbatch, computes the loss and its gradient on the whole batch of "
-        "embeddings, then backpropagates microbatch by microbatch (exact, with one "
-        "microbatch's activations in memory).")
+      f"term {path!r}: {getattr(fn, '__name__', fn)} couples the rows of its batch "
+      "(in-batch negatives, batch statistics or mined pairs), so its value on a "
+      "microbatch is not a part of the whole batch's and accumulate_value_and_grad "
+      "cannot add microbatches up exactly. Use jo.cached_value_and_grad: it embeds "
+      "every microbatch, computes the loss and its gradient on the whole batch of "
+      "embeddings, then backpropagates microbatch by microbatch (exact, with one "
+      "microbatch's activations in memory)."
+    )

@@ -53,16 +53,16 @@ __all__ = ["cached_value_and_grad"]
 
 
 def cached_value_and_grad(
-    objective: Objective,
-    embed_fn: Callable[[Any, Any], Any],
-    data_fn: Callable[[Any, Any, Any], dict[str, Any]],
-    model_params,
-    objective_params,
-    microbatches,
-    *,
-    step=None,
-    state=None,
-    key=None,
+  objective: Objective,
+  embed_fn: Callable[[Any, Any], Any],
+  data_fn: Callable[[Any, Any, Any], dict[str, Any]],
+  model_params,
+  objective_params,
+  microbatches,
+  *,
+  step=None,
+  state=None,
+  key=None,
 ):
   r"""Whole-batch ``(total, info)`` and gradients of any objective, embedding microbatches.
 
@@ -132,8 +132,10 @@ def cached_value_and_grad(
     8.0
   """
   if not isinstance(objective, Objective):
-    raise TypeError(f"cached_value_and_grad(objective=...) needs a jaxobj objective, got "
-                    f"{type(objective).__name__}.")
+    raise TypeError(
+      f"cached_value_and_grad(objective=...) needs a jaxobj objective, got "
+      f"{type(objective).__name__}."
+    )
   m, b = _microbatch_shape(microbatches)
   first = jax.tree.map(lambda x: x[0], microbatches)
   _check_embeddings(jax.eval_shape(embed_fn, model_params, first), b)
@@ -142,8 +144,7 @@ def cached_value_and_grad(
     return x.reshape(m * b, *x.shape[2:])
 
   # Pass 1: forward only, so no activation outlives its microbatch.
-  _, stacked = jax.lax.scan(lambda _, mb: (None, embed_fn(model_params, mb)),
-                            None, microbatches)
+  _, stacked = jax.lax.scan(lambda _, mb: (None, embed_fn(model_params, mb)), None, microbatches)
   embeddings = jax.tree.map(rows, stacked)
   batch = jax.tree.map(rows, microbatches)
 
@@ -152,13 +153,15 @@ def cached_value_and_grad(
     data = data_fn(mp, emb, batch)
     if not isinstance(data, Mapping):
       raise TypeError(
-          f"cached_value_and_grad: data_fn must return a dict of the data sources "
-          f"objective.apply reads (e.g. {{'outputs': embeddings, 'batch': batch}}), got "
-          f"{type(data).__name__}.")
+        f"cached_value_and_grad: data_fn must return a dict of the data sources "
+        f"objective.apply reads (e.g. {{'outputs': embeddings, 'batch': batch}}), got "
+        f"{type(data).__name__}."
+      )
     return objective.apply(op, step=step, state=state, key=key, **data)
 
   (total, info), (direct, objective_grads, embedding_grads) = jax.value_and_grad(
-      whole, argnums=(0, 1, 2), has_aux=True)(model_params, objective_params, embeddings)
+    whole, argnums=(0, 1, 2), has_aux=True
+  )(model_params, objective_params, embeddings)
 
   # Pass 3: each microbatch's slice of dF/dE pulled back through the encoder.
   cotangents = jax.tree.map(lambda g: g.reshape(m, b, *g.shape[1:]), embedding_grads)
@@ -174,46 +177,58 @@ def cached_value_and_grad(
 
 
 def _described(tree) -> str:
-  return ", ".join(f"{jax.tree_util.keystr(p) or 'the value'}: {tuple(jnp.shape(x))}"
-                   for p, x in jax.tree_util.tree_leaves_with_path(tree))
+  return ", ".join(
+    f"{jax.tree_util.keystr(p) or 'the value'}: {tuple(jnp.shape(x))}"
+    for p, x in jax.tree_util.tree_leaves_with_path(tree)
+  )
 
 
 def _microbatch_shape(microbatches) -> tuple[int, int]:
   """``(M, b)``: every leaf of ``microbatches`` has shape ``(M, b, ...)``."""
   leaves = jax.tree_util.tree_leaves_with_path(microbatches)
-  fix = ("Split a batch of B rows into M microbatches with "
-         "jax.tree.map(lambda x: x.reshape(M, B // M, *x.shape[1:]), batch).")
+  fix = (
+    "Split a batch of B rows into M microbatches with "
+    "jax.tree.map(lambda x: x.reshape(M, B // M, *x.shape[1:]), batch)."
+  )
   if not leaves:
-    raise ValueError("cached_value_and_grad: microbatches has no arrays; pass the "
-                     f"batch split into microbatches. {fix}")
+    raise ValueError(
+      "cached_value_and_grad: microbatches has no arrays; pass the "
+      f"batch split into microbatches. {fix}"
+    )
   flat = [jnp.shape(x) for _, x in leaves]
   if any(len(s) < 2 for s in flat) or len({s[:2] for s in flat}) != 1:
     raise ValueError(
-        "cached_value_and_grad: every leaf of microbatches needs shape (M, b, ...), the "
-        "same M microbatches of the same b rows (the rows are stacked into the whole "
-        f"batch), got {_described(microbatches)}. {fix} Data without a row axis belongs "
-        "in embed_fn or data_fn (closed over), not in the microbatches.")
+      "cached_value_and_grad: every leaf of microbatches needs shape (M, b, ...), the "
+      "same M microbatches of the same b rows (the rows are stacked into the whole "
+      f"batch), got {_described(microbatches)}. {fix} Data without a row axis belongs "
+      "in embed_fn or data_fn (closed over), not in the microbatches."
+    )
   m, b = flat[0][:2]
   if m == 0:
-    raise ValueError("cached_value_and_grad: microbatches hold M = 0 microbatches; "
-                     "pass at least one.")
+    raise ValueError(
+      "cached_value_and_grad: microbatches hold M = 0 microbatches; pass at least one."
+    )
   return m, b
 
 
 def _check_embeddings(shapes, b: int) -> None:
   leaves = jax.tree_util.tree_leaves_with_path(shapes)
   if not leaves:
-    raise ValueError("cached_value_and_grad: embed_fn returned no arrays; it must return "
-                     "the microbatch's embeddings, one row per row of the microbatch.")
+    raise ValueError(
+      "cached_value_and_grad: embed_fn returned no arrays; it must return "
+      "the microbatch's embeddings, one row per row of the microbatch."
+    )
   if any(len(x.shape) < 1 or x.shape[0] != b for _, x in leaves):
     raise ValueError(
-        f"cached_value_and_grad: embed_fn must return arrays whose leading axis is the "
-        f"microbatch's rows ({b} here), got {_described(shapes)}. Return per-row outputs "
-        "(e.g. (b, D) embeddings); compute whole-batch quantities in data_fn.")
+      f"cached_value_and_grad: embed_fn must return arrays whose leading axis is the "
+      f"microbatch's rows ({b} here), got {_described(shapes)}. Return per-row outputs "
+      "(e.g. (b, D) embeddings); compute whole-batch quantities in data_fn."
+    )
   bad = [(p, x.dtype) for p, x in leaves if not jnp.issubdtype(x.dtype, jnp.inexact)]
   if bad:
     shown = ", ".join(f"{jax.tree_util.keystr(p) or 'the value'}: {d}" for p, d in bad)
     raise TypeError(
-        f"cached_value_and_grad: embed_fn's outputs are differentiated, so they must be "
-        f"floating-point, got {shown}. Read integer data (labels, masks) from the batch "
-        "in data_fn instead.")
+      f"cached_value_and_grad: embed_fn's outputs are differentiated, so they must be "
+      f"floating-point, got {shown}. Read integer data (labels, masks) from the batch "
+      "in data_fn instead."
+    )

@@ -29,7 +29,8 @@ import dataclasses
 import difflib
 import inspect
 import math
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -43,8 +44,18 @@ from jaxobj.objective.schedules import Schedule
 Stats = dict[str, tuple[jax.Array, jax.Array]]
 
 __all__ = [
-    "Objective", "Ref", "Learnable", "Term", "term", "regularizer", "ref", "learnable",
-    "group", "named", "combine", "stop_gradient",
+  "Objective",
+  "Ref",
+  "Learnable",
+  "Term",
+  "term",
+  "regularizer",
+  "ref",
+  "learnable",
+  "group",
+  "named",
+  "combine",
+  "stop_gradient",
 ]
 
 
@@ -54,6 +65,7 @@ __all__ = [
 @dataclasses.dataclass(frozen=True)
 class Ref:
   """A path into the data passed to ``apply``: ``"batch.labels"``, ``"outputs.0"``."""
+
   path: str
 
   def __repr__(self):
@@ -64,8 +76,9 @@ class Ref:
     if parts[0] not in data:
       got = ", ".join(sorted(data)) or "nothing"
       raise ValueError(
-          f"{where} reads {self.path!r}, but apply() got no {parts[0]!r} (it got {got}). "
-          f"Pass {parts[0]}=... to apply(), or change the term's input path.")
+        f"{where} reads {self.path!r}, but apply() got no {parts[0]!r} (it got {got}). "
+        f"Pass {parts[0]}=... to apply(), or change the term's input path."
+      )
     value = data[parts[0]]
     for i, part in enumerate(parts[1:], start=1):
       value = _child(value, part, ".".join(parts[:i]), where, self.path)
@@ -88,8 +101,7 @@ def _child(value, part, parent, where, path):
   close = difflib.get_close_matches(part, keys, n=1)
   hint = f" Did you mean {parent}.{close[0]}?" if close else ""
   shown = ", ".join(repr(k) for k in keys[:12])
-  raise ValueError(f"{where} reads {path!r}, but {parent} has no {part!r} "
-                 f"(it has {shown}).{hint}")
+  raise ValueError(f"{where} reads {path!r}, but {parent} has no {part!r} (it has {shown}).{hint}")
 
 
 def ref(path: str) -> Ref:
@@ -115,6 +127,7 @@ class Learnable:
   ``transform`` maps the stored param to the value the term sees (e.g. a
   sigmoid into an interval); ``init`` is then the unconstrained initial param.
   """
+
   init: Any
   positive: bool = False
   transform: Callable[[jax.Array], jax.Array] | None = None
@@ -123,9 +136,10 @@ class Learnable:
     if callable(self.init):
       if key is None:
         raise ValueError(
-            "objective.init(key): a learnable value has a random initializer "
-            f"({getattr(self.init, '__name__', self.init)!r}); pass a PRNG key, "
-            "e.g. objective.init(jax.random.key(0)).")
+          "objective.init(key): a learnable value has a random initializer "
+          f"({getattr(self.init, '__name__', self.init)!r}); pass a PRNG key, "
+          "e.g. objective.init(jax.random.key(0))."
+        )
       drawn = self.init(key)
       _check_initial(drawn, self.positive)
       value = jnp.asarray(drawn, jnp.float32)
@@ -166,8 +180,9 @@ def learnable(init, *, positive: bool = False, transform=None) -> Learnable:
     {'huber_loss': {'delta': Array(0., dtype=float32)}}
   """
   if positive and transform is not None:
-    raise ValueError("learnable(): positive=True is the transform exp; pass one of "
-                     "positive or transform.")
+    raise ValueError(
+      "learnable(): positive=True is the transform exp; pass one of positive or transform."
+    )
   if not callable(init):
     _check_initial(init, positive)
   return Learnable(init, positive, transform)
@@ -181,13 +196,16 @@ def _check_initial(init, positive: bool) -> None:
   try:
     value = np.asarray(init, np.float64)
   except (TypeError, ValueError):
-    raise TypeError(f"learnable({init!r}): the initial value must be a number or a "
-                    "numeric array.") from None
+    raise TypeError(
+      f"learnable({init!r}): the initial value must be a number or a numeric array."
+    ) from None
   if not np.all(np.isfinite(value)):
     raise ValueError(f"learnable({init!r}): the initial value must be finite.")
   if positive and np.any(value <= 0):
-    raise ValueError(f"learnable({init!r}, positive=True) needs a positive initial "
-                     "value (the params hold its log).")
+    raise ValueError(
+      f"learnable({init!r}, positive=True) needs a positive initial "
+      "value (the params hold its log)."
+    )
 
 
 # ---------------------------------------------------------------- evaluation context
@@ -203,8 +221,10 @@ class _Env:
 
   def step_for(self, who: str):
     if self.step is None:
-      raise ValueError(f"{who} depends on the training step; pass step=... to "
-                       "apply()/combine() (an integer or an integer array).")
+      raise ValueError(
+        f"{who} depends on the training step; pass step=... to "
+        "apply()/combine() (an integer or an integer array)."
+      )
     return self.step
 
 
@@ -220,12 +240,13 @@ class Objective:
 
   # --- structure (implemented by subclasses)
 
-  def _nodes(self, prefix: str) -> Iterator[tuple[str, "Objective"]]:
+  def _nodes(self, prefix: str) -> Iterator[tuple[str, Objective]]:
     """Named nodes (terms, groups, multi-task nodes) with their full paths."""
     raise NotImplementedError
 
-  def _total(self, values: Mapping[str, jax.Array], env: _Env, prefix: str,
-             named: dict[str, jax.Array]) -> jax.Array:
+  def _total(
+    self, values: Mapping[str, jax.Array], env: _Env, prefix: str, named: dict[str, jax.Array]
+  ) -> jax.Array:
     raise NotImplementedError
 
   def _lines(self) -> list[str]:
@@ -233,7 +254,7 @@ class Objective:
 
   # --- introspection
 
-  def terms(self) -> dict[str, "Term"]:
+  def terms(self) -> dict[str, Term]:
     """The leaf terms by full path (``"group/name"``)."""
     return {p: n for p, n in self._nodes("") if isinstance(n, Term)}
 
@@ -253,8 +274,7 @@ class Objective:
       key: a PRNG key, needed only when a learnable has a random initializer.
     """
     owners = self._owners()
-    keys = (jax.random.split(key, max(len(owners), 1)) if key is not None
-            else [None] * len(owners))
+    keys = jax.random.split(key, max(len(owners), 1)) if key is not None else [None] * len(owners)
     params = {}
     for k, (path, node) in zip(keys, sorted(owners.items())):
       p = node._init_params(k)
@@ -288,8 +308,9 @@ class Objective:
     ``step`` is needed only when a term's hyperparameter follows a schedule.
     """
     params = self._checked_params(params)
-    return {path: t._statistics(params.get(path), data, step, path)
-            for path, t in self.terms().items()}
+    return {
+      path: t._statistics(params.get(path), data, step, path) for path, t in self.terms().items()
+    }
 
   def combine(self, params, stats: Stats, *, step=None, state=None, key=None):
     """``(total, info)`` from (possibly accumulated or psummed) statistics.
@@ -307,15 +328,17 @@ class Objective:
     terms = self.terms()
     missing = sorted(set(terms) - set(stats))
     if missing:
-      raise ValueError(f"combine() got no statistics for term(s) {missing}; pass the "
-                     "dict that objective.statistics() returns.")
+      raise ValueError(
+        f"combine() got no statistics for term(s) {missing}; pass the "
+        "dict that objective.statistics() returns."
+      )
     values = {p: terms[p]._value(*stats[p]) for p in terms}
     env = _Env(params, state, step, key)
     named: dict[str, jax.Array] = {}
     total = self._total(values, env, "", named)
-    weights = jax.grad(lambda v: self._total(
-        v, dataclasses.replace(env, for_weights=True), "", {}))(
-            jax.lax.stop_gradient(values))
+    weights = jax.grad(
+      lambda v: self._total(v, dataclasses.replace(env, for_weights=True), "", {})
+    )(jax.lax.stop_gradient(values))
     info = {"loss": total}
     for p in terms:
       info[f"loss/{p}"] = values[p]
@@ -324,8 +347,7 @@ class Objective:
     info.update({f"loss/{p}": v for p, v in named.items()})
     return total, info
 
-  def apply(self, params=None, *, step=None, state=None, key=None,
-            axis_name=None, **data):
+  def apply(self, params=None, *, step=None, state=None, key=None, axis_name=None, **data):
     """``(total, info)`` for one batch; see :meth:`combine` for ``info``.
 
     Args:
@@ -368,25 +390,32 @@ class Objective:
     if state is None:
       if expected:
         raise ValueError(
-            f"this objective has weighting state ({', '.join(expected)}); pass "
-            "state=objective.init_state() to apply() and update it with "
-            "objective.update_state(state, info).")
+          f"this objective has weighting state ({', '.join(expected)}); pass "
+          "state=objective.init_state() to apply() and update it with "
+          "objective.update_state(state, info)."
+        )
       return {}
     self._check_tree("state", state, expected)
     return state
 
   def _check_tree(self, what, given, expected):
     def describe(tree):
-      return {jax.tree_util.keystr(p): tuple(np.shape(x))
-              for p, x in jax.tree_util.tree_leaves_with_path(tree)}
-    if given is None or (jax.tree.structure(given) != jax.tree.structure(expected)
-                         or describe(given) != describe(expected)):
+      return {
+        jax.tree_util.keystr(p): tuple(np.shape(x))
+        for p, x in jax.tree_util.tree_leaves_with_path(tree)
+      }
+
+    if given is None or (
+      jax.tree.structure(given) != jax.tree.structure(expected)
+      or describe(given) != describe(expected)
+    ):
       got = "None" if given is None else describe(given)
       raise ValueError(
-          f"{what} do not match this objective: expected {describe(expected)}, got "
-          f"{got}. Pass the {what} made by this objective's "
-          f"{'init()' if what == 'params' else 'init_state()'}; {what} from another "
-          "objective (or from before it was changed) do not fit.")
+        f"{what} do not match this objective: expected {describe(expected)}, got "
+        f"{got}. Pass the {what} made by this objective's "
+        f"{'init()' if what == 'params' else 'init_state()'}; {what} from another "
+        "objective (or from before it was changed) do not fit."
+      )
 
   # --- algebra
 
@@ -416,8 +445,10 @@ class Objective:
   def __truediv__(self, divisor):
     if isinstance(divisor, (int, float)) and not isinstance(divisor, bool):
       if divisor == 0 or not math.isfinite(divisor):
-        raise ValueError(f"cannot divide an objective by {divisor!r}: the divisor must "
-                         "be a finite non-zero number.")
+        raise ValueError(
+          f"cannot divide an objective by {divisor!r}: the divisor must "
+          "be a finite non-zero number."
+        )
       return _scale(self, 1.0 / divisor)
     return NotImplemented
 
@@ -427,9 +458,10 @@ _DUMMY_KEY = jax.random.key(0)
 
 def _no_constant(verb, other):
   raise TypeError(
-      f"cannot {verb} {other!r} to an objective: a constant changes no gradient "
-      "and would only shift the logged total. Add terms (objectives) or scale "
-      "them (weight * objective).")
+    f"cannot {verb} {other!r} to an objective: a constant changes no gradient "
+    "and would only shift the logged total. Add terms (objectives) or scale "
+    "them (weight * objective)."
+  )
 
 
 def _summands(obj):
@@ -456,6 +488,7 @@ def _branch(children_lines: list[list[str]]) -> list[str]:
 @dataclasses.dataclass(frozen=True, repr=False)
 class Term(Objective):
   """A named loss, regularizer or function of the data; build with :func:`term`."""
+
   name: str
   fn: Callable
   inputs: tuple
@@ -520,31 +553,35 @@ class Term(Objective):
       return value.value(params[slot])
     if isinstance(value, Schedule):
       if step is None:
-        raise ValueError(f"term {self.name!r}: {slot}={value!r} is a schedule of the "
-                         "training step; pass step=... to apply().")
+        raise ValueError(
+          f"term {self.name!r}: {slot}={value!r} is a schedule of the "
+          "training step; pass step=... to apply()."
+        )
       return value(step)
     return value
 
   def _statistics(self, params, data, step, path):
     slots = [(k, self._resolve(v, k, params, data, step)) for k, v in self._slots]
-    args = [v for _, v in slots[:len(self.inputs)]]
-    kwargs = dict(slots[len(self.inputs):])
+    args = [v for _, v in slots[: len(self.inputs)]]
+    kwargs = dict(slots[len(self.inputs) :])
     if not self.contract:
       out = jnp.asarray(self.fn(*args, **kwargs))
       if out.shape != ():
         raise ValueError(
-            f"term {path!r}: {_name(self.fn)} returned shape {out.shape}; a term must "
-            "give a scalar. Reduce it inside the function, or use a loss with the "
-            "jaxobj contract (it takes reduction=...).")
+          f"term {path!r}: {_name(self.fn)} returned shape {out.shape}; a term must "
+          "give a scalar. Reduce it inside the function, or use a loss with the "
+          "jaxobj contract (it takes reduction=...)."
+        )
       return out.astype(jnp.float32), jnp.float32(1.0)
     with recording_counts() as counts:
       total = self.fn(*args, reduction="sum", **kwargs)
     if len(counts) != 1:
       raise ValueError(
-          f"term {path!r}: {_name(self.fn)} reduced {len(counts)} times, so its element "
-          "count (the mean's denominator) is ambiguous. Build the term with "
-          "exact=False to use the function's own mean (averaged over microbatches "
-          "and devices, exact only when they hold equal counts).")
+        f"term {path!r}: {_name(self.fn)} reduced {len(counts)} times, so its element "
+        "count (the mean's denominator) is ambiguous. Build the term with "
+        "exact=False to use the function's own mean (averaged over microbatches "
+        "and devices, exact only when they hold equal counts)."
+      )
     return jnp.asarray(total, jnp.float32), counts[0].astype(jnp.float32)
 
   def _value(self, total, count):
@@ -565,8 +602,11 @@ def _name(fn):
 def _input_names(fn, n) -> tuple[str, ...]:
   """fn's names for its first ``n`` positional parameters (``input<i>`` if unknown)."""
   try:
-    names = [p.name for p in inspect.signature(fn).parameters.values()
-             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    names = [
+      p.name
+      for p in inspect.signature(fn).parameters.values()
+      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
   except (TypeError, ValueError):
     names = []
   names += [f"input{i}" for i in range(len(names), n)]
@@ -583,8 +623,14 @@ def _takes_reduction(fn) -> bool:
 _PATH_KEYWORDS = ("where", "weights")
 
 
-def term(fn: Callable, *inputs, name: str | None = None, reduction: str = "mean",
-         exact: bool = True, **kwargs) -> Term:
+def term(
+  fn: Callable,
+  *inputs,
+  name: str | None = None,
+  reduction: str = "mean",
+  exact: bool = True,
+  **kwargs,
+) -> Term:
   """Makes ``fn`` a named term of an objective, with explicitly chosen inputs.
 
   Args:
@@ -619,21 +665,26 @@ def term(fn: Callable, *inputs, name: str | None = None, reduction: str = "mean"
   if not callable(fn):
     raise TypeError(f"term(fn, ...): fn must be callable, got {fn!r}.")
   if reduction not in ("mean", "sum"):
-    raise ValueError(f"term(reduction={reduction!r}): a term reduces to a scalar; "
-                     "choose 'mean' or 'sum'.")
+    raise ValueError(
+      f"term(reduction={reduction!r}): a term reduces to a scalar; choose 'mean' or 'sum'."
+    )
   if "reduction" in kwargs:
-    raise TypeError("term(): pass reduction= as the term's own argument, not as a "
-                    "keyword of fn.")
+    raise TypeError("term(): pass reduction= as the term's own argument, not as a keyword of fn.")
   if name is not None:
     _check_name(name)
   inputs = tuple(Ref(v) if isinstance(v, str) else v for v in inputs)
-  kw = {k: Ref(v) if k in _PATH_KEYWORDS and isinstance(v, str) else v
-        for k, v in kwargs.items()}
+  kw = {k: Ref(v) if k in _PATH_KEYWORDS and isinstance(v, str) else v for k, v in kwargs.items()}
   _check_signature(fn, inputs, kw)
   _check_inputs_named(fn, inputs, kw)
-  return Term(name or _name(fn), fn, inputs, tuple(sorted(kw.items())), reduction,
-              contract=exact and _takes_reduction(fn),
-              input_names=_input_names(fn, len(inputs)))
+  return Term(
+    name or _name(fn),
+    fn,
+    inputs,
+    tuple(sorted(kw.items())),
+    reduction,
+    contract=exact and _takes_reduction(fn),
+    input_names=_input_names(fn, len(inputs)),
+  )
 
 
 def _check_signature(fn, inputs, kwargs):
@@ -650,8 +701,9 @@ def _check_signature(fn, inputs, kwargs):
     if bad:
       close = difflib.get_close_matches(bad[0], known, n=1)
       hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise TypeError(f"term({_name(fn)}, ...): {err}. {_name(fn)} takes "
-                    f"({', '.join(known)}).{hint}") from None
+    raise TypeError(
+      f"term({_name(fn)}, ...): {err}. {_name(fn)} takes ({', '.join(known)}).{hint}"
+    ) from None
 
 
 # Inputs that a loss would take as zeros when left out (optax's convention for
@@ -667,23 +719,31 @@ def _check_inputs_named(fn, inputs, kwargs):
   except (TypeError, ValueError):
     return
   positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-  given = {p.name for p in positional[:len(inputs)]} | set(kwargs)
+  given = {p.name for p in positional[: len(inputs)]} | set(kwargs)
   bound = set(getattr(fn, "keywords", None) or {})
-  missing = [p.name for p in positional[len(inputs):]
-             if p.name not in given | bound
-             and (p.default is p.empty or p.name in _ZEROS_WHEN_OMITTED)]
+  missing = [
+    p.name
+    for p in positional[len(inputs) :]
+    if p.name not in given | bound and (p.default is p.empty or p.name in _ZEROS_WHEN_OMITTED)
+  ]
   if missing:
     zeros = [m for m in missing if m in _ZEROS_WHEN_OMITTED]
-    hint = (f" To fit toward zeros, say so: pass None for {zeros[0]!r} "
-            f"(jo.term({_name(fn)}, ..., None) or {zeros[0]}=None)." if zeros else "")
+    hint = (
+      f" To fit toward zeros, say so: pass None for {zeros[0]!r} "
+      f"(jo.term({_name(fn)}, ..., None) or {zeros[0]}=None)."
+      if zeros
+      else ""
+    )
     raise TypeError(
-        f"term({_name(fn)}, ...): no input given for {', '.join(map(repr, missing))}. "
-        f"A term names every input its loss needs: add a path such as "
-        f"\"batch.{missing[0]}\" after the {len(inputs)} given.{hint}")
+      f"term({_name(fn)}, ...): no input given for {', '.join(map(repr, missing))}. "
+      f"A term names every input its loss needs: add a path such as "
+      f'"batch.{missing[0]}" after the {len(inputs)} given.{hint}'
+    )
 
 
-def regularizer(penalty: Callable, source: str = "model", *, name: str | None = None,
-                **kwargs) -> Term:
+def regularizer(
+  penalty: Callable, source: str = "model", *, name: str | None = None, **kwargs
+) -> Term:
   """A penalty on a parameter pytree (default: ``apply``'s ``model=``) as a term.
 
   Example:
@@ -732,8 +792,9 @@ class Scaled(Objective):
   def _total(self, values, env, prefix, named):
     w = self.weight
     if isinstance(w, Learnable):
-      raise TypeError("learned weights belong to a weighting scheme; see "
-                      "jaxobj.objective.weighting.")
+      raise TypeError(
+        "learned weights belong to a weighting scheme; see jaxobj.objective.weighting."
+      )
     if callable(w):
       w = w(env.step_for(f"the weight {w!r}"))
     return w * self.child._total(values, env, prefix, named)
@@ -765,14 +826,16 @@ def _scale(obj, weight):
       return Sum([Scaled(p, w[i]) for i, p in enumerate(parts)])
     names = [", ".join(p.terms()) for p in parts]
     raise ValueError(
-        f"weight of shape {w.shape} does not fit this objective: a weight is a scalar, "
-        f"or a vector with one entry per summand ({len(parts)} here: {names}).")
+      f"weight of shape {w.shape} does not fit this objective: a weight is a scalar, "
+      f"or a vector with one entry per summand ({len(parts)} here: {names})."
+    )
   return NotImplemented
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class Group(Objective):
   """Named subtree: its terms are logged as ``<name>/<term>``."""
+
   name: str
   child: Objective
 
@@ -834,8 +897,7 @@ def named(name: str, objective: Objective) -> Objective:
   return Group(name, objective)
 
 
-def combine(terms: Mapping[str, Objective], weights: Mapping[str, Any] | None = None
-            ) -> Objective:
+def combine(terms: Mapping[str, Objective], weights: Mapping[str, Any] | None = None) -> Objective:
   """The (weighted) sum over a dict of terms, each named by its key.
 
   Example:
@@ -862,8 +924,9 @@ def _check_unique(obj: Objective) -> None:
   for path, _ in obj._nodes(""):
     if path in seen:
       raise ValueError(
-          f"two parts of this objective are named {path!r}; every term and group "
-          "needs its own name: jo.term(..., name=...) or jo.named(name, objective).")
+        f"two parts of this objective are named {path!r}; every term and group "
+        "needs its own name: jo.term(..., name=...) or jo.named(name, objective)."
+      )
     seen.add(path)
 
 
@@ -896,11 +959,12 @@ def _psum_over_devices(terms: Mapping[str, Term], stats: Stats, axis_name) -> St
       split = () if t.reduces_over_devices else axes
     if split and t.couples_rows:
       raise ValueError(
-          f"term {path!r}: {_name(t.fn)} couples the rows of its batch, so on a batch "
-          f"split over {split} each device would compute it on its own shard and the "
-          "sum of those values is not the whole batch's loss. Use its sharded form "
-          "given the axis (jaxobj.sharded_clip_loss or jaxobj.sharded_siglip_loss with "
-          "axis_name=...), gather the rows first (jax.lax.all_gather(..., tiled=True)), "
-          "or compute this term outside shard_map.")
+        f"term {path!r}: {_name(t.fn)} couples the rows of its batch, so on a batch "
+        f"split over {split} each device would compute it on its own shard and the "
+        "sum of those values is not the whole batch's loss. Use its sharded form "
+        "given the axis (jaxobj.sharded_clip_loss or jaxobj.sharded_siglip_loss with "
+        "axis_name=...), gather the rows first (jax.lax.all_gather(..., tiled=True)), "
+        "or compute this term outside shard_map."
+      )
     out[path] = jax.lax.psum((total, count), split) if split else (total, count)
   return out

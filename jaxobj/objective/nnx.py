@@ -25,7 +25,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 from flax import nnx
@@ -63,8 +64,9 @@ class ObjectiveModule(nnx.Module):
 
   def __init__(self, objective: Objective, *, rngs: nnx.Rngs | None = None):
     if not isinstance(objective, Objective):
-      raise TypeError(f"ObjectiveModule(objective=...) needs a jaxobj objective, got "
-                      f"{type(objective).__name__}.")
+      raise TypeError(
+        f"ObjectiveModule(objective=...) needs a jaxobj objective, got {type(objective).__name__}."
+      )
     self.objective = nnx.static(objective)
     key = rngs.params() if rngs is not None else None
     self.params = nnx.data(jax.tree.map(ObjectiveParam, objective.init(key)))
@@ -78,31 +80,46 @@ class ObjectiveModule(nnx.Module):
   def __call__(self, *, step=None, key=None, axis_name=None, **data):
     """``(total, info)``: ``objective.apply`` with this module's params and state."""
     state = _values(self.state) if self.state else None
-    return self.objective.apply(self.param_values, step=step, state=state, key=key,
-                                axis_name=axis_name, **data)
+    return self.objective.apply(
+      self.param_values, step=step, state=state, key=key, axis_name=axis_name, **data
+    )
 
   def update_state(self, info, previous=None) -> None:
     """Advances the weighting state in place (DWA, FAMO; a no-op otherwise)."""
     if not self.state:
       return
     new = self.objective.update_state(_values(self.state), info, previous)
-    jax.tree.map(lambda var, value: var.set_value(value) if hasattr(var, "set_value")
-                 else setattr(var, "value", value), self.state, new, is_leaf=_is_variable)
+    jax.tree.map(
+      lambda var, value: (
+        var.set_value(value) if hasattr(var, "set_value") else setattr(var, "value", value)
+      ),
+      self.state,
+      new,
+      is_leaf=_is_variable,
+    )
 
 
 def _objective_module(module: nnx.Module) -> ObjectiveModule:
   found = [m for _, m in nnx.iter_graph(module) if isinstance(m, ObjectiveModule)]
   if len(found) != 1:
     raise ValueError(
-        f"accumulate_value_and_grad(module, ...): the module holds {len(found)} "
-        "ObjectiveModules; it needs exactly one (the objective being optimized). Hold "
-        "the model and one ObjectiveModule in the module you pass, as nnx.Optimizer "
-        "holds them.")
+      f"accumulate_value_and_grad(module, ...): the module holds {len(found)} "
+      "ObjectiveModules; it needs exactly one (the objective being optimized). Hold "
+      "the model and one ObjectiveModule in the module you pass, as nnx.Optimizer "
+      "holds them."
+    )
   return found[0]
 
 
-def accumulate_value_and_grad(module: nnx.Module, data_fn: Callable[[Any, Any], dict],
-                              microbatches, *, wrt=nnx.Param, step=None, key=None):
+def accumulate_value_and_grad(
+  module: nnx.Module,
+  data_fn: Callable[[Any, Any], dict],
+  microbatches,
+  *,
+  wrt=nnx.Param,
+  step=None,
+  key=None,
+):
   """Exact whole-batch ``(total, info)`` and gradients of an NNX module, from microbatches.
 
   The NNX form of :func:`jaxobj.objective.accumulate_value_and_grad`: the
@@ -158,9 +175,15 @@ def accumulate_value_and_grad(module: nnx.Module, data_fn: Callable[[Any, Any], 
 
   state = _values(objective.state) if objective.state else None
   return _accumulate.accumulate(
-      objective.objective, objective_params_of,
-      lambda params, mb: data_fn(merged(params), mb), params, microbatches,
-      step=step, state=state, key=key)
+    objective.objective,
+    objective_params_of,
+    lambda params, mb: data_fn(merged(params), mb),
+    params,
+    microbatches,
+    step=step,
+    state=state,
+    key=key,
+  )
 
 
 def _objective_at(module, path) -> ObjectiveModule:

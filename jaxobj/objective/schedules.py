@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
-    "Schedule", "constant", "cosine_warmup", "cyclical", "linear_warmup", "piecewise",
+  "Schedule",
+  "constant",
+  "cosine_warmup",
+  "cyclical",
+  "linear_warmup",
+  "piecewise",
 ]
 
 
@@ -43,6 +48,7 @@ class Constant(Schedule):
 class Warmup(Schedule):
   """A ramp from ``start`` to ``end`` over ``steps`` steps after ``begin``,
   linear or along a half cosine."""
+
   start: float
   end: float
   steps: int
@@ -57,8 +63,9 @@ class Warmup(Schedule):
     return self.start + (self.end - self.start) * t
 
   def __repr__(self):
-    return (f"{self.shape}_warmup({self.start:g}→{self.end:g}, steps={self.steps}, "
-            f"begin={self.begin})")
+    return (
+      f"{self.shape}_warmup({self.start:g}→{self.end:g}, steps={self.steps}, begin={self.begin})"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,8 +140,7 @@ def cosine_warmup(start: float, end: float, steps: int, *, begin: int = 0) -> Sc
   return Warmup(float(start), float(end), int(steps), int(begin), "cosine")
 
 
-def cyclical(period: int, *, ramp: float = 0.5, low: float = 0.0,
-             high: float = 1.0) -> Schedule:
+def cyclical(period: int, *, ramp: float = 0.5, low: float = 0.0, high: float = 1.0) -> Schedule:
   r"""Cyclical annealing: each period ramps linearly from ``low`` to ``high`` over
   the first ``ramp`` fraction, then holds ``high``.
 
@@ -157,13 +163,15 @@ def cyclical(period: int, *, ramp: float = 0.5, low: float = 0.0,
   if _integer("cyclical", "period", period) < 1:
     raise ValueError(f"cyclical: period={period!r} must be a positive number of steps.")
   if not 0.0 < float(ramp) <= 1.0:
-    raise ValueError(f"cyclical: ramp={ramp!r} is the rising fraction of a period; "
-                     "choose a value in (0, 1].")
+    raise ValueError(
+      f"cyclical: ramp={ramp!r} is the rising fraction of a period; choose a value in (0, 1]."
+    )
   return Cyclical(int(period), float(ramp), float(low), float(high))
 
 
-def piecewise(boundaries: Sequence[int], values: Sequence[float], *,
-              interpolate: str = "constant") -> Schedule:
+def piecewise(
+  boundaries: Sequence[int], values: Sequence[float], *, interpolate: str = "constant"
+) -> Schedule:
   """Piecewise schedule.
 
   With ``interpolate="constant"``, ``values[i]`` holds from ``boundaries[i-1]``
@@ -189,16 +197,18 @@ def piecewise(boundaries: Sequence[int], values: Sequence[float], *,
     raise ValueError(f"piecewise: interpolate={interpolate!r}; choose 'constant' or 'linear'.")
   if len(values) != expected[interpolate] or not values:
     raise ValueError(
-        f"piecewise: {len(boundaries)} boundaries need {expected[interpolate]} values "
-        f"with interpolate={interpolate!r}, got {len(values)}.")
+      f"piecewise: {len(boundaries)} boundaries need {expected[interpolate]} values "
+      f"with interpolate={interpolate!r}, got {len(values)}."
+    )
   return Piecewise(boundaries, values, interpolate)
 
 
 def _integer(name, arg, value):
   """A whole number of steps: 1.9 steps is refused rather than truncated."""
   if isinstance(value, (bool, np.bool_)) or not (
-      isinstance(value, (int, np.integer))
-      or (isinstance(value, (float, np.floating)) and float(value).is_integer())):
+    isinstance(value, (int, np.integer))
+    or (isinstance(value, (float, np.floating)) and float(value).is_integer())
+  ):
     raise ValueError(f"{name}: {arg}={value!r} must be a whole number of steps.")
   return int(value)
 
@@ -206,5 +216,4 @@ def _integer(name, arg, value):
 def _check_steps(name, steps, begin):
   steps, begin = _integer(name, "steps", steps), _integer(name, "begin", begin)
   if steps < 1 or begin < 0:
-    raise ValueError(f"{name}: steps={steps!r} must be positive and begin={begin!r} "
-                     "non-negative.")
+    raise ValueError(f"{name}: steps={steps!r} must be positive and begin={begin!r} non-negative.")

@@ -21,7 +21,8 @@ see its docstring for a complete example.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -30,8 +31,15 @@ import optax
 from jaxobj.objective.core import Objective, Sum, _branch, _check_name, _check_unique, named
 
 __all__ = [
-    "WeightingScheme", "StaticWeights", "UncertaintyWeighting", "DynamicWeightAverage",
-    "FAMO", "RandomLossWeighting", "GeometricMean", "MultiTask", "multitask",
+  "WeightingScheme",
+  "StaticWeights",
+  "UncertaintyWeighting",
+  "DynamicWeightAverage",
+  "FAMO",
+  "RandomLossWeighting",
+  "GeometricMean",
+  "MultiTask",
+  "multitask",
 ]
 
 
@@ -89,13 +97,16 @@ class WeightingScheme:
 def _known(scheme, field, mapping, tasks):
   unknown = sorted(set(mapping) - set(tasks))
   if unknown:
-    raise ValueError(f"{type(scheme).__name__}: {field} names {unknown}, which are not "
-                     f"tasks; the tasks are {list(tasks)}.")
+    raise ValueError(
+      f"{type(scheme).__name__}: {field} names {unknown}, which are not "
+      f"tasks; the tasks are {list(tasks)}."
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class StaticWeights(WeightingScheme):
   r"""Fixed weights, :math:`\sum_t w_t L_t` (tasks not named weigh 1)."""
+
   weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
   def check(self, tasks):
@@ -129,6 +140,7 @@ class UncertaintyWeighting(WeightingScheme):
     Kendall, Gal and Cipolla, "Multi-Task Learning Using Uncertainty to Weigh
     Losses for Scene Geometry and Semantics", CVPR 2018.
   """
+
   kinds: Mapping[str, str] | str = "regression"
   init_log_variance: float = 0.0
 
@@ -136,8 +148,9 @@ class UncertaintyWeighting(WeightingScheme):
     kinds = self._kinds(tasks)
     bad = {t: k for t, k in kinds.items() if k not in ("regression", "classification")}
     if bad:
-      raise ValueError(f"UncertaintyWeighting: kinds {bad}; each is 'regression' or "
-                       "'classification'.")
+      raise ValueError(
+        f"UncertaintyWeighting: kinds {bad}; each is 'regression' or 'classification'."
+      )
 
   def _kinds(self, tasks):
     if isinstance(self.kinds, str):
@@ -174,11 +187,15 @@ class DynamicWeightAverage(WeightingScheme):
     Liu, Johns and Davison, "End-to-End Multi-Task Learning with Attention",
     CVPR 2019.
   """
+
   temperature: float = 2.0
 
   def init_state(self, tasks):
-    return {"last": jnp.ones(len(tasks)), "before_last": jnp.ones(len(tasks)),
-            "records": jnp.int32(0)}
+    return {
+      "last": jnp.ones(len(tasks)),
+      "before_last": jnp.ones(len(tasks)),
+      "records": jnp.int32(0),
+    }
 
   def weigh(self, params, state, losses, *, tasks, step, key):
     ratio = state["last"] / jnp.where(state["before_last"] > 0, state["before_last"], 1.0)
@@ -187,8 +204,11 @@ class DynamicWeightAverage(WeightingScheme):
     return jnp.sum(jax.lax.stop_gradient(w) * losses)
 
   def update_state(self, state, losses, previous):
-    return {"last": losses, "before_last": state["last"],
-            "records": jnp.minimum(state["records"] + 1, 2)}
+    return {
+      "last": losses,
+      "before_last": state["last"],
+      "records": jnp.minimum(state["records"] + 1, 2),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,19 +241,23 @@ class FAMO(WeightingScheme):
     Liu, Liang, Liu, Stone and Liu, "FAMO: Fast Adaptive Multitask
     Optimization", NeurIPS 2023.
   """
+
   learning_rate: float = 0.025
   weight_decay: float = 1e-3
   min_losses: float = 0.0
   eps: float = 1e-8
 
   def _optimizer(self):
-    return optax.chain(optax.add_decayed_weights(self.weight_decay),
-                       optax.adam(self.learning_rate))
+    return optax.chain(optax.add_decayed_weights(self.weight_decay), optax.adam(self.learning_rate))
 
   def init_state(self, tasks):
     logits = jnp.zeros(len(tasks))
-    return {"logits": logits, "optimizer": self._optimizer().init(logits),
-            "last": jnp.ones(len(tasks)), "has_last": jnp.array(False)}
+    return {
+      "logits": logits,
+      "optimizer": self._optimizer().init(logits),
+      "last": jnp.ones(len(tasks)),
+      "has_last": jnp.array(False),
+    }
 
   def _gap(self, losses):
     return losses - self.min_losses + self.eps
@@ -253,8 +277,12 @@ class FAMO(WeightingScheme):
     updates, opt = self._optimizer().update(direction, state["optimizer"], state["logits"])
     logits = optax.apply_updates(state["logits"], updates)
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(has_before, a, b), new, old)
-    return {"logits": keep(logits, state["logits"]), "optimizer": keep(opt, state["optimizer"]),
-            "last": losses, "has_last": jnp.array(True)}
+    return {
+      "logits": keep(logits, state["logits"]),
+      "optimizer": keep(opt, state["optimizer"]),
+      "last": losses,
+      "has_last": jnp.array(True),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,8 +302,10 @@ class RandomLossWeighting(WeightingScheme):
 
   def weigh(self, params, state, losses, *, tasks, step, key):
     if key is None:
-      raise ValueError("RandomLossWeighting draws new weights every step; pass "
-                       "key=... (a fresh PRNG key per step) to apply().")
+      raise ValueError(
+        "RandomLossWeighting draws new weights every step; pass "
+        "key=... (a fresh PRNG key per step) to apply()."
+      )
     w = jax.nn.softmax(jax.random.normal(key, losses.shape))
     return jnp.sum(jax.lax.stop_gradient(w) * losses)
 
@@ -296,6 +326,7 @@ class GeometricMean(WeightingScheme):
     Feature Aggregation and Geometric Loss Strategy for Multi-Task Learning",
     CVPR Workshops 2019.
   """
+
   floor: float = 1e-12
 
   def weigh(self, params, state, losses, *, tasks, step, key):
@@ -308,6 +339,7 @@ class GeometricMean(WeightingScheme):
 @dataclasses.dataclass(frozen=True, repr=False)
 class MultiTask(Objective):
   """Tasks combined by a weighting scheme; build with :func:`multitask`."""
+
   name: str
   tasks: tuple  # ((task name, named objective), ...)
   scheme: WeightingScheme
@@ -327,8 +359,14 @@ class MultiTask(Objective):
   def _total(self, values, env, prefix, named):
     path = prefix + self.name
     losses = self._task_losses(values, env, prefix, named)
-    total = self.scheme.weigh(env.params.get(path, {}), env.state.get(path, {}), losses,
-                              tasks=self.task_names, step=env.step, key=env.key)
+    total = self.scheme.weigh(
+      env.params.get(path, {}),
+      env.state.get(path, {}),
+      losses,
+      tasks=self.task_names,
+      step=env.step,
+      key=env.key,
+    )
     named[path] = total
     return total
 
@@ -340,25 +378,29 @@ class MultiTask(Objective):
 
   def _update_state(self, path, state, info, previous):
     prefix = path[: len(path) - len(self.name)]
+
     def losses(source, what):
       keys = [f"loss/{prefix}{t}" for t in self.task_names]
       missing = [k for k in keys if k not in source]
       if missing:
         raise ValueError(
-            f"update_state: {what} has no {', '.join(map(repr, missing))}, which "
-            f"{path!r} needs. Pass the whole info dict that objective.apply returned "
-            "for this objective (after jax.value_and_grad(..., has_aux=True), its aux).")
+          f"update_state: {what} has no {', '.join(map(repr, missing))}, which "
+          f"{path!r} needs. Pass the whole info dict that objective.apply returned "
+          "for this objective (after jax.value_and_grad(..., has_aux=True), its aux)."
+        )
       return jnp.stack([jnp.asarray(source[k], jnp.float32) for k in keys])
+
     return self.scheme.update_state(
-        state, losses(info, "info"),
-        None if previous is None else losses(previous, "previous"))
+      state, losses(info, "info"), None if previous is None else losses(previous, "previous")
+    )
 
   def _lines(self):
     return [f"[{self.name}] {self.scheme!r}"] + _branch([c._lines() for _, c in self.tasks])
 
 
-def multitask(tasks: Mapping[str, Objective], scheme: WeightingScheme | None = None, *,
-              name: str | None = None) -> Objective:
+def multitask(
+  tasks: Mapping[str, Objective], scheme: WeightingScheme | None = None, *, name: str | None = None
+) -> Objective:
   """Combines named tasks with a weighting scheme (default: equal weights).
 
   Each task (a term, or any objective, which becomes a named group) is named by
@@ -381,8 +423,10 @@ def multitask(tasks: Mapping[str, Objective], scheme: WeightingScheme | None = N
   """
   scheme = scheme if scheme is not None else StaticWeights()
   if not isinstance(scheme, WeightingScheme):
-    raise TypeError(f"multitask(scheme={scheme!r}): pass a WeightingScheme instance, "
-                    "e.g. jo.UncertaintyWeighting().")
+    raise TypeError(
+      f"multitask(scheme={scheme!r}): pass a WeightingScheme instance, "
+      "e.g. jo.UncertaintyWeighting()."
+    )
   if len(tasks) < 1:
     raise ValueError("multitask() needs at least one task.")
   for t in tasks:

@@ -17,5 +17,14 @@ from jaxobj.train.diagnosis import Diagnosis, diagnose, diagnose_history
 from jaxobj.train.history import History, MetricsWriter
 from jaxobj.train.models import MODELS, build_model
 
-__all__ = ["DATASETS", "Dataset", "Diagnosis", "diagnose", "diagnose_history", "History",
-           "MetricsWriter", "MODELS", "build_model"]
+__all__ = [
+  "DATASETS",
+  "Dataset",
+  "Diagnosis",
+  "diagnose",
+  "diagnose_history",
+  "History",
+  "MetricsWriter",
+  "MODELS",
+  "build_model",
+]

@@ -48,6 +48,7 @@ __all__ = ["CompareResult", "curves", "fit", "run", "print_summary"]
 @dataclasses.dataclass
 class CompareResult:
   """Curves (label -> (values, gradients) over ``x``), the grid's, and the fits."""
+
   name: str
   out_dir: pathlib.Path
   axis: str
@@ -89,25 +90,34 @@ def curves(settings: CompareSettings) -> tuple[np.ndarray, dict, dict | None]:
     if settings.grid is not None:
       g = settings.grid
       out["__grid__"] = jax.vmap(
-          lambda h: _curve(g["spec"], {**g["hyper"], g["over"]: h}, settings.axis, x))(
-              jnp.asarray(g["values"], jnp.float32))
+        lambda h: _curve(g["spec"], {**g["hyper"], g["over"]: h}, settings.axis, x)
+      )(jnp.asarray(g["values"], jnp.float32))
     return out
 
   for c in settings.losses:
-    _checked(f"compare.losses.{c.label}",
-             lambda x, c=c: _curve(c.spec, c.hyper, settings.axis, x), x)
+    _checked(
+      f"compare.losses.{c.label}", lambda x, c=c: _curve(c.spec, c.hyper, settings.axis, x), x
+    )
   if settings.grid is not None:
     g = settings.grid
-    _checked("compare.grid",
-             lambda x: _curve(g["spec"], {**g["hyper"], g["over"]: 1.0}, settings.axis, x), x)
+    _checked(
+      "compare.grid",
+      lambda x: _curve(g["spec"], {**g["hyper"], g["over"]: 1.0}, settings.axis, x),
+      x,
+    )
   out = jax.tree.map(np.asarray, evaluate(x))
   grid_out = out.pop("__grid__", None)
   out = {c.label: out[c.label] for c in settings.losses}  # the config's order
   grid = None
   if settings.grid is not None:
     values, grads = grid_out
-    grid = {"loss": settings.grid["spec"].name, "over": settings.grid["over"],
-            "values": list(settings.grid["values"]), "curves": values, "grads": grads}
+    grid = {
+      "loss": settings.grid["spec"].name,
+      "over": settings.grid["over"],
+      "values": list(settings.grid["values"]),
+      "curves": values,
+      "grads": grads,
+    }
   return np.asarray(x), out, grid
 
 
@@ -116,8 +126,9 @@ def _checked(path, fn, *args):
     jax.eval_shape(fn, *args)
   except (ValueError, TypeError, KeyError) as err:
     msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-    raise ConfigError(path, f"cannot evaluate it on this axis: {' '.join(str(msg).split())}"
-                      ) from None
+    raise ConfigError(
+      path, f"cannot evaluate it on this axis: {' '.join(str(msg).split())}"
+    ) from None
 
 
 # ---------------------------------------------------------------- fits
@@ -136,8 +147,9 @@ def _fit_losses(settings: CompareSettings):
   return labels, fixed, grid_labels, grid
 
 
-def fit(settings: CompareSettings, batch: dict[str, np.ndarray], *,
-        steps: int | None = None) -> dict[str, dict[str, Any]]:
+def fit(
+  settings: CompareSettings, batch: dict[str, np.ndarray], *, steps: int | None = None
+) -> dict[str, dict[str, Any]]:
   """Fits every compared loss (and grid member) on ``batch`` in one vmapped run.
 
   Returns ``{label: {parameter: value}}``: ``location`` for a constant model
@@ -147,13 +159,15 @@ def fit(settings: CompareSettings, batch: dict[str, np.ndarray], *,
   f = settings.fit
   steps = steps or f.steps
   if f.target not in batch:
-    raise ConfigError("compare.fit.target", f"the data has no {f.target!r}; it has "
-                      f"{', '.join(sorted(batch))}.")
+    raise ConfigError(
+      "compare.fit.target", f"the data has no {f.target!r}; it has {', '.join(sorted(batch))}."
+    )
   y = jnp.asarray(batch[f.target], jnp.float32)
   if f.model == "linear":
     if f.input not in batch:
-      raise ConfigError("compare.fit.input", f"the data has no {f.input!r}; it has "
-                        f"{', '.join(sorted(batch))}.")
+      raise ConfigError(
+        "compare.fit.input", f"the data has no {f.input!r}; it has {', '.join(sorted(batch))}."
+      )
     x = jnp.asarray(batch[f.input], jnp.float32).reshape(y.shape[0], -1)
     init = {"w": jnp.zeros(x.shape[1]), "b": jnp.zeros(())}
     predict = lambda p: x @ p["w"] + p["b"]
@@ -172,6 +186,7 @@ def fit(settings: CompareSettings, batch: dict[str, np.ndarray], *,
       g = jax.grad(loss)(p)
       u, s = tx.update(g, s, p)
       return (optax.apply_updates(p, u), s), None
+
     (p, _), _ = jax.lax.scan(step, (init, tx.init(init)), None, length=steps)
     return p
 
@@ -180,8 +195,9 @@ def fit(settings: CompareSettings, batch: dict[str, np.ndarray], *,
     out = {}
     if fixed:
       branches = [objective(spec, hyper) for spec, hyper in fixed]
-      out["fixed"] = jax.vmap(lambda i: train(
-          lambda p: jax.lax.switch(i, branches, p)))(jnp.arange(len(branches)))
+      out["fixed"] = jax.vmap(lambda i: train(lambda p: jax.lax.switch(i, branches, p)))(
+        jnp.arange(len(branches))
+      )
     if grid is not None:
       spec, hyper, over, values = grid
       out["grid"] = jax.vmap(lambda h: train(objective(spec, {**hyper, over: h})))(values)
@@ -205,8 +221,7 @@ def _checked_fit(path, loss, init):
     jax.eval_shape(jax.grad(loss), init)
   except (ValueError, TypeError, KeyError) as err:
     msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-    raise ConfigError(path, f"cannot fit it on this data: {' '.join(str(msg).split())}"
-                      ) from None
+    raise ConfigError(path, f"cannot fit it on this data: {' '.join(str(msg).split())}") from None
 
 
 def _describe(p: dict[str, np.ndarray], axis: str) -> dict[str, Any]:
@@ -225,16 +240,23 @@ def _references(settings, batch) -> dict[str, dict[str, float]]:
     return {}
   if settings.axis == "p_t":
     rate = float(np.mean(y))
-    return {"base rate": {"logit": math.log(rate / (1.0 - rate)) if 0 < rate < 1 else
-                          math.copysign(math.inf, rate - 0.5), "probability": rate}}
+    return {
+      "base rate": {
+        "logit": math.log(rate / (1.0 - rate))
+        if 0 < rate < 1
+        else math.copysign(math.inf, rate - 0.5),
+        "probability": rate,
+      }
+    }
   return {"mean": {"location": float(np.mean(y))}, "median": {"location": float(np.median(y))}}
 
 
 # ---------------------------------------------------------------- driver
 
 
-def run(config: Config, out_dir: str | pathlib.Path | None = None, *,
-        fit_steps: int | None = None) -> CompareResult:
+def run(
+  config: Config, out_dir: str | pathlib.Path | None = None, *, fit_steps: int | None = None
+) -> CompareResult:
   """Curves, grid and fits of ``config.compare``; writes plots and ``compare.json``."""
   t0 = time.perf_counter()
   settings = config.compare
@@ -253,12 +275,12 @@ def run(config: Config, out_dir: str | pathlib.Path | None = None, *,
     batch = dataset.train
     fits = fit(settings, batch, steps=fit_steps)
     references = _references(settings, batch)
-  files = {"curves": _plot_curves(config.name, settings, x, curve_values, grid,
-                                  out / "curves.png")}
+  files = {"curves": _plot_curves(config.name, settings, x, curve_values, grid, out / "curves.png")}
   if fits:
     files["fit"] = _plot_fit(config.name, settings, batch, fits, references, out / "fit.png")
-  result = CompareResult(config.name, out, settings.axis, x, curve_values, grid, fits,
-                         references, files, 0.0)
+  result = CompareResult(
+    config.name, out, settings.axis, x, curve_values, grid, fits, references, files, 0.0
+  )
   files["json"] = out / "compare.json"
   result.wall_time = time.perf_counter() - t0
   files["json"].write_text(json.dumps(_as_json(result), indent=1), encoding="utf-8")
@@ -268,18 +290,31 @@ def run(config: Config, out_dir: str | pathlib.Path | None = None, *,
 def _as_json(r: CompareResult) -> dict[str, Any]:
   def floats(a):
     return [round(float(v), 6) for v in np.ravel(a)]
-  out = {"name": r.name, "axis": r.axis, "x": floats(r.x),
-         "curves": {k: {"loss": floats(v), "grad": floats(g)} for k, (v, g) in r.curves.items()},
-         "fits": r.fits, "references": r.references, "wall_time_s": round(r.wall_time, 3)}
+
+  out = {
+    "name": r.name,
+    "axis": r.axis,
+    "x": floats(r.x),
+    "curves": {k: {"loss": floats(v), "grad": floats(g)} for k, (v, g) in r.curves.items()},
+    "fits": r.fits,
+    "references": r.references,
+    "wall_time_s": round(r.wall_time, 3),
+  }
   if r.grid is not None:
-    out["grid"] = {"loss": r.grid["loss"], "over": r.grid["over"], "values": r.grid["values"],
-                   "curves": [floats(c) for c in r.grid["curves"]],
-                   "grads": [floats(g) for g in r.grid["grads"]]}
+    out["grid"] = {
+      "loss": r.grid["loss"],
+      "over": r.grid["over"],
+      "values": r.grid["values"],
+      "curves": [floats(c) for c in r.grid["curves"]],
+      "grads": [floats(g) for g in r.grid["grads"]],
+    }
   return out
 
 
-_AXIS_LABEL = {"residual": "residual r = prediction − target",
-               "p_t": "p_t (probability of the true class)"}
+_AXIS_LABEL = {
+  "residual": "residual r = prediction − target",
+  "p_t": "p_t (probability of the true class)",
+}
 _GRAD_LABEL = {"residual": "∂ loss / ∂ r", "p_t": "∂ loss / ∂ logit"}
 
 
@@ -302,8 +337,11 @@ def _plot_curves(name, settings, x, curve_values, grid, path):
     panels.append((row, f"{grid['loss']} over {grid['over']}"))
   for row, title in panels:
     row[0].set(title=f"{title}: value", xlabel=_AXIS_LABEL[settings.axis], ylabel="loss")
-    row[1].set(title=f"{title}: gradient", xlabel=_AXIS_LABEL[settings.axis],
-               ylabel=_GRAD_LABEL[settings.axis])
+    row[1].set(
+      title=f"{title}: gradient",
+      xlabel=_AXIS_LABEL[settings.axis],
+      ylabel=_GRAD_LABEL[settings.axis],
+    )
     for ax in row:
       ax.grid(alpha=0.3)
       ax.legend(fontsize="small")
@@ -328,15 +366,17 @@ def _plot_fit(name, settings, batch, fits, references, path):
   else:
     key = "probability" if settings.axis == "p_t" else "location"
     if settings.axis == "p_t":
-      ax.bar(list(fits), [p[key] for p in fits.values()],
-             color=[colors[i % len(colors)] for i in range(len(fits))])
+      ax.bar(
+        list(fits),
+        [p[key] for p in fits.values()],
+        color=[colors[i % len(colors)] for i in range(len(fits))],
+      )
       plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
       ax.set(ylabel="fitted probability of the positive class")
     else:
       ax.hist(y, bins=40, color="lightgrey", label="data")
       for i, (label, p) in enumerate(fits.items()):
-        ax.axvline(p[key], color=colors[i % len(colors)], lw=2,
-                   label=f"{label}: {p[key]:.3f}")
+        ax.axvline(p[key], color=colors[i % len(colors)], lw=2, label=f"{label}: {p[key]:.3f}")
       ax.set(xlabel=settings.fit.target, ylabel="count")
     for (ref, values), style in zip(references.items(), ("--", ":")):
       line = ax.axhline if settings.axis == "p_t" else ax.axvline
@@ -356,6 +396,7 @@ def _save(plt, fig, path):
 def print_summary(result: CompareResult, console) -> None:
   """A table of the fitted parameters (with the references) and the files written."""
   from rich.table import Table
+
   if result.fits:
     table = Table(title=f"{result.name}: fitted in one vmapped run")
     table.add_column("loss", style="bold cyan", no_wrap=True)
@@ -365,15 +406,24 @@ def print_summary(result: CompareResult, console) -> None:
     for label, p in result.fits.items():
       table.add_row(label, *[_fmt(p[k]) for k in keys])
     for ref, values in result.references.items():
-      table.add_row(f"[green]{ref} of the data", *[_fmt(values[k]) if k in values else ""
-                                                     for k in keys])
+      table.add_row(
+        f"[green]{ref} of the data", *[_fmt(values[k]) if k in values else "" for k in keys]
+      )
     console.print(table)
   losses = ", ".join(result.curves) or "-"
-  grid = (f"; grid: {result.grid['loss']} over {result.grid['over']} = "
-          f"{', '.join(f'{v:g}' for v in result.grid['values'])}") if result.grid else ""
+  grid = (
+    (
+      f"; grid: {result.grid['loss']} over {result.grid['over']} = "
+      f"{', '.join(f'{v:g}' for v in result.grid['values'])}"
+    )
+    if result.grid
+    else ""
+  )
   console.print(f"curves along {result.axis}: {losses}{grid}", highlight=False)
-  console.print(f"wrote {', '.join(str(p) for p in result.files.values())} "
-                f"({result.wall_time:.1f} s)", highlight=False)
+  console.print(
+    f"wrote {', '.join(str(p) for p in result.files.values())} ({result.wall_time:.1f} s)",
+    highlight=False,
+  )
 
 
 def _fmt(v) -> str:

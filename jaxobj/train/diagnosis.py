@@ -52,45 +52,56 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 __all__ = ["Diagnosis", "PATTERNS", "diagnose", "diagnose_history", "objective_curve"]
 
 PATTERNS = {
-    "healthy": ("healthy",
-                "training is progressing well; the model is learning generalizable features.",
-                "keep going, or stop when the validation loss levels off."),
-    "overfitting": ("overfitting",
-                    "the model memorizes the training data.",
-                    "try regularization, dropout, more data, or early stopping."),
-    "underfitting": ("underfitting",
-                     "both losses remain high; the model lacks capacity or training.",
-                     "try a larger model, a different architecture, lower regularization, "
-                     "or more steps."),
-    "learning_rate_too_high": ("learning rate too high",
-                               "the loss oscillates wildly or diverges.",
-                               "reduce the learning rate or use a learning-rate schedule."),
-    "plateau": ("plateau",
-                "the loss dropped, then stayed flat: a local minimum or a saddle point, or "
-                "simply converged.",
-                "try a different optimizer, learning-rate warm-up, or a restart; if the "
-                "loss is where you expect it, stop earlier."),
-    "noisy_validation": ("noisy validation",
-                         "the training loss is smooth but the validation loss is noisy or "
-                         "spiky.",
-                         "the batch (or validation set) may be too small; increase it or use "
-                         "gradient accumulation."),
-    "insufficient": ("not enough history",
-                     "too few logged points to read a trend.",
-                     "train longer or log more often."),
+  "healthy": (
+    "healthy",
+    "training is progressing well; the model is learning generalizable features.",
+    "keep going, or stop when the validation loss levels off.",
+  ),
+  "overfitting": (
+    "overfitting",
+    "the model memorizes the training data.",
+    "try regularization, dropout, more data, or early stopping.",
+  ),
+  "underfitting": (
+    "underfitting",
+    "both losses remain high; the model lacks capacity or training.",
+    "try a larger model, a different architecture, lower regularization, or more steps.",
+  ),
+  "learning_rate_too_high": (
+    "learning rate too high",
+    "the loss oscillates wildly or diverges.",
+    "reduce the learning rate or use a learning-rate schedule.",
+  ),
+  "plateau": (
+    "plateau",
+    "the loss dropped, then stayed flat: a local minimum or a saddle point, or simply converged.",
+    "try a different optimizer, learning-rate warm-up, or a restart; if the "
+    "loss is where you expect it, stop earlier.",
+  ),
+  "noisy_validation": (
+    "noisy validation",
+    "the training loss is smooth but the validation loss is noisy or spiky.",
+    "the batch (or validation set) may be too small; increase it or use gradient accumulation.",
+  ),
+  "insufficient": (
+    "not enough history",
+    "too few logged points to read a trend.",
+    "train longer or log more often.",
+  ),
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class Diagnosis:
   """A named pattern, what it means, the numbers behind it and what to try."""
+
   pattern: str
   evidence: str
 
@@ -115,7 +126,7 @@ def _running_median(y: np.ndarray, w: int) -> np.ndarray:
     return y.copy()
   h = w // 2
   padded = np.concatenate([np.full(h, y[0]), y, np.full(h, y[-1])])
-  return np.array([np.median(padded[i:i + 2 * h + 1]) for i in range(len(y))])
+  return np.array([np.median(padded[i : i + 2 * h + 1]) for i in range(len(y))])
 
 
 def _scale(y: np.ndarray) -> float:
@@ -133,14 +144,23 @@ def _noise(y: np.ndarray) -> float:
 
 
 def _ends(y: np.ndarray) -> tuple[float, float]:
-  return float(np.median(y[:3])), float(np.median(y[-max(1, len(y) // 10):]))
+  return float(np.median(y[:3])), float(np.median(y[-max(1, len(y) // 10) :]))
 
 
-def diagnose(train: Sequence[float], val: Sequence[float] | None = None, *,
-             train_steps: Sequence[int] | None = None, val_steps: Sequence[int] | None = None,
-             noise_high: float = 0.12, noise_val: float = 0.05, rise: float = 0.05,
-             min_drop: float = 0.25, late_drop: float = 0.02, late_level: float = 0.05,
-             min_points: int = 4) -> Diagnosis:
+def diagnose(
+  train: Sequence[float],
+  val: Sequence[float] | None = None,
+  *,
+  train_steps: Sequence[int] | None = None,
+  val_steps: Sequence[int] | None = None,
+  noise_high: float = 0.12,
+  noise_val: float = 0.05,
+  rise: float = 0.05,
+  min_drop: float = 0.25,
+  late_drop: float = 0.02,
+  late_level: float = 0.05,
+  min_points: int = 4,
+) -> Diagnosis:
   """Names the likely pattern of a training run from its loss histories.
 
   Args:
@@ -166,12 +186,18 @@ def diagnose(train: Sequence[float], val: Sequence[float] | None = None, *,
   v = None if val is None or len(val) == 0 else np.asarray(val, np.float64)
   if len(t) < min_points:
     return Diagnosis("insufficient", f"{len(t)} training point(s)")
-  ts = np.arange(len(t), dtype=np.float64) if train_steps is None else np.asarray(train_steps, float)
+  ts = (
+    np.arange(len(t), dtype=np.float64) if train_steps is None else np.asarray(train_steps, float)
+  )
   if v is not None:
-    vs = (np.linspace(ts[0], ts[-1], len(v)) if val_steps is None
-          else np.asarray(val_steps, np.float64))
-  bad = [name for name, y in (("training", t), ("validation", v))
-         if y is not None and not np.all(np.isfinite(y))]
+    vs = (
+      np.linspace(ts[0], ts[-1], len(v)) if val_steps is None else np.asarray(val_steps, np.float64)
+    )
+  bad = [
+    name
+    for name, y in (("training", t), ("validation", v))
+    if y is not None and not np.all(np.isfinite(y))
+  ]
   if bad:
     return Diagnosis("learning_rate_too_high", f"the {bad[0]} loss became NaN or infinite")
 
@@ -179,12 +205,15 @@ def diagnose(train: Sequence[float], val: Sequence[float] | None = None, *,
   t_noise = _noise(t)
   t_drop = (t_start - t_end) / max(abs(t_start), 1e-12)
   if t_end > t_start + 0.05 * _scale(t):
-    return Diagnosis("learning_rate_too_high",
-                     f"the training loss ended at {t_end:.4g}, above its start {t_start:.4g}")
+    return Diagnosis(
+      "learning_rate_too_high",
+      f"the training loss ended at {t_end:.4g}, above its start {t_start:.4g}",
+    )
   if t_noise > noise_high:
-    return Diagnosis("learning_rate_too_high",
-                     f"training noise {t_noise:.0%} of the loss level (threshold "
-                     f"{noise_high:.0%})")
+    return Diagnosis(
+      "learning_rate_too_high",
+      f"training noise {t_noise:.0%} of the loss level (threshold {noise_high:.0%})",
+    )
 
   if v is not None and len(v) >= min_points:
     v_noise = _noise(v)
@@ -196,16 +225,23 @@ def diagnose(train: Sequence[float], val: Sequence[float] | None = None, *,
     t_smooth = _running_median(t, max(3, len(t) // 8) | 1)
     t_at_min = float(np.interp(vs[i_min], ts, t_smooth))
     span = ts[-1] - ts[0] if ts[-1] > ts[0] else 1.0
-    if (grew > rise * max(abs(v_min), 1e-12) and grew > 2.0 * v_noise * _scale(v)
-        and (vs[i_min] - ts[0]) < 0.85 * span and t_end < t_at_min):
-      return Diagnosis("overfitting",
-                       f"validation loss rose from its minimum {v_min:.4g} at step "
-                       f"{int(vs[i_min])} to {v_end:.4g} while the training loss fell from "
-                       f"{t_at_min:.4g} to {t_end:.4g}")
+    if (
+      grew > rise * max(abs(v_min), 1e-12)
+      and grew > 2.0 * v_noise * _scale(v)
+      and (vs[i_min] - ts[0]) < 0.85 * span
+      and t_end < t_at_min
+    ):
+      return Diagnosis(
+        "overfitting",
+        f"validation loss rose from its minimum {v_min:.4g} at step "
+        f"{int(vs[i_min])} to {v_end:.4g} while the training loss fell from "
+        f"{t_at_min:.4g} to {t_end:.4g}",
+      )
     if v_noise > noise_val and v_noise > 3.0 * t_noise:
-      return Diagnosis("noisy_validation",
-                       f"validation noise {v_noise:.0%} of its level against training "
-                       f"noise {t_noise:.0%}")
+      return Diagnosis(
+        "noisy_validation",
+        f"validation noise {v_noise:.0%} of its level against training noise {t_noise:.0%}",
+      )
     v_drop = (v_start - v_end) / max(abs(v_start), 1e-12)
     v_path = f", validation {v_start:.4g} → {v_end:.4g}"
   else:
@@ -213,7 +249,8 @@ def diagnose(train: Sequence[float], val: Sequence[float] | None = None, *,
 
   if t_drop < min_drop and (v_drop is None or v_drop < min_drop):
     shown = f"training loss dropped {t_drop:.0%}" + (
-        f", validation loss {v_drop:.0%}" if v_drop is not None else "")
+      f", validation loss {v_drop:.0%}" if v_drop is not None else ""
+    )
     return Diagnosis("underfitting", f"{shown} over the run (threshold {min_drop:.0%})")
 
   t_smooth = _running_median(t, max(3, len(t) // 8) | 1)
@@ -221,12 +258,17 @@ def diagnose(train: Sequence[float], val: Sequence[float] | None = None, *,
   late = (mid - t_end) / max(t_start - t_end, 1e-12)
   late_rel = (mid - t_end) / max(abs(t_end), 1e-12)
   if late < late_drop and late_rel < late_level:
-    return Diagnosis("plateau",
-                     f"the second half of the run made {max(late, 0.0):.1%} of the training "
-                     f"loss's drop from {t_start:.4g} to {t_end:.4g}, lowering it by "
-                     f"{max(late_rel, 0.0):.1%}")
-  return Diagnosis("healthy", f"training loss {t_start:.4g} → {t_end:.4g}{v_path}; the "
-                   f"second half of the run lowered the training loss by {late_rel:.0%}")
+    return Diagnosis(
+      "plateau",
+      f"the second half of the run made {max(late, 0.0):.1%} of the training "
+      f"loss's drop from {t_start:.4g} to {t_end:.4g}, lowering it by "
+      f"{max(late_rel, 0.0):.1%}",
+    )
+  return Diagnosis(
+    "healthy",
+    f"training loss {t_start:.4g} → {t_end:.4g}{v_path}; the "
+    f"second half of the run lowered the training loss by {late_rel:.0%}",
+  )
 
 
 def objective_curve(history, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -237,7 +279,7 @@ def objective_curve(history, split: str) -> tuple[np.ndarray, np.ndarray]:
   total ``loss`` when the history has no per-term columns.
   """
   keys = history.keys(split)
-  terms = [k[len("count/"):] for k in keys if k.startswith("count/")]
+  terms = [k[len("count/") :] for k in keys if k.startswith("count/")]
   if not terms:
     return history.series("loss", split)
   total = None
@@ -254,5 +296,10 @@ def diagnose_history(history, **thresholds) -> Diagnosis:
   """:func:`diagnose` on a run's :class:`~jaxobj.train.history.History`."""
   t_steps, t = objective_curve(history, "train")
   v_steps, v = objective_curve(history, "val")
-  return diagnose(t, v if len(v) else None, train_steps=t_steps,
-                  val_steps=v_steps if len(v) else None, **thresholds)
+  return diagnose(
+    t,
+    v if len(v) else None,
+    train_steps=t_steps,
+    val_steps=v_steps if len(v) else None,
+    **thresholds,
+  )

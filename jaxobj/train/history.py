@@ -14,7 +14,8 @@ import dataclasses
 import json
 import math
 import pathlib
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -76,6 +77,7 @@ def _plain(v):
 @dataclasses.dataclass
 class History:
   """The rows of a run, with helpers to pull out one series."""
+
   rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
   def append(self, row: dict[str, Any]) -> None:
@@ -93,8 +95,11 @@ class History:
 
   def series(self, key: str, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of ``key`` on ``split``, in order."""
-    pts = [(r["step"], r[key]) for r in self.rows
-           if r.get("split") == split and r.get(key) not in ("", None)]
+    pts = [
+      (r["step"], r[key])
+      for r in self.rows
+      if r.get("split") == split and r.get(key) not in ("", None)
+    ]
     if not pts:
       return np.zeros(0, np.int64), np.zeros(0)
     steps, values = zip(*pts)

@@ -30,8 +30,10 @@ class StopRequest:
     message: printed to stderr at the first Ctrl-C (``None``: nothing).
   """
 
-  def __init__(self, message: str | None = "jaxobj: stopping at the next safe point "
-               "(Ctrl-C again to stop at once)."):
+  def __init__(
+    self,
+    message: str | None = "jaxobj: stopping at the next safe point (Ctrl-C again to stop at once).",
+  ):
     self.message = message
     self.requested = False
     self._previous = None
@@ -42,6 +44,7 @@ class StopRequest:
       self._previous = signal.signal(signal.SIGINT, self._handle)
       self._installed = True
     from jaxobj import _sigint
+
     if _sigint.swallowed:  # a Ctrl-C lost in a callback before this handler was in place
       _sigint.swallowed = False
       self._handle(signal.SIGINT, None)

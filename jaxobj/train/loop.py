@@ -41,7 +41,8 @@ import json
 import math
 import pathlib
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -66,6 +67,7 @@ __all__ = ["RunResult", "Trainer", "run"]
 @dataclasses.dataclass
 class RunResult:
   """What a run produced."""
+
   name: str
   out_dir: pathlib.Path
   history: History
@@ -107,27 +109,38 @@ class Trainer:
 
   def __init__(self, config: Config):
     if config.objective is None:
-      raise ConfigError("objective", "this config has no objective to train; run it with "
-                        "jaxobj compare.")
+      raise ConfigError(
+        "objective", "this config has no objective to train; run it with jaxobj compare."
+      )
     self.config = config
     settings = config.train
-    self.dataset = _as_config_error("data", data_lib.DATASETS[config.data.name],
-                                    **config.data.kwargs)
+    self.dataset = _as_config_error(
+      "data", data_lib.DATASETS[config.data.name], **config.data.kwargs
+    )
     if self.dataset.n_val == 0:
       raise ConfigError("data.n_val", "training needs a validation split; set n_val > 0.")
     self.batch_size = settings.batch_size
     if self.batch_size is not None and self.batch_size > self.dataset.n_train:
-      raise ConfigError("train.batch_size", f"{self.batch_size} is more than the "
-                        f"{self.dataset.n_train} training examples; lower it or use null "
-                        "(the whole split).")
+      raise ConfigError(
+        "train.batch_size",
+        f"{self.batch_size} is more than the "
+        f"{self.dataset.n_train} training examples; lower it or use null "
+        "(the whole split).",
+      )
     self.mesh = None
     devices = jax.devices()
     if settings.shard and len(devices) > 1:
       self.mesh = jax.make_mesh((len(devices),), ("data",))
     self.devices = len(devices) if self.mesh is not None else 1
 
-    self.model = _as_config_error("model", model_lib.build_model, config.model.name,
-                                  config.model.kwargs, self.dataset.train, seed=config.seed)
+    self.model = _as_config_error(
+      "model",
+      model_lib.build_model,
+      config.model.name,
+      config.model.kwargs,
+      self.dataset.train,
+      seed=config.seed,
+    )
     self.graphdef, params, self.rest = nnx.split(self.model, nnx.Param, ...)
     self.objective = config.objective
     self.metrics = config.metrics
@@ -160,9 +173,16 @@ class Trainer:
     params, objective_params = trainable
     k_model, k_objective = jax.random.split(key)
     outputs = self._outputs(params, batch, k_model)
-    return self.objective.apply(objective_params, step=step, state=state or None,
-                                key=k_objective, outputs=outputs, batch=batch,
-                                model=nnx.to_pure_dict(params), mesh=self.mesh)
+    return self.objective.apply(
+      objective_params,
+      step=step,
+      state=state or None,
+      key=k_objective,
+      outputs=outputs,
+      batch=batch,
+      model=nnx.to_pure_dict(params),
+      mesh=self.mesh,
+    )
 
   def _shard(self, batch):
     if self.mesh is None:
@@ -183,7 +203,8 @@ class Trainer:
     k_batch, k_loss = jax.random.split(key)
     batch = self._batch(data, k_batch)
     (_, info), grads = jax.value_and_grad(self._loss, has_aux=True)(
-        trainable, state, batch, step, k_loss)
+      trainable, state, batch, step, k_loss
+    )
     info = {**info, **_learned_values(self.objective, trainable[1])}
     updates, opt_state = self.tx.update(grads, opt_state, trainable)
     trainable = optax.apply_updates(trainable, updates)
@@ -194,8 +215,9 @@ class Trainer:
   @functools.partial(jax.jit, static_argnums=(0, 4))
   def _chunk(self, carry, data, start, length):
     """``length`` steps from ``start``; returns the carry and the mean ``info``."""
-    carry, infos = jax.lax.scan(functools.partial(self._step, data), carry,
-                                start + jnp.arange(length))
+    carry, infos = jax.lax.scan(
+      functools.partial(self._step, data), carry, start + jnp.arange(length)
+    )
     return carry, jax.tree.map(lambda x: jnp.mean(x, axis=0), infos)
 
   @functools.partial(jax.jit, static_argnums=0)
@@ -203,22 +225,33 @@ class Trainer:
     (params, objective_params), state, _ = carry
     batch = data
     outputs = self._outputs(params, batch, None)
-    _, info = self.objective.apply(objective_params, step=step, state=state or None,
-                                   key=self.key_eval, outputs=outputs, batch=batch,
-                                   model=nnx.to_pure_dict(params), mesh=self.mesh)
+    _, info = self.objective.apply(
+      objective_params,
+      step=step,
+      state=state or None,
+      key=self.key_eval,
+      outputs=outputs,
+      batch=batch,
+      model=nnx.to_pure_dict(params),
+      mesh=self.mesh,
+    )
     info = {**info, **_learned_values(self.objective, objective_params)}
     if self.metrics is not None:
-      _, values = self.metrics.apply(step=step, outputs=outputs, batch=batch,
-                                     model=nnx.to_pure_dict(params), mesh=self.mesh)
-      info = {**info, **{f"metric/{k[len('loss/'):]}": v for k, v in values.items()
-                         if k.startswith("loss/")}}
+      _, values = self.metrics.apply(
+        step=step, outputs=outputs, batch=batch, model=nnx.to_pure_dict(params), mesh=self.mesh
+      )
+      info = {
+        **info,
+        **{f"metric/{k[len('loss/') :]}": v for k, v in values.items() if k.startswith("loss/")},
+      }
     return info
 
   def _check(self) -> list[str]:
     """Traces one step and one evaluation; returns the metric columns."""
     sample = {k: v[: self.batch_size or None] for k, v in self.train_data.items()}
-    _as_config_error("model", jax.eval_shape, self._outputs, self.carry[0][0], sample,
-                     self.key_train)
+    _as_config_error(
+      "model", jax.eval_shape, self._outputs, self.carry[0][0], sample, self.key_train
+    )
     try:
       jax.eval_shape(self._loss, self.carry[0], self.carry[1], sample, 0, self.key_train)
     except (ValueError, TypeError, KeyError, IndexError) as err:
@@ -229,10 +262,13 @@ class Trainer:
       except Exception as err:  # noqa: BLE001 (JAX's sharding errors have no public class)
         if type(err).__name__ != "ShardingTypeError":
           raise
-        raise ConfigError("train.shard", f"the objective cannot take a batch split over "
-                          f"{self.devices} devices ({_one_line(err)}). Use a sharded loss "
-                          "given the mesh (e.g. loss: sharded_siglip_loss with mesh: {ref: "
-                          "mesh}) or train.shard: false.") from None
+        raise ConfigError(
+          "train.shard",
+          f"the objective cannot take a batch split over "
+          f"{self.devices} devices ({_one_line(err)}). Use a sharded loss "
+          "given the mesh (e.g. loss: sharded_siglip_loss with mesh: {ref: "
+          "mesh}) or train.shard: false.",
+        ) from None
     try:
       info = jax.eval_shape(self._evaluate, self.carry, self.val_data, 0)
     except (ValueError, TypeError, KeyError, IndexError) as err:
@@ -252,8 +288,9 @@ class Trainer:
     raw = self.config.raw.get(section)
     if section == "metrics" and isinstance(raw, dict):
       raw = {"terms": raw}  # a flat mapping of names to terms
-      paths = {k: v.replace("metrics.terms.", "metrics.", 1)
-               for k, v in term_paths(raw, section).items()}
+      paths = {
+        k: v.replace("metrics.terms.", "metrics.", 1) for k, v in term_paths(raw, section).items()
+      }
     else:
       paths = term_paths(raw, section)
     params = self.carry[0][0]
@@ -263,8 +300,7 @@ class Trainer:
       path = find_term_path(paths, name) or section
       for key, _ in term.kwargs:
         default = _default_of(term.fn, key)
-        kwargs = tuple((k, v) for k, v in term.kwargs
-                       if k != key or default is not _NO_DEFAULT)
+        kwargs = tuple((k, v) for k, v in term.kwargs if k != key or default is not _NO_DEFAULT)
         kwargs = tuple((k, default if k == key else v) for k, v in kwargs)
         if self._traces(dataclasses.replace(term, kwargs=kwargs), params, sample):
           return ConfigError(f"{path}.{key}", _one_line(err))
@@ -273,10 +309,19 @@ class Trainer:
 
   def _traces(self, term, params, sample) -> bool:
     """Whether ``term`` alone traces on the model's outputs for ``sample``."""
+
     def loss(params, batch, key):
       outputs = self._outputs(params, batch, key)
-      return term.apply(term.init(key), step=0, key=key, outputs=outputs, batch=batch,
-                        model=nnx.to_pure_dict(params), mesh=self.mesh)
+      return term.apply(
+        term.init(key),
+        step=0,
+        key=key,
+        outputs=outputs,
+        batch=batch,
+        model=nnx.to_pure_dict(params),
+        mesh=self.mesh,
+      )
+
     try:
       jax.eval_shape(loss, params, sample, self.key_train)
     except (ValueError, TypeError, KeyError, IndexError):
@@ -285,8 +330,14 @@ class Trainer:
 
   # ------------------------------------------------------------ driving
 
-  def train(self, steps: int, *, on_row: Callable[[dict], None], start: int = 0,
-            should_stop: Callable[[], bool] = lambda: False) -> int:
+  def train(
+    self,
+    steps: int,
+    *,
+    on_row: Callable[[dict], None],
+    start: int = 0,
+    should_stop: Callable[[], bool] = lambda: False,
+  ) -> int:
     """Runs ``steps`` steps, calling ``on_row`` with each train and validation row.
 
     Returns the number of steps done: fewer when ``should_stop()`` turns true
@@ -296,8 +347,14 @@ class Trainer:
     t0 = time.perf_counter()
 
     def row(split, step, info):
-      on_row({"step": step, "split": split, "time": round(time.perf_counter() - t0, 4),
-              **{k: float(v) for k, v in info.items()}})
+      on_row(
+        {
+          "step": step,
+          "split": split,
+          "time": round(time.perf_counter() - t0, 4),
+          **{k: float(v) for k, v in info.items()},
+        }
+      )
 
     step = start
     if start == 0:  # where the training curve starts: the untrained model on (as many
@@ -350,8 +407,15 @@ def _learned_values(objective, params) -> dict[str, jax.Array]:
 MARKER = "INCOMPLETE"
 """The file a run directory holds until the run's last file is written."""
 
-_RUN_FILES = ("summary.json", "metrics.csv", "metrics.jsonl", "loss_curves.png", "weights.png",
-              "learned.png", "metrics.png")
+_RUN_FILES = (
+  "summary.json",
+  "metrics.csv",
+  "metrics.jsonl",
+  "loss_curves.png",
+  "weights.png",
+  "learned.png",
+  "metrics.png",
+)
 
 
 def check_out_dir(out: pathlib.Path, *, overwrite: bool = False) -> None:
@@ -361,24 +425,32 @@ def check_out_dir(out: pathlib.Path, *, overwrite: bool = False) -> None:
     ConfigError: at ``--out``, with the fix.
   """
   if out.exists() and not out.is_dir():
-    raise ConfigError("--out", f"{str(out)!r} is a file; the run writes a directory of "
-                      "files: give a directory (new or existing).")
+    raise ConfigError(
+      "--out",
+      f"{str(out)!r} is a file; the run writes a directory of "
+      "files: give a directory (new or existing).",
+    )
   for parent in out.parents:
     if parent.exists() and not parent.is_dir():
-      raise ConfigError("--out", f"{str(out)!r} lies under {str(parent)!r}, which is a file; "
-                        "give a directory.")
+      raise ConfigError(
+        "--out", f"{str(out)!r} lies under {str(parent)!r}, which is a file; give a directory."
+      )
   if overwrite or not out.is_dir():
     return
   interrupted = (out / MARKER).exists()
   try:
-    interrupted = interrupted or json.loads(
-        (out / "summary.json").read_text(encoding="utf-8")).get("interrupted", False)
+    interrupted = interrupted or json.loads((out / "summary.json").read_text(encoding="utf-8")).get(
+      "interrupted", False
+    )
   except (OSError, ValueError, AttributeError):
     pass
   if interrupted:
-    raise ConfigError("--out", f"{str(out)!r} holds an interrupted run, and runs cannot be "
-                      "resumed (no checkpoint is kept); rerun with --overwrite to replace it, "
-                      "or give another --out.")
+    raise ConfigError(
+      "--out",
+      f"{str(out)!r} holds an interrupted run, and runs cannot be "
+      "resumed (no checkpoint is kept); rerun with --overwrite to replace it, "
+      "or give another --out.",
+    )
 
 
 def _prepare_dir(out: pathlib.Path, config: Config) -> None:
@@ -390,17 +462,26 @@ def _prepare_dir(out: pathlib.Path, config: Config) -> None:
       (out / name).unlink(missing_ok=True)
     (out / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
   except OSError as err:
-    raise ConfigError("--out", f"cannot write the run directory {str(out)!r}: "
-                      f"{err.strerror or err}.") from None
+    raise ConfigError(
+      "--out", f"cannot write the run directory {str(out)!r}: {err.strerror or err}."
+    ) from None
 
 
 def _mark(out: pathlib.Path, what: str) -> None:
-  (out / MARKER).write_text(f"This run is incomplete: {what}\nRerun it with --overwrite to "
-                            "replace it.\n", encoding="utf-8")
+  (out / MARKER).write_text(
+    f"This run is incomplete: {what}\nRerun it with --overwrite to replace it.\n", encoding="utf-8"
+  )
 
 
-def run(config: Config, out_dir: str | pathlib.Path | None = None, *, progress: bool = True,
-        console=None, overwrite: bool = False, stop: StopRequest | None = None) -> RunResult:
+def run(
+  config: Config,
+  out_dir: str | pathlib.Path | None = None,
+  *,
+  progress: bool = True,
+  console=None,
+  overwrite: bool = False,
+  stop: StopRequest | None = None,
+) -> RunResult:
   """Trains ``config``'s model with its objective; writes the run directory.
 
   ``out_dir`` (default ``runs/<name>``) receives ``config.yaml``, the metrics
@@ -425,8 +506,9 @@ def run(config: Config, out_dir: str | pathlib.Path | None = None, *, progress: 
   """
   if stop is None:
     with StopRequest() as installed:
-      return run(config, out_dir, progress=progress, console=console, overwrite=overwrite,
-                 stop=installed)
+      return run(
+        config, out_dir, progress=progress, console=console, overwrite=overwrite, stop=installed
+      )
   t0 = time.perf_counter()
   out = pathlib.Path(out_dir) if out_dir is not None else pathlib.Path("runs") / config.name
   check_out_dir(out, overwrite=overwrite)
@@ -460,16 +542,20 @@ def run(config: Config, out_dir: str | pathlib.Path | None = None, *, progress: 
       done = history.rows[-1]["step"] if history.rows else 0
   interrupted = interrupted or stop.requested
   try:
-    _mark(out, "training " + ("was interrupted" if interrupted else "finished") + f" after "
-          f"{done} of {steps} steps ({metrics_path.name} holds its rows), but the plots and "
-          "summary.json were not all written.")
+    _mark(
+      out,
+      "training " + ("was interrupted" if interrupted else "finished") + f" after "
+      f"{done} of {steps} steps ({metrics_path.name} holds its rows), but the plots and "
+      "summary.json were not all written.",
+    )
     diagnosis = diagnose_history(history)
     title = f"{config.name}" + (" (interrupted)" if interrupted else "")
     files = {"config": out / "config.yaml", "metrics": metrics_path}
     files["summary"] = out / "summary.json"
     wall = time.perf_counter() - t0
-    result = RunResult(config.name, out, history, diagnosis, steps, done, interrupted, wall,
-                       files, trainer.devices)
+    result = RunResult(
+      config.name, out, history, diagnosis, steps, done, interrupted, wall, files, trainer.devices
+    )
     # the summary first (it is quick, and says what the run did), then the plots
     files["summary"].write_text(json.dumps(_summary_json(result), indent=2), encoding="utf-8")
     files.update(plot_run(history, out, title=title))
@@ -479,8 +565,9 @@ def run(config: Config, out_dir: str | pathlib.Path | None = None, *, progress: 
     files["summary"].write_text(json.dumps(_summary_json(result), indent=2), encoding="utf-8")
     (out / MARKER).unlink(missing_ok=True)
   except KeyboardInterrupt:
-    raise KeyboardInterrupt(f"while writing the plots and the summary; {out / MARKER} says "
-                            "what is missing") from None
+    raise KeyboardInterrupt(
+      f"while writing the plots and the summary; {out / MARKER} says what is missing"
+    ) from None
   return result
 
 
@@ -490,16 +577,25 @@ def _summary_json(result: RunResult) -> dict[str, Any]:
     return {k: v for k, v in rows[-1].items() if k not in ("split",)} if rows else {}
 
   def clean(d):
-    return {k: (v if not isinstance(v, float) or math.isfinite(v) else repr(v))
-            for k, v in d.items()}
+    return {
+      k: (v if not isinstance(v, float) or math.isfinite(v) else repr(v)) for k, v in d.items()
+    }
+
   return {
-      "name": result.name, "steps": result.steps, "steps_done": result.steps_done,
-      "interrupted": result.interrupted, "wall_time_s": round(result.wall_time, 3),
-      "devices": result.devices,
-      "diagnosis": {"pattern": result.diagnosis.pattern, "title": result.diagnosis.title,
-                    "evidence": result.diagnosis.evidence, "advice": result.diagnosis.advice},
-      "final": {"train": clean(last("train")), "val": clean(last("val"))},
-      "files": {k: str(v) for k, v in result.files.items()},
+    "name": result.name,
+    "steps": result.steps,
+    "steps_done": result.steps_done,
+    "interrupted": result.interrupted,
+    "wall_time_s": round(result.wall_time, 3),
+    "devices": result.devices,
+    "diagnosis": {
+      "pattern": result.diagnosis.pattern,
+      "title": result.diagnosis.title,
+      "evidence": result.diagnosis.evidence,
+      "advice": result.diagnosis.advice,
+    },
+    "final": {"train": clean(last("train")), "val": clean(last("val"))},
+    "files": {k: str(v) for k, v in result.files.items()},
   }
 
 
@@ -519,10 +615,16 @@ class _Progress:
       TimeElapsedColumn,
       TimeRemainingColumn,
     )
+
     self.progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console or Console(stderr=True))
+      TextColumn("[bold]{task.description}"),
+      BarColumn(),
+      MofNCompleteColumn(),
+      TextColumn("loss {task.fields[loss]}"),
+      TimeElapsedColumn(),
+      TimeRemainingColumn(),
+      console=console or Console(stderr=True),
+    )
     self.task = self.progress.add_task(name, total=total, loss="-")
 
   def __enter__(self):

@@ -80,8 +80,10 @@ def retrieval_accuracy(image_embeddings, text_embeddings, *, where=None):
   s = unit(x) @ unit(y).T
   s = jnp.where(valid[None, :] & valid[:, None], s, -jnp.inf)
   idx = jnp.arange(x.shape[0])
-  hits = 0.5 * ((jnp.argmax(s, axis=1) == idx).astype(jnp.float32)
-                + (jnp.argmax(s, axis=0) == idx).astype(jnp.float32))
+  hits = 0.5 * (
+    (jnp.argmax(s, axis=1) == idx).astype(jnp.float32)
+    + (jnp.argmax(s, axis=0) == idx).astype(jnp.float32)
+  )
   return jnp.sum(jnp.where(valid, hits, 0.0)) / jnp.maximum(jnp.sum(valid), 1)
 
 

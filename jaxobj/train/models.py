@@ -14,7 +14,8 @@ objective as ``outputs.<name>``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -25,16 +26,21 @@ __all__ = ["MLP", "CNN", "DualEncoder", "VAE", "MODELS", "build_model"]
 
 Activation = Literal["relu", "gelu", "tanh", "silu", "elu", "softplus"]
 ACTIVATIONS: dict[str, Callable] = {
-    "relu": jax.nn.relu, "gelu": jax.nn.gelu, "tanh": jnp.tanh, "silu": jax.nn.silu,
-    "elu": jax.nn.elu, "softplus": jax.nn.softplus,
+  "relu": jax.nn.relu,
+  "gelu": jax.nn.gelu,
+  "tanh": jnp.tanh,
+  "silu": jax.nn.silu,
+  "elu": jax.nn.elu,
+  "softplus": jax.nn.softplus,
 }
 
 
 class _Stack(nnx.Module):
   """Linear layers with an activation between them (and none after the last)."""
 
-  def __init__(self, sizes: Sequence[int], activation: str, rngs: nnx.Rngs, *,
-               last_activation: bool = False):
+  def __init__(
+    self, sizes: Sequence[int], activation: str, rngs: nnx.Rngs, *, last_activation: bool = False
+  ):
     self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
     self.activation = activation
     self.last_activation = last_activation
@@ -56,16 +62,20 @@ class _Heads(nnx.Module):
     sizes = {"": outputs} if self.names is None else dict(outputs)
     for name, k in sizes.items():
       if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"outputs{'.' + name if name else ''}={k!r}: a head has a positive "
-                         "integer number of outputs.")
+        raise ValueError(
+          f"outputs{'.' + name if name else ''}={k!r}: a head has a positive "
+          "integer number of outputs."
+        )
     self.sizes = sizes
-    self.heads = nnx.Dict({name or "out": nnx.Linear(features, k, rngs=rngs)
-                           for name, k in sizes.items()})
+    self.heads = nnx.Dict(
+      {name or "out": nnx.Linear(features, k, rngs=rngs) for name, k in sizes.items()}
+    )
 
   def __call__(self, h):
     def head(name, k):
       y = self.heads[name or "out"](h)
       return y[..., 0] if k == 1 else y
+
     if self.names is None:
       return head("", self.sizes[""])
     return {name: head(name, self.sizes[name]) for name in self.names}
@@ -73,8 +83,10 @@ class _Heads(nnx.Module):
 
 def _read(batch, name: str, model: str):
   if name not in batch:
-    raise KeyError(f"{model} reads batch[{name!r}], but the data has "
-                   f"{', '.join(sorted(batch))}; set model.input (or inputs).")
+    raise KeyError(
+      f"{model} reads batch[{name!r}], but the data has "
+      f"{', '.join(sorted(batch))}; set model.input (or inputs)."
+    )
   return batch[name]
 
 
@@ -86,9 +98,16 @@ def _check_widths(hidden):
 class MLP(nnx.Module):
   """A multilayer perceptron on ``batch[input]`` (flattened after the batch axis)."""
 
-  def __init__(self, in_features: int, *, hidden: Sequence[int] = (32, 32),
-               outputs: int | Mapping[str, int] = 1, activation: Activation = "relu",
-               input: str = "x", rngs: nnx.Rngs):
+  def __init__(
+    self,
+    in_features: int,
+    *,
+    hidden: Sequence[int] = (32, 32),
+    outputs: int | Mapping[str, int] = 1,
+    activation: Activation = "relu",
+    input: str = "x",
+    rngs: nnx.Rngs,
+  ):
     _check_widths(hidden)
     self.input = input
     self.trunk = _Stack([in_features, *hidden], activation, rngs, last_activation=True)
@@ -109,16 +128,26 @@ class CNN(nnx.Module):
   """A small convolutional net on images ``(B, H, W)`` or ``(B, H, W, C)``:
   3×3 convolutions with 2×2 average pooling, then a hidden layer and heads."""
 
-  def __init__(self, in_shape: tuple[int, ...], *, channels: Sequence[int] = (8, 16),
-               kernel_size: int = 3, hidden: int = 32, outputs: int | Mapping[str, int] = 1,
-               activation: Activation = "relu", input: str = "x", rngs: nnx.Rngs):
+  def __init__(
+    self,
+    in_shape: tuple[int, ...],
+    *,
+    channels: Sequence[int] = (8, 16),
+    kernel_size: int = 3,
+    hidden: int = 32,
+    outputs: int | Mapping[str, int] = 1,
+    activation: Activation = "relu",
+    input: str = "x",
+    rngs: nnx.Rngs,
+  ):
     _check_widths([*channels, hidden, kernel_size])
     h, w, c = (*in_shape, 1) if len(in_shape) == 2 else in_shape
     self.input = input
     self.activation = activation
     sizes = [c, *channels]
-    self.convs = nnx.List([nnx.Conv(a, b, (kernel_size, kernel_size), rngs=rngs)
-                           for a, b in zip(sizes[:-1], sizes[1:])])
+    self.convs = nnx.List(
+      [nnx.Conv(a, b, (kernel_size, kernel_size), rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])]
+    )
     for _ in channels:
       h, w = max(h // 2, 1), max(w // 2, 1)
     self.dense = nnx.Linear(h * w * sizes[-1], hidden, rngs=rngs)
@@ -128,8 +157,10 @@ class CNN(nnx.Module):
   def from_batch(cls, batch, *, rngs, **kwargs):
     x = _read(batch, kwargs.get("input", "x"), "cnn")
     if x.ndim not in (3, 4):
-      raise ValueError(f"cnn needs images (B, H, W) or (B, H, W, C); batch[{kwargs.get('input', 'x')!r}] "
-                       f"has shape {x.shape}.")
+      raise ValueError(
+        f"cnn needs images (B, H, W) or (B, H, W, C); batch[{kwargs.get('input', 'x')!r}] "
+        f"has shape {x.shape}."
+      )
     return cls(tuple(x.shape[1:]), rngs=rngs, **kwargs)
 
   def __call__(self, batch, *, key=None):
@@ -149,13 +180,24 @@ class DualEncoder(nnx.Module):
   ``{name: (B, embed_dim)}`` for each name in ``inputs`` (the contrastive
   losses normalize the embeddings themselves)."""
 
-  def __init__(self, in_features: Mapping[str, int], *, hidden: Sequence[int] = (64,),
-               embed_dim: int = 16, activation: Activation = "relu",
-               inputs: Sequence[str] = ("image", "text"), rngs: nnx.Rngs):
+  def __init__(
+    self,
+    in_features: Mapping[str, int],
+    *,
+    hidden: Sequence[int] = (64,),
+    embed_dim: int = 16,
+    activation: Activation = "relu",
+    inputs: Sequence[str] = ("image", "text"),
+    rngs: nnx.Rngs,
+  ):
     _check_widths([*hidden, embed_dim])
     self.inputs = tuple(inputs)
-    self.towers = nnx.Dict({name: _Stack([in_features[name], *hidden, embed_dim], activation,
-                                         rngs) for name in self.inputs})
+    self.towers = nnx.Dict(
+      {
+        name: _Stack([in_features[name], *hidden, embed_dim], activation, rngs)
+        for name in self.inputs
+      }
+    )
 
   @classmethod
   def from_batch(cls, batch, *, rngs, **kwargs):
@@ -167,8 +209,10 @@ class DualEncoder(nnx.Module):
 
   def __call__(self, batch, *, key=None):
     del key
-    return {name: self.towers[name](_read(batch, name, "dual_encoder").reshape(
-        batch[name].shape[0], -1)) for name in self.inputs}
+    return {
+      name: self.towers[name](_read(batch, name, "dual_encoder").reshape(batch[name].shape[0], -1))
+      for name in self.inputs
+    }
 
 
 class VAE(nnx.Module):
@@ -179,8 +223,16 @@ class VAE(nnx.Module):
   (the mean when ``key`` is ``None``).
   """
 
-  def __init__(self, in_features: int, *, hidden: Sequence[int] = (64,), latent: int = 4,
-               activation: Activation = "relu", input: str = "x", rngs: nnx.Rngs):
+  def __init__(
+    self,
+    in_features: int,
+    *,
+    hidden: Sequence[int] = (64,),
+    latent: int = 4,
+    activation: Activation = "relu",
+    input: str = "x",
+    rngs: nnx.Rngs,
+  ):
     _check_widths([*hidden, latent])
     self.input = input
     self.encoder = _Stack([in_features, *hidden], activation, rngs, last_activation=True)
@@ -209,8 +261,9 @@ MODELS: dict[str, Any] = {"mlp": MLP, "cnn": CNN, "dual_encoder": DualEncoder, "
 INFERRED = ("in_features", "in_shape", "rngs")
 
 
-def build_model(name: str, kwargs: Mapping[str, Any], batch: Mapping[str, Any], *,
-                seed: int = 0) -> nnx.Module:
+def build_model(
+  name: str, kwargs: Mapping[str, Any], batch: Mapping[str, Any], *, seed: int = 0
+) -> nnx.Module:
   """``MODELS[name]`` built for inputs shaped like ``batch``.
 
   The parameters are initialized in one compiled call (eagerly, every

@@ -20,15 +20,18 @@ def _fmt(v) -> str:
 def summary_table(result):
   """A rich Table: each term's weight and its last train, last and best validation values."""
   from rich.table import Table
+
   h = result.history
-  table = Table(title=f"{result.name}: step {result.steps_done} of {result.steps}"
-                + (" (interrupted)" if result.interrupted else ""))
+  table = Table(
+    title=f"{result.name}: step {result.steps_done} of {result.steps}"
+    + (" (interrupted)" if result.interrupted else "")
+  )
   table.add_column("term", style="bold cyan", no_wrap=True)
   for name in ("weight", "train", "val", "best val (step)"):
     table.add_column(name, justify="right")
   keys = ["loss"] + [k for k in term_keys(h.keys("train")) if k != "loss"]
   for key in keys:
-    name = "total" if key == "loss" else key[len("loss/"):]
+    name = "total" if key == "loss" else key[len("loss/") :]
     steps, values = h.series(key, "val")
     best = "-"
     if len(values) and any(math.isfinite(v) for v in values):
@@ -46,11 +49,12 @@ def print_summary(result, console) -> None:
   """Prints the table, the diagnosis and where the files are."""
   console.print(summary_table(result))
   d = result.diagnosis
-  console.print(f"[bold]diagnosis:[/bold] {d.title} — {d.meaning} ({d.evidence})",
-                highlight=False)
+  console.print(f"[bold]diagnosis:[/bold] {d.title} — {d.meaning} ({d.evidence})", highlight=False)
   console.print(f"[bold]advice:[/bold] {d.advice}", highlight=False)
   files = ", ".join(str(p) for k, p in result.files.items() if k != "config")
   devices = f" on {result.devices} devices" if result.devices > 1 else ""
   status = "interrupted; kept" if result.interrupted else "wrote"
-  console.print(f"{status} {files} ({result.steps_done} steps{devices}, "
-                f"{result.wall_time:.1f} s)", highlight=False)
+  console.print(
+    f"{status} {files} ({result.steps_done} steps{devices}, {result.wall_time:.1f} s)",
+    highlight=False,
+  )

@@ -9,7 +9,7 @@ batch slices every input.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -26,9 +26,11 @@ class Inputs:
   of them when None); later ones are shared by every row, such as the class
   centres of a margin softmax, and are not sliced by the mask tests.
   """
+
   make: Callable[[np.random.Generator, tuple[int, ...]], tuple[np.ndarray, ...]]
-  masked_classes: Callable[[np.random.Generator, tuple[int, ...]],
-                           tuple[np.ndarray, ...]] | None = None
+  masked_classes: (
+    Callable[[np.random.Generator, tuple[int, ...]], tuple[np.ndarray, ...]] | None
+  ) = None
   batched: int | None = None
 
 
@@ -41,13 +43,14 @@ def _pointwise(rng, shape):
 
 
 def _positive(rng, shape):
-  return (rng.uniform(0.0, 3.0, shape).astype(np.float32),
-          rng.uniform(0.5, 2.0, shape).astype(np.float32))
+  return (
+    rng.uniform(0.0, 3.0, shape).astype(np.float32),
+    rng.uniform(0.5, 2.0, shape).astype(np.float32),
+  )
 
 
 def _gaussian(rng, shape):
-  return (_normal(rng, shape), _normal(rng, shape),
-          rng.uniform(0.5, 2.0, shape).astype(np.float32))
+  return (_normal(rng, shape), _normal(rng, shape), rng.uniform(0.5, 2.0, shape).astype(np.float32))
 
 
 def _log_rate_counts(rng, shape):
@@ -63,8 +66,10 @@ def _signed(rng, shape):
 
 
 def _integer(rng, shape):
-  return (_normal(rng, shape + (NUM_CLASSES,), 2.0),
-          rng.integers(0, NUM_CLASSES, shape).astype(np.int32))
+  return (
+    _normal(rng, shape + (NUM_CLASSES,), 2.0),
+    rng.integers(0, NUM_CLASSES, shape).astype(np.int32),
+  )
 
 
 def _probabilities(rng, shape):

@@ -8,7 +8,12 @@ from __future__ import annotations
 import numpy as np
 
 from jaxobj._src.examples import (
-    NUM_CLASSES, Inputs, _mask_classes, _normal, _probabilities, _probabilities_masked,
+  NUM_CLASSES,
+  Inputs,
+  _mask_classes,
+  _normal,
+  _probabilities,
+  _probabilities_masked,
 )
 
 NUM_BINS = 6
@@ -52,8 +57,7 @@ def _unnormalized(rng, shape):
   """Unnormalized measures: log-predictions <= 0 (so scaling them up cannot
   overflow ``exp``) and positive targets that do not sum to 1."""
   full = shape + (NUM_CLASSES,)
-  return (_log(rng.uniform(0.05, 1.0, full)),
-          rng.uniform(0.0, 1.5, full).astype(np.float32))
+  return (_log(rng.uniform(0.05, 1.0, full)), rng.uniform(0.0, 1.5, full).astype(np.float32))
 
 
 def _unnormalized_masked(rng, shape):
@@ -77,22 +81,28 @@ def _logit_pairs_masked(rng, shape):
 
 def _histograms(rng, shape):
   """Two probability histograms per batch element, some bins empty."""
+
   def draw():
     h = rng.uniform(0.0, 1.0, shape + (NUM_BINS,))
     h = np.where(rng.uniform(size=h.shape) < 0.25, 0.0, h)
     h[..., 0] += 1e-3  # never an all-empty histogram
     return (h / h.sum(-1, keepdims=True)).astype(np.float32)
+
   return draw(), draw()
 
 
 def _samples_1d(rng, shape):
-  return (_normal(rng, shape + (NUM_SAMPLES,)),
-          _normal(rng, shape + (NUM_TARGET_SAMPLES,), 1.5) + np.float32(0.5))
+  return (
+    _normal(rng, shape + (NUM_SAMPLES,)),
+    _normal(rng, shape + (NUM_TARGET_SAMPLES,), 1.5) + np.float32(0.5),
+  )
 
 
 def _sample_sets(rng, shape):
-  return (_normal(rng, shape + (SET_SIZE, DIM)),
-          _normal(rng, shape + (TARGET_SET_SIZE, DIM)) + np.float32(0.5))
+  return (
+    _normal(rng, shape + (SET_SIZE, DIM)),
+    _normal(rng, shape + (TARGET_SET_SIZE, DIM)) + np.float32(0.5),
+  )
 
 
 LOG_PROBABILITIES = Inputs(_log_probs, _log_probs_masked)

@@ -27,8 +27,9 @@ def _posterior(rng, shape):
 def _bernoulli(rng, shape):
   """Decoder logits and targets in [0, 1], some exactly 0 or 1 (binarized pixels)."""
   shape = shape + (EVENT,)
-  targets = np.where(rng.uniform(size=shape) < 0.5, rng.integers(0, 2, shape),
-                     rng.uniform(size=shape))
+  targets = np.where(
+    rng.uniform(size=shape) < 0.5, rng.integers(0, 2, shape), rng.uniform(size=shape)
+  )
   return _f32(2.0 * rng.standard_normal(shape)), _f32(targets)
 
 

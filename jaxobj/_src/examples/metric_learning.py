@@ -29,13 +29,19 @@ def _paired_labels(rng, shape):
 
 
 def _pairs_binary(rng, shape):
-  return (_embeddings(rng, shape), _embeddings(rng, shape),
-          rng.integers(0, 2, shape).astype(np.float32))
+  return (
+    _embeddings(rng, shape),
+    _embeddings(rng, shape),
+    rng.integers(0, 2, shape).astype(np.float32),
+  )
 
 
 def _pairs_signed(rng, shape):
-  return (_embeddings(rng, shape), _embeddings(rng, shape),
-          (2 * rng.integers(0, 2, shape) - 1).astype(np.float32))
+  return (
+    _embeddings(rng, shape),
+    _embeddings(rng, shape),
+    (2 * rng.integers(0, 2, shape) - 1).astype(np.float32),
+  )
 
 
 def _triplets(rng, shape):
@@ -55,9 +61,11 @@ def _anchor_positive_labels(rng, shape):
 def margin_softmax(rng, shape, num_classes=5):
   """``(embeddings, labels, centers)`` for ArcFace/CosFace; ``centers`` is
   ``(num_classes, D)`` and carries no batch axis."""
-  return (_embeddings(rng, shape),
-          rng.integers(0, num_classes, shape).astype(np.int32),
-          rng.standard_normal((num_classes, EMBEDDING_DIM)).astype(np.float32))
+  return (
+    _embeddings(rng, shape),
+    rng.integers(0, num_classes, shape).astype(np.int32),
+    rng.standard_normal((num_classes, EMBEDDING_DIM)).astype(np.float32),
+  )
 
 
 PAIRS_BINARY = Inputs(_pairs_binary)

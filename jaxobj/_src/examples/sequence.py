@@ -19,8 +19,7 @@ BLANK = 0
 
 
 def _tokens(rng, shape):
-  return (_normal(rng, shape + (VOCAB,), 2.0),
-          rng.integers(0, VOCAB, shape).astype(np.int32))
+  return (_normal(rng, shape + (VOCAB,), 2.0), rng.integers(0, VOCAB, shape).astype(np.int32))
 
 
 def _tokens_masked(rng, shape):
@@ -29,8 +28,9 @@ def _tokens_masked(rng, shape):
   return _mask_classes(rng, logits, keep)[0], targets
 
 
-def ctc_batch(rng, shape, frames=CTC_FRAMES, classes=CTC_CLASSES, max_labels=CTC_LABELS,
-              blank=BLANK, scale=2.0):
+def ctc_batch(
+  rng, shape, frames=CTC_FRAMES, classes=CTC_CLASSES, max_labels=CTC_LABELS, blank=BLANK, scale=2.0
+):
   """Right-padded CTC inputs whose every sequence has a feasible alignment.
 
   Label lengths are drawn in ``[0, max_labels]`` from the non-blank classes;
@@ -51,8 +51,12 @@ def ctc_batch(rng, shape, frames=CTC_FRAMES, classes=CTC_CLASSES, max_labels=CTC
     raise ValueError(f"frames={frames} cannot hold {max_labels} labels with repeats.")
   valid = rng.integers(need, frames + 1)
   logit_pad = (np.arange(frames) >= valid[:, None]).astype(np.float32)
-  return (logits.reshape(shape + (frames, classes)), logit_pad.reshape(shape + (frames,)),
-          labels.reshape(shape + (max_labels,)), label_pad.reshape(shape + (max_labels,)))
+  return (
+    logits.reshape(shape + (frames, classes)),
+    logit_pad.reshape(shape + (frames,)),
+    labels.reshape(shape + (max_labels,)),
+    label_pad.reshape(shape + (max_labels,)),
+  )
 
 
 TOKENS = Inputs(_tokens, _tokens_masked)

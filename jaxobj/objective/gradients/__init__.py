@@ -67,18 +67,47 @@ length, DB-MTL uses its running average). A state made for another number of tas
 
 from jaxobj.objective.gradients.base import GradientStrategy
 from jaxobj.objective.gradients.strategies import (
-    DBMTL, IMTLG, MGDA, AlignedMTL, CAGrad, GradDrop, GradNorm, GradVac, NashMTL, PCGrad,
-    UPGrad, WeightedSum,
+  DBMTL,
+  IMTLG,
+  MGDA,
+  AlignedMTL,
+  CAGrad,
+  GradDrop,
+  GradNorm,
+  GradVac,
+  NashMTL,
+  PCGrad,
+  UPGrad,
+  WeightedSum,
 )
 from jaxobj.objective.gradients.task_grads import (
-    RepresentationGrads, gradient_info, representation_task_grads, task_loss_keys,
-    value_and_task_grad,
+  RepresentationGrads,
+  gradient_info,
+  representation_task_grads,
+  task_loss_keys,
+  value_and_task_grad,
 )
 from jaxobj.objective.gradients.transform import TaskGradientState, task_gradient_transform
 
 __all__ = [
-    "GradientStrategy", "WeightedSum", "PCGrad", "GradVac", "GradDrop", "MGDA", "CAGrad",
-    "GradNorm", "IMTLG", "NashMTL", "AlignedMTL", "UPGrad", "DBMTL",
-    "value_and_task_grad", "representation_task_grads", "RepresentationGrads",
-    "task_loss_keys", "gradient_info", "task_gradient_transform", "TaskGradientState",
+  "GradientStrategy",
+  "WeightedSum",
+  "PCGrad",
+  "GradVac",
+  "GradDrop",
+  "MGDA",
+  "CAGrad",
+  "GradNorm",
+  "IMTLG",
+  "NashMTL",
+  "AlignedMTL",
+  "UPGrad",
+  "DBMTL",
+  "value_and_task_grad",
+  "representation_task_grads",
+  "RepresentationGrads",
+  "task_loss_keys",
+  "gradient_info",
+  "task_gradient_transform",
+  "TaskGradientState",
 ]

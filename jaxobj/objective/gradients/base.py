@@ -39,23 +39,33 @@ def stack_size(grads, who: str) -> int:
   """The task count ``T`` of a gradient stack, with clear errors for bad stacks."""
   leaves = jax.tree.leaves(grads)
   if not leaves:
-    raise ValueError(f"{who}: the gradient stack is empty; pass a pytree whose leaves have "
-                     "a leading task axis (what jo.value_and_task_grad returns).")
+    raise ValueError(
+      f"{who}: the gradient stack is empty; pass a pytree whose leaves have "
+      "a leading task axis (what jo.value_and_task_grad returns)."
+    )
   sizes = set()
   for path, leaf in jax.tree_util.tree_leaves_with_path(grads):
     shape = np.shape(leaf)
     if len(shape) == 0:
-      raise ValueError(f"{who}: gradient leaf {jax.tree_util.keystr(path) or '(root)'} is a "
-                       "scalar; every leaf needs a leading task axis of size T.")
+      raise ValueError(
+        f"{who}: gradient leaf {jax.tree_util.keystr(path) or '(root)'} is a "
+        "scalar; every leaf needs a leading task axis of size T."
+      )
     if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
-      raise TypeError(f"{who}: gradient leaf {jax.tree_util.keystr(path) or '(root)'} has dtype "
-                      f"{jnp.result_type(leaf)}; task gradients must be floating point.")
+      raise TypeError(
+        f"{who}: gradient leaf {jax.tree_util.keystr(path) or '(root)'} has dtype "
+        f"{jnp.result_type(leaf)}; task gradients must be floating point."
+      )
     sizes.add(shape[0])
   if len(sizes) != 1:
-    shapes = {jax.tree_util.keystr(p) or "(root)": tuple(np.shape(x))
-              for p, x in jax.tree_util.tree_leaves_with_path(grads)}
-    raise ValueError(f"{who}: the gradient leaves stack different numbers of tasks on their "
-                     f"leading axis: {shapes}. Every leaf needs the same leading size T.")
+    shapes = {
+      jax.tree_util.keystr(p) or "(root)": tuple(np.shape(x))
+      for p, x in jax.tree_util.tree_leaves_with_path(grads)
+    }
+    raise ValueError(
+      f"{who}: the gradient leaves stack different numbers of tasks on their "
+      f"leading axis: {shapes}. Every leaf needs the same leading size T."
+    )
   return sizes.pop()
 
 
@@ -74,10 +84,12 @@ def gram_matrix(grads, dtype) -> jax.Array:
 
 def weighted_sum(grads, weights):
   """``sum_t weights[t] * grads[t]`` leaf by leaf, in each leaf's dtype."""
+
   def one(leaf):
     dtype = jnp.result_type(leaf.dtype, weights.dtype)
     out = jnp.tensordot(weights.astype(dtype), leaf.astype(dtype), axes=1, precision=HIGHEST)
     return out.astype(leaf.dtype)
+
   return jax.tree.map(one, grads)
 
 
@@ -92,6 +104,7 @@ def zero_tasks(grads, keep: jax.Array):
   def one(leaf):
     mask = keep.reshape((-1,) + (1,) * (leaf.ndim - 1))
     return jnp.where(mask, leaf, jnp.zeros((), leaf.dtype))
+
   return jax.tree.map(one, grads)
 
 
@@ -120,8 +133,10 @@ def split_state_key(data):
 
 
 def _describe(tree):
-  return {jax.tree_util.keystr(p): tuple(np.shape(x))
-          for p, x in jax.tree_util.tree_leaves_with_path(tree)}
+  return {
+    jax.tree_util.keystr(p): tuple(np.shape(x))
+    for p, x in jax.tree_util.tree_leaves_with_path(tree)
+  }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +161,7 @@ class GradientStrategy:
     >>> print(update, info["weights"])
     [0.6 1.8] [0.2 0.5]
   """
+
   needs_losses: ClassVar[bool] = False
   uses_key: ClassVar[bool] = False
   needs_like: ClassVar[bool] = False
@@ -163,15 +179,18 @@ class GradientStrategy:
       key: a PRNG key for the strategies that draw random numbers (PCGrad and
         GradVac task orders, GradDrop masks); default ``jax.random.key(seed)``.
     """
-    if isinstance(num_tasks, bool) or not isinstance(num_tasks, (int, np.integer)) \
-        or num_tasks < 1:
-      raise ValueError(f"{_name(self)}.init(num_tasks={num_tasks!r}): num_tasks is the number "
-                       "of tasks, an integer >= 1.")
+    if isinstance(num_tasks, bool) or not isinstance(num_tasks, (int, np.integer)) or num_tasks < 1:
+      raise ValueError(
+        f"{_name(self)}.init(num_tasks={num_tasks!r}): num_tasks is the number "
+        "of tasks, an integer >= 1."
+      )
     num_tasks = int(num_tasks)
     if self.needs_like and like is None:
-      raise ValueError(f"{_name(self)}.init(num_tasks, like=...): this strategy keeps a running "
-                       "average of every task's gradient, so it needs like=, a pytree shaped "
-                       "like one task's gradient (e.g. the shared params).")
+      raise ValueError(
+        f"{_name(self)}.init(num_tasks, like=...): this strategy keeps a running "
+        "average of every task's gradient, so it needs like=, a pytree shaped "
+        "like one task's gradient (e.g. the shared params)."
+      )
     state = {"step": jnp.zeros((), jnp.int32), "weights": jnp.ones((num_tasks,), jnp.float32)}
     if self.uses_key:
       state["key"] = key_data(key, getattr(self, "seed", 0))
@@ -186,27 +205,33 @@ class GradientStrategy:
     """Raises ``ValueError`` unless ``state`` was made by ``init`` for ``num_tasks`` tasks."""
     who = f"{_name(self)}.combine"
     if not isinstance(state, dict) or "weights" not in state:
-      raise ValueError(f"{who}: state must be the dict made by {_name(self)}().init(num_tasks); "
-                       f"got {type(state).__name__}.")
+      raise ValueError(
+        f"{who}: state must be the dict made by {_name(self)}().init(num_tasks); "
+        f"got {type(state).__name__}."
+      )
     held = np.shape(state["weights"])
     if held != (num_tasks,):
       raise ValueError(
-          f"{who}: the state was made for {held[0] if held else '?'} tasks "
-          f"(init(num_tasks={held[0] if held else '?'})) but the gradients stack {num_tasks} "
-          f"tasks on their leading axis. Make the state with init(num_tasks={num_tasks}), "
-          "or pass the gradients of the tasks the state was made for.")
+        f"{who}: the state was made for {held[0] if held else '?'} tasks "
+        f"(init(num_tasks={held[0] if held else '?'})) but the gradients stack {num_tasks} "
+        f"tasks on their leading axis. Make the state with init(num_tasks={num_tasks}), "
+        "or pass the gradients of the tasks the state was made for."
+      )
     like = None
     if self.needs_like:
       if grads is None:
         return  # the buffers' shapes are checked when the gradients come
       like = jax.tree.map(lambda g: jax.ShapeDtypeStruct(np.shape(g)[1:], jnp.float32), grads)
     expected = jax.eval_shape(lambda: self.init(num_tasks, like=like))
-    if jax.tree.structure(state) != jax.tree.structure(expected) or \
-        _describe(state) != _describe(expected):
-      raise ValueError(f"{who}: the state does not fit this strategy and these gradients: "
-                       f"expected {_describe(expected)}, got {_describe(state)}. Pass the state "
-                       f"made by {_name(self)}(...).init(num_tasks"
-                       f"{', like=params' if self.needs_like else ''}).")
+    if jax.tree.structure(state) != jax.tree.structure(expected) or _describe(state) != _describe(
+      expected
+    ):
+      raise ValueError(
+        f"{who}: the state does not fit this strategy and these gradients: "
+        f"expected {_describe(expected)}, got {_describe(state)}. Pass the state "
+        f"made by {_name(self)}(...).init(num_tasks"
+        f"{', like=params' if self.needs_like else ''})."
+      )
 
   # --- combination
 
@@ -240,13 +265,17 @@ class GradientStrategy:
     if losses is not None:
       losses = jnp.asarray(losses)
       if losses.shape != (num_tasks,):
-        raise ValueError(f"{who}: losses has shape {losses.shape}, but the gradients stack "
-                         f"{num_tasks} tasks; pass the vector of the {num_tasks} task losses.")
+        raise ValueError(
+          f"{who}: losses has shape {losses.shape}, but the gradients stack "
+          f"{num_tasks} tasks; pass the vector of the {num_tasks} task losses."
+        )
       losses = losses.astype(dtype)
     elif self.needs_losses:
-      raise ValueError(f"{who}: this strategy uses the task losses; pass losses=..., the "
-                       f"({num_tasks},) vector of task losses (what jo.value_and_task_grad "
-                       "returns with the gradients).")
+      raise ValueError(
+        f"{who}: this strategy uses the task losses; pass losses=..., the "
+        f"({num_tasks},) vector of task losses (what jo.value_and_task_grad "
+        "returns with the gradients)."
+      )
     finite = finite_tasks(grads, num_tasks)
     if losses is not None and self.needs_losses:
       finite = finite & jnp.isfinite(losses)
@@ -260,8 +289,12 @@ class GradientStrategy:
     update, extra_state, info = self._combine(grads, gram, state, losses, key)
     new_state.update(extra_state)
     new_state["step"] = state["step"] + 1
-    info = {**info, "grad_norms": jnp.sqrt(jnp.maximum(jnp.diag(gram), 0.0)),
-            "cosine": cosine_matrix(gram), "nonfinite": ~finite}
+    info = {
+      **info,
+      "grad_norms": jnp.sqrt(jnp.maximum(jnp.diag(gram), 0.0)),
+      "cosine": cosine_matrix(gram),
+      "nonfinite": ~finite,
+    }
     new_state["weights"] = jnp.asarray(new_state.get("weights", info["weights"]), jnp.float32)
     return update, new_state, info
 

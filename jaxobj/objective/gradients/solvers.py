@@ -28,8 +28,14 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
-    "RIDGE", "MAX_EXACT_TASKS", "ridged", "simplex_qp", "nonnegative_qp",
-    "conflict_averse_weights", "nash_bargaining_weights", "project_to_simplex",
+  "RIDGE",
+  "MAX_EXACT_TASKS",
+  "ridged",
+  "simplex_qp",
+  "nonnegative_qp",
+  "conflict_averse_weights",
+  "nash_bargaining_weights",
+  "project_to_simplex",
 ]
 
 RIDGE = 1e-7
@@ -48,7 +54,7 @@ def ridged(gram: jax.Array, ridge: float = RIDGE) -> jax.Array:
 @functools.cache
 def _supports(t: int, include_empty: bool) -> np.ndarray:
   """Every subset of ``range(t)`` as a bool mask, shape ``(2**t [- 1], t)``."""
-  codes = np.arange(0 if include_empty else 1, 2 ** t)
+  codes = np.arange(0 if include_empty else 1, 2**t)
   return ((codes[:, None] >> np.arange(t)) & 1).astype(bool)
 
 
@@ -86,9 +92,14 @@ def _max_eigenvalue(a):
   return jnp.linalg.eigvalsh(a)[..., -1]
 
 
-def simplex_qp(a: jax.Array, c: jax.Array | None = None, *,
-               max_exact_tasks: int = MAX_EXACT_TASKS,
-               iterations: int = ITERATIONS, init: jax.Array | None = None) -> jax.Array:
+def simplex_qp(
+  a: jax.Array,
+  c: jax.Array | None = None,
+  *,
+  max_exact_tasks: int = MAX_EXACT_TASKS,
+  iterations: int = ITERATIONS,
+  init: jax.Array | None = None,
+) -> jax.Array:
   r"""Solves :math:`\min_{w \in \Delta} \tfrac12 w^\top A w + c^\top w` (``A`` PSD).
 
   :math:`\Delta` is the probability simplex. With ``c = None`` (zero) and
@@ -116,8 +127,13 @@ def simplex_qp(a: jax.Array, c: jax.Array | None = None, *,
   return _fista(lambda w: a @ w + c, project_to_simplex, init, step, iterations)
 
 
-def nonnegative_qp(a: jax.Array, c: jax.Array, *, max_exact_tasks: int = MAX_EXACT_TASKS,
-                   iterations: int = ITERATIONS) -> jax.Array:
+def nonnegative_qp(
+  a: jax.Array,
+  c: jax.Array,
+  *,
+  max_exact_tasks: int = MAX_EXACT_TASKS,
+  iterations: int = ITERATIONS,
+) -> jax.Array:
   r"""Solves :math:`\min_{v \ge 0} \tfrac12 v^\top A v + c^\top v` for each row of ``c``.
 
   ``a`` is ``(T, T)`` and positive definite, ``c`` is ``(R, T)``; returns
@@ -136,8 +152,9 @@ def nonnegative_qp(a: jax.Array, c: jax.Array, *, max_exact_tasks: int = MAX_EXA
     best = jnp.argmin(value, axis=0)  # (R,)
     return jnp.take_along_axis(v, best[None, :, None], axis=0)[0]
   step = 1.0 / jnp.maximum(_max_eigenvalue(a), jnp.finfo(a.dtype).tiny)
-  solve = lambda ci: _fista(lambda v: a @ v + ci, lambda v: jnp.maximum(v, 0.0),
-                            jnp.zeros((t,), a.dtype), step, iterations)
+  solve = lambda ci: _fista(
+    lambda v: a @ v + ci, lambda v: jnp.maximum(v, 0.0), jnp.zeros((t,), a.dtype), step, iterations
+  )
   return jax.vmap(solve)(c)
 
 
@@ -145,17 +162,23 @@ def _fista(grad, project, x0, step, iterations):
   def body(_, carry):
     x, y, theta = carry
     x_new = project(y - step * grad(y))
-    theta_new = 0.5 * (1 + jnp.sqrt(1 + 4 * theta ** 2))
+    theta_new = 0.5 * (1 + jnp.sqrt(1 + 4 * theta**2))
     y = x_new + ((theta - 1) / theta_new) * (x_new - x)
     return x_new, y, theta_new
+
   x, _, _ = jax.lax.fori_loop(0, iterations, body, (x0, x0, jnp.ones((), x0.dtype)))
   return x
 
 
-def conflict_averse_weights(gram: jax.Array, radius: jax.Array, *,
-                            max_exact_tasks: int = MAX_EXACT_TASKS,
-                            iterations: int = ITERATIONS) -> jax.Array:
-  r"""CAGrad's dual: :math:`\min_{w\in\Delta} b^\top w + r\sqrt{w^\top M w}`, :math:`b = M\mathbf 1/T`.
+def conflict_averse_weights(
+  gram: jax.Array,
+  radius: jax.Array,
+  *,
+  max_exact_tasks: int = MAX_EXACT_TASKS,
+  iterations: int = ITERATIONS,
+) -> jax.Array:
+  r"""CAGrad's dual: :math:`\min_{w\in\Delta} b^\top w + r\sqrt{w^\top M w}`,
+  :math:`b = M\mathbf 1/T`.
 
   ``gram`` is :math:`M` (ridged, so :math:`w^\top M w > 0`) and ``radius`` is
   :math:`r = c\,\lVert g_0 \rVert`.
@@ -189,7 +212,7 @@ def conflict_averse_weights(gram: jax.Array, radius: jax.Array, *,
     qd = jnp.einsum("ki,ij,kj->k", d, gram, d)
     # (qd - 1) mu^2 + 2 qad mu + qa = 0
     quad = qd - 1.0
-    disc = jnp.maximum(qad ** 2 - quad * qa, 0.0)
+    disc = jnp.maximum(qad**2 - quad * qa, 0.0)
     root = jnp.sqrt(disc)
     safe_quad = jnp.where(quad != 0, quad, 1.0)
     mu1 = jnp.where(quad != 0, (-qad + root) / safe_quad, -qa / jnp.where(qad != 0, 2 * qad, 1.0))
@@ -206,8 +229,9 @@ def conflict_averse_weights(gram: jax.Array, radius: jax.Array, *,
   hi = jnp.log(jnp.sqrt(jnp.max(jnp.diag(gram))) + jnp.finfo(gram.dtype).tiny)
 
   def inner(mu, w):
-    return simplex_qp((radius / mu) * gram, b, max_exact_tasks=0,
-                      iterations=iterations // 10, init=w)
+    return simplex_qp(
+      (radius / mu) * gram, b, max_exact_tasks=0, iterations=iterations // 10, init=w
+    )
 
   def body(_, carry):
     lo, hi, w = carry
@@ -221,8 +245,9 @@ def conflict_averse_weights(gram: jax.Array, radius: jax.Array, *,
   return inner(jnp.exp(0.5 * (lo + hi)), w)
 
 
-def nash_bargaining_weights(gram: jax.Array, init: jax.Array | None = None, *,
-                            iterations: int = 20) -> jax.Array:
+def nash_bargaining_weights(
+  gram: jax.Array, init: jax.Array | None = None, *, iterations: int = 20
+) -> jax.Array:
   r"""The positive :math:`\alpha` with :math:`M\alpha = 1/\alpha` (elementwise).
 
   This is the unique minimizer of the self-concordant convex function
@@ -241,7 +266,7 @@ def nash_bargaining_weights(gram: jax.Array, init: jax.Array | None = None, *,
 
   def body(_, alpha):
     grad = gram @ alpha - 1.0 / alpha
-    hess = gram + jnp.diag(1.0 / alpha ** 2)
+    hess = gram + jnp.diag(1.0 / alpha**2)
     delta = jnp.linalg.solve(hess, grad)
     decrement = jnp.sqrt(jnp.maximum(grad @ delta, 0.0))
     new = alpha - delta / (1.0 + decrement)

@@ -20,12 +20,25 @@ import optax
 
 from jaxobj.objective.gradients import solvers
 from jaxobj.objective.gradients.base import (
-    GradientStrategy, gram_matrix, safe_divide, weighted_sum,
+  GradientStrategy,
+  gram_matrix,
+  safe_divide,
+  weighted_sum,
 )
 
 __all__ = [
-    "WeightedSum", "PCGrad", "GradVac", "GradDrop", "MGDA", "CAGrad", "GradNorm", "IMTLG",
-    "NashMTL", "AlignedMTL", "UPGrad", "DBMTL",
+  "WeightedSum",
+  "PCGrad",
+  "GradVac",
+  "GradDrop",
+  "MGDA",
+  "CAGrad",
+  "GradNorm",
+  "IMTLG",
+  "NashMTL",
+  "AlignedMTL",
+  "UPGrad",
+  "DBMTL",
 ]
 
 
@@ -39,8 +52,10 @@ def _task_orders(key, num_tasks: int, shuffle: bool) -> jax.Array:
 
 def _check_task_vector(strategy, name, value, num_tasks):
   if value is not None and len(value) != num_tasks:
-    raise ValueError(f"{type(strategy).__name__}({name}=...) has {len(value)} entries, but the "
-                     f"gradients stack {num_tasks} tasks; give one entry per task.")
+    raise ValueError(
+      f"{type(strategy).__name__}({name}=...) has {len(value)} entries, but the "
+      f"gradients stack {num_tasks} tasks; give one entry per task."
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +68,7 @@ class WeightedSum(GradientStrategy):
   Args:
     task_weights: one weight per task (default: all 1).
   """
+
   task_weights: Sequence[float] | None = None
 
   def weights(self, gram, state, *, losses=None, key=None):
@@ -90,6 +106,7 @@ class PCGrad(GradientStrategy):
     Yu, Kumar, Gupta, Levine, Hausman and Finn, "Gradient Surgery for
     Multi-Task Learning", NeurIPS 2020.
   """
+
   shuffle: bool = True
   seed: int = 0
   uses_key = True
@@ -108,6 +125,7 @@ class PCGrad(GradientStrategy):
         hit = (j != i) & (dot < 0) & (sq > 0)
         c = c - jnp.where(hit, safe_divide(dot, sq), 0.0) * eye[j]
         return c, count + hit.astype(jnp.int32)
+
       return jax.lax.fori_loop(0, t, body, (eye[i], jnp.zeros((), jnp.int32)))
 
     coefficients, count = jax.vmap(project)(jnp.arange(t), orders)
@@ -144,6 +162,7 @@ class GradVac(GradientStrategy):
     Improving Multi-task Optimization in Massively Multilingual Models",
     ICLR 2021.
   """
+
   beta: float = 0.01
   shuffle: bool = True
   seed: int = 0
@@ -166,19 +185,23 @@ class GradVac(GradientStrategy):
         norm_i = jnp.sqrt(jnp.maximum(c @ gram @ c, 0.0))
         phi = jnp.clip(safe_divide(c @ gram[:, j], norm_i * col[j]), -1.0, 1.0)
         goal = target[i, j]
-        scale = norm_i * (goal * jnp.sqrt(1 - phi ** 2) - phi * jnp.sqrt(1 - goal ** 2))
-        coef = safe_divide(scale, col[j] * jnp.sqrt(1 - goal ** 2))
+        scale = norm_i * (goal * jnp.sqrt(1 - phi**2) - phi * jnp.sqrt(1 - goal**2))
+        coef = safe_divide(scale, col[j] * jnp.sqrt(1 - goal**2))
         hit = (j != i) & (phi < goal) & (norm_i > 0) & (col[j] > 0)
         c = c + jnp.where(hit, coef, 0.0) * eye[j]
         phis = phis.at[j].set(jnp.where(j != i, phi, 0.0))
         return c, phis
+
       return jax.lax.fori_loop(0, t, body, (eye[i], jnp.zeros((t,), gram.dtype)))
 
     coefficients, phis = jax.vmap(vaccinate)(jnp.arange(t), orders)
     off = 1.0 - eye
     new_target = state["target"] + off * self.beta * (phis - state["target"])
-    return (jnp.sum(coefficients, axis=0), {"target": new_target.astype(jnp.float32)},
-            {"target_cosine": new_target})
+    return (
+      jnp.sum(coefficients, axis=0),
+      {"target": new_target.astype(jnp.float32)},
+      {"target_cosine": new_target},
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,6 +236,7 @@ class GradDrop(GradientStrategy):
     Sign: Optimizing Deep Multitask Models with Gradient Sign Dropout",
     NeurIPS 2020.
   """
+
   leak: float | Sequence[float] = 0.0
   sum_axes: tuple[int, ...] = ()
   seed: int = 0
@@ -286,6 +310,7 @@ class MGDA(GradientStrategy):
     NeurIPS 2018; Désidéri, "Multiple-gradient descent algorithm (MGDA) for
     multiobjective optimization", 2012.
   """
+
   normalize: str = "none"
 
   def __post_init__(self):
@@ -322,7 +347,8 @@ class CAGrad(GradientStrategy):
   .. math::
      \max_{d} \min_i g_i^\top d \ \text{ s.t. } \lVert d - g_0\rVert \le c\lVert g_0\rVert,
      \qquad d = g_0 + \frac{c \lVert g_0 \rVert}{\lVert g_w \rVert} g_w,
-     \quad w = \operatorname*{arg\,min}_{w\in\Delta} g_w^\top g_0 + c\lVert g_0\rVert\lVert g_w\rVert
+     \quad w = \operatorname*{arg\,min}_{w\in\Delta}
+       g_w^\top g_0 + c\lVert g_0\rVert\lVert g_w\rVert
 
   with :math:`g_w = \sum_t w_t g_t`; :math:`u = d / (1 + c^2)` (``rescale=1``,
   the paper's default), :math:`d/(1+c)` (``2``) or :math:`d` (``0``).
@@ -339,6 +365,7 @@ class CAGrad(GradientStrategy):
     Liu, Liu, Jin, Stone and Liu, "Conflict-Averse Gradient Descent for
     Multi-task Learning", NeurIPS 2021.
   """
+
   c: float = 0.4
   rescale: int = 1
 
@@ -355,7 +382,7 @@ class CAGrad(GradientStrategy):
     w = solvers.conflict_averse_weights(solvers.ridged(gram), radius)
     gw_norm = jnp.sqrt(jnp.maximum(w @ gram @ w, 0.0))
     lam = safe_divide(radius, gw_norm)
-    scale = {0: 1.0, 1: 1.0 + self.c ** 2, 2: 1.0 + self.c}[self.rescale]
+    scale = {0: 1.0, 1: 1.0 + self.c**2, 2: 1.0 + self.c}[self.rescale]
     return (1.0 / t + lam * w) / scale, {}, {"dual_weights": w}
 
 
@@ -392,6 +419,7 @@ class GradNorm(GradientStrategy):
     Normalization for Adaptive Loss Balancing in Deep Multitask Networks",
     ICML 2018.
   """
+
   alpha: float = 1.5
   learning_rate: float = 0.025
   optimizer: Any = None
@@ -402,9 +430,11 @@ class GradNorm(GradientStrategy):
 
   def _init_state(self, num_tasks, like):
     w = jnp.ones((num_tasks,), jnp.float32)
-    return {"initial_losses": jnp.ones((num_tasks,), jnp.float32),
-            "has_initial": jnp.zeros((), bool),
-            "optimizer": self._optimizer().init(w)}
+    return {
+      "initial_losses": jnp.ones((num_tasks,), jnp.float32),
+      "has_initial": jnp.zeros((), bool),
+      "optimizer": self._optimizer().init(w),
+    }
 
   def weights(self, gram, state, *, losses=None, key=None):
     t = gram.shape[0]
@@ -415,15 +445,20 @@ class GradNorm(GradientStrategy):
     ratio = jnp.where(ratio > 0, ratio, 1.0)
     relative = ratio / jnp.mean(ratio)
     weighted = w * norms
-    targets = jax.lax.stop_gradient(jnp.mean(weighted) * relative ** self.alpha)
+    targets = jax.lax.stop_gradient(jnp.mean(weighted) * relative**self.alpha)
     grad = jnp.sign(weighted - targets) * norms
-    updates, opt_state = self._optimizer().update(grad.astype(jnp.float32), state["optimizer"],
-                                                  state["weights"])
+    updates, opt_state = self._optimizer().update(
+      grad.astype(jnp.float32), state["optimizer"], state["weights"]
+    )
     new = jnp.maximum(optax.apply_updates(state["weights"], updates), 0.0)
     total = jnp.sum(new)
     new = jnp.where(total > 0, t * new / jnp.where(total > 0, total, 1.0), 1.0)
-    extra = {"weights": new.astype(jnp.float32), "optimizer": opt_state,
-             "initial_losses": initial.astype(jnp.float32), "has_initial": jnp.ones((), bool)}
+    extra = {
+      "weights": new.astype(jnp.float32),
+      "optimizer": opt_state,
+      "initial_losses": initial.astype(jnp.float32),
+      "has_initial": jnp.ones((), bool),
+    }
     info = {"grad_loss": jnp.sum(jnp.abs(weighted - targets)), "targets": targets}
     return w, extra, info
 
@@ -464,8 +499,7 @@ class IMTLG(GradientStrategy):
     system = system.at[t, :t].set(active.astype(gram.dtype))
     rhs = jnp.zeros((t + 1,), gram.dtype).at[t].set(jnp.where(jnp.any(active), 1.0, 0.0))
     scale = jnp.where(jnp.any(active), jnp.max(norms), 1.0)
-    sol = jnp.linalg.lstsq(system / jnp.where(jnp.arange(t + 1) < t, scale, 1.0)[:, None],
-                           rhs)[0]
+    sol = jnp.linalg.lstsq(system / jnp.where(jnp.arange(t + 1) < t, scale, 1.0)[:, None], rhs)[0]
     alpha = jnp.where(active, sol[:t], 0.0)
     return alpha, {}, {"projection": sol[t]}
 
@@ -503,19 +537,21 @@ class NashMTL(GradientStrategy):
     Navon, Shamsian, Achituve, Maron, Kawaguchi, Chechik and Fetaya,
     "Multi-Task Learning as a Bargaining Game", ICML 2022.
   """
+
   update_weights_every: int = 1
   max_norm: float | None = None
   iterations: int = 30
 
   def __post_init__(self):
     if self.update_weights_every < 1:
-      raise ValueError(f"NashMTL(update_weights_every={self.update_weights_every!r}): "
-                       "an integer >= 1.")
+      raise ValueError(
+        f"NashMTL(update_weights_every={self.update_weights_every!r}): an integer >= 1."
+      )
     if self.max_norm is not None and not self.max_norm > 0:
       raise ValueError(f"NashMTL(max_norm={self.max_norm!r}): a positive norm, or None.")
 
   def weights(self, gram, state, *, losses=None, key=None):
-    scale = jnp.sqrt(jnp.sum(gram ** 2))
+    scale = jnp.sqrt(jnp.sum(gram**2))
     normalized = solvers.ridged(safe_divide(gram, scale), 1e-6)
     root = jnp.sqrt(jnp.where(scale > 0, scale, 1.0))
     previous = state["weights"].astype(gram.dtype)
@@ -551,6 +587,7 @@ class AlignedMTL(GradientStrategy):
     Senushkin, Patakin, Kuznetsov and Konushin, "Independent Component
     Alignment for Multi-Task Learning", CVPR 2023.
   """
+
   task_weights: Sequence[float] | None = None
   rtol: float | None = None
 
@@ -564,8 +601,11 @@ class AlignedMTL(GradientStrategy):
     lam_min = jnp.min(jnp.where(keep, lam, jnp.inf))
     inv_sqrt = jnp.where(keep, 1.0 / jnp.sqrt(jnp.where(keep, lam, 1.0)), 0.0)
     b = jnp.sqrt(jnp.where(jnp.any(keep), lam_min, 0.0)) * (vec * inv_sqrt) @ vec.T
-    w = jnp.ones((t,), gram.dtype) if self.task_weights is None else jnp.asarray(
-        self.task_weights, gram.dtype)
+    w = (
+      jnp.ones((t,), gram.dtype)
+      if self.task_weights is None
+      else jnp.asarray(self.task_weights, gram.dtype)
+    )
     return b @ w, {}, {"rank": jnp.sum(keep)}
 
 
@@ -625,6 +665,7 @@ class DBMTL(GradientStrategy):
     Lin, Ye, Xu, Shi and Zhang, "Dual-Balancing for Multi-Task Learning",
     arXiv:2308.12029, 2023.
   """
+
   beta: float = 0.9
   beta_sigma: float = 0.0
   eps: float = 1e-8
@@ -632,12 +673,15 @@ class DBMTL(GradientStrategy):
   needs_like = True
 
   def _init_state(self, num_tasks, like):
-    return {"buffer": jax.tree.map(
-        lambda x: jnp.zeros((num_tasks,) + tuple(np.shape(x)), jnp.float32), like)}
+    return {
+      "buffer": jax.tree.map(
+        lambda x: jnp.zeros((num_tasks,) + tuple(np.shape(x)), jnp.float32), like
+      )
+    }
 
   def _combine(self, grads, gram, state, losses, key):
     step = (state["step"] + 1).astype(losses.dtype)
-    beta = self.beta / step ** self.beta_sigma
+    beta = self.beta / step**self.beta_sigma
     scale = 1.0 / (losses + self.eps)
 
     def average(h, g):
@@ -650,4 +694,3 @@ class DBMTL(GradientStrategy):
     update = jax.tree.map(lambda u, g: u.astype(g.dtype), weighted_sum(buffer, alpha), grads)
     alpha32 = alpha.astype(jnp.float32)
     return update, {"buffer": buffer, "weights": alpha32}, {"weights": alpha32}
-

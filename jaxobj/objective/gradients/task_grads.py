@@ -16,8 +16,13 @@ import jax.numpy as jnp
 
 from jaxobj.objective.core import Objective
 
-__all__ = ["value_and_task_grad", "representation_task_grads", "RepresentationGrads",
-           "task_loss_keys", "gradient_info"]
+__all__ = [
+  "value_and_task_grad",
+  "representation_task_grads",
+  "RepresentationGrads",
+  "task_loss_keys",
+  "gradient_info",
+]
 
 
 def task_loss_keys(tasks) -> tuple[str, ...]:
@@ -29,17 +34,21 @@ def task_loss_keys(tasks) -> tuple[str, ...]:
   """
   if isinstance(tasks, Objective):
     from jaxobj.objective.weighting import MultiTask
+
     nodes = [(p, n) for p, n in tasks._nodes("") if isinstance(n, MultiTask)]
     if len(nodes) != 1:
-      raise ValueError(f"tasks=objective: the objective holds {len(nodes)} jo.multitask nodes; "
-                       "pass one that holds exactly one, or the task names, "
-                       "tasks=('depth', 'seg').")
+      raise ValueError(
+        f"tasks=objective: the objective holds {len(nodes)} jo.multitask nodes; "
+        "pass one that holds exactly one, or the task names, "
+        "tasks=('depth', 'seg')."
+      )
     path, node = nodes[0]
     prefix = path[: len(path) - len(node.name)]
     return tuple(f"loss/{prefix}{t}" for t in node.task_names)
   if isinstance(tasks, str) or not isinstance(tasks, Sequence) or not tasks:
-    raise ValueError(f"tasks={tasks!r}: pass a non-empty sequence of task names, or a "
-                     "jo.multitask objective.")
+    raise ValueError(
+      f"tasks={tasks!r}: pass a non-empty sequence of task names, or a jo.multitask objective."
+    )
   return tuple(f"loss/{t}" for t in tasks)
 
 
@@ -47,13 +56,15 @@ def _task_losses(out, keys, has_aux, who):
   """``(losses (T,), aux)`` from what the user's function returned."""
   if keys is not None:
     if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
-      raise TypeError(f"{who} with tasks=...: the function must return (total, info) as "
-                      "Objective.apply does.")
+      raise TypeError(
+        f"{who} with tasks=...: the function must return (total, info) as Objective.apply does."
+      )
     info = out[1]
     missing = [k for k in keys if k not in info]
     if missing:
-      raise KeyError(f"{who}: info has no {missing}; it has "
-                     f"{sorted(k for k in info if k.startswith('loss/'))}.")
+      raise KeyError(
+        f"{who}: info has no {missing}; it has {sorted(k for k in info if k.startswith('loss/'))}."
+      )
     losses, aux = jnp.stack([jnp.asarray(info[k]) for k in keys]), info
   elif has_aux:
     if not (isinstance(out, tuple) and len(out) == 2):
@@ -63,9 +74,11 @@ def _task_losses(out, keys, has_aux, who):
     losses, aux = out, None
   losses = jnp.asarray(losses)
   if losses.ndim != 1 or losses.shape[0] < 1:
-    raise ValueError(f"{who}: the function must return the vector of the T task losses, shape "
-                     f"(T,), got shape {losses.shape}"
-                     + (" (use has_aux=True to return (losses, aux))." if not has_aux else "."))
+    raise ValueError(
+      f"{who}: the function must return the vector of the T task losses, shape "
+      f"(T,), got shape {losses.shape}"
+      + (" (use has_aux=True to return (losses, aux))." if not has_aux else ".")
+    )
   if not jnp.issubdtype(losses.dtype, jnp.floating):
     raise TypeError(f"{who}: the task losses have dtype {losses.dtype}; they must be floating.")
   return losses, aux
@@ -76,14 +89,21 @@ def _one_hot_pullback(vjp, losses, batch_size):
   if batch_size is None:
     return jax.vmap(vjp)(eye)
   if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-    raise ValueError(f"batch_size={batch_size!r}: the number of tasks pulled back together, "
-                     "an integer >= 1 (or None for all of them).")
+    raise ValueError(
+      f"batch_size={batch_size!r}: the number of tasks pulled back together, "
+      "an integer >= 1 (or None for all of them)."
+    )
   return jax.lax.map(vjp, eye, batch_size=min(batch_size, losses.shape[0]))
 
 
-def value_and_task_grad(fun: Callable, *, argnums: int | Sequence[int] = 0,
-                        has_aux: bool = False, tasks=None,
-                        batch_size: int | None = None) -> Callable:
+def value_and_task_grad(
+  fun: Callable,
+  *,
+  argnums: int | Sequence[int] = 0,
+  has_aux: bool = False,
+  tasks=None,
+  batch_size: int | None = None,
+) -> Callable:
   """Like ``jax.value_and_grad``, for a function returning a vector of task losses.
 
   Args:
@@ -124,8 +144,9 @@ def value_and_task_grad(fun: Callable, *, argnums: int | Sequence[int] = 0,
 
   def wrapped(*args, **kwargs):
     if max(nums) >= len(args):
-      raise ValueError(f"{who}(argnums={argnums!r}): the function got only {len(args)} "
-                       "positional arguments.")
+      raise ValueError(
+        f"{who}(argnums={argnums!r}): the function got only {len(args)} positional arguments."
+      )
 
     def restricted(*diff):
       full = list(args)
@@ -144,6 +165,7 @@ def value_and_task_grad(fun: Callable, *, argnums: int | Sequence[int] = 0,
 
 class RepresentationGrads(NamedTuple):
   """What :func:`representation_task_grads` returns."""
+
   value: Any
   """The task losses, or ``(losses, aux)`` / ``(losses, info)``."""
   grads: Any
@@ -152,9 +174,17 @@ class RepresentationGrads(NamedTuple):
   """``pullback(update) -> (encoder_grads, head_grads)``: one encoder backward pass."""
 
 
-def representation_task_grads(encoder: Callable, heads: Callable, encoder_params, head_params,
-                              *args, has_aux: bool = False, tasks=None,
-                              batch_size: int | None = None, **kwargs) -> RepresentationGrads:
+def representation_task_grads(
+  encoder: Callable,
+  heads: Callable,
+  encoder_params,
+  head_params,
+  *args,
+  has_aux: bool = False,
+  tasks=None,
+  batch_size: int | None = None,
+  **kwargs,
+) -> RepresentationGrads:
   """Per-task gradients with respect to a shared representation (MGDA-UB style).
 
   Cheaper than per-task gradients of all the shared params: only the heads run
@@ -228,8 +258,9 @@ def gradient_info(info: dict, tasks) -> dict[str, jax.Array]:
   """
   names = [k.split("/", 1)[1] for k in task_loss_keys(tasks)]
   if len(names) != info["weights"].shape[0]:
-    raise ValueError(f"gradient_info: {len(names)} task names for "
-                     f"{info['weights'].shape[0]} tasks in info.")
+    raise ValueError(
+      f"gradient_info: {len(names)} task names for {info['weights'].shape[0]} tasks in info."
+    )
   out = {}
   for i, t in enumerate(names):
     out[f"grad_weight/{t}"] = info["weights"][i]

@@ -16,12 +16,14 @@ __all__ = ["task_gradient_transform", "TaskGradientState"]
 
 class TaskGradientState(NamedTuple):
   """State of :func:`task_gradient_transform`: the strategy's state and its last ``info``."""
+
   strategy: dict[str, Any]
   info: dict[str, Any]
 
 
-def task_gradient_transform(strategy: GradientStrategy, num_tasks: int, *,
-                            key=None) -> optax.GradientTransformationExtraArgs:
+def task_gradient_transform(
+  strategy: GradientStrategy, num_tasks: int, *, key=None
+) -> optax.GradientTransformationExtraArgs:
   """An optax transformation that combines a stack of task gradients with ``strategy``.
 
   ``update(task_grads, state, params, task_losses=None)`` takes the
@@ -51,17 +53,23 @@ def task_gradient_transform(strategy: GradientStrategy, num_tasks: int, *,
     True (2,)
   """
   if not isinstance(strategy, GradientStrategy):
-    raise TypeError(f"task_gradient_transform(strategy={strategy!r}): pass a gradient strategy "
-                    "instance, e.g. jo.PCGrad().")
+    raise TypeError(
+      f"task_gradient_transform(strategy={strategy!r}): pass a gradient strategy "
+      "instance, e.g. jo.PCGrad()."
+    )
 
   def init(params):
     state = strategy.init(num_tasks, like=params if strategy.needs_like else None, key=key)
     stacked = jax.tree.map(
-        lambda p: jax.ShapeDtypeStruct((num_tasks,) + tuple(np.shape(p)),
-                                       jnp.result_type(p, jnp.float32)), params)
+      lambda p: jax.ShapeDtypeStruct(
+        (num_tasks,) + tuple(np.shape(p)), jnp.result_type(p, jnp.float32)
+      ),
+      params,
+    )
     losses = jax.ShapeDtypeStruct((num_tasks,), jnp.float32) if strategy.needs_losses else None
-    _, _, info = jax.eval_shape(lambda g, s, l: strategy.combine(g, s, losses=l),
-                                stacked, state, losses)
+    _, _, info = jax.eval_shape(
+      lambda g, s, l: strategy.combine(g, s, losses=l), stacked, state, losses
+    )
     return TaskGradientState(state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), info))
 
   def update(updates, state, params=None, *, task_losses=None, **extra_args):
