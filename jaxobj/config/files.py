@@ -1,4 +1,4 @@
-"""Finding config files: a path, or a name in ``./configs`` or the repository's ``configs/``."""
+"""Finding config files: a path, or a name in ``./configs`` or among the shipped configs."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ __all__ = ["available", "config_dirs", "resolve"]
 
 
 def config_dirs() -> list[pathlib.Path]:
-  """Where config names are looked up: ``./configs`` and the repository's ``configs/``."""
-  here = pathlib.Path(__file__).resolve().parents[2] / "configs"
-  dirs = [pathlib.Path.cwd() / "configs", here]
+  """Where config names are looked up: ``./configs`` and the shipped configs."""
+  # The shipped configs are package data (the repository's configs/ links to them).
+  shipped = pathlib.Path(__file__).resolve().parents[1] / "configs"
+  dirs = [(pathlib.Path.cwd() / "configs").resolve(), shipped]
   return [d for i, d in enumerate(dirs) if d.is_dir() and d not in dirs[:i]]
 
 
