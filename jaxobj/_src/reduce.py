@@ -7,13 +7,21 @@ import contextvars
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxobj._src import checks
 
+# A reduced loss: an array, or the pair (sum, count) for "sum_and_count".
+Reduced = jax.Array | tuple[jax.Array, jax.Array]
+
 
 def reduce_loss(
-  values: jax.Array, *, where=None, weights=None, reduction: str = "mean"
-) -> jax.Array:
+  values: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   """Reduces per-element losses under the jaxobj contract.
 
   Masked entries (``where == False``) contribute exactly 0 to the value and the
@@ -21,16 +29,32 @@ def reduce_loss(
   the number of unmasked elements, or by the sum of their weights when
   ``weights`` is given (a weighted mean); an empty denominator gives 0, never NaN.
 
+  ``"sum_and_count"`` returns the pair ``(sum, count)``: the ``"sum"`` result
+  and the mean's denominator, so that ``sum / count`` is the ``"mean"``
+  result whenever ``count > 0``. Objectives call their terms this way to
+  normalize exactly across microbatches and devices (add the sums, add the
+  counts, divide once). A loss whose last line is
+  ``return reduce_loss(..., reduction=reduction)`` supports it for free.
+
   Args:
     values: per-element losses, already in the compute dtype.
     where: optional boolean mask broadcastable to ``values`` (same rank, axes
       equal or 1, or a scalar).
     weights: optional non-negative weights broadcastable like ``where``.
-    reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+    reduction: ``"mean"``, ``"sum"``, ``"none"`` or ``"sum_and_count"``.
 
   Returns:
-    A scalar for ``"mean"`` and ``"sum"``; ``values.shape`` for ``"none"``.
+    A scalar for ``"mean"`` and ``"sum"``; ``values.shape`` for ``"none"``;
+    two scalars ``(sum, count)`` for ``"sum_and_count"``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> v = jnp.array([1.0, 2.0, 6.0])
+    >>> s, c = jaxobj.reduce_loss(v, where=v < 5, reduction="sum_and_count")
+    >>> print(s, c, jaxobj.reduce_loss(v, where=v < 5))
+    3.0 2.0 1.5
   """
+  values = jnp.asarray(values)
   checks.check_reduction(reduction)
   shape = values.shape
   if where is not None:
@@ -59,16 +83,27 @@ def reduce_loss(
   return reduce_total(total, count, reduction)
 
 
-def reduce_total(total: jax.Array, count: jax.Array, reduction: str) -> jax.Array:
-  """Finishes a ``"sum"`` or ``"mean"`` reduction from its sum and denominator.
+def reduce_total(total: ArrayLike, count: ArrayLike, reduction: str) -> Reduced:
+  """Finishes a ``"sum"``, ``"mean"`` or ``"sum_and_count"`` reduction from its
+  sum and denominator.
 
   For losses that compute their (weighted) sum without materializing the
-  per-element values, such as :func:`jaxobj.fused_linear_cross_entropy`; the
-  count is reported to :func:`recording_counts` as ``reduce_loss`` does.
+  per-element values, such as :func:`jaxobj.fused_linear_cross_entropy`.
+  ``count`` is the mean's denominator; ``"sum_and_count"`` returns
+  ``(total, count)`` unchanged, for the caller to add up and divide once.
   """
+  checks.check_reduction(reduction)
+  if reduction == "none":
+    raise ValueError(
+      'reduce_total finishes a reduced loss; reduction="none" has no total. '
+      "Return the per-element values instead (reduce_loss(..., reduction='none'))."
+    )
+  total, count = jnp.asarray(total), jnp.asarray(count)
   sink = _COUNT_SINK.get()
   if sink is not None:
     sink.append(count)
+  if reduction == "sum_and_count":
+    return total, count.astype(total.dtype)
   if reduction == "sum":
     return total
   return total / jnp.where(count > 0, count, 1.0)

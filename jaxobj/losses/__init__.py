@@ -4,6 +4,7 @@ from jaxobj.losses import (
   calibration,
   classification,
   contrastive,
+  contrastive_sharded,
   distribution,
   generative,
   metric_learning,
@@ -17,6 +18,7 @@ from jaxobj.losses import (
 from jaxobj.losses.calibration import *  # noqa: F401,F403
 from jaxobj.losses.classification import *  # noqa: F401,F403
 from jaxobj.losses.contrastive import *  # noqa: F401,F403
+from jaxobj.losses.contrastive_sharded import *  # noqa: F401,F403
 from jaxobj.losses.distribution import *  # noqa: F401,F403
 from jaxobj.losses.generative import *  # noqa: F401,F403
 from jaxobj.losses.metric_learning import *  # noqa: F401,F403
@@ -31,6 +33,7 @@ __all__ = (
   calibration.__all__
   + classification.__all__
   + contrastive.__all__
+  + contrastive_sharded.__all__
   + distribution.__all__
   + generative.__all__
   + metric_learning.__all__

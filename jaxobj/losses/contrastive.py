@@ -35,12 +35,12 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxobj._src import checks
-from jaxobj._src import contrastive_sweep as sweep
+from jaxobj._src import contrastive_blockwise as blockwise
+from jaxobj._src import embedding_pairs as pairs
 from jaxobj._src.examples import contrastive as examples
-from jaxobj._src.reduce import masked_fill, recording_counts, reduce_loss, reduce_total
+from jaxobj._src.reduce import masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
@@ -52,8 +52,6 @@ __all__ = [
   "info_nce_loss",
   "negative_cosine_similarity",
   "ntxent",
-  "sharded_clip_loss",
-  "sharded_siglip_loss",
   "siglip_loss",
   "supervised_contrastive_loss",
   "vicreg_loss",
@@ -71,64 +69,9 @@ SIGLIP_BIAS = -10.0
 # Shared preparation of inputs.
 
 
-def _embeddings(x, name: str, min_rank: int = 2, layout: str = "(B, D)") -> jax.Array:
-  x = checks.as_float(x, name)
-  if x.ndim < min_rank:
-    raise ValueError(
-      f"{name} must have at least {min_rank} axes, laid out as (..., {layout[1:]}, "
-      f"got {name}.shape={x.shape}. Add the missing leading axis with {name}[None]."
-    )
-  return x
-
-
-def _check_pair(name_a: str, a, name_b: str, b) -> None:
-  """Paired embeddings share their shape; a differing last axis is named as
-  an embedding-dimension mismatch, the commonest way to get this wrong."""
-  sa, sb = tuple(np.shape(a)), tuple(np.shape(b))
-  if len(sa) == len(sb) and sa[:-1] == sb[:-1] and sa[-1:] != sb[-1:]:
-    raise ValueError(
-      f"{name_a} and {name_b} must have the same embedding dimension (last "
-      f"axis), got {name_a}.shape={sa} and {name_b}.shape={sb}. Project both "
-      f"into one space (e.g. with a linear head) before the loss."
-    )
-  checks.check_same_shape(name_a, a, name_b, b)
-
-
-def _pair(a, b, names, min_rank: int = 2, layout: str = "(B, D)"):
-  """Two checked float embeddings of one shape, in a common compute dtype."""
-  x = _embeddings(a, names[0], min_rank, layout)
-  _check_pair(names[0], x, names[1], b)
-  y = checks.as_float(b, names[1])
-  dtype = jnp.promote_types(x.dtype, y.dtype)
-  return x.astype(dtype), y.astype(dtype)
-
-
-def _row_mask(where, batch_shape):
-  """``where`` broadcast to the batch and flattened to one flag per row."""
-  if where is None:
-    return None
-  where = checks.as_mask(where, batch_shape)
-  return jnp.broadcast_to(where, batch_shape).reshape(-1)
-
-
-def _paired_rows(a, b, names, where):
-  """Flattened ``(B, D)`` rows of two paired embeddings, masked rows zeroed.
-
-  Returns the rows, the row mask (``None`` when nothing is masked) and the
-  batch shape the per-row loss must be reshaped to.
-  """
-  x, y = _pair(a, b, names)
-  batch_shape = x.shape[:-1]
-  valid = _row_mask(where, batch_shape)
-  x = masked_fill(where, x, batch_shape, axis_extra=1)
-  y = masked_fill(where, y, batch_shape, axis_extra=1)
-  d = x.shape[-1]
-  return x.reshape(-1, d), y.reshape(-1, d), valid, batch_shape
-
-
 def _labeled_rows(embeddings, labels, where):
   """Flattened rows of embeddings and their integer group labels."""
-  x = _embeddings(embeddings, "embeddings")
+  x = pairs.as_embeddings(embeddings, "embeddings")
   y = jnp.asarray(labels)
   if y.shape != x.shape[:-1]:
     raise ValueError(
@@ -142,7 +85,7 @@ def _labeled_rows(embeddings, labels, where):
       f"{y.dtype}. Cast with labels.astype(jnp.int32)."
     )
   batch_shape = x.shape[:-1]
-  valid = _row_mask(where, batch_shape)
+  valid = pairs.row_mask(where, batch_shape)
   x = masked_fill(where, x, batch_shape, axis_extra=1)
   return x.reshape(-1, x.shape[-1]), y.reshape(-1), valid, batch_shape
 
@@ -267,7 +210,7 @@ def info_nce_loss(
     Coding", 2018.
   """
   _check_temperature(temperature)
-  q, k, valid, batch_shape = _paired_rows(queries, keys, ("queries", "keys"), where)
+  q, k, valid, batch_shape = pairs.paired_rows(queries, keys, ("queries", "keys"), where)
   q, k = _unit(q), _unit(k)
   if negatives is None:
     s = (q @ k.T) / temperature
@@ -350,7 +293,7 @@ def clip_loss(
     Radford et al., "Learning Transferable Visual Models From Natural Language
     Supervision", ICML 2021.
   """
-  x, y, valid, batch_shape = _paired_rows(
+  x, y, valid, batch_shape = pairs.paired_rows(
     image_embeddings, text_embeddings, ("image_embeddings", "text_embeddings"), where
   )
   s = (_unit(x) @ _unit(y).T) * jnp.exp(log_temperature)
@@ -412,7 +355,7 @@ def siglip_loss(
   References:
     Zhai et al., "Sigmoid Loss for Language Image Pre-Training", ICCV 2023.
   """
-  x, y, valid, batch_shape = _paired_rows(
+  x, y, valid, batch_shape = pairs.paired_rows(
     image_embeddings, text_embeddings, ("image_embeddings", "text_embeddings"), where
   )
   z = (_unit(x) @ _unit(y).T) * jnp.exp(log_temperature) + bias
@@ -425,177 +368,12 @@ def siglip_loss(
 
 
 # --------------------------------------------------------------------------
-# Scale paths: CLIP and SigLIP in blocks, on one device or over a mesh axis.
+# Scale paths: CLIP and SigLIP in blocks on one device (the sharded forms are
+# in jaxobj.losses.contrastive_sharded).
 #
 # Same losses, same hyperparameters, masks, weights and reductions as
 # clip_loss and siglip_loss; only the memory differs. The kernels live in
 # jaxobj._src.contrastive_sweep.
-
-
-def _check_block_size(block_size) -> None:
-  if block_size is None:
-    return
-  if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
-    raise TypeError(
-      f"block_size must be a Python int (the number of text embeddings per block) "
-      f"or None for the default, got {block_size!r} of type {type(block_size).__name__}. "
-      f"It fixes array shapes, so it cannot be a traced value."
-    )
-  if block_size < 1:
-    raise ValueError(
-      f"block_size must be a positive number of columns, got block_size={block_size}."
-    )
-
-
-def _check_method(method) -> None:
-  if method not in sweep.METHODS:
-    raise ValueError(
-      f"method={method!r} is not supported; choose 'ring' (per-device "
-      f"memory independent of the mesh size) or 'all_gather'."
-    )
-
-
-def _axes(axis_name) -> tuple:
-  return axis_name if isinstance(axis_name, tuple) else (axis_name,)
-
-
-def _check_bound(axis_name) -> None:
-  """A clear error for a loss called with ``axis_name`` outside ``shard_map``."""
-  try:
-    jax.lax.axis_size(axis_name)
-  except NameError:
-    raise ValueError(
-      f"axis_name={axis_name!r} is not a mesh axis in scope: call the loss inside "
-      f"jax.shard_map over a mesh with that axis (the inputs are then the local "
-      f"shards), or pass global arrays with mesh=... ."
-    ) from None
-
-
-def _coefficients(batch_shape, where, weights, dtype):
-  """Each row's factor in the reduced sum, and the mean's denominator: what
-  :func:`jaxobj.reduce_loss` multiplies each value by, and their sum."""
-  a = reduce_loss(jnp.ones(batch_shape, dtype), where=where, weights=weights, reduction="none")
-  return a.reshape(-1), jnp.sum(a)
-
-
-def _blockwise(
-  kind,
-  image_embeddings,
-  text_embeddings,
-  log_temperature,
-  bias,
-  *,
-  block_size,
-  axis_name,
-  method,
-  where,
-  weights,
-  reduction,
-):
-  """The chunked (``axis_name=None``) or shard-local blockwise loss."""
-  checks.check_reduction(reduction)
-  _check_block_size(block_size)
-  _check_method(method)
-  if axis_name is not None:
-    _check_bound(axis_name)
-  x, y, valid, batch_shape = _paired_rows(
-    image_embeddings, text_embeddings, ("image_embeddings", "text_embeddings"), where
-  )
-  dtype = x.dtype
-  n = x.shape[0]
-  spec = sweep.Spec(kind, block_size, axis_name, method)
-  valid = jnp.ones((n,), bool) if valid is None else valid
-  hyper = (jnp.asarray(log_temperature, dtype), jnp.asarray(bias, dtype))
-  args = (x, y, sweep.inverse_norm(x), sweep.inverse_norm(y), valid)
-  if axis_name is not None:
-    args, hyper = sweep.varying((args, hyper), axis_name)
-  if reduction == "none":
-    values = sweep.row_values(spec, *args, *hyper) if n else jnp.zeros((0,), dtype)
-    return reduce_loss(values.reshape(batch_shape), where=where, weights=weights, reduction="none")
-  a, count = _coefficients(batch_shape, where, weights, dtype)
-  if axis_name is not None:
-    a = sweep.varying(a, axis_name)
-  total = sweep.weighted_total(spec, *args, a, *hyper) if n else jnp.zeros((), dtype)
-  if axis_name is not None:
-    total, count = jax.lax.psum((total, count), axis_name)
-  return reduce_total(total, count, reduction)
-
-
-def _on_mesh(
-  kind, image_embeddings, text_embeddings, log_temperature, bias, *, mesh, axis_name, **kw
-):
-  """Global arrays split over ``mesh`` along ``axis_name``, then :func:`_blockwise`
-  inside ``shard_map``."""
-  names = ("image_embeddings", "text_embeddings")
-  x, y = _pair(image_embeddings, text_embeddings, names)
-  if axis_name is None:
-    if len(mesh.axis_names) != 1:
-      raise ValueError(
-        f"mesh has axes {tuple(mesh.axis_names)}: pass axis_name= to say which one "
-        f"the batch is split over."
-      )
-    axis_name = mesh.axis_names[0]
-  unknown = [a for a in _axes(axis_name) if a not in mesh.axis_names]
-  if unknown:
-    raise ValueError(
-      f"axis_name={axis_name!r} is not an axis of the mesh, whose axes "
-      f"are {tuple(mesh.axis_names)}."
-    )
-  size = math.prod(mesh.shape[a] for a in _axes(axis_name))
-  batch_shape = x.shape[:-1]
-  rows = math.prod(batch_shape)
-  if rows % size:
-    raise ValueError(
-      f"the batch of {rows} pairs ({names[0]}.shape={x.shape}) does not split evenly "
-      f"over the {size} devices of mesh axis {axis_name!r}. Pad the batch to a "
-      f"multiple of {size} and mask the padding out with where= (a masked pair is "
-      f"removed from the loss exactly)."
-    )
-  where, weights, reduction = kw.pop("where"), kw.pop("weights"), kw["reduction"]
-  data = {"x": x.reshape(rows, -1), "y": y.reshape(rows, -1)}
-  if where is not None:
-    data["where"] = jnp.broadcast_to(checks.as_mask(where, batch_shape), batch_shape).reshape(rows)
-  if weights is not None:
-    w = checks.as_float(weights, "weights")
-    checks.check_broadcastable("weights", w, batch_shape)
-    data["weights"] = jnp.broadcast_to(w, batch_shape).reshape(rows)
-  split = jax.sharding.NamedSharding(mesh, jax.P(axis_name))
-  data = {k: jax.reshard(v, split) for k, v in data.items()}
-  hyper = (jnp.asarray(log_temperature, x.dtype), jnp.asarray(bias, x.dtype))
-
-  if reduction != "none":
-    kw["reduction"] = "sum"  # the count is reported outside shard_map, below
-
-  def local(data, hyper):
-    with recording_counts() as counts:
-      out = _blockwise(
-        kind,
-        data["x"],
-        data["y"],
-        *hyper,
-        axis_name=axis_name,
-        where=data.get("where"),
-        weights=data.get("weights"),
-        **kw,
-      )
-    return out, counts[0] if counts else jnp.zeros((), out.dtype)
-
-  out_spec = jax.P(axis_name) if reduction == "none" else jax.P()
-  out, count = jax.shard_map(
-    local, mesh=mesh, in_specs=(jax.P(axis_name), jax.P()), out_specs=(out_spec, jax.P())
-  )(data, hyper)
-  if reduction == "none":
-    return out.reshape(batch_shape)
-  return reduce_total(out, count, reduction)
-
-
-def _scale_loss(kind, image_embeddings, text_embeddings, log_temperature, bias, *, mesh=None, **kw):
-  checks.check_reduction(kw["reduction"])
-  _check_block_size(kw["block_size"])
-  _check_method(kw["method"])
-  if mesh is not None:
-    return _on_mesh(kind, image_embeddings, text_embeddings, log_temperature, bias, mesh=mesh, **kw)
-  return _blockwise(kind, image_embeddings, text_embeddings, log_temperature, bias, **kw)
 
 
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
@@ -659,7 +437,7 @@ def chunked_clip_loss(
     Radford et al., "Learning Transferable Visual Models From Natural Language
     Supervision", ICML 2021.
   """
-  return _blockwise(
+  return blockwise.blockwise_loss(
     "clip",
     image_embeddings,
     text_embeddings,
@@ -736,7 +514,7 @@ def chunked_siglip_loss(
   References:
     Zhai et al., "Sigmoid Loss for Language Image Pre-Training", ICCV 2023.
   """
-  return _blockwise(
+  return blockwise.blockwise_loss(
     "siglip",
     image_embeddings,
     text_embeddings,
@@ -745,242 +523,6 @@ def chunked_siglip_loss(
     block_size=block_size,
     axis_name=None,
     method="ring",
-    where=where,
-    weights=weights,
-    reduction=reduction,
-  )
-
-
-_SHARDED_DOC = r"""
-
-  **Where the batch lives.** Three ways to call it:
-
-  * inside ``jax.shard_map`` with ``axis_name`` (the usual way in a training
-    step written per device): the inputs are this device's shards of the
-    batch (``where``/``weights`` too), in device order along the axis. The
-    per-pair losses are those of the *whole* batch: every text on every
-    device is a negative. ``"mean"`` and ``"sum"`` return the whole-batch
-    value, the same on every device (use ``out_specs=P()``);
-    ``reduction="none"`` returns this device's pairs' losses (use
-    ``out_specs=P(axis_name)``). Take gradients inside the ``shard_map`` or
-    outside it under ``jax.jit``; with ``check_vma=False`` only outside::
-
-      def step(x, y):  # this device's rows
-        return jax.value_and_grad(lambda x, y: {name}(
-            x, y, axis_name="data"), argnums=(0, 1))(x, y)
-
-      step = jax.jit(jax.shard_map(step, mesh=mesh, in_specs=(P("data"), P("data")),
-                                   out_specs=(P(), (P("data"), P("data")))))
-
-  * with global arrays and ``mesh`` (under ``jax.jit`` or not): the batch is
-    split over ``axis_name`` (the mesh's only axis by default) and the loss
-    runs in ``shard_map`` as above. The number of pairs must be a multiple of
-    the axis size.
-  * with neither: one device, exactly {chunked}.
-
-  **Methods.** ``"ring"``: each device keeps its images, and the blocks of
-  texts travel around the axis with ``ppermute`` (``N`` steps for ``N``
-  devices), carrying their partial results (column log-sum-exps, gradients)
-  until they are home again. SigLIP's value and gradient take one turn,
-  CLIP's two (statistics, then gradients); with ``reduction="none"`` the
-  backward pass takes one more. Per-device memory depends on the local batch
-  only, not on ``N``. ``"all_gather"``: every device gathers all texts, and
-  their partial results are reduced back (a log-sum-exp merge, a
-  ``psum_scatter`` of the gradient): fewer, larger messages, memory growing
-  with ``N``; a good choice for a handful of devices. Both compute in blocks
-  of ``block_size`` texts.
-
-  **Multi-host.** Nothing changes: initialize JAX on every host, build a mesh
-  over all devices and pass global arrays (or call it inside your
-  ``shard_map``)::
-
-      jax.distributed.initialize()  # once per host, before any JAX work
-      mesh = jax.make_mesh((jax.device_count(),), ("data",))
-      x = jax.make_array_from_process_local_data(
-          NamedSharding(mesh, P("data")), local_images)
-      y = jax.make_array_from_process_local_data(
-          NamedSharding(mesh, P("data")), local_texts)
-      loss = jax.jit(lambda x, y: {name}(x, y, mesh=mesh))(x, y)
-
-  Every host then holds the same whole-batch loss.
-"""
-
-
-_SHARDED_ARGS = """
-    axis_name: the mesh axis (or tuple of axes) the batch is split over.
-    mesh: a ``jax.sharding.Mesh`` for global inputs; ``None`` inside
-      ``shard_map`` or on one device.
-    method: ``"ring"`` or ``"all_gather"``.
-    block_size: text embeddings per block (a Python int); ``None`` picks about
-      :math:`2^{21}` logits per block.
-    where: boolean mask over pairs (this device's, inside ``shard_map``); a
-      masked pair is removed from the batch on every device.
-    weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`); the
-      mean divides by the whole batch's count or weight.
-
-  Returns:
-    The whole batch's reduced loss; this device's per-pair losses for
-    ``reduction="none"`` inside ``shard_map`` (all of them with ``mesh``).
-
-  Raises:
-    ValueError: shapes differ, ``block_size < 1``, an unknown ``method``,
-      an ``axis_name`` that is not in scope or not an axis of ``mesh``, or a
-      batch that does not split evenly over the axis.
-    TypeError: integer embeddings, or a ``block_size`` that is not an int.
-"""
-
-
-def _sharding_doc(chunked: str):
-  """Puts the shared text of the sharded losses where ``{sharding}`` (the
-  layouts) and ``{sharded_args}`` (the common arguments, returns and raises)
-  stand."""
-
-  def decorate(fn):
-    text = _SHARDED_DOC.replace("{chunked}", f":func:`{chunked}`").replace(
-      "{name}", f"jaxobj.{fn.__name__}"
-    )
-    doc = fn.__doc__.replace("\n  {sharding}\n", text.rstrip("\n") + "\n")
-    fn.__doc__ = doc.replace("\n    {sharded_args}\n", _SHARDED_ARGS.rstrip("\n") + "\n")
-    return fn
-
-  return decorate
-
-
-@register("contrastive", inputs=examples.VIEWS, couples_rows=True)
-@_sharding_doc("chunked_clip_loss")
-def sharded_clip_loss(
-  image_embeddings,
-  text_embeddings,
-  *,
-  log_temperature=CLIP_LOG_TEMPERATURE,
-  axis_name=None,
-  mesh=None,
-  method="ring",
-  block_size=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
-  r"""CLIP loss over a batch split across devices, exact, every text a negative.
-
-  .. math::
-     S_{ij} = e^{t'} \cos(x_i, y_j), \qquad
-     \ell_i = \tfrac12\Big[\big(\operatorname{lse}_j S_{ij} - S_{ii}\big)
-       + \big(\operatorname{lse}_j S_{ji} - S_{ii}\big)\Big]
-
-  over the whole (global) batch: the same loss as :func:`clip_loss` on the
-  concatenated shards, with its hyperparameter, masks, weights and
-  reductions; values and gradients agree to float rounding. With the ring,
-  each device accumulates its images' image → text log-sum-exps online as
-  the text blocks pass, and each text block carries its own text → image
-  log-sum-exp around the ring and home; the backward pass goes round again.
-  Per-device memory at 1024 pairs per device, :math:`D = 512`, float32: the
-  ring's temporaries are about 16 MiB at 4, 8 or 16 devices, where an
-  all-gather of the dense logits needs 96, 192 and 385 MiB.
-
-  {sharding}
-
-  Args:
-    image_embeddings: float ``(..., D)``: this device's pairs inside
-      ``shard_map``, the global batch with ``mesh``.
-    text_embeddings: the paired text embeddings, same shape.
-    log_temperature: :math:`t'` (traceable; replicated over the devices).
-    {sharded_args}
-
-  Example:
-    >>> import jax, jax.numpy as jnp, jaxobj
-    >>> mesh = jax.make_mesh((1,), ("data",))  # all devices: (jax.device_count(),)
-    >>> e = jnp.eye(2)  # the value of clip_loss's example
-    >>> print(round(float(jaxobj.sharded_clip_loss(e, e, log_temperature=0.0,
-    ...                                            mesh=mesh)), 4))
-    0.3133
-
-  References:
-    Radford et al., "Learning Transferable Visual Models From Natural Language
-    Supervision", ICML 2021; Liu et al., "Ring Attention with Blockwise
-    Transformers for Near-Infinite Context", ICLR 2024 (the ring layout).
-  """
-  return _scale_loss(
-    "clip",
-    image_embeddings,
-    text_embeddings,
-    log_temperature,
-    0.0,
-    mesh=mesh,
-    block_size=block_size,
-    axis_name=axis_name,
-    method=method,
-    where=where,
-    weights=weights,
-    reduction=reduction,
-  )
-
-
-@register("contrastive", inputs=examples.VIEWS, couples_rows=True)
-@_sharding_doc("chunked_siglip_loss")
-def sharded_siglip_loss(
-  image_embeddings,
-  text_embeddings,
-  *,
-  log_temperature=SIGLIP_LOG_TEMPERATURE,
-  bias=SIGLIP_BIAS,
-  axis_name=None,
-  mesh=None,
-  method="ring",
-  block_size=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
-  r"""SigLIP loss over a batch split across devices, exact, every text a negative.
-
-  .. math::
-     z_{ij} = e^{t'} \cos(x_i, y_j) + b, \qquad
-     \ell_i = -\log\sigma(z_{ii}) - \sum_{j \ne i} \log\sigma(-z_{ij})
-
-  over the whole (global) batch: the same loss as :func:`siglip_loss` on the
-  concatenated shards, with its hyperparameters, masks, weights and
-  reductions; values and gradients agree to float rounding. The pairwise
-  terms are independent, so with the ring each device adds its images'
-  terms against each text block as it passes (the positives only in the
-  block that started on this device: :math:`\operatorname{softplus}(-z)`
-  there, :math:`\operatorname{softplus}(z)` everywhere else), and the text
-  block carries its gradient home. This is the chunked form of the paper's
-  device-by-device computation. Per-device memory at 1024 pairs per device,
-  :math:`D = 512`, float32: under 20 MiB of temporaries with the ring at 4,
-  8 or 16 devices, where an all-gather grows with the number of devices.
-
-  {sharding}
-
-  Args:
-    image_embeddings: float ``(..., D)``: this device's pairs inside
-      ``shard_map``, the global batch with ``mesh``.
-    text_embeddings: the paired text embeddings, same shape.
-    log_temperature: :math:`t'` (traceable; replicated over the devices).
-    bias: :math:`b` (traceable; replicated over the devices).
-    {sharded_args}
-
-  Example:
-    >>> import jax, jax.numpy as jnp, jaxobj
-    >>> mesh = jax.make_mesh((1,), ("batch",))  # all devices: (jax.device_count(),)
-    >>> e = jnp.array([[1.0, 0.0], [-1.0, 0.0]])  # z = +1 on the diagonal, -1 off it
-    >>> print(jaxobj.sharded_siglip_loss(e, e, log_temperature=0.0, bias=0.0, mesh=mesh,
-    ...                                  axis_name="batch", reduction="none"))
-    [0.6265 0.6265]
-
-  References:
-    Zhai et al., "Sigmoid Loss for Language Image Pre-Training", ICCV 2023.
-  """
-  return _scale_loss(
-    "siglip",
-    image_embeddings,
-    text_embeddings,
-    log_temperature,
-    bias,
-    mesh=mesh,
-    block_size=block_size,
-    axis_name=axis_name,
-    method=method,
     where=where,
     weights=weights,
     reduction=reduction,
@@ -1184,7 +726,7 @@ def decoupled_contrastive_loss(
   """
   _check_temperature(temperature)
   checks.check_range("sigma", sigma, low=0.0, low_inclusive=False)
-  a, b, valid, batch_shape = _paired_rows(view1, view2, ("view1", "view2"), where)
+  a, b, valid, batch_shape = pairs.paired_rows(view1, view2, ("view1", "view2"), where)
   n = a.shape[0]
   z = jnp.concatenate([_unit(a), _unit(b)])
   s = (z @ z.T) / temperature
@@ -1255,7 +797,7 @@ def negative_cosine_similarity(
   predictions, targets = checks.feature_axis_last(
     "negative_cosine_similarity", axis, ("predictions", "targets"), predictions, targets
   )
-  p, z = _pair(predictions, targets, ("predictions", "targets"), min_rank=1, layout="(D)")
+  p, z = pairs.pair(predictions, targets, ("predictions", "targets"), min_rank=1, layout="(D)")
   shape = p.shape[:-1]
   p = masked_fill(where, p, shape, axis_extra=1)
   z = jax.lax.stop_gradient(masked_fill(where, z, shape, axis_extra=1))
@@ -1270,7 +812,7 @@ def negative_cosine_similarity(
 def _sample_sets(a, b, names, where, sample_mask):
   """Two ``(..., n, D)`` views, masked problems and samples zeroed, and the
   number of samples of each problem (a Python int without ``sample_mask``)."""
-  x, y = _pair(a, b, names, layout="(n, D)")
+  x, y = pairs.pair(a, b, names, layout="(n, D)")
   batch_shape, n = x.shape[:-2], x.shape[-2]
   if n < 2:
     raise ValueError(
