@@ -6,7 +6,8 @@ Every loss is a pure, jit-able function with one contract: data positional
 ``"mean" | "sum" | "none"``. See ``jaxobj.registry`` for the catalogue.
 """
 
-from jaxobj import _sigint  # noqa: F401, I001 (first: notes a Ctrl-C lost while JAX imports)
+# First: in the jaxobj command only, notes a Ctrl-C lost while JAX imports.
+from jaxobj._src import sigint  # noqa: F401, I001
 from jaxobj import losses, registry, regularizers
 from jaxobj._src.reduce import reduce_loss
 from jaxobj.losses import *  # noqa: F401,F403

@@ -20,16 +20,107 @@ directory holding an interrupted run is replaced only with ``--overwrite``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import math
+import pathlib
+import re
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 from jaxobj import registry
+from jaxobj._src import sigint
+from jaxobj.config import MAX_HOST_DEVICES, Config, ConfigError, from_dict, schema, yamlio
+from jaxobj.config import files as config_files
+from jaxobj.train import compare, loop, report
+from jaxobj.train.devices import request_host_devices
+from jaxobj.train.interrupt import StopRequest
+
+try:  # the command line's extras: pip install "jaxobj[cli]"
+  from rich.console import Console
+  from rich.table import Table
+except ImportError:  # main() names what is missing
+  Console = Table = None  # type: ignore[assignment,misc]
 
 DEFAULT_CONFIG = "multitask_uncertainty"
 
+EXTRAS = ("rich", "yaml", "matplotlib")
+"""The modules the command line needs beyond jaxobj's own dependencies."""
+
+
+def missing_extras(modules: Sequence[str] = EXTRAS) -> list[str]:
+  """Those of ``modules`` that cannot be imported here."""
+  return [m for m in modules if importlib.util.find_spec(m) is None]
+
+
+def _needs(args: argparse.Namespace) -> tuple[str, ...]:
+  """The extras a command uses: the JSON listing none, the table rich, the rest all."""
+  if args.command == "losses":
+    return () if args.json else ("rich",)
+  return EXTRAS
+
+
+_TEX = {
+  "times": "×",
+  "cdot": "·",
+  "le": "≤",
+  "ge": "≥",
+  "infty": "∞",
+  "alpha": "α",
+  "beta": "β",
+  "gamma": "γ",
+  "delta": "δ",
+  "epsilon": "ε",
+  "lambda": "λ",
+  "mu": "μ",
+  "pi": "π",
+  "sigma": "σ",
+  "tau": "τ",
+}
+
+
+def plain_text(text: str) -> str:
+  """A docstring line without reST markup, for a terminal.
+
+  ``:math:`B \\times B``` becomes ``B × B``, ``:func:`~a.b``` becomes ``b``,
+  double backticks go.
+
+  >>> plain_text(r"Blocks: :func:`~jaxobj.clip_loss` without the :math:`B \\times B` matrix.")
+  'Blocks: clip_loss without the B × B matrix.'
+  >>> plain_text("linear beyond ``delta``.")
+  'linear beyond delta.'
+  """
+
+  def math_text(m: re.Match) -> str:
+    tex = re.sub(r"\\([A-Za-z]+)", lambda t: _TEX.get(t.group(1), t.group(1)), m.group(1))
+    return tex.replace("{", "").replace("}", "")
+
+  text = re.sub(r":math:`([^`]+)`", math_text, text)
+  text = re.sub(r":[a-z]+:`~[^`]*?([^.`]+)`", r"\1", text)  # ~ shows the last part
+  text = re.sub(r":[a-z]+:`([^`]+)`", r"\1", text)
+  return re.sub(r"``([^`]+)``", r"\1", text)
+
+
+def format_value(v: Any) -> str:
+  """A hyperparameter default as shown by ``jaxobj losses``: floats to 4 significant digits.
+
+  >>> format_value(2.659260036932778), format_value(1.0), format_value(1e-12), format_value("mean")
+  ('2.659', '1.0', '1e-12', "'mean'")
+  """
+  if isinstance(v, float):
+    if not math.isfinite(v):
+      return repr(v)
+    text = f"{v:.4g}"
+    return text if any(c in text for c in ".e") else text + ".0"
+  if isinstance(v, tuple | list):
+    inner = ", ".join(format_value(x) for x in v)
+    return f"({inner}{',' if len(v) == 1 else ''})" if isinstance(v, tuple) else f"[{inner}]"
+  return repr(v)
+
 
 def _format_hyper(spec: registry.LossSpec) -> str:
-  return ", ".join(f"{k}={v!r}" for k, v in spec.hyperparameters.items()) or "-"
+  return ", ".join(f"{k}={format_value(v)}" for k, v in spec.hyperparameters.items()) or "-"
 
 
 def cmd_losses(args: argparse.Namespace) -> int:
@@ -44,10 +135,6 @@ def cmd_losses(args: argparse.Namespace) -> int:
     json.dump([s.as_dict() for s in specs], sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
-
-  from rich.console import Console
-  from rich.table import Table
-
   table = Table(title=f"jaxobj: {len(specs)} registered objectives", show_lines=False)
   table.add_column("name", style="bold cyan", no_wrap=True)
   table.add_column("family")
@@ -55,29 +142,24 @@ def cmd_losses(args: argparse.Namespace) -> int:
   table.add_column("summary", ratio=3)
   table.add_column("hyperparameters (defaults)", ratio=2)
   for s in specs:
-    table.add_row(s.name, s.family, s.kind, s.summary, _format_hyper(s))
+    table.add_row(s.name, s.family, s.kind, plain_text(s.summary), _format_hyper(s))
   Console(width=None if sys.stdout.isatty() else 200).print(table)
   return 0
 
 
-def _console():
-  from rich.console import Console
-
+def _console() -> Console:
   return Console(width=None if sys.stdout.isatty() else 100)
 
 
-def _overrides(args) -> list[str]:
+def _overrides(args: argparse.Namespace) -> list[str]:
   sets = list(args.set or [])
   if args.command == "run" and args.steps is not None:
     sets.append(f"train.steps={args.steps}")
   return sets
 
 
-def _host_devices(args, raw) -> None:
+def _host_devices(args: argparse.Namespace, raw: dict[str, Any]) -> None:
   """Applies --devices or the config's train.host_devices before JAX starts."""
-  from jaxobj.config import schema
-  from jaxobj.train.devices import MAX_HOST_DEVICES, request_host_devices
-
   n = args.devices
   if n is not None:
     schema.integer(n, "--devices", 1, MAX_HOST_DEVICES)
@@ -92,18 +174,13 @@ def _host_devices(args, raw) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-  from rich.table import Table
-
-  from jaxobj.config import files, yamlio
-  from jaxobj.config.errors import ConfigError
-
   table = Table(title="shipped configs (jaxobj run NAME, jaxobj compare NAME)")
   table.add_column("name", style="bold cyan", no_wrap=True)
   table.add_column("command")
   table.add_column("description")
-  for name in files.available():
+  for name in config_files.available():
     try:
-      raw = yamlio.read(files.resolve(name))
+      raw = yamlio.read(config_files.resolve(name))
     except ConfigError:
       continue
     command = "run" if "objective" in raw else "compare"
@@ -115,27 +192,26 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
   if args.list:
     return cmd_list(args)
-  from jaxobj.train.interrupt import StopRequest
-
   with StopRequest() as stop:  # from here on, Ctrl-C is a flag that nothing can swallow
     return _run(args, stop)
 
 
-def _run(args, stop) -> int:
-  from jaxobj.config import yamlio
-  from jaxobj.config.errors import ConfigError
+def _read(args: argparse.Namespace, overrides: Sequence[str]) -> tuple[pathlib.Path, Config]:
+  """Reads and parses the config file once, sets the host devices, then checks it."""
+  path, raw = yamlio.read_overridden(args.config, overrides)
+  if args.command == "run":
+    try:
+      _host_devices(args, raw)
+    except ConfigError as err:
+      raise err.with_source(str(path)) if err.path != "--devices" else err from None
+  return path, from_dict(raw, name=path.stem, source=str(path))
 
+
+def _run(args: argparse.Namespace, stop: StopRequest) -> int:
   overrides = _overrides(args)
   if args.format:
     overrides.append(f"train.metrics_format={args.format}")
-  path, raw = yamlio.read_overridden(args.config, overrides)  # read once
-  try:
-    _host_devices(args, raw)
-  except ConfigError as err:
-    raise err.with_source(str(path)) if err.path != "--devices" else err from None
-  from jaxobj.config import experiment
-
-  cfg = experiment.from_dict(raw, name=path.stem, source=str(path))
+  _, cfg = _read(args, overrides)
   if cfg.objective is None:
     stop.__exit__(None, None, None)  # the comparison takes Ctrl-C as jaxobj compare does
     if stop.requested:
@@ -145,8 +221,6 @@ def _run(args, stop) -> int:
       file=sys.stderr,
     )
     return _compare(cfg, args)
-  from jaxobj.train import loop, report
-
   console = _console()
   if args.config == DEFAULT_CONFIG and not args.config_given:
     console.print(
@@ -161,17 +235,11 @@ def _run(args, stop) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-  overrides = _overrides(args)
-  from jaxobj import config as config_lib
-
-  cfg = config_lib.load(args.config, overrides)
+  _, cfg = _read(args, _overrides(args))
   return _compare(cfg, args)
 
 
-def _compare(cfg, args) -> int:
-  from jaxobj.config.errors import ConfigError
-  from jaxobj.train import compare
-
+def _compare(cfg: Config, args: argparse.Namespace) -> int:
   if cfg.compare is None:
     raise ConfigError(
       "compare", "this config has no compare: section; it trains a model (jaxobj run).", cfg.source
@@ -241,12 +309,22 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+  """Runs the ``jaxobj`` command on ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
   argv = sys.argv[1:] if argv is None else list(argv)
   args = build_parser().parse_args(argv)
   args.config_given = getattr(args, "config", None) is not None and any(
     a == args.config for a in argv[1:]
   )
+  missing = missing_extras(_needs(args))
+  if missing:
+    print(
+      f"jaxobj {args.command}: needs {' and '.join(missing)}, not installed here: "
+      'pip install "jaxobj[cli]"',
+      file=sys.stderr,
+    )
+    return 1
+  installed = sigint.install()  # the jaxobj command has it from the start; a caller, from now
   try:
     return args.func(args)
   except BrokenPipeError:  # e.g. `jaxobj losses | head`
@@ -255,20 +333,23 @@ def main(argv: list[str] | None = None) -> int:
   except KeyboardInterrupt as err:  # the training loop says when and what was kept
     print(f"jaxobj: interrupted{f' {err}' if str(err) else ''}.", file=sys.stderr)
     return 130
+  except ConfigError as err:
+    if getattr(args, "debug", False):
+      raise
+    print(f"jaxobj: error: {err}", file=sys.stderr)
+    return 2
   except Exception as err:
     if getattr(args, "debug", False):
       raise
-    from jaxobj.config.errors import ConfigError
-
-    if isinstance(err, ConfigError):
-      print(f"jaxobj: error: {err}", file=sys.stderr)
-      return 2
     message = " ".join(str(err).split())
     print(
       f"jaxobj: error: {type(err).__name__}: {message} (run with --debug for the traceback)",
       file=sys.stderr,
     )
     return 1
+  finally:
+    if installed:
+      sigint.uninstall()
 
 
 if __name__ == "__main__":

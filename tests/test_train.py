@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from jaxobj import cli, config
-from jaxobj.train import compare, data, loop, metrics, models
+from jaxobj.train import compare, loop
 from jaxobj.train.history import History, MetricsWriter
+from jaxobj.workloads import data, models
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
@@ -502,26 +503,6 @@ def test_cross_entropy_fit_recovers_the_base_rate():
 
 
 # ---------------------------------------------------------------- parts
-
-
-def test_metrics_match_numpy():
-  rng = np.random.default_rng(0)
-  logits = rng.normal(size=(40, 3)).astype(np.float32)
-  labels = rng.integers(0, 3, 40)
-  pred = logits.argmax(-1)
-  assert float(metrics.accuracy(logits, labels)) == pytest.approx(np.mean(pred == labels))
-  recalls = [np.mean(pred[labels == k] == k) for k in range(3)]
-  assert float(metrics.balanced_accuracy(logits, labels)) == pytest.approx(np.mean(recalls))
-  mask = np.arange(40) < 30
-  assert float(metrics.accuracy(logits, labels, where=mask)) == pytest.approx(
-    np.mean(pred[:30] == labels[:30])
-  )
-  assert float(metrics.accuracy(logits[:, 0], (logits[:, 0] > 0).astype(int))) == 1.0
-  emb = rng.normal(size=(6, 4)).astype(np.float32)
-  assert float(metrics.retrieval_accuracy(emb, 2.0 * emb)) == 1.0
-  assert float(metrics.retrieval_accuracy(emb, np.roll(emb, 1, axis=0))) == 0.0
-  with pytest.raises(ValueError, match="labels"):
-    metrics.accuracy(logits, labels[:5])
 
 
 def test_data_sets_have_the_promised_properties():

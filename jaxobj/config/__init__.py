@@ -16,52 +16,64 @@ list of optax constructors (:data:`OPTIMIZERS`), schedules among the
 objective algebra's factories. Every problem is a :class:`ConfigError` whose
 one-line message names the key path and suggests close matches.
 
-The names below load on first use, so ``jaxobj.config.yamlio`` and
-``jaxobj.config.files`` can be read before JAX starts (the CLI sets the number
-of host devices from a config before any JAX computation).
+Importing this package starts no JAX backend and imports no YAML parser
+(PyYAML loads when a file is first read), so the CLI can read a config's
+``train.host_devices`` and ask for host devices before JAX starts.
 """
 
-import importlib
+from jaxobj.config.errors import ConfigError
+from jaxobj.config.experiment import (
+  MAX_HOST_DEVICES,
+  OPTIMIZERS,
+  CompareLoss,
+  CompareSettings,
+  Config,
+  FitSettings,
+  Section,
+  TrainSettings,
+  build_optimizer,
+  from_dict,
+  load,
+)
+from jaxobj.config.files import available, config_dirs, resolve
+from jaxobj.config.objective import (
+  SCHEDULES,
+  SCHEMES,
+  TRANSFORMS,
+  metrics_from_config,
+  objective_from_config,
+  objective_to_config,
+  schedule_from_config,
+  schedule_to_config,
+)
+from jaxobj.config.yamlio import dump, override, parse, read
 
-_EXPORTS = {
-  "jaxobj.config.errors": ("ConfigError",),
-  "jaxobj.config.files": ("available", "config_dirs", "resolve"),
-  "jaxobj.config.yamlio": ("dump", "override", "parse", "read"),
-  "jaxobj.config.experiment": (
-    "OPTIMIZERS",
-    "CompareLoss",
-    "CompareSettings",
-    "Config",
-    "FitSettings",
-    "Section",
-    "TrainSettings",
-    "build_optimizer",
-    "from_dict",
-    "load",
-  ),
-  "jaxobj.config.objective": (
-    "SCHEDULES",
-    "SCHEMES",
-    "TRANSFORMS",
-    "metrics_from_config",
-    "objective_from_config",
-    "objective_to_config",
-    "schedule_from_config",
-    "schedule_to_config",
-  ),
-}
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name):
-  if name in _WHERE:
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-  raise AttributeError(f"module 'jaxobj.config' has no attribute {name!r}")
-
-
-def __dir__():
-  return sorted(set(globals()) | set(_WHERE))
+__all__ = [
+  "CompareLoss",
+  "CompareSettings",
+  "Config",
+  "ConfigError",
+  "FitSettings",
+  "MAX_HOST_DEVICES",
+  "OPTIMIZERS",
+  "SCHEDULES",
+  "SCHEMES",
+  "Section",
+  "TRANSFORMS",
+  "TrainSettings",
+  "available",
+  "build_optimizer",
+  "config_dirs",
+  "dump",
+  "from_dict",
+  "load",
+  "metrics_from_config",
+  "objective_from_config",
+  "objective_to_config",
+  "override",
+  "parse",
+  "read",
+  "resolve",
+  "schedule_from_config",
+  "schedule_to_config",
+]

@@ -41,6 +41,7 @@ from jaxobj.config.objective import (
   schedule_from_config,
 )
 from jaxobj.objective import core
+from jaxobj.workloads.data import DATASETS
 
 __all__ = [
   "Config",
@@ -99,6 +100,11 @@ MAX_POINTS = 100_000
 
 MAX_STEPS = 2**31 - 1
 """The largest step count (training steps are int32 on the device)."""
+
+MAX_HOST_DEVICES = 256
+"""The most host (CPU) devices a run may ask for (``train.host_devices``): XLA
+aborts (about 20,000) or stalls (a million) far above it, and no test of
+sharding needs more."""
 
 SECTIONS = (
   "name",
@@ -303,20 +309,14 @@ def _check_name(name: str) -> None:
 
 def _data(cfg) -> Section:
   cfg = schema.mapping(cfg, "data")
-  fn = _datasets().get(cfg.get("name"))
+  fn = DATASETS.get(cfg.get("name"))
   if fn is not None:  # integers in range first, so that the message gives the range
     for k, p in schema.parameters(fn).items():
       if p.tags and "int" in p.tags and cfg.get(k) is not None:
         lo = 0 if k in ("n_val", "seed") else 1
         hi = {"n_train": MAX_EXAMPLES, "n_val": MAX_EXAMPLES, "seed": MAX_SEED}.get(k, MAX_DATA_INT)
         schema.integer(cfg[k], join("data", k), lo, hi)
-  return _section(cfg, "data", _datasets(), "data set")
-
-
-def _datasets():
-  from jaxobj.train.data import DATASETS
-
-  return DATASETS
+  return _section(cfg, "data", DATASETS, "data set")
 
 
 def _section(cfg, path, table, what, skip=()) -> Section:
@@ -331,7 +331,8 @@ def _section(cfg, path, table, what, skip=()) -> Section:
 
 
 def _model(cfg) -> Section:
-  from jaxobj.train.models import INFERRED, MODELS
+  # Flax (and the rich and PyYAML it imports) loads only when a config names a model.
+  from jaxobj.workloads.models import INFERRED, MODELS
 
   section = _section(cfg, "model", MODELS, "model", skip=INFERRED)
   for k, v in section.kwargs.items():  # sizes: widths, outputs, channels, kernel
@@ -398,8 +399,6 @@ def _train(cfg) -> TrainSettings:
 
 def check_integer_setting(value: Any, key: str) -> int:
   """``train.<key>`` (an integer setting) checked against its range."""
-  from jaxobj.train.devices import MAX_HOST_DEVICES
-
   hi = MAX_HOST_DEVICES if key == "host_devices" else MAX_STEPS
   return schema.integer(value, join("train", key), 1, hi)
 

@@ -316,11 +316,6 @@ def _accepts_null(spec, name) -> bool:
 def _spec(name, path, kind) -> registry.LossSpec:
   if not isinstance(name, str):
     raise ConfigError(path, f"expected a registered {kind} name, got {describe(name)}.")
-  if kind == "metric":
-    from jaxobj.train.metrics import METRICS  # the built-in evaluation metrics
-
-    if name in METRICS:
-      return _unregistered_spec(name, METRICS[name])
   try:
     spec = registry.get(name)
   except registry.UnknownLossError as err:
@@ -375,29 +370,12 @@ def find_term_path(paths: Mapping[str, str], term: str) -> str | None:
   return found[0] if found else None
 
 
-def _unregistered_spec(name, fn) -> registry.LossSpec:
-  params = inspect.signature(fn).parameters.values()
-  return registry.LossSpec(
-    name=name,
-    fn=fn,
-    family="metrics",
-    kind="metric",
-    summary=(inspect.getdoc(fn) or "").splitlines()[0],
-    input_names=tuple(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD),
-    hyperparameters={
-      p.name: p.default
-      for p in params
-      if p.kind is p.KEYWORD_ONLY and p.name not in registry.CONTRACT_KEYWORDS
-    },
-  )
-
-
 def metrics_from_config(config: Any, path: str = "metrics") -> core.Objective | None:
   """Evaluation metrics, ``{name: {metric: <name>, inputs: [...], ...}}``, as an
   objective whose terms are the metrics (``None`` when there are none).
 
-  A metric is one of :data:`jaxobj.train.metrics.METRICS` (accuracies) or any
-  registered loss or metric.
+  A metric is any registered metric (``accuracy``, ``balanced_accuracy``,
+  ``expected_calibration_error``, ...) or loss.
   """
   cfg = schema.mapping(config, path)
   if not cfg:

@@ -11,18 +11,22 @@ Sizes are bounded: a config nests at most :data:`MAX_DEPTH` levels and holds at
 most :data:`MAX_NODES` values once its aliases are expanded (``*a`` repeats what
 ``&a`` marks, so a few hundred bytes of aliases of aliases can stand for
 billions of values); past either limit the config is refused in one line.
+
+PyYAML is imported when a config is first read or written, not with
+``jaxobj.config``: building configs from Python data needs no YAML.
 """
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import re
+import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import yaml
-
 from jaxobj.config.errors import ConfigError, describe, join
+from jaxobj.config.files import resolve
 
 MAX_DEPTH = 100
 """The deepest nesting of mappings and lists a config may have."""
@@ -31,26 +35,16 @@ MAX_NODES = 100_000
 """The most values (mappings, lists and scalars) a config may hold, aliases expanded."""
 
 
-class _SafeLoader(yaml.SafeLoader):
-  """The safe loader with duplicate-key checks and YAML 1.2 style floats."""
-
-  def construct_mapping(self, node, deep=False):
-    seen = {}
-    for key_node, _ in node.value:
-      key = self.construct_object(key_node, deep=deep)
-      try:
-        hash(key)
-      except TypeError:
-        continue  # the base class reports unhashable keys
-      if key in seen:
-        raise yaml.constructor.ConstructorError(
-          None,
-          None,
-          f"the key {key!r} appears twice in one mapping (first on line {seen[key] + 1})",
-          key_node.start_mark,
-        )
-      seen[key] = key_node.start_mark.line
-    return super().construct_mapping(node, deep=deep)
+def _yaml() -> types.ModuleType:
+  """PyYAML, imported on first use (an extra of the command line's)."""
+  try:
+    import yaml
+  except ImportError:
+    raise ImportError(
+      'reading and writing YAML configs needs PyYAML: pip install "jaxobj[cli]" '
+      "(or build configs from Python dicts with jaxobj.config.from_dict)."
+    ) from None
+  return yaml
 
 
 _FLOAT = re.compile(
@@ -62,7 +56,34 @@ _FLOAT = re.compile(
   | ^\.(?:nan|NaN|NAN)$""",
   re.X,
 )
-_SafeLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+@functools.cache
+def _loader() -> type:
+  """The safe loader with duplicate-key checks and YAML 1.2 style floats."""
+  yaml = _yaml()
+
+  class SafeLoader(yaml.SafeLoader):
+    def construct_mapping(self, node, deep=False):
+      seen = {}
+      for key_node, _ in node.value:
+        key = self.construct_object(key_node, deep=deep)
+        try:
+          hash(key)
+        except TypeError:
+          continue  # the base class reports unhashable keys
+        if key in seen:
+          raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"the key {key!r} appears twice in one mapping (first on line {seen[key] + 1})",
+            key_node.start_mark,
+          )
+        seen[key] = key_node.start_mark.line
+      return super().construct_mapping(node, deep=deep)
+
+  SafeLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+  return SafeLoader
 
 
 def parse(text: str, source: str = "<config>") -> Any:
@@ -72,9 +93,10 @@ def parse(text: str, source: str = "<config>") -> Any:
     ConfigError: in one line, for YAML errors and for configs past
       :data:`MAX_DEPTH` or :data:`MAX_NODES`.
   """
+  yaml = _yaml()
   try:
     _check_depth(text, source)  # before composing, which recurses once per level
-    data = yaml.load(text, Loader=_SafeLoader)
+    data = yaml.load(text, Loader=_loader())
   except yaml.YAMLError as err:
     raise ConfigError("", _yaml_message(err), _located(source, err)) from None
   except RecursionError:  # a safety net; _check_depth stops far below Python's limit
@@ -89,8 +111,9 @@ def parse(text: str, source: str = "<config>") -> Any:
 
 def _check_depth(text, source):
   """Refuses text nested deeper than MAX_DEPTH, from the parser's events (no recursion)."""
+  yaml = _yaml()
   depth = 0
-  for event in yaml.parse(text, Loader=_SafeLoader):
+  for event in yaml.parse(text, Loader=_loader()):
     if isinstance(event, yaml.CollectionStartEvent):
       depth += 1
       if depth > MAX_DEPTH:
@@ -151,8 +174,6 @@ def read_overridden(
   name_or_path: str | pathlib.Path, overrides: Sequence[str] = ()
 ) -> tuple[pathlib.Path, dict[str, Any]]:
   """The file a config name or path means, and its data with ``overrides`` applied."""
-  from jaxobj.config.files import resolve
-
   path = resolve(str(name_or_path))
   try:
     return path, override(read(path), overrides)
@@ -229,4 +250,4 @@ def plain(x):
 
 def dump(config: Any) -> str:
   """YAML text for plain config data (what :func:`parse` reads back)."""
-  return yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=100)
+  return _yaml().safe_dump(config, sort_keys=False, default_flow_style=None, width=100)

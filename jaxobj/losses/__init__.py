@@ -8,6 +8,7 @@ from jaxobj.losses import (
   distribution,
   generative,
   metric_learning,
+  metrics,
   preference,
   ranking,
   regression,
@@ -22,6 +23,7 @@ from jaxobj.losses.contrastive_sharded import *  # noqa: F401,F403
 from jaxobj.losses.distribution import *  # noqa: F401,F403
 from jaxobj.losses.generative import *  # noqa: F401,F403
 from jaxobj.losses.metric_learning import *  # noqa: F401,F403
+from jaxobj.losses.metrics import *  # noqa: F401,F403
 from jaxobj.losses.preference import *  # noqa: F401,F403
 from jaxobj.losses.ranking import *  # noqa: F401,F403
 from jaxobj.losses.regression import *  # noqa: F401,F403
@@ -37,6 +39,7 @@ __all__ = (
   + distribution.__all__
   + generative.__all__
   + metric_learning.__all__
+  + metrics.__all__
   + preference.__all__
   + ranking.__all__
   + regression.__all__

@@ -1,21 +1,31 @@
 """Training and comparing objectives from configs: what ``jaxobj run`` and
 ``jaxobj compare`` are made of.
 
-- :mod:`~jaxobj.train.data`: synthetic data sets (nothing downloaded);
-- :mod:`~jaxobj.train.models`: small Flax NNX models (MLP, CNN, dual encoder, VAE);
-- :mod:`~jaxobj.train.metrics`: evaluation metrics beside the registry's;
 - :mod:`~jaxobj.train.loop`: the training loop (``run(config)``);
 - :mod:`~jaxobj.train.history`: metrics files (CSV or JSONL) and their history;
 - :mod:`~jaxobj.train.plots`: loss-curve, weight and metric plots;
 - :mod:`~jaxobj.train.diagnosis`: naming the pattern of a pair of loss curves;
 - :mod:`~jaxobj.train.compare`: vmapped loss comparisons and fits;
-- :mod:`~jaxobj.train.report`: the closing summary.
+- :mod:`~jaxobj.train.report`: the closing summary;
+- :mod:`~jaxobj.train.devices`: asking for host devices before JAX starts;
+- :mod:`~jaxobj.train.interrupt`: Ctrl-C as a flag read between compiled calls.
+
+Layers. Imports go one way: ``jaxobj.cli`` -> ``jaxobj.train`` ->
+``jaxobj.config`` -> ``jaxobj.objective`` / ``jaxobj.registry`` / ``jaxobj.losses``,
+and both ``jaxobj.train`` and ``jaxobj.config`` import the data sets and models
+from :mod:`jaxobj.workloads`, which imports neither. The config layer checks a
+config (its ``data:`` and ``model:`` sections against the signatures in
+:mod:`jaxobj.workloads`) and builds its objective; the trainer takes the checked
+:class:`~jaxobj.config.Config` and builds everything else. Nothing in
+``jaxobj.config`` imports ``jaxobj.train``, and importing either package starts
+no JAX backend (so the CLI can still set the number of host devices after
+importing them). ``tests/test_architecture.py`` checks these rules.
 """
 
-from jaxobj.train.data import DATASETS, Dataset
 from jaxobj.train.diagnosis import Diagnosis, diagnose, diagnose_history
 from jaxobj.train.history import History, MetricsWriter
-from jaxobj.train.models import MODELS, build_model
+from jaxobj.workloads.data import DATASETS, Dataset
+from jaxobj.workloads.models import MODELS, build_model
 
 __all__ = [
   "DATASETS",

@@ -39,8 +39,8 @@ import optax
 
 from jaxobj.config.errors import ConfigError
 from jaxobj.config.experiment import CompareSettings, Config
-from jaxobj.train import data as data_lib
 from jaxobj.train.plots import pyplot
+from jaxobj.workloads import data as data_lib
 
 __all__ = ["CompareResult", "curves", "fit", "run", "print_summary"]
 

@@ -10,11 +10,9 @@ import os
 
 import jax
 
-__all__ = ["MAX_HOST_DEVICES", "request_host_devices"]
+from jaxobj.config.experiment import MAX_HOST_DEVICES
 
-MAX_HOST_DEVICES = 256
-"""The most host (CPU) devices a run may ask for: XLA aborts (about 20,000) or
-stalls (a million) far above it, and no test of sharding needs more."""
+__all__ = ["MAX_HOST_DEVICES", "request_host_devices"]
 
 
 def request_host_devices(n: int | None) -> bool:

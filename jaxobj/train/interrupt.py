@@ -17,6 +17,8 @@ import signal
 import sys
 import threading
 
+from jaxobj._src import sigint
+
 __all__ = ["StopRequest"]
 
 
@@ -43,10 +45,7 @@ class StopRequest:
     if threading.current_thread() is threading.main_thread():
       self._previous = signal.signal(signal.SIGINT, self._handle)
       self._installed = True
-    from jaxobj import _sigint
-
-    if _sigint.swallowed:  # a Ctrl-C lost in a callback before this handler was in place
-      _sigint.swallowed = False
+    if sigint.take():  # a Ctrl-C lost in a callback before this handler was in place
       self._handle(signal.SIGINT, None)
     return self
 

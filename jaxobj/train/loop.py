@@ -54,12 +54,12 @@ from jax.sharding import PartitionSpec as P
 from jaxobj.config import ConfigError, build_optimizer
 from jaxobj.config.experiment import Config
 from jaxobj.config.objective import find_term_path, term_paths
-from jaxobj.train import data as data_lib
-from jaxobj.train import models as model_lib
 from jaxobj.train.diagnosis import Diagnosis, diagnose_history
 from jaxobj.train.history import History, MetricsWriter
 from jaxobj.train.interrupt import StopRequest
 from jaxobj.train.plots import plot_run
+from jaxobj.workloads import data as data_lib
+from jaxobj.workloads import models as model_lib
 
 __all__ = ["RunResult", "Trainer", "run"]
 

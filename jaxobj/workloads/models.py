@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-__all__ = ["MLP", "CNN", "DualEncoder", "VAE", "MODELS", "build_model"]
+__all__ = ["MLP", "CNN", "DualEncoder", "VAE", "MODELS", "INFERRED", "build_model"]
 
 Activation = Literal["relu", "gelu", "tanh", "silu", "elu", "softplus"]
 ACTIVATIONS: dict[str, Callable] = {
