@@ -3,7 +3,8 @@
 - every Python code block of the pages runs (one namespace per page);
 - every example script runs and asserts what it illustrates;
 - every recommendation of the loss-choosing guide links to an existing example;
-- every registered loss appears in its family page's guide table;
+- every family page's reference section is generated from the registry and
+  lists every registered entry; its hand-written tables name only its own losses;
 - the optax migration table covers every public loss of ``optax.losses``.
 
 The strict site build itself (``mkdocs build --strict``) runs in ``.ci/run``.
@@ -11,6 +12,9 @@ The strict site build itself (``mkdocs build --strict``) runs in ``.ci/run``.
 
 from __future__ import annotations
 
+import functools
+import importlib
+import importlib.util
 import inspect
 import pathlib
 import re
@@ -115,20 +119,112 @@ def test_every_loss_the_guide_recommends_exists():
 # ---------------------------------------------------------------- family pages
 
 
-def _guide_text(family: str) -> str:
+def _family_page(family: str) -> str:
   page = DOCS / "losses" / f"{family}.md"
   assert page.exists(), f"no family page docs/losses/{family}.md"
-  text = page.read_text()
-  return text.split("## Catalogue")[0]  # the hand-written part, not the generated table
+  return page.read_text()
+
+
+def _guide_text(family: str) -> str:
+  return _family_page(family).split("## Catalogue")[0]  # the hand-written part
+
+
+@functools.cache
+def _reference_hook():
+  """``docs/hooks/reference.py``, which writes the family pages' reference section."""
+  spec = importlib.util.spec_from_file_location(
+    "jaxobj_docs_reference", DOCS / "hooks" / "reference.py"
+  )
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _listed(family: str) -> dict[str, set[str]]:
+  """``{module: members}`` as the generated reference section lists them (a
+  block naming one function counts as its module listing that member)."""
+  blocks: dict[str, set[str]] = {}
+  target = None
+  for line in _reference_hook().markdown(family).splitlines():
+    if line.startswith("::: "):
+      target = line[4:].strip()
+      blocks[target] = set()
+    elif line.strip().startswith("- "):
+      blocks[target].add(line.strip()[2:])
+  listed: dict[str, set[str]] = {}
+  for target, members in blocks.items():
+    if not members:  # "::: module.function"
+      target, member = target.rsplit(".", 1)
+      members = {member}
+    listed.setdefault(target, set()).update(members)
+  return listed
 
 
 @pytest.mark.parametrize("family", registry.families())
-def test_every_registered_loss_is_on_its_family_page(family):
-  text = _guide_text(family)
-  missing = [name for name in registry.names(family=family) if f"`{name}`" not in text]
-  assert not missing, f"docs/losses/{family}.md does not discuss {missing}"
-  assert f"<!-- catalogue:{family} -->" in (DOCS / "losses" / f"{family}.md").read_text()
-  assert f"img/plots/{family}.png" in text
+def test_family_page_reference_follows_the_registry(family):
+  """Registering a loss puts it on its family page: the reference section is
+  generated, and lists every registered entry where it is defined."""
+  text = _family_page(family)
+  assert f"<!-- reference:{family} -->" in text
+  assert f"<!-- catalogue:{family} -->" in text
+  assert f"img/plots/{family}.png" in _guide_text(family)
+  assert not re.search(r"^::: ", text, re.M), (
+    f"docs/losses/{family}.md lists its reference by hand; the hook generates it "
+    f"from the registry: keep only <!-- reference:{family} -->"
+  )
+  listed = _listed(family)
+  missing = [
+    s.name
+    for s in registry.specs(family=family)
+    if s.fn.__name__ not in listed.get(s.fn.__module__, set())
+  ]
+  assert not missing, f"the reference of docs/losses/{family}.md does not list {missing}"
+  for module, members in listed.items():
+    public = set(getattr(importlib.import_module(module), "__all__", ()))
+    assert members <= public, f"{module}: lists {sorted(members - public)}, not in __all__"
+
+
+def test_every_public_name_of_the_loss_modules_is_on_one_family_page():
+  """Helpers (``fit_temperature``, ``smooth_labels``) are documented too, and no
+  object is on two pages (the site would have two anchors for it)."""
+  from jaxobj import losses, regularizers
+
+  pages: dict[tuple[str, str], list[str]] = {}
+  for family in registry.families():
+    for module, members in _listed(family).items():
+      for member in members:
+        pages.setdefault((module, member), []).append(family)
+  twice = {f"{m}.{n}": f for (m, n), f in pages.items() if len(f) > 1}
+  assert not twice, f"documented on several family pages: {twice}"
+  modules = [regularizers] + [
+    m for m in vars(losses).values() if inspect.ismodule(m) and hasattr(m, "__all__")
+  ]
+  missing = []
+  for module in modules:
+    for name in module.__all__:
+      obj = getattr(module, name)
+      home = getattr(obj, "__module__", module.__name__) if callable(obj) else module.__name__
+      if home == module.__name__ and (home, name) not in pages:
+        missing.append(f"{home}.{name}")
+  assert not missing, f"on no family page: {missing}"
+
+
+def test_reference_of_an_unknown_family_is_an_error():
+  with pytest.raises(ValueError, match="no registered family 'regresion'"):
+    _reference_hook().markdown("regresion")
+
+
+@pytest.mark.parametrize("family", registry.families())
+def test_family_page_tables_name_only_its_own_losses(family):
+  """The hand-written "which one" tables need not list every loss (the reference
+  does), but each loss they name exists and belongs to the family."""
+  own = set().union(*_listed(family).values())
+  named = set()
+  for row in _table_rows(_guide_text(family)):
+    named.update(re.findall(r"`([A-Za-z_]\w*)`", row[0]))
+  assert named, f"docs/losses/{family}.md has no table naming its losses"
+  stale = sorted(named - own)
+  assert not stale, f"docs/losses/{family}.md's tables name {stale}, not in the family"
 
 
 def test_every_family_page_is_in_the_nav():

@@ -8,6 +8,10 @@
   README's renderer).
 - The catalogue: ``<!-- catalogue:<family> -->`` is replaced by a table of the
   registry's entries of that family (name, kind, summary, hyperparameters).
+- The reference: ``<!-- reference:<family> -->`` is replaced by the
+  mkdocstrings blocks of the modules that define the family's registered
+  entries (``docs/hooks/reference.py``), so registering a loss is enough to put
+  it on its family page.
 - Cross-references: in the hand-written pages, inline code naming a public
   jaxobj object (`` `huber_loss` ``, `` `jaxobj.huber_loss` ``, `` `jo.term` ``)
   links to its reference; fenced code blocks are left alone.
@@ -60,6 +64,11 @@ def on_page_markdown(markdown, page, config, files):
     markdown = markdown.replace(BENCH_MARKER, benchmark_section())
   if "<!-- catalogue:" in markdown:
     markdown = _catalogues(markdown)
+  if "<!-- reference:" in markdown:
+    reference = _load("jaxobj_docs_reference", HERE / "reference.py")
+    markdown = re.sub(
+      r"<!-- reference:(\w+) -->", lambda m: reference.markdown(m.group(1)), markdown
+    )
   return _link_names(markdown)
 
 
@@ -130,7 +139,11 @@ def public_names() -> dict[str, str]:
   for family in (getattr(losses, m) for m in dir(losses)):
     if getattr(family, "__name__", "").startswith("jaxobj.losses.") and hasattr(family, "__all__"):
       for name in family.__all__:
-        names[name] = names[f"jaxobj.{name}"] = f"{family.__name__}.{name}"
+        # Documented where it is defined (see reference.py), not where re-exported.
+        module = getattr(getattr(family, name), "__module__", None) or family.__name__
+        if not module.startswith("jaxobj."):
+          module = family.__name__
+        names[name] = names[f"jaxobj.{name}"] = f"{module}.{name}"
   for name in regularizers.__all__:
     names[f"jaxobj.regularizers.{name}"] = f"jaxobj.regularizers.{name}"
     if name.endswith("_penalty"):  # also exported at the top level
