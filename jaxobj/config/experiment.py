@@ -35,9 +35,9 @@ from jaxobj.config import schema, yamlio
 from jaxobj.config.errors import ConfigError, describe, join, suggest, unknown
 from jaxobj.config.files import available, config_dirs, resolve
 from jaxobj.config.objective import (
-  _spec,
   metrics_from_config,
   objective_from_config,
+  registered_spec,
   schedule_from_config,
 )
 from jaxobj.objective import core
@@ -454,7 +454,7 @@ def _compare_loss(cfg, path, label) -> CompareLoss:
   cfg = schema.mapping(cfg, path)
   if "loss" not in cfg:
     raise ConfigError(path, "name the loss: loss: <registry name>.")
-  spec = _spec(cfg.pop("loss"), join(path, "loss"), "loss")
+  spec = registered_spec(cfg.pop("loss"), join(path, "loss"), "loss")
   hyper = {}
   for k, v in cfg.items():
     if k not in spec.hyperparameters:

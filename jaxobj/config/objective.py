@@ -66,6 +66,7 @@ __all__ = [
   "objective_from_config",
   "objective_to_config",
   "metrics_from_config",
+  "registered_spec",
   "schedule_from_config",
   "schedule_to_config",
   "SCHEDULES",
@@ -244,7 +245,7 @@ def _term(cfg, path, name, kind=None):
     )
   if kind not in cfg:
     raise ConfigError(path, f"name the function: {kind}: <name>.")
-  spec = _spec(cfg[kind], join(path, kind), kind)
+  spec = registered_spec(cfg[kind], join(path, kind), kind)
   hyper = {k: v for k, v in cfg.items() if k not in _TERM_KEYS}
   for k in hyper:
     if k not in spec.hyperparameters:
@@ -313,7 +314,14 @@ def _accepts_null(spec, name) -> bool:
   return param is not None and param.default is None
 
 
-def _spec(name, path, kind) -> registry.LossSpec:
+def registered_spec(name: Any, path: str, kind: str = "loss") -> registry.LossSpec:
+  """The registry entry that a config names as a ``kind`` (``loss``, ``regularizer``
+  or ``metric``: a metric may be any registered metric or loss).
+
+  Raises:
+    ConfigError: at ``path``, for a name that is not registered (with close
+      matches) or that names the wrong kind.
+  """
   if not isinstance(name, str):
     raise ConfigError(path, f"expected a registered {kind} name, got {describe(name)}.")
   try:
@@ -624,7 +632,8 @@ def _node_config(obj, path, root=False) -> tuple[str, dict[str, Any]]:
       "tasks": {t: _task_config(t, c, join(tpath, t)) for t, c in inner.tasks},
       "scheme": _scheme_config(inner.scheme, join(join(path, key), "scheme")),
     }
-    if root and inner.name != weighting._snake(type(inner.scheme).__name__):
+    # the name multitask() gives these tasks and this scheme when none is given
+    if root and inner.name != weighting.multitask(dict(inner.tasks), inner.scheme).name:
       cfg["name"] = inner.name
   else:
     raise ConfigError(path, f"{type(inner).__name__} nodes have no config form.")
@@ -733,7 +742,7 @@ def _learnable_config(v: Learnable, path):
 def _mask_config(v, path):
   if v is None:
     return None
-  if isinstance(v, regularizers._Exclude):
+  if isinstance(v, type(regularizers.exclude())):  # the predicate exclude() returns
     return {"exclude": list(v.patterns)}
   for name, fn in MASKS.items():
     if v is fn:

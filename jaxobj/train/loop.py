@@ -54,6 +54,7 @@ from jax.sharding import PartitionSpec as P
 from jaxobj.config import ConfigError, build_optimizer
 from jaxobj.config.experiment import Config
 from jaxobj.config.objective import find_term_path, term_paths
+from jaxobj.objective import Learnable, Objective, Term
 from jaxobj.train.diagnosis import Diagnosis, diagnose_history
 from jaxobj.train.history import History, MetricsWriter
 from jaxobj.train.interrupt import StopRequest
@@ -387,19 +388,26 @@ def _default_of(fn, key):
   return param.default
 
 
-def _learned_values(objective, params) -> dict[str, jax.Array]:
+def _learnables(term: Term) -> dict[str, Learnable]:
+  """A term's learned arguments by name (its objective params are stored under them)."""
+  slots = [*zip(term.input_names, term.inputs), *term.kwargs]
+  return {k: v for k, v in slots if isinstance(v, Learnable)}
+
+
+def _learned_values(objective: Objective, params: dict[str, Any]) -> dict[str, jax.Array]:
   """``param/<path>``: each scalar learned value of the objective, as its terms see
   it (a learnable's transform applied; weighting schemes' params as stored)."""
   out = {}
   terms = objective.terms()
   for owner, tree in params.items():
     term = terms.get(owner)
+    learnables = _learnables(term) if term is not None else {}
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
       if leaf.size != 1:
         continue
       name = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
-      if term is not None and name in term._learnables:
-        leaf = term._learnables[name].value(leaf)
+      if name in learnables:
+        leaf = learnables[name].value(leaf)
       out[f"param/{owner}/{name}"] = jnp.reshape(leaf, ())
   return out
 
