@@ -57,7 +57,7 @@ MGDA = jo.MGDA()
 
 def mgda_params_step(params, batch):
   losses, grads = jo.value_and_task_grad(_losses)(params, batch)
-  shared, _, _ = MGDA.combine(grads["encoder"], MGDA.init(losses.shape[0]))
+  shared, _, _ = MGDA.update(grads["encoder"], MGDA.init(losses.shape[0]))
   return losses, shared, jax.tree.map(lambda g: jnp.sum(g, 0), grads["heads"])
 
 
@@ -65,7 +65,7 @@ def mgda_representation_step(params, batch):
   losses, rep_grads, pullback = jo.representation_task_grads(
     _encoder, _heads, params["encoder"], params["heads"], batch
   )
-  update, _, _ = MGDA.combine(rep_grads, MGDA.init(losses.shape[0]))
+  update, _, _ = MGDA.update(rep_grads, MGDA.init(losses.shape[0]))
   shared, heads = pullback(update)
   return losses, shared, heads
 
@@ -73,7 +73,7 @@ def mgda_representation_step(params, batch):
 def _strategy_step(strategy):
   def step(params, batch):
     losses, grads = jo.value_and_task_grad(_losses)(params, batch)
-    update, _, _ = strategy.combine(grads["encoder"], strategy.init(losses.shape[0]), losses=losses)
+    update, _, _ = strategy.update(grads["encoder"], strategy.init(losses.shape[0]), losses=losses)
     return losses, update
 
   return step

@@ -21,7 +21,7 @@ P = 8  # gradient length of the matrix cases: every case shares the compiled fun
 
 @functools.cache
 def _combine(strategy):
-  return jax.jit(lambda g, s, l: strategy.combine(g, s, losses=l))
+  return jax.jit(lambda g, s, l: strategy.update(g, s, losses=l))
 
 
 def run(strategy, grads, state=None, losses=None, **init):
@@ -105,7 +105,7 @@ def test_value_and_task_grad_equals_one_grad_per_task():
     )
 
 
-def test_value_and_task_grad_reads_a_multitask_objectives_task_losses():
+def test_value_and_task_grad_reads_a_multitask_evaluations_task_losses():
   obj = jo.multitask(
     {
       "fit": jo.term(jaxobj.squared_error, "p", "y"),
@@ -115,21 +115,37 @@ def test_value_and_task_grad_reads_a_multitask_objectives_task_losses():
   )
   y = jnp.asarray([0.0, 1.0, -2.0])
   params = obj.init()
-  fn = lambda w: obj.apply(params, p=w * jnp.arange(3.0), y=y)
-  (losses, info), grads = jax.jit(jo.value_and_task_grad(fn, tasks=obj))(jnp.float32(0.7))
-  assert jo.task_loss_keys(obj) == ("loss/fit", "loss/robust")
+  fn = lambda w: obj.evaluate(params, p=w * jnp.arange(3.0), y=y)
+  (losses, evaluation), grads = jax.jit(jo.value_and_task_grad(fn))(jnp.float32(0.7))
+  assert isinstance(evaluation, jo.Evaluation)
+  info = evaluation.info
   np.testing.assert_allclose(losses, [info["loss/fit"], info["loss/robust"]])
   for t, name in enumerate(["fit", "robust"]):
-    want = jax.grad(lambda w, name=name: fn(w)[1][f"loss/{name}"])(jnp.float32(0.7))
+    want = jax.grad(lambda w, name=name: fn(w).values[name])(jnp.float32(0.7))
     np.testing.assert_allclose(float(grads[t]), float(want), rtol=1e-6)
-  (_, _), by_name = jo.value_and_task_grad(fn, tasks=["robust", "fit"])(jnp.float32(0.7))
-  np.testing.assert_allclose(by_name[::-1], grads)
-  nested = jo.group("mtl", obj)
-  assert jo.task_loss_keys(nested) == ("loss/mtl/fit", "loss/mtl/robust")
-  with pytest.raises(ValueError, match="exactly one"):
-    jo.task_loss_keys(jo.term(jaxobj.squared_error, "p", "y"))
-  with pytest.raises(KeyError, match="loss/fitt"):
-    jo.value_and_task_grad(fn, tasks=["fitt", "robust"])(jnp.float32(0.7))
+  # A nested node is found by its path; with two nodes, node= picks one.
+  two = jo.group("mtl", obj) + jo.multitask(
+    {"rev": jo.term(jaxobj.absolute_error, "p", "y")}, name="other"
+  )
+  fn2 = lambda w: two.evaluate(
+    {"mtl/uncertainty_weighting": params["uncertainty_weighting"]}, p=w * jnp.arange(3.0), y=y
+  )
+  (nested, _), nested_grads = jo.value_and_task_grad(fn2, node="mtl/uncertainty_weighting")(
+    jnp.float32(0.7)
+  )
+  np.testing.assert_allclose(nested, losses, rtol=1e-6)
+  np.testing.assert_allclose(nested_grads, grads, rtol=1e-6)
+  with pytest.raises(ValueError, match="2 jo.multitask nodes.*node="):
+    jo.value_and_task_grad(fn2)(jnp.float32(0.7))
+  with pytest.raises(KeyError, match="other"):
+    jo.value_and_task_grad(fn2, node="mtl")(jnp.float32(0.7))
+  single = jo.term(jaxobj.squared_error, "p", "y")
+  with pytest.raises(ValueError, match="no jo.multitask node"):
+    jo.value_and_task_grad(lambda w: single.evaluate(p=w * jnp.arange(3.0), y=y))(jnp.float32(0.7))
+  with pytest.raises(TypeError, match="evaluate"):
+    jo.value_and_task_grad(lambda w: obj.apply(params, p=w * jnp.arange(3.0), y=y))(
+      jnp.float32(0.7)
+    )
 
 
 def test_value_and_task_grad_rejects_a_scalar_loss():
@@ -284,7 +300,7 @@ def test_graddrop_keeps_one_sign_per_element_and_follows_the_sign_purity():
   strategy = jo.GradDrop()
   with jax.enable_x64(True):
     grads = jnp.asarray(g)
-    updates = jax.jit(jax.vmap(lambda k: strategy.combine(grads, strategy.init(3, key=k))[0]))(keys)
+    updates = jax.jit(jax.vmap(lambda k: strategy.update(grads, strategy.init(3, key=k))[0]))(keys)
   updates = f64(updates)
   is_pos = np.isclose(updates, positive, rtol=1e-12)
   assert np.all(is_pos | np.isclose(updates, negative, rtol=1e-12))
@@ -360,7 +376,7 @@ def test_mgda_normalizations_weight_the_raw_gradients():
       np.testing.assert_allclose(f64(info["weights"]), w_ref, atol=1e-5)
       np.testing.assert_allclose(f64(u), f64(info["weights"]) @ g, rtol=1e-9)
   with pytest.raises(ValueError, match="losses="):
-    jo.MGDA(normalize="loss").combine(jnp.asarray(g), jo.MGDA().init(3))
+    jo.MGDA(normalize="loss").update(jnp.asarray(g), jo.MGDA().init(3))
   with pytest.raises(ValueError, match="normalize"):
     jo.MGDA(normalize="L2")
 
@@ -795,29 +811,29 @@ def test_state_and_call_must_agree_on_the_task_count():
   grads = jnp.ones((2, 3))
   for strategy in (jo.PCGrad(), jo.GradNorm(), jo.MGDA()):
     with pytest.raises(ValueError, match=r"made for 3 tasks.*stack 2 tasks.*num_tasks=2"):
-      strategy.combine(grads, strategy.init(3), losses=jnp.ones(2))
+      strategy.update(grads, strategy.init(3), losses=jnp.ones(2))
   with pytest.raises(ValueError, match="does not fit"):
-    jo.DBMTL().combine(grads, jo.DBMTL().init(2, like=jnp.zeros(4)), losses=jnp.ones(2))
+    jo.DBMTL().update(grads, jo.DBMTL().init(2, like=jnp.zeros(4)), losses=jnp.ones(2))
   with pytest.raises(ValueError, match=r"losses has shape \(3,\)"):
-    jo.GradNorm().combine(grads, jo.GradNorm().init(2), losses=jnp.ones(3))
+    jo.GradNorm().update(grads, jo.GradNorm().init(2), losses=jnp.ones(3))
   with pytest.raises(ValueError, match="losses="):
-    jo.GradNorm().combine(grads, jo.GradNorm().init(2))
+    jo.GradNorm().update(grads, jo.GradNorm().init(2))
   with pytest.raises(ValueError, match="num_tasks"):
     jo.MGDA().init(0)
   with pytest.raises(ValueError, match="task_weights"):
-    jo.WeightedSum([1.0, 2.0, 3.0]).combine(grads, jo.WeightedSum().init(2))
+    jo.WeightedSum([1.0, 2.0, 3.0]).update(grads, jo.WeightedSum().init(2))
 
 
 def test_malformed_gradient_stacks():
   s = jo.MGDA()
   with pytest.raises(ValueError, match="different numbers of tasks"):
-    s.combine({"a": jnp.ones((2, 3)), "b": jnp.ones((3,))}, s.init(2))
+    s.update({"a": jnp.ones((2, 3)), "b": jnp.ones((3,))}, s.init(2))
   with pytest.raises(TypeError, match="floating"):
-    s.combine(jnp.ones((2, 3), jnp.int32), s.init(2))
+    s.update(jnp.ones((2, 3), jnp.int32), s.init(2))
   with pytest.raises(ValueError, match="scalar"):
-    s.combine({"a": jnp.ones((2, 3)), "b": jnp.float32(1.0)}, s.init(2))
+    s.update({"a": jnp.ones((2, 3)), "b": jnp.float32(1.0)}, s.init(2))
   with pytest.raises(ValueError, match="empty"):
-    s.combine({}, s.init(2))
+    s.update({}, s.init(2))
 
 
 def test_low_precision_gradients_keep_their_dtype():

@@ -2,6 +2,8 @@
 written by hand, tracing behaviour, schedules, weighting schemes and misuse."""
 
 import math
+import subprocess
+import sys
 
 import chex
 import jax
@@ -199,9 +201,9 @@ def test_stop_gradient_counts_in_the_value_but_not_the_gradient():
   assert float(info["weight/huber_loss"]) == 1.0  # its weight in the value
 
 
-def test_combine_names_terms_by_key():
+def test_weighted_sum_names_terms_by_key():
   batch = _batch()
-  obj = jo.combine(
+  obj = jo.weighted_sum(
     {
       "fit": jo.term(jaxobj.squared_error, "batch.y", None),
       "robust": jo.term(jaxobj.absolute_error, "batch.y", None),
@@ -418,15 +420,81 @@ def test_learnable_initial_values_are_checked_before_tracing():
     obj.init(jax.random.key(0))
 
 
-def test_update_state_with_incomplete_info_says_what_is_missing():
-  obj = jo.multitask(
-    {"a": jo.term(jaxobj.squared_error, "p", "y"), "b": jo.term(jaxobj.absolute_error, "p", "y")},
-    jo.DynamicWeightAverage(),
-  )
+def test_previous_must_be_an_evaluation_of_the_same_objective():
+  tasks = {
+    "a": jo.term(jaxobj.squared_error, "p", "y"),
+    "b": jo.term(jaxobj.absolute_error, "p", "y"),
+  }
+  obj = jo.multitask(tasks, jo.FAMO())
   state = obj.init_state()
-  _, info = obj.apply(state=state, p=jnp.ones(2), y=jnp.zeros(2))
-  with pytest.raises(ValueError, match=r"info has no 'loss/b'.*whole info dict"):
-    obj.update_state(state, {"loss/a": info["loss/a"]})
+  data = {"p": jnp.ones(2), "y": jnp.zeros(2)}
+  _, info = obj.apply(state=state, **data)
+  with pytest.raises(TypeError, match="previous= takes an Evaluation"):
+    obj.evaluate(state=state, previous=info, **data)
+  other = jo.multitask(tasks, jo.FAMO(), name="other").evaluate(
+    state={"other": state["famo"]}, **data
+  )
+  with pytest.raises(ValueError, match=r"no task losses for 'famo'.*\['other'\]"):
+    obj.evaluate(state=state, previous=other, **data)
+  with pytest.raises(ValueError, match=r"weighting state.*evaluation's \.state"):
+    obj.evaluate(**data)
+
+
+def test_evaluation_is_a_pytree_whose_info_is_applys():
+  obj = jo.multitask({"cls": CE, "reg": HUBER}, jo.UncertaintyWeighting()) + 1e-3 * L2
+  mp, batch = _model_params(), _batch()
+  params = obj.init()
+  params["uncertainty_weighting"]["log_variance"]["reg"] = jnp.float32(0.5)
+  _, info = _composed(mp, batch, obj, params)
+  evaluation = jax.jit(
+    lambda mp, batch: obj.evaluate(params, outputs=_outputs(mp, batch), batch=batch, model=mp)
+  )(mp, batch)
+  assert isinstance(evaluation, jo.Evaluation)
+  assert evaluation.info.keys() == info.keys()
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), evaluation.info, info)
+  assert set(evaluation.values) == {"cls", "reg", "l2_penalty"}
+  assert set(evaluation.groups) == {"uncertainty_weighting"}
+  _close(
+    evaluation.task_losses["uncertainty_weighting"], jnp.stack([info["loss/cls"], info["loss/reg"]])
+  )
+  assert evaluation.state == {}
+  leaves, treedef = jax.tree.flatten(evaluation)
+  assert jax.tree.unflatten(treedef, leaves).info.keys() == info.keys()
+
+
+def test_a_reduction_taking_function_must_return_the_pair():
+  def mean_only(x, *, reduction="mean"):
+    return jnp.mean(x)  # ignores reduction
+
+  with pytest.raises(TypeError, match=r"returned a value of shape \(\).*reduce_loss.*without"):
+    jo.term(mean_only, "p").apply(p=jnp.ones(3))
+
+  def three(x, *, reduction="mean"):
+    return jnp.sum(x), jnp.float32(3.0), jnp.float32(1.0)
+
+  with pytest.raises(TypeError, match=r"tuple of shapes \[\(\), \(\), \(\)\]"):
+    jo.term(three, "p").apply(p=jnp.ones(3))
+
+  # The fixes the message names: end with reduce_loss, or drop reduction (a plain term).
+  def fixed(x, *, where=None, reduction="mean"):
+    return jaxobj.reduce_loss(jnp.square(x), where=where, reduction=reduction)
+
+  p, where = jnp.arange(4.0), jnp.array([True, True, False, True])
+  value, info = jo.term(fixed, "p", where="w").apply(p=p, w=where)
+  _close(value, (0.0 + 1.0 + 9.0) / 3.0)
+  assert float(info["count/fixed"]) == 3.0
+  value, info = jo.term(lambda x: mean_only(x), "p", name="plain").apply(p=p)
+  _close(value, 1.5)
+  assert float(info["count/plain"]) == 1.0
+
+
+def test_importing_the_objective_starts_no_jax_backend():
+  code = (
+    "import jaxobj.objective\n"
+    "from jax._src import xla_bridge\n"
+    "assert not xla_bridge._backends, sorted(xla_bridge._backends)\n"
+  )
+  subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_plain_function_terms_count_once_when_accumulated():

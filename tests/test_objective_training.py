@@ -100,14 +100,15 @@ def test_nnx_module_keeps_weighting_state():
   module = ObjectiveModule(obj)
   assert len(jax.tree.leaves(nnx.state(module, ObjectiveState))) == 3
   for scale in (1.0, 0.5):
-    _, info = module(p=jnp.array([2.0 * scale]))
-    module.update_state(info)
-  state = module.objective.update_state(
-    obj.init_state(), obj.apply(state=obj.init_state(), p=jnp.array([2.0]))[1]
-  )
+    evaluation = module.evaluate(p=jnp.array([2.0 * scale]))
+    module.set_state(evaluation.state)
+  state = obj.evaluate(state=obj.init_state(), p=jnp.array([2.0])).state
   np.testing.assert_allclose(
     float(module.state["dynamic_weight_average"]["before_last"][0]),
     float(state["dynamic_weight_average"]["last"][0]),
+  )
+  np.testing.assert_allclose(
+    np.asarray(module.state["dynamic_weight_average"]["last"][...]), [1.0, 1.0]
   )
 
 
@@ -137,14 +138,15 @@ def _functional_step(carry, x, batch):
 
   def loss_fn(params):
     mp, op = params
-    return CHECKPOINTED.apply(
+    evaluation = CHECKPOINTED.evaluate(
       op, state=state, outputs=_functional_model(mp, x), batch=batch, model=mp
     )
+    return evaluation.total, evaluation
 
-  (loss, info), grads = jax.value_and_grad(loss_fn, has_aux=True)((mp, op))
+  (loss, evaluation), grads = jax.value_and_grad(loss_fn, has_aux=True)((mp, op))
   updates, opt = TX.update(grads, opt, (mp, op))
   mp, op = optax.apply_updates((mp, op), updates)
-  state = CHECKPOINTED.update_state(state, info)
+  state = evaluation.state
   return (mp, op, state, opt), loss
 
 

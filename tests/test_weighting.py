@@ -58,11 +58,17 @@ def test_dynamic_weight_average_follows_loss_ratios():
   history = []
   for scale in (1.0, 0.5, 0.8):
     y = Y * scale
-    _, info = obj.apply(state=state, y=y)
+    evaluation = obj.evaluate(state=state, y=y)
     if len(history) < 2:
-      np.testing.assert_allclose(_weights(info), 1.0)
+      np.testing.assert_allclose(_weights(evaluation.info), 1.0)
     history.append(L * scale ** np.array([2, 1, 2]))
-    state = obj.update_state(state, info)
+    state = evaluation.state
+    # The update rule in NumPy: the new record shifts the last one back.
+    dwa = state["dynamic_weight_average"]
+    np.testing.assert_allclose(np.asarray(dwa["last"]), history[-1], rtol=1e-6)
+    before = history[-2] if len(history) > 1 else np.ones(3)
+    np.testing.assert_allclose(np.asarray(dwa["before_last"]), before, rtol=1e-6)
+    assert int(dwa["records"]) == min(len(history), 2)
   _, info = obj.apply(state=state, y=Y)
   r = history[-1] / history[-2]
   expected = 3 * np.exp(r / 2) / np.sum(np.exp(r / 2))
@@ -86,15 +92,18 @@ def test_famo_total_weights_and_logit_updates():
   state = obj.init_state()
   logits, m, v = np.zeros(3), np.zeros(3), np.zeros(3)
   for t, (before, after) in enumerate([(1.0, 0.7), (0.7, 0.6), (0.6, 0.2)], start=1):
-    _, info_before = obj.apply(state=state, y=Y * before)
+    evaluation_before = obj.evaluate(state=state, y=Y * before)
+    evaluation = obj.evaluate(state=state, y=Y * after, previous=evaluation_before)
     value, info_after = obj.apply(state=state, y=Y * after)
+    assert evaluation.info.keys() == info_after.keys()
+    jax.tree.map(np.testing.assert_array_equal, evaluation.info, info_after)
     lb = L * before ** np.array([2, 1, 2])
     la = L * after ** np.array([2, 1, 2])
     z = np.exp(logits) / np.exp(logits).sum()
     c = np.sum(z / (la + 1e-8))
     np.testing.assert_allclose(float(value), np.sum(z * np.log(la + 1e-8)) / c, rtol=1e-5)
     np.testing.assert_allclose(_weights(info_after), z / (c * (la + 1e-8)), rtol=1e-5)
-    state = obj.update_state(state, info_after, previous=info_before)
+    state = evaluation.state
     logits, m, v = _famo_reference(lb, la, logits, m, v, t)
     np.testing.assert_allclose(np.asarray(state["famo"]["logits"]), logits, rtol=1e-4, atol=1e-7)
 
@@ -102,12 +111,11 @@ def test_famo_total_weights_and_logit_updates():
 def test_famo_without_previous_uses_the_last_update():
   obj = jo.multitask(TASKS, jo.FAMO())
   state = obj.init_state()
-  _, info = obj.apply(state=state, y=Y)
-  state = obj.update_state(state, info)  # first record: logits unchanged
+  first = obj.evaluate(state=state, y=Y)
+  state = first.state  # first record: logits unchanged
   np.testing.assert_array_equal(np.asarray(state["famo"]["logits"]), 0.0)
-  _, info2 = obj.apply(state=state, y=Y * 0.5)
-  explicit = obj.update_state(obj.update_state(obj.init_state(), info), info2, previous=info)
-  implicit = obj.update_state(state, info2)
+  explicit = obj.evaluate(state=state, y=Y * 0.5, previous=first).state
+  implicit = obj.evaluate(state=state, y=Y * 0.5).state
   np.testing.assert_allclose(
     np.asarray(implicit["famo"]["logits"]), np.asarray(explicit["famo"]["logits"])
   )
@@ -141,9 +149,12 @@ def test_tasks_can_be_groups_and_state_sees_their_values():
     {"a": TASKS["mse"] + TASKS["mae"], "b": TASKS["l2"]}, jo.DynamicWeightAverage()
   )
   state = obj.init_state()
-  _, info = obj.apply(state=state, y=Y)
-  np.testing.assert_allclose(float(info["loss/a"]), L[0] + L[1], rtol=1e-6)
-  state = obj.update_state(state, info)
+  evaluation = obj.evaluate(state=state, y=Y)
+  np.testing.assert_allclose(float(evaluation.info["loss/a"]), L[0] + L[1], rtol=1e-6)
+  np.testing.assert_allclose(
+    np.asarray(evaluation.task_losses["dynamic_weight_average"]), [L[0] + L[1], L[2]], rtol=1e-6
+  )
+  state = evaluation.state
   np.testing.assert_allclose(
     np.asarray(state["dynamic_weight_average"]["last"]), [L[0] + L[1], L[2]], rtol=1e-6
   )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -99,34 +96,11 @@ def reduce_total(total: ArrayLike, count: ArrayLike, reduction: str) -> Reduced:
       "Return the per-element values instead (reduce_loss(..., reduction='none'))."
     )
   total, count = jnp.asarray(total), jnp.asarray(count)
-  sink = _COUNT_SINK.get()
-  if sink is not None:
-    sink.append(count)
   if reduction == "sum_and_count":
     return total, count.astype(total.dtype)
   if reduction == "sum":
     return total
   return total / jnp.where(count > 0, count, 1.0)
-
-
-# Objectives normalize exactly across microbatches and devices by carrying each
-# term's (sum, count) to the end. The count is the mean's denominator, which
-# only the loss knows (its masks, weights, ignored labels), so reduce_loss
-# reports it to whoever is listening.
-_COUNT_SINK: contextvars.ContextVar[list | None] = contextvars.ContextVar(
-  "jaxobj_count_sink", default=None
-)
-
-
-@contextlib.contextmanager
-def recording_counts():
-  """Collects the denominator of every ``reduce_loss`` call made inside (at trace time)."""
-  counts: list[jax.Array] = []
-  token = _COUNT_SINK.set(counts)
-  try:
-    yield counts
-  finally:
-    _COUNT_SINK.reset(token)
 
 
 def masked_fill(

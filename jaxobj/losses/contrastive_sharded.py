@@ -18,7 +18,7 @@ from jaxobj._src import checks
 from jaxobj._src import contrastive_blockwise as blockwise
 from jaxobj._src.embedding_pairs import pair
 from jaxobj._src.examples import contrastive as examples
-from jaxobj._src.reduce import recording_counts, reduce_total
+from jaxobj._src.reduce import reduce_total
 from jaxobj.losses.contrastive import CLIP_LOG_TEMPERATURE, SIGLIP_BIAS, SIGLIP_LOG_TEMPERATURE
 from jaxobj.registry import register
 
@@ -72,29 +72,31 @@ def _on_mesh(
   hyper = (jnp.asarray(log_temperature, x.dtype), jnp.asarray(bias, x.dtype))
 
   if reduction != "none":
-    kw["reduction"] = "sum"  # the count is reported outside shard_map, below
+    # The whole batch's (sum, count), psummed inside and so replicated: the
+    # reduction is finished outside shard_map.
+    kw["reduction"] = "sum_and_count"
 
   def local(data, hyper):
-    with recording_counts() as counts:
-      out = blockwise.blockwise_loss(
-        kind,
-        data["x"],
-        data["y"],
-        *hyper,
-        axis_name=axis_name,
-        where=data.get("where"),
-        weights=data.get("weights"),
-        **kw,
-      )
-    return out, counts[0] if counts else jnp.zeros((), out.dtype)
+    return blockwise.blockwise_loss(
+      kind,
+      data["x"],
+      data["y"],
+      *hyper,
+      axis_name=axis_name,
+      where=data.get("where"),
+      weights=data.get("weights"),
+      **kw,
+    )
 
-  out_spec = jax.P(axis_name) if reduction == "none" else jax.P()
-  out, count = jax.shard_map(
-    local, mesh=mesh, in_specs=(jax.P(axis_name), jax.P()), out_specs=(out_spec, jax.P())
-  )(data, hyper)
   if reduction == "none":
+    out = jax.shard_map(
+      local, mesh=mesh, in_specs=(jax.P(axis_name), jax.P()), out_specs=jax.P(axis_name)
+    )(data, hyper)
     return out.reshape(batch_shape)
-  return reduce_total(out, count, reduction)
+  total, count = jax.shard_map(
+    local, mesh=mesh, in_specs=(jax.P(axis_name), jax.P()), out_specs=(jax.P(), jax.P())
+  )(data, hyper)
+  return reduce_total(total, count, reduction)
 
 
 def _scale_loss(kind, image_embeddings, text_embeddings, log_temperature, bias, *, mesh=None, **kw):

@@ -145,7 +145,12 @@ def token_cross_entropy(
   * a positive number :math:`N`: ``"mean"`` is the (weighted) sum over valid
     tokens divided by :math:`N`, e.g. ``batch * max_len`` so that the
     gradient's scale does not depend on how much of a batch is padding;
-    ``"none"`` and ``"sum"`` are as for ``"tokens"``.
+    ``"none"`` and ``"sum"`` are as for ``"tokens"``. :math:`N` is the budget
+    of the tokens this call sees: ``"sum_and_count"`` gives ``(sum, N)``, so
+    an objective that splits a batch into microbatches or device shards adds
+    their budgets. Give each part's budget (``microbatch * max_len``) and the
+    whole batch is divided by their sum, as one call with the whole batch's
+    budget would be.
 
   ``sum(loss(reduction="none")) == loss(reduction="sum")`` in every mode. With
   the defaults the value is PyTorch's ``F.cross_entropy`` over the flattened
@@ -227,9 +232,12 @@ def token_cross_entropy(
     values = values + z_loss * jnp.square(log_z)
 
   token_weights = _token_weights(mask, weights, normalize, segment_ids, shape)
-  if isinstance(normalize, str) or reduction != "mean":
+  if isinstance(normalize, str) or reduction in ("none", "sum"):
     return reduce_loss(values, where=mask, weights=token_weights, reduction=reduction)
-  return reduce_loss(values, where=mask, weights=weights, reduction="sum") / normalize
+  # A constant normalizer is the mean's denominator (the token budget of this
+  # call): "sum_and_count" returns it as the count, so budgets add over parts.
+  total = reduce_loss(values, where=mask, weights=weights, reduction="sum")
+  return reduce_total(total, normalize, reduction)
 
 
 @register("sequence", inputs=sequence_examples.LINEAR)
@@ -386,10 +394,10 @@ def fused_linear_cross_entropy(
     coef = jnp.ones(shape, dtype)
   coef = numerics.vary_like(coef.astype(dtype).reshape(-1), h2)
   total = fused_xent.weighted_total(h2, y2, coef, w, hyper, opts, blocks)
-  count = jnp.sum(coef)
-  if isinstance(normalize, str):
-    return reduce_total(total, count, reduction)
-  return reduce_total(total, count, "sum") / (normalize if reduction == "mean" else 1)
+  # A constant normalizer replaces the token count as the mean's denominator
+  # (and as the count of "sum_and_count"), as in token_cross_entropy.
+  count = jnp.sum(coef) if isinstance(normalize, str) else normalize
+  return reduce_total(total, count, reduction)
 
 
 def _check_targets_in_vocab(y, mask, vocab: int) -> None:

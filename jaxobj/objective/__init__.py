@@ -13,11 +13,11 @@
 from jaxobj.objective.accumulate import accumulate_value_and_grad
 from jaxobj.objective.cache import cached_value_and_grad
 from jaxobj.objective.core import (
+  Evaluation,
   Learnable,
   Objective,
   Ref,
   Term,
-  combine,
   group,
   learnable,
   named,
@@ -25,6 +25,7 @@ from jaxobj.objective.core import (
   regularizer,
   stop_gradient,
   term,
+  weighted_sum,
 )
 from jaxobj.objective.gradients import (
   DBMTL,
@@ -45,7 +46,6 @@ from jaxobj.objective.gradients import (
   gradient_info,
   representation_task_grads,
   task_gradient_transform,
-  task_loss_keys,
   value_and_task_grad,
 )
 from jaxobj.objective.schedules import (
@@ -69,11 +69,11 @@ from jaxobj.objective.weighting import (
 )
 
 __all__ = [
+  "Evaluation",
   "Learnable",
   "Objective",
   "Ref",
   "Term",
-  "combine",
   "group",
   "learnable",
   "named",
@@ -81,6 +81,7 @@ __all__ = [
   "regularizer",
   "stop_gradient",
   "term",
+  "weighted_sum",
   "DBMTL",
   "IMTLG",
   "MGDA",
@@ -99,7 +100,6 @@ __all__ = [
   "gradient_info",
   "representation_task_grads",
   "task_gradient_transform",
-  "task_loss_keys",
   "value_and_task_grad",
   "Schedule",
   "constant",

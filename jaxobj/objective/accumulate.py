@@ -128,7 +128,10 @@ def accumulate(
 
   def combined(params, sums):
     stats_ = {p: (sums[p], counts[p]) for p in sums}
-    return objective.combine(objective_params_of(params), stats_, step=step, state=state, key=key)
+    evaluation = objective.finalize(
+      objective_params_of(params), stats_, step=step, state=state, key=key
+    )
+    return evaluation.total, evaluation.info
 
   (total, info), (direct, g_sums) = jax.value_and_grad(combined, argnums=(0, 1), has_aux=True)(
     params, sums

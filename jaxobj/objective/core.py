@@ -13,14 +13,18 @@ Evaluation is pure and runs in two steps, so normalization stays exact when a
 batch is split over microbatches or devices:
 
 1. :meth:`Objective.statistics` evaluates every term to ``(sum, count)``: the
-   loss summed over its valid elements and the mean's denominator (reported by
-   ``reduce_loss``). Sums and counts add across microbatches and ``psum``
-   across devices.
-2. :meth:`Objective.combine` turns the statistics into term values
-   ``sum / count`` and the weighted total, and returns ``(total, info)`` with
-   every term's value, effective weight (∂ total / ∂ term) and count.
+   loss summed over its valid elements and the mean's denominator, which the
+   loss returns itself when called with ``reduction="sum_and_count"``. Sums
+   and counts add across microbatches and ``psum`` across devices.
+2. :meth:`Objective.finalize` turns the statistics into term values
+   ``sum / count`` and the weighted total, and returns an :class:`Evaluation`:
+   the total, every term's value, effective weight (∂ total / ∂ term) and
+   count, the totals of named groups, the task-loss vector of every multi-task
+   node, and the weighting state that follows from them.
 
-:meth:`Objective.apply` does both (with an optional ``psum`` in between).
+:meth:`Objective.evaluate` does both (with an optional ``psum`` in between);
+:meth:`Objective.apply` returns ``(evaluation.total, evaluation.info)``, the
+flat dict for logging and for ``jax.value_and_grad(..., has_aux=True)``.
 """
 
 from __future__ import annotations
@@ -38,13 +42,14 @@ import numpy as np
 
 from jaxobj import registry
 from jaxobj._src import checks, numerics
-from jaxobj._src.reduce import recording_counts
+from jaxobj.objective._tree import branch, check_name, check_unique
 from jaxobj.objective.schedules import Schedule
 
 Stats = dict[str, tuple[jax.Array, jax.Array]]
 
 __all__ = [
   "Objective",
+  "Evaluation",
   "Ref",
   "Learnable",
   "Term",
@@ -54,7 +59,7 @@ __all__ = [
   "learnable",
   "group",
   "named",
-  "combine",
+  "weighted_sum",
   "stop_gradient",
 ]
 
@@ -223,9 +228,73 @@ class _Env:
     if self.step is None:
       raise ValueError(
         f"{who} depends on the training step; pass step=... to "
-        "apply()/combine() (an integer or an integer array)."
+        "apply()/evaluate()/finalize() (an integer or an integer array)."
       )
     return self.step
+
+
+class _Record:
+  """What one traversal of the tree collects besides the total: the totals of
+  named groups and multi-task nodes, and each multi-task node's task losses."""
+
+  def __init__(self):
+    self.named: dict[str, jax.Array] = {}
+    self.task_losses: dict[str, jax.Array] = {}
+
+
+# ---------------------------------------------------------------- the record
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  """The structured record of one evaluation of an objective (a JAX pytree).
+
+  What :meth:`Objective.evaluate` and :meth:`Objective.finalize` return. It
+  passes through ``jax.jit``, ``jax.lax.scan`` and the ``aux`` of
+  ``jax.value_and_grad(..., has_aux=True)`` like any pytree.
+
+  Attributes:
+    total: the objective's value.
+    values: every term's value, by term path (``"group/name"``).
+    weights: every term's effective weight, ∂ total / ∂ value (a
+      ``stop_gradient`` term counts with its weight in the value).
+    counts: every term's element count: the loss's mean denominator over the
+      whole batch, or 1 for a plain function (such as a regularizer), whose
+      value is the mean of its evaluations over microbatches or devices.
+    groups: the totals of named groups and multi-task nodes, by path.
+    task_losses: the ``(T,)`` vector of task values of every multi-task node,
+      by the node's path, in the order of its tasks.
+    state: the objective's weighting state after this evaluation (``{}``
+      when it has none): pass it as ``state=`` to the next evaluation.
+  """
+
+  total: jax.Array
+  values: dict[str, jax.Array]
+  weights: dict[str, jax.Array]
+  counts: dict[str, jax.Array]
+  groups: dict[str, jax.Array]
+  task_losses: dict[str, jax.Array]
+  state: dict[str, Any]
+
+  @property
+  def info(self) -> dict[str, jax.Array]:
+    """The flat logging dict: ``"loss"`` (the total), ``"loss/<path>"``,
+    ``"weight/<path>"`` and ``"count/<path>"`` for every term, and
+    ``"loss/<path>"`` for every named group and multi-task node."""
+    info = {"loss": self.total}
+    for p, v in self.values.items():
+      info[f"loss/{p}"] = v
+      info[f"weight/{p}"] = self.weights[p]
+      info[f"count/{p}"] = self.counts[p]
+    info.update({f"loss/{p}": v for p, v in self.groups.items()})
+    return info
+
+
+jax.tree_util.register_dataclass(
+  Evaluation,
+  data_fields=["total", "values", "weights", "counts", "groups", "task_losses", "state"],
+  meta_fields=[],
+)
 
 
 # ---------------------------------------------------------------- the tree
@@ -245,7 +314,7 @@ class Objective:
     raise NotImplementedError
 
   def _total(
-    self, values: Mapping[str, jax.Array], env: _Env, prefix: str, named: dict[str, jax.Array]
+    self, values: Mapping[str, jax.Array], env: _Env, prefix: str, record: _Record
   ) -> jax.Array:
     raise NotImplementedError
 
@@ -253,6 +322,10 @@ class Objective:
     raise NotImplementedError
 
   # --- introspection
+
+  def nodes(self) -> dict[str, Objective]:
+    """The named nodes (terms, groups, multi-task nodes) by full path."""
+    return dict(self._nodes(""))
 
   def terms(self) -> dict[str, Term]:
     """The leaf terms by full path (``"group/name"``)."""
@@ -263,7 +336,7 @@ class Objective:
     return {p: n for p, n in self._nodes("") if hasattr(n, "_init_params")}
 
   def __repr__(self):
-    return "\n".join(["Objective"] + _branch(_parts(self)))
+    return "\n".join(["Objective"] + branch(_parts(self)))
 
   # --- params and state
 
@@ -283,7 +356,11 @@ class Objective:
     return params
 
   def init_state(self) -> dict[str, Any]:
-    """Explicit state of stateful weighting schemes (DWA, FAMO); ``{}`` if none."""
+    """Explicit state of stateful weighting schemes (DWA, FAMO); ``{}`` if none.
+
+    Pass it as ``state=`` to :meth:`evaluate`; the evaluation's ``.state`` is
+    the state that follows (for the next step).
+    """
     state = {}
     for path, node in sorted(self._owners().items()):
       s = node._init_state()
@@ -291,13 +368,28 @@ class Objective:
         state[path] = s
     return state
 
-  def update_state(self, state, info, previous=None) -> dict[str, Any]:
-    """New state from this step's ``info`` (and, for FAMO, the ``info`` before the step)."""
-    self._check_tree("state", state, self.init_state())
+  def _state_after(self, state, task_losses, previous) -> dict[str, Any]:
+    """The state after an evaluation with these task losses (and, for FAMO,
+    ``previous``: an earlier evaluation of the same batch)."""
+    if previous is not None and not isinstance(previous, Evaluation):
+      raise TypeError(
+        f"previous= takes an Evaluation (what objective.evaluate returns) of the same "
+        f"batch before the model update, got {type(previous).__name__}."
+      )
     new = dict(state)
     for path, node in self._owners().items():
-      if path in state:
-        new[path] = node._update_state(path, state[path], info, previous)
+      if path not in state:
+        continue
+      before = None
+      if previous is not None:
+        if path not in previous.task_losses:
+          raise ValueError(
+            f"previous= has no task losses for {path!r} (it has "
+            f"{sorted(previous.task_losses)}); pass an evaluation of this objective."
+          )
+        before = jax.lax.stop_gradient(previous.task_losses[path])
+      losses = jax.lax.stop_gradient(task_losses[path])
+      new[path] = node._next_state(state[path], losses, before)
     return new
 
   # --- evaluation
@@ -312,8 +404,83 @@ class Objective:
       path: t._statistics(params.get(path), data, step, path) for path, t in self.terms().items()
     }
 
-  def combine(self, params, stats: Stats, *, step=None, state=None, key=None):
-    """``(total, info)`` from (possibly accumulated or psummed) statistics.
+  def finalize(
+    self, params=None, stats: Stats | None = None, *, step=None, state=None, key=None, previous=None
+  ) -> Evaluation:
+    """The :class:`Evaluation` from (possibly accumulated or psummed) statistics.
+
+    Args:
+      params: this objective's params (see :meth:`apply`).
+      stats: what :meth:`statistics` returned, summed over microbatches or
+        devices.
+      step, state, key: as in :meth:`apply`.
+      previous: an earlier :class:`Evaluation` of the same batch (before the
+        model update), for FAMO's exact state update; see :meth:`evaluate`.
+    """
+    params = self._checked_params(params)
+    state = self._checked_state(state)
+    terms = self.terms()
+    missing = sorted(set(terms) - set(stats or {}))
+    if missing:
+      raise ValueError(
+        f"finalize() got no statistics for term(s) {missing}; pass the "
+        "dict that objective.statistics() returns."
+      )
+    values = {p: terms[p]._value(*stats[p]) for p in terms}
+    env = _Env(params, state, step, key)
+    record = _Record()
+    total = self._total(values, env, "", record)
+    weights = jax.grad(
+      lambda v: self._total(v, dataclasses.replace(env, for_weights=True), "", _Record())
+    )(jax.lax.stop_gradient(values))
+    counts = {p: stats[p][1] if terms[p].contract else jnp.float32(1.0) for p in terms}
+    return Evaluation(
+      total=total,
+      values=values,
+      weights=weights,
+      counts=counts,
+      groups=record.named,
+      task_losses=record.task_losses,
+      state=self._state_after(state, record.task_losses, previous),
+    )
+
+  def evaluate(
+    self, params=None, *, state=None, step=None, key=None, axis_name=None, previous=None, **data
+  ) -> Evaluation:
+    """The structured :class:`Evaluation` of one batch.
+
+    Arguments as for :meth:`apply`, and:
+
+    Args:
+      previous: an earlier :class:`Evaluation` of the same batch, made before
+        the model update. FAMO then updates its state from the change of every
+        task loss across the update (the paper's algorithm); without it, the
+        losses of the last evaluation stand in for "before".
+
+    Returns:
+      An :class:`Evaluation`; its ``.info`` is what :meth:`apply` returns with
+      the total, and its ``.state`` the weighting state for the next step.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxobj
+      >>> from jaxobj import objective as jo
+      >>> obj = jo.multitask({"a": jo.term(jaxobj.squared_error, "p", None),
+      ...                     "b": jo.term(jaxobj.absolute_error, "p", None)},
+      ...                    jo.DynamicWeightAverage())
+      >>> state = obj.init_state()
+      >>> for p in (4.0, 2.0):
+      ...   ev = obj.evaluate(state=state, p=jnp.array([p]))
+      ...   state = ev.state
+      >>> print(ev.task_losses["dynamic_weight_average"], state["dynamic_weight_average"]["last"])
+      [4. 2.] [4. 2.]
+    """
+    stats = self.statistics(params, step=step, **data)
+    if axis_name is not None:
+      stats = _psum_over_devices(self.terms(), stats, axis_name)
+    return self.finalize(params, stats, step=step, state=state, key=key, previous=previous)
+
+  def apply(self, params=None, *, step=None, state=None, key=None, axis_name=None, **data):
+    """``(total, info)`` for one batch: :meth:`evaluate`'s total and ``info``.
 
     ``info`` is a flat dict: ``"loss"`` (the total), and for every term
     ``"loss/<path>"`` (its value), ``"weight/<path>"`` (the effective weight,
@@ -322,33 +489,7 @@ class Objective:
     mean denominator over the whole batch, or 1 for a plain function such as
     a regularizer, whose value is the mean of its evaluations over
     microbatches or devices); named groups and tasks add ``"loss/<path>"``.
-    """
-    params = self._checked_params(params)
-    state = self._checked_state(state)
-    terms = self.terms()
-    missing = sorted(set(terms) - set(stats))
-    if missing:
-      raise ValueError(
-        f"combine() got no statistics for term(s) {missing}; pass the "
-        "dict that objective.statistics() returns."
-      )
-    values = {p: terms[p]._value(*stats[p]) for p in terms}
-    env = _Env(params, state, step, key)
-    named: dict[str, jax.Array] = {}
-    total = self._total(values, env, "", named)
-    weights = jax.grad(
-      lambda v: self._total(v, dataclasses.replace(env, for_weights=True), "", {})
-    )(jax.lax.stop_gradient(values))
-    info = {"loss": total}
-    for p in terms:
-      info[f"loss/{p}"] = values[p]
-      info[f"weight/{p}"] = weights[p]
-      info[f"count/{p}"] = stats[p][1] if terms[p].contract else jnp.float32(1.0)
-    info.update({f"loss/{p}": v for p, v in named.items()})
-    return total, info
-
-  def apply(self, params=None, *, step=None, state=None, key=None, axis_name=None, **data):
-    """``(total, info)`` for one batch; see :meth:`combine` for ``info``.
+    A stateful objective's next state is in :meth:`evaluate`'s result.
 
     Args:
       params: this objective's params (``init``'s result; ``None`` or ``{}``
@@ -369,17 +510,16 @@ class Objective:
       **data: the sources term inputs are read from, e.g.
         ``outputs=..., batch=..., model=model_params``.
     """
-    stats = self.statistics(params, step=step, **data)
-    if axis_name is not None:
-      stats = _psum_over_devices(self.terms(), stats, axis_name)
-    return self.combine(params, stats, step=step, state=state, key=key)
+    evaluation = self.evaluate(params, state=state, step=step, key=key, axis_name=axis_name, **data)
+    return evaluation.total, evaluation.info
 
   __call__ = apply
 
   # --- checks
 
   def _checked_params(self, params):
-    expected = jax.eval_shape(lambda: self.init(_DUMMY_KEY))
+    # The key is made inside eval_shape (abstractly), never at import time.
+    expected = jax.eval_shape(lambda: self.init(jax.random.key(0)))
     if params is None and not expected:
       return {}
     self._check_tree("params", params, expected)
@@ -391,8 +531,8 @@ class Objective:
       if expected:
         raise ValueError(
           f"this objective has weighting state ({', '.join(expected)}); pass "
-          "state=objective.init_state() to apply() and update it with "
-          "objective.update_state(state, info)."
+          "state=objective.init_state() to evaluate() (or apply()), and the "
+          "evaluation's .state to the next one."
         )
       return {}
     self._check_tree("state", state, expected)
@@ -421,7 +561,7 @@ class Objective:
 
   def __add__(self, other):
     if isinstance(other, Objective):
-      return Sum(_summands(self) + _summands(other))
+      return Sum(summands(self) + summands(other))
     if isinstance(other, (int, float)) and other == 0:
       return self  # so that builtin sum() works
     return _no_constant("add", other)
@@ -453,9 +593,6 @@ class Objective:
     return NotImplemented
 
 
-_DUMMY_KEY = jax.random.key(0)
-
-
 def _no_constant(verb, other):
   raise TypeError(
     f"cannot {verb} {other!r} to an objective: a constant changes no gradient "
@@ -464,22 +601,14 @@ def _no_constant(verb, other):
   )
 
 
-def _summands(obj):
+def summands(obj: Objective) -> list[Objective]:
+  """The parts of a sum (the objective itself when it is not a sum)."""
   return list(obj.children) if isinstance(obj, Sum) else [obj]
 
 
 def _parts(obj) -> list[list[str]]:
   """The lines of each summand, so a sum prints as siblings under its parent."""
-  return [c._lines() for c in _summands(obj)]
-
-
-def _branch(children_lines: list[list[str]]) -> list[str]:
-  out = []
-  for i, lines in enumerate(children_lines):
-    last = i == len(children_lines) - 1
-    out.append(("└── " if last else "├── ") + lines[0])
-    out.extend(("    " if last else "│   ") + line for line in lines[1:])
-  return out
+  return [c._lines() for c in summands(obj)]
 
 
 # ---------------------------------------------------------------- leaves
@@ -494,13 +623,13 @@ class Term(Objective):
   inputs: tuple
   kwargs: tuple
   reduction: str = "mean"
-  contract: bool = True  # fn reduces with reduce_loss: evaluated as (sum, count)
+  contract: bool = True  # fn takes reduction=: evaluated as (sum, count) by "sum_and_count"
   input_names: tuple = ()  # fn's names for the positional inputs
 
   def _nodes(self, prefix):
     yield prefix + self.name, self
 
-  def _total(self, values, env, prefix, named):
+  def _total(self, values, env, prefix, record):
     return values[prefix + self.name]
 
   def _lines(self):
@@ -573,16 +702,22 @@ class Term(Objective):
           "jaxobj contract (it takes reduction=...)."
         )
       return out.astype(jnp.float32), jnp.float32(1.0)
-    with recording_counts() as counts:
-      total = self.fn(*args, reduction="sum", **kwargs)
-    if len(counts) != 1:
-      raise ValueError(
-        f"term {path!r}: {_name(self.fn)} reduced {len(counts)} times, so its element "
-        "count (the mean's denominator) is ambiguous. Build the term with "
-        "exact=False to use the function's own mean (averaged over microbatches "
-        "and devices, exact only when they hold equal counts)."
+    out = self.fn(*args, reduction="sum_and_count", **kwargs)
+    if not (isinstance(out, tuple) and len(out) == 2 and all(np.shape(x) == () for x in out)):
+      got = (
+        f"a tuple of shapes {[np.shape(x) for x in out]}"
+        if isinstance(out, tuple)
+        else f"a value of shape {np.shape(out)}"
       )
-    return jnp.asarray(total, jnp.float32), counts[0].astype(jnp.float32)
+      raise TypeError(
+        f"term {path!r}: {_name(self.fn)} takes reduction=, so the term calls it with "
+        f"reduction='sum_and_count' for its (sum, count), but it returned {got}. End "
+        "the function with `return jaxobj.reduce_loss(values, where=..., weights=..., "
+        "reduction=reduction)` (it returns the pair), or wrap it in a function without "
+        "a reduction parameter to make it a plain scalar term (count 1)."
+      )
+    total, count = out
+    return jnp.asarray(total, jnp.float32), jnp.asarray(count, jnp.float32)
 
   def _value(self, total, count):
     """The term's value from its (accumulated) statistics.
@@ -613,7 +748,8 @@ def _input_names(fn, n) -> tuple[str, ...]:
   return tuple(names[:n])
 
 
-def _takes_reduction(fn) -> bool:
+def takes_reduction(fn: Callable) -> bool:
+  """Whether ``fn`` has a ``reduction`` parameter (the jaxobj loss contract)."""
   try:
     return "reduction" in inspect.signature(fn).parameters
   except (TypeError, ValueError):
@@ -628,30 +764,30 @@ def term(
   *inputs,
   name: str | None = None,
   reduction: str = "mean",
-  exact: bool = True,
   **kwargs,
 ) -> Term:
   """Makes ``fn`` a named term of an objective, with explicitly chosen inputs.
 
   Args:
-    fn: any jaxobj loss (or a function with the same contract), a regularizer,
-      or any function returning a scalar.
+    fn: any jaxobj loss (or a function with the same contract: it takes
+      ``reduction`` and returns the pair ``(sum, count)`` for
+      ``reduction="sum_and_count"``, as :func:`jaxobj.reduce_loss` does), a
+      regularizer, or any function returning a scalar (a plain term, count 1).
     *inputs: positional inputs: strings are paths into ``apply``'s data
       (``"outputs.logits"``, ``"batch.labels"``, ``"model"``); arrays are
       constants; :func:`learnable` values are learned.
     name: the term's name in ``info`` and ``repr`` (default ``fn.__name__``).
     reduction: ``"mean"`` (the term's value is its sum over the count of valid
       elements, exact across microbatches and devices) or ``"sum"``.
-    exact: with ``False``, call ``fn`` with its default reduction and treat the
-      result as a plain scalar (count 1); needed only for functions that reduce
-      more than once.
     **kwargs: keyword arguments of ``fn``. ``where`` and ``weights`` given as
       strings are paths; for any other keyword use :func:`ref` for a path,
       :func:`learnable` for a learned value, or a schedule for a value that
       follows the training step.
 
   Raises:
-    TypeError: ``fn`` is not callable or does not take these arguments.
+    TypeError: ``fn`` is not callable or does not take these arguments; at
+      evaluation, ``fn`` takes ``reduction`` but does not return the pair
+      ``(sum, count)`` for ``reduction="sum_and_count"``.
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
@@ -671,7 +807,7 @@ def term(
   if "reduction" in kwargs:
     raise TypeError("term(): pass reduction= as the term's own argument, not as a keyword of fn.")
   if name is not None:
-    _check_name(name)
+    check_name(name)
   inputs = tuple(Ref(v) if isinstance(v, str) else v for v in inputs)
   kw = {k: Ref(v) if k in _PATH_KEYWORDS and isinstance(v, str) else v for k, v in kwargs.items()}
   _check_signature(fn, inputs, kw)
@@ -682,7 +818,7 @@ def term(
     inputs,
     tuple(sorted(kw.items())),
     reduction,
-    contract=exact and _takes_reduction(fn),
+    contract=takes_reduction(fn),
     input_names=_input_names(fn, len(inputs)),
   )
 
@@ -766,19 +902,19 @@ class Sum(Objective):
 
   def __init__(self, children):
     object.__setattr__(self, "children", tuple(children))
-    _check_unique(self)
+    check_unique([path for path, _ in self._nodes("")])
 
   def _nodes(self, prefix):
     for c in self.children:
       yield from c._nodes(prefix)
 
-  def _total(self, values, env, prefix, named):
-    return sum(c._total(values, env, prefix, named) for c in self.children)
+  def _total(self, values, env, prefix, record):
+    return sum(c._total(values, env, prefix, record) for c in self.children)
 
   def _lines(self):
     if len(self.children) == 1:
       return self.children[0]._lines()
-    return ["sum"] + _branch([c._lines() for c in self.children])
+    return ["sum"] + branch([c._lines() for c in self.children])
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -789,7 +925,7 @@ class Scaled(Objective):
   def _nodes(self, prefix):
     yield from self.child._nodes(prefix)
 
-  def _total(self, values, env, prefix, named):
+  def _total(self, values, env, prefix, record):
     w = self.weight
     if isinstance(w, Learnable):
       raise TypeError(
@@ -797,7 +933,7 @@ class Scaled(Objective):
       )
     if callable(w):
       w = w(env.step_for(f"the weight {w!r}"))
-    return w * self.child._total(values, env, prefix, named)
+    return w * self.child._total(values, env, prefix, record)
 
   def _lines(self):
     w = self.weight
@@ -821,7 +957,7 @@ def _scale(obj, weight):
     w = jnp.asarray(weight, jnp.float32)
     if w.ndim == 0:
       return Scaled(obj, w)
-    parts = _summands(obj)
+    parts = summands(obj)
     if w.ndim == 1 and w.shape[0] == len(parts) and len(parts) > 1:
       return Sum([Scaled(p, w[i]) for i, p in enumerate(parts)])
     names = [", ".join(p.terms()) for p in parts]
@@ -843,13 +979,13 @@ class Group(Objective):
     yield prefix + self.name, self
     yield from self.child._nodes(prefix + self.name + "/")
 
-  def _total(self, values, env, prefix, named):
-    total = self.child._total(values, env, prefix + self.name + "/", named)
-    named[prefix + self.name] = total
+  def _total(self, values, env, prefix, record):
+    total = self.child._total(values, env, prefix + self.name + "/", record)
+    record.named[prefix + self.name] = total
     return total
 
   def _lines(self):
-    return [f"[{self.name}]"] + _branch(_parts(self.child))
+    return [f"[{self.name}]"] + branch(_parts(self.child))
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -859,8 +995,8 @@ class StopGradient(Objective):
   def _nodes(self, prefix):
     yield from self.child._nodes(prefix)
 
-  def _total(self, values, env, prefix, named):
-    total = self.child._total(values, env, prefix, named)
+  def _total(self, values, env, prefix, record):
+    total = self.child._total(values, env, prefix, record)
     return total if env.for_weights else jax.lax.stop_gradient(total)
 
   def _lines(self):
@@ -880,7 +1016,7 @@ def group(name: str, objective: Objective) -> Objective:
     >>> print(loss, info["loss/aux/absolute_error"], info["weight/aux/absolute_error"])
     5.0 2.0 0.5
   """
-  _check_name(name)
+  check_name(name)
   return Group(name, objective)
 
 
@@ -891,21 +1027,23 @@ def stop_gradient(objective: Objective) -> Objective:
 
 def named(name: str, objective: Objective) -> Objective:
   """A term renamed, or any other objective as a named group."""
-  _check_name(name)
+  check_name(name)
   if isinstance(objective, Term):
     return dataclasses.replace(objective, name=name)
   return Group(name, objective)
 
 
-def combine(terms: Mapping[str, Objective], weights: Mapping[str, Any] | None = None) -> Objective:
+def weighted_sum(
+  terms: Mapping[str, Objective], weights: Mapping[str, Any] | None = None
+) -> Objective:
   """The (weighted) sum over a dict of terms, each named by its key.
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
     >>> from jaxobj import objective as jo
-    >>> obj = jo.combine({"mse": jo.term(jaxobj.squared_error, "p", "y"),
-    ...                   "mae": jo.term(jaxobj.absolute_error, "p", "y")},
-    ...                  weights={"mae": 0.5})
+    >>> obj = jo.weighted_sum({"mse": jo.term(jaxobj.squared_error, "p", "y"),
+    ...                        "mae": jo.term(jaxobj.absolute_error, "p", "y")},
+    ...                       weights={"mae": 0.5})
     >>> loss, info = obj.apply(p=jnp.array([2.0]), y=jnp.array([0.0]))
     >>> print(loss, info["weight/mae"])
     5.0 0.5
@@ -917,22 +1055,6 @@ def combine(terms: Mapping[str, Objective], weights: Mapping[str, Any] | None = 
   parts = [named(k, v) for k, v in terms.items()]
   parts = [weights[k] * p if k in weights else p for k, p in zip(terms, parts)]
   return Sum(parts)
-
-
-def _check_unique(obj: Objective) -> None:
-  seen: set[str] = set()
-  for path, _ in obj._nodes(""):
-    if path in seen:
-      raise ValueError(
-        f"two parts of this objective are named {path!r}; every term and group "
-        "needs its own name: jo.term(..., name=...) or jo.named(name, objective)."
-      )
-    seen.add(path)
-
-
-def _check_name(name):
-  if not isinstance(name, str) or not name or "/" in name:
-    raise ValueError(f"name {name!r}: names are non-empty strings without '/'.")
 
 
 def _psum_over_devices(terms: Mapping[str, Term], stats: Stats, axis_name) -> Stats:

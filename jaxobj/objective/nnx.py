@@ -32,7 +32,7 @@ import jax
 from flax import nnx
 
 from jaxobj.objective import accumulate as _accumulate
-from jaxobj.objective.core import Objective
+from jaxobj.objective.core import Evaluation, Objective
 
 __all__ = ["ObjectiveModule", "ObjectiveParam", "ObjectiveState", "accumulate_value_and_grad"]
 
@@ -42,7 +42,7 @@ class ObjectiveParam(nnx.Param):
 
 
 class ObjectiveState(nnx.Variable):
-  """Weighting-scheme state (DWA, FAMO): updated by ``update_state``, not by optimizers."""
+  """Weighting-scheme state (DWA, FAMO): set from an evaluation's ``.state``, not by optimizers."""
 
 
 def _is_variable(x):
@@ -79,22 +79,49 @@ class ObjectiveModule(nnx.Module):
 
   def __call__(self, *, step=None, key=None, axis_name=None, **data):
     """``(total, info)``: ``objective.apply`` with this module's params and state."""
+    evaluation = self.evaluate(step=step, key=key, axis_name=axis_name, **data)
+    return evaluation.total, evaluation.info
+
+  def evaluate(self, *, step=None, key=None, axis_name=None, previous=None, **data) -> Evaluation:
+    """``objective.evaluate`` with this module's params and state.
+
+    The module is not changed: keep the evaluation's weighting state with
+    :meth:`set_state` (once per step, after the gradient is taken).
+
+    Example:
+      >>> import jax.numpy as jnp, jaxobj
+      >>> from jaxobj import objective as jo
+      >>> from jaxobj.objective.nnx import ObjectiveModule
+      >>> module = ObjectiveModule(jo.multitask(
+      ...     {"a": jo.term(jaxobj.squared_error, "p", None),
+      ...      "b": jo.term(jaxobj.absolute_error, "p", None)}, jo.DynamicWeightAverage()))
+      >>> evaluation = module.evaluate(p=jnp.array([3.0]))
+      >>> module.set_state(evaluation.state)
+      >>> print(module.state["dynamic_weight_average"]["last"][...])
+      [9. 3.]
+    """
     state = _values(self.state) if self.state else None
-    return self.objective.apply(
-      self.param_values, step=step, state=state, key=key, axis_name=axis_name, **data
+    return self.objective.evaluate(
+      self.param_values,
+      state=state,
+      step=step,
+      key=key,
+      axis_name=axis_name,
+      previous=previous,
+      **data,
     )
 
-  def update_state(self, info, previous=None) -> None:
-    """Advances the weighting state in place (DWA, FAMO; a no-op otherwise)."""
+  def set_state(self, state) -> None:
+    """Stores a new weighting state (an evaluation's ``.state``) in the state variables."""
     if not self.state:
       return
-    new = self.objective.update_state(_values(self.state), info, previous)
+    self.objective._check_tree("state", state, self.objective.init_state())
     jax.tree.map(
       lambda var, value: (
         var.set_value(value) if hasattr(var, "set_value") else setattr(var, "value", value)
       ),
       self.state,
-      new,
+      state,
       is_leaf=_is_variable,
     )
 
@@ -128,8 +155,7 @@ def accumulate_value_and_grad(
   as an ``nnx.State`` of its ``wrt`` variables, ready for
   ``optimizer.update(module, grads)``: model params and objective params
   alike, with no leaf to wrap by hand. The weighting state (DWA, FAMO) is
-  read from the objective module; advance it afterwards with
-  ``module.<objective>.update_state(info)``.
+  read from the objective module and left as it is.
 
   Args:
     module: the module being trained.

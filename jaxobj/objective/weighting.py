@@ -7,8 +7,8 @@ scheme stays a pure function::
     obj = jo.multitask({"depth": depth_term, "seg": seg_term},
                        jo.UncertaintyWeighting(kinds={"seg": "classification"}))
     params, state = obj.init(key), obj.init_state()
-    loss, info = obj.apply(params, state=state, ...)   # info["weight/seg"], ...
-    state = obj.update_state(state, info)               # DWA and FAMO only
+    evaluation = obj.evaluate(params, state=state, ...)  # .info["weight/seg"], ...
+    state = evaluation.state                              # DWA and FAMO only
 
 The effective weight of each task (``info["weight/<task>"]``) is the derivative
 of the total with respect to the task's value, whatever the scheme.
@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxobj.objective.core import Objective, Sum, _branch, _check_name, _check_unique, named
+from jaxobj.objective._tree import branch, check_name, check_unique
+from jaxobj.objective.core import Objective, named
 
 __all__ = [
   "WeightingScheme",
@@ -49,7 +50,10 @@ class WeightingScheme:
   Override ``weigh`` and, when needed, ``init`` (learned params), ``init_state``
   and ``update_state`` (explicit state). All are pure functions; ``tasks`` is
   the tuple of task names, ``losses`` the float32 vector of task values in
-  that order.
+  that order. ``update_state(state, losses, previous)`` gives the state that
+  follows an evaluation with these task losses (``previous``: the losses of an
+  earlier evaluation of the same batch, or ``None``); the objective calls it
+  and returns the result as :attr:`Evaluation.state <jaxobj.objective.Evaluation>`.
 
   Example — a scheme that weights each task by the inverse of its initial loss
   (kept in state):
@@ -68,9 +72,8 @@ class WeightingScheme:
     >>> obj = jo.multitask({"a": jo.term(jaxobj.squared_error, "p", None),
     ...                     "b": jo.term(jaxobj.absolute_error, "p", None)}, InitialLossRatio())
     >>> state = obj.init_state()
-    >>> loss, info = obj.apply(state=state, p=jnp.array([4.0]))
-    >>> state = obj.update_state(state, info)
-    >>> loss, info = obj.apply(state=state, p=jnp.array([2.0]))
+    >>> state = obj.evaluate(state=state, p=jnp.array([4.0])).state
+    >>> info = obj.evaluate(state=state, p=jnp.array([2.0])).info
     >>> print(info["weight/a"], info["weight/b"])
     0.0625 0.25
   """
@@ -177,9 +180,11 @@ class DynamicWeightAverage(WeightingScheme):
      r_t = \frac{L_t^{(k-1)}}{L_t^{(k-2)}}
 
   where :math:`L^{(k-1)}, L^{(k-2)}` are the task losses recorded by the last
-  two ``update_state`` calls (the paper records epoch averages: average
-  ``info`` over an epoch and update once per epoch). Until two records exist the
-  weights are 1. The weights are constants for the gradient.
+  two evaluations whose ``.state`` was kept. The paper records epoch averages:
+  keep the state through an epoch and advance it once with the epoch's mean
+  task losses, ``scheme.update_state(state[path], mean_losses, None)``. Until
+  two records exist the weights are 1. The weights are constants for the
+  gradient.
 
   State: ``{"last": (T,), "before_last": (T,), "records": int32}``.
 
@@ -223,17 +228,18 @@ class FAMO(WeightingScheme):
      c = \sum_t \frac{z_t}{L_t - b_t + \epsilon} \ \text{(a constant)},
 
   so each task's effective weight is :math:`z_t / (c\,(L_t - b_t + \epsilon))`
-  and every step decreases all :math:`\log L_t` at a balanced rate. After the
-  model step, ``update_state`` moves :math:`\xi` along
+  and every step decreases all :math:`\log L_t` at a balanced rate. The state
+  after an evaluation moves :math:`\xi` along
   :math:`J_{\mathrm{softmax}}(\xi)^\top \delta`, with
   :math:`\delta_t = \log(L^{\text{before}}_t - b_t + \epsilon) -
   \log(L^{\text{after}}_t - b_t + \epsilon)`, using Adam with L2 weight decay
   (``learning_rate``, ``weight_decay``), as in the paper.
 
-  Call ``update_state(state, info_after, previous=info_before)`` with the task
-  losses on the same batch before and after the model update (the paper's
-  algorithm). Without ``previous``, the losses of the last ``update_state`` call
-  stand in for "before" (the cheaper variant that needs no second forward pass).
+  For the paper's algorithm, evaluate the same batch before and after the model
+  update and keep ``objective.evaluate(..., previous=before).state`` of the
+  second evaluation. Without ``previous``, the losses of the last evaluation
+  whose state was kept stand in for "before" (the cheaper variant that needs no
+  second forward pass).
 
   The task losses must exceed ``min_losses`` :math:`b` (0 by default).
 
@@ -353,12 +359,10 @@ class MultiTask(Objective):
     for _, child in self.tasks:
       yield from child._nodes(prefix)
 
-  def _task_losses(self, values, env, prefix, named):
-    return jnp.stack([c._total(values, env, prefix, named) for _, c in self.tasks])
-
-  def _total(self, values, env, prefix, named):
+  def _total(self, values, env, prefix, record):
     path = prefix + self.name
-    losses = self._task_losses(values, env, prefix, named)
+    losses = jnp.stack([c._total(values, env, prefix, record) for _, c in self.tasks])
+    record.task_losses[path] = losses
     total = self.scheme.weigh(
       env.params.get(path, {}),
       env.state.get(path, {}),
@@ -367,7 +371,7 @@ class MultiTask(Objective):
       step=env.step,
       key=env.key,
     )
-    named[path] = total
+    record.named[path] = total
     return total
 
   def _init_params(self, key):
@@ -376,26 +380,11 @@ class MultiTask(Objective):
   def _init_state(self):
     return self.scheme.init_state(self.task_names)
 
-  def _update_state(self, path, state, info, previous):
-    prefix = path[: len(path) - len(self.name)]
-
-    def losses(source, what):
-      keys = [f"loss/{prefix}{t}" for t in self.task_names]
-      missing = [k for k in keys if k not in source]
-      if missing:
-        raise ValueError(
-          f"update_state: {what} has no {', '.join(map(repr, missing))}, which "
-          f"{path!r} needs. Pass the whole info dict that objective.apply returned "
-          "for this objective (after jax.value_and_grad(..., has_aux=True), its aux)."
-        )
-      return jnp.stack([jnp.asarray(source[k], jnp.float32) for k in keys])
-
-    return self.scheme.update_state(
-      state, losses(info, "info"), None if previous is None else losses(previous, "previous")
-    )
+  def _next_state(self, state, losses, previous):
+    return self.scheme.update_state(state, losses, previous)
 
   def _lines(self):
-    return [f"[{self.name}] {self.scheme!r}"] + _branch([c._lines() for _, c in self.tasks])
+    return [f"[{self.name}] {self.scheme!r}"] + branch([c._lines() for _, c in self.tasks])
 
 
 def multitask(
@@ -405,9 +394,10 @@ def multitask(
 
   Each task (a term, or any objective, which becomes a named group) is named by
   its key; ``info`` has ``"loss/<task>"`` and, for every term, its effective
-  weight. The node itself is named ``name`` (default: the scheme's class name
-  in snake case); its learned values are ``params[name]`` and its state
-  ``state[name]``.
+  weight; an :class:`~jaxobj.objective.Evaluation` holds the node's task-loss
+  vector in ``task_losses[<node path>]``. The node itself is named ``name``
+  (default: the scheme's class name in snake case); its learned values are
+  ``params[name]`` and its state ``state[name]``.
 
   Example:
     >>> import jax, jax.numpy as jnp, jaxobj
@@ -430,13 +420,13 @@ def multitask(
   if len(tasks) < 1:
     raise ValueError("multitask() needs at least one task.")
   for t in tasks:
-    _check_name(t)
+    check_name(t)
   task_names = tuple(tasks)
   scheme.check(task_names)
   name = name or _snake(type(scheme).__name__)
-  _check_name(name)
+  check_name(name)
   node = MultiTask(name, tuple((t, named(t, o)) for t, o in tasks.items()), scheme)
-  _check_unique(Sum([node]))
+  check_unique([path for path, _ in node._nodes("")])
   return node
 
 

@@ -11,7 +11,7 @@ magnitudes (GradNorm, DB-MTL). Three pieces, all pure and ``jit``-able:
    respect to a shared representation: cheaper, the encoder runs backward once
    on the combined cotangent). Both give a stack with a leading task axis.
 2. **A strategy** (``jo.MGDA()``, ``jo.PCGrad()``, ...): ``state =
-   s.init(num_tasks)`` then ``update, state, info = s.combine(grads, state,
+   s.init(num_tasks)`` then ``update, state, info = s.update(grads, state,
    losses=losses)``. The state is an explicit pytree (PRNG keys, GradNorm's
    weights, EMAs) that checkpoints; ``info`` has the task weights, gradient
    norms and cosines (:func:`gradient_info` names them for logging).
@@ -29,7 +29,7 @@ Example — two tasks pulling a shared ``w`` apart; MGDA's update decreases both
 >>> state = strategy.init(num_tasks=2)
 >>> w = jnp.zeros(2)
 >>> losses, grads = jo.value_and_task_grad(task_losses)(w)   # grads: (2, 2), row t = dL_t/dw
->>> update, state, info = strategy.combine(grads, state)
+>>> update, state, info = strategy.update(grads, state)
 >>> print(jnp.round(info["weights"], 3), bool(jnp.all(grads @ update > 0)))
 [0.6 0.4] True
 
@@ -42,8 +42,8 @@ The same inside an optax chain, with a ``jo.multitask`` objective's task losses:
 >>> opt_state = tx.init(w)
 >>> @jax.jit
 ... def step(w, opt_state):
-...   (losses, info), grads = jo.value_and_task_grad(
-...       lambda w: obj.apply(w=w, a=a, b=b), tasks=obj)(w)
+...   (losses, evaluation), grads = jo.value_and_task_grad(
+...       lambda w: obj.evaluate(w=w, a=a, b=b))(w)
 ...   updates, opt_state = tx.update(grads, opt_state, w, task_losses=losses)
 ...   return optax.apply_updates(w, updates), opt_state, losses
 >>> w2, opt_state, before = step(w, opt_state)
@@ -84,7 +84,6 @@ from jaxobj.objective.gradients.task_grads import (
   RepresentationGrads,
   gradient_info,
   representation_task_grads,
-  task_loss_keys,
   value_and_task_grad,
 )
 from jaxobj.objective.gradients.transform import TaskGradientState, task_gradient_transform
@@ -106,7 +105,6 @@ __all__ = [
   "value_and_task_grad",
   "representation_task_grads",
   "RepresentationGrads",
-  "task_loss_keys",
   "gradient_info",
   "task_gradient_transform",
   "TaskGradientState",

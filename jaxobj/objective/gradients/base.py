@@ -6,7 +6,7 @@ A strategy is a frozen dataclass of hyperparameters with two pure methods:
   checkpoints like any pytree; ``state["step"]`` counts calls and
   ``state["weights"]`` holds the task weights of the last update (for GradNorm,
   the learned weights).
-- ``combine(grads, state, *, losses=None) -> (update, new_state, info)``:
+- ``update(grads, state, *, losses=None) -> (update, new_state, info)``:
   ``grads`` is a pytree whose every leaf stacks the task gradients on a leading
   axis of size ``T`` (what :func:`value_and_task_grad` returns; a ``(T, P)``
   matrix is such a pytree); ``update`` has the shape of one task's gradient.
@@ -143,10 +143,10 @@ def _describe(tree):
 class GradientStrategy:
   """Base class of the gradient strategies; see the module docstring.
 
-  Subclasses set ``needs_losses`` (``combine`` then requires ``losses=``),
+  Subclasses set ``needs_losses`` (``update`` then requires ``losses=``),
   ``uses_key`` (``state["key"]`` holds a PRNG key, split every call) and
   ``needs_like`` (``init`` needs ``like=``, a pytree shaped like one task's
-  gradient), and implement ``weights`` or override ``_combine``.
+  gradient), and implement ``weights`` or override ``_update``.
 
   Example — a strategy that gives every task a unit-norm gradient:
 
@@ -157,7 +157,7 @@ class GradientStrategy:
     ...   def weights(self, gram, state, *, losses=None, key=None):
     ...     return 1.0 / jnp.sqrt(jnp.diag(gram)), {}, {}   # weights, state updates, info
     >>> s = UnitNorms()
-    >>> update, state, info = s.combine(jnp.array([[3.0, 4.0], [0.0, 2.0]]), s.init(2))
+    >>> update, state, info = s.update(jnp.array([[3.0, 4.0], [0.0, 2.0]]), s.init(2))
     >>> print(update, info["weights"])
     [0.6 1.8] [0.2 0.5]
   """
@@ -203,7 +203,7 @@ class GradientStrategy:
 
   def check_state(self, state, num_tasks: int, grads=None) -> None:
     """Raises ``ValueError`` unless ``state`` was made by ``init`` for ``num_tasks`` tasks."""
-    who = f"{_name(self)}.combine"
+    who = f"{_name(self)}.update"
     if not isinstance(state, dict) or "weights" not in state:
       raise ValueError(
         f"{who}: state must be the dict made by {_name(self)}().init(num_tasks); "
@@ -235,12 +235,12 @@ class GradientStrategy:
 
   # --- combination
 
-  def combine(self, grads, state, *, losses=None):
+  def update(self, grads, state, *, losses=None):
     """Combines a stack of task gradients into one update.
 
     Args:
       grads: a pytree whose leaves stack the ``T`` task gradients on axis 0.
-      state: this strategy's state (from ``init`` or the last ``combine``).
+      state: this strategy's state (from ``init`` or the last ``update``).
       losses: the ``(T,)`` task losses; needed by GradNorm, DB-MTL and MGDA's
         loss normalizations, ignored by the others.
 
@@ -258,7 +258,7 @@ class GradientStrategy:
         malformed, or ``losses`` is missing or has the wrong shape.
       TypeError: a gradient leaf is not floating point.
     """
-    who = f"{_name(self)}.combine"
+    who = f"{_name(self)}.update"
     num_tasks = stack_size(grads, who)
     self.check_state(state, num_tasks, grads)
     dtype = compute_dtype(grads)
@@ -286,7 +286,7 @@ class GradientStrategy:
     new_state = dict(state)
     if self.uses_key:
       new_state["key"], key = split_state_key(state["key"])
-    update, extra_state, info = self._combine(grads, gram, state, losses, key)
+    update, extra_state, info = self._update(grads, gram, state, losses, key)
     new_state.update(extra_state)
     new_state["step"] = state["step"] + 1
     info = {
@@ -298,7 +298,7 @@ class GradientStrategy:
     new_state["weights"] = jnp.asarray(new_state.get("weights", info["weights"]), jnp.float32)
     return update, new_state, info
 
-  def _combine(self, grads, gram, state, losses, key):
+  def _update(self, grads, gram, state, losses, key):
     weights, extra_state, info = self.weights(gram, state, losses=losses, key=key)
     weights = jnp.where(jnp.isfinite(weights), weights, 0.0)
     extra_state = {"weights": weights, **extra_state}
@@ -306,4 +306,4 @@ class GradientStrategy:
 
   def weights(self, gram: jax.Array, state, *, losses=None, key=None):
     """``(weights (T,), state updates, info)`` from the Gram matrix of the task gradients."""
-    raise NotImplementedError(f"{_name(self)} combines gradients element-wise; use combine().")
+    raise NotImplementedError(f"{_name(self)} combines gradients element-wise; use update().")

@@ -3,7 +3,7 @@ r"""Multi-task gradient strategies: how the task gradients :math:`g_1..g_T` beco
 Notation: :math:`G` stacks the task gradients as rows, :math:`M = G G^\top` is
 their Gram matrix, :math:`\Delta` the probability simplex. Each class is a
 frozen dataclass of hyperparameters; see :class:`GradientStrategy` for the
-shared ``init``/``combine`` interface and :mod:`jaxobj.objective.gradients`
+shared ``init``/``update`` interface and :mod:`jaxobj.objective.gradients`
 for a usage guide.
 """
 
@@ -242,7 +242,7 @@ class GradDrop(GradientStrategy):
   seed: int = 0
   uses_key = True
 
-  def _combine(self, grads, gram, state, losses, key):
+  def _update(self, grads, gram, state, losses, key):
     leaves, treedef = jax.tree.flatten(grads)
     t = leaves[0].shape[0]
     if isinstance(self.leak, (int, float)):
@@ -679,7 +679,7 @@ class DBMTL(GradientStrategy):
       )
     }
 
-  def _combine(self, grads, gram, state, losses, key):
+  def _update(self, grads, gram, state, losses, key):
     step = (state["step"] + 1).astype(losses.dtype)
     beta = self.beta / step**self.beta_sigma
     scale = 1.0 / (losses + self.eps)

@@ -14,63 +14,71 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxobj.objective.core import Objective
+from jaxobj.objective.core import Evaluation, Objective
 
 __all__ = [
   "value_and_task_grad",
   "representation_task_grads",
   "RepresentationGrads",
-  "task_loss_keys",
   "gradient_info",
 ]
 
 
-def task_loss_keys(tasks) -> tuple[str, ...]:
-  """The ``info`` keys of the task losses: ``"loss/<task>"`` for each task.
-
-  ``tasks`` is a sequence of task names, or an objective holding exactly one
-  :func:`jo.multitask <jaxobj.objective.multitask>` node (its tasks, in order,
-  with the node's group prefix).
-  """
+def _task_names(tasks) -> tuple[str, ...]:
+  """Task names from a sequence of names, or from an objective holding exactly one
+  :func:`jo.multitask <jaxobj.objective.multitask>` node (its tasks, in order)."""
   if isinstance(tasks, Objective):
     from jaxobj.objective.weighting import MultiTask
 
-    nodes = [(p, n) for p, n in tasks._nodes("") if isinstance(n, MultiTask)]
+    nodes = [n for n in tasks.nodes().values() if isinstance(n, MultiTask)]
     if len(nodes) != 1:
       raise ValueError(
         f"tasks=objective: the objective holds {len(nodes)} jo.multitask nodes; "
         "pass one that holds exactly one, or the task names, "
         "tasks=('depth', 'seg')."
       )
-    path, node = nodes[0]
-    prefix = path[: len(path) - len(node.name)]
-    return tuple(f"loss/{prefix}{t}" for t in node.task_names)
+    return nodes[0].task_names
   if isinstance(tasks, str) or not isinstance(tasks, Sequence) or not tasks:
     raise ValueError(
       f"tasks={tasks!r}: pass a non-empty sequence of task names, or a jo.multitask objective."
     )
-  return tuple(f"loss/{t}" for t in tasks)
+  return tuple(tasks)
 
 
-def _task_losses(out, keys, has_aux, who):
+def _evaluation_losses(evaluation: Evaluation, node: str | None, who: str) -> jax.Array:
+  """The task-loss vector of one multi-task node of an evaluation."""
+  found = sorted(evaluation.task_losses)
+  if node is None:
+    if len(found) != 1:
+      raise ValueError(
+        f"{who}: the evaluation holds {len(found)} jo.multitask nodes ({found}); "
+        "pass node=<path> to say whose task losses to differentiate."
+        if found
+        else f"{who}: the evaluation holds no jo.multitask node, so it has no task "
+        "losses; build the objective with jo.multitask({...}), or return the (T,) "
+        "vector of task losses yourself."
+      )
+    node = found[0]
+  if node not in evaluation.task_losses:
+    raise KeyError(f"{who}(node={node!r}): the evaluation's multitask nodes are {found}.")
+  return evaluation.task_losses[node]
+
+
+def _task_losses(out, has_aux, node, who):
   """``(losses (T,), aux)`` from what the user's function returned."""
-  if keys is not None:
-    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
-      raise TypeError(
-        f"{who} with tasks=...: the function must return (total, info) as Objective.apply does."
-      )
-    info = out[1]
-    missing = [k for k in keys if k not in info]
-    if missing:
-      raise KeyError(
-        f"{who}: info has no {missing}; it has {sorted(k for k in info if k.startswith('loss/'))}."
-      )
-    losses, aux = jnp.stack([jnp.asarray(info[k]) for k in keys]), info
+  if isinstance(out, Evaluation):
+    losses, aux = _evaluation_losses(out, node, who), out
   elif has_aux:
     if not (isinstance(out, tuple) and len(out) == 2):
       raise TypeError(f"{who}(has_aux=True): the function must return (losses, aux).")
     losses, aux = out
   else:
+    if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict):
+      raise TypeError(
+        f"{who}: the function returned (total, info), as Objective.apply does; return "
+        "objective.evaluate(...) instead (an Evaluation), whose task losses are "
+        "differentiated."
+      )
     losses, aux = out, None
   losses = jnp.asarray(losses)
   if losses.ndim != 1 or losses.shape[0] < 1:
@@ -101,21 +109,23 @@ def value_and_task_grad(
   *,
   argnums: int | Sequence[int] = 0,
   has_aux: bool = False,
-  tasks=None,
+  node: str | None = None,
   batch_size: int | None = None,
 ) -> Callable:
   """Like ``jax.value_and_grad``, for a function returning a vector of task losses.
 
   Args:
     fun: ``fun(*args) -> losses`` of shape ``(T,)`` (or ``(losses, aux)`` with
-      ``has_aux``; or, with ``tasks``, ``(total, info)`` as ``Objective.apply``
-      returns).
+      ``has_aux``), or an :class:`~jaxobj.objective.Evaluation`
+      (``objective.evaluate(...)``): its multi-task node's task losses are
+      differentiated (the unweighted task values; the gradient strategy
+      replaces the objective's weighting).
     argnums: which positional argument(s) to differentiate (the shared
       params); an int or a tuple of ints.
     has_aux: ``fun`` returns ``(losses, aux)``.
-    tasks: task names, or a :func:`jo.multitask <jaxobj.objective.multitask>`
-      objective: the losses are then ``info["loss/<task>"]`` (the unweighted
-      task values; the gradient strategy replaces the objective's weighting).
+    node: with an evaluation holding several
+      :func:`jo.multitask <jaxobj.objective.multitask>` nodes, the path of the
+      one whose task losses are differentiated.
     batch_size: how many tasks are pulled back together: ``None`` (all ``T``,
       one batched backward pass, the fastest where there is parallelism to
       spare) or ``k`` (``jax.lax.map`` in chunks of ``k``; 1 is one backward
@@ -124,7 +134,7 @@ def value_and_task_grad(
   Returns:
     A function with ``fun``'s signature returning ``(value, grads)``.
     ``value`` is ``losses``, or ``(losses, aux)`` with ``has_aux``, or
-    ``(losses, info)`` with ``tasks``. ``grads`` has the structure of the
+    ``(losses, evaluation)`` when ``fun`` returns an evaluation. ``grads`` has the structure of the
     differentiated argument (a tuple of them for a tuple ``argnums``) with a
     leading task axis of size ``T`` on every leaf: ``grads[t]`` is the
     gradient of ``losses[t]``. One forward pass, and one batched backward pass
@@ -138,7 +148,6 @@ def value_and_task_grad(
     >>> print(losses, grads.tolist())
     [5. 9.] [[2.0, 4.0], [3.0, 3.0]]
   """
-  keys = None if tasks is None else task_loss_keys(tasks)
   nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
   who = "value_and_task_grad"
 
@@ -152,12 +161,12 @@ def value_and_task_grad(
       full = list(args)
       for i, a in zip(nums, diff):
         full[i] = a
-      return _task_losses(fun(*full, **kwargs), keys, has_aux, who)
+      return _task_losses(fun(*full, **kwargs), has_aux, node, who)
 
     losses, vjp, aux = jax.vjp(restricted, *[args[i] for i in nums], has_aux=True)
     grads = _one_hot_pullback(vjp, losses, batch_size)
     grads = grads[0] if isinstance(argnums, int) else grads
-    value = (losses, aux) if (has_aux or keys is not None) else losses
+    value = (losses, aux) if (has_aux or isinstance(aux, Evaluation)) else losses
     return value, grads
 
   return wrapped
@@ -181,7 +190,7 @@ def representation_task_grads(
   head_params,
   *args,
   has_aux: bool = False,
-  tasks=None,
+  node: str | None = None,
   batch_size: int | None = None,
   **kwargs,
 ) -> RepresentationGrads:
@@ -195,11 +204,11 @@ def representation_task_grads(
     encoder: ``encoder(encoder_params, *args, **kwargs) -> representation``
       (any pytree).
     heads: ``heads(head_params, representation, *args, **kwargs) -> losses``
-      of shape ``(T,)`` (or ``(losses, aux)`` with ``has_aux``, or
-      ``(total, info)`` with ``tasks``, as in :func:`value_and_task_grad`).
+      of shape ``(T,)`` (or ``(losses, aux)`` with ``has_aux``, or an
+      evaluation, as in :func:`value_and_task_grad`).
     encoder_params, head_params: the shared and the task-specific params.
     *args, **kwargs: the batch, passed to both.
-    has_aux, tasks, batch_size: as in :func:`value_and_task_grad`.
+    has_aux, node, batch_size: as in :func:`value_and_task_grad`.
 
   Returns:
     ``RepresentationGrads(value, grads, pullback)``: ``grads`` stacks the ``T``
@@ -215,17 +224,16 @@ def representation_task_grads(
     >>> heads = lambda h, z, x: jnp.stack([jnp.sum(h[0] * z), jnp.sum(h[1] * z ** 2)])
     >>> value, rep_grads, pullback = jo.representation_task_grads(
     ...     encoder, heads, 2.0, jnp.array([1.0, 1.0]), jnp.array([1.0, 3.0]))
-    >>> update, state, info = jo.WeightedSum().combine(rep_grads, jo.WeightedSum().init(2))
+    >>> update, state, info = jo.WeightedSum().update(rep_grads, jo.WeightedSum().init(2))
     >>> enc_grad, head_grads = pullback(update)
     >>> print(value, rep_grads.tolist(), enc_grad, head_grads)
     [ 8. 40.] [[1.0, 1.0], [4.0, 12.0]] 44.0 [ 8. 40.]
   """
-  keys = None if tasks is None else task_loss_keys(tasks)
   who = "representation_task_grads"
   rep, encoder_vjp = jax.vjp(lambda p: encoder(p, *args, **kwargs), encoder_params)
 
   def head_losses(hp, z):
-    return _task_losses(heads(hp, z, *args, **kwargs), keys, has_aux, who)
+    return _task_losses(heads(hp, z, *args, **kwargs), has_aux, node, who)
 
   losses, heads_vjp, aux = jax.vjp(head_losses, head_params, rep, has_aux=True)
   grads = _one_hot_pullback(lambda ct: heads_vjp(ct)[1], losses, batch_size)
@@ -235,7 +243,7 @@ def representation_task_grads(
     head_grads = heads_vjp(jnp.ones_like(losses))[0]
     return encoder_grads, head_grads
 
-  value = (losses, aux) if (has_aux or keys is not None) else losses
+  value = (losses, aux) if (has_aux or isinstance(aux, Evaluation)) else losses
   return RepresentationGrads(value, grads, pullback)
 
 
@@ -251,12 +259,12 @@ def gradient_info(info: dict, tasks) -> dict[str, jax.Array]:
     >>> import jax.numpy as jnp
     >>> from jaxobj import objective as jo
     >>> s = jo.MGDA()
-    >>> _, _, info = s.combine(jnp.array([[1.0, 0.0], [0.0, 2.0]]), s.init(2))
+    >>> _, _, info = s.update(jnp.array([[1.0, 0.0], [0.0, 2.0]]), s.init(2))
     >>> logs = jo.gradient_info(info, ["a", "b"])
     >>> print(sorted(logs), round(float(logs["grad_weight/a"]), 3))
     ['grad_cosine/a/b', 'grad_norm/a', 'grad_norm/b', 'grad_weight/a', 'grad_weight/b'] 0.8
   """
-  names = [k.split("/", 1)[1] for k in task_loss_keys(tasks)]
+  names = _task_names(tasks)
   if len(names) != info["weights"].shape[0]:
     raise ValueError(
       f"gradient_info: {len(names)} task names for {info['weights'].shape[0]} tasks in info."

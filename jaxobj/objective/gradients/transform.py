@@ -68,13 +68,13 @@ def task_gradient_transform(
     )
     losses = jax.ShapeDtypeStruct((num_tasks,), jnp.float32) if strategy.needs_losses else None
     _, _, info = jax.eval_shape(
-      lambda g, s, l: strategy.combine(g, s, losses=l), stacked, state, losses
+      lambda g, s, l: strategy.update(g, s, losses=l), stacked, state, losses
     )
     return TaskGradientState(state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), info))
 
   def update(updates, state, params=None, *, task_losses=None, **extra_args):
     del params, extra_args
-    combined, new_state, info = strategy.combine(updates, state.strategy, losses=task_losses)
+    combined, new_state, info = strategy.update(updates, state.strategy, losses=task_losses)
     return combined, TaskGradientState(new_state, info)
 
   return optax.GradientTransformationExtraArgs(init, update)
