@@ -14,9 +14,11 @@ the listing without the docs extras.
 
 from __future__ import annotations
 
+import ast
 import collections
 import importlib
 import inspect
+from types import ModuleType
 from typing import Any
 
 
@@ -59,7 +61,7 @@ def modules(family: str) -> tuple[dict[str, list[str]], list[str]]:
     module = importlib.import_module(module_name)
     registered = {s.fn.__name__ for s in registry.specs() if s.fn.__module__ == module_name}
     for name in getattr(module, "__all__", ()):
-      if name not in registered and _defined_in(getattr(module, name), module_name):
+      if name not in registered and _defined_in(module, name):
         names.append(name)
     names.sort(key=lambda name: _line(getattr(module, name)))
   main_first = sorted(owned, key=lambda m: -counts[m][family])
@@ -75,12 +77,18 @@ def _line(obj: Any) -> float:
     return float("inf")  # constants: after the functions
 
 
-def _defined_in(obj: Any, module_name: str) -> bool:
-  """Whether ``obj`` belongs on ``module_name``'s page, not on its origin's (a
-  re-exported function is documented where it is defined)."""
+def _defined_in(module: ModuleType, name: str) -> bool:
+  """Whether ``module`` defines ``name`` (a re-exported object is documented
+  where it is defined, not where it is imported)."""
+  obj = getattr(module, name)
   if inspect.isfunction(obj) or inspect.isclass(obj):
-    return obj.__module__ == module_name
-  return True  # constants carry no module: listed where ``__all__`` exports them
+    return inspect.unwrap(obj).__module__ == module.__name__
+  # A constant carries no module: look for its assignment in the source.
+  for node in ast.parse(inspect.getsource(module)).body:
+    targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+    if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+      return True
+  return False
 
 
 def markdown(family: str) -> str:
