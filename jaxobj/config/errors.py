@@ -14,7 +14,7 @@ class ConfigError(ValueError):
   it as is. ``source`` (the file) is filled in by the loader.
   """
 
-  def __init__(self, path: str, message: str, source: str | None = None):
+  def __init__(self, path: str, message: str, source: str | None = None) -> None:
     self.path = path
     self.message = " ".join(str(message).split())  # always one line
     self.source = source

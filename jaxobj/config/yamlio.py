@@ -61,11 +61,12 @@ _FLOAT = re.compile(
 @functools.cache
 def _loader() -> type:
   """The safe loader with duplicate-key checks and YAML 1.2 style floats."""
-  yaml = _yaml()
+  _yaml()  # one clear error when PyYAML is missing
+  import yaml
 
   class SafeLoader(yaml.SafeLoader):
-    def construct_mapping(self, node, deep=False):
-      seen = {}
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+      seen: dict[Any, int] = {}
       for key_node, _ in node.value:
         key = self.construct_object(key_node, deep=deep)
         try:
@@ -211,7 +212,7 @@ def override(config: dict[str, Any], assignments: Sequence[str]) -> dict[str, An
   return out
 
 
-def plain(x):
+def plain(x: Any) -> Any:
   """A copy of config data with every mapping a dict and every sequence a list.
 
   Shared parts (YAML aliases) are copied where they appear, counting every

@@ -30,7 +30,7 @@ import json
 import math
 import pathlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +41,9 @@ from jaxobj.config.errors import ConfigError
 from jaxobj.config.experiment import CompareSettings, Config
 from jaxobj.train.plots import pyplot
 from jaxobj.workloads import data as data_lib
+
+if TYPE_CHECKING:  # rich is imported when a summary is printed
+  from rich.console import Console
 
 __all__ = ["CompareResult", "curves", "fit", "run", "print_summary"]
 
@@ -157,6 +160,8 @@ def fit(
   ``w`` and ``b`` for a linear model.
   """
   f = settings.fit
+  if f is None:
+    raise ConfigError("compare.fit", "this comparison has no fit: section to fit the losses with.")
   steps = steps or f.steps
   if f.target not in batch:
     raise ConfigError(
@@ -268,6 +273,8 @@ def run(
   fits, references = {}, {}
   batch = None
   if settings.fit is not None:
+    if config.data is None:
+      raise ConfigError("data", "compare.fit fits the losses on data: add a data: section.")
     try:
       dataset = data_lib.DATASETS[config.data.name](**config.data.kwargs)
     except (ValueError, TypeError) as err:
@@ -393,7 +400,7 @@ def _save(plt, fig, path):
   return pathlib.Path(path)
 
 
-def print_summary(result: CompareResult, console) -> None:
+def print_summary(result: CompareResult, console: Console) -> None:
   """A table of the fitted parameters (with the references) and the files written."""
   from rich.table import Table
 

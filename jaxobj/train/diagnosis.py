@@ -52,9 +52,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+
+from jaxobj.train.history import History
 
 __all__ = ["Diagnosis", "PATTERNS", "diagnose", "diagnose_history", "objective_curve"]
 
@@ -148,11 +151,11 @@ def _ends(y: np.ndarray) -> tuple[float, float]:
 
 
 def diagnose(
-  train: Sequence[float],
-  val: Sequence[float] | None = None,
+  train: npt.ArrayLike,
+  val: npt.ArrayLike | None = None,
   *,
-  train_steps: Sequence[int] | None = None,
-  val_steps: Sequence[int] | None = None,
+  train_steps: npt.ArrayLike | None = None,
+  val_steps: npt.ArrayLike | None = None,
   noise_high: float = 0.12,
   noise_val: float = 0.05,
   rise: float = 0.05,
@@ -183,7 +186,7 @@ def diagnose(
     'overfitting'
   """
   t = np.asarray(train, np.float64)
-  v = None if val is None or len(val) == 0 else np.asarray(val, np.float64)
+  v = None if val is None or np.size(val) == 0 else np.asarray(val, np.float64)
   if len(t) < min_points:
     return Diagnosis("insufficient", f"{len(t)} training point(s)")
   ts = (
@@ -271,7 +274,7 @@ def diagnose(
   )
 
 
-def objective_curve(history, split: str) -> tuple[np.ndarray, np.ndarray]:
+def objective_curve(history: History, split: str) -> tuple[np.ndarray, np.ndarray]:
   """(steps, values) of the curve a run is diagnosed on.
 
   The sum of the terms' values times their *final* effective weights (so
@@ -282,17 +285,16 @@ def objective_curve(history, split: str) -> tuple[np.ndarray, np.ndarray]:
   terms = [k[len("count/") :] for k in keys if k.startswith("count/")]
   if not terms:
     return history.series("loss", split)
-  total = None
-  steps = None
+  steps, _ = history.series(f"loss/{terms[0]}", split)
+  parts = []
   for term in terms:
-    steps, values = history.series(f"loss/{term}", split)
+    _, values = history.series(f"loss/{term}", split)
     weight = history.last(f"weight/{term}", split)
-    part = values * (1.0 if weight is None else weight)
-    total = part if total is None else total + part
-  return steps, total
+    parts.append(values * (1.0 if weight is None else weight))
+  return steps, np.sum(parts, axis=0)
 
 
-def diagnose_history(history, **thresholds) -> Diagnosis:
+def diagnose_history(history: History, **thresholds: Any) -> Diagnosis:
   """:func:`diagnose` on a run's :class:`~jaxobj.train.history.History`."""
   t_steps, t = objective_curve(history, "train")
   v_steps, v = objective_curve(history, "val")

@@ -34,7 +34,7 @@ class MetricsWriter:
     fmt: ``"csv"`` or ``"jsonl"``.
   """
 
-  def __init__(self, path: str | pathlib.Path, columns: Sequence[str], fmt: str = "csv"):
+  def __init__(self, path: str | pathlib.Path, columns: Sequence[str], fmt: str = "csv") -> None:
     if fmt not in ("csv", "jsonl"):
       raise ValueError(f"fmt={fmt!r}; choose 'csv' or 'jsonl'.")
     self.path = pathlib.Path(path)
@@ -60,10 +60,10 @@ class MetricsWriter:
     if not self._file.closed:
       self._file.close()
 
-  def __enter__(self):
+  def __enter__(self) -> MetricsWriter:
     return self
 
-  def __exit__(self, *exc):
+  def __exit__(self, *exc: object) -> None:
     self.close()
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from typing import Any
 
 from jaxobj._src import sigint
 
@@ -35,10 +36,10 @@ class StopRequest:
   def __init__(
     self,
     message: str | None = "jaxobj: stopping at the next safe point (Ctrl-C again to stop at once).",
-  ):
+  ) -> None:
     self.message = message
     self.requested = False
-    self._previous = None
+    self._previous: Any = None
     self._installed = False
 
   def __enter__(self) -> StopRequest:
@@ -49,7 +50,7 @@ class StopRequest:
       self._handle(signal.SIGINT, None)
     return self
 
-  def __exit__(self, *exc) -> None:
+  def __exit__(self, *exc: object) -> None:
     if self._installed:
       signal.signal(signal.SIGINT, self._previous)
       self._installed = False

@@ -42,7 +42,7 @@ import math
 import pathlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -61,6 +61,9 @@ from jaxobj.train.interrupt import StopRequest
 from jaxobj.train.plots import plot_run
 from jaxobj.workloads import data as data_lib
 from jaxobj.workloads import models as model_lib
+
+if TYPE_CHECKING:  # rich is imported when a progress bar is shown
+  from rich.console import Console
 
 __all__ = ["RunResult", "Trainer", "run"]
 
@@ -108,11 +111,14 @@ class Trainer:
       tracing one step before anything runs.
   """
 
-  def __init__(self, config: Config):
+  def __init__(self, config: Config) -> None:
     if config.objective is None:
       raise ConfigError(
         "objective", "this config has no objective to train; run it with jaxobj compare."
       )
+    if config.data is None or config.model is None:
+      missing = "data" if config.data is None else "model"
+      raise ConfigError(missing, f"a training config needs a {missing}: section.")
     self.config = config
     settings = config.train
     self.dataset = _as_config_error(
@@ -142,7 +148,8 @@ class Trainer:
       self.dataset.train,
       seed=config.seed,
     )
-    self.graphdef, params, self.rest = nnx.split(self.model, nnx.Param, ...)
+    self.graphdef, params, *rest = nnx.split(self.model, nnx.Param, ...)
+    self.rest = rest[0]  # everything but the parameters (batch statistics, RNG state)
     self.objective = config.objective
     self.metrics = config.metrics
     key = jax.random.key(config.seed)
@@ -174,7 +181,7 @@ class Trainer:
     params, objective_params = trainable
     k_model, k_objective = jax.random.split(key)
     outputs = self._outputs(params, batch, k_model)
-    evaluation = self.objective.evaluate(
+    return self.objective.apply(
       objective_params,
       step=step,
       state=state or None,
@@ -184,7 +191,6 @@ class Trainer:
       model=nnx.to_pure_dict(params),
       mesh=self.mesh,
     )
-    return evaluation.total, evaluation
 
   def _shard(self, batch):
     if self.mesh is None:
@@ -204,13 +210,14 @@ class Trainer:
     key = jax.random.fold_in(self.key_train, step)
     k_batch, k_loss = jax.random.split(key)
     batch = self._batch(data, k_batch)
-    (_, evaluation), grads = jax.value_and_grad(self._loss, has_aux=True)(
+    (_, info), grads = jax.value_and_grad(self._loss, has_aux=True)(
       trainable, state, batch, step, k_loss
     )
-    info = {**evaluation.info, **_learned_values(self.objective, trainable[1])}
+    info = {**info, **_learned_values(self.objective, trainable[1])}
     updates, opt_state = self.tx.update(grads, opt_state, trainable)
     trainable = optax.apply_updates(trainable, updates)
-    state = evaluation.state
+    if state:
+      state = self.objective.update_state(state, info)
     return (trainable, state, opt_state), info
 
   @functools.partial(jax.jit, static_argnums=(0, 4))
@@ -486,7 +493,7 @@ def run(
   out_dir: str | pathlib.Path | None = None,
   *,
   progress: bool = True,
-  console=None,
+  console: Console | None = None,
   overwrite: bool = False,
   stop: StopRequest | None = None,
 ) -> RunResult:

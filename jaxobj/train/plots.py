@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import pathlib
+import types
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from jaxobj.train.history import History, term_keys
 __all__ = ["plot_run", "plot_loss_curves", "plot_weights", "plot_learned", "plot_metrics", "pyplot"]
 
 
-def pyplot():
+def pyplot() -> types.ModuleType:
   """matplotlib's pyplot, on the Agg backend (no display needed) unless pyplot is
   already in use (a notebook's inline backend, an interactive session)."""
   import sys

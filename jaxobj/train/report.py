@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from jaxobj.train.history import term_keys
+from jaxobj.train.loop import RunResult
+
+if TYPE_CHECKING:  # rich is imported when a summary is printed
+  from rich.console import Console
+  from rich.table import Table
 
 __all__ = ["summary_table", "print_summary"]
 
 
-def _fmt(v) -> str:
+def _fmt(v: float | None) -> str:
   if v is None:
     return "-"
   if not math.isfinite(v):
@@ -17,7 +23,7 @@ def _fmt(v) -> str:
   return f"{v:.4g}"
 
 
-def summary_table(result):
+def summary_table(result: RunResult) -> Table:
   """A rich Table: each term's weight and its last train, last and best validation values."""
   from rich.table import Table
 
@@ -45,7 +51,7 @@ def summary_table(result):
   return table
 
 
-def print_summary(result, console) -> None:
+def print_summary(result: RunResult, console: Console) -> None:
   """Prints the table, the diagnosis and where the files are."""
   console.print(summary_table(result))
   d = result.diagnosis

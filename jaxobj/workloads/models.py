@@ -15,7 +15,7 @@ objective as ``outputs.<name>``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +23,9 @@ import numpy as np
 from flax import nnx
 
 __all__ = ["MLP", "CNN", "DualEncoder", "VAE", "MODELS", "INFERRED", "build_model"]
+
+Outputs = jax.Array | dict[str, jax.Array]
+"""What a model returns: one array, or a dict of heads (``outputs.<name>`` in a config)."""
 
 Activation = Literal["relu", "gelu", "tanh", "silu", "elu", "softplus"]
 ACTIVATIONS: dict[str, Callable] = {
@@ -40,7 +43,7 @@ class _Stack(nnx.Module):
 
   def __init__(
     self, sizes: Sequence[int], activation: str, rngs: nnx.Rngs, *, last_activation: bool = False
-  ):
+  ) -> None:
     self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
     self.activation = activation
     self.last_activation = last_activation
@@ -107,18 +110,18 @@ class MLP(nnx.Module):
     activation: Activation = "relu",
     input: str = "x",
     rngs: nnx.Rngs,
-  ):
+  ) -> None:
     _check_widths(hidden)
     self.input = input
     self.trunk = _Stack([in_features, *hidden], activation, rngs, last_activation=True)
     self.heads = _Heads(([in_features, *hidden])[-1], outputs, rngs)
 
   @classmethod
-  def from_batch(cls, batch, *, rngs, **kwargs):
+  def from_batch(cls, batch: Mapping[str, Any], *, rngs: nnx.Rngs, **kwargs: Any) -> Self:
     x = _read(batch, kwargs.get("input", "x"), "mlp")
     return cls(int(np.prod(x.shape[1:])), rngs=rngs, **kwargs)
 
-  def __call__(self, batch, *, key=None):
+  def __call__(self, batch: Mapping[str, jax.Array], *, key: jax.Array | None = None) -> Outputs:
     del key
     x = _read(batch, self.input, "mlp")
     return self.heads(self.trunk(x.reshape(x.shape[0], -1)))
@@ -139,7 +142,7 @@ class CNN(nnx.Module):
     activation: Activation = "relu",
     input: str = "x",
     rngs: nnx.Rngs,
-  ):
+  ) -> None:
     _check_widths([*channels, hidden, kernel_size])
     h, w, c = (*in_shape, 1) if len(in_shape) == 2 else in_shape
     self.input = input
@@ -154,7 +157,7 @@ class CNN(nnx.Module):
     self.heads = _Heads(hidden, outputs, rngs)
 
   @classmethod
-  def from_batch(cls, batch, *, rngs, **kwargs):
+  def from_batch(cls, batch: Mapping[str, Any], *, rngs: nnx.Rngs, **kwargs: Any) -> Self:
     x = _read(batch, kwargs.get("input", "x"), "cnn")
     if x.ndim not in (3, 4):
       raise ValueError(
@@ -163,7 +166,7 @@ class CNN(nnx.Module):
       )
     return cls(tuple(x.shape[1:]), rngs=rngs, **kwargs)
 
-  def __call__(self, batch, *, key=None):
+  def __call__(self, batch: Mapping[str, jax.Array], *, key: jax.Array | None = None) -> Outputs:
     del key
     act = ACTIVATIONS[self.activation]
     x = _read(batch, self.input, "cnn")
@@ -189,7 +192,7 @@ class DualEncoder(nnx.Module):
     activation: Activation = "relu",
     inputs: Sequence[str] = ("image", "text"),
     rngs: nnx.Rngs,
-  ):
+  ) -> None:
     _check_widths([*hidden, embed_dim])
     self.inputs = tuple(inputs)
     self.towers = nnx.Dict(
@@ -200,14 +203,14 @@ class DualEncoder(nnx.Module):
     )
 
   @classmethod
-  def from_batch(cls, batch, *, rngs, **kwargs):
+  def from_batch(cls, batch: Mapping[str, Any], *, rngs: nnx.Rngs, **kwargs: Any) -> Self:
     names = tuple(kwargs.get("inputs", ("image", "text")))
     if len(names) != 2:
       raise ValueError(f"dual_encoder.inputs={names}: name the two paired inputs.")
     sizes = {n: int(np.prod(_read(batch, n, "dual_encoder").shape[1:])) for n in names}
     return cls(sizes, rngs=rngs, **kwargs)
 
-  def __call__(self, batch, *, key=None):
+  def __call__(self, batch: Mapping[str, jax.Array], *, key: jax.Array | None = None) -> Outputs:
     del key
     return {
       name: self.towers[name](_read(batch, name, "dual_encoder").reshape(batch[name].shape[0], -1))
@@ -232,7 +235,7 @@ class VAE(nnx.Module):
     activation: Activation = "relu",
     input: str = "x",
     rngs: nnx.Rngs,
-  ):
+  ) -> None:
     _check_widths([*hidden, latent])
     self.input = input
     self.encoder = _Stack([in_features, *hidden], activation, rngs, last_activation=True)
@@ -241,11 +244,11 @@ class VAE(nnx.Module):
     self.decoder = _Stack([latent, *reversed(hidden), in_features], activation, rngs)
 
   @classmethod
-  def from_batch(cls, batch, *, rngs, **kwargs):
+  def from_batch(cls, batch: Mapping[str, Any], *, rngs: nnx.Rngs, **kwargs: Any) -> Self:
     x = _read(batch, kwargs.get("input", "x"), "vae")
     return cls(int(np.prod(x.shape[1:])), rngs=rngs, **kwargs)
 
-  def __call__(self, batch, *, key=None):
+  def __call__(self, batch: Mapping[str, jax.Array], *, key: jax.Array | None = None) -> Outputs:
     x = _read(batch, self.input, "vae")
     h = self.encoder(x.reshape(x.shape[0], -1))
     mean, log_variance = self.mean(h), self.log_variance(h)
