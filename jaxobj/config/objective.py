@@ -9,8 +9,7 @@ of three kinds, told apart by its keys:
   the loss needs is named, and ``null`` asks for zeros where the loss takes
   them, as regression ``targets``: ``inputs: [outputs, null]``), the
   contract's ``where`` / ``weights`` (paths), ``reduction`` (``mean`` or
-  ``sum``), ``exact: false`` for functions that reduce more than once, and the
-  loss's hyperparameters by name;
+  ``sum``), and the loss's hyperparameters by name;
 - a **sum** of named children: ``terms: {name: node, ...}`` (a named group
   below the root: its terms are logged as ``<group>/<term>``);
 - a **multi-task** node: ``tasks: {name: node, ...}`` and a ``scheme``
@@ -100,7 +99,7 @@ TRANSFORMS = {
 
 MASKS = {"matrices_only": regularizers.matrices_only}
 
-_TERM_KEYS = ("loss", "regularizer", "metric", "inputs", "where", "weights", "reduction", "exact")
+_TERM_KEYS = ("loss", "regularizer", "metric", "inputs", "where", "weights", "reduction")
 _NODE_KEYS = ("weight", "stop_gradient")
 _KINDS = ("loss", "regularizer", "terms", "tasks")
 
@@ -262,19 +261,16 @@ def _term(cfg, path, name, kind=None):
   reduction = schema.check(
     cfg.get("reduction", "mean"), schema.Param(choices=("mean", "sum")), join(path, "reduction")
   )
-  exact = schema.check(cfg.get("exact", True), schema.Param(tags=("bool",)), join(path, "exact"))
   try:
-    return core.term(
-      spec.fn, *inputs, name=name or spec.name, reduction=reduction, exact=exact, **kwargs
-    )
+    return core.term(spec.fn, *inputs, name=name or spec.name, reduction=reduction, **kwargs)
   except (TypeError, ValueError) as err:
-    missing = _missing_inputs(spec, inputs, reduction, exact, kwargs)
+    missing = _missing_inputs(spec, inputs, reduction, kwargs)
     if missing:
       raise _missing_input_error(spec, missing, len(inputs), join(path, "inputs")) from None
     raise ConfigError(path, str(err)) from None
 
 
-def _missing_inputs(spec, inputs, reduction, exact, kwargs) -> list[str]:
+def _missing_inputs(spec, inputs, reduction, kwargs) -> list[str]:
   """The inputs a failed term lacks: those whose explicit values let it build."""
   names = list(spec.input_names)
   if len(inputs) >= len(names):
@@ -285,7 +281,6 @@ def _missing_inputs(spec, inputs, reduction, exact, kwargs) -> list[str]:
       *inputs,
       *([None] * (len(names) - len(inputs))),
       reduction=reduction,
-      exact=exact,
       **kwargs,
     )
   except (TypeError, ValueError):
@@ -621,7 +616,7 @@ def _node_config(obj, path, root=False) -> tuple[str, dict[str, Any]]:
     cfg = _term_config(inner, join(path, key))
   elif isinstance(inner, Group):
     key = inner.name
-    cfg = {"terms": _terms_config(core._summands(inner.child), join(join(path, key), "terms"))}
+    cfg = {"terms": _terms_config(core.summands(inner.child), join(join(path, key), "terms"))}
   elif isinstance(inner, Sum):
     key = "+".join(_node_config(c, path)[0] for c in inner.children)
     cfg = {"terms": _terms_config(inner.children, join(join(path, key), "terms")), "group": False}
@@ -650,7 +645,7 @@ def _task_config(name, child, path):
   """A task is named by its key: a term keeps the name, any other node is a group."""
   weights, stop, inner = _unwrap(child)
   if isinstance(inner, Group) and inner.name == name and not weights and not stop:
-    return {"terms": _terms_config(core._summands(inner.child), join(path, "terms"))}
+    return {"terms": _terms_config(core.summands(inner.child), join(path, "terms"))}
   return _node_config(child, path)[1]
 
 
@@ -697,8 +692,6 @@ def _term_config(t: Term, path) -> dict[str, Any]:
       cfg[k] = _value_config(v, join(path, k))
   if t.reduction != "mean":
     cfg["reduction"] = t.reduction
-  if not t.contract and core._takes_reduction(t.fn):
-    cfg["exact"] = False
   return cfg
 
 

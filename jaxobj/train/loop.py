@@ -181,7 +181,7 @@ class Trainer:
     params, objective_params = trainable
     k_model, k_objective = jax.random.split(key)
     outputs = self._outputs(params, batch, k_model)
-    return self.objective.apply(
+    evaluation = self.objective.evaluate(
       objective_params,
       step=step,
       state=state or None,
@@ -191,6 +191,7 @@ class Trainer:
       model=nnx.to_pure_dict(params),
       mesh=self.mesh,
     )
+    return evaluation.total, evaluation
 
   def _shard(self, batch):
     if self.mesh is None:
@@ -210,14 +211,13 @@ class Trainer:
     key = jax.random.fold_in(self.key_train, step)
     k_batch, k_loss = jax.random.split(key)
     batch = self._batch(data, k_batch)
-    (_, info), grads = jax.value_and_grad(self._loss, has_aux=True)(
+    (_, evaluation), grads = jax.value_and_grad(self._loss, has_aux=True)(
       trainable, state, batch, step, k_loss
     )
-    info = {**info, **_learned_values(self.objective, trainable[1])}
+    info = {**evaluation.info, **_learned_values(self.objective, trainable[1])}
     updates, opt_state = self.tx.update(grads, opt_state, trainable)
     trainable = optax.apply_updates(trainable, updates)
-    if state:
-      state = self.objective.update_state(state, info)
+    state = evaluation.state
     return (trainable, state, opt_state), info
 
   @functools.partial(jax.jit, static_argnums=(0, 4))
