@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import pathlib
+import sys
 import types
 
 import numpy as np
@@ -22,9 +23,11 @@ __all__ = ["plot_run", "plot_loss_curves", "plot_weights", "plot_learned", "plot
 
 def pyplot() -> types.ModuleType:
   """matplotlib's pyplot, on the Agg backend (no display needed) unless pyplot is
-  already in use (a notebook's inline backend, an interactive session)."""
-  import sys
+  already in use (a notebook's inline backend, an interactive session).
 
+  matplotlib (the ``plot`` extra) is imported here, when a plot is made, not
+  with this module.
+  """
   import matplotlib
 
   if "matplotlib.pyplot" not in sys.modules:
@@ -182,7 +185,5 @@ def plot_run(
 def _save(fig, path) -> pathlib.Path:
   path = pathlib.Path(path)
   fig.savefig(path, dpi=110)
-  import matplotlib.pyplot as plt
-
-  plt.close(fig)
+  pyplot().close(fig)
   return path
