@@ -5,7 +5,8 @@
 - every recommendation of the loss-choosing guide links to an existing example;
 - every family page's reference section is generated from the registry and
   lists every registered entry; its hand-written tables name only its own losses;
-- the optax migration table covers every public loss of ``optax.losses``.
+- the optax migration table covers every public loss of ``optax.losses``;
+- the paths and objects the architecture page and CONTRIBUTING.md name exist.
 
 The strict site build itself (``mkdocs build --strict``) runs in ``.ci/run``.
 """
@@ -231,6 +232,48 @@ def test_every_family_page_is_in_the_nav():
   nav = (DOCS.parent / "mkdocs.yml").read_text()
   for family in registry.families():
     assert f"losses/{family}.md" in nav
+
+
+# ---------------------------------------------------------------- the contributor's map
+
+MAPS = [DOCS / "architecture.md", DOCS.parent / "CONTRIBUTING.md", DOCS / "development.md"]
+PATH = re.compile(
+  r"`((?:jaxobj|tests|docs|benchmarks|configs)/[\w./-]*|[\w-]+\.(?:py|md|yml|toml))`"
+)
+
+
+@pytest.mark.parametrize("page", MAPS, ids=lambda p: p.name)
+def test_every_path_the_contributors_map_names_exists(page):
+  """The architecture page and the contributing guide name files and folders;
+  a rename that leaves them pointing nowhere fails here."""
+  named = {p for p in PATH.findall(page.read_text()) if "<" not in p}
+  assert len(named) >= 3, f"{page.name} names no paths: is the pattern stale?"
+  root = DOCS.parent
+
+  def exists(path):
+    if "/" in path:  # from the root, or a docs page from docs/
+      return (root / path).exists() or (DOCS / path).exists()
+    folders = ("jaxobj", "tests", "docs", "benchmarks")  # a file named in a table of folders
+    return (root / path).exists() or any(any((root / d).rglob(path)) for d in folders)
+
+  missing = sorted(p for p in named if not exists(p))
+  assert not missing, f"{page.name} names {missing}, which do not exist"
+
+
+@pytest.mark.parametrize("page", MAPS, ids=lambda p: p.name)
+def test_the_contributors_map_names_existing_objects(page):
+  """``jo.<name>``, ``jaxobj.<name>`` and "``NAME`` in ``jaxobj/<module>.py``" in the map exist."""
+  from jaxobj import objective
+
+  text = page.read_text()
+  for name in re.findall(r"`jo\.(\w+)", text):
+    assert hasattr(objective, name), f"{page.name} names jo.{name}, which jaxobj.objective lacks"
+  for name in re.findall(r"`jaxobj\.(\w+)`", text):
+    exists = hasattr(jaxobj, name) or importlib.util.find_spec(f"jaxobj.{name}") is not None
+    assert exists, f"{page.name} names jaxobj.{name}, which does not exist"
+  for name, path in re.findall(r"`(_?[A-Z][A-Z_]+)` in `(jaxobj/[\w/]+)\.py`", text):
+    module = importlib.import_module(path.replace("/", "."))
+    assert hasattr(module, name), f"{page.name} names {name} in {path}.py, which lacks it"
 
 
 # ---------------------------------------------------------------- migration from optax
