@@ -15,6 +15,11 @@ Ctrl-C during ``jaxobj run`` stops it at any moment with exit status 130:
 before training starts nothing is written; during training the rows so far,
 the plots and the summary are kept (see :mod:`jaxobj.train.loop`). A run
 directory holding an interrupted run is replaced only with ``--overwrite``.
+
+The commands need the ``cli`` extra (rich for tables, matplotlib for plots;
+``pip install "jaxobj[cli]"``); without it they say so in one line. Importing
+this module starts no JAX backend, so ``jaxobj run`` still sets the number of
+host devices from the config it reads (``train.host_devices``, ``--devices``).
 """
 
 from __future__ import annotations
@@ -45,8 +50,8 @@ except ImportError:  # main() names what is missing
 
 DEFAULT_CONFIG = "multitask_uncertainty"
 
-EXTRAS = ("rich", "yaml", "matplotlib")
-"""The modules the command line needs beyond jaxobj's own dependencies."""
+EXTRAS = ("rich", "matplotlib")
+"""The modules of the ``cli`` extra: beyond jaxobj's own dependencies, what the commands use."""
 
 
 def missing_extras(modules: Sequence[str] = EXTRAS) -> list[str]:

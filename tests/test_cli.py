@@ -89,13 +89,19 @@ def test_defaults_are_shown_to_four_significant_digits(value, shown):
 
 def test_a_missing_extra_is_one_line_naming_the_install(monkeypatch, capsys):
   real = importlib.util.find_spec
+  missing = {"rich", "matplotlib"}
   monkeypatch.setattr(
-    importlib.util, "find_spec", lambda name, *a: None if name == "rich" else real(name, *a)
+    importlib.util, "find_spec", lambda name, *a: None if name in missing else real(name, *a)
   )
   assert cli.main(["losses"]) == 1
   err = capsys.readouterr().err
   assert err.count("\n") == 1 and "rich" in err and 'pip install "jaxobj[cli]"' in err
   assert cli.main(["losses", "--json"]) == 0  # the JSON listing needs no extra
+  capsys.readouterr()
+  missing.discard("rich")
+  assert cli.main(["run", "robust_regression", "--steps", "1"]) == 1  # plots need matplotlib
+  err = capsys.readouterr().err
+  assert err == 'jaxobj run: needs matplotlib, not installed here: pip install "jaxobj[cli]"\n'
 
 
 def test_run_reads_and_parses_the_config_once(tmp_path, monkeypatch, capsys):
