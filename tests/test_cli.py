@@ -4,6 +4,7 @@ read of the config, extras, the Ctrl-C hook)."""
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -132,3 +133,25 @@ def test_the_cli_notes_swallowed_ctrl_c_only_while_it_runs(monkeypatch):
   monkeypatch.setattr(cli, "cmd_losses", lambda args: seen.append(sigint.installed()) or 0)
   assert cli.main(["losses"]) == 0
   assert seen == [True] and sys.unraisablehook is before
+
+
+def test_run_sets_the_host_devices_of_its_config_before_jax_starts(tmp_path):
+  path = tmp_path / "tiny.yaml"
+  path.write_text(
+    "data: {name: regression_outliers, n_train: 32, n_val: 8}\n"
+    "model: {name: mlp, hidden: [4], outputs: 1}\n"
+    "objective: {terms: {fit: {loss: squared_error, inputs: [outputs, batch.y]}}}\n"
+    "train: {steps: 1, batch_size: 8, host_devices: 2}\n"
+  )
+  out = tmp_path / "run"
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  env["JAX_PLATFORMS"] = "cpu"
+  proc = subprocess.run(
+    [sys.executable, "-m", "jaxobj", "run", str(path), "--no-progress", "--out", str(out)],
+    capture_output=True,
+    text=True,
+    env=env,
+    timeout=300,
+  )
+  assert proc.returncode == 0, proc.stderr
+  assert json.loads((out / "summary.json").read_text())["devices"] == 2
