@@ -155,3 +155,29 @@ def test_run_sets_the_host_devices_of_its_config_before_jax_starts(tmp_path):
   )
   assert proc.returncode == 0, proc.stderr
   assert json.loads((out / "summary.json").read_text())["devices"] == 2
+
+
+@pytest.mark.parametrize(
+  "orig_argv, argv0, cli_process",
+  [
+    (["python", "-m", "jaxobj", "run"], "-m", True),
+    (["python", "-X", "dev", "-m", "jaxobj.__main__"], "-m", True),
+    (["/venv/bin/python", "/venv/bin/jaxobj", "run"], "/venv/bin/jaxobj", True),
+    (["python", "-m", "pytest", "tests"], "-m", False),
+    (["python", "-c", "import jaxobj"], "-c", False),
+    (["python", "train.py"], "train.py", False),
+  ],
+)
+def test_the_hook_is_for_the_jaxobj_command_only(monkeypatch, orig_argv, argv0, cli_process):
+  monkeypatch.setattr(sys, "orig_argv", orig_argv)
+  monkeypatch.setattr(sys, "argv", [argv0])
+  assert sigint.launched_as_cli() is cli_process
+
+
+def test_the_jaxobj_command_notes_a_swallowed_ctrl_c_from_its_first_import():
+  probe = (
+    "import sys; sys.orig_argv = [sys.executable, '-m', 'jaxobj', 'run']; "
+    "import jaxobj; print(sys.unraisablehook is not sys.__unraisablehook__)"
+  )
+  out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+  assert out.stdout.split() == ["True"]

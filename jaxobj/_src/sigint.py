@@ -68,7 +68,7 @@ def launched_as_cli() -> bool:
   argv = list(getattr(sys, "orig_argv", ()))
   if "-m" in argv[1:]:
     i = argv.index("-m", 1)
-    return argv[i + 1 : i + 2] == ["jaxobj"]
+    return argv[i + 1 : i + 2] in (["jaxobj"], ["jaxobj.__main__"])
   return bool(sys.argv) and pathlib.PurePath(sys.argv[0]).stem in ("jaxobj", "jaxobj-script")
 
 
