@@ -11,42 +11,19 @@ import dataclasses
 import difflib
 import functools
 import inspect
-import math
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from jaxobj._src import checks
+
+if TYPE_CHECKING:
+  from jaxobj._src.examples import Inputs
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Keyword arguments that belong to the contract, not to the loss's math.
 CONTRACT_KEYWORDS = ("where", "weights", "reduction")
 KINDS = ("loss", "metric", "regularizer")
-
-# Non-finite hyperparameter values that a loss defines as a limit, and computes
-# exactly (tests/test_hyperparameters.py checks each against its closed form).
-# Every other concrete NaN or +-inf value of a real hyperparameter is refused.
-NONFINITE_LIMITS: dict[str, dict[str, tuple[float, ...]]] = {
-  # delta = inf: never linear, exactly half the squared error.
-  "huber_loss": {"delta": (math.inf,)},
-  # Barron's alpha = +inf (1 - exp... as an exponential: exp(x^2/2c^2) - 1) and
-  # alpha = -inf (Welsch / Leclerc: 1 - exp(-x^2/2c^2)).
-  "general_robust_loss": {"alpha": (math.inf, -math.inf)},
-}
-
-# Losses that take a tuple of class axes (``axis=(1, 3)``), as optax's
-# softmax cross-entropy does: the axes, in the order given, are flattened into
-# one class axis (an integer label is a flat index into them). Every other
-# ``axis`` must be an int.
-AXIS_TUPLES = frozenset(
-  {
-    "softmax_cross_entropy",
-    "softmax_cross_entropy_with_integer_labels",
-    "poly_loss_cross_entropy",
-    "poly_loss_cross_entropy_with_integer_labels",
-    "softmax_focal_loss",
-    "softmax_focal_loss_with_integer_labels",
-    "multiclass_hinge_loss",
-  }
-)
 
 # Hyperparameters with a ``None`` default ("off") that take a real number
 # when given, and integer ones; checked like the float and int defaults.
@@ -74,7 +51,10 @@ class LossSpec:
       keywords (``where``, ``weights``, ``reduction``) excluded. Those with float
       defaults are traceable: ``jax.vmap`` and ``jax.grad`` may run over them.
     inputs: how to draw valid positional inputs (see ``jaxobj._src.examples``);
-      used by the conformance tests and by comparisons.
+      used by the conformance tests and by comparisons. A loss or metric
+      without them states why in ``no_inputs``.
+    no_inputs: why a loss or metric has no example ``inputs`` (it takes a
+      function, such as a GAN critic); its own tests then check the contract.
     extreme: the scale the first input is multiplied by in the extreme-input
       checks (1e4 for logits and residuals; smaller where the exact loss
       overflows float32, as ``exp`` of a log-rate does).
@@ -93,8 +73,14 @@ class LossSpec:
     limits: non-finite values a hyperparameter may take because the loss
       defines the limit there (``{"delta": (inf,)}`` for Huber: the squared
       error); see :data:`NONFINITE_LIMITS`. Other concrete NaN or +-inf
-      hyperparameters raise ``ValueError``.
-    axis_tuples: ``axis`` may be a tuple of class axes (flattened into one).
+      hyperparameters raise ``ValueError`` (``tests/test_hyperparameters.py``
+      checks each limit against its closed form).
+    axis_tuples: ``axis`` may be a tuple of class axes (flattened into one,
+      in the order given, as optax's softmax cross-entropy does: an integer
+      label is then a flat index into them); every other ``axis`` is an int.
+    zero_hessian: why the loss's Hessian in its first input is exactly 0
+      away from kinks (a hinge, an absolute value, a loss linear in it), or
+      empty; the second-order tests require a nonzero Hessian otherwise.
   """
 
   name: str
@@ -104,12 +90,14 @@ class LossSpec:
   summary: str
   input_names: tuple[str, ...]
   hyperparameters: dict[str, Any]
-  inputs: Any = None
+  inputs: Inputs | None = None
+  no_inputs: str = ""
   extreme: float = 1e4
   couples_rows: bool = False
   coupled_by: tuple[str, ...] = ()
   limits: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
   axis_tuples: bool = False
+  zero_hessian: str = ""
 
   @property
   def traceable(self) -> dict[str, float]:
@@ -138,28 +126,43 @@ _REGISTRY: dict[str, LossSpec] = {}
 def register(
   family: str,
   *,
-  inputs=None,
+  inputs: Inputs | None = None,
+  no_inputs: str = "",
   kind: str = "loss",
   name: str | None = None,
   extreme: float = 1e4,
   couples_rows: bool = False,
   coupled_by: tuple[str, ...] = (),
-):
-  """Decorator that adds a loss to the registry.
+  limits: Mapping[str, tuple[float, ...]] | None = None,
+  axis_tuples: bool = False,
+  zero_hessian: str = "",
+) -> Callable[[F], F]:
+  """Decorator that adds a loss to the registry: the one place a loss is declared.
+
+  The arguments are the :class:`LossSpec` fields the tools need (the
+  conformance tests, the CLI, configs); a loss registered with them is
+  checked against the whole contract without naming it anywhere else.
 
   It returns the loss wrapped in a check of its keyword arguments, keyed on
   each hyperparameter's default (see :func:`_argument_checks`); the registry
   stores the same wrapped function, so ``spec.fn is jaxobj.<loss>``, and
-  ``functools.wraps`` keeps the signature and docstring.
+  ``functools.wraps`` keeps the signature (with its type hints, through
+  ``__wrapped__``) and docstring.
   """
   if kind not in KINDS:
     raise ValueError(f"kind={kind!r}; choose one of {KINDS}.")
 
-  def decorator(fn):
+  def decorator(fn: F) -> F:
     key = name or fn.__name__
     if key in _REGISTRY:
       raise ValueError(
         f"a loss named {key!r} is already registered (from {_REGISTRY[key].fn.__module__})."
+      )
+    if kind != "regularizer" and (inputs is None) == (not no_inputs):
+      raise ValueError(
+        f"register {key!r} with inputs= (how to draw its positional inputs, from "
+        f"jaxobj._src.examples) or, if none can be drawn, no_inputs= (why), not "
+        f"{'both' if inputs is not None else 'neither'}: the conformance tests use them."
       )
     params = inspect.signature(fn).parameters.values()
     positional = tuple(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD)
@@ -169,15 +172,15 @@ def register(
       if p.kind is p.KEYWORD_ONLY and p.name not in CONTRACT_KEYWORDS
     }
     doc = inspect.getdoc(fn) or ""
-    limits = NONFINITE_LIMITS.get(key, {})
-    unknown = set(limits) - {k for k, v in hyper.items() if isinstance(v, float)}
+    unknown = set(limits or {}) - {k for k, v in hyper.items() if isinstance(v, float)}
     if unknown:
       raise ValueError(
-        f"NONFINITE_LIMITS[{key!r}] names {sorted(unknown)}, which are not "
-        f"float hyperparameters of {key}."
+        f"limits of {key!r} name {sorted(unknown)}, which are not float hyperparameters of {key}."
       )
-    axis_tuples = key in AXIS_TUPLES
-    wrapped = _with_argument_checks(fn, _argument_checks(key, hyper, limits, axis_tuples))
+    if axis_tuples and "axis" not in hyper:
+      raise ValueError(f"axis_tuples=True, but {key} has no axis argument.")
+    checks_ = _argument_checks(key, hyper, dict(limits or {}), axis_tuples)
+    wrapped = _with_argument_checks(fn, checks_)
     _REGISTRY[key] = LossSpec(
       name=key,
       fn=wrapped,
@@ -187,18 +190,22 @@ def register(
       input_names=positional,
       hyperparameters=hyper,
       inputs=inputs,
+      no_inputs=no_inputs,
       extreme=extreme,
       couples_rows=couples_rows,
       coupled_by=tuple(coupled_by),
-      limits=dict(limits),
+      limits=dict(limits or {}),
       axis_tuples=axis_tuples,
+      zero_hessian=zero_hessian,
     )
     return wrapped
 
   return decorator
 
 
-def _argument_checks(loss: str, hyper: dict[str, Any], limits, axis_tuples: bool):
+def _argument_checks(
+  loss: str, hyper: dict[str, Any], limits: dict[str, tuple[float, ...]], axis_tuples: bool
+) -> dict[str, Callable[[Any], None]]:
   """One check per hyperparameter, chosen by its default.
 
   float: a real number or array, concrete NaN/+-inf refused unless in ``limits``;
@@ -207,7 +214,7 @@ def _argument_checks(loss: str, hyper: dict[str, Any], limits, axis_tuples: bool
   integer hyperparameters are checked when given. String choices are left to
   the loss, which lists them. Traced values always pass.
   """
-  out = {}
+  out: dict[str, Callable[[Any], None]] = {}
   for k, d in hyper.items():
     if k == "axis":
       out[k] = functools.partial(checks.check_axis, k, loss=loss, tuples=axis_tuples)
@@ -244,12 +251,12 @@ def _unless_str(check, name, value, **kw):
     check(name, value, **kw)
 
 
-def _with_argument_checks(fn, argument_checks):
+def _with_argument_checks(fn: F, argument_checks: dict[str, Callable[[Any], None]]) -> F:
   if not argument_checks:
     return fn
 
   @functools.wraps(fn)
-  def checked(*args, **kwargs):
+  def checked(*args: Any, **kwargs: Any) -> Any:
     # Only the keywords given: defaults are valid. Cheap on every eager call.
     for k, v in kwargs.items():
       check = argument_checks.get(k)
@@ -257,13 +264,13 @@ def _with_argument_checks(fn, argument_checks):
         check(v)
     return fn(*args, **kwargs)
 
-  return checked
+  return cast(F, checked)
 
 
 class UnknownLossError(KeyError):
   """Raised for a name that is not in the registry; suggests close matches."""
 
-  def __str__(self):
+  def __str__(self) -> str:
     return str(self.args[0])
 
 
@@ -282,7 +289,7 @@ def get(name: str) -> LossSpec:
     raise UnknownLossError(f"no loss named {name!r} is registered.{hint}") from None
 
 
-def spec_for(fn: Callable) -> LossSpec | None:
+def spec_for(fn: Callable[..., Any]) -> LossSpec | None:
   """The spec registered for ``fn`` (a partial's function counts), or None."""
   _load()
   fn = getattr(fn, "func", fn)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxobj._src import checks
 from jaxobj._src.numerics import abs_with_sign_grad
@@ -31,10 +32,13 @@ __all__ = [
   "path_str",
 ]
 
-Mask = Any  # pytree of bools, a prefix of one, or a (path, leaf) -> bool predicate.
+# A pytree of arrays (the parameters a penalty reads).
+Params = Any
+# A pytree of bools, a prefix of one, or a (path, leaf) -> bool predicate.
+Mask = Any
 
 
-def path_str(path) -> str:
+def path_str(path: Iterable[Any]) -> str:
   """A key path as "a/b/0/c"."""
   parts = []
   for k in path:
@@ -70,16 +74,16 @@ class _Exclude:
 
   patterns: tuple[str, ...]
 
-  def __call__(self, path: str, leaf) -> bool:
+  def __call__(self, path: str, leaf: Any) -> bool:
     del leaf
     segments = path.split("/")
     return not any(p in segments or fnmatch.fnmatchcase(path, p) for p in self.patterns)
 
-  def __repr__(self):
+  def __repr__(self) -> str:
     return f"exclude({', '.join(repr(p) for p in self.patterns)})"
 
 
-def matrices_only(path: str, leaf) -> bool:
+def matrices_only(path: str, leaf: ArrayLike) -> bool:
   """Penalize leaves of rank >= 2 (kernels, embeddings), not biases or scales."""
   del path
   return jnp.ndim(leaf) >= 2
@@ -144,7 +148,7 @@ def _total(leaves, fn) -> jax.Array:
 
 
 @register("regularization", kind="regularizer")
-def l1_penalty(params, *, mask: Mask = None) -> jax.Array:
+def l1_penalty(params: Params, *, mask: Mask = None) -> jax.Array:
   r"""L1 penalty (lasso): the sum of absolute values of the chosen leaves.
 
   .. math:: R(\theta) = \|\theta\|_1 = \sum_j |\theta_j|
@@ -168,7 +172,7 @@ def l1_penalty(params, *, mask: Mask = None) -> jax.Array:
 
 
 @register("regularization", kind="regularizer")
-def l2_penalty(params, *, mask: Mask = None) -> jax.Array:
+def l2_penalty(params: Params, *, mask: Mask = None) -> jax.Array:
   r"""L2 penalty (ridge): the sum of squares of the chosen leaves.
 
   .. math:: R(\theta) = \|\theta\|_2^2 = \sum_j \theta_j^2
@@ -193,7 +197,9 @@ def l2_penalty(params, *, mask: Mask = None) -> jax.Array:
 
 
 @register("regularization", kind="regularizer")
-def elastic_net_penalty(params, *, l1_ratio=0.5, mask: Mask = None) -> jax.Array:
+def elastic_net_penalty(
+  params: Params, *, l1_ratio: float | ArrayLike = 0.5, mask: Mask = None
+) -> jax.Array:
   r"""Elastic net: a convex mix of the L1 and L2 penalties.
 
   .. math:: R(\theta) = \rho\,\|\theta\|_1 + (1 - \rho)\,\|\theta\|_2^2
@@ -223,6 +229,5 @@ def elastic_net_penalty(params, *, l1_ratio=0.5, mask: Mask = None) -> jax.Array
   """
   checks.check_range("l1_ratio", l1_ratio, low=0.0, high=1.0)
   leaves = _masked_leaves(params, mask)
-  return l1_ratio * _total(leaves, abs_with_sign_grad) + (1.0 - l1_ratio) * _total(
-    leaves, jnp.square
-  )
+  rho = jnp.asarray(l1_ratio)
+  return rho * _total(leaves, abs_with_sign_grad) + (1.0 - rho) * _total(leaves, jnp.square)

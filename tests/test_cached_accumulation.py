@@ -90,7 +90,7 @@ OBJECTIVES = {
   )
   + FIT,
   "barlow_twins": jo.term(
-    jaxobj.barlow_twins_loss, "outputs.image", "outputs.text", sample_mask=jo.ref(MASK)
+    jaxobj.barlow_twins_loss, "outputs.image", "outputs.text", sample_where=jo.ref(MASK)
   )
   + 0.5 * FIT,
   "uncertainty_weighting": jo.multitask(
@@ -101,7 +101,7 @@ OBJECTIVES = {
   "geometric_mean": jo.multitask(
     {
       "contrastive": jo.term(
-        jaxobj.vicreg_loss, "outputs.image", "outputs.text", sample_mask=jo.ref(MASK)
+        jaxobj.vicreg_loss, "outputs.image", "outputs.text", sample_where=jo.ref(MASK)
       ),
       "regression": FIT,
     },

@@ -17,10 +17,10 @@ import pytest
 
 from jaxobj import registry
 
-# Losses that take a function (a GAN critic) have no example inputs to draw;
-# their own tests cover the contract.
-TAKES_A_FUNCTION = {"wgan_gradient_penalty", "r1_penalty"}
-SPECS = [s for s in registry.specs(kind="loss") if s.name not in TAKES_A_FUNCTION]
+# Every loss with example inputs. The others (those that take a function, a
+# GAN critic) say why at registration (``no_inputs``); their own tests cover
+# the contract.
+SPECS = [s for s in registry.specs(kind="loss") if s.inputs is not None]
 BATCH = (6,)
 
 
@@ -62,9 +62,20 @@ def spec(request):
   return request.param
 
 
-def test_every_other_loss_has_example_inputs():
-  missing = {s.name for s in registry.specs(kind="loss") if s.inputs is None}
-  assert missing == TAKES_A_FUNCTION
+def test_every_other_loss_says_why_it_has_no_example_inputs():
+  missing = [s for s in registry.specs() if s.kind != "regularizer" and s.inputs is None]
+  assert {s.name for s in missing} == {"wgan_gradient_penalty", "r1_penalty"}
+  for s in missing:  # a function among the inputs, so nothing to draw
+    assert s.no_inputs and "function" in s.no_inputs, s.name
+
+
+def test_registration_requires_inputs_or_a_reason():
+  def new_loss(x, *, where=None, weights=None, reduction="mean"):
+    return x
+
+  with pytest.raises(ValueError, match="inputs=.*no_inputs="):
+    registry.register("regression", name="new_loss_without_inputs")(new_loss)
+  assert "new_loss_without_inputs" not in registry.names()
 
 
 def test_registry_covers_the_foundation_families():

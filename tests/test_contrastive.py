@@ -423,12 +423,12 @@ def test_batch_statistic_losses_treat_leading_axes_as_problems(loss, ref):
 
 
 @pytest.mark.parametrize("loss", [J.barlow_twins_loss, J.vicreg_loss], ids=["barlow", "vicreg"])
-def test_sample_mask_equals_dropping_samples(loss):
+def test_sample_where_equals_dropping_samples(loss):
   z1, z2 = _randn(8, D), _randn(8, D)
   keep = np.array([1, 1, 0, 1, 1, 0, 1, 1], bool)
   poisoned = [np.where(keep[:, None], z, np.nan).astype(np.float32) for z in (z1, z2)]
-  _close(loss(*poisoned, sample_mask=keep), loss(z1[keep], z2[keep]))
-  g = jax.grad(lambda a: loss(a, poisoned[1], sample_mask=keep))(poisoned[0])
+  _close(loss(*poisoned, sample_where=keep), loss(z1[keep], z2[keep]))
+  g = jax.grad(lambda a: loss(a, poisoned[1], sample_where=keep))(poisoned[0])
   assert np.all(np.isfinite(g)) and np.all(np.asarray(g)[~keep] == 0.0)
 
 
@@ -629,9 +629,9 @@ def test_fewer_than_two_samples_after_masking():
   z1, z2 = _views(8, D)
   one = np.zeros(8, bool)
   one[3] = True
-  _close(J.barlow_twins_loss(z1, z2, sample_mask=one), float(D))
+  _close(J.barlow_twins_loss(z1, z2, sample_where=one), float(D))
   # Variance 0 everywhere: only the hinge at 1 - sqrt(eps) remains (x == y here).
-  _close(J.vicreg_loss(z1, z1, sample_mask=one), 25.0 * (1.0 - math.sqrt(1e-4)))
+  _close(J.vicreg_loss(z1, z1, sample_where=one), 25.0 * (1.0 - math.sqrt(1e-4)))
   _close(
     J.vicreg_loss(np.tile(z1[:1], (8, 1)), np.tile(z1[:1], (8, 1))), 25.0 * (1.0 - math.sqrt(1e-4))
   )
@@ -679,10 +679,10 @@ def test_rank_and_sample_count_errors():
     jaxobj.barlow_twins_loss(_randn(1, D), _randn(1, D))
   with pytest.raises(ValueError, match=r"view1.*\(4,\)"):
     jaxobj.vicreg_loss(_randn(D), _randn(D))
-  with pytest.raises(TypeError, match="sample_mask"):
-    jaxobj.vicreg_loss(_randn(8, D), _randn(8, D), sample_mask=np.ones(8))
-  with pytest.raises(ValueError, match=r"sample_mask\.shape=\(7,\)"):
-    jaxobj.vicreg_loss(_randn(8, D), _randn(8, D), sample_mask=np.ones(7, bool))
+  with pytest.raises(TypeError, match="sample_where"):
+    jaxobj.vicreg_loss(_randn(8, D), _randn(8, D), sample_where=np.ones(8))
+  with pytest.raises(ValueError, match=r"sample_where\.shape=\(7,\)"):
+    jaxobj.vicreg_loss(_randn(8, D), _randn(8, D), sample_where=np.ones(7, bool))
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from references import close, ref_reduce
 from scipy.special import expit, log_expit
 
 import jaxobj
-from jaxobj.losses.generative import r1_penalty, wgan_gradient_penalty
+from jaxobj.losses.generative import GAN_LOSS_KINDS, r1_penalty, wgan_gradient_penalty
 
 B, D = 6, 4
 MASK = np.array([True, False, True, True, False, True])
@@ -351,7 +351,7 @@ def ref_generator(f, kind):
   }[kind]
 
 
-KINDS = jaxobj.GAN_LOSS_KINDS
+KINDS = GAN_LOSS_KINDS
 
 
 @pytest.mark.parametrize("kind", KINDS)

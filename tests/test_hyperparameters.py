@@ -2,7 +2,7 @@
 
 Every traceable (float-default) hyperparameter refuses a concrete NaN or
 +-inf with a ``ValueError`` naming it, unless the loss defines the limit
-(``registry.NONFINITE_LIMITS``), in which case the value is checked here
+(``register(limits=...)``, ``spec.limits``), in which case the value is checked here
 against its closed form; traced values pass unchecked. Bools must be bools,
 ints must be ints in int32 range, ``axis`` an int or, for the softmax
 cross-entropy family, a tuple of class axes (compared with optax).
@@ -24,6 +24,7 @@ import pytest
 
 import jaxobj
 from jaxobj import registry
+from jaxobj._src import examples
 
 SPECS = registry.specs()
 NONFINITE = (math.nan, math.inf, -math.inf)
@@ -318,7 +319,7 @@ TUPLE_SPECS = [s for s in SPECS if s.axis_tuples]
 @pytest.mark.parametrize("spec", TUPLE_SPECS, ids=_ids(TUPLE_SPECS))
 def test_every_loss_taking_axis_tuples_equals_its_merged_class_axis(spec):
   x, y, labels = _axis_data(2)
-  target = labels if "integer" in spec.name or spec.name == "multiclass_hinge_loss" else y
+  target = labels if spec.inputs is examples.INTEGER_LABELS else y
   merged = jnp.moveaxis(x, (1, 3), (-2, -1)).reshape(2, 4, 15)
   merged_t = target if target is labels else (jnp.moveaxis(y, (1, 3), (-2, -1)).reshape(2, 4, 15))
   got = spec.fn(x, target, axis=(1, 3), reduction="none")

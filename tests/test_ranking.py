@@ -262,7 +262,7 @@ def test_values_match_float64_reference(name, case):
   if "item_where" in case:
     kw["item_where"], ref_kw["mask"] = mask, mask
   if "segments" in case:
-    kw["segments"], ref_kw["segments"] = seg, seg
+    kw["segment_ids"], ref_kw["segments"] = seg, seg
   if "item_weights" in case and LOSSES[name][2]:
     kw["item_weights"], ref_kw["w"] = w, w
   values, _ = reference(name, s, y, **ref_kw)
@@ -277,7 +277,7 @@ def test_reductions_match_float64_reference(name):
   s, y, mask, seg, _ = draw(2)
   mask[3] = False  # a list with no valid item leaves the mean
   values, counted = reference(name, s, y, mask, seg)
-  kw = {"item_where": mask, "segments": seg}
+  kw = {"item_where": mask, "segment_ids": seg}
   with jax.enable_x64(True):
     close(call(name, s, y, **kw), ref_mean(values, counted))
     close(call(name, s, y, reduction="sum", **kw), values.sum())
@@ -317,9 +317,9 @@ def test_hyperparameters_match_reference(name, kw):
   else:
     values, counted = reference(name, s, y, mask, seg, **ref_kw)
   with jax.enable_x64(True):
-    got = call(name, s, y, item_where=mask, segments=seg, reduction="none", **kw)
+    got = call(name, s, y, item_where=mask, segment_ids=seg, reduction="none", **kw)
     close(got, values)
-    close(call(name, s, y, item_where=mask, segments=seg, **kw), ref_mean(values, counted))
+    close(call(name, s, y, item_where=mask, segment_ids=seg, **kw), ref_mean(values, counted))
 
 
 def test_bpr_matches_reference():
@@ -374,7 +374,7 @@ def test_segments_equal_separate_lists(name):
   seg = rng.permuted(np.tile([0, 0, 0, 1, 1, 1], (B, 1)), axis=1)
   for b, k in np.ndindex(B, 2):  # each query: labels 0, 1, 2 in random order
     y[b, seg[b] == k] = rng.permutation(3)
-  packed = call(name, s, y, segments=seg, reduction="none")
+  packed = call(name, s, y, segment_ids=seg, reduction="none")
   alone = [call(name, s, y, item_where=seg == k, reduction="none") for k in (0, 1)]
   if LOSSES[name][0] == "pair":  # the mean over all pairs of the row
     pairs = [
@@ -395,7 +395,7 @@ def test_segments_equal_separate_lists(name):
 def test_minus_inf_scores_mask_items_in_losses(name):
   s, y, mask, seg, _ = draw(7)
   s_inf = np.where(mask, s, -np.inf)
-  for kw in ({}, {"segments": seg}):
+  for kw in ({}, {"segment_ids": seg}):
     want = call(name, s, y, item_where=mask, reduction="none", **kw)
     close(call(name, s_inf, y, reduction="none", **kw), want)
     g = evaluate(name, jnp.asarray(s_inf, jnp.float32), y, **kw)["grad"]
@@ -417,10 +417,11 @@ def test_minus_inf_scores_are_unranked_in_metrics():
 @pytest.mark.parametrize("name", list(LOSSES))
 def test_nan_behind_item_mask_changes_nothing(name):
   s, y, mask, seg, _ = draw(8)
-  clean = call(name, s, y, item_where=mask, segments=seg, reduction="none")
+  clean = call(name, s, y, item_where=mask, segment_ids=seg, reduction="none")
   bad_s, bad_y = np.where(mask, s, np.nan), np.where(mask, y, np.nan)
-  close(call(name, bad_s, bad_y, item_where=mask, segments=seg, reduction="none"), clean)
-  g = evaluate(name, jnp.asarray(bad_s, jnp.float32), bad_y, item_where=mask, segments=seg)["grad"]
+  close(call(name, bad_s, bad_y, item_where=mask, segment_ids=seg, reduction="none"), clean)
+  bad_s = jnp.asarray(bad_s, jnp.float32)
+  g = evaluate(name, bad_s, bad_y, item_where=mask, segment_ids=seg)["grad"]
   assert np.all(np.isfinite(g)) and np.all(np.asarray(g)[~mask] == 0.0)
 
 
@@ -432,13 +433,13 @@ def test_nan_behind_item_mask_changes_nothing(name):
 def test_all_masked_lists_are_zero_and_leave_the_mean(name):
   s, y, mask, seg, _ = draw(9)
   mask[[1, 4]] = False
-  none = call(name, s, y, item_where=mask, segments=seg, reduction="none")
+  none = call(name, s, y, item_where=mask, segment_ids=seg, reduction="none")
   assert np.all(np.asarray(none)[[1, 4]] == 0.0)
   keep = np.ones(B, bool)
   keep[[1, 4]] = False  # masking the lists (== slicing them, by the contract)
   close(
-    call(name, s, y, item_where=mask, segments=seg),
-    call(name, s, y, item_where=mask, segments=seg, where=keep),
+    call(name, s, y, item_where=mask, segment_ids=seg),
+    call(name, s, y, item_where=mask, segment_ids=seg, where=keep),
   )
   empty = np.zeros_like(mask)
   assert float(call(name, s, y, item_where=empty)) == 0.0
@@ -493,7 +494,7 @@ def test_single_item_lists():
 def test_extreme_scores_are_finite(name, scale):
   s, y, mask, seg, _ = draw(12)
   s = jnp.asarray(s * scale, jnp.float32)
-  for kw in ({}, {"segments": seg, "item_where": mask}):
+  for kw in ({}, {"segment_ids": seg, "item_where": mask}):
     out = evaluate(name, s, y, **kw)
     v, g = out["mean"], out["grad"]
     if not (name == "pointwise_mse_loss" and scale == 1e30):  # the square overflows
@@ -510,7 +511,7 @@ def test_listmle_is_exact_for_large_scores():
   close(call("listmle_loss", s.astype(np.float32), y, reduction="none"), [want], rtol=1e-6)
   with jax.enable_x64(True):
     g = evaluate("listmle_loss", s, y)["grad"]
-    g_seg = evaluate("listmle_loss", s, y, segments=np.zeros((1, 4), int))["grad"]
+    g_seg = evaluate("listmle_loss", s, y, segment_ids=np.zeros((1, 4), int))["grad"]
   # Item 2 wins every suffix it is in (3 of them), the others lose their own.
   close(g, [[-1.0, -1.0, 2.0, 0.0]], atol=1e-12)
   close(g_seg, g, atol=1e-12)
@@ -537,7 +538,7 @@ def test_listmle_ties_keep_list_order():
   y = np.array([[1.0, 1.0, 0.0]])
   with jax.enable_x64(True):
     got = call("listmle_loss", s, y, reduction="none")
-    got_seg = call("listmle_loss", s, y, segments=np.zeros((1, 3), int), reduction="none")
+    got_seg = call("listmle_loss", s, y, segment_ids=np.zeros((1, 3), int), reduction="none")
   want = logsumexp(s[0]) - 0.3 + logsumexp(s[0, 1:]) + 1.0
   close(got, [want], rtol=1e-12)
   close(got_seg, [want], rtol=1e-12)
@@ -575,7 +576,7 @@ def test_gradients_match_central_differences(name, kw, segmented):
   s, y, mask, seg, w = draw(13)
   kw = dict(kw, item_where=mask, weights=w[:, 0])
   if segmented:
-    kw["segments"] = seg
+    kw["segment_ids"] = seg
   if LOSSES[name][2]:
     kw["item_weights"] = w
   rng, eps = np.random.default_rng(13), 1e-6
@@ -600,7 +601,7 @@ def test_check_grads_hyperparameters(name, hyper, value):
   s, y, mask, seg, _ = draw(14)
   with jax.enable_x64(True):
     fn = jitted(name)
-    f = lambda h: fn(s, y, item_where=mask, segments=seg, **{hyper: h})
+    f = lambda h: fn(s, y, item_where=mask, segment_ids=seg, **{hyper: h})
     check_grads(f, (np.float64(value),), order=1, modes=["rev"])
 
 
@@ -666,9 +667,9 @@ def test_jit_traces_once_with_segments_and_masks():
   @jax.jit
   def f(s, y, mask, seg):
     traces.append(1)
-    return jnp.stack([getattr(jaxobj, n)(s, y, item_where=mask, segments=seg) for n in LOSSES])
+    return jnp.stack([getattr(jaxobj, n)(s, y, item_where=mask, segment_ids=seg) for n in LOSSES])
 
-  close(f(s, y, mask, seg), [call(n, s, y, item_where=mask, segments=seg) for n in LOSSES])
+  close(f(s, y, mask, seg), [call(n, s, y, item_where=mask, segment_ids=seg) for n in LOSSES])
   f(s * 2, y, ~mask, seg + 1)
   assert len(traces) == 1
 
@@ -690,10 +691,10 @@ def test_bad_item_arguments(name):
     call(name, s, y, item_where=mask.astype(np.float32))
   with pytest.raises(ValueError, match=r"item_where\.shape=\(6,\)"):
     call(name, s, y, item_where=mask[:, 0])
-  with pytest.raises(TypeError, match="segments"):
-    call(name, s, y, segments=seg.astype(np.float32))
-  with pytest.raises(ValueError, match=r"segments\.shape=\(6, 3\)"):
-    call(name, s, y, segments=seg[:, :3])
+  with pytest.raises(TypeError, match="segment_ids"):
+    call(name, s, y, segment_ids=seg.astype(np.float32))
+  with pytest.raises(ValueError, match=r"segment_ids\.shape=\(6, 3\)"):
+    call(name, s, y, segment_ids=seg[:, :3])
   with pytest.raises(ValueError, match=r"labels\.shape=\(6, 5\)"):
     call(name, s, y[:, :5])
   with pytest.raises(ValueError, match="list axis"):
@@ -752,7 +753,7 @@ def test_per_list_values_match_rax(name):
   kw = {"normalize_labels": False} if name == "softmax_loss" else {}
   with jax.enable_x64(True):
     want = jax.vmap(lambda a, b, m, g: fn(a, b, where=m, segments=g))(s, y, mask, seg)
-    got = call(name, s, y, item_where=mask, segments=seg, reduction="none", **kw)
+    got = call(name, s, y, item_where=mask, segment_ids=seg, reduction="none", **kw)
   close(got, want)
 
 

@@ -1,8 +1,11 @@
 """The registry: metadata, lookup and close-match suggestions."""
 
 import inspect
+import sys
+import typing
 
 import pytest
+from jax.typing import ArrayLike
 
 import jaxobj
 from jaxobj import registry
@@ -31,7 +34,7 @@ def test_metadata_comes_from_the_signature_and_docstring():
   assert spec.input_names == ("predictions", "targets")
   assert spec.summary.startswith("Huber loss")
   ce = registry.get("softmax_cross_entropy_with_integer_labels")
-  assert ce.hyperparameters["ignore_index"] is None
+  assert ce.hyperparameters["ignore_index"] == -100
   assert set(ce.traceable) == {"label_smoothing"}
 
 
@@ -55,3 +58,79 @@ def test_filters_and_families():
   }
   assert all(s.family == "classification" for s in registry.specs(family="classification"))
   assert {"regression", "classification", "regularization"} <= set(registry.families())
+
+
+# Public names of jaxobj.losses that are not registered losses or metrics: the
+# NamedTuples some losses return, and helpers that go with a loss.
+HELPERS = {
+  "ElboTerms",
+  "ReliabilityDiagram",
+  "fit_temperature",
+  "init_class_centers",
+  "robust_alpha_from_latent",
+  "robust_latent_from_alpha",
+  "robust_latent_from_scale",
+  "robust_log_partition",
+  "robust_scale_from_latent",
+  "sequence_log_probs",
+  "smooth_labels",
+  "temperature_scale",
+}
+
+
+def test_losses_all_is_the_registered_losses_and_metrics_plus_helpers():
+  names = jaxobj.losses.__all__
+  assert isinstance(names, list) and len(names) == len(set(names))
+  registered = {s.name for s in registry.specs() if s.fn.__module__.startswith("jaxobj.losses.")}
+  assert set(names) == registered | HELPERS
+  for name in names:
+    assert getattr(jaxobj.losses, name) is getattr(jaxobj, name), name
+
+
+def test_each_family_exports_its_own_public_names():
+  families = {sys.modules[s.fn.__module__] for s in registry.specs()}
+  exported = set()
+  for module in families:
+    own = set(module.__all__)
+    assert len(own) == len(module.__all__), module.__name__
+    for name in own:
+      assert getattr(module, name).__module__ == module.__name__, (module.__name__, name)
+    exported |= own
+  assert exported == set(jaxobj.losses.__all__) | set(jaxobj.regularizers.__all__)
+
+
+def test_constants_and_private_names_are_not_star_exported():
+  for module in (jaxobj, jaxobj.losses):
+    for name in module.__all__:
+      assert not name.startswith("_") and not name.isupper(), (module.__name__, name)
+  # Still importable from their module.
+  from jaxobj.losses.generative import GAN_LOSS_KINDS
+  from jaxobj.losses.robust import ADAPTIVE_ALPHA_RANGE
+
+  assert "hinge" in GAN_LOSS_KINDS and len(ADAPTIVE_ALPHA_RANGE) == 2
+
+
+def test_one_ignore_index_default_for_every_integer_label_loss():
+  """PyTorch's -100 everywhere (see jaxobj._src.inputs.IGNORE_INDEX)."""
+  with_ignore = [s for s in registry.specs() if "ignore_index" in s.hyperparameters]
+  assert len(with_ignore) >= 15
+  assert {s.hyperparameters["ignore_index"] for s in with_ignore} == {-100}
+  params = inspect.signature(jaxobj.sequence_log_probs).parameters
+  assert params["ignore_index"].default == -100
+
+
+def test_every_public_signature_is_typed_and_the_wrapper_shows_it():
+  """Hints on every argument and the return, seen through the registry's wrapper
+  (``inspect.signature`` follows ``__wrapped__``) and resolvable, as the docs read them."""
+  public = [getattr(jaxobj.losses, n) for n in jaxobj.losses.__all__]
+  public += [s.fn for s in registry.specs(kind="regularizer")]
+  for fn in public:
+    if isinstance(fn, type):  # the NamedTuples some losses return
+      continue
+    sig = inspect.signature(fn)
+    untyped = [n for n, p in sig.parameters.items() if p.annotation is inspect.Parameter.empty]
+    assert not untyped and sig.return_annotation is not sig.empty, (fn.__name__, untyped)
+    hints = typing.get_type_hints(fn)
+    assert set(hints) == set(sig.parameters) | {"return"}, fn.__name__
+  hints = typing.get_type_hints(jaxobj.huber_loss)
+  assert hints["predictions"] is ArrayLike and hints["reduction"] is str

@@ -8,6 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 REDUCTIONS = ("mean", "sum", "none", "sum_and_count")
 
@@ -97,36 +98,56 @@ def _fix_hint(name_a, sa, name_b, sb) -> str:
   return "reshape or broadcast explicitly (jnp.broadcast_to) so the shapes match."
 
 
-def check_broadcastable(name: str, x, loss_shape: tuple[int, ...]) -> None:
-  """`where` and `weights` must broadcast to the per-element loss without growing it.
+def check_broadcastable(
+  name: str,
+  x: ArrayLike,
+  loss_shape: tuple[int, ...],
+  *,
+  to: str = "the per-element loss shape",
+  scalar: bool = True,
+  hint: str = "",
+) -> None:
+  """A mask, weights or per-entry array must broadcast to ``loss_shape`` without growing it.
 
-  Same rank (or a scalar), each axis either equal or 1: NumPy's right-aligned
-  broadcasting would silently pair a (B,) mask with the last axis of a (B, T) loss.
+  The one broadcast rule of jaxobj: same rank (or, with ``scalar``, a scalar),
+  each axis either equal or 1. NumPy's right-aligned broadcasting would
+  silently pair a (B,) mask with the last axis of a (B, T) loss. ``to`` names
+  the shape in the message; ``hint`` is added to it.
   """
   sx = _shape(x)
-  ok = sx == () or (len(sx) == len(loss_shape) and all(a in (1, b) for a, b in zip(sx, loss_shape)))
+  ok = (scalar and sx == ()) or (
+    len(sx) == len(loss_shape) and all(a in (1, b) for a, b in zip(sx, loss_shape))
+  )
   if not ok:
-    hint = ""
     if len(sx) < len(loss_shape) and loss_shape[: len(sx)] == sx:
       extra = len(loss_shape) - len(sx)
-      hint = f" Add the missing trailing axes, e.g. {name}[{'...' + ', None' * extra}]."
+      hint = f" Add the missing trailing axes, e.g. {name}[{'...' + ', None' * extra}].{hint}"
     raise ValueError(
-      f"{name}.shape={sx} does not broadcast to the per-element loss shape "
-      f"{loss_shape}: it must be a scalar or have the same rank with each axis "
+      f"{name}.shape={sx} does not broadcast to {to} {tuple(loss_shape)}: it must "
+      f"{'be a scalar or ' if scalar else ''}have the same rank with each axis "
       f"equal or 1.{hint}"
     )
 
 
-def as_mask(where, loss_shape: tuple[int, ...]) -> jax.Array:
-  where = jnp.asarray(where)
-  if where.dtype != jnp.bool_:
+def as_mask(
+  where: ArrayLike,
+  loss_shape: tuple[int, ...],
+  *,
+  name: str = "where",
+  to: str = "the per-element loss shape",
+  scalar: bool = True,
+  hint: str = "",
+) -> jax.Array:
+  """A boolean mask (``name``) checked against ``loss_shape`` by the broadcast rule above."""
+  mask = jnp.asarray(where)
+  if mask.dtype != jnp.bool_:
     raise TypeError(
-      f"where must be a boolean mask, got dtype {where.dtype}. Build it with a "
-      f"comparison (e.g. labels != ignore) or cast with where.astype(bool); "
+      f"{name} must be a boolean mask, got dtype {mask.dtype}. Build it with a "
+      f"comparison (e.g. labels != ignore) or cast with {name}.astype(bool); "
       f"real-valued per-element factors belong in weights."
     )
-  check_broadcastable("where", where, loss_shape)
-  return where
+  check_broadcastable(name, mask, loss_shape, to=to, scalar=scalar, hint=hint)
+  return mask
 
 
 def is_concrete(x) -> bool:

@@ -274,7 +274,7 @@ def _merge_lse(spec):
 
 
 class Result(NamedTuple):
-  values: jax.Array
+  values: jax.Array | None  # None when only gradients are asked for
   stats: Any = None  # CLIP: (row lse, column lse), for a later gradient sweep
   grads: Any = None  # (dx, dy, dr, dq, d_log_t, d_bias)
 

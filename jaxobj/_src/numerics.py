@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 
 def abs_with_sign_grad(x: jax.Array) -> jax.Array:
@@ -36,3 +37,22 @@ def vary_like(x, *refs):
     return jax.lax.pcast(leaf, missing, to="varying") if missing else leaf
 
   return jax.tree.map(one, x) if axes else x
+
+
+def relative_entropy(p: jax.Array, log_p: jax.Array, log_q: jax.Array) -> jax.Array:
+  r""":math:`\sum_k p_k(\log p_k - \log q_k)` along the last axis.
+
+  Terms with :math:`p_k = 0` are exactly 0, with zero gradient, whatever
+  :math:`\log q_k` is (``-inf`` included): both logs are replaced before the
+  subtraction so no ``inf - inf`` or ``0 * inf`` is ever formed.
+  """
+  support = p != 0
+  diff = jnp.where(support, log_p, 0.0) - jnp.where(support, log_q, 0.0)
+  return jnp.sum(jnp.where(support, p * diff, 0.0), axis=-1)
+
+
+def scale_logits(x: jax.Array, temperature: ArrayLike) -> jax.Array:
+  """``x / temperature`` that keeps ``-inf`` logits at ``-inf`` with a finite
+  gradient w.r.t. the temperature (``-inf / T`` would send NaN to dT)."""
+  finite = x != -jnp.inf  # NaN included: it must reach the value
+  return jnp.where(finite, jnp.where(finite, x, 0.0) / temperature, -jnp.inf)

@@ -1,49 +1,274 @@
-"""Loss families. Importing this package registers every loss."""
+"""Loss families. Importing this package registers every loss.
 
-from jaxobj.losses import (
-  calibration,
-  classification,
-  contrastive,
-  contrastive_sharded,
-  distribution,
-  generative,
-  metric_learning,
-  metrics,
-  preference,
-  ranking,
-  regression,
-  robust,
-  segmentation,
-  sequence,
-)
-from jaxobj.losses.calibration import *  # noqa: F401,F403
-from jaxobj.losses.classification import *  # noqa: F401,F403
-from jaxobj.losses.contrastive import *  # noqa: F401,F403
-from jaxobj.losses.contrastive_sharded import *  # noqa: F401,F403
-from jaxobj.losses.distribution import *  # noqa: F401,F403
-from jaxobj.losses.generative import *  # noqa: F401,F403
-from jaxobj.losses.metric_learning import *  # noqa: F401,F403
-from jaxobj.losses.metrics import *  # noqa: F401,F403
-from jaxobj.losses.preference import *  # noqa: F401,F403
-from jaxobj.losses.ranking import *  # noqa: F401,F403
-from jaxobj.losses.regression import *  # noqa: F401,F403
-from jaxobj.losses.robust import *  # noqa: F401,F403
-from jaxobj.losses.segmentation import *  # noqa: F401,F403
-from jaxobj.losses.sequence import *  # noqa: F401,F403
+Each family is a module (``jaxobj.losses.regression``, ...); its public names
+are imported here one by one and listed in ``__all__`` below.
+"""
 
-__all__ = (
-  calibration.__all__
-  + classification.__all__
-  + contrastive.__all__
-  + contrastive_sharded.__all__
-  + distribution.__all__
-  + generative.__all__
-  + metric_learning.__all__
-  + metrics.__all__
-  + preference.__all__
-  + ranking.__all__
-  + regression.__all__
-  + robust.__all__
-  + segmentation.__all__
-  + sequence.__all__
+from jaxobj.losses.calibration import (
+  ReliabilityDiagram,
+  binary_brier_score,
+  brier_score,
+  brier_score_with_integer_labels,
+  confidence_penalty,
+  expected_calibration_error,
+  fit_temperature,
+  log_score,
+  log_score_with_integer_labels,
+  maximum_calibration_error,
+  reliability_diagram,
+  temperature_scale,
 )
+from jaxobj.losses.classification import (
+  hinge_loss,
+  multiclass_hinge_loss,
+  poly_loss_cross_entropy,
+  poly_loss_cross_entropy_with_integer_labels,
+  sigmoid_binary_cross_entropy,
+  sigmoid_focal_loss,
+  smooth_labels,
+  softmax_cross_entropy,
+  softmax_cross_entropy_with_integer_labels,
+  softmax_focal_loss,
+  softmax_focal_loss_with_integer_labels,
+  squared_hinge_loss,
+)
+from jaxobj.losses.contrastive import (
+  barlow_twins_loss,
+  chunked_clip_loss,
+  chunked_siglip_loss,
+  clip_loss,
+  decoupled_contrastive_loss,
+  info_nce_loss,
+  negative_cosine_similarity,
+  ntxent,
+  siglip_loss,
+  supervised_contrastive_loss,
+  vicreg_loss,
+)
+from jaxobj.losses.contrastive_sharded import (
+  sharded_clip_loss,
+  sharded_siglip_loss,
+)
+from jaxobj.losses.distribution import (
+  generalized_kl_divergence,
+  jensen_shannon_divergence,
+  kl_divergence,
+  kl_divergence_with_log_targets,
+  knowledge_distillation_loss,
+  maximum_mean_discrepancy,
+  reverse_kl_divergence,
+  wasserstein_1d,
+  wasserstein_1d_histogram,
+)
+from jaxobj.losses.generative import (
+  ElboTerms,
+  bernoulli_reconstruction_loss,
+  gan_discriminator_loss,
+  gan_generator_loss,
+  gaussian_kl_divergence,
+  gaussian_reconstruction_loss,
+  negative_elbo,
+  r1_penalty,
+  wgan_gradient_penalty,
+)
+from jaxobj.losses.metric_learning import (
+  arcface_loss,
+  batch_all_triplet_loss,
+  batch_hard_triplet_loss,
+  cosface_loss,
+  cosine_embedding_loss,
+  init_class_centers,
+  multi_similarity_loss,
+  npairs_loss,
+  pairwise_contrastive_loss,
+  triplet_margin_loss,
+)
+from jaxobj.losses.metrics import (
+  accuracy,
+  balanced_accuracy,
+  retrieval_accuracy,
+)
+from jaxobj.losses.preference import (
+  bradley_terry_loss,
+  dpo_loss,
+  kto_loss,
+  orpo_odds_ratio_loss,
+  rlhf_loss,
+  sequence_log_probs,
+  simpo_loss,
+)
+from jaxobj.losses.ranking import (
+  approx_ndcg_loss,
+  bpr_loss,
+  listmle_loss,
+  mrr_metric,
+  ndcg_metric,
+  pairwise_hinge_loss,
+  pairwise_logistic_loss,
+  pointwise_mse_loss,
+  pointwise_sigmoid_loss,
+  precision_metric,
+  softmax_loss,
+)
+from jaxobj.losses.regression import (
+  absolute_error,
+  absolute_percentage_error,
+  epsilon_insensitive_loss,
+  gaussian_nll_loss,
+  huber_loss,
+  l2_loss,
+  log_cosh,
+  poisson_nll_loss,
+  pseudo_huber_loss,
+  quantile_loss,
+  smooth_l1_loss,
+  squared_error,
+  squared_log_error,
+)
+from jaxobj.losses.robust import (
+  adaptive_robust_loss,
+  general_robust_loss,
+  robust_alpha_from_latent,
+  robust_latent_from_alpha,
+  robust_latent_from_scale,
+  robust_log_partition,
+  robust_scale_from_latent,
+)
+from jaxobj.losses.segmentation import (
+  dice_ce_loss,
+  dice_loss,
+  focal_tversky_loss,
+  generalized_dice_loss,
+  jaccard_loss,
+  lovasz_hinge_loss,
+  lovasz_softmax_loss,
+  tversky_loss,
+)
+from jaxobj.losses.sequence import (
+  ctc_loss,
+  fused_linear_cross_entropy,
+  token_cross_entropy,
+)
+
+# Every registered loss and metric of the families, and a few public helpers
+# (return types, initializers, calibration and Barron-loss transforms);
+# tests/test_registry.py checks that the list matches the registry.
+__all__ = [
+  "ElboTerms",
+  "ReliabilityDiagram",
+  "absolute_error",
+  "absolute_percentage_error",
+  "accuracy",
+  "adaptive_robust_loss",
+  "approx_ndcg_loss",
+  "arcface_loss",
+  "balanced_accuracy",
+  "barlow_twins_loss",
+  "batch_all_triplet_loss",
+  "batch_hard_triplet_loss",
+  "bernoulli_reconstruction_loss",
+  "binary_brier_score",
+  "bpr_loss",
+  "bradley_terry_loss",
+  "brier_score",
+  "brier_score_with_integer_labels",
+  "chunked_clip_loss",
+  "chunked_siglip_loss",
+  "clip_loss",
+  "confidence_penalty",
+  "cosface_loss",
+  "cosine_embedding_loss",
+  "ctc_loss",
+  "decoupled_contrastive_loss",
+  "dice_ce_loss",
+  "dice_loss",
+  "dpo_loss",
+  "epsilon_insensitive_loss",
+  "expected_calibration_error",
+  "fit_temperature",
+  "focal_tversky_loss",
+  "fused_linear_cross_entropy",
+  "gan_discriminator_loss",
+  "gan_generator_loss",
+  "gaussian_kl_divergence",
+  "gaussian_nll_loss",
+  "gaussian_reconstruction_loss",
+  "general_robust_loss",
+  "generalized_dice_loss",
+  "generalized_kl_divergence",
+  "hinge_loss",
+  "huber_loss",
+  "info_nce_loss",
+  "init_class_centers",
+  "jaccard_loss",
+  "jensen_shannon_divergence",
+  "kl_divergence",
+  "kl_divergence_with_log_targets",
+  "knowledge_distillation_loss",
+  "kto_loss",
+  "l2_loss",
+  "listmle_loss",
+  "log_cosh",
+  "log_score",
+  "log_score_with_integer_labels",
+  "lovasz_hinge_loss",
+  "lovasz_softmax_loss",
+  "maximum_calibration_error",
+  "maximum_mean_discrepancy",
+  "mrr_metric",
+  "multi_similarity_loss",
+  "multiclass_hinge_loss",
+  "ndcg_metric",
+  "negative_cosine_similarity",
+  "negative_elbo",
+  "npairs_loss",
+  "ntxent",
+  "orpo_odds_ratio_loss",
+  "pairwise_contrastive_loss",
+  "pairwise_hinge_loss",
+  "pairwise_logistic_loss",
+  "pointwise_mse_loss",
+  "pointwise_sigmoid_loss",
+  "poisson_nll_loss",
+  "poly_loss_cross_entropy",
+  "poly_loss_cross_entropy_with_integer_labels",
+  "precision_metric",
+  "pseudo_huber_loss",
+  "quantile_loss",
+  "r1_penalty",
+  "reliability_diagram",
+  "retrieval_accuracy",
+  "reverse_kl_divergence",
+  "rlhf_loss",
+  "robust_alpha_from_latent",
+  "robust_latent_from_alpha",
+  "robust_latent_from_scale",
+  "robust_log_partition",
+  "robust_scale_from_latent",
+  "sequence_log_probs",
+  "sharded_clip_loss",
+  "sharded_siglip_loss",
+  "siglip_loss",
+  "sigmoid_binary_cross_entropy",
+  "sigmoid_focal_loss",
+  "simpo_loss",
+  "smooth_l1_loss",
+  "smooth_labels",
+  "softmax_cross_entropy",
+  "softmax_cross_entropy_with_integer_labels",
+  "softmax_focal_loss",
+  "softmax_focal_loss_with_integer_labels",
+  "softmax_loss",
+  "squared_error",
+  "squared_hinge_loss",
+  "squared_log_error",
+  "supervised_contrastive_loss",
+  "temperature_scale",
+  "token_cross_entropy",
+  "triplet_margin_loss",
+  "tversky_loss",
+  "vicreg_loss",
+  "wasserstein_1d",
+  "wasserstein_1d_histogram",
+  "wgan_gradient_penalty",
+]

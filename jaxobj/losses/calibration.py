@@ -18,13 +18,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from jaxobj._src import checks, examples
+from jaxobj._src import checks, examples, inputs
 from jaxobj._src.examples import calibration as calibration_examples
-from jaxobj._src.reduce import masked_fill, reduce_loss
+from jaxobj._src.numerics import relative_entropy, scale_logits
+from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.losses import classification
-from jaxobj.losses.classification import _binary_inputs, _integer_inputs, _softmax_inputs
-from jaxobj.losses.distribution import _relative_entropy, _scale_logits
 from jaxobj.registry import register
 
 __all__ = [
@@ -43,16 +43,20 @@ __all__ = [
 ]
 
 
-def _in_range(labels, num_classes):
-  return (labels >= 0) & (labels < num_classes)
-
-
 # --------------------------------------------------------------------------
 # Proper scoring rules.
 
 
 @register("calibration", inputs=examples.PROBABILITY_LABELS)
-def brier_score(logits, labels, *, axis=-1, where=None, weights=None, reduction="mean"):
+def brier_score(
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Multiclass Brier score of softmax probabilities against probability labels.
 
   .. math:: \ell(x, y) = \sum_k \big(\operatorname{softmax}(x)_k - y_k\big)^2
@@ -89,15 +93,22 @@ def brier_score(logits, labels, *, axis=-1, where=None, weights=None, reduction=
     Brier, "Verification of Forecasts Expressed in Terms of Probability",
     Monthly Weather Review 1950.
   """
-  x, y, _ = _softmax_inputs(logits, labels, axis, where)
+  x, y, _ = inputs.softmax_inputs(logits, labels, axis, where)
   values = jnp.sum(jnp.square(jax.nn.softmax(x, axis=-1) - y), axis=-1)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("calibration", inputs=examples.INTEGER_LABELS)
 def brier_score_with_integer_labels(
-  logits, labels, *, ignore_index=None, axis=-1, where=None, weights=None, reduction="mean"
-):
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  ignore_index: int | ArrayLike | None = -100,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Multiclass Brier score of softmax probabilities against integer labels.
 
   .. math:: \ell(x, y) = \sum_k \big(p_k - [k = y]\big)^2,
@@ -110,7 +121,7 @@ def brier_score_with_integer_labels(
   Args:
     logits: float array ``[..., K]``.
     labels: integer array ``logits.shape`` without the class axis.
-    ignore_index: optional label value to skip.
+    ignore_index: label value to skip (default -100, PyTorch's; None skips none).
     axis: the class axis (static).
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
 
@@ -131,16 +142,23 @@ def brier_score_with_integer_labels(
     Brier, "Verification of Forecasts Expressed in Terms of Probability",
     Monthly Weather Review 1950.
   """
-  x, y, where = _integer_inputs(logits, labels, axis, where, ignore_index)
+  x, y, where = inputs.integer_inputs(logits, labels, axis, where, ignore_index)
   k = x.shape[-1]
   one_hot = jnp.arange(k) == y[..., None]
   values = jnp.sum(jnp.square(jax.nn.softmax(x, axis=-1) - one_hot), axis=-1)
-  values = jnp.where(_in_range(y, k), values, jnp.nan)
+  values = jnp.where(inputs.in_range(y, k), values, jnp.nan)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("calibration", inputs=examples.BINARY)
-def binary_brier_score(logits, labels, *, where=None, weights=None, reduction="mean"):
+def binary_brier_score(
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Binary Brier score of sigmoid probabilities.
 
   .. math:: \ell(x, y) = \big(\sigma(x) - y\big)^2
@@ -170,13 +188,21 @@ def binary_brier_score(logits, labels, *, where=None, weights=None, reduction="m
     Brier, "Verification of Forecasts Expressed in Terms of Probability",
     Monthly Weather Review 1950.
   """
-  x, y = _binary_inputs(logits, labels, where)
+  x, y = inputs.binary_inputs(logits, labels, where)
   values = jnp.square(jax.nn.sigmoid(x) - y)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("calibration", inputs=examples.PROBABILITY_LABELS)
-def log_score(logits, labels, *, axis=-1, where=None, weights=None, reduction="mean"):
+def log_score(
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Logarithmic score (negative log-likelihood) against probability labels.
 
   .. math:: \ell(x, y) = -\sum_k y_k \log \operatorname{softmax}(x)_k
@@ -215,8 +241,15 @@ def log_score(logits, labels, *, axis=-1, where=None, weights=None, reduction="m
 
 @register("calibration", inputs=examples.INTEGER_LABELS)
 def log_score_with_integer_labels(
-  logits, labels, *, ignore_index=None, axis=-1, where=None, weights=None, reduction="mean"
-):
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  ignore_index: int | ArrayLike | None = -100,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Logarithmic score (negative log-likelihood) against integer labels.
 
   .. math:: \ell(x, y) = -\log \operatorname{softmax}(x)_y
@@ -228,7 +261,7 @@ def log_score_with_integer_labels(
   Args:
     logits: float array ``[..., K]``.
     labels: integer array ``logits.shape`` without the class axis.
-    ignore_index: optional label value to skip.
+    ignore_index: label value to skip (default -100, PyTorch's; None skips none).
     axis: the class axis (static).
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
 
@@ -279,7 +312,8 @@ class ReliabilityDiagram(NamedTuple):
 
   confidence: jax.Array
   accuracy: jax.Array
-  count: jax.Array
+  # Shadows tuple.count on purpose: the public name of the field since it was added.
+  count: jax.Array  # type: ignore[assignment]
   edges: jax.Array
 
 
@@ -307,12 +341,12 @@ def _binned(logits, labels, num_bins, ignore_index, axis, where, weights, right_
   """
   if not isinstance(num_bins, int) or isinstance(num_bins, bool) or num_bins < 1:
     raise ValueError(f"num_bins must be a positive int (static), got num_bins={num_bins!r}.")
-  x, y, where = _integer_inputs(logits, labels, axis, where, ignore_index)
+  x, y, where = inputs.integer_inputs(logits, labels, axis, where, ignore_index)
   w = _row_weights(where, weights, y.shape, x.dtype)
   log_p = jax.nn.log_softmax(x, axis=-1)
   confidence = jnp.exp(jnp.max(log_p, axis=-1))
   correct = (jnp.argmax(x, axis=-1) == y).astype(x.dtype)
-  correct = jnp.where(_in_range(y, x.shape[-1]), correct, jnp.nan)
+  correct = jnp.where(inputs.in_range(y, x.shape[-1]), correct, jnp.nan)
   edges = jnp.linspace(0.0, 1.0, num_bins + 1, dtype=x.dtype)
   if right_closed:
     bins = jnp.searchsorted(edges[1:-1], confidence, side="left")
@@ -334,16 +368,16 @@ def _safe_divide(a, b):
 
 @register("calibration", kind="metric", inputs=examples.INTEGER_LABELS, couples_rows=True)
 def expected_calibration_error(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  num_bins=15,
-  ignore_index=None,
-  axis=-1,
-  where=None,
-  weights=None,
-  right_closed=True,
-):
+  num_bins: int = 15,
+  ignore_index: int | ArrayLike | None = -100,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  right_closed: bool = True,
+) -> jax.Array:
   r"""Expected calibration error of the top-label confidence (a metric, not a loss).
 
   .. math::
@@ -372,7 +406,7 @@ def expected_calibration_error(
     logits: float array ``[..., K]`` (class axis set by ``axis``).
     labels: integer array ``logits.shape`` without the class axis.
     num_bins: number of equal-width bins :math:`B` (static int).
-    ignore_index: optional label value to skip.
+    ignore_index: label value to skip (default -100, PyTorch's; None skips none).
     axis: the class axis (static).
     where: optional boolean mask over the rows.
     weights: optional non-negative per-row weights.
@@ -406,16 +440,16 @@ def expected_calibration_error(
 
 @register("calibration", kind="metric", inputs=examples.INTEGER_LABELS, couples_rows=True)
 def maximum_calibration_error(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  num_bins=15,
-  ignore_index=None,
-  axis=-1,
-  where=None,
-  weights=None,
-  right_closed=True,
-):
+  num_bins: int = 15,
+  ignore_index: int | ArrayLike | None = -100,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  right_closed: bool = True,
+) -> jax.Array:
   r"""Maximum calibration error: the worst bin's confidence–accuracy gap (a metric).
 
   .. math:: \mathrm{MCE} = \max_{b:\ n_b > 0} \big|\mathrm{acc}_b - \mathrm{conf}_b\big|
@@ -429,7 +463,7 @@ def maximum_calibration_error(
     logits: float array ``[..., K]``.
     labels: integer array ``logits.shape`` without the class axis.
     num_bins: number of equal-width bins (static int).
-    ignore_index: optional label value to skip.
+    ignore_index: label value to skip (default -100, PyTorch's; None skips none).
     axis: the class axis (static).
     where: optional boolean mask over the rows.
     weights: optional non-negative per-row weights.
@@ -461,8 +495,15 @@ def maximum_calibration_error(
 
 @register("calibration", kind="metric", inputs=examples.INTEGER_LABELS, couples_rows=True)
 def reliability_diagram(
-  logits, labels, *, num_bins=15, ignore_index=None, axis=-1, where=None, weights=None
-):
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  num_bins: int = 15,
+  ignore_index: int | ArrayLike | None = -100,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+) -> ReliabilityDiagram:
   r"""Per-bin confidence, accuracy and count for a reliability diagram (a metric).
 
   .. math::
@@ -478,7 +519,7 @@ def reliability_diagram(
     logits: float array ``[..., K]``.
     labels: integer array ``logits.shape`` without the class axis.
     num_bins: number of equal-width bins (static int).
-    ignore_index: optional label value to skip.
+    ignore_index: label value to skip (default -100, PyTorch's; None skips none).
     axis: the class axis (static).
     where: optional boolean mask over the rows.
     weights: optional non-negative per-row weights.
@@ -514,7 +555,10 @@ def reliability_diagram(
 # Temperature scaling.
 
 
-def temperature_scale(logits, temperature):
+def temperature_scale(
+  logits: ArrayLike,
+  temperature: ArrayLike,
+) -> jax.Array:
   r"""Divides logits by a temperature: :math:`x / T` (``-inf`` stays ``-inf``).
 
   Args:
@@ -535,7 +579,7 @@ def temperature_scale(logits, temperature):
     [  1. -inf]
   """
   checks.check_range("temperature", temperature, low=0.0, low_inclusive=False)
-  return _scale_logits(checks.as_float(logits, "logits"), temperature)
+  return scale_logits(checks.as_float(logits, "logits"), temperature)
 
 
 @functools.partial(jax.jit, static_argnames="num_steps")
@@ -547,7 +591,7 @@ def _fit_temperature(x, y, w, bracket, num_steps):
   finite = x > -jnp.inf
   x0 = jnp.where(finite, x, 0.0)
   x_label = jnp.take_along_axis(x, jnp.clip(y, 0, k - 1)[:, None], axis=-1)[:, 0]
-  x_label = jnp.where(_in_range(y, k), x_label, jnp.nan)
+  x_label = jnp.where(inputs.in_range(y, k), x_label, jnp.nan)
 
   def derivatives(u):
     # d/du and d^2/du^2 of the mean NLL at beta = exp(u), from the moments of
@@ -581,17 +625,17 @@ def _fit_temperature(x, y, w, bracket, num_steps):
 
 
 def fit_temperature(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  ignore_index=None,
-  axis=-1,
-  where=None,
-  weights=None,
-  min_temperature=1e-2,
-  max_temperature=1e2,
-  num_steps=50,
-):
+  ignore_index: int | ArrayLike | None = -100,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  min_temperature: float = 1e-2,
+  max_temperature: float = 1e2,
+  num_steps: int = 50,
+) -> jax.Array:
   r"""Fits one temperature on held-out logits by minimizing the log score.
 
   .. math::
@@ -613,7 +657,7 @@ def fit_temperature(
   Args:
     logits: float array ``[..., K]`` of a held-out (validation) set.
     labels: integer array ``logits.shape`` without the class axis.
-    ignore_index: optional label value to skip.
+    ignore_index: label value to skip (default -100, PyTorch's; None skips none).
     axis: the class axis (static).
     where: optional boolean mask over the rows.
     weights: optional non-negative per-row weights.
@@ -646,7 +690,7 @@ def fit_temperature(
       f"the search interval must satisfy 0 < min_temperature < max_temperature, got "
       f"min_temperature={min_temperature!r} and max_temperature={max_temperature!r}."
     )
-  x, y, where = _integer_inputs(logits, labels, axis, where, ignore_index)
+  x, y, where = inputs.integer_inputs(logits, labels, axis, where, ignore_index)
   w = _row_weights(where, weights, y.shape, x.dtype)
   k = x.shape[-1]
   bounds = jnp.log(jnp.asarray([max_temperature, min_temperature], x.dtype))
@@ -661,8 +705,14 @@ def fit_temperature(
 
 @register("calibration", inputs=calibration_examples.LOGITS)
 def confidence_penalty(
-  logits, *, threshold=None, axis=-1, where=None, weights=None, reduction="mean"
-):
+  logits: ArrayLike,
+  *,
+  threshold: float | ArrayLike | None = None,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Confidence penalty: the negative entropy of the predicted distribution.
 
   .. math::
@@ -711,7 +761,7 @@ def confidence_penalty(
   x = jnp.moveaxis(x, axis, -1)
   x = masked_fill(where, x, x.shape[:-1], axis_extra=1)
   log_p = jax.nn.log_softmax(x, axis=-1)
-  values = _relative_entropy(jnp.exp(log_p), log_p, jnp.zeros_like(log_p))
+  values = relative_entropy(jnp.exp(log_p), log_p, jnp.zeros_like(log_p))
   if threshold is not None:
     values = jnp.maximum(threshold + values, 0.0)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from jaxobj._src import checks, examples
-from jaxobj._src.reduce import masked_fill, reduce_loss
+from jaxobj._src import checks, examples, inputs
+from jaxobj._src.reduce import Reduced, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
@@ -29,119 +30,22 @@ __all__ = [
   "squared_hinge_loss",
 ]
 
+# Why a hinge has a zero Hessian (see LossSpec.zero_hessian).
+_HINGE = "piecewise linear: a hinge max(0, margin - ...), kinked at the margin"
+
 # --------------------------------------------------------------------------
-# Shared preparation of inputs.
-
-
-def _binary_inputs(logits, labels, where, names=("logits", "labels")):
-  x = checks.as_float(logits, names[0])
-  checks.check_same_shape(names[0], x, names[1], labels)
-  y = checks.as_target(labels, names[1], x)
-  return masked_fill(where, x, x.shape), masked_fill(where, y, x.shape)
-
-
-def _classes_last(x, axis):
-  """``x`` with the class axis last; a tuple of class axes (as in optax) is
-  moved to the end in the order given and flattened into one, so an integer
-  label is a flat (C-order) index into ``x``'s slice over those axes."""
-  if not isinstance(axis, tuple):
-    return jnp.moveaxis(x, axis, -1)
-  n = len(axis)
-  if len({a % x.ndim if -x.ndim <= a < x.ndim else a for a in axis}) != n:
-    raise ValueError(
-      f"axis={axis} names an axis twice for logits of rank {x.ndim}; list each class axis once."
-    )
-  x = jnp.moveaxis(x, axis, tuple(range(-n, 0)))
-  return x.reshape(x.shape[: x.ndim - n] + (-1,))
-
-
-def _softmax_inputs(logits, labels, axis, where):
-  """Logits and probability labels with the class axis moved last."""
-  x = checks.as_float(logits, "logits")
-  checks.check_same_shape("logits", x, "labels", labels)
-  y = checks.as_target(labels, "labels", x)
-  x, y = _classes_last(x, axis), _classes_last(y, axis)
-  shape = x.shape[:-1]
-  return (
-    masked_fill(where, x, shape, axis_extra=1),
-    masked_fill(where, y, shape, axis_extra=1),
-    shape,
-  )
-
-
-def _integer_inputs(logits, labels, axis, where, ignore_index=None, name="logits"):
-  """Logits with the class axis last, integer labels and the combined mask.
-
-  ``ignore_index`` entries join the mask; masked labels are set to class 0 so
-  the gather stays in range. Unmasked labels outside ``[0, K)`` gather NaN:
-  an out-of-range label never yields a plausible-looking number.
-  """
-  x = _classes_last(checks.as_float(logits, name), axis)
-  y = checks.as_labels(labels, "labels")
-  checks.check_label_shape(name, x, "labels", y)
-  shape = y.shape
-  if ignore_index is not None:
-    keep = y != ignore_index
-    where = keep if where is None else jnp.logical_and(checks.as_mask(where, shape), keep)
-  x = masked_fill(where, x, shape, axis_extra=1)
-  y = masked_fill(where, y, shape, fill=0)
-  return x, y, where
-
-
-def _in_range(labels, num_classes):
-  return (labels >= 0) & (labels < num_classes)
-
-
-def _take(x, labels):
-  """``x[..., labels]`` with NaN for labels outside ``[0, K)``.
-
-  The range is checked explicitly: gathers (even with ``mode="fill"``) wrap
-  negative indices, so a label of -1 would silently read the last class.
-  """
-  ok = _in_range(labels, x.shape[-1])
-  got = jnp.take_along_axis(x, jnp.where(ok, labels, 0)[..., None], axis=-1)[..., 0]
-  return jnp.where(ok, got, jnp.nan)
-
-
-def _class_weights(class_weights, num_classes):
-  if class_weights is None:
-    return None
-  w = checks.as_float(class_weights, "class_weights")
-  if w.shape != (num_classes,):
-    raise ValueError(
-      f"class_weights must have shape ({num_classes},) (one weight "
-      f"per class), got class_weights.shape={w.shape}."
-    )
-  return w
+# Shared preparation of inputs (the rest is in jaxobj._src.inputs).
 
 
 def _with_class_weights(weights, class_weights, labels):
   """Per-row weights times the weight of each row's label class."""
-  ok = _in_range(labels, class_weights.shape[0])
+  ok = inputs.in_range(labels, class_weights.shape[0])
   w_y = jnp.where(ok, jnp.take(class_weights, jnp.where(ok, labels, 0)), jnp.nan)
   if weights is None:
     return w_y
   weights = checks.as_float(weights, "weights")
   checks.check_broadcastable("weights", weights, labels.shape)
   return weights * w_y
-
-
-def _finite_classes(x):
-  """Mask of classes that are possible (logit > -inf) and their count per row."""
-  finite = x > -jnp.inf
-  return finite, jnp.maximum(jnp.sum(finite, axis=-1), 1)
-
-
-def _safe_logp(y, logp):
-  """``logp`` (a log-probability, or a ``softplus`` term of the binary losses)
-  with 0 where it is infinite and the label ``y`` is 0, so ``y * logp`` is
-  exactly 0 there (with a finite gradient).
-
-  The guard is on ``logp``, not on ``y > 0``: where ``logp`` is finite the
-  product keeps its gradient w.r.t. ``y`` even at ``y == 0``, which a traced
-  ``label_smoothing`` of 0 needs (d target / d alpha is not 0 there).
-  """
-  return jnp.where(jnp.isinf(logp) & (y == 0), 0.0, logp)
 
 
 def _safe_log(v):
@@ -203,8 +107,15 @@ def _log1m_softmax(x, log_p):
 
 @register("classification", inputs=examples.BINARY)
 def sigmoid_binary_cross_entropy(
-  logits, labels, *, pos_weight=1.0, label_smoothing=0.0, where=None, weights=None, reduction="mean"
-):
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  pos_weight: float | ArrayLike = 1.0,
+  label_smoothing: float | ArrayLike = 0.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Binary cross-entropy of sigmoid logits, with positive-class weighting.
 
   .. math::
@@ -238,18 +149,25 @@ def sigmoid_binary_cross_entropy(
   """
   checks.check_range("pos_weight", pos_weight, low=0.0)
   checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
-  x, y = _binary_inputs(logits, labels, where)
+  x, y = inputs.binary_inputs(logits, labels, where)
   y = y * (1.0 - label_smoothing) + 0.5 * label_smoothing
-  pos = y * _safe_logp(y, jax.nn.softplus(-x))
-  neg = (1.0 - y) * _safe_logp(1.0 - y, jax.nn.softplus(x))
+  pos = y * inputs.safe_logp(y, jax.nn.softplus(-x))
+  neg = (1.0 - y) * inputs.safe_logp(1.0 - y, jax.nn.softplus(x))
   values = pos_weight * pos + neg
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("classification", inputs=examples.BINARY)
 def sigmoid_focal_loss(
-  logits, labels, *, gamma=2.0, alpha=None, where=None, weights=None, reduction="mean"
-):
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  gamma: float | ArrayLike = 2.0,
+  alpha: float | ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Focal loss on sigmoid logits: cross-entropy down-weighted on easy examples.
 
   .. math::
@@ -295,8 +213,10 @@ def sigmoid_focal_loss(
   """
   checks.check_range("gamma", gamma, low=0.0)
   checks.check_range("alpha", alpha, low=0.0, high=1.0)
-  x, y = _binary_inputs(logits, labels, where)
-  ce = y * _safe_logp(y, jax.nn.softplus(-x)) + (1.0 - y) * _safe_logp(1.0 - y, jax.nn.softplus(x))
+  x, y = inputs.binary_inputs(logits, labels, where)
+  ce = y * inputs.safe_logp(y, jax.nn.softplus(-x)) + (1.0 - y) * inputs.safe_logp(
+    1.0 - y, jax.nn.softplus(x)
+  )
   # log(1 - p_t) with 1 - p_t = y (1 - p) + (1 - y) p, as a log-sum-exp of
   # log_sigmoid terms: its x-derivatives of every order are bounded, so
   # second derivatives stay finite where 1 - p_t underflows.
@@ -317,8 +237,16 @@ def sigmoid_focal_loss(
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
-@register("classification", inputs=examples.SIGNED)
-def hinge_loss(scores, labels, *, margin=1.0, where=None, weights=None, reduction="mean"):
+@register("classification", inputs=examples.SIGNED, zero_hessian=_HINGE)
+def hinge_loss(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float | ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Hinge loss of a binary classifier with labels in {-1, +1}.
 
   .. math:: \ell(s, y) = \max(0,\ m - y\,s)
@@ -343,14 +271,22 @@ def hinge_loss(scores, labels, *, margin=1.0, where=None, weights=None, reductio
     [0.  0.5 2. ]
   """
   checks.check_range("margin", margin, low=0.0)
-  s, y = _binary_inputs(scores, labels, where, names=("scores", "labels"))
+  s, y = inputs.binary_inputs(scores, labels, where, names=("scores", "labels"))
   return reduce_loss(
     jnp.maximum(margin - y * s, 0.0), where=where, weights=weights, reduction=reduction
   )
 
 
 @register("classification", inputs=examples.SIGNED)
-def squared_hinge_loss(scores, labels, *, margin=1.0, where=None, weights=None, reduction="mean"):
+def squared_hinge_loss(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float | ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Squared hinge loss with labels in {-1, +1}: smooth, and harsher on large violations.
 
   .. math:: \ell(s, y) = \max(0,\ m - y\,s)^2
@@ -374,7 +310,7 @@ def squared_hinge_loss(scores, labels, *, margin=1.0, where=None, weights=None, 
     [0.25 4.  ]
   """
   checks.check_range("margin", margin, low=0.0)
-  s, y = _binary_inputs(scores, labels, where, names=("scores", "labels"))
+  s, y = inputs.binary_inputs(scores, labels, where, names=("scores", "labels"))
   return reduce_loss(
     jnp.square(jnp.maximum(margin - y * s, 0.0)), where=where, weights=weights, reduction=reduction
   )
@@ -384,7 +320,10 @@ def squared_hinge_loss(scores, labels, *, margin=1.0, where=None, weights=None, 
 # Multiclass.
 
 
-def smooth_labels(labels, alpha):
+def smooth_labels(
+  labels: ArrayLike,
+  alpha: ArrayLike,
+) -> jax.Array:
   r"""Mixes probability labels with the uniform distribution over the last axis.
 
   .. math:: y \leftarrow (1 - \alpha)\, y + \alpha / K
@@ -406,29 +345,29 @@ def smooth_labels(labels, alpha):
   """
   checks.check_range("alpha", alpha, low=0.0, high=1.0)
   y = checks.as_float(labels, "labels")
-  return (1.0 - alpha) * y + alpha / y.shape[-1]
+  return y * (1.0 - alpha) + jnp.asarray(alpha) / y.shape[-1]
 
 
 def _smooth_over_finite(y, x, label_smoothing):
   """Label smoothing whose uniform part covers only classes with finite logits:
   a class masked with -inf is impossible and must receive no target mass."""
-  finite, count = _finite_classes(x)
+  finite, count = inputs.finite_classes(x)
   uniform = finite / count[..., None]
   return (1.0 - label_smoothing) * y + label_smoothing * uniform
 
 
-@register("classification", inputs=examples.PROBABILITY_LABELS)
+@register("classification", inputs=examples.PROBABILITY_LABELS, axis_tuples=True)
 def softmax_cross_entropy(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  label_smoothing=0.0,
-  class_weights=None,
-  axis=-1,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  label_smoothing: float | ArrayLike = 0.0,
+  class_weights: ArrayLike | None = None,
+  axis: int | tuple[int, ...] = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Softmax cross-entropy against probability (or one-hot) labels.
 
   .. math::
@@ -466,32 +405,32 @@ def softmax_cross_entropy(
     0.1269
   """
   checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
-  x, y, shape = _softmax_inputs(logits, labels, axis, where)
+  x, y, shape = inputs.softmax_inputs(logits, labels, axis, where)
   if isinstance(label_smoothing, float) and label_smoothing == 0.0:
     target = y
   else:
     target = _smooth_over_finite(y, x, label_smoothing)
-  cw = _class_weights(class_weights, x.shape[-1])
+  cw = inputs.class_weights(class_weights, x.shape[-1])
   if cw is not None:
     target = target * cw
-  logp = _safe_logp(target, jax.nn.log_softmax(x, axis=-1))
+  logp = inputs.safe_logp(target, jax.nn.log_softmax(x, axis=-1))
   values = -jnp.sum(target * logp, axis=-1)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
-@register("classification", inputs=examples.INTEGER_LABELS)
+@register("classification", inputs=examples.INTEGER_LABELS, axis_tuples=True)
 def softmax_cross_entropy_with_integer_labels(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  label_smoothing=0.0,
-  class_weights=None,
-  ignore_index=None,
-  axis=-1,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  label_smoothing: float | ArrayLike = 0.0,
+  class_weights: ArrayLike | None = None,
+  ignore_index: int | ArrayLike | None = -100,
+  axis: int | tuple[int, ...] = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Softmax cross-entropy against integer class labels, without a one-hot.
 
   .. math::
@@ -518,7 +457,8 @@ def softmax_cross_entropy_with_integer_labels(
     labels: integer array ``logits.shape`` without the class axis.
     label_smoothing: :math:`\alpha` in [0, 1] (traceable).
     class_weights: optional ``[K]`` per-class weights.
-    ignore_index: optional label value to skip (e.g. -100 for padding).
+    ignore_index: label value to skip (default -100, PyTorch's padding label;
+      None skips none).
     axis: the class axis, or a tuple of class axes flattened into one in the
       order given, a label being a flat index into them (static).
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
@@ -540,12 +480,12 @@ def softmax_cross_entropy_with_integer_labels(
     0.1269
   """
   checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
-  x, y, where = _integer_inputs(logits, labels, axis, where, ignore_index)
+  x, y, where = inputs.integer_inputs(logits, labels, axis, where, ignore_index)
   lse = jax.nn.logsumexp(x, axis=-1)
-  values = lse - _take(x, y)
-  cw = _class_weights(class_weights, x.shape[-1])
+  values = lse - inputs.take(x, y)
+  cw = inputs.class_weights(class_weights, x.shape[-1])
   if not (isinstance(label_smoothing, float) and label_smoothing == 0.0):
-    finite, count = _finite_classes(x)
+    finite, count = inputs.finite_classes(x)
     # -log p_k = lse - x_k summed over the finite classes (class-weighted).
     nll_k = jnp.where(finite, lse[..., None] - jnp.where(finite, x, 0.0), 0.0)
     if cw is None:
@@ -558,24 +498,24 @@ def softmax_cross_entropy_with_integer_labels(
       smooth = jnp.where(
         nonzero, jnp.sum(cw * nll_k, axis=-1) / (count * jnp.where(nonzero, w_y, 1.0)), 0.0
       )
-    values = (1.0 - label_smoothing) * values + label_smoothing * smooth
+    values = values * (1.0 - label_smoothing) + smooth * label_smoothing
   if cw is not None:
     weights = _with_class_weights(weights, cw, y)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
-@register("classification", inputs=examples.PROBABILITY_LABELS)
+@register("classification", inputs=examples.PROBABILITY_LABELS, axis_tuples=True)
 def softmax_focal_loss(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  gamma=2.0,
-  class_weights=None,
-  axis=-1,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  gamma: float | ArrayLike = 2.0,
+  class_weights: ArrayLike | None = None,
+  axis: int | tuple[int, ...] = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Multiclass focal loss on softmax logits against probability labels.
 
   .. math:: \ell(x, y) = -\sum_k w_k\, y_k\, (1 - p_k)^\gamma \log p_k,
@@ -610,29 +550,29 @@ def softmax_focal_loss(
     Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
   """
   checks.check_range("gamma", gamma, low=0.0)
-  x, y, _ = _softmax_inputs(logits, labels, axis, where)
-  cw = _class_weights(class_weights, x.shape[-1])
+  x, y, _ = inputs.softmax_inputs(logits, labels, axis, where)
+  cw = inputs.class_weights(class_weights, x.shape[-1])
   if cw is not None:
     y = y * cw
   log_p = jax.nn.log_softmax(x, axis=-1)
   modulator = _pow_from_log(_log1m_softmax(x, log_p), gamma)
-  values = -jnp.sum(y * modulator * _safe_logp(y, log_p), axis=-1)
+  values = -jnp.sum(y * modulator * inputs.safe_logp(y, log_p), axis=-1)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
-@register("classification", inputs=examples.INTEGER_LABELS)
+@register("classification", inputs=examples.INTEGER_LABELS, axis_tuples=True)
 def softmax_focal_loss_with_integer_labels(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  gamma=2.0,
-  class_weights=None,
-  ignore_index=None,
-  axis=-1,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  gamma: float | ArrayLike = 2.0,
+  class_weights: ArrayLike | None = None,
+  ignore_index: int | ArrayLike | None = -100,
+  axis: int | tuple[int, ...] = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Multiclass focal loss on softmax logits against integer labels.
 
   .. math:: \ell(x, y) = -w_y\,(1 - p_y)^\gamma \log p_y
@@ -645,7 +585,7 @@ def softmax_focal_loss_with_integer_labels(
     labels: integer array ``logits.shape`` without the class axis.
     gamma: focusing exponent, non-negative (traceable).
     class_weights: optional ``[K]`` per-class weights.
-    ignore_index: optional label value to skip.
+    ignore_index: label value to skip (default -100, PyTorch's; None skips none).
     axis: the class axis, or a tuple of class axes flattened into one (static).
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
 
@@ -667,22 +607,29 @@ def softmax_focal_loss_with_integer_labels(
     Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
   """
   checks.check_range("gamma", gamma, low=0.0)
-  x, y, where = _integer_inputs(logits, labels, axis, where, ignore_index)
+  x, y, where = inputs.integer_inputs(logits, labels, axis, where, ignore_index)
   # Both logs from logits shifted by the row maximum (x_y - lse would round
   # at the scale of the logits).
-  log_p = _take(jax.nn.log_softmax(x, axis=-1), y)
+  log_p = inputs.take(jax.nn.log_softmax(x, axis=-1), y)
   label = jax.nn.one_hot(y, x.shape[-1], dtype=bool)  # all False out of range
   values = -_pow_from_log(_log_mass_outside(x, label), gamma) * log_p
-  cw = _class_weights(class_weights, x.shape[-1])
+  cw = inputs.class_weights(class_weights, x.shape[-1])
   if cw is not None:
     weights = _with_class_weights(weights, cw, y)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
-@register("classification", inputs=examples.PROBABILITY_LABELS)
+@register("classification", inputs=examples.PROBABILITY_LABELS, axis_tuples=True)
 def poly_loss_cross_entropy(
-  logits, labels, *, epsilon=2.0, axis=-1, where=None, weights=None, reduction="mean"
-):
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  epsilon: float | ArrayLike = 2.0,
+  axis: int | tuple[int, ...] = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Poly-1 loss: cross-entropy plus a linear term in the target probability.
 
   .. math:: \ell(x, y) = -\sum_k y_k \log p_k + \epsilon \sum_k y_k\,(1 - p_k)
@@ -712,25 +659,25 @@ def poly_loss_cross_entropy(
     Leng et al., "PolyLoss: A Polynomial Expansion Perspective of
     Classification Loss Functions", ICLR 2022.
   """
-  x, y, _ = _softmax_inputs(logits, labels, axis, where)
+  x, y, _ = inputs.softmax_inputs(logits, labels, axis, where)
   log_p = jax.nn.log_softmax(x, axis=-1)
-  ce = -jnp.sum(y * _safe_logp(y, log_p), axis=-1)
+  ce = -jnp.sum(y * inputs.safe_logp(y, log_p), axis=-1)
   linear = jnp.sum(y * -jnp.expm1(log_p), axis=-1)  # sum_k y_k (1 - p_k)
   return reduce_loss(ce + epsilon * linear, where=where, weights=weights, reduction=reduction)
 
 
-@register("classification", inputs=examples.INTEGER_LABELS)
+@register("classification", inputs=examples.INTEGER_LABELS, axis_tuples=True)
 def poly_loss_cross_entropy_with_integer_labels(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  epsilon=2.0,
-  ignore_index=None,
-  axis=-1,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  epsilon: float | ArrayLike = 2.0,
+  ignore_index: int | ArrayLike | None = -100,
+  axis: int | tuple[int, ...] = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Poly-1 loss against integer labels.
 
   .. math:: \ell(x, y) = -\log p_y + \epsilon\,(1 - p_y)
@@ -739,7 +686,7 @@ def poly_loss_cross_entropy_with_integer_labels(
     logits: float array ``[..., K]``.
     labels: integer array ``logits.shape`` without the class axis.
     epsilon: coefficient of the linear term (traceable).
-    ignore_index: optional label value to skip.
+    ignore_index: label value to skip (default -100, PyTorch's; None skips none).
     axis: the class axis, or a tuple of class axes flattened into one in the
       order given, a label being a flat index into them (static).
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
@@ -756,24 +703,29 @@ def poly_loss_cross_entropy_with_integer_labels(
   References:
     Leng et al., "PolyLoss", ICLR 2022.
   """
-  x, y, where = _integer_inputs(logits, labels, axis, where, ignore_index)
-  log_p = _take(x, y) - jax.nn.logsumexp(x, axis=-1)
+  x, y, where = inputs.integer_inputs(logits, labels, axis, where, ignore_index)
+  log_p = inputs.take(x, y) - jax.nn.logsumexp(x, axis=-1)
   values = -log_p + epsilon * (1.0 - jnp.exp(log_p))
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
-@register("classification", inputs=examples.INTEGER_LABELS)
+@register(
+  "classification",
+  inputs=examples.INTEGER_LABELS,
+  axis_tuples=True,
+  zero_hessian=_HINGE + " and at ties of the runner-up class",
+)
 def multiclass_hinge_loss(
-  scores,
-  labels,
+  scores: ArrayLike,
+  labels: ArrayLike,
   *,
-  margin=1.0,
-  ignore_index=None,
-  axis=-1,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  margin: float | ArrayLike = 1.0,
+  ignore_index: int | ArrayLike | None = -100,
+  axis: int | tuple[int, ...] = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Multiclass (Crammer–Singer) hinge loss against integer labels.
 
   .. math:: \ell(s, y) = \max\big(0,\ m + \max_{k \ne y} s_k - s_y\big)
@@ -787,7 +739,7 @@ def multiclass_hinge_loss(
     scores: float array ``[..., K]``; ``-inf`` rules a class out.
     labels: integer array ``scores.shape`` without the class axis.
     margin: :math:`m`, non-negative (traceable).
-    ignore_index: optional label value to skip.
+    ignore_index: label value to skip (default -100, PyTorch's; None skips none).
     axis: the class axis, or a tuple of class axes flattened into one in the
       order given, a label being a flat index into them (static).
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
@@ -810,8 +762,10 @@ def multiclass_hinge_loss(
     Kernel-based Vector Machines", JMLR 2001.
   """
   checks.check_range("margin", margin, low=0.0)
-  s, y, where = _integer_inputs(scores, labels, axis, where, ignore_index, name="scores")
+  s, y, where = inputs.integer_inputs(
+    scores, labels, axis, where, ignore_index, names=("scores", "labels")
+  )
   is_label = jnp.arange(s.shape[-1]) == y[..., None]
   runner_up = jnp.max(jnp.where(is_label, -jnp.inf, s), axis=-1)
-  values = jnp.maximum(margin + runner_up - _take(s, y), 0.0)
+  values = jnp.maximum(margin + runner_up - inputs.take(s, y), 0.0)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)

@@ -15,7 +15,7 @@ Two kinds of inputs:
   have no per-row decomposition. They take ``(..., n, D)``: the leading axes
   index independent problems of ``n`` samples each, and the per-element loss
   has the leading shape (``()`` for a plain ``(n, D)`` call), so ``where`` and
-  ``weights`` select whole problems. ``sample_mask`` removes single samples.
+  ``weights`` select whole problems. ``sample_where`` removes single samples.
 
 Similarities are cosine similarities computed with one matrix product (never
 a ``[B, B, D]`` broadcast). Squared norms are floored at the machine epsilon
@@ -35,12 +35,13 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxobj._src import checks
 from jaxobj._src import contrastive_blockwise as blockwise
 from jaxobj._src import embedding_pairs as pairs
 from jaxobj._src.examples import contrastive as examples
-from jaxobj._src.reduce import masked_fill, reduce_loss
+from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
@@ -162,8 +163,15 @@ def _check_temperature(temperature) -> None:
 
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 def info_nce_loss(
-  queries, keys, negatives=None, *, temperature=0.1, where=None, weights=None, reduction="mean"
-):
+  queries: ArrayLike,
+  keys: ArrayLike,
+  negatives: ArrayLike | None = None,
+  *,
+  temperature: float | ArrayLike = 0.1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""InfoNCE: cross-entropy of each query's positive key against negatives.
 
   .. math::
@@ -242,14 +250,14 @@ def _negatives(negatives, batch_shape, dim, where):
 
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 def clip_loss(
-  image_embeddings,
-  text_embeddings,
+  image_embeddings: ArrayLike,
+  text_embeddings: ArrayLike,
   *,
-  log_temperature=CLIP_LOG_TEMPERATURE,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  log_temperature: float | ArrayLike = CLIP_LOG_TEMPERATURE,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Symmetric CLIP loss: image→text and text→image cross-entropy, averaged.
 
   .. math::
@@ -306,15 +314,15 @@ def clip_loss(
 
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 def siglip_loss(
-  image_embeddings,
-  text_embeddings,
+  image_embeddings: ArrayLike,
+  text_embeddings: ArrayLike,
   *,
-  log_temperature=SIGLIP_LOG_TEMPERATURE,
-  bias=SIGLIP_BIAS,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  log_temperature: float | ArrayLike = SIGLIP_LOG_TEMPERATURE,
+  bias: float | ArrayLike = SIGLIP_BIAS,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""SigLIP pairwise sigmoid loss: every image-text pair is a binary problem.
 
   .. math::
@@ -378,15 +386,15 @@ def siglip_loss(
 
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 def chunked_clip_loss(
-  image_embeddings,
-  text_embeddings,
+  image_embeddings: ArrayLike,
+  text_embeddings: ArrayLike,
   *,
-  log_temperature=CLIP_LOG_TEMPERATURE,
-  block_size=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  log_temperature: float | ArrayLike = CLIP_LOG_TEMPERATURE,
+  block_size: int | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""CLIP loss computed in blocks: :func:`clip_loss` without the :math:`B \times B` matrix.
 
   .. math::
@@ -454,16 +462,16 @@ def chunked_clip_loss(
 
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 def chunked_siglip_loss(
-  image_embeddings,
-  text_embeddings,
+  image_embeddings: ArrayLike,
+  text_embeddings: ArrayLike,
   *,
-  log_temperature=SIGLIP_LOG_TEMPERATURE,
-  bias=SIGLIP_BIAS,
-  block_size=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  log_temperature: float | ArrayLike = SIGLIP_LOG_TEMPERATURE,
+  bias: float | ArrayLike = SIGLIP_BIAS,
+  block_size: int | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""SigLIP loss computed in blocks: :func:`siglip_loss` without the :math:`B \times B` matrix.
 
   .. math::
@@ -534,7 +542,15 @@ def chunked_siglip_loss(
 
 
 @register("contrastive", inputs=examples.LABELED_EMBEDDINGS, couples_rows=True)
-def ntxent(embeddings, labels, *, temperature=0.07, where=None, weights=None, reduction="mean"):
+def ntxent(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  temperature: float | ArrayLike = 0.07,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""NT-Xent (SimCLR): normalized temperature-scaled cross-entropy over positive pairs.
 
   .. math::
@@ -602,15 +618,15 @@ def ntxent(embeddings, labels, *, temperature=0.07, where=None, weights=None, re
 
 @register("contrastive", inputs=examples.LABELED_EMBEDDINGS, couples_rows=True)
 def supervised_contrastive_loss(
-  embeddings,
-  labels,
+  embeddings: ArrayLike,
+  labels: ArrayLike,
   *,
-  temperature=0.07,
-  base_temperature=0.07,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  temperature: float | ArrayLike = 0.07,
+  base_temperature: float | ArrayLike = 0.07,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Supervised contrastive loss (SupCon, the "out" variant).
 
   .. math::
@@ -677,8 +693,15 @@ def supervised_contrastive_loss(
 
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 def decoupled_contrastive_loss(
-  view1, view2, *, temperature=0.1, sigma=None, where=None, weights=None, reduction="mean"
-):
+  view1: ArrayLike,
+  view2: ArrayLike,
+  *,
+  temperature: float | ArrayLike = 0.1,
+  sigma: float | ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Decoupled contrastive loss (DCL): NT-Xent without the positive in the denominator.
 
   .. math::
@@ -751,8 +774,14 @@ def _mises_fisher_weights(cosines, sigma, valid):
 
 @register("contrastive", inputs=examples.VIEWS)
 def negative_cosine_similarity(
-  predictions, targets, *, axis=-1, where=None, weights=None, reduction="mean"
-):
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Negative cosine similarity with stop-gradient on the targets (SimSiam, BYOL).
 
   .. math::
@@ -809,9 +838,9 @@ def negative_cosine_similarity(
 # Batch statistics: leading axes are independent problems of n samples.
 
 
-def _sample_sets(a, b, names, where, sample_mask):
+def _sample_sets(a, b, names, where, sample_where):
   """Two ``(..., n, D)`` views, masked problems and samples zeroed, and the
-  number of samples of each problem (a Python int without ``sample_mask``)."""
+  number of samples of each problem (a Python int without ``sample_where``)."""
   x, y = pairs.pair(a, b, names, layout="(n, D)")
   batch_shape, n = x.shape[:-2], x.shape[-2]
   if n < 2:
@@ -821,13 +850,10 @@ def _sample_sets(a, b, names, where, sample_mask):
     )
   x = masked_fill(where, x, batch_shape, axis_extra=2)
   y = masked_fill(where, y, batch_shape, axis_extra=2)
-  if sample_mask is None:
+  if sample_where is None:
     return x, y, None, n, batch_shape
-  sample_mask = jnp.asarray(sample_mask)
-  if sample_mask.dtype != jnp.bool_:
-    raise TypeError(f"sample_mask must be a boolean mask, got dtype {sample_mask.dtype}.")
-  checks.check_broadcastable("sample_mask", sample_mask, x.shape[:-1])
-  keep = jnp.broadcast_to(sample_mask, x.shape[:-1])[..., None]
+  mask = checks.as_mask(sample_where, x.shape[:-1], name="sample_where", to="the sample shape")
+  keep = jnp.broadcast_to(mask, x.shape[:-1])[..., None]
   x, y = jnp.where(keep, x, 0.0), jnp.where(keep, y, 0.0)
   return x, y, keep, jnp.sum(keep, axis=(-2, -1)), batch_shape
 
@@ -870,16 +896,16 @@ def _standardize(x, keep, count, eps):
 
 @register("contrastive", inputs=examples.SAMPLE_SETS, couples_rows=True)
 def barlow_twins_loss(
-  view1,
-  view2,
+  view1: ArrayLike,
+  view2: ArrayLike,
   *,
-  lambda_param=5e-3,
-  eps=1e-5,
-  sample_mask=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  lambda_param: float | ArrayLike = 5e-3,
+  eps: float | ArrayLike = 1e-5,
+  sample_where: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Barlow Twins: push the cross-correlation of two views to the identity.
 
   .. math::
@@ -908,7 +934,7 @@ def barlow_twins_loss(
       (traceable; the paper's 5e-3).
     eps: :math:`\epsilon \ge 0` added to the variance (traceable; batch
       norm's 1e-5).
-    sample_mask: optional boolean mask ``(..., n)`` of the samples that take
+    sample_where: optional boolean mask ``(..., n)`` of the samples that take
       part; statistics use the unmasked ones only (fewer than two give the
       constant-dimension value above).
     where: boolean mask over the problems, shape ``view1.shape[:-2]``.
@@ -920,7 +946,7 @@ def barlow_twins_loss(
   Raises:
     ValueError: shapes differ, fewer than 2 samples, ``lambda_param < 0``,
       ``eps < 0``.
-    TypeError: integer embeddings or a non-boolean ``sample_mask``.
+    TypeError: integer embeddings or a non-boolean ``sample_where``.
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
@@ -937,7 +963,7 @@ def barlow_twins_loss(
   checks.check_range("lambda_param", lambda_param, low=0.0)
   checks.check_range("eps", eps, low=0.0)
   x, y, keep, count, batch_shape = _sample_sets(
-    view1, view2, ("view1", "view2"), where, sample_mask
+    view1, view2, ("view1", "view2"), where, sample_where
   )
   zx, zy = _standardize(x, keep, count, eps), _standardize(y, keep, count, eps)
   c = jnp.einsum("...nd,...ne->...de", zx, zy) / _per_problem(jnp.maximum(count, 1))
@@ -948,18 +974,18 @@ def barlow_twins_loss(
 
 @register("contrastive", inputs=examples.SAMPLE_SETS, couples_rows=True)
 def vicreg_loss(
-  view1,
-  view2,
+  view1: ArrayLike,
+  view2: ArrayLike,
   *,
-  sim_coeff=25.0,
-  std_coeff=25.0,
-  cov_coeff=1.0,
-  eps=1e-4,
-  sample_mask=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  sim_coeff: float | ArrayLike = 25.0,
+  std_coeff: float | ArrayLike = 25.0,
+  cov_coeff: float | ArrayLike = 1.0,
+  eps: float | ArrayLike = 1e-4,
+  sample_where: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""VICReg: variance-invariance-covariance regularization of two views.
 
   .. math::
@@ -984,7 +1010,7 @@ def vicreg_loss(
     std_coeff: variance weight :math:`\mu` (traceable).
     cov_coeff: covariance weight :math:`\nu` (traceable).
     eps: :math:`\epsilon > 0` inside the square root (traceable).
-    sample_mask: optional boolean mask ``(..., n)`` of the samples that take
+    sample_where: optional boolean mask ``(..., n)`` of the samples that take
       part; statistics use the unmasked ones (the unbiased estimates divide by
       ``max(count - 1, 1)``).
     where: boolean mask over the problems, shape ``view1.shape[:-2]``.
@@ -995,7 +1021,7 @@ def vicreg_loss(
 
   Raises:
     ValueError: shapes differ, fewer than 2 samples, ``eps <= 0``.
-    TypeError: integer embeddings or a non-boolean ``sample_mask``.
+    TypeError: integer embeddings or a non-boolean ``sample_where``.
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
@@ -1009,12 +1035,12 @@ def vicreg_loss(
   """
   checks.check_range("eps", eps, low=0.0, low_inclusive=False)
   x, y, keep, count, batch_shape = _sample_sets(
-    view1, view2, ("view1", "view2"), where, sample_mask
+    view1, view2, ("view1", "view2"), where, sample_where
   )
   d = x.shape[-1]
   invariance = jnp.sum(jnp.square(x - y), axis=(-2, -1)) / (jnp.maximum(count, 1) * d)
-  variance = 0.0
-  covariance = 0.0
+  variance: float | jax.Array = 0.0
+  covariance: float | jax.Array = 0.0
   for v in (x, y):
     c = _centred(v, keep, count)
     std = jnp.sqrt(_unbiased_var(c, count)[..., 0, :] + eps)

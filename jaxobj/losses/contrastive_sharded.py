@@ -13,12 +13,13 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxobj._src import checks
 from jaxobj._src import contrastive_blockwise as blockwise
 from jaxobj._src.embedding_pairs import pair
 from jaxobj._src.examples import contrastive as examples
-from jaxobj._src.reduce import reduce_total
+from jaxobj._src.reduce import Reduced, reduce_total
 from jaxobj.losses.contrastive import CLIP_LOG_TEMPERATURE, SIGLIP_BIAS, SIGLIP_LOG_TEMPERATURE
 from jaxobj.registry import register
 
@@ -208,18 +209,18 @@ def _sharding_doc(chunked: str):
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 @_sharding_doc("chunked_clip_loss")
 def sharded_clip_loss(
-  image_embeddings,
-  text_embeddings,
+  image_embeddings: ArrayLike,
+  text_embeddings: ArrayLike,
   *,
-  log_temperature=CLIP_LOG_TEMPERATURE,
-  axis_name=None,
-  mesh=None,
-  method="ring",
-  block_size=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  log_temperature: float | ArrayLike = CLIP_LOG_TEMPERATURE,
+  axis_name: str | tuple[str, ...] | None = None,
+  mesh: jax.sharding.Mesh | None = None,
+  method: str = "ring",
+  block_size: int | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""CLIP loss over a batch split across devices, exact, every text a negative.
 
   .. math::
@@ -278,19 +279,19 @@ def sharded_clip_loss(
 @register("contrastive", inputs=examples.VIEWS, couples_rows=True)
 @_sharding_doc("chunked_siglip_loss")
 def sharded_siglip_loss(
-  image_embeddings,
-  text_embeddings,
+  image_embeddings: ArrayLike,
+  text_embeddings: ArrayLike,
   *,
-  log_temperature=SIGLIP_LOG_TEMPERATURE,
-  bias=SIGLIP_BIAS,
-  axis_name=None,
-  mesh=None,
-  method="ring",
-  block_size=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  log_temperature: float | ArrayLike = SIGLIP_LOG_TEMPERATURE,
+  bias: float | ArrayLike = SIGLIP_BIAS,
+  axis_name: str | tuple[str, ...] | None = None,
+  mesh: jax.sharding.Mesh | None = None,
+  method: str = "ring",
+  block_size: int | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""SigLIP loss over a batch split across devices, exact, every text a negative.
 
   .. math::

@@ -23,11 +23,12 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxobj._src import checks
 from jaxobj._src.examples import distribution as examples
-from jaxobj._src.numerics import abs_with_sign_grad
-from jaxobj._src.reduce import masked_fill, reduce_loss
+from jaxobj._src.numerics import abs_with_sign_grad, relative_entropy, scale_logits
+from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
@@ -76,31 +77,22 @@ def _safe_log(p):
   return jnp.where(zero, -jnp.inf, jnp.log(jnp.where(zero, 1.0, p)))
 
 
-def _relative_entropy(p, log_p, log_q):
-  r""":math:`\sum_k p_k(\log p_k - \log q_k)` along the last axis.
-
-  Terms with :math:`p_k = 0` are exactly 0, with zero gradient, whatever
-  :math:`\log q_k` is (``-inf`` included): both logs are replaced before the
-  subtraction so no ``inf - inf`` or ``0 * inf`` is ever formed.
-  """
-  support = p != 0
-  diff = jnp.where(support, log_p, 0.0) - jnp.where(support, log_q, 0.0)
-  return jnp.sum(jnp.where(support, p * diff, 0.0), axis=-1)
-
-
-def _scale_logits(x, temperature):
-  """``x / temperature`` that keeps ``-inf`` logits at ``-inf`` with a finite
-  gradient w.r.t. the temperature (``-inf / T`` would send NaN to dT)."""
-  finite = x != -jnp.inf  # NaN included: it must reach the value
-  return jnp.where(finite, jnp.where(finite, x, 0.0) / temperature, -jnp.inf)
-
-
 # --------------------------------------------------------------------------
 # Kullback–Leibler and Jensen–Shannon.
 
 
-@register("distribution", inputs=examples.LOG_PROBABILITIES)
-def kl_divergence(log_predictions, targets, *, axis=-1, where=None, weights=None, reduction="mean"):
+@register(
+  "distribution", inputs=examples.LOG_PROBABILITIES, zero_hessian="linear in log_predictions"
+)
+def kl_divergence(
+  log_predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Forward Kullback–Leibler divergence of the predictions from the targets.
 
   .. math::
@@ -155,14 +147,22 @@ def kl_divergence(log_predictions, targets, *, axis=-1, where=None, weights=None
   log_q, p = _distributions(
     log_predictions, targets, ("log_predictions", "targets"), axis, where, fills=(0.0, 1.0)
   )
-  values = _relative_entropy(p, _safe_log(p), log_q)
+  values = relative_entropy(p, _safe_log(p), log_q)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
-@register("distribution", inputs=examples.LOG_PROBABILITY_PAIRS)
+@register(
+  "distribution", inputs=examples.LOG_PROBABILITY_PAIRS, zero_hessian="linear in log_predictions"
+)
 def kl_divergence_with_log_targets(
-  log_predictions, log_targets, *, axis=-1, where=None, weights=None, reduction="mean"
-):
+  log_predictions: ArrayLike,
+  log_targets: ArrayLike,
+  *,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Forward Kullback–Leibler divergence with the targets given as log-probabilities.
 
   .. math::
@@ -199,14 +199,20 @@ def kl_divergence_with_log_targets(
   log_q, log_p = _distributions(
     log_predictions, log_targets, ("log_predictions", "log_targets"), axis, where
   )
-  values = _relative_entropy(jnp.exp(log_p), log_p, log_q)
+  values = relative_entropy(jnp.exp(log_p), log_p, log_q)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("distribution", inputs=examples.LOG_PROBABILITIES)
 def reverse_kl_divergence(
-  log_predictions, targets, *, axis=-1, where=None, weights=None, reduction="mean"
-):
+  log_predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Reverse Kullback–Leibler divergence: of the targets from the predictions.
 
   .. math::
@@ -240,14 +246,20 @@ def reverse_kl_divergence(
   log_q, p = _distributions(
     log_predictions, targets, ("log_predictions", "targets"), axis, where, fills=(0.0, 1.0)
   )
-  values = _relative_entropy(jnp.exp(log_q), log_q, _safe_log(p))
+  values = relative_entropy(jnp.exp(log_q), log_q, _safe_log(p))
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("distribution", inputs=examples.UNNORMALIZED)
 def generalized_kl_divergence(
-  log_predictions, targets, *, axis=-1, where=None, weights=None, reduction="mean"
-):
+  log_predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Generalized Kullback–Leibler divergence between unnormalized measures.
 
   .. math::
@@ -287,14 +299,20 @@ def generalized_kl_divergence(
   log_q, p = _distributions(
     log_predictions, targets, ("log_predictions", "targets"), axis, where, fills=(0.0, 1.0)
   )
-  values = _relative_entropy(p, _safe_log(p), log_q) + jnp.sum(jnp.exp(log_q) - p, axis=-1)
+  values = relative_entropy(p, _safe_log(p), log_q) + jnp.sum(jnp.exp(log_q) - p, axis=-1)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("distribution", inputs=examples.LOG_PROBABILITIES)
 def jensen_shannon_divergence(
-  log_predictions, targets, *, axis=-1, where=None, weights=None, reduction="mean"
-):
+  log_predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Jensen–Shannon divergence: symmetric, bounded by :math:`\log 2`.
 
   .. math::
@@ -343,22 +361,22 @@ def jensen_shannon_divergence(
     - _LOG2
   )
   values = 0.5 * (
-    _relative_entropy(jnp.exp(log_q), log_q, log_m) + _relative_entropy(p, log_p, log_m)
+    relative_entropy(jnp.exp(log_q), log_q, log_m) + relative_entropy(p, log_p, log_m)
   )
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 @register("distribution", inputs=examples.LOGIT_PAIRS)
 def knowledge_distillation_loss(
-  student_logits,
-  teacher_logits,
+  student_logits: ArrayLike,
+  teacher_logits: ArrayLike,
   *,
-  temperature=1.0,
-  axis=-1,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  temperature: float | ArrayLike = 1.0,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Knowledge distillation: temperature-softened KL from teacher to student, times T².
 
   .. math::
@@ -406,9 +424,9 @@ def knowledge_distillation_loss(
   s, t = _distributions(
     student_logits, teacher_logits, ("student_logits", "teacher_logits"), axis, where
   )
-  log_q = jax.nn.log_softmax(_scale_logits(s, temperature), axis=-1)
-  log_p = jax.nn.log_softmax(_scale_logits(t, temperature), axis=-1)
-  values = temperature**2 * _relative_entropy(jnp.exp(log_p), log_p, log_q)
+  log_q = jax.nn.log_softmax(scale_logits(s, temperature), axis=-1)
+  log_p = jax.nn.log_softmax(scale_logits(t, temperature), axis=-1)
+  values = temperature**2 * relative_entropy(jnp.exp(log_p), log_p, log_q)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -416,10 +434,20 @@ def knowledge_distillation_loss(
 # Wasserstein-1 in one dimension.
 
 
-@register("distribution", inputs=examples.HISTOGRAMS)
+@register(
+  "distribution",
+  inputs=examples.HISTOGRAMS,
+  zero_hessian="piecewise linear: absolute differences of the CDFs",
+)
 def wasserstein_1d_histogram(
-  predictions, targets, *, bin_width=1.0, where=None, weights=None, reduction="mean"
-):
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  bin_width: float | ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Wasserstein-1 (earth mover's) distance between histograms on a shared 1-D grid.
 
   .. math::
@@ -479,8 +507,20 @@ def _quantile_pairing(n: int, m: int):
   return twice_mid // (2 * m), twice_mid // (2 * n), (grid - lower) / (n * m)
 
 
-@register("distribution", inputs=examples.SAMPLES_1D, couples_rows=True)
-def wasserstein_1d(samples, target_samples, *, where=None, weights=None, reduction="mean"):
+@register(
+  "distribution",
+  inputs=examples.SAMPLES_1D,
+  couples_rows=True,
+  zero_hessian="piecewise linear: sorted samples (kinked at ties), absolute differences",
+)
+def wasserstein_1d(
+  samples: ArrayLike,
+  target_samples: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Wasserstein-1 distance between two 1-D empirical distributions.
 
   .. math::
@@ -572,15 +612,15 @@ def _mean_kernel(k, unbiased: bool):
 
 @register("distribution", inputs=examples.SAMPLE_SETS, couples_rows=True)
 def maximum_mean_discrepancy(
-  samples,
-  target_samples,
+  samples: ArrayLike,
+  target_samples: ArrayLike,
   *,
-  bandwidth=1.0,
-  unbiased=False,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  bandwidth: float | ArrayLike = 1.0,
+  unbiased: bool = False,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Squared maximum mean discrepancy between two sample sets, Gaussian RBF kernel.
 
   .. math::

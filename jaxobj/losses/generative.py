@@ -22,10 +22,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxobj._src import checks
 from jaxobj._src.examples import generative as examples
-from jaxobj._src.reduce import masked_fill, reduce_loss
+from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
 
 # wgan_gradient_penalty and r1_penalty take the critic function as their first
@@ -34,7 +35,6 @@ from jaxobj.registry import register
 # public function with a reduction must be registered): use them as
 # jaxobj.losses.generative.wgan_gradient_penalty / r1_penalty.
 __all__ = [
-  "GAN_LOSS_KINDS",
   "ElboTerms",
   "bernoulli_reconstruction_loss",
   "gan_discriminator_loss",
@@ -107,16 +107,16 @@ def _per_sample(where, event_ndims, first, *others):
 
 @register("generative", inputs=examples.POSTERIOR)
 def gaussian_kl_divergence(
-  mean,
-  log_variance,
-  prior_mean=None,
-  prior_log_variance=None,
+  mean: ArrayLike,
+  log_variance: ArrayLike,
+  prior_mean: ArrayLike | None = None,
+  prior_log_variance: ArrayLike | None = None,
   *,
-  event_ndims=1,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  event_ndims: int = 1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""KL divergence of a diagonal Gaussian from the standard normal or another diagonal Gaussian.
 
   .. math::
@@ -180,8 +180,14 @@ def gaussian_kl_divergence(
 
 @register("generative", inputs=examples.BERNOULLI)
 def bernoulli_reconstruction_loss(
-  logits, targets, *, event_ndims=1, where=None, weights=None, reduction="mean"
-):
+  logits: ArrayLike,
+  targets: ArrayLike,
+  *,
+  event_ndims: int = 1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Bernoulli negative log-likelihood of data given decoder logits, summed over the event axes.
 
   .. math::
@@ -227,17 +233,17 @@ _HALF_LOG_2PI = 0.9189385332046727
 
 @register("generative", inputs=examples.GAUSSIAN)
 def gaussian_reconstruction_loss(
-  predictions,
-  targets,
-  log_variance=None,
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  log_variance: ArrayLike | None = None,
   *,
-  variance=1.0,
-  full=False,
-  event_ndims=1,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  variance: float | ArrayLike = 1.0,
+  full: bool = False,
+  event_ndims: int = 1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Gaussian NLL of data given decoder means, with a fixed or a predicted variance.
 
   .. math::
@@ -301,15 +307,25 @@ def gaussian_reconstruction_loss(
 class ElboTerms(NamedTuple):
   """The negative ELBO and its two terms, each reduced the same way."""
 
-  loss: jax.Array
-  reconstruction: jax.Array
-  kl: jax.Array
+  # Each a (sum, count) pair under reduction="sum_and_count", as every loss.
+  loss: Reduced
+  reconstruction: Reduced
+  kl: Reduced
 
 
-@register("generative", inputs=examples.ELBO_TERMS)
+@register(
+  "generative", inputs=examples.ELBO_TERMS, zero_hessian="linear in the reconstruction term"
+)
 def negative_elbo(
-  reconstruction, kl, *, beta=1.0, return_terms=False, where=None, weights=None, reduction="mean"
-):
+  reconstruction: ArrayLike,
+  kl: ArrayLike,
+  *,
+  beta: float | ArrayLike = 1.0,
+  return_terms: bool = False,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced | ElboTerms:
   r"""The negative ELBO, reconstruction + beta * KL, optionally with both terms for logging.
 
   .. math::
@@ -380,8 +396,14 @@ def _check_kind(kind):
 
 @register("generative", inputs=examples.DISCRIMINATOR)
 def gan_discriminator_loss(
-  real_logits, fake_logits, *, kind="non_saturating", where=None, weights=None, reduction="mean"
-):
+  real_logits: ArrayLike,
+  fake_logits: ArrayLike,
+  *,
+  kind: str = "non_saturating",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Discriminator (critic) loss of a GAN, from its outputs on real and generated samples.
 
   .. math::
@@ -448,8 +470,13 @@ def gan_discriminator_loss(
 
 @register("generative", inputs=examples.GENERATOR)
 def gan_generator_loss(
-  fake_logits, *, kind="non_saturating", where=None, weights=None, reduction="mean"
-):
+  fake_logits: ArrayLike,
+  *,
+  kind: str = "non_saturating",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Generator loss of a GAN, from the discriminator's outputs on generated samples.
 
   .. math::
@@ -527,19 +554,19 @@ def _samples(x, name):
   return x
 
 
-@register("generative")  # takes the critic function: no example inputs to draw
+@register("generative", no_inputs="takes the critic, a function")
 def wgan_gradient_penalty(
   critic: Callable[[jax.Array], jax.Array],
-  real,
-  fake,
+  real: ArrayLike,
+  fake: ArrayLike,
   *,
-  key=None,
-  interpolation=None,
-  target=1.0,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  key: jax.Array | None = None,
+  interpolation: ArrayLike | None = None,
+  target: float | ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""WGAN-GP gradient penalty: the critic's input-gradient norm pulled to 1 at random interpolates.
 
   .. math::
@@ -595,7 +622,7 @@ def wgan_gradient_penalty(
       "pass exactly one of key= (to draw the interpolation coefficients) "
       "and interpolation= (the coefficients, shape (batch,))."
     )
-  if interpolation is None:
+  if key is not None:
     eps = jax.random.uniform(key, shape, x.dtype)
   else:
     eps = checks.as_float(interpolation, "interpolation").astype(x.dtype)
@@ -617,16 +644,16 @@ def wgan_gradient_penalty(
   return reduce_loss(jnp.square(norm - target), where=where, weights=weights, reduction=reduction)
 
 
-@register("generative")  # takes the critic function: no example inputs to draw
+@register("generative", no_inputs="takes the critic, a function")
 def r1_penalty(
   critic: Callable[[jax.Array], jax.Array],
-  real,
+  real: ArrayLike,
   *,
-  gamma=10.0,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  gamma: float | ArrayLike = 10.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""R1 regularizer: the squared norm of the discriminator's input gradient on real data.
 
   .. math:: \ell_i = \frac{\gamma}{2}\,\lVert \nabla_x D(x_i) \rVert_2^2

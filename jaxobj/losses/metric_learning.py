@@ -40,10 +40,11 @@ import operator
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
-from jaxobj._src import checks
+from jaxobj._src import checks, inputs
 from jaxobj._src.examples import metric_learning as examples
-from jaxobj._src.reduce import masked_fill, reduce_loss
+from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
@@ -251,7 +252,7 @@ def _margin_softmax(cos, y, target_logit, scale, where, weights, reduction):
   phi = target_logit(c)
   logits = scale * jnp.where(is_target, phi[..., None], cos)
   values = jax.nn.logsumexp(logits, axis=-1) - scale * phi
-  values = jnp.where((y >= 0) & (y < k), values, jnp.nan)
+  values = jnp.where(inputs.in_range(y, k), values, jnp.nan)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -261,8 +262,15 @@ def _margin_softmax(cos, y, target_logit, scale, where, weights, reduction):
 
 @register("metric_learning", inputs=examples.PAIRS_BINARY)
 def pairwise_contrastive_loss(
-  embeddings1, embeddings2, labels, *, margin=1.0, where=None, weights=None, reduction="mean"
-):
+  embeddings1: ArrayLike,
+  embeddings2: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float | ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Contrastive loss of embedding pairs: similar pairs pulled in, dissimilar pushed past a margin.
 
   .. math::
@@ -319,16 +327,16 @@ def pairwise_contrastive_loss(
 
 @register("metric_learning", inputs=examples.PAIRS_SIGNED)
 def cosine_embedding_loss(
-  embeddings1,
-  embeddings2,
-  labels,
+  embeddings1: ArrayLike,
+  embeddings2: ArrayLike,
+  labels: ArrayLike,
   *,
-  margin=0.0,
-  axis=-1,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  margin: float | ArrayLike = 0.0,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Cosine embedding loss: 1 - cos for similar pairs, a hinge on cos for dissimilar ones.
 
   .. math::
@@ -395,19 +403,19 @@ def _tuple_distance(x, y, distance, p, eps):
 
 @register("metric_learning", inputs=examples.TRIPLETS)
 def triplet_margin_loss(
-  anchors,
-  positives,
-  negatives,
+  anchors: ArrayLike,
+  positives: ArrayLike,
+  negatives: ArrayLike,
   *,
-  margin=1.0,
-  p=2.0,
-  eps=1e-6,
-  swap=False,
-  distance="lp",
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  margin: float | ArrayLike = 1.0,
+  p: float | ArrayLike = 2.0,
+  eps: float | ArrayLike = 1e-6,
+  swap: bool = False,
+  distance: str = "lp",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Triplet margin loss: the positive closer to the anchor than the negative by a margin.
 
   .. math::
@@ -482,8 +490,15 @@ def triplet_margin_loss(
 
 @register("metric_learning", inputs=examples.ANCHOR_POSITIVE_LABELS, couples_rows=True)
 def npairs_loss(
-  anchors, positives, labels, *, reg_lambda=0.002, where=None, weights=None, reduction="mean"
-):
+  anchors: ArrayLike,
+  positives: ArrayLike,
+  labels: ArrayLike,
+  *,
+  reg_lambda: float | ArrayLike = 0.002,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Multi-class N-pair loss: each anchor's positive picked from the batch's positives by softmax.
 
   .. math::
@@ -555,8 +570,16 @@ def npairs_loss(
 
 @register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
 def multi_similarity_loss(
-  embeddings, labels, *, alpha=2.0, beta=50.0, base=0.5, where=None, weights=None, reduction="mean"
-):
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  alpha: float | ArrayLike = 2.0,
+  beta: float | ArrayLike = 50.0,
+  base: float | ArrayLike = 0.5,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Multi-similarity loss: soft weighting of every positive and negative cosine similarity.
 
   .. math::
@@ -608,7 +631,8 @@ def multi_similarity_loss(
   z = _normalize(x, NORMALIZE_EPS)
   sim = _gram(z, z) - base
   pos, neg = _positives_negatives(y, valid)
-  values = _log1p_sum_exp(-alpha * sim, pos) / alpha + _log1p_sum_exp(beta * sim, neg) / beta
+  a, b = jnp.asarray(alpha), jnp.asarray(beta)
+  values = _log1p_sum_exp(-a * sim, pos) / a + _log1p_sum_exp(b * sim, neg) / b
   return reduce_loss(values.reshape(shape), where=where, weights=weights, reduction=reduction)
 
 
@@ -629,16 +653,16 @@ def _reduce_anchors(values, has_triplet, shape, weights, reduction):
 
 @register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
 def batch_hard_triplet_loss(
-  embeddings,
-  labels,
+  embeddings: ArrayLike,
+  labels: ArrayLike,
   *,
-  margin=1.0,
-  soft=False,
-  distance="euclidean",
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  margin: float | ArrayLike = 1.0,
+  soft: bool = False,
+  distance: str = "euclidean",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Batch-hard triplet loss: each anchor's farthest positive against its nearest negative.
 
   .. math::
@@ -706,15 +730,15 @@ def batch_hard_triplet_loss(
 
 @register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
 def batch_all_triplet_loss(
-  embeddings,
-  labels,
+  embeddings: ArrayLike,
+  labels: ArrayLike,
   *,
-  margin=1.0,
-  distance="euclidean",
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  margin: float | ArrayLike = 1.0,
+  distance: str = "euclidean",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Batch-all triplet loss: every valid triplet of the batch, averaged per anchor.
 
   .. math::
@@ -777,7 +801,12 @@ def batch_all_triplet_loss(
 # Margin softmax against class centres.
 
 
-def init_class_centers(key, num_classes, dim, dtype=jnp.float32):
+def init_class_centers(
+  key: jax.Array,
+  num_classes: int,
+  dim: int,
+  dtype: DTypeLike = jnp.float32,
+) -> jax.Array:
   r"""Initial class centres for :func:`arcface_loss` / :func:`cosface_loss`.
 
   .. math:: w_k = g_k / \|g_k\|,\qquad g_k \sim \mathcal{N}(0, I_D)
@@ -816,17 +845,17 @@ def init_class_centers(key, num_classes, dim, dtype=jnp.float32):
 
 @register("metric_learning", inputs=examples.MARGIN_SOFTMAX)
 def arcface_loss(
-  embeddings,
-  labels,
-  centers,
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  centers: ArrayLike,
   *,
-  margin=0.5,
-  scale=64.0,
-  margin_mode="threshold",
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  margin: float | ArrayLike = 0.5,
+  scale: float | ArrayLike = 64.0,
+  margin_mode: str = "threshold",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""ArcFace (additive angular margin) loss: softmax over scaled cosines, target angle plus m.
 
   .. math::
@@ -907,16 +936,16 @@ def arcface_loss(
 
 @register("metric_learning", inputs=examples.MARGIN_SOFTMAX)
 def cosface_loss(
-  embeddings,
-  labels,
-  centers,
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  centers: ArrayLike,
   *,
-  margin=0.35,
-  scale=64.0,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  margin: float | ArrayLike = 0.35,
+  scale: float | ArrayLike = 64.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""CosFace (additive cosine margin) loss: softmax over scaled cosines, target cosine minus m.
 
   .. math::

@@ -22,10 +22,11 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from jaxobj._src import checks
+from jaxobj._src import checks, inputs
 from jaxobj._src.examples import preference as examples
-from jaxobj._src.reduce import masked_fill, reduce_loss
+from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
 
 # sequence_log_probs is a helper, not a registered loss: it is imported from
@@ -120,7 +121,14 @@ def _expm1_minus_x(d):
 # Token log-probabilities -> sequence log-probabilities (a helper, not a loss).
 
 
-def sequence_log_probs(logits, tokens, *, where=None, ignore_index=None, average=False):
+def sequence_log_probs(
+  logits: ArrayLike,
+  tokens: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  ignore_index: int | ArrayLike | None = -100,
+  average: bool = False,
+) -> jax.Array:
   r"""Per-sequence log-probabilities of target tokens under token logits.
 
   .. math::
@@ -141,8 +149,8 @@ def sequence_log_probs(logits, tokens, *, where=None, ignore_index=None, average
     tokens: integer target ids ``(..., T)``.
     where: optional boolean token mask broadcastable to ``(..., T)``
       (same rank, axes equal or 1).
-    ignore_index: optional id whose positions join the mask (TRL and PyTorch
-      use -100 for prompt and padding labels).
+    ignore_index: id whose positions join the mask (default -100, which TRL
+      and PyTorch use for prompt and padding labels; None skips none).
     average: return the length-averaged log-probability (SimPO, ORPO, TRL's
       IPO) instead of the sum (DPO, KTO, RLHF).
 
@@ -163,23 +171,16 @@ def sequence_log_probs(logits, tokens, *, where=None, ignore_index=None, average
     >>> print(round(float(lp[0]), 4), round(float(jnp.log(0.5 * 0.1)), 4))
     -2.9957 -2.9957
   """
-  x = checks.as_float(logits, "logits")
-  y = checks.as_labels(tokens, "tokens")
-  checks.check_label_shape("logits", x, "tokens", y)
+  x, y, where = inputs.integer_inputs(
+    logits, tokens, -1, where, ignore_index, names=("logits", "tokens")
+  )
   if y.ndim < 1:
     raise ValueError(
       f"tokens must have a sequence axis, got tokens.shape={y.shape} "
       f"and logits.shape={x.shape}; expected (..., T) and (..., T, V)."
     )
   shape = y.shape
-  if ignore_index is not None:
-    keep = y != ignore_index
-    where = keep if where is None else jnp.logical_and(checks.as_mask(where, shape), keep)
-  x = masked_fill(where, x, shape, axis_extra=1)
-  y = masked_fill(where, y, shape, fill=0)
-  ok = (y >= 0) & (y < x.shape[-1])
-  target = jnp.take_along_axis(x, jnp.where(ok, y, 0)[..., None], axis=-1)[..., 0]
-  token_logps = jnp.where(ok, target - jax.nn.logsumexp(x, axis=-1), jnp.nan)
+  token_logps = inputs.take(x, y) - jax.nn.logsumexp(x, axis=-1)
   if where is not None:
     token_logps = jnp.where(where, token_logps, 0.0)
   total = jnp.sum(token_logps, axis=-1)
@@ -197,15 +198,15 @@ def sequence_log_probs(logits, tokens, *, where=None, ignore_index=None, average
 
 @register("preference", inputs=examples.REWARD_PAIRS)
 def bradley_terry_loss(
-  chosen_rewards,
-  rejected_rewards,
-  margin=None,
+  chosen_rewards: ArrayLike,
+  rejected_rewards: ArrayLike,
+  margin: ArrayLike | None = None,
   *,
-  center_rewards_coefficient=0.0,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  center_rewards_coefficient: float | ArrayLike = 0.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Bradley–Terry reward-model loss on scalar rewards of preference pairs.
 
   .. math::
@@ -249,7 +250,7 @@ def bradley_terry_loss(
   """
   checks.check_range("center_rewards_coefficient", center_rewards_coefficient, low=0.0)
   chosen, rejected = _rows(where, chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards)
-  m = 0.0
+  m: float | jax.Array = 0.0
   if margin is not None:
     if jnp.ndim(margin):  # a scalar margin is one number for all pairs
       checks.check_same_shape("chosen_rewards", chosen, "margin", margin)
@@ -267,18 +268,18 @@ def bradley_terry_loss(
 
 @register("preference", inputs=examples.PAIRED_LOGPS)
 def dpo_loss(
-  policy_chosen_logps,
-  policy_rejected_logps,
-  reference_chosen_logps,
-  reference_rejected_logps,
+  policy_chosen_logps: ArrayLike,
+  policy_rejected_logps: ArrayLike,
+  reference_chosen_logps: ArrayLike,
+  reference_rejected_logps: ArrayLike,
   *,
-  beta=0.1,
-  label_smoothing=0.0,
-  loss_type="sigmoid",
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  beta: float | ArrayLike = 0.1,
+  label_smoothing: float | ArrayLike = 0.0,
+  loss_type: str = "sigmoid",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Direct preference optimization (DPO) and its hinge, IPO, conservative and robust forms.
 
   .. math::
@@ -397,16 +398,16 @@ def dpo_loss(
 
 @register("preference", inputs=examples.AVERAGED_PAIRS)
 def simpo_loss(
-  chosen_logps,
-  rejected_logps,
+  chosen_logps: ArrayLike,
+  rejected_logps: ArrayLike,
   *,
-  beta=2.0,
-  gamma=0.5,
-  label_smoothing=0.0,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  beta: float | ArrayLike = 2.0,
+  gamma: float | ArrayLike = 0.5,
+  label_smoothing: float | ArrayLike = 0.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""SimPO: a reference-free margin loss on length-normalized log-probabilities.
 
   .. math::
@@ -463,8 +464,14 @@ def simpo_loss(
 
 @register("preference", inputs=examples.AVERAGED_PAIRS)
 def orpo_odds_ratio_loss(
-  chosen_logps, rejected_logps, *, beta=0.1, where=None, weights=None, reduction="mean"
-):
+  chosen_logps: ArrayLike,
+  rejected_logps: ArrayLike,
+  *,
+  beta: float | ArrayLike = 0.1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""ORPO's odds-ratio term: the log-odds of the chosen answer should exceed the rejected one's.
 
   .. math::
@@ -549,20 +556,20 @@ def _kto_reference_point(kl_rows, kl, where):
   "preference", inputs=examples.UNPAIRED_LOGPS, couples_rows=True, coupled_by=("policy_kl_logps",)
 )
 def kto_loss(
-  policy_logps,
-  reference_logps,
-  labels,
-  policy_kl_logps=None,
-  reference_kl_logps=None,
+  policy_logps: ArrayLike,
+  reference_logps: ArrayLike,
+  labels: ArrayLike,
+  policy_kl_logps: ArrayLike | None = None,
+  reference_kl_logps: ArrayLike | None = None,
   *,
-  beta=0.1,
-  desirable_weight=1.0,
-  undesirable_weight=1.0,
-  kl=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  beta: float | ArrayLike = 0.1,
+  desirable_weight: float | ArrayLike = 1.0,
+  undesirable_weight: float | ArrayLike = 1.0,
+  kl: float | ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""KTO: Kahneman–Tversky optimization from unpaired desirable/undesirable answers.
 
   .. math::
@@ -631,7 +638,10 @@ def kto_loss(
   checks.check_range("beta", beta, low=0.0, low_inclusive=False)
   checks.check_range("desirable_weight", desirable_weight, low=0.0)
   checks.check_range("undesirable_weight", undesirable_weight, low=0.0)
-  arrays = {"policy_logps": policy_logps, "reference_logps": reference_logps}
+  arrays: dict[str, ArrayLike | None] = {
+    "policy_logps": policy_logps,
+    "reference_logps": reference_logps,
+  }
   if (policy_kl_logps is None) != (reference_kl_logps is None):
     raise ValueError(
       "policy_kl_logps and reference_kl_logps go together: pass "
@@ -660,19 +670,19 @@ def kto_loss(
 # The KL-regularized RLHF objective from samples.
 
 
-@register("preference", inputs=examples.SAMPLED_LOGPS)
+@register("preference", inputs=examples.SAMPLED_LOGPS, zero_hessian="linear in the rewards")
 def rlhf_loss(
-  rewards,
-  policy_logps,
-  reference_logps,
+  rewards: ArrayLike,
+  policy_logps: ArrayLike,
+  reference_logps: ArrayLike,
   *,
-  beta=0.05,
-  kl_estimator="k1",
-  gradient="score_function",
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  beta: float | ArrayLike = 0.05,
+  kl_estimator: str = "k1",
+  gradient: str = "score_function",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""The KL-regularized RLHF objective, -reward + beta KL(pi || pi_ref), from samples.
 
   .. math::

@@ -12,7 +12,7 @@ Conventions shared by every function here:
   masked too, so both spellings of padding give finite values and zero
   gradients. In the metrics a ``-inf`` score means *unranked* (never
   retrieved, but still counted as relevant in the ideal ranking), as in rax.
-- **Segments.** ``segments`` (integer, ``[..., L]``) splits one list into
+- **Segments.** ``segment_ids`` (integer, ``[..., L]``) splits one list into
   several queries: items are compared only with items of the same segment,
   and a listwise value is the mean over the list's segments (those with at
   least one valid item).
@@ -38,10 +38,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxobj._src import checks
 from jaxobj._src.examples import ranking as examples
-from jaxobj._src.reduce import masked_fill, reduce_loss
+from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
@@ -65,7 +66,7 @@ _RETURNS = """Returns:
 
   Raises:
     ValueError: shapes differ or ``where`` has the item shape.
-    TypeError: integer ``scores``, non-boolean masks, non-integer segments."""
+    TypeError: integer ``scores``, non-boolean masks, non-integer segment_ids."""
 
 
 def _with_returns(fn):
@@ -80,12 +81,14 @@ def _with_returns(fn):
 def _item_array(x, name, shape, kind):
   """An item-level mask, weights or segment ids: same rank as ``scores``,
   each axis equal or 1, broadcast to ``scores.shape``."""
+  hint = (
+    f" One entry per item; a mask or weight per list belongs in where= or "
+    f"weights= (shape {tuple(shape[:-1])})."
+  )
+  rule = {"to": "scores.shape", "scalar": False, "hint": hint}
+  if kind == "mask":
+    return jnp.broadcast_to(checks.as_mask(x, shape, name=name, **rule), shape)
   x = jnp.asarray(x)
-  if kind == "mask" and x.dtype != jnp.bool_:
-    raise TypeError(
-      f"{name} must be a boolean mask over items, got dtype {x.dtype}; "
-      f"build it with a comparison or cast with {name}.astype(bool)."
-    )
   if kind == "ids" and not jnp.issubdtype(x.dtype, jnp.integer):
     raise TypeError(
       f"{name} must hold integer segment ids, got dtype {x.dtype}; "
@@ -93,13 +96,7 @@ def _item_array(x, name, shape, kind):
     )
   if kind == "float":
     x = checks.as_float(x, name)
-  ok = x.ndim == len(shape) and all(a in (1, b) for a, b in zip(x.shape, shape))
-  if not ok:
-    raise ValueError(
-      f"{name}.shape={tuple(x.shape)} must match scores.shape={tuple(shape)}: one "
-      f"entry per item (axes of size 1 broadcast). A mask or weight per list "
-      f"belongs in where= or weights= (shape {tuple(shape[:-1])})."
-    )
+  checks.check_broadcastable(name, x, shape, **rule)
   return jnp.broadcast_to(x, shape)
 
 
@@ -113,15 +110,15 @@ def _check_list_where(where, shape):
     )
 
 
-def _same_segment(segments, shape):
+def _same_segment(segment_ids, shape):
   """``same[..., i, j]``: items i and j are in the same segment (None: one segment)."""
-  if segments is None:
+  if segment_ids is None:
     return None
-  seg = _item_array(segments, "segments", shape, "ids")
+  seg = _item_array(segment_ids, "segment_ids", shape, "ids")
   return seg[..., :, None] == seg[..., None, :]
 
 
-def _lists(scores, labels, where, item_where, segments, *, minus_inf_masks=True):
+def _lists(scores, labels, where, item_where, segment_ids, *, minus_inf_masks=True):
   """Checked scores and labels with invalid items zeroed, and their validity.
 
   Returns ``(s, y, valid, same)``. Masked lists (``where``) have no valid
@@ -150,7 +147,7 @@ def _lists(scores, labels, where, item_where, segments, *, minus_inf_masks=True)
   fill = 0.0 if minus_inf_masks else -jnp.inf
   s = jnp.where(valid, s, fill)
   y = jnp.where(valid, y, 0.0)
-  return s, y, valid, _same_segment(segments, s.shape)
+  return s, y, valid, _same_segment(segment_ids, s.shape)
 
 
 def _item_weights(item_weights, valid):
@@ -261,16 +258,16 @@ def _pointwise(values, valid, w, where, weights, reduction):
 @register("ranking", inputs=examples.RANKED_LISTS)
 @_with_returns
 def pointwise_mse_loss(
-  scores,
-  labels,
+  scores: ArrayLike,
+  labels: ArrayLike,
   *,
-  item_where=None,
-  item_weights=None,
-  segments=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  item_where: ArrayLike | None = None,
+  item_weights: ArrayLike | None = None,
+  segment_ids: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Squared error between each item's score and its label, averaged per list.
 
   .. math:: \ell(s, y) = \frac{1}{|V|} \sum_{i \in V} w_i\,(s_i - y_i)^2
@@ -284,7 +281,7 @@ def pointwise_mse_loss(
     item_where: optional boolean ``[..., L]`` mask of valid items.
     item_weights: optional per-item weights :math:`w_i` ``[..., L]`` (the
       denominator stays the number of valid items, as in rax).
-    segments: optional integer ``[..., L]`` segment ids (accepted for a
+    segment_ids: optional integer ``[..., L]`` segment ids (accepted for a
       uniform signature; no effect).
     where, weights, reduction: the loss contract over lists
       (:func:`jaxobj.reduce_loss`).
@@ -297,7 +294,7 @@ def pointwise_mse_loss(
     >>> print(jaxobj.pointwise_mse_loss(s, y, reduction="none"))
     [3.6667]
   """
-  s, y, valid, _ = _lists(scores, labels, where, item_where, segments)
+  s, y, valid, _ = _lists(scores, labels, where, item_where, segment_ids)
   w = _item_weights(item_weights, valid)
   return _pointwise(jnp.square(s - y), valid, w, where, weights, reduction)
 
@@ -305,16 +302,16 @@ def pointwise_mse_loss(
 @register("ranking", inputs=examples.RANKED_LISTS)
 @_with_returns
 def pointwise_sigmoid_loss(
-  scores,
-  labels,
+  scores: ArrayLike,
+  labels: ArrayLike,
   *,
-  item_where=None,
-  item_weights=None,
-  segments=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  item_where: ArrayLike | None = None,
+  item_weights: ArrayLike | None = None,
+  segment_ids: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Sigmoid cross-entropy of each item's score against its label clipped to [0, 1].
 
   .. math::
@@ -330,7 +327,7 @@ def pointwise_sigmoid_loss(
     labels: relevance labels, same shape.
     item_where: optional boolean ``[..., L]`` mask of valid items.
     item_weights: optional per-item weights ``[..., L]``.
-    segments: optional integer ``[..., L]`` segment ids (no effect).
+    segment_ids: optional integer ``[..., L]`` segment ids (no effect).
     where, weights, reduction: the loss contract over lists.
 
   {returns}
@@ -341,7 +338,7 @@ def pointwise_sigmoid_loss(
     >>> print(jaxobj.pointwise_sigmoid_loss(s, y, reduction="none"))
     [1.4963]
   """
-  s, y, valid, _ = _lists(scores, labels, where, item_where, segments)
+  s, y, valid, _ = _lists(scores, labels, where, item_where, segment_ids)
   w = _item_weights(item_weights, valid)
   y = jnp.clip(y, 0.0, 1.0)
   values = y * jax.nn.softplus(-s) + (1.0 - y) * jax.nn.softplus(s)
@@ -353,9 +350,9 @@ def pointwise_sigmoid_loss(
 
 
 def _pairwise(
-  pair_loss, scores, labels, item_where, item_weights, segments, where, weights, reduction
+  pair_loss, scores, labels, item_where, item_weights, segment_ids, where, weights, reduction
 ):
-  s, y, valid, same = _lists(scores, labels, where, item_where, segments)
+  s, y, valid, same = _lists(scores, labels, where, item_where, segment_ids)
   w = _item_weights(item_weights, valid)
   values = pair_loss(s[..., :, None] - s[..., None, :])  # [i, j]: s_i - s_j
   if w is not None:
@@ -375,7 +372,7 @@ _PAIRWISE_ARGS = """
     item_weights: optional per-item weights ``[..., L]``; a pair is weighted
       by its more relevant item (rax's convention), the denominator stays the
       number of pairs.
-    segments: optional integer ``[..., L]`` segment ids; only pairs within a
+    segment_ids: optional integer ``[..., L]`` segment ids; only pairs within a
       segment count.
     where, weights, reduction: the loss contract over lists. ``weights=`` the
       number of valid pairs per list reproduces rax's mean over all pairs.
@@ -386,22 +383,22 @@ _PAIRWISE_ARGS = """
 
   Raises:
     ValueError: shapes differ, ``where`` has the item shape{raises}.
-    TypeError: integer ``scores``, non-boolean masks, non-integer segments.
+    TypeError: integer ``scores``, non-boolean masks, non-integer segment_ids.
 """
 
 
 @register("ranking", inputs=examples.RANKED_LISTS)
 def pairwise_logistic_loss(
-  scores,
-  labels,
+  scores: ArrayLike,
+  labels: ArrayLike,
   *,
-  item_where=None,
-  item_weights=None,
-  segments=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  item_where: ArrayLike | None = None,
+  item_weights: ArrayLike | None = None,
+  segment_ids: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""RankNet's pairwise logistic loss, averaged over a list's ordered pairs.
 
   .. math::
@@ -430,26 +427,30 @@ def pairwise_logistic_loss(
     labels,
     item_where,
     item_weights,
-    segments,
+    segment_ids,
     where,
     weights,
     reduction,
   )
 
 
-@register("ranking", inputs=examples.RANKED_LISTS)
+@register(
+  "ranking",
+  inputs=examples.RANKED_LISTS,
+  zero_hessian="piecewise linear: a hinge max(0, margin - ...), kinked at the margin",
+)
 def pairwise_hinge_loss(
-  scores,
-  labels,
+  scores: ArrayLike,
+  labels: ArrayLike,
   *,
-  margin=1.0,
-  item_where=None,
-  item_weights=None,
-  segments=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  margin: float | ArrayLike = 1.0,
+  item_where: ArrayLike | None = None,
+  item_weights: ArrayLike | None = None,
+  segment_ids: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Pairwise hinge loss: each ordered pair must be separated by a margin.
 
   .. math::
@@ -476,17 +477,17 @@ def pairwise_hinge_loss(
     labels,
     item_where,
     item_weights,
-    segments,
+    segment_ids,
     where,
     weights,
     reduction,
   )
 
 
-pairwise_logistic_loss.__doc__ = pairwise_logistic_loss.__doc__.replace(
+pairwise_logistic_loss.__doc__ = (pairwise_logistic_loss.__doc__ or "").replace(
   "{args}", _PAIRWISE_ARGS.format(hyper="", raises="")
 )
-pairwise_hinge_loss.__doc__ = pairwise_hinge_loss.__doc__.replace(
+pairwise_hinge_loss.__doc__ = (pairwise_hinge_loss.__doc__ or "").replace(
   "{args}",
   _PAIRWISE_ARGS.format(
     hyper="margin: :math:`m`, non-negative (traceable).\n    ",
@@ -496,7 +497,14 @@ pairwise_hinge_loss.__doc__ = pairwise_hinge_loss.__doc__.replace(
 
 
 @register("ranking", inputs=examples.POSITIVE_NEGATIVE)
-def bpr_loss(positive_scores, negative_scores, *, where=None, weights=None, reduction="mean"):
+def bpr_loss(
+  positive_scores: ArrayLike,
+  negative_scores: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Bayesian Personalized Ranking: a positive should outscore its negatives.
 
   .. math::
@@ -560,17 +568,17 @@ def bpr_loss(positive_scores, negative_scores, *, where=None, weights=None, redu
 @register("ranking", inputs=examples.RANKED_LISTS)
 @_with_returns
 def softmax_loss(
-  scores,
-  labels,
+  scores: ArrayLike,
+  labels: ArrayLike,
   *,
-  normalize_labels=True,
-  item_where=None,
-  item_weights=None,
-  segments=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  normalize_labels: bool = True,
+  item_where: ArrayLike | None = None,
+  item_weights: ArrayLike | None = None,
+  segment_ids: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Listwise softmax cross-entropy (ListNet's top-one loss).
 
   .. math::
@@ -593,7 +601,7 @@ def softmax_loss(
     normalize_labels: divide the labels by their sum over the segment (static).
     item_where: optional boolean ``[..., L]`` mask of valid items.
     item_weights: optional per-item weights ``[..., L]`` multiplying the labels.
-    segments: optional integer ``[..., L]`` segment ids: one softmax per segment.
+    segment_ids: optional integer ``[..., L]`` segment ids: one softmax per segment.
     where, weights, reduction: the loss contract over lists.
 
   {returns}
@@ -608,7 +616,7 @@ def softmax_loss(
     Cao et al., "Learning to Rank: From Pairwise Approach to Listwise
     Approach", ICML 2007.
   """
-  s, y, valid, same = _lists(scores, labels, where, item_where, segments)
+  s, y, valid, same = _lists(scores, labels, where, item_where, segment_ids)
   w = _item_weights(item_weights, valid)
   if w is not None:
     y = y * w
@@ -649,8 +657,15 @@ def _listmle_segments(s, y, valid, same):
 @register("ranking", inputs=examples.RANKED_LISTS)
 @_with_returns
 def listmle_loss(
-  scores, labels, *, item_where=None, segments=None, where=None, weights=None, reduction="mean"
-):
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  item_where: ArrayLike | None = None,
+  segment_ids: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""ListMLE: negative Plackett–Luce log-likelihood of the label order.
 
   .. math::
@@ -666,7 +681,7 @@ def listmle_loss(
     scores: float array ``[..., L]``; ``-inf`` masks an item.
     labels: relevance labels, same shape.
     item_where: optional boolean ``[..., L]`` mask of valid items.
-    segments: optional integer ``[..., L]`` segment ids: one ranking per segment.
+    segment_ids: optional integer ``[..., L]`` segment ids: one ranking per segment.
     where, weights, reduction: the loss contract over lists.
 
   {returns}
@@ -681,7 +696,7 @@ def listmle_loss(
     Xia et al., "Listwise Approach to Learning to Rank: Theory and
     Algorithm", ICML 2008.
   """
-  s, y, valid, same = _lists(scores, labels, where, item_where, segments)
+  s, y, valid, same = _lists(scores, labels, where, item_where, segment_ids)
   if same is None:
     total = _listmle_sorted(s, y, valid)
   else:
@@ -744,18 +759,18 @@ def _approx_cutoff(neg_ranks, valid, same, topn, temperature):
 
 @register("ranking", inputs=examples.RANKED_LISTS)
 def approx_ndcg_loss(
-  scores,
-  labels,
+  scores: ArrayLike,
+  labels: ArrayLike,
   *,
-  temperature=1.0,
-  topn=None,
-  item_where=None,
-  item_weights=None,
-  segments=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  temperature: float | ArrayLike = 1.0,
+  topn: int | None = None,
+  item_where: ArrayLike | None = None,
+  item_weights: ArrayLike | None = None,
+  segment_ids: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Negated NDCG with smooth (sigmoid) ranks: a differentiable NDCG to minimize.
 
   .. math::
@@ -778,7 +793,7 @@ def approx_ndcg_loss(
     topn: optional int cutoff (static).
     item_where: optional boolean ``[..., L]`` mask of valid items.
     item_weights: optional per-item weights ``[..., L]`` multiplying the gains.
-    segments: optional integer ``[..., L]`` segment ids.
+    segment_ids: optional integer ``[..., L]`` segment ids.
     where, weights, reduction: the loss contract over lists.
 
   Returns:
@@ -801,7 +816,7 @@ def approx_ndcg_loss(
   """
   checks.check_range("temperature", temperature, low=0.0, low_inclusive=False)
   _check_topn(topn)
-  s, y, valid, same = _lists(scores, labels, where, item_where, segments)
+  s, y, valid, same = _lists(scores, labels, where, item_where, segment_ids)
   gains = _gains(y, _item_weights(item_weights, valid))
   n = s.shape[-1]
   pair = _group_mask(valid, same) & ~jnp.eye(n, dtype=bool)
@@ -818,11 +833,11 @@ def approx_ndcg_loss(
 # Metrics.
 
 
-def _retrieval(scores, labels, where, item_where, segments, topn):
+def _retrieval(scores, labels, where, item_where, segment_ids, topn):
   """Valid items, their exact ranks, and which are retrieved (finite score,
   within ``topn``). ``-inf`` scores stay valid but are never retrieved."""
   _check_topn(topn)
-  s, y, valid, same = _lists(scores, labels, where, item_where, segments, minus_inf_masks=False)
+  s, y, valid, same = _lists(scores, labels, where, item_where, segment_ids, minus_inf_masks=False)
   ranks = _ranks(s, valid, same)
   retrieved = valid & (s > -jnp.inf)
   if topn is not None:
@@ -836,7 +851,7 @@ _METRIC_ARGS = """
     labels: relevance labels, same shape.
     topn: optional int cutoff: only the top ``topn`` items count (static).
     {extra}item_where: optional boolean ``[..., L]`` mask of valid items.
-    segments: optional integer ``[..., L]`` segment ids; a list's value is the
+    segment_ids: optional integer ``[..., L]`` segment ids; a list's value is the
       mean over its non-empty segments.
     where, weights, reduction: the contract over lists; the mean leaves out
       lists without a valid item.
@@ -852,17 +867,17 @@ _METRIC_ARGS = """
 
 @register("ranking", inputs=examples.RANKED_LISTS, kind="metric")
 def ndcg_metric(
-  scores,
-  labels,
+  scores: ArrayLike,
+  labels: ArrayLike,
   *,
-  topn=None,
-  item_where=None,
-  item_weights=None,
-  segments=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  topn: int | None = None,
+  item_where: ArrayLike | None = None,
+  item_weights: ArrayLike | None = None,
+  segment_ids: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Normalized discounted cumulative gain, NDCG@topn.
 
   .. math::
@@ -885,7 +900,7 @@ def ndcg_metric(
     Techniques", TOIS 2002.
   """
   s, y, valid, same, ranks, retrieved = _retrieval(
-    scores, labels, where, item_where, segments, topn
+    scores, labels, where, item_where, segment_ids, topn
   )
   gains = _gains(y, _item_weights(item_weights, valid))
   dcg_items = jnp.where(retrieved, gains * _discount(ranks), 0.0)
@@ -895,16 +910,16 @@ def ndcg_metric(
 
 @register("ranking", inputs=examples.RANKED_LISTS, kind="metric")
 def mrr_metric(
-  scores,
-  labels,
+  scores: ArrayLike,
+  labels: ArrayLike,
   *,
-  topn=None,
-  item_where=None,
-  segments=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  topn: int | None = None,
+  item_where: ArrayLike | None = None,
+  segment_ids: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Reciprocal rank of the first relevant item (mean reciprocal rank, MRR@topn).
 
   .. math:: \mathrm{RR}(s, y) = \max_{i:\ y_i \ge 1,\ r_i \le n} \frac{1}{r_i}
@@ -919,7 +934,7 @@ def mrr_metric(
     [0.5]
   """
   s, y, valid, same, ranks, retrieved = _retrieval(
-    scores, labels, where, item_where, segments, topn
+    scores, labels, where, item_where, segment_ids, topn
   )
   rr = jnp.where(retrieved & (y >= 1), 1.0 / ranks, 0.0)
   if same is None:
@@ -934,16 +949,16 @@ def mrr_metric(
 
 @register("ranking", inputs=examples.RANKED_LISTS, kind="metric")
 def precision_metric(
-  scores,
-  labels,
+  scores: ArrayLike,
+  labels: ArrayLike,
   *,
-  topn=None,
-  item_where=None,
-  segments=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  topn: int | None = None,
+  item_where: ArrayLike | None = None,
+  segment_ids: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Fraction of relevant items among the retrieved top ``topn`` (precision@topn).
 
   .. math::
@@ -961,7 +976,7 @@ def precision_metric(
     [1.]
   """
   s, y, valid, same, ranks, retrieved = _retrieval(
-    scores, labels, where, item_where, segments, topn
+    scores, labels, where, item_where, segment_ids, topn
   )
   hits = _group_sum((retrieved & (y >= 1)).astype(s.dtype), same, valid)
   count = _group_sum(retrieved.astype(s.dtype), same, valid)
@@ -973,6 +988,10 @@ def precision_metric(
 
 
 _NDCG_EXTRA = "item_weights: optional per-item weights ``[..., L]`` multiplying the gains.\n    "
-ndcg_metric.__doc__ = ndcg_metric.__doc__.replace("{args}", _METRIC_ARGS.format(extra=_NDCG_EXTRA))
-mrr_metric.__doc__ = mrr_metric.__doc__.replace("{args}", _METRIC_ARGS.format(extra=""))
-precision_metric.__doc__ = precision_metric.__doc__.replace("{args}", _METRIC_ARGS.format(extra=""))
+ndcg_metric.__doc__ = (ndcg_metric.__doc__ or "").replace(
+  "{args}", _METRIC_ARGS.format(extra=_NDCG_EXTRA)
+)
+mrr_metric.__doc__ = (mrr_metric.__doc__ or "").replace("{args}", _METRIC_ARGS.format(extra=""))
+precision_metric.__doc__ = (precision_metric.__doc__ or "").replace(
+  "{args}", _METRIC_ARGS.format(extra="")
+)

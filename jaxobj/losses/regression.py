@@ -12,10 +12,11 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxobj._src import checks, examples
 from jaxobj._src.numerics import abs_with_sign_grad
-from jaxobj._src.reduce import masked_fill, reduce_loss
+from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
@@ -48,7 +49,14 @@ def _pair(predictions, targets, where, names=("predictions", "targets")):
 
 
 @register("regression", inputs=examples.POINTWISE)
-def squared_error(predictions, targets=None, *, where=None, weights=None, reduction="mean"):
+def squared_error(
+  predictions: ArrayLike,
+  targets: ArrayLike | None = None,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Squared error, the Gaussian negative log-likelihood up to constants.
 
   .. math:: \ell(\hat y, y) = (\hat y - y)^2
@@ -78,7 +86,14 @@ def squared_error(predictions, targets=None, *, where=None, weights=None, reduct
 
 
 @register("regression", inputs=examples.POINTWISE)
-def l2_loss(predictions, targets=None, *, where=None, weights=None, reduction="mean"):
+def l2_loss(
+  predictions: ArrayLike,
+  targets: ArrayLike | None = None,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Half the squared error, whose gradient is the residual itself.
 
   .. math:: \ell(\hat y, y) = \tfrac12 (\hat y - y)^2
@@ -100,8 +115,17 @@ def l2_loss(predictions, targets=None, *, where=None, weights=None, reduction="m
   return reduce_loss(0.5 * jnp.square(p - t), where=where, weights=weights, reduction=reduction)
 
 
-@register("regression", inputs=examples.POINTWISE)
-def absolute_error(predictions, targets=None, *, where=None, weights=None, reduction="mean"):
+@register(
+  "regression", inputs=examples.POINTWISE, zero_hessian="piecewise linear: |r|, kinked at r = 0"
+)
+def absolute_error(
+  predictions: ArrayLike,
+  targets: ArrayLike | None = None,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Absolute error, the Laplace negative log-likelihood up to constants.
 
   .. math:: \ell(\hat y, y) = |\hat y - y|
@@ -135,8 +159,17 @@ def _huber(r, delta):
   return 0.5 * quadratic**2 + jnp.where(a > delta, delta, 0.0) * (a - quadratic)
 
 
-@register("regression", inputs=examples.POINTWISE)
-def huber_loss(predictions, targets=None, *, delta=1.0, where=None, weights=None, reduction="mean"):
+# delta = inf is a limit Huber defines: never linear, exactly half the squared error.
+@register("regression", inputs=examples.POINTWISE, limits={"delta": (math.inf,)})
+def huber_loss(
+  predictions: ArrayLike,
+  targets: ArrayLike | None = None,
+  *,
+  delta: float | ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Huber loss: quadratic for small residuals, linear beyond ``delta``.
 
   .. math::
@@ -173,8 +206,14 @@ def huber_loss(predictions, targets=None, *, delta=1.0, where=None, weights=None
 
 @register("regression", inputs=examples.POINTWISE)
 def smooth_l1_loss(
-  predictions, targets=None, *, beta=1.0, where=None, weights=None, reduction="mean"
-):
+  predictions: ArrayLike,
+  targets: ArrayLike | None = None,
+  *,
+  beta: float | ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Smooth L1 loss: Huber loss divided by its threshold, tending to L1.
 
   .. math::
@@ -207,6 +246,7 @@ def smooth_l1_loss(
   checks.check_range("beta", beta, low=0.0)
   p, t = _pair(predictions, targets, where)
   r = abs_with_sign_grad(p - t)
+  beta = jnp.asarray(beta)
   quadratic = r < beta
   # Double where: no 0/0 (beta = 0) and no overflowing r**2 (huge residuals) in
   # the unused branch, either of which turns its zero cotangent into NaN.
@@ -218,8 +258,14 @@ def smooth_l1_loss(
 
 @register("regression", inputs=examples.POINTWISE)
 def pseudo_huber_loss(
-  predictions, targets=None, *, delta=1.0, where=None, weights=None, reduction="mean"
-):
+  predictions: ArrayLike,
+  targets: ArrayLike | None = None,
+  *,
+  delta: float | ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Pseudo-Huber (Charbonnier) loss: a smooth Huber with every derivative.
 
   .. math:: \ell_\delta(r) = \delta^2\left(\sqrt{1 + (r/\delta)^2} - 1\right)
@@ -263,7 +309,14 @@ def pseudo_huber_loss(
 
 
 @register("regression", inputs=examples.POINTWISE)
-def log_cosh(predictions, targets=None, *, where=None, weights=None, reduction="mean"):
+def log_cosh(
+  predictions: ArrayLike,
+  targets: ArrayLike | None = None,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Log-cosh loss: about :math:`r^2/2` for small residuals, :math:`|r| - \log 2` for large.
 
   .. math:: \ell(r) = \log\cosh r = |r| + \operatorname{softplus}(-2|r|) - \log 2
@@ -300,10 +353,20 @@ def log_cosh(predictions, targets=None, *, where=None, weights=None, reduction="
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
-@register("regression", inputs=examples.POINTWISE)
+@register(
+  "regression",
+  inputs=examples.POINTWISE,
+  zero_hessian="piecewise linear: the pinball loss, kinked at r = 0",
+)
 def quantile_loss(
-  predictions, targets, *, quantile=0.5, where=None, weights=None, reduction="mean"
-):
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  quantile: float | ArrayLike = 0.5,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Quantile (pinball) loss, minimized by the conditional ``quantile`` of the target.
 
   .. math::
@@ -340,10 +403,18 @@ def quantile_loss(
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
-@register("regression", inputs=examples.POINTWISE)
+@register(
+  "regression", inputs=examples.POINTWISE, zero_hessian="piecewise linear: max(0, |r| - epsilon)"
+)
 def epsilon_insensitive_loss(
-  predictions, targets, *, epsilon=0.1, where=None, weights=None, reduction="mean"
-):
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  epsilon: float | ArrayLike = 0.1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Epsilon-insensitive loss of support vector regression: no cost inside a tube.
 
   .. math:: \ell_\epsilon(r) = \max(0, |r| - \epsilon)
@@ -375,10 +446,20 @@ def epsilon_insensitive_loss(
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
-@register("regression", inputs=examples.POSITIVE)
+@register(
+  "regression",
+  inputs=examples.POSITIVE,
+  zero_hessian="piecewise linear in the predictions: |r| / |y|",
+)
 def absolute_percentage_error(
-  predictions, targets, *, eps=1.17e-6, where=None, weights=None, reduction="mean"
-):
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  eps: float | ArrayLike = 1.17e-6,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Absolute percentage error as a fraction; its mean is the MAPE.
 
   .. math:: \ell(\hat y, y) = \frac{|\hat y - y|}{\max(|y|, \epsilon)}
@@ -411,7 +492,14 @@ def absolute_percentage_error(
 
 
 @register("regression", inputs=examples.POSITIVE)
-def squared_log_error(predictions, targets, *, where=None, weights=None, reduction="mean"):
+def squared_log_error(
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Squared logarithmic error: squared error of :math:`\log(1 + \cdot)`, for positive targets.
 
   .. math:: \ell(\hat y, y) = \big(\log(1 + \max(\hat y, 0)) - \log(1 + \max(y, 0))\big)^2
@@ -456,17 +544,17 @@ def _floor_straight_through_jvp(primals, tangents):
 
 @register("regression", inputs=examples.GAUSSIAN)
 def gaussian_nll_loss(
-  predictions,
-  targets,
-  variance,
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  variance: ArrayLike,
   *,
-  eps=1e-6,
-  log_variance=False,
-  full=False,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  eps: float | ArrayLike = 1e-6,
+  log_variance: bool = False,
+  full: bool = False,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Gaussian negative log-likelihood with a predicted (heteroscedastic) variance.
 
   .. math::
@@ -529,16 +617,16 @@ def gaussian_nll_loss(
 
 @register("regression", inputs=examples.LOG_RATE_COUNTS, extreme=50.0)
 def poisson_nll_loss(
-  predictions,
-  targets,
+  predictions: ArrayLike,
+  targets: ArrayLike,
   *,
-  log_input=True,
-  full=False,
-  eps=1e-8,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  log_input: bool = True,
+  full: bool = False,
+  eps: float | ArrayLike = 1e-8,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Poisson negative log-likelihood of counts given a predicted rate.
 
   .. math::

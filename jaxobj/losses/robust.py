@@ -20,16 +20,14 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxobj._src import checks
 from jaxobj._src.examples import robust as examples
-from jaxobj._src.reduce import masked_fill, reduce_loss
+from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
-  "ADAPTIVE_ALPHA_RANGE",
-  "ADAPTIVE_SCALE_FLOOR",
-  "ADAPTIVE_SCALE_INIT",
   "adaptive_robust_loss",
   "general_robust_loss",
   "robust_alpha_from_latent",
@@ -231,10 +229,19 @@ def _rho(x, alpha, scale):
   return jnp.where(scale > 0, rho, jnp.nan)
 
 
-@register("robust", inputs=examples.RESIDUALS)
+# Barron's alpha = +inf (an exponential, exp(x^2/2c^2) - 1) and alpha = -inf (Welsch /
+# Leclerc, 1 - exp(-x^2/2c^2)) are limits the loss computes exactly.
+@register("robust", inputs=examples.RESIDUALS, limits={"alpha": (math.inf, -math.inf)})
 def general_robust_loss(
-  predictions, targets=None, *, alpha=1.0, scale=1.0, where=None, weights=None, reduction="mean"
-):
+  predictions: ArrayLike,
+  targets: ArrayLike | None = None,
+  *,
+  alpha: float | ArrayLike = 1.0,
+  scale: float | ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Barron's general robust loss, spanning L2, Charbonnier, Cauchy, Geman-McClure and Welsch.
 
   .. math::
@@ -383,7 +390,9 @@ def _log_partition_table():
   return values, slopes
 
 
-def robust_log_partition(alpha):
+def robust_log_partition(
+  alpha: ArrayLike,
+) -> jax.Array:
   r"""Log-partition function :math:`\log Z(\alpha)` of Barron's distribution.
 
   .. math::
@@ -437,8 +446,15 @@ def robust_log_partition(alpha):
 
 @register("robust", inputs=examples.RESIDUALS)
 def adaptive_robust_loss(
-  predictions, targets=None, *, alpha=1.0, scale=1.0, where=None, weights=None, reduction="mean"
-):
+  predictions: ArrayLike,
+  targets: ArrayLike | None = None,
+  *,
+  alpha: float | ArrayLike = 1.0,
+  scale: float | ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Barron's adaptive robust loss: his distribution's NLL, learnable in shape and scale.
 
   .. math::
@@ -508,7 +524,12 @@ def _check_interval(low_name, low, high_name, high):
     )
 
 
-def robust_alpha_from_latent(latent, *, low=ADAPTIVE_ALPHA_RANGE[0], high=ADAPTIVE_ALPHA_RANGE[1]):
+def robust_alpha_from_latent(
+  latent: ArrayLike,
+  *,
+  low: float = ADAPTIVE_ALPHA_RANGE[0],
+  high: float = ADAPTIVE_ALPHA_RANGE[1],
+) -> jax.Array:
   r"""Maps an unconstrained latent to a shape :math:`\alpha \in (\text{low}, \text{high})`.
 
   .. math:: \alpha = \text{low} + (\text{high} - \text{low})\,\sigma(\text{latent})
@@ -531,7 +552,12 @@ def robust_alpha_from_latent(latent, *, low=ADAPTIVE_ALPHA_RANGE[0], high=ADAPTI
   return low + (high - low) * jax.nn.sigmoid(checks.as_float(latent, "latent"))
 
 
-def robust_latent_from_alpha(alpha, *, low=ADAPTIVE_ALPHA_RANGE[0], high=ADAPTIVE_ALPHA_RANGE[1]):
+def robust_latent_from_alpha(
+  alpha: ArrayLike,
+  *,
+  low: float = ADAPTIVE_ALPHA_RANGE[0],
+  high: float = ADAPTIVE_ALPHA_RANGE[1],
+) -> jax.Array:
   r"""The latent that :func:`robust_alpha_from_latent` maps to ``alpha`` (its inverse).
 
   .. math:: \text{latent} = \operatorname{logit}\frac{\alpha - \text{low}}{\text{high} - \text{low}}
@@ -551,7 +577,12 @@ def robust_latent_from_alpha(alpha, *, low=ADAPTIVE_ALPHA_RANGE[0], high=ADAPTIV
 _SOFTPLUS_OF_ONE_INVERSE = math.log(math.e - 1.0)  # softplus(this) == 1
 
 
-def robust_scale_from_latent(latent, *, floor=ADAPTIVE_SCALE_FLOOR, init=ADAPTIVE_SCALE_INIT):
+def robust_scale_from_latent(
+  latent: ArrayLike,
+  *,
+  floor: float = ADAPTIVE_SCALE_FLOOR,
+  init: float = ADAPTIVE_SCALE_INIT,
+) -> jax.Array:
   r"""Maps an unconstrained latent to a scale :math:`c > \text{floor}`.
 
   .. math::
@@ -580,7 +611,12 @@ def robust_scale_from_latent(latent, *, floor=ADAPTIVE_SCALE_FLOOR, init=ADAPTIV
   return floor + (init - floor) * jax.nn.softplus(latent + _SOFTPLUS_OF_ONE_INVERSE)
 
 
-def robust_latent_from_scale(scale, *, floor=ADAPTIVE_SCALE_FLOOR, init=ADAPTIVE_SCALE_INIT):
+def robust_latent_from_scale(
+  scale: ArrayLike,
+  *,
+  floor: float = ADAPTIVE_SCALE_FLOOR,
+  init: float = ADAPTIVE_SCALE_INIT,
+) -> jax.Array:
   r"""The latent that :func:`robust_scale_from_latent` maps to ``scale`` (its inverse).
 
   .. math:: \text{latent} = \operatorname{softplus}^{-1}\frac{c - \text{floor}}

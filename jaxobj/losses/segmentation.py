@@ -44,14 +44,16 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from jaxobj._src import checks
+from jaxobj._src import checks, inputs
 from jaxobj._src.examples import segmentation as seg_examples
-from jaxobj._src.reduce import reduce_loss
+from jaxobj._src.reduce import Reduced, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
@@ -97,19 +99,8 @@ def _check_spatial_dims(spatial_dims, x, extra, name="logits"):
 
 def _pixel_mask(pixel_where, map_shape, what="logits.shape without the class axis"):
   """The boolean pixel mask broadcast to the label-map shape (same rank, axes equal or 1)."""
-  pw = jnp.asarray(pixel_where)
-  if pw.dtype != jnp.bool_:
-    raise TypeError(
-      f"pixel_where must be a boolean mask, got dtype {pw.dtype}. "
-      f"Build it with a comparison or cast with pixel_where.astype(bool)."
-    )
-  ok = pw.ndim == len(map_shape) and all(a in (1, b) for a, b in zip(pw.shape, map_shape))
-  if not ok:
-    raise ValueError(
-      f"pixel_where.shape={pw.shape} does not broadcast to the pixel shape "
-      f"{map_shape} ({what}): it must have the same rank with each axis equal "
-      f"or 1."
-    )
+  to = f"the pixel shape ({what})"
+  pw = checks.as_mask(pixel_where, map_shape, name="pixel_where", to=to, scalar=False)
   return jnp.broadcast_to(pw, map_shape)
 
 
@@ -123,10 +114,6 @@ def _fill(valid, a, extra=0):
   if valid is None:
     return a
   return jnp.where(valid[(...,) + (None,) * extra], a, jnp.zeros((), a.dtype))
-
-
-def _in_range(labels, num_classes):
-  return (labels >= 0) & (labels < num_classes)
 
 
 class _Inputs(NamedTuple):
@@ -192,12 +179,13 @@ def _prepare(logits, labels, *, axis, spatial_dims, pooled, where, pixel_where, 
   valid = _image_mask(where, loss_shape, map_shape)
   if pixel_where is not None:
     valid = _and(valid, _pixel_mask(pixel_where, map_shape))
-  if ignore_index is not None:
-    if not integer:
+  if ignore_index is not None and not integer:
+    if ignore_index != inputs.IGNORE_INDEX:  # the default is for label maps only
       raise ValueError(
-        "ignore_index applies to integer label maps; mask pixels of "
+        f"ignore_index={ignore_index!r} applies to integer label maps; mask pixels of "
         "one-hot or probability targets with pixel_where."
       )
+  elif ignore_index is not None:
     valid = _and(valid, y != ignore_index)
   x = _fill(valid, x, 1)
   num_classes = x.shape[-1]
@@ -207,7 +195,7 @@ def _prepare(logits, labels, *, axis, spatial_dims, pooled, where, pixel_where, 
       g = y[..., None].astype(x.dtype)
     else:
       g = (y[..., None] == jnp.arange(num_classes)).astype(x.dtype)
-      g = jnp.where(_in_range(y, num_classes)[..., None], g, jnp.nan)
+      g = jnp.where(inputs.in_range(y, num_classes)[..., None], g, jnp.nan)
     g = _fill(valid, g, 1)  # filled labels are class 0: no target mass there
   else:
     g = _fill(valid, y, 1)
@@ -221,19 +209,6 @@ def _probabilities(x, activation):
     return jax.nn.sigmoid(x), jax.nn.sigmoid(-x)
   log_p = jax.nn.log_softmax(x, axis=-1)
   return jnp.exp(log_p), -jnp.expm1(log_p)
-
-
-def _class_weights(class_weights, num_classes):
-  if class_weights is None:
-    return None
-  w = checks.as_float(class_weights, "class_weights")
-  if w.shape != (num_classes,):
-    raise ValueError(
-      f"class_weights must have shape ({num_classes},) (one weight per "
-      f"class of logits, background included), got "
-      f"class_weights.shape={w.shape}."
-    )
-  return w
 
 
 class _Overlap(NamedTuple):
@@ -317,7 +292,7 @@ def _dice(
     pixel_where=pixel_where,
     ignore_index=ignore_index,
   )
-  cw = _class_weights(class_weights, inp.x.shape[-1])
+  cw = inputs.class_weights(class_weights, inp.x.shape[-1], " of logits, background included")
   o = _overlap(inp, activation, include_background)
   per_class = _dice_per_class(o, smooth_nr, smooth_dr, squared_pred, jaccard)
   return _class_mean(per_class, cw, include_background), inp, cw
@@ -344,25 +319,25 @@ def _with_common_args(fn):
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
 @_with_common_args
 def dice_loss(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  smooth_nr=1e-5,
-  smooth_dr=1e-5,
-  include_background=True,
-  squared_pred=False,
-  jaccard=False,
-  batch=False,
-  class_weights=None,
-  activation="softmax",
-  axis=-1,
-  spatial_dims=2,
-  pixel_where=None,
-  ignore_index=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  smooth_nr: float | ArrayLike = 1e-5,
+  smooth_dr: float | ArrayLike = 1e-5,
+  include_background: bool = True,
+  squared_pred: bool = False,
+  jaccard: bool = False,
+  batch: bool = False,
+  class_weights: ArrayLike | None = None,
+  activation: str = "softmax",
+  axis: int = -1,
+  spatial_dims: int = 2,
+  pixel_where: ArrayLike | None = None,
+  ignore_index: int | ArrayLike | None = -100,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Soft Dice loss per image, averaged over classes (MONAI's ``DiceLoss``).
 
   .. math::
@@ -405,8 +380,8 @@ def dice_loss(
     spatial_dims: number of spatial axes before the class axis; static.
     pixel_where: optional boolean pixel mask, broadcastable to the label-map
       shape ``logits.shape`` without the class axis.
-    ignore_index: optional label value whose pixels are dropped (integer
-      label maps only).
+    ignore_index: label value whose pixels are dropped (integer label maps
+      only; default -100, PyTorch's; None drops none).
     where, weights, reduction: the loss contract over images
       (:func:`jaxobj.reduce_loss`).
 
@@ -454,24 +429,24 @@ def dice_loss(
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
 @_with_common_args
 def jaccard_loss(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  smooth_nr=1e-5,
-  smooth_dr=1e-5,
-  include_background=True,
-  squared_pred=False,
-  batch=False,
-  class_weights=None,
-  activation="softmax",
-  axis=-1,
-  spatial_dims=2,
-  pixel_where=None,
-  ignore_index=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  smooth_nr: float | ArrayLike = 1e-5,
+  smooth_dr: float | ArrayLike = 1e-5,
+  include_background: bool = True,
+  squared_pred: bool = False,
+  batch: bool = False,
+  class_weights: ArrayLike | None = None,
+  activation: str = "softmax",
+  axis: int = -1,
+  spatial_dims: int = 2,
+  pixel_where: ArrayLike | None = None,
+  ignore_index: int | ArrayLike | None = -100,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Soft Jaccard (IoU) loss per image, averaged over classes.
 
   .. math::
@@ -546,23 +521,23 @@ def _generalized_weights(ground, w_type):
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
 @_with_common_args
 def generalized_dice_loss(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  smooth_nr=1e-5,
-  smooth_dr=1e-5,
-  include_background=True,
-  w_type="square",
-  batch=False,
-  activation="softmax",
-  axis=-1,
-  spatial_dims=2,
-  pixel_where=None,
-  ignore_index=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  smooth_nr: float | ArrayLike = 1e-5,
+  smooth_dr: float | ArrayLike = 1e-5,
+  include_background: bool = True,
+  w_type: str = "square",
+  batch: bool = False,
+  activation: str = "softmax",
+  axis: int = -1,
+  spatial_dims: int = 2,
+  pixel_where: ArrayLike | None = None,
+  ignore_index: int | ArrayLike | None = -100,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Generalized Dice loss: one Dice ratio over all classes, weighted by inverse class volume.
 
   .. math::
@@ -620,7 +595,7 @@ def generalized_dice_loss(
   w = _generalized_weights(o.ground, w_type)
   err = jnp.sum(w * (o.fp + o.fn), axis=-1)
   tp = jnp.sum(w * o.tp, axis=-1)
-  values = _ratio(err + (smooth_dr - smooth_nr), err + 2.0 * tp + smooth_dr)
+  values = _ratio(err + (jnp.asarray(smooth_dr) - smooth_nr), err + 2.0 * tp + smooth_dr)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -667,24 +642,24 @@ def _tversky_per_class(
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
 @_with_common_args
 def tversky_loss(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  alpha=0.5,
-  beta=0.5,
-  smooth_nr=1e-5,
-  smooth_dr=1e-5,
-  include_background=True,
-  batch=False,
-  activation="softmax",
-  axis=-1,
-  spatial_dims=2,
-  pixel_where=None,
-  ignore_index=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  alpha: float | ArrayLike = 0.5,
+  beta: float | ArrayLike = 0.5,
+  smooth_nr: float | ArrayLike = 1e-5,
+  smooth_dr: float | ArrayLike = 1e-5,
+  include_background: bool = True,
+  batch: bool = False,
+  activation: str = "softmax",
+  axis: int = -1,
+  spatial_dims: int = 2,
+  pixel_where: ArrayLike | None = None,
+  ignore_index: int | ArrayLike | None = -100,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Tversky loss: Dice with separate weights on false positives and false negatives.
 
   .. math::
@@ -750,25 +725,25 @@ def tversky_loss(
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
 @_with_common_args
 def focal_tversky_loss(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  alpha=0.3,
-  beta=0.7,
-  gamma=4.0 / 3.0,
-  smooth_nr=1e-5,
-  smooth_dr=1e-5,
-  include_background=True,
-  batch=False,
-  activation="softmax",
-  axis=-1,
-  spatial_dims=2,
-  pixel_where=None,
-  ignore_index=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  alpha: float | ArrayLike = 0.3,
+  beta: float | ArrayLike = 0.7,
+  gamma: float | ArrayLike = 4.0 / 3.0,
+  smooth_nr: float | ArrayLike = 1e-5,
+  smooth_dr: float | ArrayLike = 1e-5,
+  include_background: bool = True,
+  batch: bool = False,
+  activation: str = "softmax",
+  axis: int = -1,
+  spatial_dims: int = 2,
+  pixel_where: ArrayLike | None = None,
+  ignore_index: int | ArrayLike | None = -100,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Focal Tversky loss: the per-class Tversky loss raised to the power 1/gamma.
 
   .. math::
@@ -846,11 +821,6 @@ def focal_tversky_loss(
 # Dice + cross-entropy.
 
 
-def _safe_log(t, log_p):
-  """``log_p`` with 0 where it is -inf and the target is 0, so ``t * log_p`` is 0."""
-  return jnp.where(jnp.isinf(log_p) & (t == 0), 0.0, log_p)
-
-
 def _cross_entropy(inp, activation, class_weights, label_smoothing):
   """Per-image (or pooled) mean cross-entropy over valid pixels, torch semantics:
   softmax CE (weighted mean by the label's class weight for label maps) or
@@ -861,7 +831,7 @@ def _cross_entropy(inp, activation, class_weights, label_smoothing):
   if activation == "sigmoid":
     t = g * (1.0 - label_smoothing) + 0.5 * label_smoothing
     pos_w = 1.0 if class_weights is None else class_weights
-    ce = pos_w * t * _safe_log(t, jax.nn.log_sigmoid(x)) + (1.0 - t) * _safe_log(
+    ce = pos_w * t * inputs.safe_logp(t, jax.nn.log_sigmoid(x)) + (1.0 - t) * inputs.safe_logp(
       1.0 - t, jax.nn.log_sigmoid(-x)
     )
     total = -jnp.sum(jnp.where(valid[..., None], ce, 0.0), axis=axes + (-1,))
@@ -874,7 +844,7 @@ def _cross_entropy(inp, activation, class_weights, label_smoothing):
   )
   t = (1.0 - label_smoothing) * g + label_smoothing * uniform
   w = 1.0 if class_weights is None else class_weights
-  ce = -jnp.sum(w * t * _safe_log(t, log_p), axis=-1)
+  ce = -jnp.sum(w * t * inputs.safe_logp(t, log_p), axis=-1)
   total = jnp.sum(jnp.where(valid, ce, 0.0), axis=axes)
   if inp.integer and class_weights is not None:
     count = jnp.sum(jnp.where(valid, jnp.sum(g * class_weights, axis=-1), 0.0), axis=axes)
@@ -884,28 +854,28 @@ def _cross_entropy(inp, activation, class_weights, label_smoothing):
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
 @_with_common_args
 def dice_ce_loss(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  lambda_dice=1.0,
-  lambda_ce=1.0,
-  label_smoothing=0.0,
-  smooth_nr=1e-5,
-  smooth_dr=1e-5,
-  include_background=True,
-  squared_pred=False,
-  jaccard=False,
-  batch=False,
-  class_weights=None,
-  activation="softmax",
-  axis=-1,
-  spatial_dims=2,
-  pixel_where=None,
-  ignore_index=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  lambda_dice: float | ArrayLike = 1.0,
+  lambda_ce: float | ArrayLike = 1.0,
+  label_smoothing: float | ArrayLike = 0.0,
+  smooth_nr: float | ArrayLike = 1e-5,
+  smooth_dr: float | ArrayLike = 1e-5,
+  include_background: bool = True,
+  squared_pred: bool = False,
+  jaccard: bool = False,
+  batch: bool = False,
+  class_weights: ArrayLike | None = None,
+  activation: str = "softmax",
+  axis: int = -1,
+  spatial_dims: int = 2,
+  pixel_where: ArrayLike | None = None,
+  ignore_index: int | ArrayLike | None = -100,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Dice loss plus cross-entropy, weighted (MONAI's ``DiceCELoss``).
 
   .. math:: \ell = \lambda_{dice}\,\ell_{Dice} + \lambda_{ce}\,\ell_{CE}
@@ -1051,19 +1021,19 @@ def _select_classes(classes, num_classes):
 
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
 def lovasz_softmax_loss(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  classes="present",
-  per_image=True,
-  axis=-1,
-  spatial_dims=2,
-  pixel_where=None,
-  ignore_index=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  classes: str | Sequence[int] = "present",
+  per_image: bool = True,
+  axis: int = -1,
+  spatial_dims: int = 2,
+  pixel_where: ArrayLike | None = None,
+  ignore_index: int | ArrayLike | None = -100,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Lovász-softmax loss: the convex Lovász extension of the per-class Jaccard loss.
 
   .. math::
@@ -1177,19 +1147,23 @@ def lovasz_softmax_loss(
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
-@register("segmentation", inputs=seg_examples.SEGMENTATION_BINARY)
+@register(
+  "segmentation",
+  inputs=seg_examples.SEGMENTATION_BINARY,
+  zero_hessian="piecewise linear: a hinge; the Lovasz extension sorts the errors (kinked at ties)",
+)
 def lovasz_hinge_loss(
-  logits,
-  labels,
+  logits: ArrayLike,
+  labels: ArrayLike,
   *,
-  per_image=True,
-  spatial_dims=2,
-  pixel_where=None,
-  ignore_index=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  per_image: bool = True,
+  spatial_dims: int = 2,
+  pixel_where: ArrayLike | None = None,
+  ignore_index: int | ArrayLike | None = -100,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Lovász hinge loss: the Lovász extension of the binary Jaccard loss on hinge errors.
 
   .. math::
@@ -1209,7 +1183,8 @@ def lovasz_hinge_loss(
       per-element loss).
     spatial_dims: number of trailing spatial axes; static.
     pixel_where: optional boolean pixel mask broadcastable to ``logits``.
-    ignore_index: optional label value (e.g. 255) whose pixels are dropped.
+    ignore_index: label value (e.g. 255) whose pixels are dropped (default
+      -100, as every loss with integer labels; None drops none).
     where, weights, reduction: the loss contract over images.
 
   Returns:

@@ -12,15 +12,16 @@ exactly in log space.
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
-from jaxobj._src import checks, fused_xent, numerics
+from jaxobj._src import checks, fused_xent, inputs, numerics
 from jaxobj._src.examples import sequence as sequence_examples
-from jaxobj._src.reduce import masked_fill, reduce_loss, reduce_total
-from jaxobj.losses.classification import _finite_classes, _take
+from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss, reduce_total
 from jaxobj.registry import register
 
 __all__ = ["ctc_loss", "fused_linear_cross_entropy", "token_cross_entropy"]
@@ -95,19 +96,19 @@ def _per_sequence_weights(mask, weights, segment_ids, shape):
 
 @register("sequence", inputs=sequence_examples.TOKENS)
 def token_cross_entropy(
-  logits,
-  targets,
+  logits: ArrayLike,
+  targets: ArrayLike,
   *,
-  ignore_index=-100,
-  label_smoothing=0.0,
-  z_loss=0.0,
-  logit_soft_cap=None,
-  normalize="tokens",
-  segment_ids=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  ignore_index: int | ArrayLike | None = -100,
+  label_smoothing: float | ArrayLike = 0.0,
+  z_loss: float | ArrayLike = 0.0,
+  logit_soft_cap: float | ArrayLike | None = None,
+  normalize: str | float | ArrayLike = "tokens",
+  segment_ids: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Token-level softmax cross-entropy for language models, with z-loss and soft-capping.
 
   Per token, with logits :math:`x` (soft-capped first when ``logit_soft_cap``
@@ -223,11 +224,11 @@ def token_cross_entropy(
     x = _soft_cap(x, logit_soft_cap)
 
   log_z = jax.nn.logsumexp(x, axis=-1)
-  values = log_z - _take(x, y)
+  values = log_z - inputs.take(x, y)
   if not _is_zero(label_smoothing):
-    finite, count = _finite_classes(x)
+    finite, count = inputs.finite_classes(x)
     mean_logit = jnp.sum(jnp.where(finite, x, 0.0), axis=-1) / count
-    values = (1.0 - label_smoothing) * values + label_smoothing * (log_z - mean_logit)
+    values = values * (1.0 - label_smoothing) + (log_z - mean_logit) * label_smoothing
   if not _is_zero(z_loss):
     values = values + z_loss * jnp.square(log_z)
 
@@ -236,28 +237,28 @@ def token_cross_entropy(
     return reduce_loss(values, where=mask, weights=token_weights, reduction=reduction)
   # A constant normalizer is the mean's denominator (the token budget of this
   # call): "sum_and_count" returns it as the count, so budgets add over parts.
-  total = reduce_loss(values, where=mask, weights=weights, reduction="sum")
+  total = cast(jax.Array, reduce_loss(values, where=mask, weights=weights, reduction="sum"))
   return reduce_total(total, normalize, reduction)
 
 
 @register("sequence", inputs=sequence_examples.LINEAR)
 def fused_linear_cross_entropy(
-  hidden,
-  targets,
-  kernel,
+  hidden: ArrayLike,
+  targets: ArrayLike,
+  kernel: ArrayLike,
   *,
-  ignore_index=-100,
-  label_smoothing=0.0,
-  z_loss=0.0,
-  logit_soft_cap=None,
-  normalize="tokens",
-  segment_ids=None,
-  where=None,
-  weights=None,
-  reduction="mean",
-  token_block=None,
-  vocab_block=None,
-):
+  ignore_index: int | ArrayLike | None = -100,
+  label_smoothing: float | ArrayLike = 0.0,
+  z_loss: float | ArrayLike = 0.0,
+  logit_soft_cap: float | ArrayLike | None = None,
+  normalize: str | float | ArrayLike = "tokens",
+  segment_ids: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+  token_block: int | None = None,
+  vocab_block: int | None = None,
+) -> Reduced:
   r""":func:`token_cross_entropy` of ``hidden @ kernel``, without the logits.
 
   The value is exactly ``token_cross_entropy(hidden @ kernel, targets, ...)``
@@ -645,17 +646,17 @@ def _ctc_values(x, frame_pad, y, label_pad, zero_infinity, *, blank_id):
 
 @register("sequence", inputs=sequence_examples.CTC)
 def ctc_loss(
-  logits,
-  logit_paddings,
-  labels,
-  label_paddings,
+  logits: ArrayLike,
+  logit_paddings: ArrayLike,
+  labels: ArrayLike,
+  label_paddings: ArrayLike,
   *,
-  blank_id=0,
-  zero_infinity=False,
-  where=None,
-  weights=None,
-  reduction="mean",
-):
+  blank_id: int = 0,
+  zero_infinity: bool = False,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
   r"""Connectionist temporal classification loss, exact in log space.
 
   The negative log-likelihood of the label sequence :math:`l` summed over
