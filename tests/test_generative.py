@@ -18,7 +18,7 @@ from references import close, ref_reduce
 from scipy.special import expit, log_expit
 
 import jaxobj
-from jaxobj.losses.generative import GAN_LOSS_KINDS, r1_penalty, wgan_gradient_penalty
+from jaxobj.losses.generative import GAN_LOSS_TYPES, r1_penalty, wgan_gradient_penalty
 
 B, D = 6, 4
 MASK = np.array([True, False, True, True, False, True])
@@ -351,7 +351,7 @@ def ref_generator(f, kind):
   }[kind]
 
 
-KINDS = GAN_LOSS_KINDS
+KINDS = GAN_LOSS_TYPES
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -360,10 +360,10 @@ def test_gan_values(kind):
   with jax.enable_x64(True):
     for reduction in ("mean", "sum", "none"):
       got = jaxobj.gan_discriminator_loss(
-        r, f, kind=kind, where=MASK, weights=W, reduction=reduction
+        r, f, loss_type=kind, where=MASK, weights=W, reduction=reduction
       )
       close(got, ref_reduce(ref_discriminator(r, f, kind), MASK, W, reduction), rtol=1e-12)
-      got = jaxobj.gan_generator_loss(f, kind=kind, where=MASK, weights=W, reduction=reduction)
+      got = jaxobj.gan_generator_loss(f, loss_type=kind, where=MASK, weights=W, reduction=reduction)
       close(got, ref_reduce(ref_generator(f, kind), MASK, W, reduction), rtol=1e-12)
 
 
@@ -373,15 +373,15 @@ def test_gan_matches_optax_cross_entropy():
   ones, zeros = np.ones(B, np.float32), np.zeros(B, np.float32)
   close(jaxobj.gan_discriminator_loss(r, f, reduction="none"), bce(r, ones) + bce(f, zeros))
   close(jaxobj.gan_generator_loss(f, reduction="none"), bce(f, ones))
-  close(jaxobj.gan_generator_loss(f, kind="minimax", reduction="none"), -bce(f, zeros))
+  close(jaxobj.gan_generator_loss(f, loss_type="minimax", reduction="none"), -bce(f, zeros))
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_gan_gradients(kind):
   r, f = rng_inputs(14, (B,), (B,), scale=2.0)
   with jax.enable_x64(True):
-    d = lambda r, f: jaxobj.gan_discriminator_loss(r, f, kind=kind, reduction="sum")
-    g = lambda f: jaxobj.gan_generator_loss(f, kind=kind, reduction="sum")
+    d = lambda r, f: jaxobj.gan_discriminator_loss(r, f, loss_type=kind, reduction="sum")
+    g = lambda f: jaxobj.gan_generator_loss(f, loss_type=kind, reduction="sum")
     check_grads(d, (r, f), order=1, modes=["rev"])
     check_grads(g, (f,), order=1, modes=["rev"])
     gr, gf = jax.grad(d, argnums=(0, 1))(r, f)
@@ -399,8 +399,8 @@ def test_gan_gradients(kind):
 
 def test_minimax_generator_saturates_and_non_saturating_does_not():
   f = np.float32([-10.0])  # the discriminator confidently rejects the fake
-  g_minimax = jax.grad(lambda f: jaxobj.gan_generator_loss(f, kind="minimax"))(f)
-  g_ns = jax.grad(lambda f: jaxobj.gan_generator_loss(f, kind="non_saturating"))(f)
+  g_minimax = jax.grad(lambda f: jaxobj.gan_generator_loss(f, loss_type="minimax"))(f)
+  g_ns = jax.grad(lambda f: jaxobj.gan_generator_loss(f, loss_type="non_saturating"))(f)
   assert abs(float(g_minimax[0])) < 1e-4 and float(g_ns[0]) < -0.99
 
 
@@ -409,8 +409,8 @@ def test_gan_contract(kind):
   """The contract checks for every kind (the registry-wide test sees the default)."""
   r, f = (np.float32(a) for a in rng_inputs(15, (B,), (B,), scale=2.0))
   where = jnp.asarray(MASK)
-  d = lambda r, f, **kw: jaxobj.gan_discriminator_loss(r, f, kind=kind, **kw)
-  g = lambda f, **kw: jaxobj.gan_generator_loss(f, kind=kind, **kw)
+  d = lambda r, f, **kw: jaxobj.gan_discriminator_loss(r, f, loss_type=kind, **kw)
+  g = lambda f, **kw: jaxobj.gan_generator_loss(f, loss_type=kind, **kw)
   # mask == slice, NaN behind the mask changes nothing and gives zero gradients
   close(d(poison(r), poison(f), where=where), d(r[MASK], f[MASK]))
   close(g(poison(f), where=where), g(f[MASK]))
@@ -434,9 +434,9 @@ def test_gan_contract(kind):
 def test_gan_bad_inputs():
   r = np.zeros(B, np.float32)
   with pytest.raises(ValueError, match="'hinge'"):
-    jaxobj.gan_discriminator_loss(r, r, kind="vanilla")
+    jaxobj.gan_discriminator_loss(r, r, loss_type="vanilla")
   with pytest.raises(ValueError, match="'least_squares'"):
-    jaxobj.gan_generator_loss(r, kind="lsgan")
+    jaxobj.gan_generator_loss(r, loss_type="lsgan")
   with pytest.raises(ValueError, match=r"fake_logits\.shape=\(6, 1\)"):
     jaxobj.gan_discriminator_loss(r, r[:, None])
   with pytest.raises(TypeError, match="fake_logits"):

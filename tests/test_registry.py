@@ -104,10 +104,10 @@ def test_constants_and_private_names_are_not_star_exported():
     for name in module.__all__:
       assert not name.startswith("_") and not name.isupper(), (module.__name__, name)
   # Still importable from their module.
-  from jaxobj.losses.generative import GAN_LOSS_KINDS
+  from jaxobj.losses.generative import GAN_LOSS_TYPES
   from jaxobj.losses.robust import ADAPTIVE_ALPHA_RANGE
 
-  assert "hinge" in GAN_LOSS_KINDS and len(ADAPTIVE_ALPHA_RANGE) == 2
+  assert "hinge" in GAN_LOSS_TYPES and len(ADAPTIVE_ALPHA_RANGE) == 2
 
 
 def test_one_ignore_index_default_for_every_integer_label_loss():

@@ -4,7 +4,7 @@ Early in training the discriminator rejects generated samples with confidence
 (a large negative logit). The original minimax generator loss, log(1 - D),
 then has almost no gradient; the non-saturating loss, -log D, has a gradient
 near 1; the Wasserstein critic's is constant. ``gan_discriminator_loss`` and
-``gan_generator_loss`` take logits for every ``kind``, and
+``gan_generator_loss`` take logits for every ``loss_type``, and
 ``wgan_gradient_penalty`` keeps a Wasserstein critic 1-Lipschitz.
 
     python docs/examples/gan.py
@@ -21,7 +21,9 @@ rejected = jnp.array([-6.0])  # D's logit on a generated sample, early in traini
 def main():
   grads = {
     kind: float(
-      jnp.abs(jax.grad(lambda z, kind=kind: jaxobj.gan_generator_loss(z, kind=kind))(rejected)[0])
+      jnp.abs(
+        jax.grad(lambda z, kind=kind: jaxobj.gan_generator_loss(z, loss_type=kind))(rejected)[0]
+      )
     )
     for kind in ("minimax", "non_saturating", "wasserstein")
   }
@@ -32,7 +34,7 @@ def main():
   w = jnp.array([3.0, 4.0])
   real, fake = jnp.ones((8, 2)), jnp.zeros((8, 2))
   penalty = jaxobj.wgan_gradient_penalty(lambda x: x @ w, real, fake, key=jax.random.key(0))
-  d_loss = jaxobj.gan_discriminator_loss(real @ w, fake @ w, kind="wasserstein")
+  d_loss = jaxobj.gan_discriminator_loss(real @ w, fake @ w, loss_type="wasserstein")
   print(
     f"critic loss {float(d_loss):.1f}, gradient penalty {float(penalty):.1f} "
     "(|w| = 5, so (5 - 1)^2 = 16)"

@@ -299,7 +299,7 @@ def generative():
   z = jnp.linspace(-6.0, 6.0, 241)
   fig, (a,) = _figure()
   for kind in ("minimax", "non_saturating", "hinge", "wasserstein", "least_squares"):
-    v = jax.vmap(lambda x, k=kind: jaxobj.gan_generator_loss(x[None], kind=k))(z)
+    v = jax.vmap(lambda x, k=kind: jaxobj.gan_generator_loss(x[None], loss_type=k))(z)
     a.plot(z, np.asarray(v), label=kind)
   a.axvspan(-6, -3, color="grey", alpha=0.15)
   a.text(-5.8, 4.2, "D rejects fakes\n(early training)", fontsize=7)

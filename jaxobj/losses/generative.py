@@ -46,7 +46,8 @@ __all__ = [
   "wgan_gradient_penalty",
 ]
 
-GAN_LOSS_KINDS = ("minimax", "non_saturating", "hinge", "wasserstein", "least_squares")
+# The choices of gan_discriminator_loss / gan_generator_loss ``loss_type``.
+GAN_LOSS_TYPES = ("minimax", "non_saturating", "hinge", "wasserstein", "least_squares")
 
 
 # --------------------------------------------------------------------------
@@ -387,10 +388,11 @@ def negative_elbo(
 # GAN objectives.
 
 
-def _check_kind(kind):
-  if not isinstance(kind, str) or kind not in GAN_LOSS_KINDS:
+def _check_loss_type(loss_type):
+  if not isinstance(loss_type, str) or loss_type not in GAN_LOSS_TYPES:
     raise ValueError(
-      f"kind={kind!r} is not supported; choose one of {', '.join(repr(k) for k in GAN_LOSS_KINDS)}."
+      f"loss_type={loss_type!r} is not supported; choose one of "
+      f"{', '.join(repr(k) for k in GAN_LOSS_TYPES)}."
     )
 
 
@@ -399,7 +401,7 @@ def gan_discriminator_loss(
   real_logits: ArrayLike,
   fake_logits: ArrayLike,
   *,
-  kind: str = "non_saturating",
+  loss_type: str = "non_saturating",
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: str = "mean",
@@ -429,14 +431,14 @@ def gan_discriminator_loss(
   Args:
     real_logits: :math:`D` on real samples, float array of any shape.
     fake_logits: :math:`D` on generated samples, same shape.
-    kind: one of :data:`GAN_LOSS_KINDS` (static).
+    loss_type: one of :data:`GAN_LOSS_TYPES` (static).
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
 
   Returns:
     The reduced loss.
 
   Raises:
-    ValueError: shapes differ, unknown ``kind``.
+    ValueError: shapes differ, unknown ``loss_type``.
     TypeError: integer logits.
 
   Example:
@@ -444,7 +446,7 @@ def gan_discriminator_loss(
     >>> r, f = jnp.array([2.0, 0.5]), jnp.array([-1.0, 0.5])
     >>> print(jaxobj.gan_discriminator_loss(r, f, reduction="none"))
     [0.4402 1.4482]
-    >>> print(jaxobj.gan_discriminator_loss(r, f, kind="hinge", reduction="none"))
+    >>> print(jaxobj.gan_discriminator_loss(r, f, loss_type="hinge", reduction="none"))
     [0. 2.]
 
   References:
@@ -453,15 +455,15 @@ def gan_discriminator_loss(
     for GANs", ICLR 2018 (hinge); Arjovsky et al., "Wasserstein GAN", ICML
     2017; Mao et al., "Least Squares GANs", ICCV 2017.
   """
-  _check_kind(kind)
+  _check_loss_type(loss_type)
   (r, f), _ = _per_sample(
     where, 0, ("real_logits", real_logits, 0.0, False), ("fake_logits", fake_logits, 0.0, False)
   )
-  if kind in ("minimax", "non_saturating"):
+  if loss_type in ("minimax", "non_saturating"):
     values = jax.nn.softplus(-r) + jax.nn.softplus(f)
-  elif kind == "hinge":
+  elif loss_type == "hinge":
     values = jax.nn.relu(1.0 - r) + jax.nn.relu(1.0 + f)
-  elif kind == "wasserstein":
+  elif loss_type == "wasserstein":
     values = f - r
   else:
     values = 0.5 * jnp.square(r - 1.0) + 0.5 * jnp.square(f)
@@ -472,7 +474,7 @@ def gan_discriminator_loss(
 def gan_generator_loss(
   fake_logits: ArrayLike,
   *,
-  kind: str = "non_saturating",
+  loss_type: str = "non_saturating",
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: str = "mean",
@@ -495,14 +497,14 @@ def gan_generator_loss(
 
   Args:
     fake_logits: :math:`D` on generated samples, float array of any shape.
-    kind: one of :data:`GAN_LOSS_KINDS` (static).
+    loss_type: one of :data:`GAN_LOSS_TYPES` (static).
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
 
   Returns:
     The reduced loss.
 
   Raises:
-    ValueError: unknown ``kind``.
+    ValueError: unknown ``loss_type``.
     TypeError: integer logits.
 
   Example:
@@ -510,20 +512,20 @@ def gan_generator_loss(
     >>> f = jnp.array([-2.0, 0.0, 3.0])
     >>> print(jaxobj.gan_generator_loss(f, reduction="none"))
     [2.1269 0.6931 0.0486]
-    >>> print(jaxobj.gan_generator_loss(f, kind="least_squares", reduction="none"))
+    >>> print(jaxobj.gan_generator_loss(f, loss_type="least_squares", reduction="none"))
     [4.5 0.5 2. ]
 
   References:
     Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014, and the
     references of :func:`gan_discriminator_loss`.
   """
-  _check_kind(kind)
+  _check_loss_type(loss_type)
   (f,), _ = _per_sample(where, 0, ("fake_logits", fake_logits, 0.0, False))
-  if kind == "minimax":
+  if loss_type == "minimax":
     values = -jax.nn.softplus(f)
-  elif kind == "non_saturating":
+  elif loss_type == "non_saturating":
     values = jax.nn.softplus(-f)
-  elif kind in ("hinge", "wasserstein"):
+  elif loss_type in ("hinge", "wasserstein"):
     values = -f
   else:
     values = 0.5 * jnp.square(f - 1.0)

@@ -114,7 +114,7 @@ def ref(path: str) -> Ref:
 
   Positional inputs and ``where``/``weights`` given as strings are paths
   already; other keywords need ``ref`` because strings there are ordinary
-  hyperparameters (``kind="hinge"``).
+  hyperparameters (``loss_type="hinge"``).
   """
   return Ref(path)
 
