@@ -16,9 +16,12 @@ list of optax constructors (:data:`OPTIMIZERS`), schedules among the
 objective algebra's factories. Every problem is a :class:`ConfigError` whose
 one-line message names the key path and suggests close matches.
 
-Importing this package starts no JAX backend and imports no YAML parser
-(PyYAML loads when a file is first read), so the CLI can read a config's
-``train.host_devices`` and ask for host devices before JAX starts.
+The ``data:`` and ``model:`` sections are checked against the generators and
+models of :mod:`jaxobj.workloads`; this package never imports :mod:`jaxobj.train`,
+which builds a run from a checked :class:`Config` (the layers are described in
+:mod:`jaxobj.train`). Importing it starts no JAX backend and imports no YAML
+parser (PyYAML loads when a file is first read), so the CLI can read a config's
+``train.host_devices`` and still ask JAX for that many host devices.
 """
 
 from jaxobj.config.errors import ConfigError
