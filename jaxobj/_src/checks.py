@@ -4,20 +4,21 @@ argument, shows what was received and says how to fix it."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.typing import ArrayLike
+from jax.typing import ArrayLike, DTypeLike
 
 REDUCTIONS = ("mean", "sum", "none", "sum_and_count")
 
 
-def _shape(x) -> tuple[int, ...]:
+def _shape(x: ArrayLike) -> tuple[int, ...]:
   return tuple(np.shape(x))
 
 
-def check_reduction(reduction) -> None:
+def check_reduction(reduction: str) -> None:
   if not isinstance(reduction, str) or reduction not in REDUCTIONS:
     raise ValueError(
       f"reduction={reduction!r} is not supported; choose one of "
@@ -25,12 +26,12 @@ def check_reduction(reduction) -> None:
     )
 
 
-def compute_dtype(dtype) -> jnp.dtype:
+def compute_dtype(dtype: DTypeLike) -> jnp.dtype:
   """float32 for bf16/f16/f32 inputs (losses are computed in f32); f64 stays f64."""
   return jnp.promote_types(dtype, jnp.float32)
 
 
-def as_float(x, name: str) -> jax.Array:
+def as_float(x: ArrayLike, name: str) -> jax.Array:
   """A floating input (predictions, logits, ...) upcast to at least float32.
 
   Integer or boolean predictions are a bug (often labels passed in the wrong
@@ -46,7 +47,7 @@ def as_float(x, name: str) -> jax.Array:
   return x.astype(compute_dtype(x.dtype))
 
 
-def as_target(x, name: str, like: jax.Array) -> jax.Array:
+def as_target(x: ArrayLike, name: str, like: jax.Array) -> jax.Array:
   """A real-valued target: integer and boolean targets (counts, 0/1 labels) are cast."""
   x = jnp.asarray(x)
   if jnp.issubdtype(x.dtype, jnp.complexfloating):
@@ -56,7 +57,7 @@ def as_target(x, name: str, like: jax.Array) -> jax.Array:
   return x.astype(like.dtype)
 
 
-def as_labels(x, name: str) -> jax.Array:
+def as_labels(x: ArrayLike, name: str) -> jax.Array:
   """Integer class labels."""
   x = jnp.asarray(x)
   if not jnp.issubdtype(x.dtype, jnp.integer):
@@ -68,7 +69,7 @@ def as_labels(x, name: str) -> jax.Array:
   return x
 
 
-def check_same_shape(name_a: str, a, name_b: str, b) -> None:
+def check_same_shape(name_a: str, a: ArrayLike, name_b: str, b: ArrayLike) -> None:
   """Paired inputs must agree exactly: no silent (N, 1)-vs-(N,) broadcast."""
   sa, sb = _shape(a), _shape(b)
   if sa != sb:
@@ -79,7 +80,9 @@ def check_same_shape(name_a: str, a, name_b: str, b) -> None:
     )
 
 
-def check_label_shape(logits_name: str, logits, labels_name: str, labels) -> None:
+def check_label_shape(
+  logits_name: str, logits: ArrayLike, labels_name: str, labels: ArrayLike
+) -> None:
   """Integer labels index the last axis of the logits: labels.shape == logits.shape[:-1]."""
   sl, sy = _shape(logits), _shape(labels)
   if len(sl) < 1 or sy != sl[:-1]:
@@ -150,7 +153,7 @@ def as_mask(
   return mask
 
 
-def is_concrete(x) -> bool:
+def is_concrete(x: Any) -> bool:
   return not isinstance(x, jax.core.Tracer)
 
 
@@ -199,7 +202,7 @@ def _where(loss: str) -> str:
   return f"{loss}: " if loss else ""
 
 
-def check_real(name: str, value, *, loss: str = "", limits: tuple = ()) -> None:
+def check_real(name: str, value: Any, *, loss: str = "", limits: tuple = ()) -> None:
   """A real hyperparameter: a number or a real array; NaN and +-inf are refused
   when concrete, except the values in ``limits`` (limits the loss defines)."""
   t = type(value)
@@ -249,7 +252,7 @@ def _raise_nonfinite(name, value, loss, limits) -> None:
   )
 
 
-def check_bool(name: str, value, *, loss: str = "") -> None:
+def check_bool(name: str, value: Any, *, loss: str = "") -> None:
   """A switch: True or False, or a boolean array where the loss traces it (the
   string "false" is truthy, so no string or number passes)."""
   if value is True or value is False or isinstance(value, np.bool_):
@@ -263,7 +266,7 @@ def check_bool(name: str, value, *, loss: str = "") -> None:
   )
 
 
-def check_int(name: str, value, *, loss: str = "", arrays: bool = False) -> None:
+def check_int(name: str, value: Any, *, loss: str = "", arrays: bool = False) -> None:
   """An integer hyperparameter: a Python or NumPy int in int32 range; with
   ``arrays``, also a concrete integer array. Traced integers are taken as given."""
   if type(value) is int or (isinstance(value, np.integer) and not isinstance(value, bool)):
@@ -292,7 +295,7 @@ def check_int(name: str, value, *, loss: str = "", arrays: bool = False) -> None
   )
 
 
-def check_axis(name: str, value, *, loss: str = "", tuples: bool = False) -> None:
+def check_axis(name: str, value: Any, *, loss: str = "", tuples: bool = False) -> None:
   """A static axis: an int, or (where the loss supports it) a tuple of distinct ints."""
   if type(value) is int:
     return
@@ -323,7 +326,9 @@ def check_axis(name: str, value, *, loss: str = "", tuples: bool = False) -> Non
   )
 
 
-def feature_axis_last(loss: str, axis, names: tuple[str, str], a, b):
+def feature_axis_last(
+  loss: str, axis: int, names: tuple[str, str], a: ArrayLike, b: ArrayLike
+) -> tuple[ArrayLike, ArrayLike]:
   """Two same-shape inputs with their feature axis ``axis`` moved last."""
   check_axis("axis", axis, loss=loss)
   if axis == -1:
@@ -338,7 +343,7 @@ def feature_axis_last(loss: str, axis, names: tuple[str, str], a, b):
   return jnp.moveaxis(jnp.asarray(a), axis, -1), jnp.moveaxis(jnp.asarray(b), axis, -1)
 
 
-def check_classes(name: str, value, *, loss: str = "") -> None:
+def check_classes(name: str, value: Any, *, loss: str = "") -> None:
   """A string choice (validated by the loss) or a sequence of class indices."""
   if isinstance(value, str):
     return

@@ -7,7 +7,7 @@ The kernels live in :mod:`jaxobj._src.contrastive_sweep`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -60,7 +60,8 @@ def coefficients(
 ) -> tuple[jax.Array, jax.Array]:
   """Each row's factor in the reduced sum, and the mean's denominator: what
   :func:`jaxobj.reduce_loss` multiplies each value by, and their sum."""
-  a = reduce_loss(jnp.ones(batch_shape, dtype), where=where, weights=weights, reduction="none")
+  ones = jnp.ones(batch_shape, dtype)
+  a = cast(jax.Array, reduce_loss(ones, where=where, weights=weights, reduction="none"))
   return a.reshape(-1), jnp.sum(a)
 
 

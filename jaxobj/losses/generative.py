@@ -619,20 +619,20 @@ def wgan_gradient_penalty(
   checks.check_same_shape("real", x, "fake", fake)
   x_fake = checks.as_float(fake, "fake").astype(x.dtype)
   shape = x.shape[:1]
-  if (key is None) == (interpolation is None):
-    raise ValueError(
-      "pass exactly one of key= (to draw the interpolation coefficients) "
-      "and interpolation= (the coefficients, shape (batch,))."
-    )
-  if key is not None:
+  if key is not None and interpolation is None:
     eps = jax.random.uniform(key, shape, x.dtype)
-  else:
+  elif interpolation is not None and key is None:
     eps = checks.as_float(interpolation, "interpolation").astype(x.dtype)
     if eps.shape != shape:
       raise ValueError(
         f"interpolation must have shape {shape} (one coefficient per "
         f"sample), got interpolation.shape={eps.shape}."
       )
+  else:
+    raise ValueError(
+      "pass exactly one of key= (to draw the interpolation coefficients) "
+      "and interpolation= (the coefficients, shape (batch,))."
+    )
   eps = masked_fill(where, eps, shape)
   x = masked_fill(where, x, shape, axis_extra=x.ndim - 1)
   x_fake = masked_fill(where, x_fake, shape, axis_extra=x.ndim - 1)
