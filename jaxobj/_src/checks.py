@@ -4,6 +4,7 @@ argument, shows what was received and says how to fix it."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -18,12 +19,16 @@ def _shape(x: ArrayLike) -> tuple[int, ...]:
   return tuple(np.shape(x))
 
 
-def check_reduction(reduction: str) -> None:
-  if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+  """A string option (a static choice) must be one of ``choices``, which the error lists."""
+  if not isinstance(value, str) or value not in choices:
     raise ValueError(
-      f"reduction={reduction!r} is not supported; choose one of "
-      f"{', '.join(repr(r) for r in REDUCTIONS)}."
+      f"{name}={value!r} is not supported; choose one of {', '.join(repr(c) for c in choices)}."
     )
+
+
+def check_reduction(reduction: str) -> None:
+  check_choice("reduction", reduction, REDUCTIONS)
 
 
 def compute_dtype(dtype: DTypeLike) -> jnp.dtype:

@@ -388,14 +388,6 @@ def negative_elbo(
 # GAN objectives.
 
 
-def _check_loss_type(loss_type):
-  if not isinstance(loss_type, str) or loss_type not in GAN_LOSS_TYPES:
-    raise ValueError(
-      f"loss_type={loss_type!r} is not supported; choose one of "
-      f"{', '.join(repr(k) for k in GAN_LOSS_TYPES)}."
-    )
-
-
 @register("generative", inputs=examples.DISCRIMINATOR)
 def gan_discriminator_loss(
   real_logits: ArrayLike,
@@ -455,7 +447,7 @@ def gan_discriminator_loss(
     for GANs", ICLR 2018 (hinge); Arjovsky et al., "Wasserstein GAN", ICML
     2017; Mao et al., "Least Squares GANs", ICCV 2017.
   """
-  _check_loss_type(loss_type)
+  checks.check_choice("loss_type", loss_type, GAN_LOSS_TYPES)
   (r, f), _ = _per_sample(
     where, 0, ("real_logits", real_logits, 0.0, False), ("fake_logits", fake_logits, 0.0, False)
   )
@@ -519,7 +511,7 @@ def gan_generator_loss(
     Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014, and the
     references of :func:`gan_discriminator_loss`.
   """
-  _check_loss_type(loss_type)
+  checks.check_choice("loss_type", loss_type, GAN_LOSS_TYPES)
   (f,), _ = _per_sample(where, 0, ("fake_logits", fake_logits, 0.0, False))
   if loss_type == "minimax":
     values = -jax.nn.softplus(f)

@@ -164,13 +164,6 @@ def _sum_of_hinges(thresholds, d, neg):
 # Inputs.
 
 
-def _check_choice(name, value, choices):
-  if value not in choices:
-    raise ValueError(
-      f"{name}={value!r} is not supported; choose one of {', '.join(repr(c) for c in choices)}."
-    )
-
-
 def _embeddings(names, arrays, where):
   """Float embeddings ``[..., D]`` of one shape, with masked rows zeroed.
 
@@ -472,7 +465,7 @@ def triplet_margin_loss(
   checks.check_range("margin", margin, low=0.0)
   checks.check_range("p", p, low=0.0, low_inclusive=False)
   checks.check_range("eps", eps, low=0.0)
-  _check_choice("distance", distance, TRIPLET_DISTANCES)
+  checks.check_choice("distance", distance, TRIPLET_DISTANCES)
   (a, pos, neg), _ = _embeddings(
     ("anchors", "positives", "negatives"), (anchors, positives, negatives), where
   )
@@ -637,7 +630,7 @@ def multi_similarity_loss(
 
 
 def _distances_and_masks(embeddings, labels, where, distance):
-  _check_choice("distance", distance, BATCH_DISTANCES)
+  checks.check_choice("distance", distance, BATCH_DISTANCES)
   (x,), y, valid, shape = _labelled_batch(("embeddings",), (embeddings,), labels, where)
   pos, neg = _positives_negatives(y, valid)
   return _distance_matrix(x, valid, distance), pos, neg, shape
@@ -919,7 +912,7 @@ def arcface_loss(
   """
   checks.check_range("margin", margin, low=0.0, high=math.pi, high_inclusive=False)
   checks.check_range("scale", scale, low=0.0, low_inclusive=False)
-  _check_choice("margin_mode", margin_mode, ARCFACE_MODES)
+  checks.check_choice("margin_mode", margin_mode, ARCFACE_MODES)
   cos, y = _margin_inputs(embeddings, labels, centers, where)
   cos_m, sin_m = jnp.cos(margin), jnp.sin(margin)
 

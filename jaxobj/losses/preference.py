@@ -71,13 +71,6 @@ def _rows(where, **arrays):
   return [masked_fill(where, a.astype(dtype), shape) for a in out]
 
 
-def _check_choice(name, value, choices):
-  if not isinstance(value, str) or value not in choices:
-    raise ValueError(
-      f"{name}={value!r} is not supported; choose one of {', '.join(repr(c) for c in choices)}."
-    )
-
-
 def _smoothed_logistic(z, label_smoothing):
   """``-(1 - eps) log sigma(z) - eps log sigma(-z)``, exact for any ``z``."""
   return (1.0 - label_smoothing) * jax.nn.softplus(-z) + label_smoothing * jax.nn.softplus(z)
@@ -358,7 +351,7 @@ def dpo_loss(
     al., "Statistical Rejection Sampling Improves Preference Optimization",
     ICLR 2024 (hinge); Chowdhury et al., "Provably Robust DPO", ICML 2024.
   """
-  _check_choice("loss_type", loss_type, DPO_LOSS_TYPES)
+  checks.check_choice("loss_type", loss_type, DPO_LOSS_TYPES)
   checks.check_range("beta", beta, low=0.0, low_inclusive=False)
   if loss_type == "sigmoid":
     checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
@@ -754,8 +747,8 @@ def rlhf_loss(
     (k1, k2, k3); Williams, "Simple statistical gradient-following
     algorithms", 1992 (REINFORCE).
   """
-  _check_choice("kl_estimator", kl_estimator, KL_ESTIMATORS)
-  _check_choice("gradient", gradient, RLHF_GRADIENTS)
+  checks.check_choice("kl_estimator", kl_estimator, KL_ESTIMATORS)
+  checks.check_choice("gradient", gradient, RLHF_GRADIENTS)
   checks.check_range("beta", beta, low=0.0)
   r, policy, reference = _rows(
     where, rewards=rewards, policy_logps=policy_logps, reference_logps=reference_logps

@@ -75,13 +75,6 @@ _WEIGHT_TYPES = ("square", "simple", "uniform")
 # Shared preparation of inputs.
 
 
-def _check_choice(name, value, choices):
-  if not isinstance(value, str) or value not in choices:
-    raise ValueError(
-      f"{name}={value!r} is not supported; choose one of {', '.join(repr(c) for c in choices)}."
-    )
-
-
 def _check_spatial_dims(spatial_dims, x, extra, name="logits"):
   if isinstance(spatial_dims, bool) or not isinstance(spatial_dims, int) or spatial_dims < 1:
     raise ValueError(
@@ -204,7 +197,7 @@ def _prepare(logits, labels, *, axis, spatial_dims, pooled, where, pixel_where, 
 
 def _probabilities(x, activation):
   """``p`` and ``1 - p``, the complement computed without cancellation."""
-  _check_choice("activation", activation, _ACTIVATIONS)
+  checks.check_choice("activation", activation, _ACTIVATIONS)
   if activation == "sigmoid":
     return jax.nn.sigmoid(x), jax.nn.sigmoid(-x)
   log_p = jax.nn.log_softmax(x, axis=-1)
@@ -580,7 +573,7 @@ def generalized_dice_loss(
     ``monai.losses.GeneralizedDiceLoss``.
   """
   _check_smooth(smooth_nr, smooth_dr)
-  _check_choice("w_type", w_type, _WEIGHT_TYPES)
+  checks.check_choice("w_type", w_type, _WEIGHT_TYPES)
   inp = _prepare(
     logits,
     labels,
