@@ -19,7 +19,20 @@ from jaxobj._src import checks
 if TYPE_CHECKING:
   from jaxobj._src.examples import Inputs
 
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = [
+  "CONTRACT_KEYWORDS",
+  "KINDS",
+  "LossSpec",
+  "UnknownLossError",
+  "families",
+  "get",
+  "names",
+  "register",
+  "spec_for",
+  "specs",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 # Keyword arguments that belong to the contract, not to the loss's math.
 CONTRACT_KEYWORDS = ("where", "weights", "reduction")
@@ -72,8 +85,8 @@ class LossSpec:
       always interact.
     limits: non-finite values a hyperparameter may take because the loss
       defines the limit there (``{"delta": (inf,)}`` for Huber: the squared
-      error); see :data:`NONFINITE_LIMITS`. Other concrete NaN or +-inf
-      hyperparameters raise ``ValueError`` (``tests/test_hyperparameters.py``
+      error), declared with ``register(limits=...)``. Other concrete NaN or
+      +-inf hyperparameters raise ``ValueError`` (``tests/test_hyperparameters.py``
       checks each limit against its closed form).
     axis_tuples: ``axis`` may be a tuple of class axes (flattened into one,
       in the order given, as optax's softmax cross-entropy does: an integer
@@ -136,7 +149,7 @@ def register(
   limits: Mapping[str, tuple[float, ...]] | None = None,
   axis_tuples: bool = False,
   zero_hessian: str = "",
-) -> Callable[[F], F]:
+) -> Callable[[_F], _F]:
   """Decorator that adds a loss to the registry: the one place a loss is declared.
 
   The arguments are the :class:`LossSpec` fields the tools need (the
@@ -152,7 +165,7 @@ def register(
   if kind not in KINDS:
     raise ValueError(f"kind={kind!r}; choose one of {KINDS}.")
 
-  def decorator(fn: F) -> F:
+  def decorator(fn: _F) -> _F:
     key = name or fn.__name__
     if key in _REGISTRY:
       raise ValueError(
@@ -251,7 +264,7 @@ def _unless_str(check, name, value, **kw):
     check(name, value, **kw)
 
 
-def _with_argument_checks(fn: F, argument_checks: dict[str, Callable[[Any], None]]) -> F:
+def _with_argument_checks(fn: _F, argument_checks: dict[str, Callable[[Any], None]]) -> _F:
   if not argument_checks:
     return fn
 
@@ -264,7 +277,7 @@ def _with_argument_checks(fn: F, argument_checks: dict[str, Callable[[Any], None
         check(v)
     return fn(*args, **kwargs)
 
-  return cast(F, checked)
+  return cast(_F, checked)
 
 
 class UnknownLossError(KeyError):
