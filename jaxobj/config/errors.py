@@ -20,7 +20,7 @@ class ConfigError(ValueError):
     self.source = source
     super().__init__(str(self))
 
-  def __str__(self):
+  def __str__(self) -> str:
     where = ": ".join(p for p in (self.source, self.path) if p)
     return f"{where}: {self.message}" if where else self.message
 

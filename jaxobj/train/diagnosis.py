@@ -120,7 +120,7 @@ class Diagnosis:
   def advice(self) -> str:
     return PATTERNS[self.pattern][2]
 
-  def __str__(self):
+  def __str__(self) -> str:
     return f"{self.title}: {self.meaning} ({self.evidence}) Advice: {self.advice}"
 
 
