@@ -101,6 +101,7 @@ def benchmark_section() -> str:
 
 def _catalogues(markdown: str) -> str:
   from jaxobj import registry
+  from jaxobj.cli import format_value  # defaults as `jaxobj losses` shows them
 
   def table(match):
     family = match.group(1)
@@ -112,7 +113,7 @@ def _catalogues(markdown: str) -> str:
       )
     rows = ["| name | kind | summary | hyperparameters (defaults) |", "|---|---|---|---|"]
     for s in specs:
-      hyper = ", ".join(f"`{k}={v!r}`" for k, v in s.hyperparameters.items()) or "–"
+      hyper = ", ".join(f"`{k}={format_value(v)}`" for k, v in s.hyperparameters.items()) or "–"
       summary = re.sub(
         r":math:`([^`]+)`", lambda m: "$" + m.group(1).replace("|", r"\vert ") + "$", s.summary
       )
