@@ -405,7 +405,7 @@ class Objective:
     }
 
   def finalize(
-    self, params=None, stats: Stats | None = None, *, step=None, state=None, key=None, previous=None
+    self, params, stats: Stats, *, step=None, state=None, key=None, previous=None
   ) -> Evaluation:
     """The :class:`Evaluation` from (possibly accumulated or psummed) statistics.
 
@@ -420,7 +420,7 @@ class Objective:
     params = self._checked_params(params)
     state = self._checked_state(state)
     terms = self.terms()
-    missing = sorted(set(terms) - set(stats or {}))
+    missing = sorted(set(terms) - set(stats))
     if missing:
       raise ValueError(
         f"finalize() got no statistics for term(s) {missing}; pass the "

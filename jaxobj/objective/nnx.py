@@ -115,7 +115,13 @@ class ObjectiveModule(nnx.Module):
     """Stores a new weighting state (an evaluation's ``.state``) in the state variables."""
     if not self.state:
       return
-    self.objective._check_tree("state", state, self.objective.init_state())
+    expected = self.objective.init_state()
+    if jax.tree.structure(state) != jax.tree.structure(expected):  # type: ignore[operator]
+      raise ValueError(
+        f"set_state: the state does not fit this objective: expected the structure "
+        f"{jax.tree.structure(expected)}, got {jax.tree.structure(state)}. Pass "
+        "evaluation.state from this module's evaluate()."
+      )
     jax.tree.map(
       lambda var, value: (
         var.set_value(value) if hasattr(var, "set_value") else setattr(var, "value", value)
@@ -190,7 +196,7 @@ def accumulate_value_and_grad(
     ['uncertainty_weighting'] 8.0
   """
   objective = _objective_module(module)
-  graphdef, params, rest = nnx.split(module, wrt, ...)
+  graphdef, params, rest = nnx.split(module, wrt, ...)  # type: ignore[misc]
   path = next(p for p, m in nnx.iter_graph(module) if m is objective)
 
   def merged(params):

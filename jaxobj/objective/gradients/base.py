@@ -75,7 +75,7 @@ def compute_dtype(grads):
 
 def gram_matrix(grads, dtype) -> jax.Array:
   """``M[s, t] = <g_s, g_t>`` summed over all leaves, in ``dtype``."""
-  total = 0.0
+  total = jnp.zeros((), dtype)
   for leaf in jax.tree.leaves(grads):
     flat = leaf.reshape(leaf.shape[0], -1).astype(dtype)
     total = total + jnp.matmul(flat, flat.T, precision=HIGHEST)
@@ -130,6 +130,11 @@ def split_state_key(data):
   """``(new key data, subkey)`` from the key data kept in a state."""
   key, sub = jax.random.split(jax.random.wrap_key_data(data))
   return jax.random.key_data(key), sub
+
+
+def same_structure(a, b) -> bool:
+  """Whether two pytrees have the same structure (containers and keys)."""
+  return jax.tree.structure(a) == jax.tree.structure(b)  # type: ignore[operator]
 
 
 def _describe(tree):
@@ -223,9 +228,7 @@ class GradientStrategy:
         return  # the buffers' shapes are checked when the gradients come
       like = jax.tree.map(lambda g: jax.ShapeDtypeStruct(np.shape(g)[1:], jnp.float32), grads)
     expected = jax.eval_shape(lambda: self.init(num_tasks, like=like))
-    if jax.tree.structure(state) != jax.tree.structure(expected) or _describe(state) != _describe(
-      expected
-    ):
+    if not same_structure(state, expected) or _describe(state) != _describe(expected):
       raise ValueError(
         f"{who}: the state does not fit this strategy and these gradients: "
         f"expected {_describe(expected)}, got {_describe(state)}. Pass the state "

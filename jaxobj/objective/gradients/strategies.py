@@ -318,7 +318,7 @@ class MGDA(GradientStrategy):
       raise ValueError(f"MGDA(normalize={self.normalize!r}): choose one of {_NORMALIZATIONS}.")
 
   @property
-  def needs_losses(self):  # type: ignore[override]
+  def needs_losses(self):
     return self.normalize in ("loss", "loss+")
 
   def weights(self, gram, state, *, losses=None, key=None):
