@@ -279,3 +279,37 @@ def test_hyperparameters_vmap_and_grad(spec):
     _close(batched, looped, rtol=1e-5)
     dh = jax.grad(lambda h: spec.fn(*args, **{name: h}))(jnp.float32(default))
     assert np.isfinite(float(dh)), f"d loss / d {name} is not finite"
+
+
+# ---------------------------------------------------------------- ignore_index
+
+
+def _one_label_per_row(spec):
+  labels = np.asarray(spec.inputs.make(np.random.default_rng(0), BATCH)[1])
+  return np.issubdtype(labels.dtype, np.integer) and labels.shape == BATCH
+
+
+# The losses and metrics with one integer label per row (segmentation label
+# maps and token sequences have their own ignore_index tests).
+IGNORING = [
+  s
+  for s in registry.specs()
+  if "ignore_index" in s.hyperparameters and s.inputs is not None and _one_label_per_row(s)
+]
+
+
+@pytest.mark.parametrize("spec", IGNORING, ids=_ids(IGNORING))
+def test_default_ignore_index_skips_minus_100_labels(spec):
+  """Every loss with integer labels skips -100 (PyTorch's padding label) by
+  default: a row labelled -100 is exactly a masked row; with ignore_index=None
+  it is an out-of-range label."""
+  args = _draw(spec)
+  labels = args[1]
+  assert spec.hyperparameters["ignore_index"] == -100
+  padded = (args[0], jnp.where(jnp.asarray(MASK), labels, -100)) + args[2:]
+  jax.tree.map(_close, spec.fn(*padded), spec.fn(*args, where=jnp.asarray(MASK)))
+  if spec.kind == "loss":  # an out-of-range label: NaN, or refused when concrete
+    try:
+      assert np.isnan(float(spec.fn(*padded, ignore_index=None)))
+    except ValueError as err:
+      assert "-100" in str(err)
