@@ -4,6 +4,7 @@ unmasked, masked and weighted, so a term's value is the loss's own mean."""
 
 from __future__ import annotations
 
+import inspect
 import zlib
 
 import jax
@@ -18,7 +19,9 @@ from jaxobj._src.reduce import reduce_total
 
 # Losses that take a function (a GAN critic) have no example inputs to draw.
 TAKES_A_FUNCTION = {"wgan_gradient_penalty", "r1_penalty"}
-SPECS = [s for s in registry.specs(kind="loss") if s.name not in TAKES_A_FUNCTION]
+SPECS = [s for s in registry.specs(kind="loss") if s.name not in TAKES_A_FUNCTION] + [
+  s for s in registry.specs(kind="metric") if "reduction" in inspect.signature(s.fn).parameters
+]
 BATCH = (6,)
 MASK = jnp.asarray([True, False, True, True, False, True])
 WEIGHTS = jnp.asarray([0.5, 2.0, 1.0, 0.25, 3.0, 1.5], jnp.float32)
