@@ -1154,3 +1154,15 @@ def test_softmax_focal_hessian_is_finite_and_exact(gap, gamma):
     if gap <= 17:
       want = _second_difference(lambda x: np.sum(ref(x, y, gamma)), x, v, 1e-3)
       close(np.sum(hvp * v), want, rtol=2e-3, atol=1e-5)
+
+
+def test_scalar_logits_have_no_class_axis():
+  for fn, labels in (
+    (jaxobj.softmax_cross_entropy, jnp.float32(1.0)),
+    (jaxobj.softmax_focal_loss, jnp.float32(1.0)),
+    (jaxobj.softmax_cross_entropy_with_integer_labels, jnp.int32(0)),
+  ):
+    with pytest.raises(ValueError, match=r"logits must have a class axis, got a scalar"):
+      fn(jnp.float32(1.0), labels)
+  with pytest.raises(ValueError, match=r"scores must have a class axis"):
+    jaxobj.multiclass_hinge_loss(jnp.float32(1.0), jnp.int32(0))

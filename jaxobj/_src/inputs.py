@@ -26,10 +26,15 @@ Axis = int | tuple[int, ...]
 IGNORE_INDEX = -100
 
 
-def classes_last(x: jax.Array, axis: Axis) -> jax.Array:
+def classes_last(x: jax.Array, axis: Axis, name: str = "logits") -> jax.Array:
   """``x`` with the class axis last; a tuple of class axes (as in optax) is
   moved to the end in the order given and flattened into one, so an integer
   label is a flat (C-order) index into ``x``'s slice over those axes."""
+  if x.ndim == 0:
+    raise ValueError(
+      f"{name} must have a class axis, got a scalar (shape {x.shape}); pass an "
+      f"array of shape [..., K]."
+    )
   if axis == -1:
     return x
   if not isinstance(axis, tuple):
@@ -37,7 +42,7 @@ def classes_last(x: jax.Array, axis: Axis) -> jax.Array:
   n = len(axis)
   if len({a % x.ndim if -x.ndim <= a < x.ndim else a for a in axis}) != n:
     raise ValueError(
-      f"axis={axis} names an axis twice for logits of rank {x.ndim}; list each class axis once."
+      f"axis={axis} names an axis twice for {name} of rank {x.ndim}; list each class axis once."
     )
   x = jnp.moveaxis(x, axis, tuple(range(-n, 0)))
   return x.reshape(x.shape[: x.ndim - n] + (-1,))
@@ -86,7 +91,7 @@ def integer_inputs(
   the gather stays in range. Unmasked labels outside ``[0, K)`` gather NaN:
   an out-of-range label never yields a plausible-looking number.
   """
-  x = classes_last(checks.as_float(logits, names[0]), axis)
+  x = classes_last(checks.as_float(logits, names[0]), axis, names[0])
   y = checks.as_labels(labels, names[1])
   checks.check_label_shape(names[0], x, names[1], y)
   shape = y.shape
