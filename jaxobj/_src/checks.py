@@ -120,16 +120,16 @@ def check_broadcastable(
   The one broadcast rule of jaxobj: same rank (or, with ``scalar``, a scalar),
   each axis either equal or 1. NumPy's right-aligned broadcasting would
   silently pair a (B,) mask with the last axis of a (B, T) loss. ``to`` names
-  the shape in the message; ``hint`` is added to it.
+  the shape in the message; ``hint``, when given, replaces the suggested fix.
   """
   sx = _shape(x)
   ok = (scalar and sx == ()) or (
     len(sx) == len(loss_shape) and all(a in (1, b) for a, b in zip(sx, loss_shape))
   )
   if not ok:
-    if len(sx) < len(loss_shape) and loss_shape[: len(sx)] == sx:
+    if not hint and len(sx) < len(loss_shape) and loss_shape[: len(sx)] == sx:
       extra = len(loss_shape) - len(sx)
-      hint = f" Add the missing trailing axes, e.g. {name}[{'...' + ', None' * extra}].{hint}"
+      hint = f" Add the missing trailing axes, e.g. {name}[{'...' + ', None' * extra}]."
     raise ValueError(
       f"{name}.shape={sx} does not broadcast to {to} {tuple(loss_shape)}: it must "
       f"{'be a scalar or ' if scalar else ''}have the same rank with each axis "

@@ -92,7 +92,7 @@ def _check_spatial_dims(spatial_dims, x, extra, name="logits"):
 
 def _pixel_mask(pixel_where, map_shape, what="logits.shape without the class axis"):
   """The boolean pixel mask broadcast to the label-map shape (same rank, axes equal or 1)."""
-  to = f"the pixel shape ({what})"
+  to = f"the pixel shape, {what},"
   pw = checks.as_mask(pixel_where, map_shape, name="pixel_where", to=to, scalar=False)
   return jnp.broadcast_to(pw, map_shape)
 
