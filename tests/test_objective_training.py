@@ -179,3 +179,49 @@ def test_checkpoint_restore_continues_identically(tmp_path):
   jax.tree.map(np.testing.assert_array_equal, losses[0][1], losses[1][1])
   # The FAMO logits moved and were carried through the checkpoint.
   assert np.any(np.asarray(restored[2]["famo"]["logits"]) != 0.0)
+
+
+def test_accumulated_and_cached_evaluations_carry_the_weighting_state():
+  """Under microbatching the new DWA state is the whole batch's, as from evaluate()."""
+  obj = jo.multitask(
+    {
+      "a": jo.term(jaxobj.squared_error, "outputs", "batch.y"),
+      "b": jo.term(jaxobj.absolute_error, "outputs", "batch.y"),
+    },
+    jo.DynamicWeightAverage(),
+  )
+  state = obj.init_state()
+  x = jnp.linspace(-1.0, 1.0, 8)
+  batch = {"x": x, "y": 2.0 * x + 0.5}
+  w = jnp.float32(0.3)
+  whole = obj.evaluate(state=state, outputs=w * batch["x"], batch=batch)
+  mbs = jax.tree.map(lambda v: v.reshape(4, 2), batch)
+  evaluation, _ = jo.accumulate_value_and_grad(
+    obj,
+    lambda w, mb: {"outputs": w * mb["x"], "batch": mb},
+    w,
+    {},
+    mbs,
+    state=state,
+    return_evaluation=True,
+  )
+  cached, _ = jo.cached_value_and_grad(
+    obj,
+    lambda w, mb: w * mb["x"][:, None],
+    lambda w, emb, b: {"outputs": emb[:, 0], "batch": b},
+    w,
+    {},
+    mbs,
+    state=state,
+    return_evaluation=True,
+  )
+  for got in (evaluation, cached):
+    np.testing.assert_allclose(got.total, whole.total, rtol=1e-6)
+    for leaf, want in zip(jax.tree.leaves(got.state), jax.tree.leaves(whole.state)):
+      np.testing.assert_allclose(leaf, want, rtol=1e-6)
+  # The default return is apply's (total, info).
+  (total, info), _ = jo.accumulate_value_and_grad(
+    obj, lambda w, mb: {"outputs": w * mb["x"], "batch": mb}, w, {}, mbs, state=state
+  )
+  np.testing.assert_allclose(total, whole.total, rtol=1e-6)
+  assert info.keys() == whole.info.keys()

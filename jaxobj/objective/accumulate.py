@@ -27,7 +27,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxobj.objective.core import Objective
+from jaxobj.objective.core import Evaluation, Objective
 
 __all__ = ["accumulate_value_and_grad"]
 
@@ -42,6 +42,7 @@ def accumulate_value_and_grad(
   step=None,
   state=None,
   key=None,
+  return_evaluation: bool = False,
 ):
   """Whole-batch ``(total, info)`` and gradients from microbatches, exactly.
 
@@ -56,6 +57,9 @@ def accumulate_value_and_grad(
     microbatches: a pytree whose leaves have a leading microbatch axis; it is
       scanned over with ``jax.lax.scan``, so memory holds one microbatch.
     step, state, key: as in ``Objective.apply``.
+    return_evaluation: return the whole batch's :class:`~jaxobj.objective.Evaluation`
+      in place of ``(total, info)``: its ``.state`` is the weighting state
+      (DWA, FAMO) after this batch.
 
   A plain-function term (one without the loss contract's ``reduction``, such
   as your own scalar function) counts once per microbatch: its value is the
@@ -69,7 +73,8 @@ def accumulate_value_and_grad(
 
   Returns:
     ``((total, info), (model_grads, objective_grads))``, equal to
-    ``jax.value_and_grad(objective.apply)`` on the whole batch.
+    ``jax.value_and_grad(objective.apply)`` on the whole batch; with
+    ``return_evaluation=True``, ``(evaluation, (model_grads, objective_grads))``.
 
   Example:
     >>> import jax, jax.numpy as jnp, jaxobj
@@ -82,7 +87,7 @@ def accumulate_value_and_grad(
     >>> print(loss, info["count/squared_error"], g)
     4.0 4.0 4.0
   """
-  return accumulate(
+  evaluation, grads = accumulate(
     objective,
     lambda p: p[1],
     lambda p, mb: data_fn(p[0], mb),
@@ -92,6 +97,12 @@ def accumulate_value_and_grad(
     state=state,
     key=key,
   )
+  return evaluation_or_apply(evaluation, return_evaluation), grads
+
+
+def evaluation_or_apply(evaluation: Evaluation, return_evaluation: bool):
+  """What the value-and-grad functions return: the record, or ``apply``'s ``(total, info)``."""
+  return evaluation if return_evaluation else (evaluation.total, evaluation.info)
 
 
 def accumulate(
@@ -110,7 +121,7 @@ def accumulate(
   ``objective_params_of(params)`` picks the objective's params out of it and
   ``data_fn(params, microbatch)`` gives ``apply``'s data; the public functions
   (:func:`accumulate_value_and_grad` and its NNX form) are thin layers over it.
-  Returns ``((total, info), grads)`` with ``grads`` shaped like ``params``.
+  Returns ``(evaluation, grads)`` with ``grads`` shaped like ``params``.
   """
   _check_separable(objective, microbatches)
 
@@ -131,9 +142,9 @@ def accumulate(
     evaluation = objective.finalize(
       objective_params_of(params), stats_, step=step, state=state, key=key
     )
-    return evaluation.total, evaluation.info
+    return evaluation.total, evaluation
 
-  (total, info), (direct, g_sums) = jax.value_and_grad(combined, argnums=(0, 1), has_aux=True)(
+  (_, evaluation), (direct, g_sums) = jax.value_and_grad(combined, argnums=(0, 1), has_aux=True)(
     params, sums
   )
 
@@ -147,7 +158,7 @@ def accumulate(
     jax.tree.map(jnp.zeros_like, params),
     microbatches,
   )
-  return (total, info), add(grads, direct)
+  return evaluation, add(grads, direct)
 
 
 def _check_separable(objective: Objective, microbatches) -> None:

@@ -47,6 +47,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxobj.objective.accumulate import evaluation_or_apply
 from jaxobj.objective.core import Objective
 
 __all__ = ["cached_value_and_grad"]
@@ -63,6 +64,7 @@ def cached_value_and_grad(
   step=None,
   state=None,
   key=None,
+  return_evaluation: bool = False,
 ):
   r"""Whole-batch ``(total, info)`` and gradients of any objective, embedding microbatches.
 
@@ -95,12 +97,15 @@ def cached_value_and_grad(
       microbatches of ``b`` rows each, e.g. a batch reshaped with
       ``jax.tree.map(lambda x: x.reshape(M, -1, *x.shape[1:]), batch)``.
     step, state, key: as in ``Objective.apply``.
+    return_evaluation: return the whole batch's :class:`~jaxobj.objective.Evaluation`
+      in place of ``(total, info)`` (its ``.state`` is the new weighting state).
 
   Returns:
     ``((total, info), (model_grads, objective_grads))``, equal to
     ``jax.value_and_grad(..., argnums=(0, 1), has_aux=True)`` of
     ``objective.apply(objective_params, **data_fn(model_params,
-    embed_fn(model_params, batch), batch))`` on the whole batch.
+    embed_fn(model_params, batch), batch))`` on the whole batch; with
+    ``return_evaluation=True``, ``(evaluation, (model_grads, objective_grads))``.
 
   Raises:
     ValueError: the microbatch leaves disagree on ``M`` or ``b``, or the
@@ -157,9 +162,10 @@ def cached_value_and_grad(
         f"objective.apply reads (e.g. {{'outputs': embeddings, 'batch': batch}}), got "
         f"{type(data).__name__}."
       )
-    return objective.apply(op, step=step, state=state, key=key, **data)
+    evaluation = objective.evaluate(op, step=step, state=state, key=key, **data)
+    return evaluation.total, evaluation
 
-  (total, info), (direct, objective_grads, embedding_grads) = jax.value_and_grad(
+  (_, evaluation), (direct, objective_grads, embedding_grads) = jax.value_and_grad(
     whole, argnums=(0, 1, 2), has_aux=True
   )(model_params, objective_params, embeddings)
 
@@ -173,7 +179,7 @@ def cached_value_and_grad(
     return jax.tree.map(jnp.add, acc, g), None
 
   model_grads, _ = jax.lax.scan(backward, direct, (microbatches, cotangents))
-  return (total, info), (model_grads, objective_grads)
+  return evaluation_or_apply(evaluation, return_evaluation), (model_grads, objective_grads)
 
 
 def _described(tree) -> str:

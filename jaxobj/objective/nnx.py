@@ -152,6 +152,7 @@ def accumulate_value_and_grad(
   wrt=nnx.Param,
   step=None,
   key=None,
+  return_evaluation: bool = False,
 ):
   """Exact whole-batch ``(total, info)`` and gradients of an NNX module, from microbatches.
 
@@ -161,7 +162,8 @@ def accumulate_value_and_grad(
   as an ``nnx.State`` of its ``wrt`` variables, ready for
   ``optimizer.update(module, grads)``: model params and objective params
   alike, with no leaf to wrap by hand. The weighting state (DWA, FAMO) is
-  read from the objective module and left as it is.
+  read from the objective module; to move it on, ask for the evaluation and
+  set its state: ``module.objective.set_state(evaluation.state)``.
 
   Args:
     module: the module being trained.
@@ -171,9 +173,12 @@ def accumulate_value_and_grad(
     wrt: the variables to differentiate (an NNX filter; default ``nnx.Param``,
       which includes :class:`ObjectiveParam`).
     step, key: as in ``Objective.apply``.
+    return_evaluation: return the whole batch's :class:`~jaxobj.objective.Evaluation`
+      in place of ``(total, info)``.
 
   Returns:
-    ``((total, info), grads)`` with ``grads`` an ``nnx.State``.
+    ``((total, info), grads)`` with ``grads`` an ``nnx.State``; with
+    ``return_evaluation=True``, ``(evaluation, grads)``.
 
   Example:
     >>> import jax.numpy as jnp, jaxobj, optax
@@ -206,7 +211,7 @@ def accumulate_value_and_grad(
     return _objective_at(merged(params), path).param_values
 
   state = _values(objective.state) if objective.state else None
-  return _accumulate.accumulate(
+  evaluation, grads = _accumulate.accumulate(
     objective.objective,
     objective_params_of,
     lambda params, mb: data_fn(merged(params), mb),
@@ -216,6 +221,7 @@ def accumulate_value_and_grad(
     state=state,
     key=key,
   )
+  return _accumulate.evaluation_or_apply(evaluation, return_evaluation), grads
 
 
 def _objective_at(module, path) -> ObjectiveModule:
