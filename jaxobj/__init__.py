@@ -9,7 +9,7 @@ Every loss is a pure, jit-able function with one contract: data positional
 # First: in the jaxobj command only, notes a Ctrl-C lost while JAX imports.
 from jaxobj._src import sigint  # noqa: F401, I001
 from jaxobj import losses, registry, regularizers
-from jaxobj._src.reduce import reduce_loss
+from jaxobj._src.reduce import Reduced, reduce_loss, reduce_total
 from jaxobj.losses import *  # noqa: F401,F403
 from jaxobj.regularizers import elastic_net_penalty, l1_penalty, l2_penalty
 
@@ -20,6 +20,8 @@ __all__ = [
   "registry",
   "regularizers",
   "reduce_loss",
+  "reduce_total",
+  "Reduced",
   "l1_penalty",
   "l2_penalty",
   "elastic_net_penalty",
