@@ -1,5 +1,7 @@
 """Small numerical building blocks shared across loss families."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -56,3 +58,20 @@ def scale_logits(x: jax.Array, temperature: ArrayLike) -> jax.Array:
   gradient w.r.t. the temperature (``-inf / T`` would send NaN to dT)."""
   finite = x != -jnp.inf  # NaN included: it must reach the value
   return jnp.where(finite, jnp.where(finite, x, 0.0) / temperature, -jnp.inf)
+
+
+def expm1_minus_x(d: jax.Array) -> jax.Array:
+  """``exp(d) - 1 - d`` without cancellation near 0 (Taylor series there).
+
+  Schulman's k3 estimator of a KL divergence, :math:`e^d - 1 - d` with ``d``
+  the log-ratio of the two densities: never negative, and accurate to the last
+  bit for tiny ``d``, where the direct form rounds to 0 or below.
+  """
+  small = jnp.abs(d) < 0.5
+  ds = jnp.where(small, d, 0.0)
+  # 1/2! + d/3! + ... + d^14/16!: the tail is below 1e-16 relative for |d| < 1/2.
+  series = 0.0
+  for n in range(16, 1, -1):
+    series = 1.0 / math.factorial(n) + ds * series
+  dl = jnp.where(small, 1.0, d)
+  return jnp.where(small, ds * ds * series, jnp.expm1(dl) - dl)

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxobj._src import checks, inputs
+from jaxobj._src import checks, inputs, numerics
 from jaxobj._src.examples import preference as examples
 from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
@@ -96,18 +96,6 @@ def _log_odds(logp):
   """``log(p / (1 - p))`` from ``log p``; values above 0 are taken as 0."""
   logp = jnp.minimum(logp, 0.0)
   return logp - _log1m_exp(logp)
-
-
-def _expm1_minus_x(d):
-  """``exp(d) - 1 - d`` without cancellation near 0 (Taylor series there)."""
-  small = jnp.abs(d) < 0.5
-  ds = jnp.where(small, d, 0.0)
-  # 1/2! + d/3! + ... + d^14/16!: the tail is below 1e-16 relative for |d| < 1/2.
-  series = 0.0
-  for n in range(16, 1, -1):
-    series = 1.0 / math.factorial(n) + ds * series
-  dl = jnp.where(small, 1.0, d)
-  return jnp.where(small, ds * ds * series, jnp.expm1(dl) - dl)
 
 
 # --------------------------------------------------------------------------
@@ -759,7 +747,7 @@ def rlhf_loss(
   elif kl_estimator == "k2":
     k = 0.5 * jnp.square(d)
   else:
-    k = _expm1_minus_x(d)
+    k = numerics.expm1_minus_x(d)
   values = beta * k - r
   if gradient == "score_function":
     weight = jax.lax.stop_gradient(values)
