@@ -12,19 +12,25 @@ exactly in log space.
 from __future__ import annotations
 
 import functools
-from typing import cast
+from typing import NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxobj._src import checks, fused_xent, inputs, numerics
+from jaxobj._src import checks, fused_linear, fused_xent, inputs, numerics
 from jaxobj._src.examples import sequence as sequence_examples
 from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss, reduce_total
 from jaxobj.registry import register
 
-__all__ = ["ctc_loss", "fused_linear_cross_entropy", "token_cross_entropy"]
+__all__ = [
+  "ctc_loss",
+  "fused_linear_cross_entropy",
+  "fused_linear_sequence_log_probs",
+  "fused_linear_token_log_probs",
+  "token_cross_entropy",
+]
 
 NORMALIZE_MODES = ("tokens", "sequences")
 
@@ -399,6 +405,227 @@ def fused_linear_cross_entropy(
   # (and as the count of "sum_and_count"), as in token_cross_entropy.
   count = jnp.sum(coef) if isinstance(normalize, str) else normalize
   return reduce_total(total, count, reduction)
+
+
+class _TokenLogProbs(NamedTuple):
+  """The engine's per-token function: the target's log-probability (and the
+  entropy) under ``softmax(c tanh(z / c) / T)`` of one chunk's logits ``z``."""
+
+  soft_cap: bool
+  entropy: bool
+
+  def __call__(self, logits, aux, hyper):
+    (z,) = logits
+    (y,) = aux
+    temperature, cap = hyper
+    x = cap * jnp.tanh(z / cap) if self.soft_cap else z
+    x = x / temperature
+    in_range = (y >= 0) & (y < x.shape[1])
+    lse = jax.nn.logsumexp(x, axis=1)
+    x_y = jnp.take_along_axis(x, jnp.where(in_range, y, 0)[:, None], axis=1)[:, 0]
+    logp = jnp.where(in_range, x_y - lse, jnp.nan)  # a target outside [0, V): NaN
+    if not self.entropy:
+      return (logp,)
+    p = jnp.exp(x - lse[:, None])
+    return logp, lse - jnp.sum(p * x, axis=1)
+
+
+def fused_linear_token_log_probs(
+  hidden: ArrayLike,
+  targets: ArrayLike,
+  kernel: ArrayLike,
+  *,
+  temperature: float | ArrayLike = 1.0,
+  logit_soft_cap: float | ArrayLike | None = None,
+  ignore_index: int | ArrayLike | None = -100,
+  where: ArrayLike | None = None,
+  entropy: bool = False,
+  token_block: int | None = None,
+  vocab_block: int | None = None,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
+  r"""Per-token log-probabilities of the targets under ``hidden @ kernel``, without the logits.
+
+  .. math::
+     x_t = c \tanh\big((h_t W) / c\big) / \tau, \qquad
+     \log\pi(y_t) = x_{t, y_t} - \log\textstyle\sum_k e^{x_{t,k}}, \qquad
+     H_t = -\textstyle\sum_k \pi_k \log \pi_k
+
+  The building block of the fused preference, policy-gradient and
+  log-probability losses: the ``[tokens, V]`` logits are formed one chunk of
+  ``token_block`` tokens at a time and dropped, and the backward pass
+  (a ``jax.custom_vjp``) recomputes each chunk and accumulates the gradients
+  with respect to ``hidden``, ``kernel``, ``temperature`` and
+  ``logit_soft_cap``. Cost: :math:`2NDV` FLOPs for the value, :math:`6NDV`
+  more for the gradient (the unfused form needs :math:`6NDV` in all, and an
+  ``[N, V]`` array). Under ``jax.lax.stop_gradient`` (a frozen reference or
+  old policy) only the forward sweep runs.
+
+  ``temperature`` :math:`\tau` divides the (soft-capped) logits, as sampling
+  does; ``logit_soft_cap`` :math:`c` is as in :func:`token_cross_entropy`
+  (no cap when None). Positions where ``where`` is False or the target equals
+  ``ignore_index`` get 0 (and entropy 0) with zero gradient, whatever their
+  inputs.
+
+  Args:
+    hidden: float array ``[..., D]``, the inputs of the output projection.
+    targets: integer array ``hidden.shape[:-1]``, the tokens whose
+      log-probabilities are wanted. A concrete target outside ``[0, V)`` at
+      a counted position raises; under ``jit`` it gives NaN.
+    kernel: float array ``[D, V]``, the output projection.
+    temperature: :math:`\tau > 0` (traceable).
+    logit_soft_cap: :math:`c > 0` or None (traceable).
+    ignore_index: target id whose positions are skipped (None: none).
+    where: optional boolean mask of the positions that count.
+    entropy: also return the per-token entropies of the distributions.
+    token_block, vocab_block: chunk sizes, as in
+      :func:`fused_linear_cross_entropy`.
+
+  Returns:
+    Log-probabilities ``targets.shape`` (float32 at least); with
+    ``entropy=True`` the pair ``(log_probs, entropies)``.
+
+  Raises:
+    ValueError: mismatched shapes, a kernel that is not ``[D, V]``, concrete
+      targets outside ``[0, V)``, a non-positive temperature or cap, bad
+      blocks.
+    TypeError: integer ``hidden`` or ``kernel``, floating ``targets``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxobj.losses.sequence import fused_linear_token_log_probs
+    >>> hidden = jax.random.normal(jax.random.key(0), (2, 5, 8))
+    >>> kernel = jax.random.normal(jax.random.key(1), (8, 11))
+    >>> targets = jnp.array([[1, 2, 3, 4, -100], [5, 6, 7, 8, 9]])
+    >>> fused = fused_linear_token_log_probs(hidden, targets, kernel, temperature=0.7)
+    >>> logits = jax.nn.log_softmax(hidden @ kernel / 0.7)
+    >>> direct = jnp.take_along_axis(logits, jnp.maximum(targets, 0)[..., None], -1)[..., 0]
+    >>> bool(jnp.allclose(fused, jnp.where(targets >= 0, direct, 0.0), rtol=1e-5))
+    True
+  """
+  checks.check_range("temperature", temperature, low=0.0, low_inclusive=False)
+  checks.check_range("logit_soft_cap", logit_soft_cap, low=0.0, low_inclusive=False)
+  fused_linear.check_blocks(token_block, vocab_block)
+  h, y, w, mask = _fused_inputs(hidden, targets, kernel, where, ignore_index)
+  shape = y.shape
+  dim, vocab = w.shape
+  dtype = fused_linear.compute_dtype(h, w)
+  fn = _TokenLogProbs(soft_cap=logit_soft_cap is not None, entropy=bool(entropy))
+  hyper = (
+    jnp.asarray(temperature, dtype),
+    jnp.asarray(1.0 if logit_soft_cap is None else logit_soft_cap, dtype),
+  )
+  blocks = fused_linear.default_blocks((dim,), vocab, token_block, vocab_block)
+  h2, y2 = h.reshape(-1, dim), y.reshape(-1)
+  # Inside shard_map: a replicated kernel's cotangent is summed over devices.
+  h2, y2, w, hyper = numerics.vary_like((h2, y2, w, hyper), h2, y2, mask)
+  outputs = fused_linear.token_outputs(fn, (h2,), (w,), (y2,), hyper, blocks)
+  outputs = tuple(o.reshape(shape) for o in outputs)
+  if mask is not None:
+    outputs = tuple(jnp.where(mask, o, 0.0) for o in outputs)
+  return outputs if entropy else outputs[0]
+
+
+def fused_linear_sequence_log_probs(
+  hidden: ArrayLike,
+  targets: ArrayLike,
+  kernel: ArrayLike,
+  *,
+  temperature: float | ArrayLike = 1.0,
+  logit_soft_cap: float | ArrayLike | None = None,
+  ignore_index: int | ArrayLike | None = -100,
+  where: ArrayLike | None = None,
+  average: bool = False,
+  token_block: int | None = None,
+  vocab_block: int | None = None,
+) -> jax.Array:
+  r"""Per-sequence log-probabilities of ``hidden @ kernel``, without the logits.
+
+  .. math::
+     \log\pi(y) = \sum_{t:\,m_t} \log\pi(y_t \mid h_t), \qquad
+     \overline{\log\pi}(y) = \log\pi(y) / \textstyle\sum_t m_t
+
+  :func:`jaxobj.losses.preference.sequence_log_probs` of the logits
+  ``hidden @ kernel`` (soft-capped and divided by ``temperature``), computed
+  with :func:`fused_linear_token_log_probs`: the inputs of every preference
+  loss, for a policy and, under ``jax.lax.stop_gradient``, for a reference
+  model with its own kernel. The last axis of ``targets`` is the sequence
+  (for a causal LM pass the hidden states of positions ``:-1`` and the
+  tokens ``1:``); a sequence with no counted token has log-probability 0.
+
+  Args:
+    hidden: float array ``[..., T, D]``.
+    targets: integer array ``[..., T]``; ``ignore_index`` (default -100)
+      marks prompt and padding positions.
+    kernel: float array ``[D, V]``.
+    temperature, logit_soft_cap, ignore_index, where, token_block,
+      vocab_block: as in :func:`fused_linear_token_log_probs`.
+    average: return the length-averaged log-probability (SimPO, ORPO).
+
+  Returns:
+    float array ``targets.shape[:-1]``.
+
+  Raises:
+    ValueError: as :func:`fused_linear_token_log_probs`, or targets without
+      a sequence axis.
+    TypeError: as :func:`fused_linear_token_log_probs`.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxobj.losses.preference import sequence_log_probs
+    >>> from jaxobj.losses.sequence import fused_linear_sequence_log_probs
+    >>> hidden = jax.random.normal(jax.random.key(0), (2, 5, 8))
+    >>> kernel = jax.random.normal(jax.random.key(1), (8, 11))
+    >>> targets = jnp.array([[1, 2, 3, 4, -100], [5, 6, 7, 8, 9]])
+    >>> fused = fused_linear_sequence_log_probs(hidden, targets, kernel)
+    >>> bool(jnp.allclose(fused, sequence_log_probs(hidden @ kernel, targets), rtol=1e-5))
+    True
+  """
+  if jnp.ndim(targets) < 1:
+    raise ValueError(
+      f"targets must have a sequence axis, got targets.shape={jnp.shape(targets)}; "
+      f"expected (..., T) with hidden (..., T, D)."
+    )
+  token_logps = fused_linear_token_log_probs(
+    hidden,
+    targets,
+    kernel,
+    temperature=temperature,
+    logit_soft_cap=logit_soft_cap,
+    ignore_index=ignore_index,
+    where=where,
+    token_block=token_block,
+    vocab_block=vocab_block,
+  )
+  assert isinstance(token_logps, jax.Array)
+  total = jnp.sum(token_logps, axis=-1)
+  if not average:
+    return total
+  _, y, _, mask = _fused_inputs(hidden, targets, kernel, where, ignore_index)
+  if mask is None:
+    return total / max(y.shape[-1], 1)
+  count = jnp.sum(mask, axis=-1, dtype=total.dtype)
+  return total / jnp.maximum(count, 1.0)
+
+
+def _fused_inputs(hidden, targets, kernel, where, ignore_index):
+  """Checked ``(hidden, targets, kernel, mask)`` of a fused-linear function,
+  with masked positions made harmless (zero hidden states, target 0)."""
+  h = checks.as_float(hidden, "hidden")
+  y = checks.as_labels(targets, "targets")
+  w = checks.as_float(kernel, "kernel")
+  checks.check_label_shape("hidden", h, "targets", y)
+  if w.ndim != 2 or w.shape[0] != h.shape[-1]:
+    raise ValueError(
+      f"kernel must be [D, V] with D = hidden.shape[-1] = {h.shape[-1]}, got "
+      f"kernel.shape={w.shape}; the logits are hidden @ kernel (transpose a "
+      f"[V, D] embedding table)."
+    )
+  shape = y.shape
+  mask = _valid_tokens(y, where, ignore_index, shape)
+  _check_targets_in_vocab(y, mask, w.shape[1])
+  h = masked_fill(mask, h, shape, axis_extra=1)
+  y = masked_fill(mask, y, shape, fill=0)
+  return h, y, w, mask
 
 
 def _check_targets_in_vocab(y, mask, vocab: int) -> None:
