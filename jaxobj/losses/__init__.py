@@ -88,6 +88,11 @@ from jaxobj.losses.metrics import (
   balanced_accuracy,
   retrieval_accuracy,
 )
+from jaxobj.losses.policy_gradient import (
+  group_advantages,
+  policy_gradient_loss,
+  policy_gradient_preset,
+)
 from jaxobj.losses.preference import (
   bradley_terry_loss,
   dpo_loss,
@@ -196,6 +201,7 @@ __all__ = [
   "general_robust_loss",
   "generalized_dice_loss",
   "generalized_kl_divergence",
+  "group_advantages",
   "hinge_loss",
   "huber_loss",
   "info_nce_loss",
@@ -230,6 +236,8 @@ __all__ = [
   "pointwise_mse_loss",
   "pointwise_sigmoid_loss",
   "poisson_nll_loss",
+  "policy_gradient_loss",
+  "policy_gradient_preset",
   "poly_loss_cross_entropy",
   "poly_loss_cross_entropy_with_integer_labels",
   "precision_metric",
