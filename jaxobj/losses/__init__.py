@@ -49,6 +49,10 @@ from jaxobj.losses.contrastive_sharded import (
   sharded_clip_loss,
   sharded_siglip_loss,
 )
+from jaxobj.losses.distillation import (
+  fused_linear_distillation_loss,
+  logit_distillation_loss,
+)
 from jaxobj.losses.distribution import (
   generalized_kl_divergence,
   jensen_shannon_divergence,
@@ -193,6 +197,7 @@ __all__ = [
   "fit_temperature",
   "focal_tversky_loss",
   "fused_linear_cross_entropy",
+  "fused_linear_distillation_loss",
   "gan_discriminator_loss",
   "gan_generator_loss",
   "gaussian_kl_divergence",
@@ -217,6 +222,7 @@ __all__ = [
   "log_cosh",
   "log_score",
   "log_score_with_integer_labels",
+  "logit_distillation_loss",
   "lovasz_hinge_loss",
   "lovasz_softmax_loss",
   "maximum_calibration_error",

@@ -1,0 +1,168 @@
+"""Values and gradients of jaxobj.losses.distillation.
+
+References are float64 NumPy/SciPy implementations written from the
+definitions (the forward and reverse KL, GKD's generalized Jensen–Shannon
+divergence with the mixture formed in probability space); the fused loss is
+checked against the unfused one of the same logits, values and gradients.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+from references import close, f64, ref_reduce
+from scipy.special import rel_entr, softmax
+
+import jaxobj
+
+N, V = 6, 9
+DIVERGENCES = ("forward_kl", "reverse_kl", "jsd")
+
+
+# --------------------------------------------------------------------------
+# float64 references, one value per row.
+
+
+def ref_divergence(s, t, divergence="jsd", beta=0.5, temperature=1.0):
+  q = softmax(f64(s) / temperature, axis=-1)  # student
+  p = softmax(f64(t) / temperature, axis=-1)  # teacher
+  if divergence == "forward_kl":
+    return rel_entr(p, q).sum(-1)
+  if divergence == "reverse_kl":
+    return rel_entr(q, p).sum(-1)
+  m = beta * p + (1.0 - beta) * q
+  # rel_entr(0, 0) = 0: a weight of 0 drops its term, as in the limit.
+  return beta * rel_entr(p, m).sum(-1) + (1.0 - beta) * rel_entr(q, m).sum(-1)
+
+
+def logits(seed, shape=(N, V), scale=2.0):
+  rng = np.random.default_rng(seed)
+  return tuple((scale * rng.standard_normal(shape)).astype(np.float32) for _ in range(2))
+
+
+def masks(seed, shape=(N,)):
+  rng = np.random.default_rng(seed)
+  where = rng.uniform(size=shape) < 0.7
+  where.flat[0] = True
+  return where, rng.uniform(0.5, 2.0, shape).astype(np.float32)
+
+
+@jax.jit
+def _reductions(s, t, where, weights, beta, temperature):
+  """Every divergence and reduction of the unfused loss in one compile."""
+  out = {}
+  for d in DIVERGENCES:
+    kw = dict(divergence=d, beta=beta, temperature=temperature, where=where, weights=weights)
+    out[d] = tuple(
+      jaxobj.logit_distillation_loss(s, t, reduction=r, **kw) for r in ("none", "sum", "mean")
+    )
+  return out
+
+
+@pytest.mark.parametrize(
+  "beta, temperature", [(0.5, 1.0), (0.0, 1.0), (1.0, 1.0), (0.1, 2.5), (0.9, 0.5)]
+)
+def test_values_match_float64_reference(beta, temperature):
+  s, t = logits(0)
+  where, weights = masks(1)
+  out = _reductions(s, t, where, weights, beta, temperature)
+  for d in DIVERGENCES:
+    per_row = ref_divergence(s, t, d, beta, temperature)
+    assert np.all(per_row >= 0) and np.all(np.isfinite(per_row))
+    for r, value in zip(("none", "sum", "mean"), out[d]):
+      close(value, ref_reduce(per_row, where, weights, r))
+
+
+def test_jsd_limits_are_exact():
+  """jsd is 0 at beta = 0 and 1, with d/dbeta = KL(p||q) at 0 and -KL(q||p) at 1
+  (jsd_beta ~ beta KL(p||q) for small beta: GKD's forward-KL limit), and it is
+  bounded by the binary entropy of beta."""
+  s, t = logits(2)
+  loss = jax.jit(lambda b: jaxobj.logit_distillation_loss(s, t, beta=b, reduction="sum"))
+  grad = jax.jit(jax.grad(lambda b: jaxobj.logit_distillation_loss(s, t, beta=b, reduction="sum")))
+  assert float(loss(0.0)) == pytest.approx(0.0, abs=1e-6)
+  assert float(loss(1.0)) == pytest.approx(0.0, abs=1e-6)
+  close(grad(0.0), ref_divergence(s, t, "forward_kl").sum(), rtol=1e-5, atol=1e-5)
+  close(grad(1.0), -ref_divergence(s, t, "reverse_kl").sum(), rtol=1e-5, atol=1e-5)
+  for beta in (0.05, 0.3, 0.5, 0.95):
+    bound = -beta * np.log(beta) - (1 - beta) * np.log1p(-beta)
+    assert np.all(ref_divergence(s, t, "jsd", beta) <= bound)
+    assert float(loss(beta)) <= N * bound
+
+
+def test_jsd_at_one_half_is_the_jensen_shannon_divergence():
+  s, t = logits(3)
+  close(
+    jaxobj.logit_distillation_loss(s, t, beta=0.5, temperature=2.0),
+    jaxobj.jensen_shannon_divergence(jax.nn.log_softmax(s / 2.0), jax.nn.softmax(t / 2.0)),
+  )
+
+
+def test_forward_kl_is_knowledge_distillation_without_t_squared():
+  s, t = logits(4)
+  temperature = 3.0
+  close(
+    temperature**2
+    * jaxobj.logit_distillation_loss(s, t, divergence="forward_kl", temperature=temperature),
+    jaxobj.knowledge_distillation_loss(s, t, temperature=temperature),
+  )
+
+
+def test_vocabulary_masking_matches_the_reduced_vocabulary():
+  """-inf classes shared by both models are as if they were not there, with
+  finite gradients; a class only the teacher rules out keeps the JSD finite."""
+  s, t = logits(5)
+  drop = np.zeros((N, V), bool)
+  drop[:, 2] = drop[:, 7] = True
+  s_m, t_m = np.where(drop, -np.inf, s), np.where(drop, -np.inf, t)
+  keep = ~drop[0]
+  for d in DIVERGENCES:
+    kw = dict(divergence=d, beta=0.3, temperature=1.5, reduction="sum")
+    value, grads = jax.value_and_grad(jaxobj.logit_distillation_loss, argnums=(0, 1))(
+      jnp.asarray(s_m), jnp.asarray(t_m), **kw
+    )
+    close(value, ref_divergence(s[:, keep], t[:, keep], d, 0.3, 1.5).sum())
+    for g in grads:
+      assert np.all(np.isfinite(g)) and np.all(np.asarray(g)[drop] == 0)
+  t_only = np.where(drop, -np.inf, t)  # the teacher rules out what the student allows
+  value, grads = jax.value_and_grad(
+    lambda a, b, beta: jaxobj.logit_distillation_loss(a, b, beta=beta), argnums=(0, 1, 2)
+  )(jnp.asarray(s), jnp.asarray(t_only), 0.4)
+  close(value, ref_divergence(s, t_only, "jsd", 0.4).mean())
+  assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_gradients_float64():
+  s, t = logits(6, shape=(3, 5))
+  with jax.enable_x64(True):
+    s, t = jnp.asarray(f64(s)), jnp.asarray(f64(t))
+    for d in DIVERGENCES:
+
+      def fn(a, b, beta, temperature, d=d):
+        return jaxobj.logit_distillation_loss(
+          a, b, divergence=d, beta=beta, temperature=temperature
+        )
+
+      args = (s, t, jnp.float64(0.35), jnp.float64(1.7))
+      check_grads(fn, args, order=1, modes=["rev"], eps=1e-6)
+
+
+def test_class_axis():
+  s, t = logits(7)
+  close(
+    jaxobj.logit_distillation_loss(s.T, t.T, axis=0, divergence="reverse_kl"),
+    ref_divergence(s, t, "reverse_kl").mean(),
+  )
+
+
+def test_bad_arguments_raise_clear_errors():
+  s, t = logits(8)
+  with pytest.raises(ValueError, match="divergence='kl'.*forward_kl"):
+    jaxobj.logit_distillation_loss(s, t, divergence="kl")
+  with pytest.raises(ValueError, match="beta"):
+    jaxobj.logit_distillation_loss(s, t, beta=1.5)
+  with pytest.raises(ValueError, match="temperature"):
+    jaxobj.logit_distillation_loss(s, t, temperature=0.0)
+  with pytest.raises(ValueError, match=r"\(6, 9\).*\(6, 8\)|\(6, 8\).*\(6, 9\)"):
+    jaxobj.logit_distillation_loss(s, t[:, :8])
