@@ -295,6 +295,27 @@ def preference():
   return fig
 
 
+def policy_gradient():
+  ratio = jnp.linspace(0.3, 2.2, 241)
+  fig, (a,) = _figure()
+
+  def curve(adv, **kw):
+    def one(w):
+      lp = jnp.log(w)[None, None]  # one completion of one token, old log-prob 0
+      return jaxobj.policy_gradient_loss(lp, jnp.zeros((1, 1)), jnp.array([adv]), **kw)
+
+    return np.asarray(jax.vmap(one)(ratio))
+
+  for adv, style in ((1.0, "-"), (-1.0, "--")):
+    a.plot(ratio, curve(adv), style, color=COLORS[0], label=f"A = {adv:+.0f}, ε = 0.2")
+    label = "ε_high = 0.28 (DAPO)" if adv > 0 else None
+    a.plot(ratio, curve(adv, epsilon_high=0.28), style, color=COLORS[1], label=label)
+  a.plot(ratio, curve(-1.0, delta=1.5), ":", color=COLORS[2], label="A = -1, delta = 1.5")
+  a.set(xlabel="importance ratio π / π_old", ylabel="per-token loss")
+  a.legend(fontsize=7)
+  return fig
+
+
 def generative():
   z = jnp.linspace(-6.0, 6.0, 241)
   fig, (a,) = _figure()
@@ -340,6 +361,7 @@ FIGURES = {
   "contrastive": contrastive,
   "ranking": ranking,
   "preference": preference,
+  "policy_gradient": policy_gradient,
   "generative": generative,
   "regularization": regularization,
 }
