@@ -109,27 +109,33 @@ def test_forward_kl_is_knowledge_distillation_without_t_squared():
   )
 
 
+@jax.jit
+def _masked_value_and_grads(s, t):
+  out = {}
+  for d in DIVERGENCES:
+    fn = lambda a, b, beta, d=d: jaxobj.logit_distillation_loss(
+      a, b, divergence=d, beta=beta, temperature=1.5, reduction="sum"
+    )
+    out[d] = jax.value_and_grad(fn, argnums=(0, 1, 2))(s, t, 0.3)
+  return out
+
+
 def test_vocabulary_masking_matches_the_reduced_vocabulary():
   """-inf classes shared by both models are as if they were not there, with
   finite gradients; a class only the teacher rules out keeps the JSD finite."""
   s, t = logits(5)
   drop = np.zeros((N, V), bool)
   drop[:, 2] = drop[:, 7] = True
-  s_m, t_m = np.where(drop, -np.inf, s), np.where(drop, -np.inf, t)
   keep = ~drop[0]
+  out = _masked_value_and_grads(np.where(drop, -np.inf, s), np.where(drop, -np.inf, t))
   for d in DIVERGENCES:
-    kw = dict(divergence=d, beta=0.3, temperature=1.5, reduction="sum")
-    value, grads = jax.value_and_grad(jaxobj.logit_distillation_loss, argnums=(0, 1))(
-      jnp.asarray(s_m), jnp.asarray(t_m), **kw
-    )
+    value, grads = out[d]
     close(value, ref_divergence(s[:, keep], t[:, keep], d, 0.3, 1.5).sum())
-    for g in grads:
-      assert np.all(np.isfinite(g)) and np.all(np.asarray(g)[drop] == 0)
+    assert all(np.all(np.isfinite(g)) for g in grads)
+    assert np.all(np.asarray(grads[0])[drop] == 0) and np.all(np.asarray(grads[1])[drop] == 0)
   t_only = np.where(drop, -np.inf, t)  # the teacher rules out what the student allows
-  value, grads = jax.value_and_grad(
-    lambda a, b, beta: jaxobj.logit_distillation_loss(a, b, beta=beta), argnums=(0, 1, 2)
-  )(jnp.asarray(s), jnp.asarray(t_only), 0.4)
-  close(value, ref_divergence(s, t_only, "jsd", 0.4).mean())
+  value, grads = _masked_value_and_grads(s, t_only)["jsd"]
+  close(value, ref_divergence(s, t_only, "jsd", 0.3, 1.5).sum())
   assert all(np.all(np.isfinite(g)) for g in grads)
 
 
@@ -138,12 +144,11 @@ def test_gradients_float64():
   with jax.enable_x64(True):
     s, t = jnp.asarray(f64(s)), jnp.asarray(f64(t))
     for d in DIVERGENCES:
-
-      def fn(a, b, beta, temperature, d=d):
-        return jaxobj.logit_distillation_loss(
+      fn = jax.jit(
+        lambda a, b, beta, temperature, d=d: jaxobj.logit_distillation_loss(
           a, b, divergence=d, beta=beta, temperature=temperature
         )
-
+      )
       args = (s, t, jnp.float64(0.35), jnp.float64(1.7))
       check_grads(fn, args, order=1, modes=["rev"], eps=1e-6)
 
@@ -166,3 +171,127 @@ def test_bad_arguments_raise_clear_errors():
     jaxobj.logit_distillation_loss(s, t, temperature=0.0)
   with pytest.raises(ValueError, match=r"\(6, 9\).*\(6, 8\)|\(6, 8\).*\(6, 9\)"):
     jaxobj.logit_distillation_loss(s, t[:, :8])
+
+
+# --------------------------------------------------------------------------
+# The fused loss against the unfused loss of the same logits.
+
+TOKENS, DS, DT, VOCAB = (13,), 6, 10, 29  # a token_block of 5 does not divide 13
+
+
+def projections(seed, tokens=TOKENS):
+  rng = np.random.default_rng(seed)
+
+  def normal(*shape, scale=1.0):
+    return jnp.asarray((scale * rng.standard_normal(shape)).astype(np.float32))
+
+  return (
+    normal(*tokens, DS),
+    normal(*tokens, DT),
+    normal(DS, VOCAB, scale=0.8),
+    normal(DT, VOCAB, scale=0.8),
+  )
+
+
+def _cap(z, cap):
+  return z if cap is None else cap * jnp.tanh(z / cap)
+
+
+def _fused(hs, ht, ws, wt, beta, temperature, where, weights, opts):
+  divergence, cap, reduction = opts
+  return jaxobj.fused_linear_distillation_loss(
+    hs, ht, ws, wt, divergence=divergence, beta=beta, temperature=temperature,
+    logit_soft_cap=cap, where=where, weights=weights, reduction=reduction,
+    token_block=5, vocab_block=8,
+  )  # fmt: skip
+
+
+def _unfused(hs, ht, ws, wt, beta, temperature, where, weights, opts):
+  divergence, cap, reduction = opts
+  return jaxobj.logit_distillation_loss(
+    _cap(hs @ ws, cap), _cap(ht @ wt, cap), divergence=divergence, beta=beta,
+    temperature=temperature, where=where, weights=weights, reduction=reduction,
+  )  # fmt: skip
+
+
+def _scalar(loss, cotangent):
+  """A scalar of the loss whose gradient reaches every input: the sum of
+  ``"sum_and_count"``, a random projection of ``"none"``."""
+
+  def fn(*args):
+    out = loss(*args)
+    opts = args[-1]
+    if opts[2] == "none":
+      return jnp.sum(cotangent * out)
+    return out[0] + 0.0 * out[1] if opts[2] == "sum_and_count" else out
+
+  return fn
+
+
+ARGNUMS = (0, 1, 2, 3, 4, 5)
+FUSED_CASES = [
+  ("jsd", None, "mean"),
+  ("jsd", 3.0, "none"),
+  ("forward_kl", 3.0, "sum_and_count"),
+  ("reverse_kl", None, "none"),
+]
+
+
+@pytest.mark.parametrize("opts", FUSED_CASES, ids=lambda o: "-".join(map(str, o)))
+def test_fused_equals_unfused_values_and_gradients(opts):
+  """Values and gradients w.r.t. both hidden states, both kernels, beta and
+  temperature agree to 1e-5 relative, with masks, weights and a soft cap."""
+  hs, ht, ws, wt = projections(10)
+  where, weights = masks(11, TOKENS)
+  cotangent = jnp.asarray(np.random.default_rng(12).standard_normal(TOKENS), jnp.float32)
+  args = (hs, ht, ws, wt, jnp.float32(0.3), jnp.float32(1.7), where, weights)
+  fused_vg, unfused_vg = (
+    jax.jit(jax.value_and_grad(_scalar(loss, cotangent), argnums=ARGNUMS), static_argnums=8)(
+      *args, opts
+    )
+    for loss in (_fused, _unfused)
+  )
+  for a, b in zip(jax.tree.leaves(fused_vg), jax.tree.leaves(unfused_vg)):
+    scale = float(jnp.max(jnp.abs(b)))
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * scale)
+  # Masked tokens: zero gradient for both hidden states.
+  for g in fused_vg[1][:2]:
+    assert np.all(np.asarray(g)[~where] == 0)
+
+
+def test_fused_with_a_stopped_teacher_and_extra_token_axes():
+  hs, ht, ws, wt = projections(13, tokens=(3, 4))
+  stop = jax.lax.stop_gradient
+
+  def fused(hs, ht, ws, wt):
+    return jaxobj.fused_linear_distillation_loss(
+      hs, stop(ht), ws, stop(wt), divergence="forward_kl", temperature=2.0, token_block=5
+    )
+
+  def unfused(hs, ht, ws, wt):
+    return jaxobj.logit_distillation_loss(
+      hs @ ws, stop(ht @ wt), divergence="forward_kl", temperature=2.0
+    )
+
+  a = jax.jit(jax.value_and_grad(fused, argnums=(0, 1, 2, 3)))(hs, ht, ws, wt)
+  b = jax.jit(jax.value_and_grad(unfused, argnums=(0, 1, 2, 3)))(hs, ht, ws, wt)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+  assert not np.any(a[1][1]) and not np.any(a[1][3])  # the teacher gets nothing
+
+
+def test_fused_bad_arguments_raise_clear_errors():
+  hs, ht, ws, wt = projections(14)
+  loss = jaxobj.fused_linear_distillation_loss
+  with pytest.raises(ValueError, match=r"same token axes.*\(13, 6\).*\(12, 10\)"):
+    loss(hs, ht[:12], ws, wt)
+  with pytest.raises(ValueError, match=r"teacher_kernel must be \[D, V\].*= 10.*\(6, 29\)"):
+    loss(hs, ht, ws, ws)
+  with pytest.raises(ValueError, match=r"same vocabulary.*\(6, 29\).*\(10, 28\)"):
+    loss(hs, ht, ws, wt[:, :28])
+  with pytest.raises(ValueError, match="token_block"):
+    loss(hs, ht, ws, wt, token_block=0)
+  with pytest.raises(ValueError, match="divergence"):
+    loss(hs, ht, ws, wt, divergence="js")
+  with pytest.raises(ValueError, match="logit_soft_cap"):
+    loss(hs, ht, ws, wt, logit_soft_cap=-1.0)
