@@ -64,6 +64,13 @@ from jaxobj.losses.distribution import (
   wasserstein_1d,
   wasserstein_1d_histogram,
 )
+from jaxobj.losses.fused_preference import (
+  fused_linear_cpo_loss,
+  fused_linear_dpo_loss,
+  fused_linear_kto_loss,
+  fused_linear_orpo_loss,
+  fused_linear_simpo_loss,
+)
 from jaxobj.losses.generative import (
   ElboTerms,
   bernoulli_reconstruction_loss,
@@ -196,8 +203,13 @@ __all__ = [
   "expected_calibration_error",
   "fit_temperature",
   "focal_tversky_loss",
+  "fused_linear_cpo_loss",
   "fused_linear_cross_entropy",
   "fused_linear_distillation_loss",
+  "fused_linear_dpo_loss",
+  "fused_linear_kto_loss",
+  "fused_linear_orpo_loss",
+  "fused_linear_simpo_loss",
   "gan_discriminator_loss",
   "gan_generator_loss",
   "gaussian_kl_divergence",
