@@ -343,9 +343,9 @@ def policy_gradient_loss(
         )
   checks.check_range("beta", beta, low=0.0)
   if reference_logps is None and not _is_zero(beta):
-    what = "is traced" if not checks.is_concrete(beta) else f"={beta!r}"
+    what = " is traced" if not checks.is_concrete(beta) else f"={beta!r}"
     raise ValueError(
-      f"beta {what} but reference_logps is None: the KL penalty needs the reference "
+      f"beta{what} but reference_logps is None: the KL penalty needs the reference "
       f"model's per-token log-probabilities. Pass reference_logps=..., or beta=0.0."
     )
   if (entropy is None) != (entropy_coef is None):
