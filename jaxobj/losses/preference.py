@@ -22,6 +22,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jaxobj._src import checks, inputs, numerics
@@ -345,7 +346,8 @@ def dpo_loss(
     checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
   elif loss_type == "robust":
     checks.check_range("label_smoothing", label_smoothing, low=0.0, high=0.5, high_inclusive=False)
-  elif checks.is_concrete(label_smoothing) and jnp.any(jnp.asarray(label_smoothing) != 0):
+  # NumPy, not jnp: under jit a jnp comparison of a concrete value is traced.
+  elif checks.is_concrete(label_smoothing) and np.any(np.asarray(label_smoothing) != 0):
     raise ValueError(
       f"label_smoothing={label_smoothing!r} has no meaning for "
       f"loss_type={loss_type!r}; use loss_type='sigmoid' (cDPO) or "
