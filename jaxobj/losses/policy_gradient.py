@@ -447,6 +447,10 @@ def policy_gradient_preset(name: str, **overrides: Any) -> Callable[..., Reduced
     name: ``"grpo"``, ``"dapo"``, ``"dr_grpo"``, ``"gspo"``, ``"ppo"`` or ``"cispo"``.
     **overrides: keyword arguments that replace or add to the preset's.
 
+  The ``"grpo"`` preset has the paper's KL penalty (``beta=0.04``), so it
+  needs ``reference_logps``; the others have none. The matching advantages
+  are in ``ADVANTAGE_PRESETS`` (keyword arguments of :func:`group_advantages`).
+
   Returns:
     ``functools.partial(jaxobj.policy_gradient_loss, **settings)``: a loss
     with the same contract, usable as an objective's term.
