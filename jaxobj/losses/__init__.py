@@ -64,6 +64,9 @@ from jaxobj.losses.distribution import (
   wasserstein_1d,
   wasserstein_1d_histogram,
 )
+from jaxobj.losses.fused_policy_gradient import (
+  fused_linear_policy_gradient_loss,
+)
 from jaxobj.losses.fused_preference import (
   fused_linear_cpo_loss,
   fused_linear_dpo_loss,
@@ -209,6 +212,7 @@ __all__ = [
   "fused_linear_dpo_loss",
   "fused_linear_kto_loss",
   "fused_linear_orpo_loss",
+  "fused_linear_policy_gradient_loss",
   "fused_linear_simpo_loss",
   "gan_discriminator_loss",
   "gan_generator_loss",

@@ -54,13 +54,21 @@ def _unpaired(rng, shape):
 
 
 def _completions(rng, shape):
-  """Completions of ``CHOSEN_T + 1`` tokens with behaviour-policy log-probabilities
-  near the policy's and group-like advantages; every token counts."""
+  """Completions of ``CHOSEN_T + 1`` tokens; the behaviour policy's and the
+  reference model's log-probabilities are the policy's own a little perturbed
+  (some ratios clipped, some not), and advantages are group-like; every token
+  counts."""
   t = CHOSEN_T + 1
   hidden, targets = _tokens(rng, shape, t)
-  old = (-rng.uniform(0.5, 3.0, shape + (t,))).astype(np.float32)
+  kernel = _kernel(rng)
+  z = hidden.astype(np.float64) @ kernel
+  z = z - z.max(-1, keepdims=True)
+  logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+  policy = np.take_along_axis(logp, targets[..., None], -1)[..., 0]
+  old = np.minimum(policy + rng.normal(0.0, 0.15, policy.shape), -0.01).astype(np.float32)
   advantages = rng.normal(0.0, 1.0, shape).astype(np.float32)
-  return hidden, targets, old, advantages, _kernel(rng)
+  reference = np.minimum(policy + rng.normal(0.0, 0.3, policy.shape), -0.01).astype(np.float32)
+  return hidden, targets, old, advantages, reference, kernel
 
 
 # fused_linear_dpo_loss: chosen and rejected tokens, reference log-probabilities, kernel.
@@ -70,4 +78,4 @@ PAIRS = Inputs(_pairs, batched=4)
 # fused_linear_kto_loss: one answer per row with its desirability label.
 UNPAIRED = Inputs(_unpaired, batched=4)
 # fused_linear_policy_gradient_loss: sampled completions of a policy.
-COMPLETIONS = Inputs(_completions, batched=4)
+COMPLETIONS = Inputs(_completions, batched=5)
