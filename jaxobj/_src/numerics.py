@@ -70,7 +70,7 @@ def expm1_minus_x(d: jax.Array) -> jax.Array:
   small = jnp.abs(d) < 0.5
   ds = jnp.where(small, d, 0.0)
   # 1/2! + d/3! + ... + d^14/16!: the tail is below 1e-16 relative for |d| < 1/2.
-  series = 0.0
+  series: jax.Array | float = 0.0
   for n in range(16, 1, -1):
     series = 1.0 / math.factorial(n) + ds * series
   dl = jnp.where(small, 1.0, d)
