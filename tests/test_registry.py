@@ -75,6 +75,8 @@ HELPERS = {
   "robust_log_partition",
   "robust_scale_from_latent",
   "sequence_log_probs",
+  "fused_linear_sequence_log_probs",
+  "fused_linear_token_log_probs",
   "smooth_labels",
   "temperature_scale",
 }

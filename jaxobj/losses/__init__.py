@@ -166,6 +166,8 @@ from jaxobj.losses.segmentation import (
 from jaxobj.losses.sequence import (
   ctc_loss,
   fused_linear_cross_entropy,
+  fused_linear_sequence_log_probs,
+  fused_linear_token_log_probs,
   token_cross_entropy,
 )
 
@@ -208,6 +210,8 @@ __all__ = [
   "focal_tversky_loss",
   "fused_linear_cpo_loss",
   "fused_linear_cross_entropy",
+  "fused_linear_sequence_log_probs",
+  "fused_linear_token_log_probs",
   "fused_linear_distillation_loss",
   "fused_linear_dpo_loss",
   "fused_linear_kto_loss",
