@@ -259,6 +259,24 @@ def test_fused_equals_unfused_values_and_gradients(opts):
     assert np.all(np.asarray(g)[~where] == 0)
 
 
+def test_fused_jsd_limits_in_beta():
+  """At beta = 0 and 1 the fused JSD is 0 with the unfused loss's d/dbeta."""
+  hs, ht, ws, wt = projections(15)
+
+  def grad(loss):
+    return jax.jit(jax.value_and_grad(lambda b: loss(hs, ht, ws, wt, b, 1.3, None, None, OPTS)))
+
+  fused, unfused = grad(_fused), grad(_unfused)
+  for beta in (0.0, 1.0):
+    (value, d_beta), (ref_value, ref_d_beta) = fused(beta), unfused(beta)
+    assert abs(float(value)) < 1e-6 and abs(float(ref_value)) < 1e-6
+    close(d_beta, ref_d_beta, rtol=1e-5, atol=1e-6)
+    assert abs(float(d_beta)) > 1e-3
+
+
+OPTS = ("jsd", None, "mean")
+
+
 def test_fused_with_a_stopped_teacher_and_extra_token_axes():
   hs, ht, ws, wt = projections(13, tokens=(3, 4))
   stop = jax.lax.stop_gradient

@@ -11,6 +11,7 @@ distribution family.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -205,7 +206,88 @@ class _ChunkDivergence(NamedTuple):
     if self.soft_cap:  # the logits of a matmul are finite: no -inf to keep
       student = cap * jnp.tanh(student / cap)
       teacher = cap * jnp.tanh(teacher / cap)
-    return (_divergence_rows(student, teacher, beta, temperature, self.divergence),)
+    return (_chunk_rows(student, teacher, beta, temperature, self.divergence),)
+
+
+def _chunk_terms(student, teacher, temperature, lse_s, lse_t):
+  """Log-probabilities and probabilities of a chunk's finite ``[n, V]`` logits."""
+  log_q = student / temperature - lse_s[:, None]
+  log_p = teacher / temperature - lse_t[:, None]
+  return log_q, log_p, jnp.exp(log_q), jnp.exp(log_p)
+
+
+def _chunk_log_mixture(log_p, log_q, beta):
+  """``log m`` of finite log-probabilities without a select: one of the two
+  shifted terms is 1, so the sum only underflows at ``beta`` of exactly 0 or
+  1, where the clamp keeps the zero-weight term finite (its weight makes it
+  0, the limit). Few selects let XLA fuse each reduction with its inputs."""
+  top = jnp.maximum(log_p, log_q)
+  mix = beta * jnp.exp(log_p - top) + (1.0 - beta) * jnp.exp(log_q - top)
+  return top + jnp.log(jnp.maximum(mix, jnp.finfo(mix.dtype).tiny))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _chunk_rows(student, teacher, beta, temperature, divergence: str):
+  r"""Per-row divergences of one chunk's finite logits, with a closed-form vjp.
+
+  The same values as :func:`_divergence_rows`, but the backward pass keeps
+  only the logits (which the engine holds anyway) and per-row scalars, and
+  forms each gradient in one pass over the chunk: with :math:`x = z / T`,
+
+  * forward KL :math:`F`: :math:`\partial/\partial x_s = q - p`,
+    :math:`\partial/\partial x_t = p\,(\log p - \log q - F)`;
+  * reverse KL :math:`R`: :math:`q\,(\log q - \log p - R)` and :math:`p - q`;
+  * JSD :math:`\beta K_p + (1-\beta) K_q` with :math:`K_p = KL(p\|m)`,
+    :math:`K_q = KL(q\|m)`: :math:`(1-\beta)\,q\,(\log q - \log m - K_q)`,
+    :math:`\beta\,p\,(\log p - \log m - K_p)`, and
+    :math:`\partial/\partial\beta = K_p - K_q`;
+
+  and :math:`\partial/\partial T = -\sum_k (g_{s,k} \log q_k + g_{t,k}
+  \log p_k) / T` (each softmax gradient sums to 0 over the classes, so the
+  log-probabilities stand in for :math:`x`). Autodiff of the forward would
+  keep a dozen ``[n, V]`` residuals instead.
+  """
+  return _chunk_rows_fwd(student, teacher, beta, temperature, divergence)[0]
+
+
+def _chunk_rows_fwd(student, teacher, beta, temperature, divergence):
+  lse_s = jax.nn.logsumexp(student / temperature, axis=-1)
+  lse_t = jax.nn.logsumexp(teacher / temperature, axis=-1)
+  log_q, log_p, q, p = _chunk_terms(student, teacher, temperature, lse_s, lse_t)
+  if divergence == "forward_kl":
+    stats = (jnp.sum(p * (log_p - log_q), axis=-1),)
+    values = stats[0]
+  elif divergence == "reverse_kl":
+    stats = (jnp.sum(q * (log_q - log_p), axis=-1),)
+    values = stats[0]
+  else:
+    log_m = _chunk_log_mixture(log_p, log_q, beta)
+    stats = (jnp.sum(p * (log_p - log_m), axis=-1), jnp.sum(q * (log_q - log_m), axis=-1))
+    values = beta * stats[0] + (1.0 - beta) * stats[1]
+  return values, (student, teacher, beta, temperature, lse_s, lse_t, stats)
+
+
+def _chunk_rows_bwd(divergence, res, ct):
+  student, teacher, beta, temperature, lse_s, lse_t, stats = res
+  log_q, log_p, q, p = _chunk_terms(student, teacher, temperature, lse_s, lse_t)
+  c = ct[:, None]
+  d_beta = jnp.zeros_like(beta)
+  if divergence == "forward_kl":
+    g_s = c * (q - p)
+    g_t = c * p * (log_p - log_q - stats[0][:, None])
+  elif divergence == "reverse_kl":
+    g_s = c * q * (log_q - log_p - stats[0][:, None])
+    g_t = c * (p - q)
+  else:
+    log_m = _chunk_log_mixture(log_p, log_q, beta)
+    g_s = c * (1.0 - beta) * q * (log_q - log_m - stats[1][:, None])
+    g_t = c * beta * p * (log_p - log_m - stats[0][:, None])
+    d_beta = jnp.sum(ct * (stats[0] - stats[1])).astype(d_beta.dtype)
+  d_temperature = -jnp.sum(g_s * log_q + g_t * log_p) / temperature
+  return g_s / temperature, g_t / temperature, d_beta, d_temperature.astype(temperature.dtype)
+
+
+_chunk_rows.defvjp(_chunk_rows_fwd, _chunk_rows_bwd)
 
 
 def _check_projection(hidden, kernel, names):
