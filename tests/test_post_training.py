@@ -110,13 +110,10 @@ def test_reward_on_hand_made_completions():
 
 
 def test_reward_of_random_completions_matches_the_definition():
-  key1, key2 = jax.random.split(jax.random.key(1))
-  prompts = pt.make_prompts(key1, 64)
-  # Mostly digits and EOS, so that some prefixes are right.
-  completions = jax.random.choice(key2, jnp.array([0, 1, 2, EOS]), (64, pt.COMPLETION_LEN))
-  completions = jnp.where(
-    jnp.arange(64)[:, None] % 4 == 0, pt.target_completions(prompts), completions
-  )
+  prompts = pt.make_prompts(jax.random.key(1), 64)
+  # Mostly digits and EOS, so that some prefixes are right; every fourth row exact.
+  completions = np.random.default_rng(0).choice([0, 1, 2, EOS], (64, pt.COMPLETION_LEN))
+  completions[::4] = pt.target_completions(prompts)[::4]
   expected = [_reference_reward(p, c) for p, c in zip(prompts.tolist(), completions.tolist())]
   np.testing.assert_allclose(pt.reward(prompts, completions), expected, rtol=1e-6)
 
@@ -229,29 +226,25 @@ def test_supervised_step_lowers_the_fused_cross_entropy(small):
   assert float(after) < float(loss)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4))
-def _pairs(small, policy, reference, key, samples):
-  prompts = pt.make_prompts(key, 16)
-  batch = pt.dpo_batch(
-    small.model(policy),
-    small.model(reference),
-    prompts,
-    jax.random.fold_in(key, 1),
-    samples=samples,
-  )
-  return prompts, batch
+def _sampled(small, key):
+  """8 prompts and 4 completions of each, sampled from the small model (32 rows)."""
+  prompts = pt.make_prompts(key, 8)
+  repeated = jnp.repeat(prompts, 4, axis=0)
+  return prompts, pt.sample_completions(small.graphdef, small.params, repeated, key)
 
 
 def test_dpo_pairs_and_loss(small):
-  prompts, batch = _pairs(small, small.params, small.params, jax.random.key(10), 4)
-  rewards = np.asarray(batch["rewards"]).reshape(16, 4)
+  prompts, completions = _sampled(small, jax.random.key(10))
+  pairs = jax.jit(pt.dpo_batch, static_argnames="samples")
+  batch = pairs(small.model(small.params), prompts, completions, samples=4)
+  rewards = np.asarray(batch["rewards"]).reshape(8, 4)
   chosen_r = np.asarray(pt.reward(prompts, batch["chosen"]))
   rejected_r = np.asarray(pt.reward(prompts, batch["rejected"]))
   np.testing.assert_allclose(chosen_r, rewards.max(1), rtol=1e-6)
   np.testing.assert_allclose(rejected_r, rewards.min(1), rtol=1e-6)
   np.testing.assert_array_equal(batch["valid"], chosen_r > rejected_r)
   valid = np.asarray(batch["valid"])
-  assert 0 < valid.sum() < 16  # ties happen, and are masked out
+  assert 0 < valid.sum() < 8  # ties happen, and are masked out
   # The policy is its own reference: every implicit reward margin is 0.
   loss, info, _ = _before_and_after_a_step(
     pt.dpo_batch_loss, small, small.params, batch, 0.0, {"beta": 0.1}
@@ -277,20 +270,10 @@ def test_dpo_pairs_and_loss(small):
 
 def test_grpo_groups_and_loss(small):
   group = 4
-
-  @jax.jit
-  def groups(policy, reference, key):
-    prompts = pt.make_prompts(key, 8)
-    batch = pt.grpo_batch(
-      small.model(policy),
-      small.model(reference),
-      prompts,
-      jax.random.fold_in(key, 1),
-      group_size=group,
-    )
-    return prompts, batch
-
-  prompts, batch = groups(small.params, small.other, jax.random.key(12))
+  prompts, completions = _sampled(small, jax.random.key(12))
+  groups = jax.jit(pt.grpo_batch, static_argnames="group_size")
+  policy, reference = small.model(small.params), small.model(small.other)
+  batch = groups(policy, reference, prompts, completions, group_size=group)
   assert batch["completions"].shape == (8 * group, pt.COMPLETION_LEN)
   np.testing.assert_array_equal(batch["prompts"], np.repeat(np.asarray(prompts), group, axis=0))
   np.testing.assert_array_equal(batch["mask"], pt.completion_mask(batch["completions"]))

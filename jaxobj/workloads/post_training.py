@@ -440,35 +440,46 @@ def supervised_loss(model: TinyLM, batch: dict[str, jax.Array]) -> tuple[jax.Arr
   return SFT_OBJECTIVE.apply(outputs=outputs, batch=batch)
 
 
+def _pair_log_probs(model: TinyLM, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+  """Sequence log-probabilities of the chosen and the rejected completions, in one pass
+  of the model over both."""
+  prompts = jnp.concatenate([batch["prompts"], batch["prompts"]])
+  both = sequence_log_prob(model, prompts, jnp.concatenate([batch["chosen"], batch["rejected"]]))
+  return both[: len(both) // 2], both[len(both) // 2 :]
+
+
 def dpo_batch(
-  policy: TinyLM, reference: TinyLM, prompts: ArrayLike, key: jax.Array, *, samples: int
+  reference: TinyLM, prompts: ArrayLike, completions: ArrayLike, *, samples: int
 ) -> dict[str, jax.Array]:
-  """Preference pairs sampled from ``policy``: of ``samples`` completions per prompt the
-  one with the highest reward is chosen and the one with the lowest rejected.
+  """Preference pairs from sampled completions: of the ``samples`` completions of each
+  prompt, the one with the highest reward is chosen and the one with the lowest rejected.
+
+  Args:
+    reference: the frozen reference model.
+    prompts: int ``(B, PROMPT_LEN)``.
+    completions: int ``(B * samples, COMPLETION_LEN)``, sampled from the policy: rows
+      ``i * samples`` to ``(i + 1) * samples - 1`` answer prompt ``i``.
+    samples: completions per prompt.
 
   Returns:
     ``{"prompts", "chosen", "rejected", "valid", "reference_chosen",
     "reference_rejected", "rewards"}``: ``valid`` is False where the two rewards tie
-    (no preference); ``reference_*`` are the frozen reference's sequence
-    log-probabilities; ``rewards`` are those of all ``B * samples`` completions.
+    (no preference); ``reference_*`` are the reference's sequence log-probabilities
+    (under ``stop_gradient``); ``rewards`` are those of all ``B * samples`` completions.
   """
-  prompts = jnp.asarray(prompts)
-  graphdef, params = nnx.split(policy)
-  repeated = jnp.repeat(prompts, samples, axis=0)
-  completions = sample_completions(graphdef, params, repeated, key)
-  rewards = reward(repeated, completions)
+  prompts, completions = jnp.asarray(prompts), jnp.asarray(completions)
+  rewards = reward(jnp.repeat(prompts, samples, axis=0), completions)
   r = rewards.reshape(-1, samples)
   c = completions.reshape(r.shape[0], samples, -1)
   rows = jnp.arange(r.shape[0])
   best, worst = jnp.argmax(r, axis=1), jnp.argmin(r, axis=1)
-  chosen, rejected = c[rows, best], c[rows, worst]
+  batch = {"prompts": prompts, "chosen": c[rows, best], "rejected": c[rows, worst]}
+  ref_chosen, ref_rejected = jax.lax.stop_gradient(_pair_log_probs(reference, batch))
   return {
-    "prompts": prompts,
-    "chosen": chosen,
-    "rejected": rejected,
+    **batch,
     "valid": r[rows, best] > r[rows, worst],
-    "reference_chosen": jax.lax.stop_gradient(sequence_log_prob(reference, prompts, chosen)),
-    "reference_rejected": jax.lax.stop_gradient(sequence_log_prob(reference, prompts, rejected)),
+    "reference_chosen": ref_chosen,
+    "reference_rejected": ref_rejected,
     "rewards": rewards,
   }
 
@@ -477,28 +488,37 @@ def dpo_batch_loss(
   model: TinyLM, batch: dict[str, jax.Array], *, beta: float | ArrayLike = 0.1
 ) -> tuple[jax.Array, dict]:
   """:data:`DPO_OBJECTIVE` on a :func:`dpo_batch`: ``(loss, info)``."""
-  policy = {
-    "chosen": sequence_log_prob(model, batch["prompts"], batch["chosen"]),
-    "rejected": sequence_log_prob(model, batch["prompts"], batch["rejected"]),
-  }
+  chosen, rejected = _pair_log_probs(model, batch)
+  policy = {"chosen": chosen, "rejected": rejected}
   return DPO_OBJECTIVE.apply(policy=policy, batch=batch, hyper={"beta": beta})
 
 
 def grpo_batch(
-  policy: TinyLM, reference: TinyLM, prompts: ArrayLike, key: jax.Array, *, group_size: int
+  policy: TinyLM,
+  reference: TinyLM,
+  prompts: ArrayLike,
+  completions: ArrayLike,
+  *,
+  group_size: int,
 ) -> dict[str, jax.Array]:
-  """A group of ``group_size`` completions per prompt sampled from ``policy`` (the
-  behaviour policy), with group-relative advantages of their rewards.
+  """Groups of completions with their group-relative advantages.
+
+  Args:
+    policy: the model that sampled the completions (the behaviour policy).
+    reference: the frozen reference model (for the KL penalty).
+    prompts: int ``(B, PROMPT_LEN)``.
+    completions: int ``(B * group_size, COMPLETION_LEN)``, sampled from ``policy``: a
+      prompt's group is consecutive.
+    group_size: completions per prompt (GRPO's :math:`G`).
 
   Returns:
     ``{"prompts", "completions", "mask", "rewards", "advantages", "old_logps",
-    "reference_logps"}`` with ``B * group_size`` rows (a prompt's group is consecutive);
+    "reference_logps"}``, with ``B * group_size`` rows (``prompts`` repeated);
     ``old_logps`` and ``reference_logps`` are per-token, ``(rows, COMPLETION_LEN)``,
-    under the sampling policy and the frozen reference.
+    under ``policy`` and ``reference`` (under ``stop_gradient``).
   """
-  graphdef, params = nnx.split(policy)
   repeated = jnp.repeat(jnp.asarray(prompts), group_size, axis=0)
-  completions = sample_completions(graphdef, params, repeated, key)
+  completions = jnp.asarray(completions)
   rewards = reward(repeated, completions)
   return {
     "prompts": repeated,
@@ -568,8 +588,9 @@ def _supervised_step(graphdef, params, opt_state, key, learning_rate, *, batch_s
 def _dpo_step(graphdef, params, reference, opt_state, key, hyper, *, batch_size, samples):
   k_prompt, k_sample = jax.random.split(key)
   prompts = make_prompts(k_prompt, batch_size)
-  policy, ref = nnx.merge(graphdef, params), nnx.merge(graphdef, reference)
-  batch = dpo_batch(policy, ref, prompts, k_sample, samples=samples)
+  repeated = jnp.repeat(prompts, samples, axis=0)
+  completions = sample_completions(graphdef, params, repeated, k_sample)
+  batch = dpo_batch(nnx.merge(graphdef, reference), prompts, completions, samples=samples)
   loss, grads = _value_and_grad(dpo_batch_loss, graphdef, params, batch, beta=hyper["beta"])
   params, opt_state = _adam(params, opt_state, grads, hyper["learning_rate"])
   return params, opt_state, loss, jnp.mean(batch["rewards"])
@@ -583,8 +604,10 @@ def _grpo_step(
 ):
   k_prompt, k_sample = jax.random.split(key)
   prompts = make_prompts(k_prompt, batch_size)
+  repeated = jnp.repeat(prompts, group_size, axis=0)
+  completions = sample_completions(graphdef, params, repeated, k_sample)
   policy, ref = nnx.merge(graphdef, params), nnx.merge(graphdef, reference)
-  batch = grpo_batch(policy, ref, prompts, k_sample, group_size=group_size)
+  batch = grpo_batch(policy, ref, prompts, completions, group_size=group_size)
   first = None
   # Several updates per sampled batch: from the second on, the policy has moved away
   # from the behaviour policy (old_logps) and the clipped ratio matters.
