@@ -31,7 +31,7 @@ DIVERGENCES = ("forward_kl", "reverse_kl", "jsd")
 
 
 # --------------------------------------------------------------------------
-# The per-row divergences, shared by the unfused and the fused loss.
+# The per-row divergences of the unfused loss (the fused one has a chunk form below).
 
 
 def _log_mixture(log_p, log_q, beta):
