@@ -388,10 +388,10 @@ def fused_linear_distillation_loss(
 
   Example:
     >>> import jax, jax.numpy as jnp, jaxobj
-    >>> k = jax.random.split(jax.random.key(0), 4)
-    >>> hs, ht = jax.random.normal(k[0], (2, 5, 8)), jax.random.normal(k[1], (2, 5, 12))
-    >>> ws, wt = jax.random.normal(k[2], (8, 11)), jax.random.normal(k[3], (12, 11))
-    >>> wt = jax.lax.stop_gradient(wt)  # a frozen teacher
+    >>> hs = jnp.sin(jnp.arange(80.0)).reshape(2, 5, 8)  # student: [batch, tokens, 8]
+    >>> ht = jnp.cos(jnp.arange(120.0)).reshape(2, 5, 12)  # teacher: [batch, tokens, 12]
+    >>> ws = jnp.sin(0.7 * jnp.arange(88.0)).reshape(8, 11)  # [D_S, V]
+    >>> wt = jax.lax.stop_gradient(jnp.cos(0.3 * jnp.arange(132.0)).reshape(12, 11))  # frozen
     >>> fused = jaxobj.fused_linear_distillation_loss(hs, ht, ws, wt, token_block=4)
     >>> unfused = jaxobj.logit_distillation_loss(hs @ ws, ht @ wt)
     >>> bool(jnp.allclose(fused, unfused, rtol=1e-5))
