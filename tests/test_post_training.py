@@ -295,3 +295,13 @@ def test_grpo_groups_and_loss(small):
   np.testing.assert_allclose(loss, expected, rtol=1e-5, atol=1e-6)
   assert float(info["count/grpo"]) == 8 * group
   assert float(after) < float(loss)
+
+
+def test_batches_refuse_completions_that_do_not_come_k_to_a_prompt(small):
+  prompts = np.full((3, pt.PROMPT_LEN), PAD)
+  completions = np.full((8, pt.COMPLETION_LEN), PAD)  # not 3 * 4 rows
+  model = small.model(small.params)
+  with pytest.raises(ValueError, match=r"samples=4.*completions.shape=\(8, 7\)"):
+    pt.dpo_batch(model, prompts, completions, samples=4)
+  with pytest.raises(ValueError, match=r"group_size=4.*jnp.repeat"):
+    pt.grpo_batch(model, model, prompts, completions, group_size=4)

@@ -15,14 +15,21 @@ late loses the positions it misses.
 - :func:`make_prompts`, :func:`target_completions`, :func:`completion_mask`,
   :func:`reward`: the task.
 - :func:`sample_completions`: temperature sampling with a fixed-length ``lax.scan``
-  (fixed shapes, one compile); :func:`token_log_probs`: the per-token log-probabilities
-  of completions, the input of the preference and policy-gradient losses.
+  (fixed shapes, one compile); :func:`token_log_probs` and :func:`sequence_log_prob`:
+  the fused log-probabilities of completions, the inputs of the preference and
+  policy-gradient losses.
+- :data:`SFT_OBJECTIVE`, :data:`DPO_OBJECTIVE`, :data:`GRPO_OBJECTIVE`: the stages'
+  objectives, with the batches they read (:func:`supervised_batch`, :func:`dpo_batch`,
+  :func:`grpo_batch`) and their losses on a model (:func:`supervised_loss`,
+  :func:`dpo_batch_loss`, :func:`grpo_batch_loss`).
 - :func:`supervised_stage`, :func:`dpo_stage`, :func:`grpo_stage`: the three stages,
-  each a loop over one jitted step that returns the new parameters and the mean reward
-  of the completions sampled at each step.
+  each a loop over one jitted step (fresh prompts, sampling, the objective's gradient,
+  Adam) that returns the new parameters and the mean reward of the completions sampled
+  at each step.
 
-Every step is jitted once per shape with the model's ``GraphDef`` static, so the three
-stages together take seconds on a CPU.
+Every step is jitted once, with the model's ``GraphDef`` static, so the three stages
+together (compiles included) take about half a minute on two CPU cores.
+notebooks/07_post_training.ipynb runs them and plots the reward.
 """
 
 from __future__ import annotations
@@ -440,6 +447,18 @@ def supervised_loss(model: TinyLM, batch: dict[str, jax.Array]) -> tuple[jax.Arr
   return SFT_OBJECTIVE.apply(outputs=outputs, batch=batch)
 
 
+def _check_rows(prompts: jax.Array, completions: jax.Array, per_prompt: int, name: str) -> None:
+  """Completions must come ``per_prompt`` to a prompt, at the fixed widths."""
+  b = prompts.shape[0]
+  if prompts.shape != (b, PROMPT_LEN) or completions.shape != (b * per_prompt, COMPLETION_LEN):
+    raise ValueError(
+      f"expected prompts ({b}, {PROMPT_LEN}) and completions ({b} * {name}="
+      f"{per_prompt}, {COMPLETION_LEN}), got prompts.shape={prompts.shape} and "
+      f"completions.shape={completions.shape}; sample {name} completions per prompt, "
+      f"a prompt's completions in consecutive rows (jnp.repeat(prompts, {name}, axis=0))."
+    )
+
+
 def _pair_log_probs(model: TinyLM, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
   """Sequence log-probabilities of the chosen and the rejected completions, in one pass
   of the model over both."""
@@ -468,6 +487,7 @@ def dpo_batch(
     (under ``stop_gradient``); ``rewards`` are those of all ``B * samples`` completions.
   """
   prompts, completions = jnp.asarray(prompts), jnp.asarray(completions)
+  _check_rows(prompts, completions, samples, "samples")
   rewards = reward(jnp.repeat(prompts, samples, axis=0), completions)
   r = rewards.reshape(-1, samples)
   c = completions.reshape(r.shape[0], samples, -1)
@@ -517,8 +537,9 @@ def grpo_batch(
     ``old_logps`` and ``reference_logps`` are per-token, ``(rows, COMPLETION_LEN)``,
     under ``policy`` and ``reference`` (under ``stop_gradient``).
   """
-  repeated = jnp.repeat(jnp.asarray(prompts), group_size, axis=0)
-  completions = jnp.asarray(completions)
+  prompts, completions = jnp.asarray(prompts), jnp.asarray(completions)
+  _check_rows(prompts, completions, group_size, "group_size")
+  repeated = jnp.repeat(prompts, group_size, axis=0)
   rewards = reward(repeated, completions)
   return {
     "prompts": repeated,
