@@ -112,8 +112,9 @@ def _unfused(kw):
   return f
 
 
-# Gradients with respect to hidden, kernel, temperature, cap, epsilon, beta, entropy_coef.
-ARGNUMS = (0, 1, 2, 3, 4, 5, 6)
+# Gradients with respect to hidden, kernel, temperature, cap, epsilon, beta, entropy_coef
+# and the old log-probabilities.
+ARGNUMS = (0, 1, 2, 3, 4, 5, 6, 8)
 GRAD_CASES = {
   "grpo-k3-entropy": {"loss_type": "grpo", "kl_estimator": "k3"},
   "dapo-clip_higher-delta": {"loss_type": "dapo", "epsilon_high": 0.28, "delta": 1.5},

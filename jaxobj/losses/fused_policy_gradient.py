@@ -11,19 +11,70 @@ vocabulary.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxobj._src import checks
+from jaxobj._src import checks, fused_linear, numerics
 from jaxobj._src.examples import fused as examples
-from jaxobj._src.reduce import Reduced
-from jaxobj.losses.policy_gradient import policy_gradient_loss
+from jaxobj._src.reduce import Reduced, masked_fill, reduce_total
+from jaxobj.losses.policy_gradient import LOG_RATIO_BOUND, policy_gradient_loss
 from jaxobj.losses.sequence import fused_linear_token_log_probs
 from jaxobj.registry import register
 
 __all__ = ["fused_linear_policy_gradient_loss"]
+
+
+class _TokenLoss(NamedTuple):
+  """The engine's per-token function: the clipped policy-gradient loss of one
+  token (with its KL and entropy terms) from one chunk's logits, the formula
+  of :func:`jaxobj.policy_gradient_loss` for token-level ratios."""
+
+  soft_cap: bool
+  cispo: bool
+  delta: bool
+  reference: bool
+  entropy: bool
+  kl_estimator: str
+
+  def __call__(self, logits, aux, hyper):
+    (z,) = logits
+    y, old, adv, ref = aux
+    temperature, cap, eps, eps_high, delta, beta, entropy_coef = hyper
+    x = cap * jnp.tanh(z / cap) if self.soft_cap else z
+    x = x / temperature
+    in_range = (y >= 0) & (y < x.shape[1])
+    lse = jax.nn.logsumexp(x, axis=1)
+    x_y = jnp.take_along_axis(x, jnp.where(in_range, y, 0)[:, None], axis=1)[:, 0]
+    lp = jnp.where(in_range, x_y - lse, jnp.nan)  # a target outside [0, V): NaN
+    ratio = jnp.exp(jnp.clip(lp - old, -LOG_RATIO_BOUND, LOG_RATIO_BOUND))
+    clipped = jnp.clip(ratio, 1.0 - eps, 1.0 + eps_high)
+    if self.cispo:
+      values = -jax.lax.stop_gradient(clipped) * adv * lp
+    else:
+      unclipped = jnp.minimum(ratio, delta) if self.delta else ratio
+      values = -jnp.minimum(unclipped * adv, clipped * adv)
+    if self.reference:
+      values = values + beta * _kl(ref - lp, self.kl_estimator)
+    if self.entropy:
+      p = jnp.exp(x - lse[:, None])
+      values = values - entropy_coef * (lse - jnp.sum(p * x, axis=1))
+    return (values,)
+
+
+def _kl(d, estimator: str):
+  """k1, k2 or k3 of ``d = log pi_ref - log pi``, as in :func:`jaxobj.policy_gradient_loss`
+  (k3 continued linearly past ``LOG_RATIO_BOUND``)."""
+  if estimator == "k1":
+    return -d
+  if estimator == "k2":
+    return 0.5 * jnp.square(d)
+  bound = LOG_RATIO_BOUND
+  inside = numerics.expm1_minus_x(jnp.minimum(d, bound))
+  return inside + jnp.where(d > bound, float(np.expm1(bound)) * (d - bound), 0.0)
 
 
 @register("policy_gradient", inputs=examples.COMPLETIONS)
@@ -190,6 +241,57 @@ def fused_linear_policy_gradient_loss(
         f"{sorted(set(np.asarray(y)[bad].tolist()))[:5]}; mark prompt and padding tokens "
         f"with ignore_index (default -100) or mask the row with where=."
       )
+  if reduction != "none" and importance_sampling_level == "token":
+    # The value and gradient in one sweep: validate as the loss would, then
+    # sum the per-token losses with their known coefficients.
+    lp_shape = jax.ShapeDtypeStruct(y.shape, fused_linear.compute_dtype(h, w))
+    jax.eval_shape(
+      lambda lp: policy_gradient_loss(
+        lp,
+        old_logps,
+        advantages,
+        reference_logps,
+        completion_mask=mask,
+        loss_type=loss_type,
+        epsilon=epsilon,
+        epsilon_high=epsilon_high,
+        delta=delta,
+        importance_sampling_level=importance_sampling_level,
+        beta=beta,
+        kl_estimator=kl_estimator,
+        entropy=None if entropy_coef is None else lp,
+        entropy_coef=entropy_coef,
+        max_completion_length=max_completion_length,
+        where=where,
+        weights=weights,
+        reduction=reduction,
+      ),
+      lp_shape,
+    )
+    return _one_sweep(
+      h,
+      y,
+      w,
+      old_logps,
+      advantages,
+      reference_logps,
+      mask,
+      loss_type=loss_type,
+      epsilon=epsilon,
+      epsilon_high=epsilon_high,
+      delta=delta,
+      beta=beta,
+      kl_estimator=kl_estimator,
+      entropy_coef=entropy_coef,
+      max_completion_length=max_completion_length,
+      temperature=temperature,
+      logit_soft_cap=logit_soft_cap,
+      where=where,
+      weights=weights,
+      reduction=reduction,
+      token_block=token_block,
+      vocab_block=vocab_block,
+    )
   out = fused_linear_token_log_probs(
     h,
     y,
@@ -223,3 +325,108 @@ def fused_linear_policy_gradient_loss(
     weights=weights,
     reduction=reduction,
   )
+
+
+def _one_sweep(
+  h,
+  y,
+  w,
+  old_logps,
+  advantages,
+  reference_logps,
+  mask,
+  *,
+  loss_type,
+  epsilon,
+  epsilon_high,
+  delta,
+  beta,
+  kl_estimator,
+  entropy_coef,
+  max_completion_length,
+  temperature,
+  logit_soft_cap,
+  where,
+  weights,
+  reduction,
+  token_block,
+  vocab_block,
+) -> Reduced:
+  """The reduced loss for token-level ratios, its gradient formed in the forward sweep.
+
+  Every aggregation is a sum of per-token losses with coefficients known up
+  front (the completion's weight, over its token count for ``grpo`` or over
+  ``L`` for ``dr_grpo``), so the engine's ``weighted_total`` applies: 6 N·D·V
+  FLOPs for value and gradient instead of 8.
+  """
+  checks.check_range("temperature", temperature, low=0.0, low_inclusive=False)
+  checks.check_range("logit_soft_cap", logit_soft_cap, low=0.0, low_inclusive=False)
+  fused_linear.check_blocks(token_block, vocab_block)
+  shape = y.shape
+  rows, length = shape[:-1], shape[-1]
+  old = checks.as_float(old_logps, "old_logps")
+  adv = checks.as_float(advantages, "advantages")
+  floats = [h, w, old, adv]
+  ref = None
+  if reference_logps is not None:
+    ref = checks.as_float(reference_logps, "reference_logps")
+    floats.append(ref)
+  dtype = fused_linear.compute_dtype(*floats)
+  tokens = jnp.ones(shape, bool) if mask is None else mask
+  n = jnp.sum(tokens, axis=-1, dtype=dtype)
+  v = jnp.ones(rows, dtype)
+  if weights is not None:
+    v = jnp.broadcast_to(checks.as_float(weights, "weights"), rows).astype(dtype)
+  if where is not None:
+    v = jnp.where(jnp.broadcast_to(checks.as_mask(where, rows), rows), v, 0.0)
+  if loss_type == "grpo":
+    per_row, count = v / jnp.maximum(n, 1.0), jnp.sum(v)
+  elif loss_type == "dr_grpo":
+    norm = length if max_completion_length is None else max_completion_length
+    per_row, count = v / max(norm, 1), jnp.sum(v)
+  else:  # a token mean over the batch
+    per_row, count = v, jnp.sum(v * n)
+  coef = jnp.where(tokens, per_row[..., None], 0.0)
+
+  # Masked tokens get finite harmless inputs: their coefficient is 0, and a
+  # NaN there would turn the zero cotangent into NaN.
+  def per_token(x):
+    x = jnp.broadcast_to(x[..., None], shape) if x.shape == rows else x
+    return jnp.where(tokens, x.astype(dtype), 0.0).reshape(-1)
+
+  dim, vocab = w.shape
+  h2 = masked_fill(tokens, h, shape, axis_extra=1).reshape(-1, dim)
+  y2 = jnp.where(tokens, y, 0).reshape(-1)
+  aux = (
+    y2,
+    per_token(old),
+    per_token(adv),
+    per_token(jnp.zeros(shape, dtype) if ref is None else ref),
+  )
+  eps_high = epsilon if epsilon_high is None else epsilon_high
+  hyper = tuple(
+    jnp.asarray(x, dtype)
+    for x in (
+      temperature,
+      1.0 if logit_soft_cap is None else logit_soft_cap,
+      epsilon,
+      eps_high,
+      1.0 if delta is None else delta,
+      beta,
+      0.0 if entropy_coef is None else entropy_coef,
+    )
+  )
+  fn = _TokenLoss(
+    soft_cap=logit_soft_cap is not None,
+    cispo=loss_type == "cispo",
+    delta=delta is not None,
+    reference=ref is not None,
+    entropy=entropy_coef is not None,
+    kl_estimator=kl_estimator,
+  )
+  blocks = fused_linear.default_blocks((dim,), vocab, token_block, vocab_block)
+  # Inside shard_map: a replicated kernel's cotangent is summed over devices.
+  h2, aux, w, hyper = numerics.vary_like((h2, aux, w, hyper), h2, y2, tokens)
+  coef = numerics.vary_like(coef.reshape(-1), h2)
+  total = fused_linear.weighted_total(fn, (h2,), (w,), aux, hyper, coef, blocks)
+  return reduce_total(total, count, reduction)
