@@ -140,8 +140,14 @@ def fused_linear_policy_gradient_loss(
   ``jax.lax.stop_gradient`` of the policy's own.
 
   Memory: one chunk of ``[token_block, V]`` logits (about 8 MiB by default)
-  plus the gradients' accumulators, whatever the vocabulary. Cost:
-  :math:`2NDV` FLOPs forward and :math:`6NDV` backward.
+  plus the gradients' accumulators, whatever the vocabulary. Cost: with
+  token-level ratios and ``reduction`` ``"mean"``, ``"sum"`` or
+  ``"sum_and_count"``, every aggregation is a sum of per-token losses with
+  coefficients known up front, so the per-token loss is computed from each
+  chunk's logits and its gradient formed in the same sweep: :math:`6NDV`
+  FLOPs for value and gradient, as many as the unfused loss. Sequence-level
+  ratios (GSPO) and ``reduction="none"`` go through the per-token
+  log-probabilities: :math:`2NDV` forward and :math:`6NDV` backward.
 
   Args:
     hidden: float ``[..., T, D]``, the policy's last hidden states at the
