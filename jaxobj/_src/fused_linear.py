@@ -109,6 +109,23 @@ def _kernel_grad(h, g, dk, block: int):
   return lax.fori_loop(0, -(-vocab // block), body, dk)
 
 
+def scaled_log_probs(z, y, temperature, cap, soft_cap: bool):
+  """One chunk's logits ``x = c tanh(z / c) / T`` (no cap unless ``soft_cap``),
+  their log-sum-exp and the targets' log-probabilities (NaN for a target
+  outside ``[0, V)``): the start of every per-token function on log-probs."""
+  x = cap * jnp.tanh(z / cap) if soft_cap else z
+  x = x / temperature
+  in_range = (y >= 0) & (y < x.shape[1])
+  lse = jax.nn.logsumexp(x, axis=1)
+  x_y = jnp.take_along_axis(x, jnp.where(in_range, y, 0)[:, None], axis=1)[:, 0]
+  return x, lse, jnp.where(in_range, x_y - lse, jnp.nan)
+
+
+def entropies(x, lse):
+  """Per-row entropies of ``softmax(x)`` given its log-sum-exp."""
+  return lse - jnp.sum(jnp.exp(x - lse[:, None]) * x, axis=1)
+
+
 def _split(aux):
   """Indices of the differentiable (floating) ``aux`` arrays."""
   return tuple(i for i, a in enumerate(aux) if _is_float(a))

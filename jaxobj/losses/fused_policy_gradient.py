@@ -19,9 +19,10 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxobj._src import checks, fused_linear, numerics
+from jaxobj._src import policy_gradient as token_math
 from jaxobj._src.examples import fused as examples
 from jaxobj._src.reduce import Reduced, masked_fill, reduce_total
-from jaxobj.losses.policy_gradient import LOG_RATIO_BOUND, policy_gradient_loss
+from jaxobj.losses.policy_gradient import policy_gradient_loss
 from jaxobj.losses.sequence import fused_linear_token_log_probs
 from jaxobj.registry import register
 
@@ -44,37 +45,15 @@ class _TokenLoss(NamedTuple):
     (z,) = logits
     y, old, adv, ref = aux
     temperature, cap, eps, eps_high, delta, beta, entropy_coef = hyper
-    x = cap * jnp.tanh(z / cap) if self.soft_cap else z
-    x = x / temperature
-    in_range = (y >= 0) & (y < x.shape[1])
-    lse = jax.nn.logsumexp(x, axis=1)
-    x_y = jnp.take_along_axis(x, jnp.where(in_range, y, 0)[:, None], axis=1)[:, 0]
-    lp = jnp.where(in_range, x_y - lse, jnp.nan)  # a target outside [0, V): NaN
-    ratio = jnp.exp(jnp.clip(lp - old, -LOG_RATIO_BOUND, LOG_RATIO_BOUND))
-    clipped = jnp.clip(ratio, 1.0 - eps, 1.0 + eps_high)
-    if self.cispo:
-      values = -jax.lax.stop_gradient(clipped) * adv * lp
-    else:
-      unclipped = jnp.minimum(ratio, delta) if self.delta else ratio
-      values = -jnp.minimum(unclipped * adv, clipped * adv)
+    x, lse, lp = fused_linear.scaled_log_probs(z, y, temperature, cap, self.soft_cap)
+    values = token_math.clipped_token_loss(
+      lp - old, lp, adv, eps, eps_high, delta if self.delta else None, cispo=self.cispo
+    )
     if self.reference:
-      values = values + beta * _kl(ref - lp, self.kl_estimator)
+      values = values + beta * token_math.kl_estimate(ref - lp, self.kl_estimator)
     if self.entropy:
-      p = jnp.exp(x - lse[:, None])
-      values = values - entropy_coef * (lse - jnp.sum(p * x, axis=1))
+      values = values - entropy_coef * fused_linear.entropies(x, lse)
     return (values,)
-
-
-def _kl(d, estimator: str):
-  """k1, k2 or k3 of ``d = log pi_ref - log pi``, as in :func:`jaxobj.policy_gradient_loss`
-  (k3 continued linearly past ``LOG_RATIO_BOUND``)."""
-  if estimator == "k1":
-    return -d
-  if estimator == "k2":
-    return 0.5 * jnp.square(d)
-  bound = LOG_RATIO_BOUND
-  inside = numerics.expm1_minus_x(jnp.minimum(d, bound))
-  return inside + jnp.where(d > bound, float(np.expm1(bound)) * (d - bound), 0.0)
 
 
 @register("policy_gradient", inputs=examples.COMPLETIONS)

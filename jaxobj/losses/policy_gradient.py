@@ -31,7 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxobj._src import checks, numerics
+from jaxobj._src import checks
+from jaxobj._src import policy_gradient as token_math
 from jaxobj._src.examples import policy_gradient as examples
 from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss, reduce_total
 from jaxobj.registry import register
@@ -48,10 +49,9 @@ KL_ESTIMATORS = ("k1", "k2", "k3")
 ADVANTAGE_SCALES = ("group", "batch", "none")
 ADVANTAGE_BASELINES = ("mean", "leave_one_out")
 
-# Log importance ratios (and the k3 estimator's log-ratio) are clamped to
-# [-LOG_RATIO_BOUND, LOG_RATIO_BOUND] before exp: e^20 ~ 4.9e8 is far past any
-# clip range, and a stale behaviour policy (log-ratios of 1e4) stays finite.
-LOG_RATIO_BOUND = 20.0
+# Log importance ratios are clamped to [-LOG_RATIO_BOUND, LOG_RATIO_BOUND]
+# before exp (see jaxobj._src.policy_gradient).
+LOG_RATIO_BOUND = token_math.LOG_RATIO_BOUND
 
 # The methods' settings of policy_gradient_loss (their papers' defaults).
 POLICY_GRADIENT_PRESETS: dict[str, dict[str, Any]] = {
@@ -124,20 +124,6 @@ def _advantages(advantages: ArrayLike, shape: tuple[int, ...]) -> jax.Array:
 
 def _is_zero(x) -> bool:
   return checks.is_concrete(x) and bool(np.all(np.asarray(x) == 0))
-
-
-def _kl(d: jax.Array, estimator: str) -> jax.Array:
-  """Schulman's estimator of KL(pi || pi_ref) from ``d = log pi_ref - log pi`` per token."""
-  if estimator == "k1":
-    return -d
-  if estimator == "k2":
-    return 0.5 * jnp.square(d)
-  # k3 = e^d - 1 - d, continued linearly (same slope) past the bound: finite
-  # value and gradient for any d, exact below it.
-  bound = LOG_RATIO_BOUND
-  inside = numerics.expm1_minus_x(jnp.minimum(d, bound))
-  slope = float(np.expm1(bound))
-  return inside + jnp.where(d > bound, slope * (d - bound), 0.0)
 
 
 # --------------------------------------------------------------------------
@@ -410,15 +396,11 @@ def policy_gradient_loss(
     else:
       sg = jax.lax.stop_gradient
       log_w = sg(seq) + lp - sg(lp)
-  ratio = jnp.exp(jnp.clip(log_w, -LOG_RATIO_BOUND, LOG_RATIO_BOUND))
-  clipped = jnp.clip(ratio, 1.0 - epsilon, 1.0 + eps_high)
-  if loss_type == "cispo":
-    values = -jax.lax.stop_gradient(clipped) * adv * lp
-  else:
-    unclipped = ratio if delta is None else jnp.minimum(ratio, delta)
-    values = -jnp.minimum(unclipped * adv, clipped * adv)
+  values = token_math.clipped_token_loss(
+    log_w, lp, adv, epsilon, eps_high, delta, cispo=loss_type == "cispo"
+  )
   if ref is not None:
-    values = values + beta * _kl(ref - lp, kl_estimator)
+    values = values + beta * token_math.kl_estimate(ref - lp, kl_estimator)
   if ent is not None and entropy_coef is not None:
     values = values - entropy_coef * ent
   if mask is not None:

@@ -418,16 +418,8 @@ class _TokenLogProbs(NamedTuple):
     (z,) = logits
     (y,) = aux
     temperature, cap = hyper
-    x = cap * jnp.tanh(z / cap) if self.soft_cap else z
-    x = x / temperature
-    in_range = (y >= 0) & (y < x.shape[1])
-    lse = jax.nn.logsumexp(x, axis=1)
-    x_y = jnp.take_along_axis(x, jnp.where(in_range, y, 0)[:, None], axis=1)[:, 0]
-    logp = jnp.where(in_range, x_y - lse, jnp.nan)  # a target outside [0, V): NaN
-    if not self.entropy:
-      return (logp,)
-    p = jnp.exp(x - lse[:, None])
-    return logp, lse - jnp.sum(p * x, axis=1)
+    x, lse, logp = fused_linear.scaled_log_probs(z, y, temperature, cap, self.soft_cap)
+    return (logp, fused_linear.entropies(x, lse)) if self.entropy else (logp,)
 
 
 def fused_linear_token_log_probs(
