@@ -368,3 +368,19 @@ def check_classes(name: str, value: Any, *, loss: str = "") -> None:
     f"{_where(loss)}{name} must be a string choice or a sequence of class indices "
     f"(ints), got {name}={_show(value)} of type {type(value).__name__}."
   )
+
+
+def check_labels_in_vocab(name: str, y: Any, mask: Any, vocab: int, fix: str) -> None:
+  """Raises for concrete integer ``y`` outside ``[0, vocab)`` where ``mask`` is
+  True (everywhere when it is None); traced values are not checked."""
+  if isinstance(y, jax.core.Tracer) or isinstance(mask, jax.core.Tracer):
+    return
+  y = np.asarray(y)
+  bad = (y < 0) | (y >= vocab)
+  if mask is not None:
+    bad &= np.asarray(mask)
+  if bad.any():
+    values = sorted(set(y[bad].tolist()))[:5]
+    raise ValueError(
+      f"{name} must lie in [0, V) = [0, {vocab}) wherever they count, got {values}; {fix}"
+    )

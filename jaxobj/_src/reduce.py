@@ -118,3 +118,21 @@ def masked_fill(
     return x
   where = checks.as_mask(where, loss_shape)
   return jnp.where(where[(...,) + (None,) * axis_extra], x, fill)
+
+
+def reduction_coefficients(mask, weights, shape: tuple[int, ...], dtype) -> jax.Array:
+  """Per-element coefficients of a reduction: what :func:`reduce_loss`
+  multiplies each value by before summing (the weights, 0 where masked), and
+  whose sum is its mean's denominator. Fused losses that sum
+  ``coefficient * value`` themselves take these."""
+  if weights is not None:
+    w = checks.as_float(weights, "weights")
+    checks.check_broadcastable("weights", w, shape)
+    coef = jnp.broadcast_to(w, shape)
+    if mask is not None:
+      coef = jnp.where(mask, coef, 0.0)
+  elif mask is not None:
+    coef = mask.astype(dtype)
+  else:
+    coef = jnp.ones(shape, dtype)
+  return coef.astype(dtype)

@@ -22,7 +22,13 @@ from jaxobj._src import checks, fused_linear, numerics
 from jaxobj._src.examples import distillation as distillation_examples
 from jaxobj._src.examples import distribution as distribution_examples
 from jaxobj._src.numerics import relative_entropy, scale_logits
-from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss, reduce_total
+from jaxobj._src.reduce import (
+  Reduced,
+  masked_fill,
+  reduce_loss,
+  reduce_total,
+  reduction_coefficients,
+)
 from jaxobj.registry import register
 
 __all__ = ["fused_linear_distillation_loss", "logit_distillation_loss"]
@@ -446,16 +452,7 @@ def fused_linear_distillation_loss(
 
   # The reduction as per-token coefficients: exactly what reduce_loss multiplies
   # each value by before summing, and whose sum is its denominator.
-  if weights is not None:
-    w = checks.as_float(weights, "weights")
-    checks.check_broadcastable("weights", w, shape)
-    coef = jnp.broadcast_to(w, shape)
-    if mask is not None:
-      coef = jnp.where(mask, coef, 0.0)
-  elif mask is not None:
-    coef = mask.astype(dtype)
-  else:
-    coef = jnp.ones(shape, dtype)
-  coef = numerics.vary_like(coef.astype(dtype).reshape(-1), hs2)
+  coef = reduction_coefficients(mask, weights, shape, dtype)
+  coef = numerics.vary_like(coef.reshape(-1), hs2)
   total = fused_linear.weighted_total(fn, (hs2, ht2), (ws, wt), (), hyper, coef, blocks)
   return reduce_total(total, jnp.sum(coef), reduction)

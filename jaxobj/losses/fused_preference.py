@@ -62,23 +62,6 @@ CPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "simpo")
 # Shared preparation: one engine sweep over every answer of the batch.
 
 
-def _check_vocab(name, y, mask, vocab: int) -> None:
-  """Raises for concrete targets outside ``[0, V)`` where they count."""
-  if isinstance(y, jax.core.Tracer) or isinstance(mask, jax.core.Tracer):
-    return
-  y = np.asarray(y)
-  bad = (y < 0) | (y >= vocab)
-  if mask is not None:
-    bad &= np.asarray(mask)
-  if bad.any():
-    values = sorted(set(y[bad].tolist()))[:5]
-    raise ValueError(
-      f"{name} must lie in [0, V) = [0, {vocab}) wherever they count, got {values}; "
-      f"mark prompt and padding tokens with ignore_index (default -100) or mask the "
-      f"row with where=."
-    )
-
-
 def _answers(
   answers, kernel, *, where, temperature, logit_soft_cap, ignore_index, token_block, vocab_block
 ):
@@ -128,7 +111,14 @@ def _answers(
     if ignore_index is not None:
       keep = y != ignore_index
       mask = keep if mask is None else mask & keep
-    _check_vocab(y_name, y, mask, vocab)
+    checks.check_labels_in_vocab(
+      y_name,
+      y,
+      mask,
+      vocab,
+      "mark prompt and padding tokens with ignore_index (default -100) or mask the row "
+      "with where=.",
+    )
     hs.append(h.reshape(-1, h.shape[-1]))
     ys.append(y.reshape(-1))
     masks.append(jnp.ones(y.shape, bool) if mask is None else mask)

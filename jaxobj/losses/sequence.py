@@ -21,7 +21,13 @@ from jax.typing import ArrayLike
 
 from jaxobj._src import checks, fused_linear, fused_xent, inputs, numerics
 from jaxobj._src.examples import sequence as sequence_examples
-from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss, reduce_total
+from jaxobj._src.reduce import (
+  Reduced,
+  masked_fill,
+  reduce_loss,
+  reduce_total,
+  reduction_coefficients,
+)
 from jaxobj.registry import register
 
 __all__ = [
@@ -389,17 +395,8 @@ def fused_linear_cross_entropy(
 
   # The reduction as per-token coefficients: exactly what reduce_loss multiplies
   # each value by before summing, and whose sum is its denominator.
-  if token_weights is not None:
-    token_weights = checks.as_float(token_weights, "weights")
-    checks.check_broadcastable("weights", token_weights, shape)
-    coef = jnp.broadcast_to(token_weights, shape)
-    if mask is not None:
-      coef = jnp.where(mask, coef, 0.0)
-  elif mask is not None:
-    coef = mask.astype(dtype)
-  else:
-    coef = jnp.ones(shape, dtype)
-  coef = numerics.vary_like(coef.astype(dtype).reshape(-1), h2)
+  coef = reduction_coefficients(mask, token_weights, shape, dtype)
+  coef = numerics.vary_like(coef.reshape(-1), h2)
   total = fused_xent.weighted_total(h2, y2, coef, w, hyper, opts, blocks)
   # A constant normalizer replaces the token count as the mean's denominator
   # (and as the count of "sum_and_count"), as in token_cross_entropy.
@@ -621,19 +618,9 @@ def _fused_inputs(hidden, targets, kernel, where, ignore_index):
 
 
 def _check_targets_in_vocab(y, mask, vocab: int) -> None:
-  """Raises for concrete targets outside ``[0, V)`` at valid positions."""
-  if isinstance(y, jax.core.Tracer) or isinstance(mask, jax.core.Tracer):
-    return
-  y = np.asarray(y)
-  bad = (y < 0) | (y >= vocab)
-  if mask is not None:
-    bad &= np.asarray(mask)
-  if bad.any():
-    values = sorted(set(y[bad].tolist()))[:5]
-    raise ValueError(
-      f"targets must lie in [0, V) = [0, {vocab}) wherever they count, got "
-      f"{values}; mark positions to skip with ignore_index or where=."
-    )
+  checks.check_labels_in_vocab(
+    "targets", y, mask, vocab, "mark positions to skip with ignore_index or where=."
+  )
 
 
 def _check_segment_ids(segment_ids, shape):
