@@ -399,6 +399,7 @@ class Objective:
 
     ``step`` is needed only when a term's hyperparameter follows a schedule.
     """
+    self._check_params_not_data(params, "statistics")
     params = self._checked_params(params)
     return {
       path: t._statistics(params.get(path), data, step, path) for path, t in self.terms().items()
@@ -474,6 +475,7 @@ class Objective:
       >>> print(ev.task_losses["dynamic_weight_average"], state["dynamic_weight_average"]["last"])
       [4. 2.] [4. 2.]
     """
+    self._check_params_not_data(params, "evaluate")
     stats = self.statistics(params, step=step, **data)
     if axis_name is not None:
       stats = _psum_over_devices(self.terms(), stats, axis_name)
@@ -510,12 +512,44 @@ class Objective:
       **data: the sources term inputs are read from, e.g.
         ``outputs=..., batch=..., model=model_params``.
     """
+    self._check_params_not_data(params, "apply")
     evaluation = self.evaluate(params, state=state, step=step, key=key, axis_name=axis_name, **data)
     return evaluation.total, evaluation.info
 
   __call__ = apply
 
   # --- checks
+
+  def _data_keywords(self) -> list[str]:
+    """The keywords this objective reads its data from (``outputs``, ``batch``, ...)."""
+    roots = {
+      v.path.split(".")[0] for t in self.terms().values() for _, v in t._slots if isinstance(v, Ref)
+    }
+    return sorted(roots)
+
+  def _check_params_not_data(self, params, method: str) -> None:
+    # The first positional argument is the objective's params; an array there
+    # is almost always data passed positionally, as to a loss function.
+    if params is None or isinstance(params, Mapping):
+      return
+    keywords = self._data_keywords()
+    expects = (
+      f"; this objective reads {', '.join(keywords)}: "
+      f"objective.{method}(params, {', '.join(k + '=...' for k in keywords)})"
+      if keywords
+      else ""
+    )
+    got = (
+      f"an array of shape {tuple(np.shape(params))}"
+      if hasattr(params, "shape")
+      else f"a {type(params).__name__}"
+    )
+    raise TypeError(
+      f"objective.{method}() got {got} as its first positional "
+      "argument, which is the objective's params (what objective.init() returns: "
+      "None or {} when nothing is learnable), not data. Pass data by keyword"
+      f"{expects}."
+    )
 
   def _checked_params(self, params):
     # The key is made inside eval_shape (abstractly), never at import time.
@@ -562,6 +596,8 @@ class Objective:
   def __add__(self, other):
     if isinstance(other, Objective):
       return Sum(summands(self) + summands(other))
+    if isinstance(other, Learnable):
+      _no_learnable_weight("add", other)
     if isinstance(other, (int, float)) and other == 0:
       return self  # so that builtin sum() works
     return _no_constant("add", other)
@@ -572,6 +608,8 @@ class Objective:
   def __sub__(self, other):
     if isinstance(other, Objective):
       return self + (-1.0) * other
+    if isinstance(other, Learnable):
+      _no_learnable_weight("subtract", other)
     return _no_constant("subtract", other)
 
   def __neg__(self):
@@ -591,6 +629,18 @@ class Objective:
         )
       return _scale(self, 1.0 / divisor)
     return NotImplemented
+
+
+def _no_learnable_weight(verb, learnable):
+  raise TypeError(
+    f"cannot {verb} {learnable!r} and an objective: a weight on a term is not learnable on "
+    "purpose, since minimizing a total over its own weights sends them to zero (or below). "
+    "To learn task weights, use a scheme with a regularizing term, e.g. "
+    "jo.multitask({'a': term_a, 'b': term_b}, jo.UncertaintyWeighting()), or a "
+    "gradient-level strategy (jo.UPGrad()); to learn a loss's hyperparameter, pass the "
+    "learnable as that hyperparameter: "
+    "jo.term(jaxobj.huber_loss, ..., delta=jo.learnable(1.0, positive=True))."
+  )
 
 
 def _no_constant(verb, other):
@@ -943,6 +993,8 @@ class Scaled(Objective):
 
 
 def _scale(obj, weight):
+  if isinstance(weight, Learnable):
+    _no_learnable_weight("multiply", weight)
   if isinstance(weight, (bool, np.bool_)):
     raise TypeError(f"cannot multiply an objective by {weight!r}.")
   if isinstance(weight, (int, float, np.integer, np.floating)):
