@@ -27,3 +27,16 @@ __all__ = [
   "elastic_net_penalty",
 ]
 __all__ += losses.__all__
+
+
+def __getattr__(name: str) -> object:
+  # Defined last, so nothing during the import above reaches it. Dunder names
+  # (asked by hasattr, doctest, pickling, IDEs) fail fast with the usual message.
+  message = f"module 'jaxobj' has no attribute {name!r}"
+  if name.startswith("__") or not name.isidentifier():
+    raise AttributeError(message)
+  import importlib.util
+
+  if importlib.util.find_spec(f"jaxobj.{name}") is not None:
+    raise AttributeError(f"{message}; it is a subpackage: import jaxobj.{name} first.")
+  raise AttributeError(f"{message}. {registry.unknown_name_hint(name)}")

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
   from jaxobj._src.examples import Inputs
 
 __all__ = [
+  "ALIASES",
   "CONTRACT_KEYWORDS",
   "KINDS",
+  "NOT_ALIASES",
   "LossSpec",
   "UnknownLossError",
   "families",
@@ -30,6 +32,7 @@ __all__ = [
   "register",
   "spec_for",
   "specs",
+  "unknown_name_hint",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -280,6 +283,83 @@ def _with_argument_checks(fn: _F, argument_checks: dict[str, Callable[[Any], Non
   return cast(_F, checked)
 
 
+# Names that Keras and PyTorch users type, for the jaxobj loss that computes the
+# same value (with the mean reduction) from the same kind of input. Arguments
+# keep jaxobj's order: predictions or logits first, targets second (Keras's
+# functions take ``(y_true, y_pred)``). The table is on the loss contract page.
+ALIASES: Mapping[str, str] = {
+  "mse": "squared_error",
+  "mean_squared_error": "squared_error",
+  "mse_loss": "squared_error",
+  "mae": "absolute_error",
+  "mean_absolute_error": "absolute_error",
+  "l1_loss": "absolute_error",
+  "huber": "huber_loss",
+  "logcosh": "log_cosh",
+  "msle": "squared_log_error",
+  "mean_squared_logarithmic_error": "squared_log_error",
+  "binary_cross_entropy_with_logits": "sigmoid_binary_cross_entropy",
+  "cross_entropy": "softmax_cross_entropy_with_integer_labels",
+  "hinge": "hinge_loss",
+  "squared_hinge": "squared_hinge_loss",
+}
+
+# Names that look like aliases but whose peer computes something else (from
+# probabilities, with another reduction or scale): what to use instead.
+NOT_ALIASES: Mapping[str, str] = {
+  "bce": "torch's BCELoss and Keras's binary_crossentropy take probabilities; use "
+  "sigmoid_binary_cross_entropy with logits",
+  "binary_cross_entropy": "torch's binary_cross_entropy takes probabilities; use "
+  "sigmoid_binary_cross_entropy with logits",
+  "binary_crossentropy": "Keras's binary_crossentropy takes probabilities by default "
+  "(from_logits=False); use sigmoid_binary_cross_entropy with logits",
+  "categorical_crossentropy": "Keras's categorical_crossentropy takes probabilities by "
+  "default (from_logits=False); use softmax_cross_entropy with logits",
+  "sparse_categorical_crossentropy": "Keras's sparse_categorical_crossentropy takes "
+  "probabilities by default (from_logits=False); use "
+  "softmax_cross_entropy_with_integer_labels with logits",
+  "nll": "torch's nll_loss takes log-probabilities (its gradient is not the softmax's); use "
+  "softmax_cross_entropy_with_integer_labels with logits",
+  "nll_loss": "torch's nll_loss takes log-probabilities (its gradient is not the softmax's); "
+  "use softmax_cross_entropy_with_integer_labels with logits",
+  "kl_div": "torch's kl_div averages over every element with reduction='mean'; use "
+  "kl_divergence (log-predictions first), which is torch's reduction='batchmean'",
+  "kld": "Keras's kl_divergence takes probabilities; use kl_divergence with "
+  "log-probabilities first",
+  "mape": "Keras's MAPE is a percentage (100 times the fraction); use "
+  "100 * absolute_percentage_error",
+  "mean_absolute_percentage_error": "Keras's MAPE is a percentage (100 times the "
+  "fraction); use 100 * absolute_percentage_error",
+  "cosine_similarity": "torch's cosine_similarity is a similarity and Keras's loss its "
+  "negative; use negative_cosine_similarity (the targets get no gradient)",
+  "poisson": "Keras's poisson takes rates; use poisson_nll_loss with log_input=False",
+  "multi_margin_loss": "torch's multi_margin_loss sums over every violating class and "
+  "divides by the class count; multiclass_hinge_loss takes the worst one",
+  "categorical_hinge": "Keras's categorical_hinge takes one-hot targets; use "
+  "multiclass_hinge_loss with integer labels",
+}
+
+
+def unknown_name_hint(name: str) -> str:
+  """What to write instead of ``name``, an unknown loss name: its alias target,
+  why it is not an alias, or the registry's close matches (with aliases)."""
+  _load()
+  target = ALIASES.get(name, name)
+  candidates = [c for c in [*_REGISTRY, *ALIASES] if ALIASES.get(c, c) != target]
+  close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
+  shown = ", ".join(
+    repr(c) if c in _REGISTRY else f"{c!r} (alias of {ALIASES[c]!r})" for c in close
+  )
+  if name in ALIASES:
+    hint = f"{name!r} is an alias of {ALIASES[name]!r}: use {ALIASES[name]}."
+    return f"{hint} Other close matches: {shown}." if close else hint
+  if name in NOT_ALIASES:
+    return f"{name!r} is not an alias: {NOT_ALIASES[name]}."
+  if close:
+    return f"Did you mean {shown}?"
+  return "Run `jaxobj losses` to list the registered losses."
+
+
 class UnknownLossError(KeyError):
   """Raised for a name that is not in the registry; suggests close matches."""
 
@@ -288,18 +368,13 @@ class UnknownLossError(KeyError):
 
 
 def get(name: str) -> LossSpec:
-  """The :class:`LossSpec` registered under ``name``."""
+  """The :class:`LossSpec` registered under ``name``, or under the loss that
+  ``name`` is an alias of (:data:`ALIASES`: ``"mse"`` is ``squared_error``)."""
   _load()
-  try:
-    return _REGISTRY[name]
-  except KeyError:
-    close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
-    hint = (
-      f" Did you mean {', '.join(repr(c) for c in close)}?"
-      if close
-      else " Run `jaxobj losses` to list them."
-    )
-    raise UnknownLossError(f"no loss named {name!r} is registered.{hint}") from None
+  spec = _REGISTRY.get(ALIASES.get(name, name))
+  if spec is None:
+    raise UnknownLossError(f"no loss named {name!r} is registered. {unknown_name_hint(name)}")
+  return spec
 
 
 def spec_for(fn: Callable[..., Any]) -> LossSpec | None:

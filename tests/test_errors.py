@@ -1,5 +1,6 @@
 """Errors that say the fix: each misuse a new user meets, and the message it gets."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -66,3 +67,123 @@ def test_the_suggested_alternatives_work():
   assert np.isfinite(float(total))
   huber = jo.term(jaxobj.huber_loss, "p", None, delta=jo.learnable(1.0, positive=True))
   assert "huber_loss" in huber.init(None)
+
+
+# ---------------------------------------------------------------- names and aliases
+
+
+@pytest.mark.parametrize(
+  "name, words",
+  [
+    ("hubber_loss", ["Did you mean 'huber_loss'"]),
+    ("cross_entropy", ["alias of 'softmax_cross_entropy_with_integer_labels'", "close matches"]),
+    ("mean_squared_error", ["alias of 'squared_error'", "use squared_error"]),
+    ("bce", ["not an alias", "probabilities", "sigmoid_binary_cross_entropy"]),
+    ("softmax_cross_entropy_with_integer_label", ["'softmax_cross_entropy_with_integer_labels'"]),
+    ("objective", ["subpackage", "import jaxobj.objective"]),
+  ],
+)
+def test_unknown_attribute_names_close_matches(name, words, monkeypatch):
+  monkeypatch.delattr(jaxobj, "objective")  # as before `import jaxobj.objective`
+  with pytest.raises(AttributeError) as info:
+    getattr(jaxobj, name)
+  message = str(info.value)
+  assert message.startswith(f"module 'jaxobj' has no attribute {name!r}")
+  for word in words:
+    assert word in message, (word, message)
+
+
+def test_module_getattr_keeps_the_module_protocols():
+  assert hasattr(jaxobj, "huber_loss") and not hasattr(jaxobj, "hubber_loss")
+  assert not hasattr(jaxobj, "__wrapped__")  # doctest and inspect probe dunders
+  namespace: dict = {}
+  exec("from jaxobj import *", namespace)
+  assert "huber_loss" in namespace and "mse" not in namespace
+
+
+def test_aliases_resolve_to_registered_losses_and_configs_accept_them():
+  from jaxobj import registry
+  from jaxobj.config.objective import registered_spec
+
+  for alias, target in registry.ALIASES.items():
+    assert alias not in registry.names() and target in registry.names()
+    assert registry.get(alias) is registry.get(target)
+    assert registered_spec(alias, "objective.terms.fit.loss").name == target
+  for name, instead in registry.NOT_ALIASES.items():
+    assert name not in registry.names() and name not in registry.ALIASES
+    with pytest.raises(registry.UnknownLossError, match="not an alias"):
+      registry.get(name)
+    assert any(n in instead for n in registry.names())  # names what to use
+
+
+def _keras_hinge(y_true, y_pred):
+  # Keras's documented convention: 0/1 labels become -1/+1, then mean(max(1 - y s, 0)).
+  y = np.where(y_true == 0, -1.0, y_true)
+  return np.mean(np.maximum(1.0 - y * y_pred, 0.0))
+
+
+def test_aliases_compute_the_peers_documented_values():
+  rng = np.random.default_rng(0)
+  p, y = rng.normal(size=(4, 3)), rng.normal(size=(4, 3)) * 3
+  get = jaxobj.registry.get
+  close = lambda a, b: np.testing.assert_allclose(float(a), b, rtol=1e-5)  # noqa: E731
+  close(get("mse").fn(p, y), np.mean((p - y) ** 2))  # torch mse_loss, Keras MSE
+  close(get("mae").fn(p, y), np.mean(np.abs(p - y)))
+  r = np.abs(p - y)
+  close(get("huber").fn(p, y), np.mean(np.where(r <= 1, 0.5 * r**2, r - 0.5)))
+  close(get("logcosh").fn(p, y), np.mean(np.log(np.cosh(p - y))))
+  pos, tgt = np.abs(p), np.abs(y)
+  close(get("msle").fn(pos, tgt), np.mean((np.log1p(pos) - np.log1p(tgt)) ** 2))
+  t = rng.uniform(size=(4, 3))
+  close(
+    get("binary_cross_entropy_with_logits").fn(p, t),
+    np.mean(np.logaddexp(0, p) - t * p),  # torch: log(1 + e^x) - t x
+  )
+  labels = np.array([0, 2, 1, -100])  # torch's default ignore_index skips -100
+  lse = np.log(np.exp(p).sum(-1))
+  keep = labels >= 0
+  picked = p[np.arange(4), np.where(keep, labels, 0)]
+  close(get("cross_entropy").fn(p, labels), np.mean((lse - picked)[keep]))
+  binary = (t > 0.5).astype(np.float64)
+  close(get("hinge").fn(p, binary), _keras_hinge(binary, p))
+  close(
+    get("squared_hinge").fn(p, binary),
+    np.mean(np.maximum(1.0 - np.where(binary == 0, -1.0, 1.0) * p, 0.0) ** 2),
+  )
+
+
+def test_alias_table_in_the_docs_matches_the_registry():
+  from pathlib import Path
+
+  page = (Path(__file__).parents[1] / "docs/concepts/contract.md").read_text()
+  section = page.split("### Names from Keras and PyTorch", 1)[1]
+  aliases, not_aliases = {}, set()
+  for line in section.splitlines():
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    if not line.startswith("|") or cells[0] in ("alias", "name") or set(cells[0]) <= {"-"}:
+      continue
+    names = [n.strip(" `") for n in cells[0].split(",")]
+    if len(cells) == 3:
+      aliases.update({n: cells[1].strip("`") for n in names})
+    else:
+      not_aliases.update(names)
+  assert aliases == dict(jaxobj.registry.ALIASES)
+  assert not_aliases == set(jaxobj.registry.NOT_ALIASES)
+
+
+# ---------------------------------------------------------------- label conventions
+
+
+@pytest.mark.parametrize("name", ["hinge_loss", "squared_hinge_loss"])
+def test_hinge_reads_zero_one_labels_as_minus_one_plus_one(name):
+  fn = getattr(jaxobj, name)
+  s = np.array([2.0, 0.5, -2.0, -0.3], np.float32)
+  zero_one = np.array([1.0, 0.0, 0.0, 1.0], np.float32)
+  signed = 2 * zero_one - 1
+  power = 2 if name.startswith("squared") else 1
+  expected = np.maximum(1.0 - signed.astype(np.float64) * s, 0.0) ** power
+  np.testing.assert_allclose(fn(s, zero_one, reduction="none"), expected, rtol=1e-6)
+  np.testing.assert_array_equal(fn(s, zero_one, reduction="none"), fn(s, signed, reduction="none"))
+  # The gradient of a 0-labelled row pushes its score down, as a -1 label's does.
+  g = np.asarray(jax.grad(lambda s: fn(s, zero_one, reduction="sum"))(jnp.asarray(s)))
+  assert g[1] > 0 and g[2] == 0.0

@@ -247,14 +247,21 @@ def hinge_loss(
   weights: ArrayLike | None = None,
   reduction: str = "mean",
 ) -> Reduced:
-  r"""Hinge loss of a binary classifier with labels in {-1, +1}.
+  r"""Hinge loss of a binary classifier with labels in {-1, +1} (or {0, 1}).
 
   .. math:: \ell(s, y) = \max(0,\ m - y\,s)
 
+  A label 0 is read as -1, so {0, 1} labels work as they are. This is the
+  least surprising choice: 0 is never a ±1 label, so reading it as the
+  negative class is unambiguous, it gives the right value under ``jax.jit``
+  too (where a check cannot see the labels, and a 0 taken at face value would
+  give the constant ``margin`` and no gradient), and it is what Keras's
+  ``hinge`` and scikit-learn's ``hinge_loss`` do. Other values are taken as
+  they are, as in optax (a real-valued label scales the score).
+
   Args:
     scores: real-valued decision scores, float array of any shape.
-    labels: -1 or +1, same shape. Labels in {0, 1} must be mapped with
-      ``2 * labels - 1`` first: a 0 label would give the constant ``margin``.
+    labels: -1 or +1 (0 is read as -1), same shape.
     margin: :math:`m`, non-negative (traceable).
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
 
@@ -272,9 +279,15 @@ def hinge_loss(
   """
   checks.check_range("margin", margin, low=0.0)
   s, y = inputs.binary_inputs(scores, labels, where, names=("scores", "labels"))
+  y = _signed_labels(y)
   return reduce_loss(
     jnp.maximum(margin - y * s, 0.0), where=where, weights=weights, reduction=reduction
   )
+
+
+def _signed_labels(y: jax.Array) -> jax.Array:
+  """±1 labels, with 0 read as -1 (see hinge_loss for why)."""
+  return jnp.where(y == 0, -1.0, y).astype(y.dtype)
 
 
 @register("classification", inputs=examples.SIGNED)
@@ -291,9 +304,12 @@ def squared_hinge_loss(
 
   .. math:: \ell(s, y) = \max(0,\ m - y\,s)^2
 
+  A label 0 is read as -1, as in :func:`hinge_loss` (and Keras's
+  ``squared_hinge``).
+
   Args:
     scores: float array of any shape.
-    labels: -1 or +1, same shape.
+    labels: -1 or +1 (0 is read as -1), same shape.
     margin: :math:`m`, non-negative (traceable).
     where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
 
@@ -311,6 +327,7 @@ def squared_hinge_loss(
   """
   checks.check_range("margin", margin, low=0.0)
   s, y = inputs.binary_inputs(scores, labels, where, names=("scores", "labels"))
+  y = _signed_labels(y)
   return reduce_loss(
     jnp.square(jnp.maximum(margin - y * s, 0.0)), where=where, weights=weights, reduction=reduction
   )
