@@ -2,9 +2,12 @@
 ``jaxobj compare`` are made of.
 
 - :mod:`~jaxobj.train.loop`: the training loop (``run(config)``);
-- :mod:`~jaxobj.train.history`: metrics files (CSV or JSONL) and their history;
-- :mod:`~jaxobj.train.plots`: loss-curve, weight and metric plots;
-- :mod:`~jaxobj.train.diagnosis`: naming the pattern of a pair of loss curves;
+- :mod:`~jaxobj.train.history`: metrics files (CSV or JSONL) and their history,
+  recorded by ``jaxobj run`` or step by step in your own loop (``History.record``);
+- :mod:`~jaxobj.train.plots`: loss-curve, weight, learned-value and metric plots,
+  each a matplotlib ``Figure``;
+- :mod:`~jaxobj.train.diagnosis`: naming the pattern of a pair of loss curves,
+  for any recorded history;
 - :mod:`~jaxobj.train.compare`: vmapped loss comparisons and fits;
 - :mod:`~jaxobj.train.report`: the closing summary;
 - :mod:`~jaxobj.train.devices`: asking for host devices before JAX starts;
@@ -22,8 +25,22 @@ no JAX backend (so the CLI can still set the number of host devices after
 importing them). ``tests/test_architecture.py`` checks these rules.
 """
 
-from jaxobj.train.diagnosis import Diagnosis, diagnose, diagnose_history
+from jaxobj.train.diagnosis import (
+  PATTERNS,
+  Diagnosis,
+  diagnose,
+  diagnose_history,
+  diagnosis_curves,
+)
 from jaxobj.train.history import History, MetricsWriter
+from jaxobj.train.plots import (
+  plot_learned,
+  plot_loss_curves,
+  plot_metrics,
+  plot_run,
+  plot_weights,
+  save_figure,
+)
 from jaxobj.workloads.data import DATASETS, Dataset
 from jaxobj.workloads.models import MODELS, build_model
 
@@ -36,5 +53,13 @@ __all__ = [
   "History",
   "MetricsWriter",
   "MODELS",
+  "diagnosis_curves",
+  "PATTERNS",
   "build_model",
+  "plot_learned",
+  "plot_loss_curves",
+  "plot_metrics",
+  "plot_run",
+  "plot_weights",
+  "save_figure",
 ]

@@ -5,6 +5,24 @@ the start) and the objective's ``info`` entries (``loss``, ``loss/<term>``,
 ``weight/<term>``, ``count/<term>``), plus ``metric/<name>`` on validation
 rows. Every row is flushed when written, so an interrupted run keeps all of
 them.
+
+In your own training loop, :meth:`History.record` takes the ``info`` dict of
+``objective.apply`` at each step (JAX scalars are read back to floats), and
+:meth:`History.write` saves it as the same CSV or JSONL file; the plots of
+:mod:`jaxobj.train.plots` and :func:`jaxobj.train.diagnose_history` read it.
+
+Example:
+  >>> import jaxobj.train as jt
+  >>> history = jt.History()
+  >>> for step in range(3):
+  ...   info = {"loss": 1.0 / (step + 1), "loss/fit": 1.0 / (step + 1), "weight/fit": 1.0}
+  ...   history.record(step, info)
+  >>> history.record(2, {"loss": 0.4}, split="val")
+  >>> steps, values = history.series("loss")
+  >>> steps.tolist(), values.round(3).tolist()
+  ([0, 1, 2], [1.0, 0.5, 0.333])
+  >>> history.last("loss", "val")
+  0.4
 """
 
 from __future__ import annotations
@@ -14,14 +32,16 @@ import dataclasses
 import json
 import math
 import pathlib
-from collections.abc import Iterable, Sequence
+import time as _time
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["MetricsWriter", "History"]
+__all__ = ["MetricsWriter", "History", "SPLITS"]
 
 _FIXED = ("step", "split", "time")
+SPLITS = ("train", "val")
 
 
 class MetricsWriter:
@@ -79,9 +99,82 @@ class History:
   """The rows of a run, with helpers to pull out one series."""
 
   rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+  _t0: float | None = dataclasses.field(default=None, repr=False, compare=False)
 
   def append(self, row: dict[str, Any]) -> None:
     self.rows.append(row)
+
+  def record(
+    self,
+    step: int,
+    info: Mapping[str, Any],
+    *,
+    split: str = "train",
+    time: float | None = None,
+  ) -> None:
+    """Adds one row: ``info`` (an objective's ``info``, metrics, learned values) at ``step``.
+
+    Args:
+      step: the training step the values belong to (an int).
+      info: a flat mapping of names to scalars: Python numbers, NumPy or JAX
+        scalars (read back to floats, so call it outside ``jax.jit``). Use the
+        objective's key names (``loss``, ``loss/<term>``, ``weight/<term>``,
+        ``count/<term>``) and ``param/<name>``, ``metric/<name>`` for learned
+        values and metrics, which is what the plots and the diagnosis read.
+      split: ``"train"`` or ``"val"``.
+      time: seconds since the start; by default the time since the first row
+        recorded.
+
+    Raises:
+      ValueError: an unknown ``split``, a non-integer ``step``, a key named
+        ``step``, ``split`` or ``time``, or a value that is not a scalar.
+      TypeError: a value that is not a number.
+    """
+    if split not in SPLITS:
+      raise ValueError(f"split={split!r}; record rows with split='train' or split='val'.")
+    if isinstance(step, bool) or not float(step).is_integer():
+      raise ValueError(f"step={step!r}; pass the training step as an integer.")
+    now = _time.perf_counter()
+    if self._t0 is None:
+      self._t0 = now
+    row: dict[str, Any] = {
+      "step": int(step),
+      "split": split,
+      "time": float(now - self._t0) if time is None else float(time),
+    }
+    for key, value in info.items():
+      if key in _FIXED:
+        raise ValueError(
+          f"info has a key {key!r}, which names a fixed column of the history; pass "
+          f"step= and time= as arguments and rename the entry (e.g. 'metric/{key}')."
+        )
+      row[key] = _scalar(key, value)
+    self.rows.append(row)
+
+  def write(self, path: str | pathlib.Path, *, fmt: str | None = None) -> pathlib.Path:
+    """Writes the rows as CSV or JSONL (by ``fmt``, else the suffix), creating the folder.
+
+    Returns:
+      The path written; :meth:`read` reads it back.
+
+    Raises:
+      ValueError: a format other than CSV or JSONL.
+    """
+    path = pathlib.Path(path)
+    fmt = fmt or path.suffix.lstrip(".")
+    if fmt not in ("csv", "jsonl"):
+      raise ValueError(
+        f"cannot tell the format of {str(path)!r} (fmt={fmt!r}); name the file "
+        "'*.csv' or '*.jsonl', or pass fmt='csv' or fmt='jsonl'."
+      )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns: dict[str, None] = {}
+    for r in self.rows:
+      columns.update(dict.fromkeys(r))
+    with MetricsWriter(path, list(columns), fmt) as writer:
+      for r in self.rows:
+        writer.write({k: v for k, v in r.items() if v is not None})
+    return path
 
   def keys(self, split: str | None = None) -> list[str]:
     """Value keys (everything but step/split/time) that have a value in ``split``."""
@@ -119,6 +212,20 @@ class History:
       else:
         rows = list(csv.DictReader(f))
     return cls([_parsed(r) for r in rows])
+
+
+def _scalar(key: str, value: Any) -> float:
+  if isinstance(value, (str, bytes)) or value is None:
+    raise TypeError(f"info[{key!r}] = {value!r} is not a number; record numbers only.")
+  array = np.asarray(value)
+  if array.size != 1:
+    raise ValueError(
+      f"info[{key!r}] has shape {array.shape}; record scalars only (reduce it first, "
+      "or record each entry under its own key)."
+    )
+  if not np.issubdtype(array.dtype, np.number) and array.dtype != np.bool_:
+    raise TypeError(f"info[{key!r}] has dtype {array.dtype}; record numbers only.")
+  return float(array.reshape(()))
 
 
 def _parsed(row: dict[str, Any]) -> dict[str, Any]:

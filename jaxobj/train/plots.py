@@ -1,24 +1,58 @@
-"""Plots of a run (matplotlib's Agg backend, PNG files).
+"""Plots of a run or of your own loop's :class:`~jaxobj.train.history.History`.
 
-- ``loss_curves.png``: the total loss (train and validation), and every
+Each function returns a matplotlib :class:`~matplotlib.figure.Figure` (shown
+by a notebook as the cell's value) and, given a ``path``, saves it there as
+PNG, creating the folder. Figures are made without pyplot's global state, so
+drawing many of them keeps no memory. Legends sit outside the axes, so they
+never cover a curve.
+
+- :func:`plot_loss_curves`: the total loss (train and validation), and every
   term's value, one colour per term, train solid and validation dashed;
-- ``weights.png``: effective weights over training, when any of them moves
-  (schedules, learned or adaptive weighting);
-- ``learned.png``: the objective's learned values, when it has any;
-- ``metrics.png``: validation metrics, when the config lists any.
+  ``weighted=True`` draws each term's value × its weight, its contribution
+  to the total;
+- :func:`plot_weights`: effective weights over training, when any of them
+  moves (schedules, learned or adaptive weighting);
+- :func:`plot_learned`: the objective's learned values (``param/...``), each
+  on its own axes, since they live on different scales;
+- :func:`plot_metrics`: validation metrics;
+- :func:`plot_run`: all of them as PNG files in one folder (what ``jaxobj
+  run`` writes).
+
+Example:
+  >>> import jaxobj.train as jt
+  >>> history = jt.History()
+  >>> for step in range(5):
+  ...   history.record(step, {"loss": 1.0 / (1 + step), "param/t": 2.3 + 0.01 * step})
+  >>> figure = jt.plot_learned(history)
+  >>> [ax.get_title() for ax in figure.axes]
+  ['t']
 """
 
 from __future__ import annotations
 
+import math
 import pathlib
 import sys
 import types
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from jaxobj.train.history import History, term_keys
 
-__all__ = ["plot_run", "plot_loss_curves", "plot_weights", "plot_learned", "plot_metrics", "pyplot"]
+if TYPE_CHECKING:  # matplotlib is imported when a plot is made
+  from matplotlib.axes import Axes
+  from matplotlib.figure import Figure
+
+__all__ = [
+  "plot_run",
+  "plot_loss_curves",
+  "plot_weights",
+  "plot_learned",
+  "plot_metrics",
+  "pyplot",
+  "save_figure",
+]
 
 
 def pyplot() -> types.ModuleType:
@@ -37,72 +71,132 @@ def pyplot() -> types.ModuleType:
   return plt
 
 
-def _log_scale_if_positive(ax, *arrays):
-  values = np.concatenate([np.ravel(a) for a in arrays if len(a)]) if arrays else np.zeros(0)
-  if (
-    len(values)
-    and np.all(np.isfinite(values))
-    and np.all(values > 0)
-    and (values.max() / values.min() > 20)
-  ):
+def _figure(width: float, height: float) -> Figure:
+  try:
+    from matplotlib.figure import Figure
+  except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError(
+      "jaxobj's plots need matplotlib: pip install 'jaxobj[plot]' (or matplotlib)."
+    ) from error
+  return Figure(figsize=(width, height), layout="constrained")
+
+
+def save_figure(figure: Figure, path: str | pathlib.Path, *, dpi: int = 110) -> pathlib.Path:
+  """Saves ``figure`` at ``path`` (PNG, or the format of its suffix), creating the folder.
+
+  Returns:
+    The path written.
+  """
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  figure.savefig(path, dpi=dpi)
+  return path
+
+
+def _log_scale_if_positive(ax: Axes, *arrays: np.ndarray) -> None:
+  arrays = tuple(a for a in arrays if len(a))
+  values = np.concatenate([np.ravel(a) for a in arrays]) if arrays else np.zeros(0)
+  values = values[np.isfinite(values)]
+  if len(values) and np.all(values > 0) and (values.max() / values.min() > 20):
     ax.set_yscale("log")
 
 
-def plot_loss_curves(
-  history: History, path: str | pathlib.Path, *, title: str = ""
-) -> pathlib.Path:
-  """Writes the total-loss and per-term curves (train solid, validation dashed).
+def _legend_outside(ax: Axes, **kwargs) -> None:
+  handles, labels = ax.get_legend_handles_labels()
+  if handles:
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs)
 
-  The terms panel has one line per leaf term (its unweighted value, as in
-  ``info``); group and multi-task totals are left to the total's panel.
-  """
-  plt = pyplot()
+
+def _finish(figure: Figure, title: str, path: str | pathlib.Path | None) -> Figure:
+  if title:
+    figure.suptitle(title)
+  if path is not None:
+    save_figure(figure, path)
+  return figure
+
+
+def _leaf_terms(history: History) -> list[str]:
   leaves = {k[len("count/") :] for k in history.keys("train") if k.startswith("count/")}
-  terms = [
+  return [
     k
     for k in term_keys(history.keys("train"))
     if k != "loss" and (not leaves or k[len("loss/") :] in leaves)
   ]
-  fig, axes = plt.subplots(1, 2 if terms else 1, figsize=(12 if terms else 6.5, 4.2), squeeze=False)
-  ax = axes[0, 0]
+
+
+def _weighted(history: History, key: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+  """(steps, value × weight) of term ``key``, the weight read at each step (1 if not logged)."""
+  steps, values = history.series(key, split)
+  w_steps, w = history.series("weight/" + key[len("loss/") :], split)
+  if not len(w):
+    w_steps, w = history.series("weight/" + key[len("loss/") :], "train")
+  if len(w):
+    values = values * np.interp(steps, w_steps, w)
+  return steps, values
+
+
+def plot_loss_curves(
+  history: History,
+  path: str | pathlib.Path | None = None,
+  *,
+  title: str = "",
+  weighted: bool = False,
+) -> Figure:
+  """The total-loss and per-term curves (train solid, validation dashed).
+
+  The terms panel has one line per leaf term (its unweighted value, as in
+  ``info``, or its contribution value × weight with ``weighted=True``, the
+  weight read at each step); group and multi-task totals are left to the
+  total's panel. A positive panel spanning more than a factor 20 is drawn on
+  a log axis.
+
+  Args:
+    history: the rows to draw.
+    path: where to save the figure (the folder is created); ``None`` saves nothing.
+    title: a title over both panels.
+    weighted: draw value × weight in the terms panel.
+
+  Returns:
+    The figure.
+  """
+  import matplotlib
+
+  terms = _leaf_terms(history)
+  figure = _figure(13.0 if terms else 7.5, 4.2)
+  axes = figure.subplots(1, 2 if terms else 1, squeeze=False)[0]
+  ax = axes[0]
   shown = []
   for split, style in (("train", "-"), ("val", "--")):
     steps, values = history.series("loss", split)
     if len(values):
-      ax.plot(
-        steps,
-        values,
-        style,
-        color="black",
-        marker="o" if split == "val" else None,
-        markersize=3,
-        label=f"{split}",
-      )
+      marker = "o" if split == "val" else None
+      ax.plot(steps, values, style, color="black", marker=marker, markersize=3, label=split)
       shown.append(values)
   _log_scale_if_positive(ax, *shown)
   ax.set(title="total loss", xlabel="step", ylabel="loss")
-  ax.legend()
+  _legend_outside(ax)
   ax.grid(alpha=0.3)
   if terms:
-    ax = axes[0, 1]
+    ax = axes[1]
     shown = []
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = [c["color"] for c in matplotlib.rcParams["axes.prop_cycle"]]
     for i, key in enumerate(terms):
       color = colors[i % len(colors)]
-      name = key[len("loss/") :]
+      name = key[len("loss/") :] + (" × weight" if weighted else "")
       for split, style in (("train", "-"), ("val", "--")):
-        steps, values = history.series(key, split)
+        if weighted:
+          steps, values = _weighted(history, key, split)
+        else:
+          steps, values = history.series(key, split)
         if len(values):
           ax.plot(steps, values, style, color=color, label=name if split == "train" else None)
           shown.append(values)
     _log_scale_if_positive(ax, *shown)
-    ax.set(title="terms (train solid, validation dashed)", xlabel="step", ylabel="value")
-    ax.legend(fontsize="small")
+    what = "weighted terms (value × weight)" if weighted else "terms"
+    ax.set(title=f"{what}, train solid, validation dashed", xlabel="step", ylabel="value")
+    _legend_outside(ax, fontsize="small")
     ax.grid(alpha=0.3)
-  if title:
-    fig.suptitle(title)
-  fig.tight_layout()
-  return _save(fig, path)
+  return _finish(figure, title, path)
 
 
 def _moving(history: History, prefix: str, split: str) -> list[str]:
@@ -115,14 +209,20 @@ def _moving(history: History, prefix: str, split: str) -> list[str]:
 
 
 def _plot_series(
-  history: History, prefix: str, split: str, path, *, title: str, ylabel: str = "value"
-) -> pathlib.Path | None:
-  """One line per ``prefix`` key of ``split`` (``None`` when there is none)."""
+  history: History,
+  prefix: str,
+  split: str,
+  path: str | pathlib.Path | None,
+  *,
+  title: str,
+  ylabel: str = "value",
+) -> Figure | None:
+  """One line per ``prefix`` key of ``split`` on one axes (``None`` when there is none)."""
   keys = term_keys(history.keys(split), prefix)
   if not keys:
     return None
-  plt = pyplot()
-  fig, ax = plt.subplots(figsize=(6.5, 4.2))
+  figure = _figure(8.0, 4.2)
+  ax = figure.subplots()
   marker = "o" if split == "val" else None
   shown = []
   for key in keys:
@@ -131,16 +231,24 @@ def _plot_series(
     shown.append(values)
   _log_scale_if_positive(ax, *shown)
   ax.set(title=title, xlabel="step", ylabel=ylabel)
-  ax.legend(fontsize="small")
+  _legend_outside(ax, fontsize="small")
   ax.grid(alpha=0.3)
-  fig.tight_layout()
-  return _save(fig, path)
+  return _finish(figure, "", path)
 
 
 def plot_weights(
-  history: History, path: str | pathlib.Path, *, title: str = ""
-) -> pathlib.Path | None:
-  """Writes the effective weights over training, if any of them changes; else ``None``."""
+  history: History, path: str | pathlib.Path | None = None, *, title: str = ""
+) -> Figure | None:
+  """The effective weights over training, if any of them changes; else ``None``.
+
+  Args:
+    history: the rows to draw (``weight/<term>`` columns).
+    path: where to save the figure (the folder is created); ``None`` saves nothing.
+    title: the axes' title.
+
+  Returns:
+    The figure, or ``None`` when every weight is constant.
+  """
   if not _moving(history, "weight/", "train"):
     return None
   return _plot_series(
@@ -154,36 +262,70 @@ def plot_weights(
 
 
 def plot_learned(
-  history: History, path: str | pathlib.Path, *, title: str = ""
-) -> pathlib.Path | None:
-  """Writes the objective's learned values (temperatures, log-variances, Barron's
-  shape and scale) over training, if it has any; else ``None``."""
-  return _plot_series(history, "param/", "train", path, title=title or "learned objective values")
+  history: History, path: str | pathlib.Path | None = None, *, title: str = ""
+) -> Figure | None:
+  """The objective's learned values over training, each on its own axes; else ``None``.
+
+  Learned values live on different scales (a log-temperature near 2.3, a
+  bias near -10), so each ``param/<name>`` column gets its own axes, sharing
+  the step axis, and each curve fills its axes.
+
+  Args:
+    history: the rows to draw (``param/<name>`` columns of the training rows).
+    path: where to save the figure (the folder is created); ``None`` saves nothing.
+    title: a title over the panels.
+
+  Returns:
+    The figure, or ``None`` when there is no learned value.
+  """
+  keys = term_keys(history.keys("train"), "param/")
+  if not keys:
+    return None
+  cols = min(len(keys), 3)
+  rows = math.ceil(len(keys) / cols)
+  figure = _figure(4.2 * cols, 3.0 * rows)
+  axes = np.ravel(figure.subplots(rows, cols, squeeze=False, sharex=True))
+  for ax, key in zip(axes, keys):
+    steps, values = history.series(key, "train")
+    ax.plot(steps, values)
+    ax.set(title=key[len("param/") :], xlabel="step")
+    ax.ticklabel_format(axis="y", useOffset=False)
+    ax.grid(alpha=0.3)
+  for ax in axes[len(keys) :]:
+    ax.set_visible(False)
+  return _finish(figure, title or "learned objective values", path)
 
 
 def plot_metrics(
-  history: History, path: str | pathlib.Path, *, title: str = ""
-) -> pathlib.Path | None:
-  """Writes the validation metrics over training, if there are any; else ``None``."""
+  history: History, path: str | pathlib.Path | None = None, *, title: str = ""
+) -> Figure | None:
+  """The validation metrics over training, if there are any; else ``None``.
+
+  Args:
+    history: the rows to draw (``metric/<name>`` columns of the validation rows).
+    path: where to save the figure (the folder is created); ``None`` saves nothing.
+    title: the axes' title.
+
+  Returns:
+    The figure, or ``None`` when there is no metric.
+  """
   return _plot_series(history, "metric/", "val", path, title=title or "validation metrics")
 
 
 def plot_run(
   history: History, out_dir: str | pathlib.Path, *, title: str = ""
 ) -> dict[str, pathlib.Path]:
-  """All of a run's plots in ``out_dir``; returns the paths written by kind
-  (``loss_curves``, ``weights_plot``, ``learned_plot``, ``metrics_plot``)."""
+  """All of a run's plots as PNG files in ``out_dir`` (created).
+
+  Returns:
+    The paths written by kind: ``loss_curves`` always, ``weights_plot``,
+    ``learned_plot`` and ``metrics_plot`` when there is something to draw.
+  """
   out_dir = pathlib.Path(out_dir)
-  written = {"loss_curves": plot_loss_curves(history, out_dir / "loss_curves.png", title=title)}
+  written = {"loss_curves": out_dir / "loss_curves.png"}
+  plot_loss_curves(history, written["loss_curves"], title=title)
   for kind, fn in (("weights", plot_weights), ("learned", plot_learned), ("metrics", plot_metrics)):
-    p = fn(history, out_dir / f"{kind}.png", title=f"{title}: {kind}" if title else "")
-    if p is not None:
-      written[f"{kind}_plot"] = p
+    path = out_dir / f"{kind}.png"
+    if fn(history, path, title=f"{title}: {kind}" if title else "") is not None:
+      written[f"{kind}_plot"] = path
   return written
-
-
-def _save(fig, path) -> pathlib.Path:
-  path = pathlib.Path(path)
-  fig.savefig(path, dpi=110)
-  pyplot().close(fig)
-  return path
