@@ -209,7 +209,10 @@ def _read(args: argparse.Namespace, overrides: Sequence[str]) -> tuple[pathlib.P
       _host_devices(args, raw)
     except ConfigError as err:
       raise err.with_source(str(path)) if err.path != "--devices" else err from None
-  return path, from_dict(raw, name=path.stem, source=str(path))
+  try:
+    return path, from_dict(raw, name=path.stem, source=str(path))
+  except ConfigError as err:  # a typo in --set is the command line's, not the file's
+    raise yamlio.blame(err, path, overrides) from None
 
 
 def _run(args: argparse.Namespace, stop: StopRequest) -> int:

@@ -1,5 +1,7 @@
 """Errors that say the fix: each misuse a new user meets, and the message it gets."""
 
+import traceback
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -187,3 +189,77 @@ def test_hinge_reads_zero_one_labels_as_minus_one_plus_one(name):
   # The gradient of a 0-labelled row pushes its score down, as a -1 label's does.
   g = np.asarray(jax.grad(lambda s: fn(s, zero_one, reduction="sum"))(jnp.asarray(s)))
   assert g[1] > 0 and g[2] == 0.0
+
+
+# ---------------------------------------------------------------- configs
+
+TINY = (
+  "data: {name: regression_outliers, n_train: 32, n_val: 8}\n"
+  "model: {name: mlp, hidden: [4], outputs: 1}\n"
+  "objective:\n"
+  "  terms:\n"
+  "    fit: {loss: huber_loss, inputs: [outputs, batch.y]}\n"
+  "    decay: {regularizer: l2_penalty, weight: 1.0e-4}\n"
+  "train: {steps: 2, host_devices: 1}\n"
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+  path = tmp_path_factory.mktemp("configs") / "tiny.yaml"
+  path.write_text(TINY)
+  return path
+
+
+def test_trace_time_error_names_the_config_key_path(tiny):
+  from jaxobj import config
+
+  objective = config.load(tiny).objective
+  assert objective.terms()["fit"].origin == "objective.terms.fit"
+  apply = jax.jit(lambda o, y: objective.apply(outputs=o, batch={"y": y}, model={})[0])
+  with pytest.raises(ValueError) as info:
+    apply(jnp.zeros((4, 1)), jnp.zeros(4))  # (N, 1) against (N,): refused at trace time
+  assert str(info.value).startswith("predictions and targets must have the same shape")
+  shown = "".join(traceback.format_exception_only(info.value))  # what a traceback prints
+  assert "(in the term 'fit', built from the config key objective.terms.fit)" in shown
+  # The origin is not part of the term's identity: a config still equals its Python twin.
+  twin = jo.term(jaxobj.huber_loss, "outputs", "batch.y", name="fit")
+  assert objective.terms()["fit"] == twin and twin.origin == ""
+
+
+@pytest.mark.parametrize(
+  "assignment, path",
+  [
+    ("train.stpes=3", "train.stpes"),  # a typo in a key
+    ("objective.terms.fit.delat=0.5", "objective.terms.fit.delat"),
+    ("train.steps=ten", "train.steps"),  # a bad value from the command line
+    ("objective.terms.fti.loss=huber_loss", "objective.terms.fti.inputs"),  # a new node
+  ],
+)
+def test_set_typo_is_blamed_on_the_command_line(tiny, assignment, path):
+  from jaxobj import config
+
+  with pytest.raises(config.ConfigError) as info:
+    config.load(tiny, ["train.steps=1", assignment])
+  assert info.value.source == f"--set {assignment}"
+  assert info.value.path == path
+  assert str(info.value).startswith(f"--set {assignment}: {path}: ")
+
+
+def test_file_errors_stay_blamed_on_the_file(tmp_path):
+  from jaxobj import config
+
+  path = tmp_path / "typo.yaml"
+  path.write_text(TINY.replace("steps: 2", "stpes: 2"))
+  with pytest.raises(config.ConfigError) as info:
+    config.load(path, ["train.steps=3", "train.log_every=1"])
+  assert info.value.source == str(path) and info.value.path == "train.stpes"
+
+
+def test_cli_prints_the_set_blame(tiny, capsys):
+  from jaxobj import cli
+
+  assert cli.main(["run", str(tiny), "--set", "train.stpes=3"]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("jaxobj: error: --set train.stpes=3: train.stpes: unknown key 'stpes'")
+  assert "Did you mean 'steps'" in err and str(tiny) not in err

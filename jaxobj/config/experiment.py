@@ -494,4 +494,7 @@ def _grid(cfg, path) -> dict[str, Any]:
 def load(name_or_path: str | pathlib.Path, overrides: Sequence[str] = ()) -> Config:
   """Reads, overrides (``["train.steps=3"]``) and checks a config file."""
   path, raw = yamlio.read_overridden(name_or_path, overrides)
-  return from_dict(raw, name=path.stem, source=str(path))
+  try:
+    return from_dict(raw, name=path.stem, source=str(path))
+  except ConfigError as err:  # a typo in an override is the command line's, not the file's
+    raise yamlio.blame(err, path, overrides) from None

@@ -262,7 +262,9 @@ def _term(cfg, path, name, kind=None):
     cfg.get("reduction", "mean"), schema.Param(choices=("mean", "sum")), join(path, "reduction")
   )
   try:
-    return core.term(spec.fn, *inputs, name=name or spec.name, reduction=reduction, **kwargs)
+    built = core.term(spec.fn, *inputs, name=name or spec.name, reduction=reduction, **kwargs)
+    # An error at trace time (a shape, a label) then names this key path.
+    return dataclasses.replace(built, origin=path)
   except (TypeError, ValueError) as err:
     missing = _missing_inputs(spec, inputs, reduction, kwargs)
     if missing:

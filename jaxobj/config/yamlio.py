@@ -182,6 +182,55 @@ def read_overridden(
     raise err.with_source(str(path)) from None
 
 
+def blamed_override(path: str, config: Mapping[str, Any], assignments: Sequence[str]) -> str | None:
+  """The ``--set`` assignment that an error at key ``path`` comes from, or None
+  when the file is to blame.
+
+  An assignment is to blame when it set ``path`` or a key above it (the value
+  came from the command line), or when it created a key above ``path`` that
+  ``config``, the file before the overrides, does not have (a typo in the
+  key: ``--set train.stpes=3``, or ``--set objective.terms.fti.delta=0.5``
+  and an error about the new term ``fti``).
+  """
+  if not path:
+    return None
+  parts = re.split(r"\.|(?=\[)", path)
+  for item in reversed(assignments):  # the last assignment of a key wins
+    key = item.partition("=")[0].strip()
+    if path == key or path.startswith((key + ".", key + "[")):
+      return item
+    shared = []
+    for a, b in zip(parts, key.split(".")):
+      if a != b:
+        break
+      shared.append(a)
+    if shared and not _has_path(config, ".".join(shared)):
+      return item
+  return None
+
+
+def _has_path(config: Any, path: str) -> bool:
+  node = config
+  for part in path.split("."):
+    if not isinstance(node, Mapping) or part not in node:
+      return False
+    node = node[part]
+  return True
+
+
+def blame(err: ConfigError, file: str | pathlib.Path, assignments: Sequence[str]) -> ConfigError:
+  """``err`` located on the command line (``--set KEY=VALUE``) when an
+  assignment is to blame (see :func:`blamed_override`), else in ``file``."""
+  item = None
+  if assignments:
+    try:
+      item = blamed_override(err.path, read(file), assignments)
+    except ConfigError:  # the file itself does not read: it is to blame
+      item = None
+  source = f"--set {item}" if item is not None else str(file)
+  return ConfigError(err.path, err.message, source)
+
+
 def override(config: dict[str, Any], assignments: Sequence[str]) -> dict[str, Any]:
   """A copy of ``config`` with ``"a.b.c=value"`` assignments applied.
 
@@ -206,6 +255,7 @@ def override(config: dict[str, Any], assignments: Sequence[str]) -> dict[str, An
           ".".join(parts[: i + 1]),
           f"--set {key}: {'.'.join(parts[: i + 1])} is {describe(child)}, "
           "not a mapping, so it has no keys to set.",
+          source=f"--set {item}",
         )
       node = child
     node[parts[-1]] = value

@@ -675,6 +675,9 @@ class Term(Objective):
   reduction: str = "mean"
   contract: bool = True  # fn takes reduction=: evaluated as (sum, count) by "sum_and_count"
   input_names: tuple = ()  # fn's names for the positional inputs
+  # Where the term was declared (a config's key path, "objective.terms.fit"):
+  # errors raised while it is evaluated name it. Not part of the term's identity.
+  origin: str = dataclasses.field(default="", compare=False)
 
   def _nodes(self, prefix):
     yield prefix + self.name, self
@@ -740,6 +743,15 @@ class Term(Objective):
     return value
 
   def _statistics(self, params, data, step, path):
+    if not self.origin:
+      return self._evaluated(params, data, step, path)
+    try:
+      return self._evaluated(params, data, step, path)
+    except Exception as err:
+      _name_origin(err, self.origin, path)
+      raise
+
+  def _evaluated(self, params, data, step, path):
     slots = [(k, self._resolve(v, k, params, data, step)) for k, v in self._slots]
     args = [v for _, v in slots[: len(self.inputs)]]
     kwargs = dict(slots[len(self.inputs) :])
@@ -778,6 +790,15 @@ class Term(Objective):
     if self.reduction == "sum" and self.contract:
       return total
     return total / jnp.where(count > 0, count, 1.0)
+
+
+def _name_origin(err: Exception, origin: str, path: str) -> None:
+  """Adds the key path that declared the term to ``err`` as a note, which
+  tracebacks (and notebooks) print under the message; the message itself is
+  left as the loss wrote it."""
+  note = f"(in the term {path!r}, built from the config key {origin})"
+  if note not in getattr(err, "__notes__", ()):
+    err.add_note(note)
 
 
 def _name(fn):
