@@ -255,7 +255,10 @@ def test_brier_integer_labels_out_of_range_and_ignore_index():
   x, labels = make_inputs("ints", seed=8)
   bad = labels.copy()
   bad[2] = K
-  per_row = np.asarray(jaxobj.brier_score_with_integer_labels(x, bad, reduction="none"))
+  with pytest.raises(ValueError, match=r"labels must lie in \[0, V\)"):  # when concrete
+    jaxobj.brier_score_with_integer_labels(x, bad)
+  brier = jax.jit(jaxobj.brier_score_with_integer_labels, static_argnames="reduction")
+  per_row = np.asarray(brier(x, bad, reduction="none"))  # under jit: NaN
   assert np.isnan(per_row[2]) and np.all(np.isfinite(np.delete(per_row, 2)))
   keep = np.arange(N) != 2
   close(
@@ -361,10 +364,13 @@ def test_calibration_metric_degenerate_cases():
   # Perfect calibration: 75% confident and right 3 times out of 4.
   logits = np.log(np.array([[0.75, 0.25]] * 4, np.float32))
   close(jaxobj.expected_calibration_error(logits, np.array([0, 0, 0, 1])), 0.0)
-  # An unmasked out-of-range label is NaN, never a plausible number.
+  # An unmasked out-of-range label is refused when concrete, NaN under jit: never a
+  # plausible number.
   bad = labels.copy()
   bad[0] = -1
-  assert np.isnan(float(jaxobj.expected_calibration_error(x, bad)))
+  with pytest.raises(ValueError, match=r"labels must lie in \[0, V\)"):
+    jaxobj.expected_calibration_error(x, bad)
+  assert np.isnan(float(jax.jit(jaxobj.expected_calibration_error)(x, bad)))
   close(
     jaxobj.expected_calibration_error(x, bad, where=np.arange(N) > 0), ref_ece(x[1:], labels[1:])
   )

@@ -263,3 +263,30 @@ def test_cli_prints_the_set_blame(tiny, capsys):
   err = capsys.readouterr().err
   assert err.startswith("jaxobj: error: --set train.stpes=3: train.stpes: unknown key 'stpes'")
   assert "Did you mean 'steps'" in err and str(tiny) not in err
+
+
+INTEGER_LABEL_LOSSES = [
+  "softmax_cross_entropy_with_integer_labels",
+  "softmax_focal_loss_with_integer_labels",
+  "poly_loss_cross_entropy_with_integer_labels",
+  "multiclass_hinge_loss",
+  "brier_score_with_integer_labels",
+  "log_score_with_integer_labels",
+]
+
+
+@pytest.mark.parametrize("name", INTEGER_LABEL_LOSSES)
+def test_concrete_integer_labels_out_of_range_raise_with_the_fix(name):
+  fn = getattr(jaxobj, name)
+  logits = np.zeros((3, 4), np.float32)
+  for bad in (4, -1):
+    labels = np.array([0, bad, 3])
+    with pytest.raises(ValueError) as info:
+      fn(logits, labels)
+    message = str(info.value)
+    assert f"[0, {4})" in message and f"[{bad}]" in message and "where=" in message
+    # Masked, or given as ignore_index, the same label is skipped.
+    keep = np.array([True, False, True])
+    masked = float(fn(logits, labels, where=keep))
+    assert masked == float(fn(logits, labels, ignore_index=bad))
+    assert masked == float(fn(logits[keep], labels[keep]))

@@ -580,7 +580,9 @@ def test_sequence_log_probs_masked_vocabulary_and_bad_ids():
   assert np.all(np.isfinite(jax.grad(lambda x: jnp.sum(sequence_log_probs(x, tokens)))(masked)))
   bad = tokens.copy()
   bad[1, 2] = V
-  out = np.asarray(sequence_log_probs(logits, bad))
+  with pytest.raises(ValueError, match=r"tokens must lie in \[0, V\)"):  # when concrete
+    sequence_log_probs(logits, bad)
+  out = np.asarray(jax.jit(sequence_log_probs)(logits, bad))  # under jit: NaN
   assert np.isnan(out[1]) and np.all(np.isfinite(out[[0, 2]]))
 
 

@@ -88,7 +88,8 @@ def integer_inputs(
   """Logits with the class axis last, integer labels and the combined mask.
 
   ``ignore_index`` entries join the mask; masked labels are set to class 0 so
-  the gather stays in range. Unmasked labels outside ``[0, K)`` gather NaN:
+  the gather stays in range. Unmasked labels outside ``[0, K)`` raise when
+  the labels (and the mask) are concrete; under ``jax.jit`` they gather NaN:
   an out-of-range label never yields a plausible-looking number.
   """
   x = classes_last(checks.as_float(logits, names[0]), axis, names[0])
@@ -99,6 +100,14 @@ def integer_inputs(
   if ignore_index is not None:
     keep = y != ignore_index
     mask = keep if mask is None else jnp.logical_and(mask, keep)
+  checks.check_labels_in_vocab(
+    names[1],
+    labels,
+    mask,
+    x.shape[-1],
+    "mask such rows with where= (or give them ignore_index); the classes are "
+    f"the {names[0]}' class axis.",
+  )
   x = masked_fill(mask, x, shape, axis_extra=1)
   y = masked_fill(mask, y, shape, fill=0)
   return x, y, mask

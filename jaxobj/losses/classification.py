@@ -465,9 +465,11 @@ def softmax_cross_entropy_with_integer_labels(
   its smoothing term to the numerator).
 
   Labels equal to ``ignore_index`` are masked like ``where=False``. Labels
-  outside ``[0, K)`` that are not masked give NaN, so a bad label never
-  passes as a plausible number; mask them, or validate up front with
-  ``jax.experimental.checkify``.
+  outside ``[0, K)`` that are not masked raise ``ValueError`` when the labels
+  are concrete (an eager call); under ``jax.jit`` they give NaN, so a bad
+  label never passes as a plausible number (validate traced labels with
+  ``jax.experimental.checkify``). This holds for every loss with integer
+  class labels.
 
   Args:
     logits: float array ``[..., K]`` (class axis set by ``axis``).
@@ -485,7 +487,8 @@ def softmax_cross_entropy_with_integer_labels(
 
   Raises:
     ValueError: ``labels.shape != logits.shape[:-1]``, bad ``class_weights``
-      shape, ``label_smoothing`` outside [0, 1].
+      shape, ``label_smoothing`` outside [0, 1], an unmasked label outside
+      ``[0, K)`` (when concrete).
     TypeError: integer ``logits`` or floating ``labels``.
 
   Example:
