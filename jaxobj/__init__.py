@@ -30,10 +30,11 @@ __all__ += losses.__all__
 
 
 def __getattr__(name: str) -> object:
-  # Defined last, so nothing during the import above reaches it. Dunder names
-  # (asked by hasattr, doctest, pickling, IDEs) fail fast with the usual message.
+  # Defined last, so nothing during the import above reaches it. Private and
+  # dunder names (asked by hasattr, doctest, pickling, IPython) fail fast with
+  # the usual message.
   message = f"module 'jaxobj' has no attribute {name!r}"
-  if name.startswith("__") or not name.isidentifier():
+  if name.startswith("_") or not name.isidentifier():
     raise AttributeError(message)
   import importlib.util
 
