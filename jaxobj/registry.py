@@ -43,7 +43,9 @@ KINDS = ("loss", "metric", "regularizer")
 
 # Hyperparameters with a ``None`` default ("off") that take a real number
 # when given, and integer ones; checked like the float and int defaults.
-_OPTIONAL_REALS = frozenset({"alpha", "threshold", "sigma", "logit_soft_cap", "kl"})
+_OPTIONAL_REALS = frozenset(
+  {"alpha", "threshold", "sigma", "logit_soft_cap", "kl", "max_logit_scale"}
+)
 # String choices that also take a number (``normalize="tokens"`` or a constant).
 _CHOICE_OR_REAL = frozenset({"normalize"})
 _OPTIONAL_INTS = frozenset({"ignore_index", "topn", "block_size", "token_block", "vocab_block"})

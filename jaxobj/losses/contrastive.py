@@ -41,6 +41,7 @@ from jaxobj._src import checks
 from jaxobj._src import contrastive_blockwise as blockwise
 from jaxobj._src import embedding_pairs as pairs
 from jaxobj._src.examples import contrastive as examples
+from jaxobj._src.logit_scale import cap_log_temperature
 from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
 
@@ -254,6 +255,7 @@ def clip_loss(
   text_embeddings: ArrayLike,
   *,
   log_temperature: float | ArrayLike = CLIP_LOG_TEMPERATURE,
+  max_logit_scale: float | ArrayLike | None = None,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: str = "mean",
@@ -271,8 +273,10 @@ def clip_loss(
   (it is the inverse of the temperature of :func:`info_nce_loss`) and is
   passed in log space: ``log_temperature`` is open_clip's ``logit_scale``
   parameter before its ``exp``, and defaults to the published initial value
-  :math:`\log(1/0.07)` (:data:`CLIP_LOG_TEMPERATURE`). The loss does not clamp
-  it; open_clip clamps the scale at 100 in its training step. Embeddings are
+  :math:`\log(1/0.07)` (:data:`CLIP_LOG_TEMPERATURE`). CLIP caps the scale
+  at 100 (open_clip clamps ``logit_scale`` to :math:`[0, \log 100]` after each
+  step): pass ``max_logit_scale=100.0`` to use :math:`\min(t', \log 100)`
+  instead of :math:`t'` (no cap by default). Embeddings are
   normalized inside (open_clip expects normalized features, so the values
   agree on them).
 
@@ -280,6 +284,12 @@ def clip_loss(
     image_embeddings: float ``(..., D)``; leading axes index pairs (flattened).
     text_embeddings: the paired text embeddings, same shape.
     log_temperature: :math:`t'` (traceable; learn it as an objective parameter).
+    max_logit_scale: optional cap :math:`s_{\max} > 0` on the scale
+      :math:`e^{t'}` (traceable; ``None``: no cap; CLIP uses 100). The loss
+      uses :math:`\min(t', \log s_{\max})`, a clamp: the gradient with
+      respect to ``log_temperature`` is the uncapped one up to and at the cap
+      and exactly 0 above it (as ``torch.clamp``), so a scale learned past
+      the cap stops receiving gradient from this loss.
     where: boolean mask over pairs, shape ``image_embeddings.shape[:-1]``; a
       masked pair is removed from both softmaxes.
     weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
@@ -288,7 +298,8 @@ def clip_loss(
     The reduced loss; per-pair losses for ``reduction="none"``.
 
   Raises:
-    ValueError: shapes differ (including the embedding dimension).
+    ValueError: shapes differ (including the embedding dimension), or
+      ``max_logit_scale <= 0``.
     TypeError: integer embeddings.
 
   Example:
@@ -304,7 +315,7 @@ def clip_loss(
   x, y, valid, batch_shape = pairs.paired_rows(
     image_embeddings, text_embeddings, ("image_embeddings", "text_embeddings"), where
   )
-  s = (_unit(x) @ _unit(y).T) * jnp.exp(log_temperature)
+  s = (_unit(x) @ _unit(y).T) * jnp.exp(cap_log_temperature(log_temperature, max_logit_scale))
   cols, d = _with_columns(None, valid), jnp.diagonal(s)
   image_to_text = _masked_lse(s, cols, axis=1, offset=d)
   text_to_image = _masked_lse(s, None if cols is None else cols.T, axis=0, offset=d)
@@ -319,6 +330,7 @@ def siglip_loss(
   *,
   log_temperature: float | ArrayLike = SIGLIP_LOG_TEMPERATURE,
   bias: float | ArrayLike = SIGLIP_BIAS,
+  max_logit_scale: float | ArrayLike | None = None,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: str = "mean",
@@ -335,13 +347,20 @@ def siglip_loss(
   scale :math:`t = e^{t'}` multiplies the logits and starts at
   :math:`t' = \log 10`, the bias at :math:`b = -10` (the published initial
   values, :data:`SIGLIP_LOG_TEMPERATURE` and :data:`SIGLIP_BIAS`); both are
-  traceable, so an objective can learn them. Embeddings are normalized inside.
+  traceable, so an objective can learn them. ``max_logit_scale`` caps the
+  scale as in :func:`clip_loss`. Embeddings are normalized inside.
 
   Args:
     image_embeddings: float ``(..., D)``; leading axes index pairs (flattened).
     text_embeddings: the paired text embeddings, same shape.
     log_temperature: :math:`t'` (traceable).
     bias: :math:`b` (traceable).
+    max_logit_scale: optional cap :math:`s_{\max} > 0` on the scale
+      :math:`e^{t'}` (traceable; ``None``: no cap; CLIP uses 100). The loss
+      uses :math:`\min(t', \log s_{\max})`, a clamp: the gradient with
+      respect to ``log_temperature`` is the uncapped one up to and at the cap
+      and exactly 0 above it (as ``torch.clamp``), so a scale learned past
+      the cap stops receiving gradient from this loss.
     where: boolean mask over pairs; a masked pair is removed from the batch
       (its text is no negative for the other images).
     weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
@@ -351,7 +370,8 @@ def siglip_loss(
     ``reduction="none"``.
 
   Raises:
-    ValueError: shapes differ (including the embedding dimension).
+    ValueError: shapes differ (including the embedding dimension), or
+      ``max_logit_scale <= 0``.
     TypeError: integer embeddings.
 
   Example:
@@ -366,7 +386,8 @@ def siglip_loss(
   x, y, valid, batch_shape = pairs.paired_rows(
     image_embeddings, text_embeddings, ("image_embeddings", "text_embeddings"), where
   )
-  z = (_unit(x) @ _unit(y).T) * jnp.exp(log_temperature) + bias
+  scale = jnp.exp(cap_log_temperature(log_temperature, max_logit_scale))
+  z = (_unit(x) @ _unit(y).T) * scale + bias
   pair = _eye(z.shape[0])
   nll = jax.nn.softplus(jnp.where(pair, -z, z))
   cols = _with_columns(None, valid)
@@ -390,6 +411,7 @@ def chunked_clip_loss(
   text_embeddings: ArrayLike,
   *,
   log_temperature: float | ArrayLike = CLIP_LOG_TEMPERATURE,
+  max_logit_scale: float | ArrayLike | None = None,
   block_size: int | None = None,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
@@ -420,8 +442,8 @@ def chunked_clip_loss(
   (the per-row cotangent is known only then).
 
   Args:
-    image_embeddings, text_embeddings, log_temperature, where, weights,
-      reduction: as for :func:`clip_loss`.
+    image_embeddings, text_embeddings, log_temperature, max_logit_scale,
+      where, weights, reduction: as for :func:`clip_loss`.
     block_size: text embeddings per block (a Python int); ``None`` picks about
       :math:`2^{21}` similarities per block. Need not divide the batch.
 
@@ -430,8 +452,8 @@ def chunked_clip_loss(
     ``reduction="none"``.
 
   Raises:
-    ValueError: shapes differ (including the embedding dimension), or
-      ``block_size < 1``.
+    ValueError: shapes differ (including the embedding dimension),
+      ``block_size < 1`` or ``max_logit_scale <= 0``.
     TypeError: integer embeddings, or a ``block_size`` that is not an int.
 
   Example:
@@ -449,7 +471,7 @@ def chunked_clip_loss(
     "clip",
     image_embeddings,
     text_embeddings,
-    log_temperature,
+    cap_log_temperature(log_temperature, max_logit_scale),
     0.0,
     block_size=block_size,
     axis_name=None,
@@ -467,6 +489,7 @@ def chunked_siglip_loss(
   *,
   log_temperature: float | ArrayLike = SIGLIP_LOG_TEMPERATURE,
   bias: float | ArrayLike = SIGLIP_BIAS,
+  max_logit_scale: float | ArrayLike | None = None,
   block_size: int | None = None,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
@@ -498,8 +521,8 @@ def chunked_siglip_loss(
   0.5 GiB.
 
   Args:
-    image_embeddings, text_embeddings, log_temperature, bias, where, weights,
-      reduction: as for :func:`siglip_loss`.
+    image_embeddings, text_embeddings, log_temperature, bias,
+      max_logit_scale, where, weights, reduction: as for :func:`siglip_loss`.
     block_size: text embeddings per block (a Python int); ``None`` picks about
       :math:`2^{21}` logits per block. Need not divide the batch.
 
@@ -508,8 +531,8 @@ def chunked_siglip_loss(
     texts) for ``reduction="none"``.
 
   Raises:
-    ValueError: shapes differ (including the embedding dimension), or
-      ``block_size < 1``.
+    ValueError: shapes differ (including the embedding dimension),
+      ``block_size < 1`` or ``max_logit_scale <= 0``.
     TypeError: integer embeddings, or a ``block_size`` that is not an int.
 
   Example:
@@ -526,7 +549,7 @@ def chunked_siglip_loss(
     "siglip",
     image_embeddings,
     text_embeddings,
-    log_temperature,
+    cap_log_temperature(log_temperature, max_logit_scale),
     bias,
     block_size=block_size,
     axis_name=None,

@@ -19,6 +19,7 @@ from jaxobj._src import checks
 from jaxobj._src import contrastive_blockwise as blockwise
 from jaxobj._src.embedding_pairs import pair
 from jaxobj._src.examples import contrastive as examples
+from jaxobj._src.logit_scale import cap_log_temperature
 from jaxobj._src.reduce import Reduced, reduce_total
 from jaxobj.losses.contrastive import CLIP_LOG_TEMPERATURE, SIGLIP_BIAS, SIGLIP_LOG_TEMPERATURE
 from jaxobj.registry import register
@@ -183,7 +184,7 @@ _SHARDED_ARGS = """
     ``reduction="none"`` inside ``shard_map`` (all of them with ``mesh``).
 
   Raises:
-    ValueError: shapes differ, ``block_size < 1``, an unknown ``method``,
+    ValueError: shapes differ, ``block_size < 1``, ``max_logit_scale <= 0``, an unknown ``method``,
       an ``axis_name`` that is not in scope or not an axis of ``mesh``, or a
       batch that does not split evenly over the axis.
     TypeError: integer embeddings, or a ``block_size`` that is not an int.
@@ -213,6 +214,7 @@ def sharded_clip_loss(
   text_embeddings: ArrayLike,
   *,
   log_temperature: float | ArrayLike = CLIP_LOG_TEMPERATURE,
+  max_logit_scale: float | ArrayLike | None = None,
   axis_name: str | tuple[str, ...] | None = None,
   mesh: jax.sharding.Mesh | None = None,
   method: str = "ring",
@@ -245,6 +247,7 @@ def sharded_clip_loss(
       ``shard_map``, the global batch with ``mesh``.
     text_embeddings: the paired text embeddings, same shape.
     log_temperature: :math:`t'` (traceable; replicated over the devices).
+    max_logit_scale: optional cap on :math:`e^{t'}`, as for :func:`clip_loss`.
     {sharded_args}
 
   Example:
@@ -264,7 +267,7 @@ def sharded_clip_loss(
     "clip",
     image_embeddings,
     text_embeddings,
-    log_temperature,
+    cap_log_temperature(log_temperature, max_logit_scale),
     0.0,
     mesh=mesh,
     block_size=block_size,
@@ -284,6 +287,7 @@ def sharded_siglip_loss(
   *,
   log_temperature: float | ArrayLike = SIGLIP_LOG_TEMPERATURE,
   bias: float | ArrayLike = SIGLIP_BIAS,
+  max_logit_scale: float | ArrayLike | None = None,
   axis_name: str | tuple[str, ...] | None = None,
   mesh: jax.sharding.Mesh | None = None,
   method: str = "ring",
@@ -318,6 +322,7 @@ def sharded_siglip_loss(
     text_embeddings: the paired text embeddings, same shape.
     log_temperature: :math:`t'` (traceable; replicated over the devices).
     bias: :math:`b` (traceable; replicated over the devices).
+    max_logit_scale: optional cap on :math:`e^{t'}`, as for :func:`siglip_loss`.
     {sharded_args}
 
   Example:
@@ -335,7 +340,7 @@ def sharded_siglip_loss(
     "siglip",
     image_embeddings,
     text_embeddings,
-    log_temperature,
+    cap_log_temperature(log_temperature, max_logit_scale),
     bias,
     mesh=mesh,
     block_size=block_size,
