@@ -10,6 +10,7 @@ Every loss is a pure, jit-able function with one contract: data positional
 from jaxobj._src import sigint  # noqa: F401, I001
 from jaxobj import losses, registry, regularizers
 from jaxobj._src.reduce import Reduced, reduce_loss, reduce_total
+from jaxobj.comparison import Comparison, FitComparison, compare, compare_fits
 from jaxobj.losses import *  # noqa: F401,F403
 from jaxobj.regularizers import elastic_net_penalty, l1_penalty, l2_penalty
 
@@ -25,6 +26,10 @@ __all__ = [
   "l1_penalty",
   "l2_penalty",
   "elastic_net_penalty",
+  "compare",
+  "compare_fits",
+  "Comparison",
+  "FitComparison",
 ]
 __all__ += losses.__all__
 

@@ -1,7 +1,11 @@
 r"""``jaxobj compare``: losses side by side, in one compiled call each.
 
+A thin layer over :func:`jaxobj.compare` and :func:`jaxobj.compare_fits`,
+which do the work in Python (the config's section is turned into their
+arguments; their errors name the config key).
+
 Curves. Every loss of ``compare.losses`` is evaluated along one axis, with
-its gradient, inside a single ``jax.jit``:
+its gradient, in one compiled call per loss:
 
 - ``axis: residual`` — regression losses at ``predictions = r``,
   ``targets = 0``: how MSE, MAE, Huber, log-cosh and Barron's loss grow with
@@ -15,9 +19,9 @@ its gradient, inside a single ``jax.jit``:
 A ``grid`` runs one loss over a hyperparameter's values with ``jax.vmap``
 (hyperparameters are traced values, so the grid compiles once).
 
-Fits. With ``compare.fit``, every loss (and grid member) is fitted to the
-same data in one vmapped training run: full-batch Adam, the loss chosen per
-run with ``lax.switch``. A ``constant`` model is one number predicting every
+Fits. With ``compare.fit``, every loss is fitted to the same data with
+full-batch Adam (one compile per loss; a grid's members in one vmapped
+run). A ``constant`` model is one number predicting every
 target: its fit is the loss's estimate of location (the mean for squared
 error, the median for absolute error, in between for the robust losses; the
 base rate's logit for cross-entropy). A ``linear`` model fits ``x @ w + b``.
@@ -26,17 +30,16 @@ base rate's logit for cross-entropy). A ``linear`` model fits ``x @ w + b``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import pathlib
 import time
 from typing import TYPE_CHECKING, Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
+from jaxobj import comparison
 from jaxobj.config.errors import ConfigError
 from jaxobj.config.experiment import CompareSettings, Config
 from jaxobj.train.plots import pyplot
@@ -64,178 +67,110 @@ class CompareResult:
   wall_time: float
 
 
-def _inputs(spec, axis, x):
-  """The loss's positional inputs along the axis."""
-  if axis == "residual":
-    return (x, jnp.zeros_like(x)) if len(spec.input_names) > 1 else (x,)
-  logits = jnp.log(x) - jnp.log1p(-x)
-  return logits, jnp.ones_like(x)
+def _partial(spec, hyper):
+  return functools.partial(spec.fn, **hyper)
 
 
-def _curve(spec, hyper, axis, x):
-  """Per-point loss values and their derivatives along the axis variable
-  (the residual, or the logit for ``p_t``)."""
-  first, *rest = _inputs(spec, axis, x)
-  per_point = lambda a: spec.fn(a, *rest, reduction="none", **hyper)
-  values = per_point(first)
-  grads = jax.grad(lambda a: jnp.sum(per_point(a)))(first)
-  return values, grads
+def _checked(path, fn, *args, **kwargs):
+  """``fn(*args, **kwargs)``, its errors blamed on the config key at ``path``."""
+  try:
+    return fn(*args, **kwargs)
+  except (ValueError, TypeError, KeyError) as err:
+    msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    raise ConfigError(path, " ".join(str(msg).split())) from None
 
 
 def curves(settings: CompareSettings) -> tuple[np.ndarray, dict, dict | None]:
-  """``(x, {label: (values, grads)}, grid)`` for a compare section, in one jit call."""
-  lo, hi = settings.range
-  x = jnp.linspace(lo, hi, settings.points)
-
-  @jax.jit
-  def evaluate(x):
-    out = {c.label: _curve(c.spec, c.hyper, settings.axis, x) for c in settings.losses}
-    if settings.grid is not None:
-      g = settings.grid
-      out["__grid__"] = jax.vmap(
-        lambda h: _curve(g["spec"], {**g["hyper"], g["over"]: h}, settings.axis, x)
-      )(jnp.asarray(g["values"], jnp.float32))
-    return out
-
+  """``(x, {label: (values, grads)}, grid)`` for a compare section
+  (:func:`jaxobj.compare`: one compile per loss)."""
+  axes = {"axis": settings.axis, "range": settings.range, "points": settings.points}
+  out = {}
+  x = None
   for c in settings.losses:
-    _checked(
-      f"compare.losses.{c.label}", lambda x, c=c: _curve(c.spec, c.hyper, settings.axis, x), x
+    r = _checked(
+      f"compare.losses.{c.label}", comparison.compare, {c.label: _partial(c.spec, c.hyper)}, **axes
     )
-  if settings.grid is not None:
-    g = settings.grid
-    _checked(
-      "compare.grid",
-      lambda x: _curve(g["spec"], {**g["hyper"], g["over"]: 1.0}, settings.axis, x),
-      x,
-    )
-  out = jax.tree.map(np.asarray, evaluate(x))
-  grid_out = out.pop("__grid__", None)
-  out = {c.label: out[c.label] for c in settings.losses}  # the config's order
+    out[c.label], x = (r.values[c.label], r.grads[c.label]), r.x
   grid = None
   if settings.grid is not None:
-    values, grads = grid_out
+    g = settings.grid
+    name = g["spec"].name
+    r = _checked(
+      "compare.grid",
+      comparison.compare,
+      {name: _partial(g["spec"], g["hyper"])},
+      grid={g["over"]: g["values"]},
+      **axes,
+    )
+    x = r.x
     grid = {
-      "loss": settings.grid["spec"].name,
-      "over": settings.grid["over"],
-      "values": list(settings.grid["values"]),
-      "curves": values,
-      "grads": grads,
+      "loss": name,
+      "over": g["over"],
+      "values": list(g["values"]),
+      "curves": r.values[name],
+      "grads": r.grads[name],
     }
-  return np.asarray(x), out, grid
-
-
-def _checked(path, fn, *args):
-  try:
-    jax.eval_shape(fn, *args)
-  except (ValueError, TypeError, KeyError) as err:
-    msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-    raise ConfigError(
-      path, f"cannot evaluate it on this axis: {' '.join(str(msg).split())}"
-    ) from None
+  assert x is not None  # the config has losses or a grid
+  return x, out, grid
 
 
 # ---------------------------------------------------------------- fits
 
 
-def _fit_losses(settings: CompareSettings):
-  """(labels, [(spec, hyper)], grid labels, grid (spec, hyper, over, values))."""
-  labels = [c.label for c in settings.losses]
-  fixed = [(c.spec, c.hyper) for c in settings.losses]
-  grid = None
-  grid_labels = []
-  if settings.grid is not None:
-    g = settings.grid
-    grid = (g["spec"], g["hyper"], g["over"], jnp.asarray(g["values"], jnp.float32))
-    grid_labels = [f"{g['spec'].name}({g['over']}={v:g})" for v in g["values"]]
-  return labels, fixed, grid_labels, grid
-
-
 def fit(
   settings: CompareSettings, batch: dict[str, np.ndarray], *, steps: int | None = None
 ) -> dict[str, dict[str, Any]]:
-  """Fits every compared loss (and grid member) on ``batch`` in one vmapped run.
+  """Fits every compared loss (and grid member) on ``batch``
+  (:func:`jaxobj.compare_fits`).
 
   Returns ``{label: {parameter: value}}``: ``location`` for a constant model
   on the residual axis, ``logit`` and ``probability`` on the ``p_t`` axis,
-  ``w`` and ``b`` for a linear model.
+  ``w`` and ``b`` for a linear model; grid members are labelled
+  ``loss(over=value)``.
   """
   f = settings.fit
   if f is None:
     raise ConfigError("compare.fit", "this comparison has no fit: section to fit the losses with.")
-  steps = steps or f.steps
   if f.target not in batch:
     raise ConfigError(
       "compare.fit.target", f"the data has no {f.target!r}; it has {', '.join(sorted(batch))}."
     )
-  y = jnp.asarray(batch[f.target], jnp.float32)
+  inputs = None
   if f.model == "linear":
     if f.input not in batch:
       raise ConfigError(
         "compare.fit.input", f"the data has no {f.input!r}; it has {', '.join(sorted(batch))}."
       )
-    x = jnp.asarray(batch[f.input], jnp.float32).reshape(y.shape[0], -1)
-    init = {"w": jnp.zeros(x.shape[1]), "b": jnp.zeros(())}
-    predict = lambda p: x @ p["w"] + p["b"]
-  else:
-    init = {"c": jnp.zeros(())}
-    predict = lambda p: jnp.broadcast_to(p["c"], y.shape)
-  tx = optax.adam(optax.cosine_decay_schedule(f.learning_rate, steps, alpha=1e-3))
-  labels, fixed, grid_labels, grid = _fit_losses(settings)
-
-  def objective(spec, hyper):
-    return lambda p: spec.fn(predict(p), y, **hyper)
-
-  def train(loss):
-    def step(carry, _):
-      p, s = carry
-      g = jax.grad(loss)(p)
-      u, s = tx.update(g, s, p)
-      return (optax.apply_updates(p, u), s), None
-
-    (p, _), _ = jax.lax.scan(step, (init, tx.init(init)), None, length=steps)
-    return p
-
-  @jax.jit
-  def run_all():
-    out = {}
-    if fixed:
-      branches = [objective(spec, hyper) for spec, hyper in fixed]
-      out["fixed"] = jax.vmap(lambda i: train(lambda p: jax.lax.switch(i, branches, p)))(
-        jnp.arange(len(branches))
-      )
-    if grid is not None:
-      spec, hyper, over, values = grid
-      out["grid"] = jax.vmap(lambda h: train(objective(spec, {**hyper, over: h})))(values)
-    return out
-
-  for label, (spec, hyper) in zip(labels, fixed):
-    _checked_fit(f"compare.losses.{label}", objective(spec, hyper), init)
-  if grid is not None:
-    spec, hyper, over, values = grid
-    _checked_fit("compare.grid", objective(spec, {**hyper, over: values[0]}), init)
-  out = jax.tree.map(np.asarray, run_all())
+    inputs = batch[f.input]
+  options = {
+    "inputs": inputs,
+    "axis": settings.axis,
+    "steps": steps or f.steps,
+    "learning_rate": f.learning_rate,
+  }
   fits = {}
-  for group, names in (("fixed", labels), ("grid", grid_labels)):
-    for i, name in enumerate(names):
-      fits[name] = _describe({k: v[i] for k, v in out[group].items()}, settings.axis)
+  for c in settings.losses:
+    r = _checked(
+      f"compare.losses.{c.label}",
+      comparison.compare_fits,
+      {c.label: _partial(c.spec, c.hyper)},
+      batch[f.target],
+      **options,
+    )
+    fits[c.label] = r.params[c.label]
+  if settings.grid is not None:
+    g = settings.grid
+    r = _checked(
+      "compare.grid",
+      comparison.compare_fits,
+      {"grid": _partial(g["spec"], g["hyper"])},
+      batch[f.target],
+      grid={g["over"]: g["values"]},
+      **options,
+    )
+    for v, p in zip(g["values"], r.params.values()):
+      fits[f"{g['spec'].name}({g['over']}={v:g})"] = p
   return fits
-
-
-def _checked_fit(path, loss, init):
-  try:
-    jax.eval_shape(jax.grad(loss), init)
-  except (ValueError, TypeError, KeyError) as err:
-    msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-    raise ConfigError(path, f"cannot fit it on this data: {' '.join(str(msg).split())}") from None
-
-
-def _describe(p: dict[str, np.ndarray], axis: str) -> dict[str, Any]:
-  if "c" in p:
-    c = float(p["c"])
-    if axis == "p_t":
-      return {"logit": c, "probability": float(1.0 / (1.0 + math.exp(-c)))}
-    return {"location": c}
-  return {"w": [float(v) for v in np.ravel(p["w"])], "b": float(p["b"])}
 
 
 def _references(settings, batch) -> dict[str, dict[str, float]]:
