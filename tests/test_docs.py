@@ -312,3 +312,141 @@ def test_migration_table_same_names_agree_with_optax():
   for name in ("squared_error", "l2_loss", "huber_loss", "log_cosh"):
     ours = getattr(jaxobj, name)(p, t, reduction="none")
     assert jnp.allclose(ours, getattr(optax.losses, name)(p, t), rtol=1e-5), name
+
+
+# ---------------------------------------------------------------- notebooks and offline math
+
+
+@functools.cache
+def _notebook_hook():
+  """docs/hooks/notebooks.py, the build hook that renders the notebooks."""
+  spec = importlib.util.spec_from_file_location(
+    "jaxobj_docs_notebooks", DOCS / "hooks" / "notebooks.py"
+  )
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+NOTEBOOK_FILES = sorted((DOCS.parent / "notebooks").glob("*.ipynb"))
+
+
+def test_every_notebook_is_linked_from_the_readme():
+  readme = (DOCS.parent / "README.md").read_text()
+  section = re.search(r"^## Notebooks\n(.*?)^## ", readme, re.S | re.M)
+  assert section, "README.md has no '## Notebooks' section"
+  linked = set(re.findall(r"\]\((notebooks/[\w.-]+\.ipynb)\)", section.group(1)))
+  files = {f"notebooks/{p.name}" for p in NOTEBOOK_FILES}
+  assert files - linked == set(), f"README.md's Notebooks section does not link {files - linked}"
+  assert linked - files == set(), f"README.md links notebooks that do not exist: {linked - files}"
+
+
+def test_site_config_loads_nothing_from_another_host():
+  import yaml
+
+  config = yaml.safe_load((DOCS.parent / "mkdocs.yml").read_text())
+  remote = [
+    u for u in config.get("extra_javascript", []) + config.get("extra_css", []) if "//" in u
+  ]
+  assert remote == [], f"mkdocs.yml loads {remote} from another host: the site breaks offline"
+  assert config["theme"].get("font") is False, "the theme's fonts come from a font CDN"
+  assert "docs/hooks/notebooks.py" in config["hooks"]
+  local = [u for u in config["extra_javascript"] if u.startswith(_notebook_hook().MATHJAX_URI)]
+  assert local == [f"{_notebook_hook().MATHJAX_URI}/tex-mml-chtml.js"]
+  # The docs extra installs the package whose MathJax the hook copies into the site.
+  assert "django-static-mathjax" in (DOCS.parent / "pyproject.toml").read_text()
+
+
+def test_built_pages_with_remote_assets_are_found(tmp_path):
+  hook = _notebook_hook()
+  (tmp_path / "ok.html").write_text(
+    '<script src="assets/mathjax/tex-mml-chtml.js"></script><a href="https://github.com/x">x</a>'
+  )
+  (tmp_path / "sub").mkdir()
+  (tmp_path / "sub" / "bad.html").write_text(
+    '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>'
+    '<link rel="stylesheet" href="https://fonts.googleapis.com/css?family=Roboto">'
+  )
+  found = hook.remote_assets(tmp_path)
+  assert list(found) == ["sub/bad.html"]
+  assert len(found["sub/bad.html"]) == 2
+
+
+def _tiny_notebook():
+  import nbformat
+  from nbformat import v4
+
+  png = b"\x89PNG\r\n\x1a\nnot-really-a-png"
+  nb = v4.new_notebook()
+  nb.cells = [
+    v4.new_code_cell("import os"),
+    v4.new_markdown_cell("# A title\n\nSome math: $r^2$."),
+    v4.new_code_cell(
+      "print(1)\nplot()",
+      outputs=[
+        v4.new_output("stream", name="stdout", text="\x1b[31m1\x1b[0m\n"),
+        v4.new_output(
+          "display_data",
+          data={"image/png": __import__("base64").b64encode(png).decode(), "text/plain": "<Fig>"},
+        ),
+        v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1),
+      ],
+    ),
+  ]
+  return nbformat.from_dict(nb), png
+
+
+def test_notebook_page_has_text_code_outputs_and_plots():
+  nb, png = _tiny_notebook()
+  title, markdown, images = _notebook_hook().to_markdown(nb, "00_tiny")
+  assert title == "A title"
+  assert markdown.startswith("# A title\n\n!!! note")  # the title heads the page
+  assert "\nSome math: $r^2$.\n" in markdown and markdown.count("# A title") == 1
+  assert "[`00_tiny.ipynb`](00_tiny.ipynb)" in markdown
+  assert "```python\nimport os\n```" in markdown
+  assert "```text\n1\n```" in markdown  # ANSI colour codes are dropped
+  assert "```text\n42\n```" in markdown and "<Fig>" not in markdown
+  assert images == {"00_tiny-1.png": png}
+  assert "(00_tiny/00_tiny-1.png)" in markdown
+
+
+def test_notebook_executed_copy_is_used_only_while_fresh(tmp_path, monkeypatch):
+  import nbformat
+
+  hook = _notebook_hook()
+  nb, _ = _tiny_notebook()
+  source = tmp_path / "00_tiny.ipynb"
+  stripped = nbformat.from_dict(nb)
+  for cell in stripped.cells:
+    if cell.cell_type == "code":
+      cell.outputs = []
+  nbformat.write(stripped, source)
+  monkeypatch.setattr(hook, "EXECUTED", tmp_path / "executed")
+  (tmp_path / "executed").mkdir()
+  nb.metadata[hook.SOURCE_KEY] = hook.source_hash(source)
+  nbformat.write(nb, tmp_path / "executed" / source.name)
+  assert hook.executed(source).cells[2].outputs  # fresh: read, not run
+
+  runs = []
+
+  class Client:  # records the run instead of starting a kernel
+    def __init__(self, nb, **kwargs):
+      self.nb = nb
+
+    def execute(self):
+      runs.append(self.nb)
+
+  monkeypatch.setitem(sys.modules, "nbclient", type(sys)("nbclient"))
+  sys.modules["nbclient"].NotebookClient = Client
+  source.write_text(source.read_text().replace("import os", "import sys"))  # now stale
+  hook.executed(source)
+  assert len(runs) == 1 and runs[0].cells[0].source == "import sys"
+  rewritten = nbformat.read(tmp_path / "executed" / source.name, as_version=4)
+  assert rewritten.metadata[hook.SOURCE_KEY] == hook.source_hash(source)
+
+
+def test_every_notebook_is_in_the_docs_nav():
+  config = {"nav": [{"Home": "index.md"}, {"Notebooks": ["notebooks/index.md", "stale.md"]}]}
+  nav = _notebook_hook().on_config(config)["nav"][1]["Notebooks"]
+  assert nav == ["notebooks/index.md"] + [f"notebooks/{p.stem}.md" for p in NOTEBOOK_FILES]
+  assert "Notebooks:" in (DOCS.parent / "mkdocs.yml").read_text()
