@@ -11,11 +11,11 @@ vocabulary.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
 from jaxobj._src import checks, fused_linear, numerics
@@ -216,43 +216,38 @@ def fused_linear_policy_gradient_loss(
   if ignore_index is not None:
     keep = y != ignore_index
     mask = keep if mask is None else mask & keep
-  if not (isinstance(y, jax.core.Tracer) or isinstance(mask, jax.core.Tracer)):
-    bad = (np.asarray(y) < 0) | (np.asarray(y) >= w.shape[1])
-    if mask is not None:
-      bad &= np.asarray(mask)
-    if bad.any():
-      raise ValueError(
-        f"targets must lie in [0, V) = [0, {w.shape[1]}) wherever they count, got "
-        f"{sorted(set(np.asarray(y)[bad].tolist()))[:5]}; mark prompt and padding tokens "
-        f"with ignore_index (default -100) or mask the row with where=."
-      )
+  checks.check_labels_in_vocab(
+    "targets",
+    y,
+    mask,
+    w.shape[1],
+    "mark prompt and padding tokens with ignore_index (default -100) or mask the row with where=.",
+  )
+  # policy_gradient_loss with every option but its per-token inputs.
+  loss = functools.partial(
+    policy_gradient_loss,
+    old_logps=old_logps,
+    advantages=advantages,
+    reference_logps=reference_logps,
+    completion_mask=mask,
+    loss_type=loss_type,
+    epsilon=epsilon,
+    epsilon_high=epsilon_high,
+    delta=delta,
+    importance_sampling_level=importance_sampling_level,
+    beta=beta,
+    kl_estimator=kl_estimator,
+    entropy_coef=entropy_coef,
+    max_completion_length=max_completion_length,
+    where=where,
+    weights=weights,
+    reduction=reduction,
+  )
   if reduction != "none" and importance_sampling_level == "token":
     # The value and gradient in one sweep: validate as the loss would, then
     # sum the per-token losses with their known coefficients.
     lp_shape = jax.ShapeDtypeStruct(y.shape, fused_linear.compute_dtype(h, w))
-    jax.eval_shape(
-      lambda lp: policy_gradient_loss(
-        lp,
-        old_logps,
-        advantages,
-        reference_logps,
-        completion_mask=mask,
-        loss_type=loss_type,
-        epsilon=epsilon,
-        epsilon_high=epsilon_high,
-        delta=delta,
-        importance_sampling_level=importance_sampling_level,
-        beta=beta,
-        kl_estimator=kl_estimator,
-        entropy=None if entropy_coef is None else lp,
-        entropy_coef=entropy_coef,
-        max_completion_length=max_completion_length,
-        where=where,
-        weights=weights,
-        reduction=reduction,
-      ),
-      lp_shape,
-    )
+    jax.eval_shape(lambda lp: loss(lp, entropy=None if entropy_coef is None else lp), lp_shape)
     return _one_sweep(
       h,
       y,
@@ -290,26 +285,7 @@ def fused_linear_policy_gradient_loss(
     vocab_block=vocab_block,
   )
   logps, entropy = out if isinstance(out, tuple) else (out, None)
-  return policy_gradient_loss(
-    logps,
-    old_logps,
-    advantages,
-    reference_logps,
-    completion_mask=mask,
-    loss_type=loss_type,
-    epsilon=epsilon,
-    epsilon_high=epsilon_high,
-    delta=delta,
-    importance_sampling_level=importance_sampling_level,
-    beta=beta,
-    kl_estimator=kl_estimator,
-    entropy=entropy,
-    entropy_coef=entropy_coef,
-    max_completion_length=max_completion_length,
-    where=where,
-    weights=weights,
-    reduction=reduction,
-  )
+  return loss(logps, entropy=entropy)
 
 
 def _one_sweep(

@@ -589,7 +589,9 @@ def fused_linear_sequence_log_probs(
   total = jnp.sum(token_logps, axis=-1)
   if not average:
     return total
-  _, y, _, mask = _fused_inputs(hidden, targets, kernel, where, ignore_index)
+  # Only the count is needed here: the inputs were checked above.
+  y = jnp.asarray(targets)
+  mask = _valid_tokens(y, where, ignore_index, y.shape)
   if mask is None:
     return total / max(y.shape[-1], 1)
   count = jnp.sum(mask, axis=-1, dtype=total.dtype)
