@@ -41,6 +41,7 @@ from jax.typing import ArrayLike
 from jaxobj import registry
 
 if TYPE_CHECKING:  # matplotlib is imported when a plot is drawn
+  from matplotlib.axes import Axes
   from matplotlib.figure import Figure
 
 __all__ = ["AXES", "Comparison", "FitComparison", "compare", "compare_fits"]
@@ -204,16 +205,29 @@ class Comparison:
       out.append((f"{label} ({tag})", self.values[label][idx], self.grads[label][idx]))
     return out
 
-  def plot(self, *, title: str | None = None) -> Figure:
+  def plot(self, *, title: str | None = None, axes: Sequence[Axes] | None = None) -> Figure:
     """Values (left) and gradients (right) of every loss and grid point.
 
+    Args:
+      title: the figure's title.
+      axes: two matplotlib ``Axes`` to draw into (a row of a larger figure,
+        as ``jaxobj compare`` draws a grid under the losses); a new figure
+        when None.
+
     Returns:
-      The matplotlib ``Figure``; save it with ``fig.savefig(path)``.
+      The matplotlib ``Figure`` (the one holding ``axes`` when given); save
+      it with ``fig.savefig(path)``.
     """
     from jaxobj.train.plots import pyplot
 
     plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4))
+    if axes is None:
+      fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4))
+    else:
+      if len(axes) != 2:
+        raise ValueError(f"axes must be two Axes (values, gradients), got {len(axes)}.")
+      left, right = axes
+      fig = left.figure
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     viridis = plt.get_cmap("viridis")
     for k, label in enumerate(self.values):
@@ -234,7 +248,8 @@ class Comparison:
     right.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     if title:
       fig.suptitle(title)
-    fig.tight_layout()
+    if axes is None:
+      fig.tight_layout()
     return fig
 
 

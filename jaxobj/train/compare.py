@@ -219,7 +219,17 @@ def run(
     references = _references(settings, batch)
   files = {"curves": _plot_curves(config.name, settings, x, curve_values, grid, out / "curves.png")}
   if fits:
-    files["fit"] = _plot_fit(config.name, settings, batch, fits, references, out / "fit.png")
+    assert batch is not None and settings.fit is not None
+    drawn = comparison.FitComparison(
+      settings.axis,
+      settings.fit.model,
+      fits,
+      references,
+      np.asarray(batch[settings.fit.target]),
+      None if settings.fit.model != "linear" else np.asarray(batch[settings.fit.input]),
+    )
+    title = f"{config.name}: each loss fitted in one vmapped run ({settings.fit.model} model)"
+    files["fit"] = _save(drawn.plot(title=title), out / "fit.png")
   result = CompareResult(
     config.name, out, settings.axis, x, curve_values, grid, fits, references, files, 0.0
   )
@@ -253,85 +263,51 @@ def _as_json(r: CompareResult) -> dict[str, Any]:
   return out
 
 
-_AXIS_LABEL = {
-  "residual": "residual r = prediction − target",
-  "p_t": "p_t (probability of the true class)",
-}
-_GRAD_LABEL = {"residual": "∂ loss / ∂ r", "p_t": "∂ loss / ∂ logit"}
-
-
 def _plot_curves(name, settings, x, curve_values, grid, path):
-  plt = pyplot()
-  rows = 2 if grid is not None and curve_values else 1
-  fig, axes = plt.subplots(rows, 2, figsize=(12, 4.2 * rows), squeeze=False)
-  for label, (v, g) in curve_values.items():
-    axes[0, 0].plot(x, v, label=label)
-    axes[0, 1].plot(x, g, label=label)
-  panels = [(axes[0], "losses")] if curve_values else []
-  if grid is not None:
-    row = axes[1] if curve_values else axes[0]
-    cmap = plt.get_cmap("viridis")
-    for i, value in enumerate(grid["values"]):
-      color = cmap(i / max(len(grid["values"]) - 1, 1))
-      label = f"{grid['over']}={value:g}"
-      row[0].plot(x, grid["curves"][i], color=color, label=label)
-      row[1].plot(x, grid["grads"][i], color=color, label=label)
-    panels.append((row, f"{grid['loss']} over {grid['over']}"))
-  for row, title in panels:
-    row[0].set(title=f"{title}: value", xlabel=_AXIS_LABEL[settings.axis], ylabel="loss")
-    row[1].set(
-      title=f"{title}: gradient",
-      xlabel=_AXIS_LABEL[settings.axis],
-      ylabel=_GRAD_LABEL[settings.axis],
+  """The losses' row and the grid's row, each drawn by :meth:`jaxobj.Comparison.plot`."""
+  rows = []
+  if curve_values:
+    rows.append(
+      (
+        "losses",
+        comparison.Comparison(
+          settings.axis,
+          x,
+          {k: v for k, (v, _) in curve_values.items()},
+          {k: g for k, (_, g) in curve_values.items()},
+          {},
+          {k: () for k in curve_values},
+        ),
+      )
     )
-    for ax in row:
-      ax.grid(alpha=0.3)
-      ax.legend(fontsize="small")
-      ax.axhline(0.0, color="grey", lw=0.6)
+  if grid is not None:
+    over, loss = grid["over"], grid["loss"]
+    rows.append(
+      (
+        f"{loss} over {over}",
+        comparison.Comparison(
+          settings.axis,
+          x,
+          {loss: np.asarray(grid["curves"])},
+          {loss: np.asarray(grid["grads"])},
+          {over: np.asarray(grid["values"])},
+          {loss: (over,)},
+        ),
+      )
+    )
+  fig, axes = pyplot().subplots(len(rows), 2, figsize=(12, 4.2 * len(rows)), squeeze=False)
+  for row, (title, drawn) in zip(axes, rows):
+    drawn.plot(axes=row)
+    row[0].set_title(f"{title}: value")
+    row[1].set_title(f"{title}: gradient")
   fig.suptitle(f"{name}: one compiled call")
   fig.tight_layout()
-  return _save(plt, fig, path)
+  return _save(fig, path)
 
 
-def _plot_fit(name, settings, batch, fits, references, path):
-  plt = pyplot()
-  fig, ax = plt.subplots(figsize=(10, 4.5))
-  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-  y = np.asarray(batch[settings.fit.target], np.float64)
-  if settings.fit.model == "linear":
-    x = np.asarray(batch[settings.fit.input], np.float64).reshape(len(y), -1)
-    ax.scatter(x[:, 0], y, s=6, color="grey", alpha=0.5, label="data")
-    grid = np.linspace(x[:, 0].min(), x[:, 0].max(), 50)
-    for i, (label, p) in enumerate(fits.items()):
-      ax.plot(grid, p["w"][0] * grid + p["b"], color=colors[i % len(colors)], label=label)
-    ax.set(xlabel=f"{settings.fit.input}[:, 0]", ylabel=settings.fit.target)
-  else:
-    key = "probability" if settings.axis == "p_t" else "location"
-    if settings.axis == "p_t":
-      ax.bar(
-        list(fits),
-        [p[key] for p in fits.values()],
-        color=[colors[i % len(colors)] for i in range(len(fits))],
-      )
-      plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
-      ax.set(ylabel="fitted probability of the positive class")
-    else:
-      ax.hist(y, bins=40, color="lightgrey", label="data")
-      for i, (label, p) in enumerate(fits.items()):
-        ax.axvline(p[key], color=colors[i % len(colors)], lw=2, label=f"{label}: {p[key]:.3f}")
-      ax.set(xlabel=settings.fit.target, ylabel="count")
-    for (ref, values), style in zip(references.items(), ("--", ":")):
-      line = ax.axhline if settings.axis == "p_t" else ax.axvline
-      line(values[key], color="black", ls=style, label=f"{ref}: {values[key]:.3f}")
-  ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-  ax.set_title(f"{name}: each loss fitted in one vmapped run ({settings.fit.model} model)")
-  fig.tight_layout()
-  return _save(plt, fig, path)
-
-
-def _save(plt, fig, path):
+def _save(fig, path):
   fig.savefig(path, dpi=110)
-  plt.close(fig)
+  pyplot().close(fig)
   return pathlib.Path(path)
 
 
