@@ -11,6 +11,8 @@
 - :mod:`~jaxobj.train.compare`: vmapped loss comparisons and fits;
 - :mod:`~jaxobj.train.report`: the closing summary;
 - :mod:`~jaxobj.train.devices`: asking for host devices before JAX starts;
+- :mod:`~jaxobj.train.launch`: several JAX processes on one machine, joined into one
+  run (``launch.launch``; ``initialize_from_env`` in each of them);
 - :mod:`~jaxobj.train.interrupt`: Ctrl-C as a flag read between compiled calls.
 
 Layers. Imports go one way: ``jaxobj.cli`` -> ``jaxobj.train`` ->
@@ -33,6 +35,7 @@ from jaxobj.train.diagnosis import (
   diagnosis_curves,
 )
 from jaxobj.train.history import History, MetricsWriter
+from jaxobj.train.launch import LaunchError, LaunchResult, free_port, initialize_from_env
 from jaxobj.train.plots import (
   plot_learned,
   plot_loss_curves,
@@ -51,9 +54,13 @@ __all__ = [
   "diagnose",
   "diagnose_history",
   "History",
+  "LaunchError",
+  "LaunchResult",
   "MetricsWriter",
   "MODELS",
   "diagnosis_curves",
+  "free_port",
+  "initialize_from_env",
   "PATTERNS",
   "build_model",
   "plot_learned",
