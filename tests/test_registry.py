@@ -68,6 +68,7 @@ HELPERS = {
   "fit_temperature",
   "group_advantages",
   "init_class_centers",
+  "make_fenchel_young_loss",
   "policy_gradient_preset",
   "robust_alpha_from_latent",
   "robust_latent_from_alpha",
@@ -78,6 +79,7 @@ HELPERS = {
   "fused_linear_sequence_log_probs",
   "fused_linear_token_log_probs",
   "smooth_labels",
+  "sparsemax",
   "temperature_scale",
 }
 

@@ -170,6 +170,12 @@ from jaxobj.losses.sequence import (
   fused_linear_token_log_probs,
   token_cross_entropy,
 )
+from jaxobj.losses.sparsemax import (
+  make_fenchel_young_loss,
+  multiclass_sparsemax_loss,
+  sparsemax,
+  sparsemax_loss,
+)
 
 # Every registered loss and metric of the families, and a few public helpers
 # (return types, initializers, calibration and Barron-loss transforms);
@@ -245,11 +251,13 @@ __all__ = [
   "logit_distillation_loss",
   "lovasz_hinge_loss",
   "lovasz_softmax_loss",
+  "make_fenchel_young_loss",
   "maximum_calibration_error",
   "maximum_mean_discrepancy",
   "mrr_metric",
   "multi_similarity_loss",
   "multiclass_hinge_loss",
+  "multiclass_sparsemax_loss",
   "ndcg_metric",
   "negative_cosine_similarity",
   "negative_elbo",
@@ -293,6 +301,8 @@ __all__ = [
   "softmax_focal_loss",
   "softmax_focal_loss_with_integer_labels",
   "softmax_loss",
+  "sparsemax",
+  "sparsemax_loss",
   "squared_error",
   "squared_hinge_loss",
   "squared_log_error",

@@ -1,0 +1,185 @@
+"""Losses that match a peer library's (optax, Keras, torch): values against float64
+NumPy references written from the papers and the peers' documented formulas,
+gradients, extremes; optax's own functions where it has the loss."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.test_util import check_grads
+from references import close, f64, ref_reduce
+
+import jaxobj
+
+RNG = np.random.default_rng(19)
+
+
+# ---------------------------------------------------------------- sparsemax
+
+
+def np_sparsemax(x):
+  """Sparsemax by bisection on the threshold: sum_k max(x_k - tau, 0) = 1
+  (independent of the sort-based algorithm)."""
+  x = f64(x)
+  out = np.zeros_like(x)
+  for idx in np.ndindex(x.shape[:-1]):
+    row = x[idx]
+    finite = row[np.isfinite(row)]
+    lo, hi = finite.max() - 1.0, finite.max()
+    for _ in range(200):
+      tau = 0.5 * (lo + hi)
+      if np.maximum(row - tau, 0.0).sum() > 1.0:
+        lo = tau
+      else:
+        hi = tau
+    out[idx] = np.maximum(row - 0.5 * (lo + hi), 0.0)
+  return out
+
+
+def test_sparsemax_is_the_simplex_projection_with_its_exact_jacobian():
+  x = RNG.normal(size=(3, 6)) * 0.7
+  x[1, 2] = -np.inf
+  p = jaxobj.sparsemax(jnp.asarray(x, jnp.float32))
+  close(p, np_sparsemax(x), atol=1e-6)
+  assert float(p[1, 2]) == 0.0 and np.allclose(np.sum(p, -1), 1.0)
+  assert (np.asarray(p) == 0).any()  # sparse, unlike the softmax
+  optax_p = jax.vmap(optax.projections.projection_simplex)(
+    jnp.asarray(np.where(np.isinf(x), -9, x))
+  )
+  close(p, optax_p, atol=1e-6)
+  # Jacobian diag(s) - s s^T / |S| on the support.
+  row = jnp.asarray(x[0], jnp.float32)
+  jac = jax.jacfwd(jaxobj.sparsemax)(row)
+  s = (np_sparsemax(x[0]) > 0).astype(float)
+  close(jac, np.diag(s) - np.outer(s, s) / s.sum(), atol=1e-6)
+  close(jax.jacrev(jaxobj.sparsemax)(row), jac, atol=1e-6)
+  # Class axis elsewhere; scale 1e4 (shifted internally: no cancellation).
+  close(jaxobj.sparsemax(jnp.asarray(x.T, jnp.float32), axis=0), np_sparsemax(x).T, atol=1e-6)
+  big = jnp.array([1e4, 1e4 - 0.5, -1e4])
+  close(jaxobj.sparsemax(big), [0.75, 0.25, 0.0])
+  with pytest.raises(TypeError, match="floating"):
+    jaxobj.sparsemax(jnp.array([1, 2]))
+
+
+def np_multiclass_sparsemax(x, y):
+  """Fenchel-Young form 1/2 ||e_y - x||^2 - 1/2 ||p - x||^2 (Blondel et al. 2020)."""
+  p = np_sparsemax(x)
+  e = np.eye(x.shape[-1])[y]
+  fin = np.isfinite(x)
+  d1 = np.where(fin, e - x, 0.0)
+  d2 = np.where(fin, p - x, 0.0)
+  return 0.5 * (d1**2).sum(-1) - 0.5 * (d2**2).sum(-1), p - e
+
+
+def test_multiclass_sparsemax_loss_values_gradients_and_optax():
+  x = RNG.normal(size=(6, 5)) * 0.8
+  y = RNG.integers(0, 5, 6)
+  x[0, y[0]] = 3.0  # margin reached: exactly 0 with zero gradient
+  x[2, (y[2] + 1) % 5] = -np.inf
+  w = RNG.uniform(0.5, 2.0, 6)
+  m = np.array([True, True, True, False, True, True])
+  want, grad = np_multiclass_sparsemax(x, y)
+  xs, ys = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)
+  close(jaxobj.multiclass_sparsemax_loss(xs, ys, reduction="none"), want, atol=1e-6)
+  assert float(jaxobj.multiclass_sparsemax_loss(xs, ys, reduction="none")[0]) == 0.0
+  got = jaxobj.multiclass_sparsemax_loss(xs, ys, where=jnp.asarray(m), weights=jnp.asarray(w))
+  close(got, ref_reduce(want, m, w))
+  g = jax.grad(lambda s: jaxobj.multiclass_sparsemax_loss(s, ys, reduction="sum"))(xs)
+  close(g, grad, atol=1e-6)
+  fin = np.isfinite(x).all(-1)
+  close(
+    jaxobj.multiclass_sparsemax_loss(xs[fin], ys[fin], reduction="none"),
+    optax.losses.multiclass_sparsemax_loss(xs[fin], ys[fin]),
+    atol=1e-6,
+  )
+  check_grads(
+    lambda s: jaxobj.multiclass_sparsemax_loss(s, jnp.asarray(y[1:2]), reduction="sum"),
+    (f64(x[1:2]),),
+    order=1,
+    modes=["rev"],
+  )
+  # Large scores lose nothing (relative to the label's score); a label whose
+  # class is ruled out by -inf is an infinite loss.
+  big = jnp.array([[1e4, 1e4 - 0.5, -1e4]])
+  # <p, x - x_y> + (1 - ||p||^2) / 2 with p = (3/4, 1/4, 0), x - x_y = (1/2, 0, -2e4 - 1/2).
+  close(jaxobj.multiclass_sparsemax_loss(big, jnp.array([1])), 0.375 + 0.5 * (1 - 0.625))
+  assert np.isinf(
+    float(jaxobj.multiclass_sparsemax_loss(jnp.array([[0.0, -jnp.inf]]), jnp.array([1])))
+  )
+
+
+def np_sparse_plus(x):
+  return np.where(x <= -1, 0.0, np.where(x >= 1, x, (x + 1) ** 2 / 4))
+
+
+def test_binary_sparsemax_loss_is_optax_and_fenchel_young_for_soft_labels():
+  x = np.concatenate([RNG.normal(size=8) * 1.5, [-3.0, 3.0, 1e4, -1e4]])
+  y = np.concatenate([RNG.integers(0, 2, 8), [0, 1, 1, 0]]).astype(float)
+  xs, ys = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+  want = np.where(y == 1, np_sparse_plus(-x), np_sparse_plus(x))
+  got = jaxobj.sparsemax_loss(xs, ys, reduction="none")
+  close(got, want)
+  close(got, optax.losses.sparsemax_loss(xs, ys.astype(jnp.int32)))
+  close(
+    jax.grad(lambda v: jaxobj.sparsemax_loss(v, ys, reduction="sum"))(xs),
+    np.clip((x + 1) / 2, 0, 1) - y,
+  )
+  # Soft labels: Omega*(x) + Omega(y) - x y with Omega(p) = p^2 - p, minimum 0 at
+  # x = 2y - 1.
+  q = RNG.uniform(size=5)
+  t = RNG.normal(size=5)
+  close(
+    jaxobj.sparsemax_loss(jnp.asarray(t), jnp.asarray(q), reduction="none"),
+    np_sparse_plus(t) + q**2 - q - t * q,
+  )
+  close(jaxobj.sparsemax_loss(jnp.asarray(2 * q - 1), jnp.asarray(q), reduction="none"), 0 * q)
+
+
+def test_fenchel_young_constructor_gives_the_prediction_minus_the_target():
+  x = jnp.asarray(RNG.normal(size=(4, 5)), jnp.float32)
+  y = jax.nn.softmax(jnp.asarray(RNG.normal(size=(4, 5)), jnp.float32))
+  # Omega* = logsumexp: cross-entropy up to the entropy of y; with Omega the KL.
+  ce = jaxobj.make_fenchel_young_loss(jax.nn.logsumexp)
+  close(ce(x, y, reduction="none"), jaxobj.softmax_cross_entropy(x, y, reduction="none"))
+  close(jax.grad(lambda s: ce(s, y, reduction="sum"))(x), jax.nn.softmax(x) - y, atol=1e-6)
+  kl = jaxobj.make_fenchel_young_loss(
+    jax.nn.logsumexp, regularizer=lambda p: jnp.sum(p * jnp.log(p))
+  )
+  yn, xn = f64(y), f64(x)
+  log_q = xn - np.log(np.exp(xn).sum(-1, keepdims=True))
+  close(kl(x, y, reduction="none"), (yn * (np.log(yn) - log_q)).sum(-1), atol=2e-6)
+  close(kl(jnp.log(y), y, reduction="none"), np.zeros(4), atol=2e-6)  # 0 at y_hat = y
+
+  # Sparsemax's conjugate with Omega(p) = ||p||^2 / 2 is the multiclass
+  # sparsemax loss; its gradient is sparsemax(x) - y.
+  def sparse_max(s):
+    p = jaxobj.sparsemax(s)
+    return jnp.dot(s, p) - 0.5 * jnp.dot(p, p)
+
+  sp = jaxobj.make_fenchel_young_loss(sparse_max, regularizer=lambda p: 0.5 * jnp.dot(p, p))
+  labels = jnp.array([0, 3, 1, 4])
+  onehot = jax.nn.one_hot(labels, 5)
+  close(
+    sp(x, onehot, reduction="none"),
+    jaxobj.multiclass_sparsemax_loss(x, labels, reduction="none"),
+    atol=1e-6,
+  )
+  close(
+    jax.grad(lambda s: sp(s, onehot, reduction="sum"))(x), jaxobj.sparsemax(x) - onehot, atol=1e-6
+  )
+  # optax's constructor omits Omega(y); same gradient.
+  optax_sp = optax.losses.make_fenchel_young_loss(sparse_max)
+  nogap = jaxobj.make_fenchel_young_loss(sparse_max)
+  close(nogap(x[0], onehot[0], reduction="sum"), optax_sp(x[0], onehot[0]), atol=1e-6)
+  # The contract: masks, weights, -inf scores under zero targets.
+  m = jnp.array([True, False, True, True])
+  close(ce(x, y, where=m), ref_reduce(np.asarray(ce(x, y, reduction="none")), np.asarray(m)))
+  masked = x.at[0, 1].set(-jnp.inf)
+  target = y.at[0].set(jnp.array([0.5, 0.0, 0.5, 0.0, 0.0]))
+  assert np.isfinite(float(ce(masked, target)))
+  assert np.all(np.isfinite(jax.grad(lambda s, t: ce(s, t), argnums=(0, 1))(masked, target)[1]))
+  with pytest.raises(TypeError, match="max_fn must be a function"):
+    jaxobj.make_fenchel_young_loss("logsumexp")
+  with pytest.raises(ValueError, match="same shape"):
+    ce(x, y[:, :4])
