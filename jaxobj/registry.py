@@ -320,10 +320,6 @@ NOT_ALIASES: Mapping[str, str] = {
   "sparse_categorical_crossentropy": "Keras's sparse_categorical_crossentropy takes "
   "probabilities by default (from_logits=False); use "
   "softmax_cross_entropy_with_integer_labels with logits",
-  "nll": "torch's nll_loss takes log-probabilities (its gradient is not the softmax's); use "
-  "softmax_cross_entropy_with_integer_labels with logits",
-  "nll_loss": "torch's nll_loss takes log-probabilities (its gradient is not the softmax's); "
-  "use softmax_cross_entropy_with_integer_labels with logits",
   "kl_div": "torch's kl_div averages over every element with reduction='mean'; use "
   "kl_divergence (log-predictions first), which is torch's reduction='batchmean'",
   "kld": "Keras's kl_divergence takes probabilities; use kl_divergence with "
@@ -337,8 +333,6 @@ NOT_ALIASES: Mapping[str, str] = {
   "poisson": "Keras's poisson takes rates; use poisson_nll_loss with log_input=False",
   "multi_margin_loss": "torch's multi_margin_loss sums over every violating class and "
   "divides by the class count; multiclass_hinge_loss takes the worst one",
-  "categorical_hinge": "Keras's categorical_hinge takes one-hot targets; use "
-  "multiclass_hinge_loss with integer labels",
 }
 
 

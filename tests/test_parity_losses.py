@@ -183,3 +183,118 @@ def test_fenchel_young_constructor_gives_the_prediction_minus_the_target():
     jaxobj.make_fenchel_young_loss("logsumexp")
   with pytest.raises(ValueError, match="same shape"):
     ce(x, y[:, :4])
+
+
+# ---------------------------------------------------------------- Keras and torch classification
+
+
+def test_categorical_hinge_is_keras_formula():
+  x = RNG.normal(size=(6, 4))
+  x[0] = [-1.0, -2.0, 0.5, -0.3]  # every wrong class below 0: Keras compares with 0
+  y = np.eye(4)[RNG.integers(0, 4, 6)]
+  y[0] = [0, 0, 1, 0]
+  pos, neg = (y * x).sum(-1), ((1 - y) * x).max(-1)
+  want = np.maximum(neg - pos + 1.0, 0.0)
+  got = jaxobj.categorical_hinge(jnp.asarray(x, jnp.float32), jnp.asarray(y), reduction="none")
+  close(got, want)
+  close(got[0], 0.5)
+  close(
+    jaxobj.categorical_hinge(jnp.asarray(x), jnp.asarray(y), margin=0.25),
+    np.maximum(neg - pos + 0.25, 0).mean(),
+  )
+  g = jax.grad(lambda s: jaxobj.categorical_hinge(s, jnp.asarray(y), reduction="sum"))(
+    jnp.asarray(x)
+  )
+  active = (want > 0)[:, None]
+  argneg = np.eye(4)[((1 - y) * x).argmax(-1)] * (1 - y)
+  close(g, np.where(active, argneg - y, 0.0))
+
+
+def test_soft_margin_and_multilabel_losses_follow_torch():
+  x, y = RNG.normal(size=(4, 5)) * 3, np.where(RNG.uniform(size=(4, 5)) < 0.5, -1.0, 1.0)
+  close(
+    jaxobj.soft_margin_loss(jnp.asarray(x, jnp.float32), jnp.asarray(y)),
+    np.logaddexp(0, -y * x).mean(),
+  )
+  big = jnp.array([1e4, -1e4])
+  close(jaxobj.soft_margin_loss(big, jnp.array([-1.0, 0.0]), reduction="none"), [1e4, 0.0])
+  t = (y > 0).astype(float)
+  cw = RNG.uniform(0.5, 2.0, 5)
+  per = -(t * -np.logaddexp(0, -x) + (1 - t) * -np.logaddexp(0, x)) * cw
+  close(
+    jaxobj.multilabel_soft_margin_loss(
+      jnp.asarray(x), jnp.asarray(t), class_weights=jnp.asarray(cw), reduction="none"
+    ),
+    per.mean(-1),
+  )
+  check_grads(
+    lambda s: jaxobj.multilabel_soft_margin_loss(s, f64(t), class_weights=f64(cw)),
+    (f64(x),),
+    order=1,
+    modes=["rev"],
+  )
+
+
+def np_multilabel_margin(x, targets, margin=1.0):
+  out = []
+  for row, tgt in zip(x, targets):
+    listed = []
+    for c in tgt:
+      if c == -1:
+        break
+      listed.append(c)
+    others = [i for i in range(len(row)) if i not in listed]
+    out.append(sum(max(0.0, margin - row[j] + row[i]) for j in listed for i in others) / len(row))
+  return np.array(out)
+
+
+def test_multilabel_margin_loss_reads_torchs_target_format():
+  x = RNG.normal(size=(5, 4))
+  tgt = np.array([[3, 0, -1, 1], [-1, 2, 1, 0], [0, 1, 2, 3], [2, 2, -1, -1], [1, -1, 3, 3]])
+  got = jaxobj.multilabel_margin_loss(jnp.asarray(x), jnp.asarray(tgt), reduction="none")
+  close(got, np_multilabel_margin(x, tgt))
+  close(got[1:3], [0.0, 0.0])  # no target, or every class a target
+  close(
+    jaxobj.multilabel_margin_loss(jnp.asarray(x), jnp.asarray(tgt), margin=0.3),
+    np_multilabel_margin(x, tgt, 0.3).mean(),
+  )
+  check_grads(
+    lambda s: jaxobj.multilabel_margin_loss(s, jnp.asarray(tgt)), (f64(x),), order=1, modes=["rev"]
+  )
+  with pytest.raises(ValueError, match=r"\[4\]"):
+    jaxobj.multilabel_margin_loss(jnp.asarray(x), jnp.asarray(tgt).at[0, 1].set(4))
+  # Masked rows may hold anything; under jit a bad target is NaN, not a number.
+  m = jnp.array([True, True, True, True, False])
+  bad = jnp.asarray(tgt).at[4, 0].set(7)
+  close(
+    jaxobj.multilabel_margin_loss(jnp.asarray(x), bad, where=m),
+    np_multilabel_margin(x, tgt)[:4].mean(),
+  )
+  assert np.isnan(float(jax.jit(jaxobj.multilabel_margin_loss)(jnp.asarray(x), bad)))
+  with pytest.raises(TypeError, match="integer"):
+    jaxobj.multilabel_margin_loss(jnp.asarray(x), jnp.asarray(tgt, jnp.float32))
+
+
+def test_nll_loss_on_log_probabilities_is_torchs_weighted_mean():
+  z = RNG.normal(size=(6, 4))
+  log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
+  y = np.array([0, 3, -100, 1, 2, 3])
+  cw = np.array([0.5, 1.0, 2.0, 3.0])
+  keep = y != -100
+  yk = np.where(keep, y, 0)
+  picked = -log_p[np.arange(6), yk]
+  close(jaxobj.nll_loss(jnp.asarray(log_p), jnp.asarray(y)), picked[keep].mean())
+  wy = cw[yk] * keep
+  got = jaxobj.nll_loss(jnp.asarray(log_p), jnp.asarray(y), class_weights=jnp.asarray(cw))
+  close(got, (wy * picked).sum() / wy.sum())
+  # The gradient is -w_y on the label only: not renormalized as from logits.
+  g = jax.grad(lambda a: jaxobj.nll_loss(a, jnp.asarray(y), reduction="sum"))(jnp.asarray(log_p))
+  close(g, -np.eye(4)[yk] * keep[:, None])
+  close(
+    jaxobj.nll_loss(jax.nn.log_softmax(jnp.asarray(z)), jnp.asarray(y)),
+    jaxobj.softmax_cross_entropy_with_integer_labels(jnp.asarray(z), jnp.asarray(y)),
+  )
+  close(
+    jaxobj.nll_loss(jnp.asarray(np.moveaxis(log_p, 1, 0)), jnp.asarray(y), axis=0),
+    picked[keep].mean(),
+  )

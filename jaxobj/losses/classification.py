@@ -12,17 +12,23 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxobj._src import checks, examples, inputs
-from jaxobj._src.reduce import Reduced, reduce_loss
+from jaxobj._src.examples import parity as parity_examples
+from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
+  "categorical_hinge",
   "hinge_loss",
   "multiclass_hinge_loss",
+  "multilabel_margin_loss",
+  "multilabel_soft_margin_loss",
+  "nll_loss",
   "poly_loss_cross_entropy",
   "poly_loss_cross_entropy_with_integer_labels",
   "sigmoid_binary_cross_entropy",
   "sigmoid_focal_loss",
   "smooth_labels",
+  "soft_margin_loss",
   "softmax_cross_entropy",
   "softmax_cross_entropy_with_integer_labels",
   "softmax_focal_loss",
@@ -788,4 +794,310 @@ def multiclass_hinge_loss(
   is_label = jnp.arange(s.shape[-1]) == y[..., None]
   runner_up = jnp.max(jnp.where(is_label, -jnp.inf, s), axis=-1)
   values = jnp.maximum(margin + runner_up - inputs.take(s, y), 0.0)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+# --------------------------------------------------------------------------
+# Keras's and PyTorch's margin losses and the NLL of log-probabilities.
+
+
+@register("classification", inputs=parity_examples.ONE_HOT, zero_hessian=_HINGE)
+def categorical_hinge(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float | ArrayLike = 1.0,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Keras's categorical hinge: one-hot targets, the label's score against the best other one.
+
+  .. math::
+     \ell(s, y) = \max\Big(0,\ m + \max_k\, (1 - y_k)\, s_k - \sum_k y_k s_k\Big)
+
+  Keras's ``categorical_hinge`` (``margin=1``), with its convention kept
+  exactly: the label's own slot enters the max as :math:`(1 - 1)\,s_y = 0`, so
+  for one-hot targets the "best other score" is :math:`\max(0, \max_{k \ne y}
+  s_k)`. When every wrong class scores below 0 the loss is
+  :math:`\max(0, m - s_y)`, not the Crammer–Singer
+  :func:`multiclass_hinge_loss` (which compares with the runner-up however
+  low it is, and takes integer labels).
+
+  Args:
+    scores: float array ``[..., K]``.
+    labels: one-hot (or probability) targets of the same shape.
+    margin: :math:`m`, non-negative (traceable).
+    axis: the class axis (static).
+    where: mask over the rows, shape ``scores.shape`` without the class axis.
+    weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`); the
+      mean is over the unmasked rows.
+
+  Returns:
+    The reduced loss; per-row losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ, ``margin < 0`` (when concrete).
+    TypeError: integer ``scores``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> s = jnp.array([[2.0, 1.5, 0.0], [-1.0, -2.0, 0.5]])
+    >>> y = jnp.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    >>> print(jaxobj.categorical_hinge(s, y, reduction="none"))
+    [0.5 0.5]
+
+  References:
+    Crammer and Singer, "On the Algorithmic Implementation of Multiclass
+    Kernel-based Vector Machines", JMLR 2001; Keras, ``keras.losses.categorical_hinge``.
+  """
+  checks.check_range("margin", margin, low=0.0)
+  s = checks.as_float(scores, "scores")
+  checks.check_same_shape("scores", s, "labels", labels)
+  y = checks.as_target(labels, "labels", s)
+  s, y = inputs.classes_last(s, axis, "scores"), inputs.classes_last(y, axis, "labels")
+  s, y = (
+    masked_fill(where, s, s.shape[:-1], axis_extra=1),
+    masked_fill(where, y, s.shape[:-1], axis_extra=1),
+  )
+  pos = jnp.sum(y * s, axis=-1)
+  neg = jnp.max((1.0 - y) * s, axis=-1)
+  values = jnp.maximum(margin + neg - pos, 0.0)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+@register("classification", inputs=examples.SIGNED)
+def soft_margin_loss(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Soft-margin loss of a binary classifier with ±1 labels: the logistic loss of the margin.
+
+  .. math:: \ell(s, y) = \log\big(1 + e^{-y s}\big) = \operatorname{softplus}(-y\,s)
+
+  PyTorch's ``soft_margin_loss`` (the mean over every element). It is
+  :func:`sigmoid_binary_cross_entropy` with the label mapped to
+  :math:`(y + 1) / 2`; a label 0 is read as -1, as in :func:`hinge_loss`.
+
+  Args:
+    scores: float array of any shape.
+    labels: -1 or +1 (0 is read as -1), same shape.
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`);
+      the mean is over the unmasked elements.
+
+  Returns:
+    The reduced loss.
+
+  Raises:
+    ValueError: shapes differ.
+    TypeError: integer ``scores``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> print(jaxobj.soft_margin_loss(jnp.array([0.0, 1e4, -1e4]), jnp.array([1.0, 1.0, 1.0]),
+    ...                               reduction="none"))
+    [6.931472e-01 0.000000e+00 1.000000e+04]
+  """
+  s, y = inputs.binary_inputs(scores, labels, where, names=("scores", "labels"))
+  values = jax.nn.softplus(-_signed_labels(y) * s)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+@register("classification", inputs=parity_examples.MULTILABEL)
+def multilabel_soft_margin_loss(
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  class_weights: ArrayLike | None = None,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Multi-label soft-margin loss: the sigmoid cross-entropy averaged over the classes of each row.
+
+  .. math::
+     \ell(x, y) = -\frac1K \sum_k w_k \big(y_k \log\sigma(x_k)
+       + (1 - y_k)\log\sigma(-x_k)\big)
+
+  PyTorch's ``multilabel_soft_margin_loss`` (``weight`` is ``class_weights``):
+  one value per row, the mean over the rows. Computed with ``softplus``, so
+  logits of any size are exact.
+
+  Args:
+    logits: float array ``[..., K]``.
+    labels: targets in [0, 1] (usually 0 or 1) of the same shape.
+    class_weights: optional ``[K]`` per-class weights :math:`w_k` (inside the
+      class mean, which still divides by :math:`K`).
+    axis: the class axis (static).
+    where: mask over the rows, shape ``logits.shape`` without the class axis.
+    weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`); the
+      mean is over the unmasked rows.
+
+  Returns:
+    The reduced loss; per-row losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ, bad ``class_weights`` shape.
+    TypeError: integer ``logits``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x, y = jnp.array([[0.0, 2.0]]), jnp.array([[1.0, 0.0]])
+    >>> print(round(float(jaxobj.multilabel_soft_margin_loss(x, y)), 4))
+    1.41
+  """
+  x, y, _ = inputs.softmax_inputs(logits, labels, axis, where)
+  per_class = y * inputs.safe_logp(y, jax.nn.softplus(-x)) + (1.0 - y) * inputs.safe_logp(
+    1.0 - y, jax.nn.softplus(x)
+  )
+  cw = inputs.class_weights(class_weights, x.shape[-1])
+  if cw is not None:
+    per_class = per_class * cw
+  values = jnp.mean(per_class, axis=-1)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+@register("classification", inputs=parity_examples.MULTILABEL_INDICES, zero_hessian=_HINGE)
+def multilabel_margin_loss(
+  scores: ArrayLike,
+  targets: ArrayLike,
+  *,
+  margin: float | ArrayLike = 1.0,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Multi-label margin loss: every target class scores a margin above every other class.
+
+  .. math::
+     \ell(s, T) = \frac1K \sum_{j \in T} \sum_{i \notin T} \max(0,\ m - s_j + s_i)
+
+  PyTorch's ``multilabel_margin_loss`` (``margin=1``), with its target format:
+  ``targets`` has the shape of ``scores`` and lists the target classes
+  :math:`T` first, ended by the first ``-1`` (what follows it is ignored). A
+  row with no target class (a leading ``-1``) or with every class a target
+  has loss 0; a class listed twice counts twice, as in torch.
+
+  Args:
+    scores: float array ``[..., K]``.
+    targets: integer array of the same shape: class indices in ``[0, K)``,
+      then ``-1`` padding.
+    margin: :math:`m`, non-negative (traceable).
+    axis: the class axis, of both arrays (static).
+    where: mask over the rows, shape ``scores.shape`` without the class axis.
+    weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`); the
+      mean is over the unmasked rows.
+
+  Returns:
+    The reduced loss; per-row losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ, ``margin < 0``, or (when concrete) a target
+      before the first ``-1`` outside ``[0, K)``; under ``jax.jit`` such a row
+      gives NaN.
+    TypeError: integer ``scores`` or floating ``targets``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> s = jnp.array([[0.1, 0.2, 0.4, 0.8]])
+    >>> print(round(float(jaxobj.multilabel_margin_loss(s, jnp.array([[3, 0, -1, 1]]))), 4))
+    0.85
+  """
+  checks.check_range("margin", margin, low=0.0)
+  x = checks.as_float(scores, "scores")
+  t = checks.as_labels(targets, "targets")
+  checks.check_same_shape("scores", x, "targets", t)
+  x, t = inputs.classes_last(x, axis, "scores"), inputs.classes_last(t, axis, "targets")
+  shape = x.shape[:-1]
+  mask = None if where is None else checks.as_mask(where, shape)
+  k = x.shape[-1]
+  listed = jnp.cumprod(t != -1, axis=-1).astype(bool)  # before the first -1
+  checks.check_labels_in_vocab(
+    "targets",
+    jnp.where(listed, t, 0) if checks.is_concrete(t) else t,
+    None if mask is None else mask[..., None],
+    k,
+    "list target classes first and end them with -1 (PyTorch's format); mask rows with where=.",
+  )
+  x = masked_fill(mask, x, shape, axis_extra=1)
+  bad = jnp.any(listed & ~inputs.in_range(t, k), axis=-1)
+  # How often each class is listed (torch counts a repeated target each time).
+  times = jnp.sum(listed[..., :, None] & (t[..., :, None] == jnp.arange(k)), axis=-2)
+  # hinge[j, i] = max(0, m - s_j + s_i) for target j and non-target i.
+  hinge = jnp.maximum(margin - x[..., :, None] + x[..., None, :], 0.0)
+  pair = times[..., :, None] * (times[..., None, :] == 0)
+  values = jnp.sum(pair * hinge, axis=(-2, -1)) / k
+  values = jnp.where(bad, jnp.nan, values)
+  return reduce_loss(values, where=mask, weights=weights, reduction=reduction)
+
+
+@register(
+  "classification",
+  inputs=parity_examples.LOG_PROBABILITIES,
+  zero_hessian="linear in the log-probabilities",
+)
+def nll_loss(
+  log_probs: ArrayLike,
+  labels: ArrayLike,
+  *,
+  class_weights: ArrayLike | None = None,
+  ignore_index: int | ArrayLike | None = -100,
+  axis: int = -1,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Negative log-likelihood of integer labels, from log-probabilities (not logits).
+
+  .. math::
+     \ell(\log p, y) = -w_y \log p_y,
+     \qquad \text{mean} = \frac{\sum_i -w_{y_i} \log p_{i, y_i}}{\sum_i w_{y_i}}
+
+  PyTorch's ``nll_loss``: the input is already normalized (a
+  ``jax.nn.log_softmax``, or any log-probabilities), and the gradient is
+  :math:`-w_y` on the label's entry only; it is not renormalized. From
+  logits use :func:`softmax_cross_entropy_with_integer_labels`, which is this
+  loss of ``log_softmax(logits)`` with the softmax's gradient. Class weights
+  give torch's weighted mean; ``ignore_index`` (default -100, torch's) and
+  out-of-range labels behave as in the softmax cross-entropy.
+
+  Args:
+    log_probs: float array ``[..., K]`` of log-probabilities (``<= 0``).
+    labels: integer array ``log_probs.shape`` without the class axis.
+    class_weights: optional ``[K]`` per-class weights (torch's ``weight``).
+    ignore_index: label value to skip (None skips none).
+    axis: the class axis (static; torch's class axis is 1 for ``(N, C, d...)``
+      inputs: pass ``axis=1``).
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-row losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: ``labels.shape != log_probs.shape[:-1]``, bad
+      ``class_weights`` shape, an unmasked label outside ``[0, K)`` (when
+      concrete).
+    TypeError: integer ``log_probs`` or floating ``labels``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jaxobj
+    >>> log_p = jax.nn.log_softmax(jnp.array([[2.0, 0.0, 1.0], [0.0, 0.0, 0.0]]))
+    >>> print(round(float(jaxobj.nll_loss(log_p, jnp.array([0, -100]))), 4))
+    0.4076
+  """
+  x, y, where = inputs.integer_inputs(
+    log_probs, labels, axis, where, ignore_index, names=("log_probs", "labels")
+  )
+  # A NaN anywhere in a row reaches its value (the gather alone would skip it).
+  values = jnp.where(jnp.any(jnp.isnan(x), axis=-1), jnp.nan, -inputs.take(x, y))
+  cw = inputs.class_weights(class_weights, x.shape[-1])
+  if cw is not None:
+    weights = _with_class_weights(weights, cw, y)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
