@@ -899,9 +899,9 @@ def soft_margin_loss(
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
-    >>> print(jaxobj.soft_margin_loss(jnp.array([0.0, 1e4, -1e4]), jnp.array([1.0, 1.0, 1.0]),
+    >>> print(jaxobj.soft_margin_loss(jnp.array([0.0, 3.0, -2.0]), jnp.array([1.0, 1.0, 1.0]),
     ...                               reduction="none"))
-    [6.931472e-01 0.000000e+00 1.000000e+04]
+    [0.6931 0.0486 2.1269]
   """
   s, y = inputs.binary_inputs(scores, labels, where, names=("scores", "labels"))
   values = jax.nn.softplus(-_signed_labels(y) * s)
@@ -1021,7 +1021,7 @@ def multilabel_margin_loss(
   listed = jnp.cumprod(t != -1, axis=-1).astype(bool)  # before the first -1
   checks.check_labels_in_vocab(
     "targets",
-    jnp.where(listed, t, 0) if checks.is_concrete(t) else t,
+    jnp.where(listed, t, 0),
     None if mask is None else mask[..., None],
     k,
     "list target classes first and end them with -1 (PyTorch's format); mask rows with where=.",

@@ -226,7 +226,7 @@ def multiclass_sparsemax_loss(
     >>> import jax.numpy as jnp, jaxobj
     >>> s = jnp.array([[2.0, 0.5, 0.0], [0.0, 0.0, 0.0]])
     >>> print(jaxobj.multiclass_sparsemax_loss(s, jnp.array([0, 0]), reduction="none"))
-    [0.        0.3333333]
+    [0.     0.3333]
 
   References:
     Martins and Astudillo, "From Softmax to Sparsemax", ICML 2016;
