@@ -79,6 +79,8 @@ HELPERS = {
   "fused_linear_sequence_log_probs",
   "fused_linear_token_log_probs",
   "smooth_labels",
+  "soft_rank",
+  "soft_sort",
   "sparsemax",
   "temperature_scale",
 }

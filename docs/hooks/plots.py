@@ -349,6 +349,27 @@ def regularization():
   return fig
 
 
+def soft_ranking():
+  x = jnp.array([0.3, -1.2, 2.0, 0.5])
+  eps = jnp.logspace(-2, 1.5, 120)
+  fig, (a, b) = _figure(2)
+  for reg, style in (("l2", "-"), ("kl", "--")):
+    ranks = jax.vmap(
+      lambda e, r=reg: jaxobj.soft_rank(x, regularization_strength=e, regularization=r)
+    )(eps)
+    sort = jax.vmap(
+      lambda e, r=reg: jaxobj.soft_sort(x, regularization_strength=e, regularization=r)
+    )(eps)
+    for i in range(4):
+      label = f"x = {float(x[i]):g}" if reg == "l2" else None
+      a.plot(eps, np.asarray(ranks[:, i]), style, color=COLORS[i], label=label)
+      b.plot(eps, np.asarray(sort[:, i]), style, color=COLORS[i])
+  a.set(xscale="log", xlabel="regularization_strength ε", ylabel="soft_rank")
+  b.set(xscale="log", xlabel="regularization_strength ε", ylabel="soft_sort (ascending)")
+  a.legend(fontsize=7)
+  return fig
+
+
 FIGURES = {
   "regression": regression,
   "robust": robust,
@@ -364,6 +385,7 @@ FIGURES = {
   "policy_gradient": policy_gradient,
   "generative": generative,
   "regularization": regularization,
+  "soft_ranking": soft_ranking,
 }
 
 

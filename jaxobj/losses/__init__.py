@@ -175,6 +175,12 @@ from jaxobj.losses.sequence import (
   fused_linear_token_log_probs,
   token_cross_entropy,
 )
+from jaxobj.losses.soft_ranking import (
+  soft_rank,
+  soft_sort,
+  soft_top_k_loss,
+  spearman_loss,
+)
 from jaxobj.losses.sparsemax import (
   make_fenchel_young_loss,
   multiclass_sparsemax_loss,
@@ -305,6 +311,9 @@ __all__ = [
   "simpo_loss",
   "smooth_l1_loss",
   "smooth_labels",
+  "soft_rank",
+  "soft_sort",
+  "soft_top_k_loss",
   "soft_margin_loss",
   "softmax_cross_entropy",
   "softmax_cross_entropy_with_integer_labels",
@@ -313,6 +322,7 @@ __all__ = [
   "softmax_loss",
   "sparsemax",
   "sparsemax_loss",
+  "spearman_loss",
   "squared_error",
   "squared_hinge_loss",
   "squared_log_error",
