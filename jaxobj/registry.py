@@ -304,6 +304,7 @@ ALIASES: Mapping[str, str] = {
   "cross_entropy": "softmax_cross_entropy_with_integer_labels",
   "hinge": "hinge_loss",
   "squared_hinge": "squared_hinge_loss",
+  "triplet_margin_with_distance_loss": "triplet_margin_loss",
 }
 
 # Names that look like aliases but whose peer computes something else (from
@@ -333,6 +334,18 @@ NOT_ALIASES: Mapping[str, str] = {
   "poisson": "Keras's poisson takes rates; use poisson_nll_loss with log_input=False",
   "multi_margin_loss": "torch's multi_margin_loss sums over every violating class and "
   "divides by the class count; multiclass_hinge_loss takes the worst one",
+  "binary_focal_crossentropy": "Keras's binary_focal_crossentropy takes probabilities by "
+  "default (from_logits=False); use sigmoid_focal_loss with logits",
+  "categorical_focal_crossentropy": "Keras's categorical_focal_crossentropy takes "
+  "probabilities by default; use softmax_focal_loss with logits",
+  "dice": "Keras's dice takes probabilities and pools the whole batch into one ratio; use "
+  "dice_loss with logits (activation=...) and batch=True",
+  "tversky": "Keras's tversky takes probabilities and pools the whole batch into one ratio; "
+  "use tversky_loss with logits and batch=True",
+  "ctc": "Keras's ctc takes dense labels padded with 0 and no padding masks; use ctc_loss "
+  "with logit_paddings and label_paddings",
+  "circle": "Keras's circle expects L2-normalized embeddings (it does not normalize) and "
+  "averages over the non-zero losses; use circle_loss, which normalizes the embeddings",
 }
 
 

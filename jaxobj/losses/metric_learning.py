@@ -44,6 +44,7 @@ from jax.typing import ArrayLike, DTypeLike
 
 from jaxobj._src import checks, inputs
 from jaxobj._src.examples import metric_learning as examples
+from jaxobj._src.examples import parity as parity_examples
 from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
 
@@ -51,9 +52,12 @@ __all__ = [
   "arcface_loss",
   "batch_all_triplet_loss",
   "batch_hard_triplet_loss",
+  "circle_loss",
   "cosface_loss",
   "cosine_embedding_loss",
+  "hinge_embedding_loss",
   "init_class_centers",
+  "margin_ranking_loss",
   "multi_similarity_loss",
   "npairs_loss",
   "pairwise_contrastive_loss",
@@ -384,6 +388,112 @@ def cosine_embedding_loss(
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
+_PAIR_HINGE = "piecewise linear: a hinge max(0, margin - ...), kinked at the margin"
+
+
+def _signed(y: jax.Array) -> jax.Array:
+  """±1 labels with 0 read as -1 (as the binary hinge losses do)."""
+  return jnp.where(y == 0, -1.0, y).astype(y.dtype)
+
+
+@register("metric_learning", inputs=parity_examples.RANKING_PAIRS, zero_hessian=_PAIR_HINGE)
+def margin_ranking_loss(
+  scores1: ArrayLike,
+  scores2: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float | ArrayLike = 0.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Margin ranking loss: for label +1 the first score should beat the second by a margin.
+
+  .. math:: \ell(s_1, s_2, y) = \max\big(0,\ m - y\,(s_1 - s_2)\big)
+
+  PyTorch's ``margin_ranking_loss`` (``margin=0``, the mean over every
+  pair). ``y = -1`` asks for :math:`s_2 > s_1`; a label 0 is read as -1
+  (as in :func:`~jaxobj.hinge_loss`); other values scale the difference, as
+  in torch.
+
+  Args:
+    scores1: float array of any shape.
+    scores2: float array of the same shape.
+    labels: +1 or -1 (0 is read as -1), same shape.
+    margin: :math:`m` (traceable; torch allows any real value).
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`);
+      the mean is over the unmasked pairs.
+
+  Returns:
+    The reduced loss; one value per pair for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ.
+    TypeError: integer scores.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> print(jaxobj.margin_ranking_loss(jnp.array([2.0, 0.0]), jnp.array([1.75, 1.0]),
+    ...                                  jnp.array([1.0, 1.0]), margin=0.5, reduction="none"))
+    [0.25 1.5 ]
+  """
+  s1 = checks.as_float(scores1, "scores1")
+  checks.check_same_shape("scores1", s1, "scores2", scores2)
+  s2 = checks.as_float(scores2, "scores2")
+  checks.check_same_shape("scores1", s1, "labels", labels)
+  y = _signed(checks.as_target(labels, "labels", s1))
+  shape = s1.shape
+  s1, s2, y = (masked_fill(where, a, shape) for a in (s1, s2, y))
+  values = jax.nn.relu(margin - y * (s1 - s2))
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+@register("metric_learning", inputs=parity_examples.DISTANCES_SIGNED, zero_hessian=_PAIR_HINGE)
+def hinge_embedding_loss(
+  distances: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float | ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Hinge embedding loss: small distances for similar pairs, a margin for dissimilar ones.
+
+  .. math::
+     \ell(d, y) = \begin{cases} d & y = 1 \\ \max(0,\ m - d) & y = -1 \end{cases}
+
+  PyTorch's ``hinge_embedding_loss`` (``margin=1``, the mean over every
+  pair): ``distances`` are usually the L1 or L2 distances of two embeddings.
+  A label 0 is read as -1 (as in :func:`~jaxobj.hinge_loss`); any other label
+  gives NaN, so a mistaken label never passes as a number.
+
+  Args:
+    distances: float array of any shape (non-negative in the usual use).
+    labels: +1 (similar) or -1 (dissimilar), 0 read as -1, same shape.
+    margin: :math:`m` (traceable).
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`);
+      the mean is over the unmasked pairs.
+
+  Returns:
+    The reduced loss; one value per pair for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ.
+    TypeError: integer ``distances``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> print(jaxobj.hinge_embedding_loss(jnp.array([0.3, 0.4, 2.0]), jnp.array([1.0, -1.0, -1.0]),
+    ...                                   reduction="none"))
+    [0.3 0.6 0. ]
+  """
+  d, y = inputs.binary_inputs(distances, labels, where, names=("distances", "labels"))
+  y = _signed(y)
+  values = jnp.where(y == 1, d, jnp.where(y == -1, jax.nn.relu(margin - d), jnp.nan))
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
 def _tuple_distance(x, y, distance, p, eps):
   if distance == "squared_euclidean":
     return _sq_norm(x - y)
@@ -627,6 +737,95 @@ def multi_similarity_loss(
   a, b = jnp.asarray(alpha), jnp.asarray(beta)
   values = _log1p_sum_exp(-a * sim, pos) / a + _log1p_sum_exp(b * sim, neg) / b
   return reduce_loss(values.reshape(shape), where=where, weights=weights, reduction=reduction)
+
+
+def _masked_logsumexp(t, keep):
+  """Log-sum-exp over the kept entries of each row; ``-inf`` (zero gradient) if none."""
+  has = jnp.any(keep, axis=1)
+  t = jnp.where(keep, t, -jnp.inf)
+  t = jnp.where(has[:, None], t, 0.0)
+  return jnp.where(has, jax.nn.logsumexp(t, axis=1), -jnp.inf), has
+
+
+@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
+def circle_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float | ArrayLike = 0.4,
+  gamma: float | ArrayLike = 80.0,
+  detach_weights: bool = False,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Circle loss (Sun et al. 2020): every pair re-weighted by how far it is from its optimum.
+
+  .. math::
+     \ell_i = \log\Big(1 + \sum_{n \in N_i} e^{\gamma\,\alpha_n (s_n - \Delta_n)}
+       \sum_{p \in P_i} e^{-\gamma\,\alpha_p (s_p - \Delta_p)}\Big),
+     \qquad \alpha_p = [1 + m - s_p]_+,\ \alpha_n = [s_n + m]_+,
+     \ \Delta_p = 1 - m,\ \Delta_n = m
+
+  the pair-based form, on the cosine similarities :math:`s` of anchor
+  :math:`i` to the other rows with its label (:math:`P_i`) and with another
+  label (:math:`N_i`); embeddings are divided by :math:`\max(\|x\|,
+  10^{-12})`. The defaults are pytorch-metric-learning's and Keras's
+  (``m=0.4``, ``gamma=80``; the paper uses ``m=0.25, gamma=256`` for faces).
+  By default the gradient is the exact derivative of the value, weights
+  :math:`\alpha` included; the paper's implementation and
+  pytorch-metric-learning hold the weights constant (``stop_gradient``):
+  ``detach_weights=True`` gives that update (the same value, a gradient
+  that is not the value's derivative).
+  Computed as ``softplus`` of a sum of log-sum-exps, so a large ``gamma``
+  does not overflow.
+
+  An anchor without a positive or without a negative has no pairs to
+  weigh: it is left out of the mean (as pytorch-metric-learning's average
+  over non-zero losses does) and gets 0 under ``reduction="none"``.
+
+  Args:
+    embeddings: float array ``[..., D]``; leading axes are flattened into one batch.
+    labels: integer array ``embeddings.shape[:-1]``.
+    margin: the relaxation :math:`m` (traceable).
+    gamma: the scale :math:`\gamma > 0` (traceable).
+    detach_weights: hold :math:`\alpha_p, \alpha_n` constant in the gradient,
+      as the paper's code does.
+    where: mask over the rows; a masked row is removed from the batch.
+    weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`) over
+      the anchors that have both a positive and a negative.
+
+  Returns:
+    The reduced loss; per-anchor losses (``labels.shape``) for ``"none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, ``gamma <= 0``.
+    TypeError: integer embeddings or floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [-0.6, 0.8]])
+    >>> print(jaxobj.circle_loss(x, jnp.array([0, 0, 1, 1]), gamma=4.0, reduction="none"))
+    [0.6653 0.9945 0.9945 0.6653]
+
+  References:
+    Sun et al., "Circle Loss: A Unified Perspective of Pair Similarity
+    Optimization", CVPR 2020.
+  """
+  checks.check_range("gamma", gamma, low=0.0, low_inclusive=False)
+  (x,), y, valid, shape = _labelled_batch(("embeddings",), (embeddings,), labels, where)
+  z = _normalize(x, NORMALIZE_EPS)
+  s = _gram(z, z)
+  pos, neg = _positives_negatives(y, valid)
+  m, g = jnp.asarray(margin), jnp.asarray(gamma)
+  alpha_p, alpha_n = jax.nn.relu(1.0 + m - s), jax.nn.relu(s + m)
+  if detach_weights:
+    alpha_p, alpha_n = jax.lax.stop_gradient(alpha_p), jax.lax.stop_gradient(alpha_n)
+  lse_p, has_p = _masked_logsumexp(-g * alpha_p * (s - (1.0 - m)), pos)
+  lse_n, has_n = _masked_logsumexp(g * alpha_n * (s - m), neg)
+  both = has_p & has_n
+  values = jax.nn.softplus(jnp.where(both, lse_p + lse_n, 0.0))
+  return _reduce_anchors(values, both, shape, weights, reduction)
 
 
 def _distances_and_masks(embeddings, labels, where, distance):
