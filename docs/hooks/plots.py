@@ -349,6 +349,30 @@ def regularization():
   return fig
 
 
+def noisy_labels():
+  m = jnp.linspace(-8.0, 8.0, 321)
+  losses = {
+    "cross-entropy": jaxobj.softmax_cross_entropy_with_integer_labels,
+    "generalized_cross_entropy (q=0.7)": jaxobj.generalized_cross_entropy,
+    "symmetric_cross_entropy": jaxobj.symmetric_cross_entropy,
+    "nce_rce_loss": jaxobj.nce_rce_loss,
+    "reverse_cross_entropy": jaxobj.reverse_cross_entropy,
+  }
+  fig, (a, b) = _figure(2)
+  for name, loss in losses.items():
+
+    def fn(v, loss=loss):
+      return loss(jnp.stack([v, 0.0, 0.0, 0.0])[None], jnp.array([0]))
+
+    v, g = _elementwise(fn, m)
+    a.plot(m, v, label=name)
+    b.plot(m, np.abs(g), label=name)
+  a.set(xlabel="logit of the labelled class (others 0)", ylabel="loss", ylim=(0, 8))
+  b.set(xlabel="logit of the labelled class (others 0)", ylabel="|gradient|")
+  a.legend(fontsize=7)
+  return fig
+
+
 def soft_ranking():
   x = jnp.array([0.3, -1.2, 2.0, 0.5])
   eps = jnp.logspace(-2, 1.5, 120)
@@ -386,6 +410,7 @@ FIGURES = {
   "generative": generative,
   "regularization": regularization,
   "soft_ranking": soft_ranking,
+  "noisy_labels": noisy_labels,
 }
 
 
