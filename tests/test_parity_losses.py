@@ -410,3 +410,62 @@ def test_new_aliases_compute_the_peers_documented_values():
   )
   for name in ("nll_loss", "categorical_hinge", "circle", "dice", "ctc"):
     assert (name in jaxobj.registry.names()) != (name in jaxobj.registry.NOT_ALIASES), name
+
+
+# ---------------------------------------------------------------- CTC forward probabilities
+
+
+def np_ctc_alphas(logp, labels, blank=0):
+  """Graves et al. (2006) forward variables over the extended labels, float64 (probabilities)."""
+  ext = [blank]
+  for lab in labels:
+    ext += [lab, blank]
+  p = np.exp(logp)
+  alpha = np.zeros((len(p), len(ext)))
+  alpha[0, 0] = p[0, blank]
+  if len(ext) > 1:
+    alpha[0, 1] = p[0, ext[1]]
+  for t in range(1, len(p)):
+    for s in range(len(ext)):
+      a = alpha[t - 1, s] + (alpha[t - 1, s - 1] if s >= 1 else 0.0)
+      if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
+        a += alpha[t - 1, s - 2]
+      alpha[t, s] = a * p[t, ext[s]]
+  return alpha
+
+
+def test_ctc_forward_probs_are_graves_alphas_in_optaxs_layout():
+  b, t, k = 3, 6, 4
+  logits = RNG.normal(size=(b, t, k)).astype(np.float32)
+  labels = np.array([[1, 2, 2], [3, 1, 0], [2, 0, 0]], np.int32)
+  label_pad = np.array([[0, 0, 0], [0, 0, 1], [0, 1, 1]], np.float32)
+  logit_pad = np.zeros((b, t), np.float32)
+  logit_pad[2, 4:] = 1.0
+  loss, blank, label = jaxobj.ctc_loss_with_forward_probs(
+    jnp.asarray(logits),
+    jnp.asarray(logit_pad),
+    jnp.asarray(labels),
+    jnp.asarray(label_pad),
+    reduction="none",
+  )
+  assert blank.shape == (t, b, 4) and label.shape == (t, b, 3)
+  close(loss, jaxobj.ctc_loss(logits, logit_pad, labels, label_pad, reduction="none"))
+  o_loss, o_blank, o_label = optax.losses.ctc_loss_with_forward_probs(
+    logits, logit_pad, labels, label_pad
+  )
+  close(loss, o_loss, rtol=1e-4)
+  logp = logits - np.log(np.exp(f64(logits)).sum(-1, keepdims=True))
+  for i in range(b):
+    n = int((label_pad[i] == 0).sum())
+    frames = int((logit_pad[i] == 0).sum())
+    alpha = np_ctc_alphas(logp[i, :frames], labels[i, :n])
+    want_blank, want_label = alpha[:, 0::2].copy(), alpha[:, 1::2]
+    want_blank = np.concatenate([want_blank, np.repeat(want_blank[-1:], t - frames, 0)])
+    want_label = np.concatenate([want_label, np.repeat(want_label[-1:], t - frames, 0)])
+    want_blank[-1, 1:] += want_label[-1]  # optax's last frame
+    close(np.exp(blank[:, i, : n + 1]), want_blank, atol=1e-6)
+    close(np.exp(label[:, i, :n]), want_label, atol=1e-6)
+    close(np.exp(o_blank[:, i, : n + 1]), want_blank, atol=1e-6)
+    close(np.exp(-loss[i]), want_blank[-1, n], rtol=1e-4)
+  with pytest.raises(ValueError, match=r"\[B, T, K\]"):
+    jaxobj.ctc_loss_with_forward_probs(logits[None], logit_pad[None], labels[None], label_pad[None])

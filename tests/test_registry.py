@@ -65,6 +65,7 @@ def test_filters_and_families():
 HELPERS = {
   "ElboTerms",
   "ReliabilityDiagram",
+  "ctc_loss_with_forward_probs",
   "fit_temperature",
   "group_advantages",
   "init_class_centers",

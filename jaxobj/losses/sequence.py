@@ -32,6 +32,7 @@ from jaxobj.registry import register
 
 __all__ = [
   "ctc_loss",
+  "ctc_loss_with_forward_probs",
   "fused_linear_cross_entropy",
   "fused_linear_sequence_log_probs",
   "fused_linear_token_log_probs",
@@ -824,10 +825,8 @@ def _paddings(p, name, like_name, like, axes):
   return p
 
 
-@functools.partial(jax.jit, static_argnames="blank_id")
-def _ctc_values(x, frame_pad, y, label_pad, zero_infinity, *, blank_id):
-  """Per-sequence CTC losses of a flat batch ``x`` [B, T, K] (jitted, so that
-  eager calls reuse one compiled recursion per shape)."""
+def _ctc_prepare(x, frame_pad, y, label_pad, blank_id):
+  """Frame flags, extended labels, skip flags, final states and bad rows of a flat batch."""
   classes = x.shape[-1]
   frame_valid = ~(frame_pad > 0.5)
   label_valid = ~(label_pad > 0.5)
@@ -841,7 +840,14 @@ def _ctc_values(x, frame_pad, y, label_pad, zero_infinity, *, blank_id):
   ext = jnp.full((y.shape[0], 2 * y.shape[1] + 1), blank_id, y.dtype).at[:, 1::2].set(y)
   skip = ((ext != blank_id) & (ext != _shift(ext, 2, blank_id, axis=1))).T
   last = jnp.stack([2 * num_labels, jnp.maximum(2 * num_labels - 1, 0)]).astype(jnp.int32)
+  return frame_valid, ext, skip, last, bad
 
+
+@functools.partial(jax.jit, static_argnames="blank_id")
+def _ctc_values(x, frame_pad, y, label_pad, zero_infinity, *, blank_id):
+  """Per-sequence CTC losses of a flat batch ``x`` [B, T, K] (jitted, so that
+  eager calls reuse one compiled recursion per shape)."""
+  frame_valid, ext, skip, last, bad = _ctc_prepare(x, frame_pad, y, label_pad, blank_id)
   log_lik = _ctc_log_likelihood(x, frame_valid, ext, skip, last)
   impossible = log_lik == -jnp.inf
   nll = jnp.where(impossible, 0.0, -log_lik)
@@ -850,6 +856,122 @@ def _ctc_values(x, frame_pad, y, label_pad, zero_infinity, *, blank_id):
   # A NaN padding flag compares as "not padding": pass it on instead.
   nan_pad = jnp.any(jnp.isnan(frame_pad), axis=1) | jnp.any(jnp.isnan(label_pad), axis=1)
   return jnp.where(bad | nan_pad, jnp.nan, values)
+
+
+@functools.partial(jax.jit, static_argnames="blank_id")
+def _ctc_forward_variables(x, frame_pad, y, label_pad, *, blank_id):
+  """The forward variables ``[T, S', B]`` of a flat batch (no gradient: diagnostics)."""
+  x = jax.lax.stop_gradient(x)
+  frame_valid, ext, skip, _, bad = _ctc_prepare(x, frame_pad, y, label_pad, blank_id)
+  _, init, xs = _ctc_tables(x, frame_valid, ext)
+  step = _forward_step(skip)
+
+  def forward(alpha, inputs):
+    alpha = step(alpha, inputs)
+    return alpha, alpha
+
+  _, alphas = jax.lax.scan(forward, init, xs)
+  return jnp.where(bad[None, None, :], jnp.nan, alphas)
+
+
+def ctc_loss_with_forward_probs(
+  logits: ArrayLike,
+  logit_paddings: ArrayLike,
+  labels: ArrayLike,
+  label_paddings: ArrayLike,
+  *,
+  blank_id: int = 0,
+  zero_infinity: bool = False,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> tuple[Reduced, jax.Array, jax.Array]:
+  r"""The CTC loss together with its forward log-probabilities, as optax returns them.
+
+  The loss is :func:`ctc_loss` (exact, with its gradient). The forward
+  variables of Graves et al. (2006) are the log-probabilities of the frames
+  up to :math:`t` over the alignments that are, at frame :math:`t`, in the
+  blank before label :math:`n` (``log_alpha_blank[t, b, n]``, :math:`n \le
+  N`) or on label :math:`n` (``log_alpha_label[t, b, n]``, :math:`n < N`),
+  with :math:`N` the labels' length axis. The layout is optax's
+  ``ctc_loss_with_forward_probs`` (time first, ``(T, B, N + 1)`` and
+  ``(T, B, N)``), and so is its last frame: ``log_alpha_blank[-1, b, n]``
+  also counts the alignments that end on label :math:`n - 1`, so
+  ``-log_alpha_blank[-1, b, N_b]`` is sequence ``b``'s loss (with
+  :math:`N_b` its number of labels). Impossible states are ``-inf`` (optax
+  floors them at ``log_epsilon = -1e5``; the probabilities agree). Padded
+  frames carry the variables unchanged; the positions :math:`n` count the
+  unpadded labels in order, and entries past a sequence's labels hold no
+  meaning. The forward variables carry no gradient (they are diagnostics:
+  alignments, posteriors); differentiate the loss.
+
+  Args:
+    logits: float array ``[B, T, K]`` (one batch axis, frames, classes
+      including the blank).
+    logit_paddings: ``[B, T]``, 1.0 at padded frames.
+    labels: integer array ``[B, N]``.
+    label_paddings: ``[B, N]``, 1.0 at padded labels.
+    blank_id: the blank class (static int in ``[0, K)``).
+    zero_infinity: give impossible alignments a loss of 0 instead of ``+inf``.
+    where, weights, reduction: the loss contract for the loss (over
+      sequences); ``reduction="none"`` gives optax's per-sequence values.
+
+  Returns:
+    ``(loss, log_alpha_blank, log_alpha_label)``: the reduced loss, and the
+    forward log-probabilities of shapes ``(T, B, N + 1)`` and ``(T, B, N)``
+    (NaN for a sequence with an unpadded label outside ``[0, K)`` or equal
+    to ``blank_id``).
+
+  Raises:
+    ValueError: as :func:`ctc_loss`, and for ``logits`` without exactly one
+      batch axis.
+    TypeError: integer ``logits``, floating ``labels``.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> logits = jnp.zeros((1, 2, 3))  # 2 frames, uniform over {blank, a, b}
+    >>> loss, blank, label = jaxobj.ctc_loss_with_forward_probs(
+    ...     logits, jnp.zeros((1, 2)), jnp.array([[1]]), jnp.zeros((1, 1)), reduction="none")
+    >>> print(jnp.exp(label[:, 0, 0]))  # on "a" after frame 1 (a), after frame 2 (aa, _a)
+    [0.3333 0.2222]
+    >>> print(round(float(jnp.exp(-loss[0])), 4), round(float(jnp.exp(blank[-1, 0, 1])), 4))
+    0.3333 0.3333
+
+  References:
+    Graves et al., "Connectionist Temporal Classification: Labelling
+    Unsegmented Sequence Data with Recurrent Neural Networks", ICML 2006.
+  """
+  x = checks.as_float(logits, "logits")
+  if x.ndim != 3:
+    raise ValueError(
+      f"logits must have shape [B, T, K] (one batch axis, frames, classes), as in optax, got "
+      f"logits.shape={x.shape}; reshape the batch axes into one (ctc_loss takes any number)."
+    )
+  loss = ctc_loss(
+    x,
+    logit_paddings,
+    labels,
+    label_paddings,
+    blank_id=blank_id,
+    zero_infinity=zero_infinity,
+    where=where,
+    weights=weights,
+    reduction=reduction,
+  )
+  batch = x.shape[:1]
+  logit_pad = _paddings(logit_paddings, "logit_paddings", "logits", x, -1)
+  y = checks.as_labels(labels, "labels")
+  label_pad = _paddings(label_paddings, "label_paddings", "labels", y, None)
+  x = masked_fill(where, x, batch, axis_extra=2)
+  frame_pad = masked_fill(where, logit_pad.astype(x.dtype), batch, axis_extra=1)
+  y = masked_fill(where, y, batch, fill=blank_id, axis_extra=1)
+  label_pad = masked_fill(where, label_pad.astype(x.dtype), batch, fill=1.0, axis_extra=1)
+  alphas = _ctc_forward_variables(x, frame_pad, y, label_pad, blank_id=int(blank_id))
+  blank = alphas[:, 0::2, :].transpose(0, 2, 1)  # [T, B, N + 1]
+  label = alphas[:, 1::2, :].transpose(0, 2, 1)  # [T, B, N]
+  # optax's last frame: the blank after label n also holds the paths ending on label n.
+  last = blank[-1].at[:, 1:].set(jnp.logaddexp(blank[-1, :, 1:], label[-1]))
+  return loss, blank.at[-1].set(last), label
 
 
 @register("sequence", inputs=sequence_examples.CTC)
