@@ -222,7 +222,7 @@ def reverse_cross_entropy(
   """
   _check_log_clip(log_clip)
   _, _, log_p_y, _, _, where = _prepare(logits, labels, axis, where, ignore_index)
-  values = -log_clip * _one_minus_p(log_p_y)
+  values = -(log_clip * _one_minus_p(log_p_y))
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -281,7 +281,7 @@ def symmetric_cross_entropy(
   checks.check_range("beta", beta, low=0.0)
   _check_log_clip(log_clip)
   _, _, log_p_y, _, _, where = _prepare(logits, labels, axis, where, ignore_index)
-  values = -alpha * log_p_y - beta * log_clip * _one_minus_p(log_p_y)
+  values = -(alpha * log_p_y) - beta * log_clip * _one_minus_p(log_p_y)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -340,7 +340,7 @@ def soft_bootstrap_loss(
   checks.check_range("beta", beta, low=0.0, high=1.0)
   _, log_p, log_p_y, _, possible, where = _prepare(logits, labels, axis, where, ignore_index)
   entropy = -jnp.sum(jnp.exp(log_p) * jnp.where(possible, log_p, 0.0), axis=-1)
-  values = -beta * log_p_y + (1.0 - beta) * entropy
+  values = (1.0 - beta) * entropy - beta * log_p_y
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -394,7 +394,7 @@ def hard_bootstrap_loss(
   checks.check_range("beta", beta, low=0.0, high=1.0)
   _, log_p, log_p_y, _, _, where = _prepare(logits, labels, axis, where, ignore_index)
   log_p_top = jnp.max(log_p, axis=-1)
-  values = -beta * log_p_y - (1.0 - beta) * log_p_top
+  values = -(beta * log_p_y) - (1.0 - beta) * log_p_top
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
