@@ -14,7 +14,14 @@ A config that cannot be used is reported in one line (``jaxobj: error:
 Ctrl-C during ``jaxobj run`` stops it at any moment with exit status 130:
 before training starts nothing is written; during training the rows so far,
 the plots and the summary are kept (see :mod:`jaxobj.train.loop`). A run
-directory holding an interrupted run is replaced only with ``--overwrite``.
+directory holding an interrupted run is replaced only with ``--overwrite``, or
+continued from its last checkpoint with ``--resume`` (``train.checkpoint_every``).
+
+``jaxobj run CONFIG --processes N --devices D`` starts N local processes of D
+CPU devices each (:mod:`jaxobj.train.launch`), supervises them and reports in
+one line if one fails; ``--distributed`` (``train.distributed: true``) makes
+this process one of a run whose processes a scheduler started (SLURM, a TPU
+pod): see :mod:`jaxobj.train.distributed`.
 
 The commands need the ``cli`` extra (rich for tables, matplotlib for plots;
 ``pip install "jaxobj[cli]"``); without it they say so in one line. Importing
@@ -28,6 +35,7 @@ import argparse
 import importlib.util
 import json
 import math
+import os
 import pathlib
 import re
 import sys
@@ -38,7 +46,7 @@ from jaxobj import registry
 from jaxobj._src import sigint
 from jaxobj.config import MAX_HOST_DEVICES, Config, ConfigError, from_dict, schema, yamlio
 from jaxobj.config import files as config_files
-from jaxobj.train import compare, loop, report
+from jaxobj.train import checkpoint, compare, distributed, launch, loop, report
 from jaxobj.train.devices import request_host_devices
 from jaxobj.train.interrupt import StopRequest
 
@@ -160,6 +168,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
   sets = list(args.set or [])
   if args.command == "run" and args.steps is not None:
     sets.append(f"train.steps={args.steps}")
+  if args.command == "run" and args.devices is not None:  # the trainer checks it is there
+    sets.append(f"train.host_devices={args.devices}")
   return sets
 
 
@@ -194,21 +204,125 @@ def cmd_list(args: argparse.Namespace) -> int:
   return 0
 
 
+def _join(args: argparse.Namespace, raw: dict[str, Any], path: pathlib.Path) -> None:
+  """Joins the run's other processes when the run is distributed (before JAX starts)."""
+  section = raw.get("train")
+  train: dict[str, Any] = section if isinstance(section, dict) else {}
+  wanted = args.distributed or train.get("distributed") is True
+  if not wanted and not os.environ.get(launch.ENV_COORDINATOR):
+    return
+  timeout = train.get("join_timeout", 60.0)
+  peer = train.get("peer_timeout", 30.0)
+  for key, value in (("join_timeout", timeout), ("peer_timeout", peer)):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 86_400:
+      raise ConfigError(
+        f"train.{key}", f"expected seconds from 1 to 86400, got {value!r}.", str(path)
+      )
+  try:
+    distributed.join(join_timeout=float(timeout), peer_timeout=float(peer))
+  except distributed.DistributedError as err:
+    raise ConfigError("--distributed", str(err)) from None
+
+
+def _launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
+  """``jaxobj run --processes N``: starts N local processes of the run and reports on them."""
+  n = schema.integer(args.processes, "--processes", 1, MAX_HOST_DEVICES)
+  per = args.devices if args.devices is not None else 1
+  schema.integer(per, "--devices", 1, MAX_HOST_DEVICES)
+  if n * per > MAX_HOST_DEVICES:
+    raise ConfigError(
+      "--processes",
+      f"{n} processes × {per} devices = {n * per} devices, more than the "
+      f"{MAX_HOST_DEVICES} host devices a run may have; ask for fewer.",
+    )
+  path, cfg = _read(args, _overrides(args))  # checked here once, before anything starts
+  if cfg.objective is None:
+    raise ConfigError("--processes", "a comparison runs in one process; drop --processes.")
+  total = n * per
+  batch = cfg.train.batch_size
+  if batch is not None and batch % total:
+    raise ConfigError(
+      "train.batch_size",
+      f"{batch} examples per step do not split evenly over {n} processes × {per} devices; "
+      f"use a multiple of {total}.",
+      cfg.source,
+    )
+  out = args.out or str(pathlib.Path("runs") / cfg.name)
+  child = [a for a in _without_processes(argv)]
+  child = [sys.executable, "-m", "jaxobj", *child, "--distributed", "--no-progress"]
+  if args.out is None:
+    child += ["--out", out]
+  timeout = args.timeout if args.timeout is not None else 24 * 3600.0
+  console = _console()
+  console.print(
+    f"jaxobj run: {cfg.name} on {n} processes × {per} devices (local, gloo collectives); "
+    f"process 0 writes {out}.",
+    highlight=False,
+  )
+  result = launch.launch(child, processes=n, devices_per_process=per, timeout=timeout)
+  if result.ok:
+    sys.stdout.write(_plain_output(result.outputs[0]))
+    return 0
+  # a config error is the same in every process: say it once, as a single process would;
+  # a process that saw another one lost says which, and where the run can resume
+  said = {
+    code: line
+    for code, output in zip(result.returncodes, result.outputs)
+    for line in output.splitlines()
+    if line.startswith("jaxobj: error: ")
+  }
+  for code in (2, distributed.LOST_STATUS):
+    if code in said:
+      print(said[code], file=sys.stderr)
+      return code
+  step = checkpoint.latest_step(out)
+  kept = (
+    f"; {out} keeps the checkpoint of step {step}: continue with --resume"
+    if step is not None
+    else ""
+  )
+  print(f"jaxobj: error: {result.failure}{kept}.", file=sys.stderr)
+  return 1
+
+
+def _without_processes(argv: Sequence[str]) -> list[str]:
+  """``argv`` without ``--processes N`` / ``--processes=N`` and ``--timeout``."""
+  out, skip = [], False
+  for a in argv:
+    if skip:
+      skip = False
+    elif a in ("--processes", "--timeout"):
+      skip = True
+    elif not a.startswith(("--processes=", "--timeout=")):
+      out.append(a)
+  return out
+
+
+def _plain_output(text: str) -> str:
+  """A child's output without the collectives' connection lines."""
+  return "".join(line for line in text.splitlines(True) if not line.startswith("[Gloo]"))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
   if args.list:
     return cmd_list(args)
+  if args.processes is not None:
+    return _launch(args, args.argv)
   with StopRequest() as stop:  # from here on, Ctrl-C is a flag that nothing can swallow
     return _run(args, stop)
 
 
 def _read(args: argparse.Namespace, overrides: Sequence[str]) -> tuple[pathlib.Path, Config]:
-  """Reads and parses the config file once, sets the host devices, then checks it."""
+  """Reads and parses the config file once, sets the host devices (and joins a distributed
+  run), then checks it."""
   path, raw = yamlio.read_overridden(args.config, overrides)
   if args.command == "run":
     try:
       _host_devices(args, raw)
     except ConfigError as err:
       raise err.with_source(str(path)) if err.path != "--devices" else err from None
+    if args.processes is None:
+      _join(args, raw, path)
   try:
     return path, from_dict(raw, name=path.stem, source=str(path))
   except ConfigError as err:  # a typo in --set is the command line's, not the file's
@@ -236,9 +350,15 @@ def _run(args: argparse.Namespace, stop: StopRequest) -> int:
       highlight=False,
     )
   result = loop.run(
-    cfg, args.out, progress=not args.no_progress, overwrite=args.overwrite, stop=stop
+    cfg,
+    args.out,
+    progress=not args.no_progress,
+    overwrite=args.overwrite,
+    stop=stop,
+    resume=args.resume,
   )
-  report.print_summary(result, console)
+  if distributed.is_primary():
+    report.print_summary(result, console)
   return 130 if result.interrupted else 0
 
 
@@ -299,7 +419,30 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument(
     "--overwrite",
     action="store_true",
-    help="replace an interrupted run in the output directory (runs cannot be resumed)",
+    help="replace an interrupted run in the output directory",
+  )
+  p.add_argument(
+    "--resume",
+    action="store_true",
+    help="continue the run in the output directory from its last checkpoint "
+    "(train.checkpoint_every)",
+  )
+  p.add_argument(
+    "--processes",
+    type=int,
+    help="start this many local processes of the run (each with --devices CPU devices), "
+    "joined by JAX's distributed runtime",
+  )
+  p.add_argument(
+    "--distributed",
+    action="store_true",
+    help="this process is one of several of the run (train.distributed: true): join the "
+    "others with jax.distributed.initialize (SLURM, TPU pods, Open MPI, or jaxobj's launcher)",
+  )
+  p.add_argument(
+    "--timeout",
+    type=float,
+    help="with --processes: stop every process after this many seconds",
   )
   p.add_argument("--list", action="store_true", help="list the shipped configs and exit")
   p.set_defaults(func=cmd_run)
@@ -321,6 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   """Runs the ``jaxobj`` command on ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
   argv = sys.argv[1:] if argv is None else list(argv)
   args = build_parser().parse_args(argv)
+  args.argv = argv
   args.config_given = getattr(args, "config", None) is not None and any(
     a == args.config for a in argv[1:]
   )

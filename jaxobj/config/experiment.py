@@ -106,6 +106,9 @@ MAX_HOST_DEVICES = 256
 aborts (about 20,000) or stalls (a million) far above it, and no test of
 sharding needs more."""
 
+MAX_TIMEOUT = 86_400.0
+"""The longest timeout of a distributed run (``train.join_timeout``, ``train.peer_timeout``)."""
+
 SECTIONS = (
   "name",
   "description",
@@ -144,6 +147,17 @@ class TrainSettings:
       only where the CPU is the platform).
     shard: with several devices, split each batch over them (data parallel,
       parameters replicated); terms can read the mesh as ``{ref: mesh}``.
+    checkpoint_every: keep a checkpoint of the whole training state every
+      this many steps (taken at the end of the compiled call that reaches it,
+      and at the end of the run) in ``<run>/checkpoints``, so that ``jaxobj
+      run --resume`` can continue the run (``null``: no checkpoints).
+    distributed: this process is one of several that run the config together
+      (``jax.distributed.initialize``: on SLURM, TPU pods and Open MPI the
+      processes find each other; ``jaxobj run --processes N`` starts N local
+      ones). See the docs page *Running on many processes*.
+    join_timeout: seconds a distributed run waits for all its processes to join.
+    peer_timeout: seconds without a sign of life from another process of a
+      distributed run before this one stops, with one line, as it is lost.
   """
 
   steps: int = 500
@@ -153,6 +167,10 @@ class TrainSettings:
   metrics_format: Literal["csv", "jsonl"] = "csv"
   host_devices: int | None = None
   shard: bool = True
+  checkpoint_every: int | None = None
+  distributed: bool = False
+  join_timeout: float = 60.0
+  peer_timeout: float = 30.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -389,12 +407,19 @@ def build_optimizer(section: Section) -> optax.GradientTransformation:
 
 def _train(cfg) -> TrainSettings:
   cfg = schema.mapping(cfg, "train")
-  for k in ("steps", "eval_every", "log_every", "batch_size", "host_devices"):
+  for k in ("steps", "eval_every", "log_every", "batch_size", "host_devices", "checkpoint_every"):
     if cfg.get(k) is not None:
       check_integer_setting(cfg[k], k)
-  return TrainSettings(
+  settings = TrainSettings(
     **schema.kwargs(cfg, schema.parameters(TrainSettings), "train", owner="train")
   )
+  for k in ("join_timeout", "peer_timeout"):
+    seconds = getattr(settings, k)
+    if not 1.0 <= seconds <= MAX_TIMEOUT:
+      raise ConfigError(
+        join("train", k), f"expected seconds from 1 to {MAX_TIMEOUT:g}, got {seconds:g}."
+      )
+  return settings
 
 
 def check_integer_setting(value: Any, key: str) -> int:

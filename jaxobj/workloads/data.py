@@ -56,6 +56,38 @@ class Dataset:
   def n_val(self) -> int:
     return len(next(iter(self.val.values()))) if self.val else 0
 
+  def rows(self, rows: slice, *, pad_to: int | None = None) -> dict[str, np.ndarray]:
+    """The training rows ``rows`` (a process's slice in a run over several processes).
+
+    Args:
+      rows: a contiguous slice of the training split, read as if it were
+        padded with zero rows to ``pad_to`` rows.
+      pad_to: the padded length (default: ``n_train``, no padding).
+
+    Raises:
+      ValueError: ``pad_to`` is less than ``n_train``, or ``rows`` steps or
+        reaches past the padded length.
+
+    >>> d = Dataset({"y": np.arange(5.0)}, {})
+    >>> d.rows(slice(4, 8), pad_to=8)["y"]
+    array([4., 0., 0., 0.])
+    """
+    n = self.n_train
+    total = n if pad_to is None else pad_to
+    if total < n:
+      raise ValueError(f"pad_to={pad_to} is less than the {n} training rows.")
+    start, stop, step = rows.indices(total)
+    if step != 1 or rows.stop is not None and rows.stop > total:
+      raise ValueError(f"rows={rows} is not a contiguous slice of the {total} (padded) rows.")
+    out = {}
+    for k, v in self.train.items():
+      part = v[start : min(stop, n)]
+      missing = stop - start - len(part)
+      if missing > 0:  # padding: rows never drawn, zeros of the same dtype
+        part = np.concatenate([part, np.zeros((missing, *v.shape[1:]), v.dtype)])
+      out[k] = part
+    return out
+
 
 def _split(arrays: dict[str, np.ndarray], n_train: int) -> tuple[dict, dict]:
   return ({k: v[:n_train] for k, v in arrays.items()}, {k: v[n_train:] for k, v in arrays.items()})
