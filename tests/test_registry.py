@@ -80,6 +80,7 @@ HELPERS = {
   "fused_linear_sequence_log_probs",
   "fused_linear_token_log_probs",
   "smooth_labels",
+  "auc_margin_alpha",
   "soft_rank",
   "soft_sort",
   "sparsemax",

@@ -373,6 +373,28 @@ def noisy_labels():
   return fig
 
 
+def metric_surrogates():
+  fig, (a, b) = _figure(2)
+  s = jnp.array([[0.9, 0.8, 0.45, 0.4, 0.1, -0.3]])
+  y = jnp.array([[1.0, 0.0, 1.0, 0.0, 1.0, 0.0]])
+  tau = jnp.logspace(-3, 0.5, 100)
+  ap = jax.vmap(lambda t: jaxobj.smooth_ap_loss(s, y, temperature=t))(tau)
+  a.plot(tau, np.asarray(ap), label="smooth_ap_loss")
+  a.axhline(float(ap[0]), color="k", ls=":", lw=1, label="1 − average precision")
+  a.set(xscale="log", xlabel="temperature τ", ylabel="loss")
+  a.legend(fontsize=7)
+  x = jnp.array([[2.0, 1.0, -0.5, -1.0, 0.5, -2.0]])
+  labels = jnp.array([[1.0, 0.0, 0.0, 0.0, 0.0, 1.0]])  # TP 1, FP 2, FN 1
+  scale = jnp.logspace(-1, 1.5, 100)
+  for i, beta in enumerate((0.5, 1.0, 2.0)):
+    f = jax.vmap(lambda c, beta=beta: jaxobj.soft_fbeta_loss(c * x, labels, beta=beta))(scale)
+    b.plot(scale, np.asarray(f), color=COLORS[i], label=f"soft_fbeta_loss (β={beta:g})")
+    b.axhline(float(f[-1]), color=COLORS[i], ls=":", lw=1)
+  b.set(xscale="log", xlabel="logit scale", ylabel="loss (dotted: 1 − F-β)")
+  b.legend(fontsize=7)
+  return fig
+
+
 def soft_ranking():
   x = jnp.array([0.3, -1.2, 2.0, 0.5])
   eps = jnp.logspace(-2, 1.5, 120)
@@ -411,6 +433,7 @@ FIGURES = {
   "regularization": regularization,
   "soft_ranking": soft_ranking,
   "noisy_labels": noisy_labels,
+  "metric_surrogates": metric_surrogates,
 }
 
 

@@ -215,6 +215,12 @@ from jaxobj.losses.sparsemax import (
   sparsemax,
   sparsemax_loss,
 )
+from jaxobj.losses.surrogates import (
+  auc_margin_alpha,
+  auc_margin_loss,
+  smooth_ap_loss,
+  soft_fbeta_loss,
+)
 
 # Every registered loss and metric of the families, and a few public helpers
 # (return types, initializers, calibration and Barron-loss transforms);
@@ -230,6 +236,8 @@ __all__ = [
   "approx_ndcg_loss",
   "approx_t12n",
   "arcface_loss",
+  "auc_margin_alpha",
+  "auc_margin_loss",
   "balanced_accuracy",
   "barlow_twins_loss",
   "batch_all_triplet_loss",
@@ -360,9 +368,11 @@ __all__ = [
   "sigmoid_binary_cross_entropy",
   "sigmoid_focal_loss",
   "simpo_loss",
+  "smooth_ap_loss",
   "smooth_l1_loss",
   "smooth_labels",
   "soft_bootstrap_loss",
+  "soft_fbeta_loss",
   "soft_rank",
   "soft_sort",
   "soft_top_k_loss",
