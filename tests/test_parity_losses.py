@@ -446,7 +446,6 @@ def test_ctc_forward_probs_are_graves_alphas_in_optaxs_layout():
     jnp.asarray(logit_pad),
     jnp.asarray(labels),
     jnp.asarray(label_pad),
-    reduction="none",
   )
   assert blank.shape == (t, b, 4) and label.shape == (t, b, 3)
   close(loss, jaxobj.ctc_loss(logits, logit_pad, labels, label_pad, reduction="none"))

@@ -882,13 +882,12 @@ def ctc_loss_with_forward_probs(
   *,
   blank_id: int = 0,
   zero_infinity: bool = False,
-  where: ArrayLike | None = None,
-  weights: ArrayLike | None = None,
-  reduction: str = "mean",
-) -> tuple[Reduced, jax.Array, jax.Array]:
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   r"""The CTC loss together with its forward log-probabilities, as optax returns them.
 
-  The loss is :func:`ctc_loss` (exact, with its gradient). The forward
+  The loss is :func:`ctc_loss` per sequence (``reduction="none"``: exact,
+  with its gradient), as optax returns it; for a masked or weighted mean
+  call :func:`ctc_loss`. The forward
   variables of Graves et al. (2006) are the log-probabilities of the frames
   up to :math:`t` over the alignments that are, at frame :math:`t`, in the
   blank before label :math:`n` (``log_alpha_blank[t, b, n]``, :math:`n \le
@@ -913,11 +912,10 @@ def ctc_loss_with_forward_probs(
     label_paddings: ``[B, N]``, 1.0 at padded labels.
     blank_id: the blank class (static int in ``[0, K)``).
     zero_infinity: give impossible alignments a loss of 0 instead of ``+inf``.
-    where, weights, reduction: the loss contract for the loss (over
-      sequences); ``reduction="none"`` gives optax's per-sequence values.
 
   Returns:
-    ``(loss, log_alpha_blank, log_alpha_label)``: the reduced loss, and the
+    ``(loss, log_alpha_blank, log_alpha_label)``: the per-sequence losses
+    ``(B,)``, and the
     forward log-probabilities of shapes ``(T, B, N + 1)`` and ``(T, B, N)``
     (NaN for a sequence with an unpadded label outside ``[0, K)`` or equal
     to ``blank_id``).
@@ -931,7 +929,7 @@ def ctc_loss_with_forward_probs(
     >>> import jax.numpy as jnp, jaxobj
     >>> logits = jnp.zeros((1, 2, 3))  # 2 frames, uniform over {blank, a, b}
     >>> loss, blank, label = jaxobj.ctc_loss_with_forward_probs(
-    ...     logits, jnp.zeros((1, 2)), jnp.array([[1]]), jnp.zeros((1, 1)), reduction="none")
+    ...     logits, jnp.zeros((1, 2)), jnp.array([[1]]), jnp.zeros((1, 1)))
     >>> print(jnp.exp(label[:, 0, 0]))  # on "a" after frame 1 (a), after frame 2 (aa, _a)
     [0.3333 0.2222]
     >>> print(round(float(jnp.exp(-loss[0])), 4), round(float(jnp.exp(blank[-1, 0, 1])), 4))
@@ -954,19 +952,14 @@ def ctc_loss_with_forward_probs(
     label_paddings,
     blank_id=blank_id,
     zero_infinity=zero_infinity,
-    where=where,
-    weights=weights,
-    reduction=reduction,
+    reduction="none",
   )
-  batch = x.shape[:1]
   logit_pad = _paddings(logit_paddings, "logit_paddings", "logits", x, -1)
   y = checks.as_labels(labels, "labels")
   label_pad = _paddings(label_paddings, "label_paddings", "labels", y, None)
-  x = masked_fill(where, x, batch, axis_extra=2)
-  frame_pad = masked_fill(where, logit_pad.astype(x.dtype), batch, axis_extra=1)
-  y = masked_fill(where, y, batch, fill=blank_id, axis_extra=1)
-  label_pad = masked_fill(where, label_pad.astype(x.dtype), batch, fill=1.0, axis_extra=1)
-  alphas = _ctc_forward_variables(x, frame_pad, y, label_pad, blank_id=int(blank_id))
+  alphas = _ctc_forward_variables(
+    x, logit_pad.astype(x.dtype), y, label_pad.astype(x.dtype), blank_id=int(blank_id)
+  )
   blank = alphas[:, 0::2, :].transpose(0, 2, 1)  # [T, B, N + 1]
   label = alphas[:, 1::2, :].transpose(0, 2, 1)  # [T, B, N]
   # optax's last frame: the blank after label n also holds the paths ending on label n.
