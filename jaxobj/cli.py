@@ -227,15 +227,17 @@ def _join(args: argparse.Namespace, raw: dict[str, Any], path: pathlib.Path) -> 
 def _launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
   """``jaxobj run --processes N``: starts N local processes of the run and reports on them."""
   n = schema.integer(args.processes, "--processes", 1, MAX_HOST_DEVICES)
-  per = args.devices if args.devices is not None else 1
-  schema.integer(per, "--devices", 1, MAX_HOST_DEVICES)
+  if args.devices is not None:
+    schema.integer(args.devices, "--devices", 1, MAX_HOST_DEVICES)
+  path, cfg = _read(args, _overrides(args))  # checked here once, before anything starts
+  # each process has --devices CPU devices, else the config's train.host_devices, else one
+  per = args.devices or cfg.train.host_devices or 1
   if n * per > MAX_HOST_DEVICES:
     raise ConfigError(
       "--processes",
       f"{n} processes × {per} devices = {n * per} devices, more than the "
       f"{MAX_HOST_DEVICES} host devices a run may have; ask for fewer.",
     )
-  path, cfg = _read(args, _overrides(args))  # checked here once, before anything starts
   if cfg.objective is None:
     raise ConfigError("--processes", "a comparison runs in one process; drop --processes.")
   total = n * per
@@ -250,6 +252,8 @@ def _launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
   out = args.out or str(pathlib.Path("runs") / cfg.name)
   child = [a for a in _without_processes(argv)]
   child = [sys.executable, "-m", "jaxobj", *child, "--distributed", "--no-progress"]
+  if args.devices is None:
+    child += ["--devices", str(per)]
   if args.out is None:
     child += ["--out", out]
   timeout = args.timeout if args.timeout is not None else 24 * 3600.0
