@@ -180,6 +180,9 @@ from jaxobj.losses.regression import (
   squared_error,
   squared_log_error,
 )
+from jaxobj.losses.risk import (
+  minimum_risk_loss,
+)
 from jaxobj.losses.robust import (
   adaptive_robust_loss,
   general_robust_loss,
@@ -321,6 +324,7 @@ __all__ = [
   "margin_ranking_loss",
   "maximum_calibration_error",
   "maximum_mean_discrepancy",
+  "minimum_risk_loss",
   "mrr_metric",
   "multi_similarity_loss",
   "multiclass_hinge_loss",
