@@ -15,7 +15,8 @@ reason (``LossSpec.zero_hessian``), and their H v must be exactly 0 (the rest
 must have a nonzero one). Losses that sort or mine (Lovasz softmax, batch-hard
 triplets, ranking) are piecewise smooth and are checked like the rest. Losses
 whose second derivative is not defined at the drawn inputs would be left out,
-with the reason, in ``NOT_TWICE_DIFFERENTIABLE``: none is.
+with the reason, in ``NOT_TWICE_DIFFERENTIABLE`` (the Sinkhorn divergence, whose
+gradient holds its converged potentials fixed).
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ import pytest
 
 from jaxobj import registry
 
-# name -> why its second derivative is not defined at the drawn inputs: none
-# so far (kinks and sorts are met with probability 0 by random inputs).
-NOT_TWICE_DIFFERENTIABLE: dict[str, str] = {}
+# name -> why its second derivative is not defined at the drawn inputs (kinks
+# and sorts are met with probability 0 by random inputs, so none of those).
+NOT_TWICE_DIFFERENTIABLE: dict[str, str] = {
+  "sinkhorn_divergence": "its gradient comes from the envelope theorem at converged potentials, "
+  "which are held fixed: exact first derivatives, not the Hessian",
+}
 # Losses whose Hessian in the first input is exactly 0 away from kinks say why
 # at registration (``zero_hessian``): H v must then be exactly 0, and for
 # every other loss it must not be. Losses without example inputs (they take

@@ -228,6 +228,9 @@ from jaxobj.losses.surrogates import (
   smooth_ap_loss,
   soft_fbeta_loss,
 )
+from jaxobj.losses.transport import (
+  sinkhorn_divergence,
+)
 
 # Every registered loss and metric of the families, and a few public helpers
 # (return types, initializers, calibration and Barron-loss transforms);
@@ -381,6 +384,7 @@ __all__ = [
   "sigmoid_focal_loss",
   "simpo_loss",
   "smooth_ap_loss",
+  "sinkhorn_divergence",
   "smooth_l1_loss",
   "smooth_labels",
   "soft_bootstrap_loss",
