@@ -1,4 +1,12 @@
-"""Several JAX processes on one machine: the launcher, and what it must refuse or stop.
+"""Several JAX processes on one machine: the launcher, the multi-process harness, bad input.
+
+The harness (``runs``): ``multiprocess_worker.py`` launched as 2 processes x
+4 CPU devices, joined by ``jax.distributed.initialize`` over loopback with
+the gloo collectives, each process feeding only its own rows; and, side by
+side, the same worker as 1 process x 8 devices, which also computes every
+check unsharded and compares (the 8-device check of ``test_splitting``'s
+objectives, microbatches included, runs there). The test then compares each
+process's values and gradients with both.
 
 The launcher tests run small Python children (most without JAX), so they are
 cheap; the children that join a run share one launch per bad input, run side
@@ -10,13 +18,18 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import pathlib
+import pickle
 import signal
 import socket
 import sys
 import textwrap
 import time
 
+import jax
+import numpy as np
 import pytest
+import test_splitting as t
 
 from jaxobj.train import launch as launcher
 from jaxobj.train.launch import LaunchError, free_port, initialize_from_env, launch
@@ -166,6 +179,7 @@ def test_a_successful_launch_tees_its_output_and_leaves_nothing_behind(tmp_path)
     ({"argv": "python train.py"}, r"argv must be a non-empty sequence of strings"),
     ({"argv": []}, r"argv must be a non-empty sequence of strings"),
     ({"port": 70000}, r"port is 70000, above the limit of 65535"),
+    ({"grace": -1.0}, r"grace must be a non-negative, finite number of seconds; got -1.0"),
   ],
 )
 def test_bad_launch_arguments_are_refused_before_anything_starts(kwargs, match):
@@ -216,18 +230,18 @@ NEVER_JOINS = """
 def test_bad_runs_end_with_one_clear_line_and_no_orphans():
   """A batch that does not divide, a taken coordinator port and a process that never
   joins, as three launches side by side (their children import JAX)."""
-  env = {launcher.ENV_INIT_TIMEOUT: "4"}
   with socket.socket() as taken:
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     runs = {
       "batch": dict(argv=_python(JOIN_AND_SLICE) + ["12"]),
       "port": dict(argv=_python(JOIN_AND_SLICE) + ["8"], port=taken.getsockname()[1]),
-      "never": dict(argv=_python(NEVER_JOINS)),
+      # A short wait to join, for the process that waits in vain.
+      "never": dict(argv=_python(NEVER_JOINS), env={launcher.ENV_INIT_TIMEOUT: "4"}),
     }
     with concurrent.futures.ThreadPoolExecutor(len(runs)) as pool:
       futures = {
-        k: pool.submit(launch, processes=2, devices_per_process=4, timeout=120, env=env, **kw)
+        k: pool.submit(launch, processes=2, devices_per_process=4, timeout=120, **kw)
         for k, kw in runs.items()
       }
       results = {k: f.result() for k, f in futures.items()}
@@ -262,3 +276,89 @@ def test_bad_runs_end_with_one_clear_line_and_no_orphans():
   )
   # The one line is all the joining process wrote (no native stack trace).
   assert never.outputs[0].strip().splitlines() == [never.failure.split(": ", 1)[1]]
+
+
+# ------------------------------------------------------------ the harness: 2 x 4 against 1 x 8
+
+WORKER = pathlib.Path(__file__).with_name("multiprocess_worker.py")
+# Every check of the worker (its module docstring says what each covers).
+CHECKS = {
+  "registry",
+  *(f"multitask/{name}" for name in t.MULTITASK),
+  "untracked",
+  *(f"{kind}/{method}" for kind in ("clip", "siglip") for method in ("ring", "all_gather")),
+  "accumulate",
+  "fused_xent",
+  "upgrad",
+}
+OBJECTIVES = {"registry", "accumulate", *(f"multitask/{name}" for name in t.MULTITASK)}
+# Across processes, one multi-task scheme (uncertainty weighting): each costs a compile.
+ACROSS = CHECKS - {f"multitask/{name}" for name in t.MULTITASK if name != "uncertainty"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """The worker as 1 process x 8 devices and as 2 processes x 4 devices, side by side
+  (each process compiles each program once); ``{layout: (LaunchResult, [results])}``."""
+  layouts = {"1x8": (1, 8), "2x4": (2, 4)}
+  dirs = {k: tmp_path_factory.mktemp(k) for k in layouts}
+  with concurrent.futures.ThreadPoolExecutor(len(layouts)) as pool:
+    futures = {
+      k: pool.submit(
+        launch,
+        [sys.executable, str(WORKER), str(dirs[k])],
+        processes=p,
+        devices_per_process=d,
+        timeout=1500,  # about 250 s of CPU for the one process: generous, for a loaded machine
+        # Generous waits to join and at exit, for a loaded machine (they cost nothing when
+        # all goes well).
+        env={launcher.ENV_INIT_TIMEOUT: "180", launcher.ENV_PEER_TIMEOUT: "120"},
+      )
+      for k, (p, d) in layouts.items()
+    }
+    launched = {k: f.result() for k, f in futures.items()}
+  out = {}
+  for k, result in launched.items():
+    _assert_all_gone(result.pids)
+    assert result.ok, f"{k}: {result.failure}\n" + "\n".join(o[-3000:] for o in result.outputs)
+    loaded = []
+    for i in range(layouts[k][0]):
+      with open(dirs[k] / f"p{i}.pkl", "rb") as f:
+        loaded.append(pickle.load(f))
+    out[k] = (result, loaded)
+  return out
+
+
+def _close(got, want, what):
+  assert jax.tree.structure(got) == jax.tree.structure(want), what
+  for (path, g), w in zip(jax.tree_util.tree_leaves_with_path(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(
+      g, w, rtol=1e-6, atol=1e-6, err_msg=f"{what}{jax.tree_util.keystr(path)}"
+    )
+
+
+def test_every_sharded_path_on_two_processes_equals_one_process_and_the_whole_batch(runs):
+  """Value and every gradient of each check, from each of the 2 processes, equal the
+  single-process 8-device result and the unsharded one (float32, 1e-6); the single
+  process compared its sharded results, and its microbatches, with the whole itself."""
+  (one_result, (one,)), (two_result, two) = runs["1x8"], runs["2x4"]
+  for result, checks in ((one_result, CHECKS), (two_result, ACROSS)):
+    for out in result.outputs:
+      assert sum(line.startswith("ok ") for line in out.splitlines()) == len(checks), out[-2000:]
+  assert set(one["whole"]) == set(one["sharded"]) == CHECKS
+  for i, process in enumerate(two):
+    assert set(process["sharded"]) == ACROSS and not process["whole"]
+    for name in sorted(ACROSS):
+      got = process["sharded"][name]
+      for layout, want in (("1x8", one["sharded"][name]), ("whole", one["whole"][name])):
+        what = f"process {i} of 2, {name}, against {layout}"
+        if name in OBJECTIVES:
+          try:
+            t._compare(got, want)
+          except AssertionError as error:
+            raise AssertionError(f"{what}: {error}") from None
+        else:
+          _close(got, want, what)
+  # The unmasked counts are the whole batch's, summed over both processes.
+  (_, info), _ = two[1]["sharded"]["registry"]
+  assert float(info["count/regression/squared_error.plain"]) == t.N

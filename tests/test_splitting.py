@@ -8,7 +8,11 @@ static shape; masked and weighted terms are checked beside it, with a
 microbatch (and so two devices' shards) fully masked.
 
 Each loss whose rows are independent becomes three terms of one objective
-(unmasked, masked, weighted), so one compile covers the whole registry. A
+(unmasked, masked, weighted), so one compile covers the whole registry. The
+objectives below (``OBJECTIVE``, ``MULTITASK``) are checked whole, sharded over
+8 devices and accumulated over microbatches by ``tests/multiprocess_worker.py``,
+in the one 8-device process that ``tests/test_multiprocess.py`` launches beside
+the 2-process run (which checks the same objectives across processes). A
 model of two scalars per loss, ``x * (1 + a) + b`` on its first float input,
 gives gradients that gather every row. Losses whose rows interact
 (``couples_rows`` in the registry) must be refused instead, with the tool
@@ -192,53 +196,6 @@ def _scheme_args(obj):
   return {"state": state, "key": jax.random.key(3)}
 
 
-SPLIT = textwrap.dedent("""
-    import jax, numpy as np
-    from jax.sharding import NamedSharding, PartitionSpec as P
-    import test_splitting as t
-    assert len(jax.devices()) == 8, jax.devices()
-    mesh = jax.make_mesh((8,), ("data",))
-    batch, shared = t._batch()
-    sharded_batch = jax.device_put(batch, NamedSharding(mesh, P("data")))
-
-    def check(obj, name, **kw):
-      mp = (t._model(), obj.init())
-      want = jax.jit(lambda m, b, s: t._whole(obj, m, b, s, **kw))(mp, batch, shared)
-      local = lambda m, b, s: t._whole(obj, m, b, s, axis_name="data", **kw)
-      sharded = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P("data"), P()),
-                                      out_specs=P()))
-      t._compare(sharded(mp, sharded_batch, shared), want)
-      micro = jax.jit(lambda m, b, s: t._accumulated(obj, m, b, s, **kw))(mp, batch, shared)
-      t._compare(micro, want)
-      print("ok", name, flush=True)
-      return want
-
-    (_, info), _ = check(t.OBJECTIVE, "registry")
-    # Counts are the whole batch's: unmasked N rows, masked the mask's count.
-    assert float(info["count/regression/squared_error.plain"]) == t.N
-    assert float(info["count/regression/squared_error.masked"]) == float(batch["mask"].sum())
-
-    for name, obj in sorted(t.MULTITASK.items()):
-      check(obj, name, **t._scheme_args(obj))
-
-    # check_vma=False: nothing is tracked, so every term is summed over the
-    # devices. (Gradients there are JAX's per-device ones, without the psum
-    # that tracking inserts for replicated params: only the value is whole.)
-    obj = t.MULTITASK["uncertainty"]
-    params = (t._model(), obj.init())
-    data = t._data_fn(params[0], batch, shared)
-    want_value, want_info = obj.apply(params[1], step=t.STEP, **data)
-    local = lambda p, b, s: obj.apply(p[1], step=t.STEP, axis_name="data", **t._data_fn(p[0], b, s))
-    untracked = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P("data"), P()),
-                                      out_specs=P(), check_vma=False))
-    value, info = untracked(params, sharded_batch, shared)
-    np.testing.assert_allclose(value, want_value, rtol=1e-6)
-    for k in want_info:
-      np.testing.assert_allclose(info[k], want_info[k], rtol=1e-6, atol=1e-6, err_msg=k)
-    print("ok untracked", flush=True)
-""")
-
-
 def _run_on_eight_devices(script):
   env = dict(
     os.environ,
@@ -251,13 +208,6 @@ def _run_on_eight_devices(script):
   )
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
   return proc.stdout
-
-
-def test_sharded_and_microbatched_objectives_equal_the_whole_batch():
-  """One subprocess (8 host devices) compiles each objective whole, sharded and
-  accumulated over 4 microbatches, and compares values, info and gradients."""
-  out = _run_on_eight_devices(SPLIT)
-  assert out.count("ok ") == 2 + len(MULTITASK), out
 
 
 # ---------------------------------------------------------------- batch-coupled losses

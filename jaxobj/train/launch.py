@@ -41,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -85,7 +86,7 @@ DEFAULT_INIT_TIMEOUT = 60.0
 DEFAULT_PEER_TIMEOUT = 30.0
 """Seconds of silence after which JAX's runtime counts a peer as lost (heartbeat, shutdown)."""
 GRACE = 2.0
-"""Seconds the other children get to finish after one exits non-zero, before they are stopped."""
+"""Seconds the other children get, by default, to end after one exits non-zero."""
 # Seconds between SIGTERM and SIGKILL. JAX's preemption notice takes over SIGTERM in a
 # joined process, so SIGKILL usually ends it.
 _KILL_AFTER = 2.0
@@ -175,13 +176,23 @@ def _child_env(
   return out
 
 
+_NOISE = ("@ ", "*** ", "[Gloo]", "RPC:", "---", "For simplicity, JAX has removed")
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
+
+
 def _last_line(text: str) -> str:
-  """The last informative line of a child's output (skipping native stack frames)."""
-  for line in reversed(text.splitlines()):
-    line = line.strip()
-    if line and not line.startswith(("@ ", "*** ", "[Gloo]", "RPC:")):
+  """The line of a child's output that says why it failed.
+
+  The last exception line of a Python traceback if there is one near the end
+  (JAX appends notes after it), else the last line that is not a native
+  stack frame or runtime chatter.
+  """
+  lines = [line.strip() for line in text.splitlines()]
+  lines = [line for line in lines if line and not line.startswith(_NOISE)]
+  for line in reversed(lines[-40:]):
+    if _EXCEPTION.match(line):
       return line[:300]
-  return "(no output)"
+  return lines[-1][:300] if lines else "(no output)"
 
 
 def _describe(code: int) -> str:
@@ -220,6 +231,7 @@ def launch(
   env: Mapping[str, str] | None = None,
   cwd: str | os.PathLike[str] | None = None,
   port: int | None = None,
+  grace: float = GRACE,
   capture: bool = True,
   tee: IO[str] | None = None,
 ) -> LaunchResult:
@@ -232,7 +244,7 @@ def launch(
   :func:`initialize_from_env` before any JAX work.
 
   The launcher waits for all children. When one exits non-zero, the others
-  get :data:`GRACE` seconds, then are stopped; when ``timeout`` seconds pass,
+  get ``grace`` seconds, then are stopped; when ``timeout`` seconds pass,
   all are stopped. Stopping sends SIGTERM to each child's process group, then
   SIGKILL: every child has ended when this returns, and everything a child
   started has been sent SIGKILL (also on Ctrl-C, which is re-raised).
@@ -248,6 +260,8 @@ def launch(
       ``JAX_PLATFORMS`` may be set here to use another platform).
     cwd: the children's working directory.
     port: the coordinator's port on 127.0.0.1 (default: :func:`free_port`).
+    grace: seconds the others get to end by themselves (and say why) after one
+      process exits non-zero, before they are stopped.
     capture: keep each child's output in :attr:`LaunchResult.outputs`;
       ``False`` lets the children write to this process's stdout and stderr
       directly (a terminal stays a terminal, for progress bars).
@@ -288,6 +302,8 @@ def launch(
     raise ValueError(f"timeout must be a positive number of seconds; got {timeout!r}.")
   if not math.isfinite(timeout):
     raise ValueError(f"timeout must be finite, so that a hung run ends; got {timeout!r}.")
+  if isinstance(grace, bool) or not isinstance(grace, int | float) or not 0 <= grace < math.inf:
+    raise ValueError(f"grace must be a non-negative, finite number of seconds; got {grace!r}.")
 
   if port is not None:
     port = _positive_int(port, "port", 65535)
@@ -339,7 +355,7 @@ def launch(
       if now >= deadline:
         timed_out = True
         break
-      if failed_at is not None and now >= failed_at + GRACE:
+      if failed_at is not None and now >= failed_at + grace:
         break
       time.sleep(_POLL)
     if timed_out:
