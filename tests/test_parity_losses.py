@@ -468,3 +468,58 @@ def test_ctc_forward_probs_are_graves_alphas_in_optaxs_layout():
     close(np.exp(-loss[i]), want_blank[-1, n], rtol=1e-4)
   with pytest.raises(ValueError, match=r"\[B, T, K\]"):
     jaxobj.ctc_loss_with_forward_probs(logits[None], logit_pad[None], labels[None], label_pad[None])
+
+
+# ---------------------------------------------------------------- Dice options (optax)
+
+
+def np_dice_per_class(p, g, s):
+  """1 - (2 I + s) / (P + G + s) per image and class, float64 (Milletari et al.)."""
+  axes = (1, 2)
+  inter = (p * g).sum(axes)
+  return 1.0 - (2 * inter + s) / (p.sum(axes) + g.sum(axes) + s)
+
+
+def test_dice_per_class_and_optaxs_multiclass_generalized_dice():
+  b, h, w, k = 3, 4, 5, 3
+  logits = RNG.normal(size=(b, h, w, k)).astype(np.float32) * 2
+  labels = RNG.integers(0, k, (b, h, w))
+  labels[:, :, :3] = np.where(labels[:, :, :3] == 2, 0, labels[:, :, :3])  # rarer class 2
+  g = np.eye(k)[labels]
+  z = f64(logits)
+  p = np.exp(z - z.max(-1, keepdims=True))
+  p /= p.sum(-1, keepdims=True)
+  per = np_dice_per_class(p, g, 2.0)  # [B, C]
+  x, y = jnp.asarray(logits), jnp.asarray(labels)
+  got = jaxobj.dice_loss(x, y, smooth_nr=2.0, smooth_dr=2.0, per_class=True, reduction="none")
+  assert got.shape == (b, k)
+  close(got, per, atol=1e-6)
+  close(got, optax.losses.dice_loss(x, jnp.asarray(g), smooth=1.0, reduction="none"), atol=1e-6)
+  close(jaxobj.dice_loss(x, y, per_class=True), jaxobj.dice_loss(x, y))  # same mean
+  nobg = jaxobj.dice_loss(x, y, per_class=True, include_background=False, reduction="none")
+  close(nobg, jaxobj.dice_loss(x, y, reduction="none", per_class=True)[:, 1:], atol=1e-6)
+  m, wts = jnp.array([True, False, True]), jnp.array([1.0, 5.0, 3.0])
+  close(
+    jaxobj.dice_loss(x, y, per_class=True, where=m, weights=wts),
+    jaxobj.dice_loss(x, y, where=m, weights=wts),
+  )
+  s, c = jaxobj.dice_loss(x, y, per_class=True, where=m, reduction="sum_and_count")
+  assert float(c) == 2 * k
+  # optax's multiclass generalized Dice: batch-wide inverse squared class frequencies.
+  freq = g.sum((0, 1, 2))
+  cw = 1.0 / (freq**2 + 1e-7)
+  cw = cw / cw.sum() * k
+  want = (per * cw).mean()
+  got = jaxobj.dice_loss(
+    x, y, smooth_nr=2.0, smooth_dr=2.0, class_weights="inverse_square_frequency"
+  )
+  close(got, want, atol=1e-6)
+  close(
+    got, optax.losses.multiclass_generalized_dice_loss(x, jnp.asarray(g), smooth=1.0), atol=1e-6
+  )
+  gr = jax.grad(
+    lambda v: jaxobj.dice_loss(v, y, class_weights="inverse_square_frequency", per_class=True)
+  )(x)
+  assert np.all(np.isfinite(np.asarray(gr)))
+  with pytest.raises(ValueError, match="inverse_square_frequency"):
+    jaxobj.dice_loss(x, y, class_weights="inverse_frequency")

@@ -272,8 +272,10 @@ def _dice(
   pixel_where,
   ignore_index,
   where,
+  by_class=False,
 ):
-  """Per-image (or pooled) Dice/Jaccard loss and the prepared inputs."""
+  """Per-image (or pooled) Dice/Jaccard loss and the prepared inputs; with
+  ``by_class``, the class-weighted per-class values (class axis last)."""
   _check_smooth(smooth_nr, smooth_dr)
   inp = _prepare(
     logits,
@@ -285,10 +287,31 @@ def _dice(
     pixel_where=pixel_where,
     ignore_index=ignore_index,
   )
-  cw = inputs.class_weights(class_weights, inp.x.shape[-1], " of logits, background included")
+  if isinstance(class_weights, str):
+    checks.check_choice("class_weights", class_weights, CLASS_WEIGHTINGS)
+    cw = _inverse_square_frequency(inp.g)
+  else:
+    cw = inputs.class_weights(class_weights, inp.x.shape[-1], " of logits, background included")
   o = _overlap(inp, activation, include_background)
   per_class = _dice_per_class(o, smooth_nr, smooth_dr, squared_pred, jaccard)
+  if by_class:
+    w = cw
+    if w is not None and not include_background and w.shape[0] > 1:
+      w = w[1:]
+    return (per_class if w is None else per_class * w), inp, cw
   return _class_mean(per_class, cw, include_background), inp, cw
+
+
+# Class weightings computed from the targets (``class_weights="..."``).
+CLASS_WEIGHTINGS = ("inverse_square_frequency",)
+
+
+def _inverse_square_frequency(g):
+  """optax's multiclass generalized Dice weights: ``1 / (F_c^2 + 1e-7)`` of the
+  batch-wide target mass ``F_c`` of each class, scaled to sum to ``C``."""
+  freq = jnp.sum(g, axis=tuple(range(g.ndim - 1)))
+  w = 1.0 / (jnp.square(freq) + 1e-7)
+  return jax.lax.stop_gradient(w / jnp.sum(w) * w.shape[0])
 
 
 _COMMON_ARGS = """
@@ -321,7 +344,8 @@ def dice_loss(
   squared_pred: bool = False,
   jaccard: bool = False,
   batch: bool = False,
-  class_weights: ArrayLike | None = None,
+  class_weights: ArrayLike | str | None = None,
+  per_class: bool = False,
   activation: str = "softmax",
   axis: int = -1,
   spatial_dims: int = 2,
@@ -355,8 +379,25 @@ def dice_loss(
   foreground weights, which is ``class_weights=jnp.concatenate([jnp.ones(1),
   w])`` here, as in MONAI's ``DiceCELoss``), and weights a single channel too
   (MONAI ignores ``weight`` there); ``reduction="none"`` gives per-image
-  values (class means), not per-class ones; a zero denominator gives 0, not
-  NaN.
+  values (class means), and per-class ones with ``per_class=True``; a zero
+  denominator gives 0, not NaN.
+
+  ``per_class=True`` keeps the class axis: the per-element loss is
+  :math:`w_c(1 - \mathrm{Dice}_c)` per image and class (shape ``(..., C')``,
+  :math:`C'` the classes kept), so ``reduction="none"`` gives one value per
+  class (optax's ``dice_loss(..., reduction="none")``, MONAI's
+  ``reduction="none"``) and ``"mean"`` is the same number as without it (the
+  mean over images and classes). ``where`` and ``weights`` still index the
+  images (their class axis is added).
+
+  ``class_weights="inverse_square_frequency"`` is the multiclass generalized
+  Dice of optax's ``multiclass_generalized_dice_loss``: class weights
+  :math:`w_c \propto 1 / (F_c^2 + 10^{-7})`, scaled to sum to :math:`C`,
+  from the target mass :math:`F_c` of each class over the whole batch
+  (unmasked pixels), held constant in the gradient. Those weights couple the
+  images of a batch, so the value of a part of a batch is not a part of the
+  batch's value (do not split such a term over microbatches). Sudre et al.'s
+  ratio of weighted sums is :func:`generalized_dice_loss`.
 
   Args:{common}
     smooth_nr, smooth_dr: non-negative smoothing of the numerator and the
@@ -366,7 +407,9 @@ def dice_loss(
     jaccard: the soft Jaccard (IoU) loss instead (see :func:`jaccard_loss`).
     batch: pool the sums over the batch before the ratio; the per-element
       loss is then a scalar.
-    class_weights: optional ``(C,)`` non-negative per-class factors.
+    class_weights: optional ``(C,)`` non-negative per-class factors, or
+      ``"inverse_square_frequency"`` (weights from the batch's targets, above).
+    per_class: keep the class axis in the per-element loss (above).
     activation: ``"softmax"`` (multiclass) or ``"sigmoid"`` (binary or
       multi-label; one channel for a binary mask).
     axis: the class axis of ``logits`` (and of one-hot targets); static.
@@ -379,11 +422,12 @@ def dice_loss(
       (:func:`jaxobj.reduce_loss`).
 
   Returns:
-    The reduced loss; per-image losses for ``reduction="none"``.
+    The reduced loss; per-image losses for ``reduction="none"`` (per image
+    and class with ``per_class=True``).
 
   Raises:
     ValueError: labels of neither accepted shape, bad ``class_weights``
-      shape, negative smoothing, unknown ``activation``, too few axes.
+      shape or name, negative smoothing, unknown ``activation``, too few axes.
     TypeError: integer ``logits``; a float label map.
 
   Example:
@@ -392,6 +436,8 @@ def dice_loss(
     >>> labels = jnp.array([[0, 1]])
     >>> print(round(float(jaxobj.dice_loss(logits, labels)), 4))
     0.0003
+    >>> print(jaxobj.dice_loss(logits, labels, per_class=True, reduction="none"))  # per class
+    [0.0003 0.0003]
     >>> empty = jnp.full((1, 2, 1), -30.0)                   # confident "nothing here"
     >>> print(float(jaxobj.dice_loss(empty, jnp.zeros((1, 2, 1)), activation="sigmoid")) < 1e-6)
     True
@@ -415,7 +461,14 @@ def dice_loss(
     pixel_where=pixel_where,
     ignore_index=ignore_index,
     where=where,
+    by_class=per_class,
   )
+  if per_class:  # the image mask and weights gain the class axis
+    where = None if where is None else checks.as_mask(where, values.shape[:-1])[..., None]
+    if weights is not None:
+      weights = checks.as_float(weights, "weights")
+      checks.check_broadcastable("weights", weights, values.shape[:-1])
+      weights = weights[..., None]
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 

@@ -945,14 +945,17 @@ def ctc_loss_with_forward_probs(
       f"logits must have shape [B, T, K] (one batch axis, frames, classes), as in optax, got "
       f"logits.shape={x.shape}; reshape the batch axes into one (ctc_loss takes any number)."
     )
-  loss = ctc_loss(
-    x,
-    logit_paddings,
-    labels,
-    label_paddings,
-    blank_id=blank_id,
-    zero_infinity=zero_infinity,
-    reduction="none",
+  loss = cast(
+    jax.Array,
+    ctc_loss(
+      x,
+      logit_paddings,
+      labels,
+      label_paddings,
+      blank_id=blank_id,
+      zero_infinity=zero_infinity,
+      reduction="none",
+    ),
   )
   logit_pad = _paddings(logit_paddings, "logit_paddings", "logits", x, -1)
   y = checks.as_labels(labels, "labels")
