@@ -1,7 +1,14 @@
 """Root pytest configuration: shared by the test suite and the docstring examples."""
 
+import os
+
 import numpy as np
 import pytest
+
+# The suite calls each loss eagerly in many one-off variants; compiling them
+# (jaxobj.registry.eager_dispatch) costs more CI time than it saves, so they run
+# op by op, as written. tests/test_eager_dispatch.py turns the dispatch on.
+os.environ.setdefault("JAXOBJ_EAGER_DISPATCH", "0")
 
 
 @pytest.fixture(autouse=True)

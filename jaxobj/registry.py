@@ -7,12 +7,19 @@ so a loss that is registered is checked against the whole contract for free.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import contextvars
 import dataclasses
 import difflib
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import jax
+import numpy as np
 
 from jaxobj._src import checks
 
@@ -26,6 +33,7 @@ __all__ = [
   "NOT_ALIASES",
   "LossSpec",
   "UnknownLossError",
+  "eager_dispatch",
   "families",
   "get",
   "names",
@@ -162,7 +170,8 @@ def register(
   checked against the whole contract without naming it anywhere else.
 
   It returns the loss wrapped in a check of its keyword arguments, keyed on
-  each hyperparameter's default (see :func:`_argument_checks`); the registry
+  each hyperparameter's default (see :func:`_argument_checks`), that runs an
+  eager call as one compiled call (see :func:`eager_dispatch`); the registry
   stores the same wrapped function, so ``spec.fn is jaxobj.<loss>``, and
   ``functools.wraps`` keeps the signature (with its type hints, through
   ``__wrapped__``) and docstring.
@@ -198,7 +207,7 @@ def register(
     if axis_tuples and "axis" not in hyper:
       raise ValueError(f"axis_tuples=True, but {key} has no axis argument.")
     checks_ = _argument_checks(key, hyper, dict(limits or {}), axis_tuples)
-    wrapped = _with_argument_checks(fn, checks_)
+    wrapped = _with_argument_checks(fn, checks_, data=(*positional, "where", "weights"))
     _REGISTRY[key] = LossSpec(
       name=key,
       fn=wrapped,
@@ -269,9 +278,146 @@ def _unless_str(check, name, value, **kw):
     check(name, value, **kw)
 
 
-def _with_argument_checks(fn: _F, argument_checks: dict[str, Callable[[Any], None]]) -> _F:
-  if not argument_checks:
-    return fn
+# ---------------------------------------------------------------------------
+# Eager dispatch: an eager call of a registered loss runs as one compiled call.
+
+_DISPATCH: contextvars.ContextVar[bool] = contextvars.ContextVar(
+  "jaxobj_eager_dispatch",
+  default=os.environ.get("JAXOBJ_EAGER_DISPATCH", "1").lower() not in ("0", "false", "off"),
+)
+# Compiled dispatches kept per loss (one per combination of static arguments).
+_CACHE_SIZE = 64
+# Calls of one signature (static arguments, shapes and dtypes) that run op by
+# op before it is compiled.
+_COMPILE_AFTER = 1
+# What a loss may do in Python that a trace refuses (a value read with float()):
+# such a call stays op by op, and so do later calls with the same static arguments.
+_NOT_TRACEABLE = (
+  jax.errors.ConcretizationTypeError,
+  jax.errors.TracerArrayConversionError,
+  jax.errors.TracerBoolConversionError,
+  jax.errors.TracerIntegerConversionError,
+)
+_ARRAYS = (jax.Array, np.ndarray, np.generic, bool, int, float, complex)
+
+try:  # whether no trace is under way (closed-over concrete arguments inside a jit)
+  from jax._src.core import trace_state_clean as _top_level
+except ImportError:  # pragma: no cover (a jax without it: the outputs tell)
+
+  def _top_level() -> bool:
+    return True
+
+
+@contextlib.contextmanager
+def eager_dispatch(enabled: bool = True) -> Iterator[None]:
+  """Turns the compiled dispatch of eager loss calls on or off inside a ``with`` block.
+
+  Outside any ``jax.jit``, ``jax.grad`` or ``jax.vmap`` trace, a registered
+  loss called again with the same signature (static arguments, shapes and
+  dtypes) runs as one cached compiled call (``jax.jit`` of the whole loss:
+  checks, mask, weights and reduction) instead of one dispatch per
+  operation, which makes repeated small eager calls (a notebook's loop)
+  several times faster. The first call of a signature runs op by op: a
+  one-off call is not worth a compile. Under a trace the loss is called
+  directly and adds nothing to the compiled program. What is traced and what
+  is static:
+
+  - positional data, ``where`` and ``weights`` (arrays or Python numbers)
+    are traced: new values reuse the compiled call, new shapes or dtypes
+    compile once more;
+  - hyperparameters given as Python values (floats, ints, bools, strings,
+    ``None``, tuples of them) are static: each value the loss sees is
+    concrete, so its value checks run unchanged, and each new value compiles
+    once (sweep a hyperparameter with ``jax.vmap`` instead: one compile).
+
+  A call stays op by op, exactly as the loss is written, when an argument is
+  a tracer, a hyperparameter is an array, a list, a dict or a function, data
+  is not an array (a pytree, a function), or under ``jax.disable_jit()``.
+  Errors are the same either way: argument checks run before the dispatch,
+  and a check that reads concrete data (integer labels inside ``[0, K)``)
+  is deferred into the compiled call, which then reruns the loss op by op
+  to raise its usual error.
+
+  The default is on; the environment variable ``JAXOBJ_EAGER_DISPATCH=0``
+  turns it off for a process.
+
+  Args:
+    enabled: whether eager calls inside the block are dispatched compiled.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> from jaxobj.registry import eager_dispatch
+    >>> p, y = jnp.array([0.5, 3.0]), jnp.zeros(2)
+    >>> with eager_dispatch(False):  # op by op, as the loss is written
+    ...   slow = jaxobj.huber_loss(p, y)
+    >>> bool(jnp.allclose(slow, jaxobj.huber_loss(p, y)))
+    True
+  """
+  token = _DISPATCH.set(bool(enabled))
+  try:
+    yield
+  finally:
+    _DISPATCH.reset(token)
+
+
+def _static_key(value: Any) -> Any:
+  """A hashable key that tells apart values a loss may treat differently
+  (``1``, ``1.0`` and ``True``; ``0.0`` and ``-0.0``), or None when ``value``
+  is not a static value."""
+  t = type(value)
+  if value is None or t is bool or t is int or t is str:
+    return (t, value)
+  if t is float or t is complex or isinstance(value, np.generic):
+    return (t, repr(value))
+  if t is tuple:
+    keys = tuple(_static_key(v) for v in value)
+    return None if any(k is None for k in keys) else (t, keys)
+  return None
+
+
+def _data_ok(value: Any) -> bool | None:
+  """True for an array or number, False for anything else, None for a tracer."""
+  if isinstance(value, jax.core.Tracer):
+    return None
+  return value is None or isinstance(value, _ARRAYS)
+
+
+def _abstract(value: Any) -> Any:
+  """What a compiled call is specialized on: shape and dtype, or a number's type."""
+  if value is None or type(value) in (bool, int, float, complex):
+    return type(value)
+  return (value.shape, value.dtype, getattr(value, "weak_type", False))
+
+
+def _first_leaf(out: Any) -> Any:
+  if isinstance(out, jax.Array):
+    return out
+  leaves = jax.tree.leaves(out)
+  return leaves[0] if leaves else None
+
+
+def _with_argument_checks(
+  fn: _F, argument_checks: dict[str, Callable[[Any], None]], data: tuple[str, ...] = ()
+) -> _F:
+  data_names = frozenset(data)
+  cache: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+  calls: collections.OrderedDict[Any, int] = collections.OrderedDict()
+
+  def compiled(static: dict[str, Any]) -> Any:
+    def body(args: tuple, dynamic: dict[str, Any]) -> Any:
+      leaves = jax.tree.leaves((args, dynamic))
+      with checks.DeferredChecks(leaves[0] if leaves else None) as deferred:
+        out = fn(*args, **dynamic, **static)
+      return out, deferred.flag()
+
+    return jax.jit(body)
+
+  def direct(*args: Any, **kwargs: Any) -> Any:
+    token = _DISPATCH.set(False)  # losses it calls run op by op too
+    try:
+      return fn(*args, **kwargs)
+    finally:
+      _DISPATCH.reset(token)
 
   @functools.wraps(fn)
   def checked(*args: Any, **kwargs: Any) -> Any:
@@ -280,7 +426,56 @@ def _with_argument_checks(fn: _F, argument_checks: dict[str, Callable[[Any], Non
       check = argument_checks.get(k)
       if check is not None:
         check(v)
-    return fn(*args, **kwargs)
+    disabled = jax.config.jax_disable_jit  # type: ignore[attr-defined]
+    if disabled or not _DISPATCH.get() or not _top_level():  # op by op, or under a trace
+      return fn(*args, **kwargs)
+    for a in args:
+      if not _data_ok(a):
+        return fn(*args, **kwargs)
+    static: dict[str, Any] = {}
+    dynamic: dict[str, Any] = {}
+    keys: list[Any] = []
+    for k, v in kwargs.items():
+      if k in data_names:
+        if not _data_ok(v):
+          return fn(*args, **kwargs)
+        dynamic[k] = v
+        keys.append(k)
+      else:
+        key = _static_key(v)
+        if key is None:  # an array, list, dict or function: op by op
+          return fn(*args, **kwargs)
+        static[k] = v
+        keys.append((k, key))
+    cache_key = (len(args), tuple(keys))
+    # A one-off call (a test's variant, a doctest) is not worth a compile: the
+    # first call of a signature runs op by op, later ones compiled.
+    signature = (cache_key, *map(_abstract, args), *map(_abstract, dynamic.values()))
+    count = calls.get(signature, 0)
+    if count < _COMPILE_AFTER:
+      calls[signature] = count + 1
+      while len(calls) > _CACHE_SIZE * 4:
+        calls.popitem(last=False)
+      return fn(*args, **kwargs)
+    jitted = cache.get(cache_key)
+    if jitted is None:
+      if cache_key in cache:  # not traceable with these static arguments
+        return fn(*args, **kwargs)
+      jitted = cache[cache_key] = compiled(static)
+      while len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
+    try:
+      out, bad = jitted(args, dynamic)
+    except _NOT_TRACEABLE:
+      cache[cache_key] = None
+      return fn(*args, **kwargs)
+    if isinstance(_first_leaf(out), jax.core.Tracer):
+      # Inside an outer trace with concrete (closed-over) arguments: call the
+      # loss itself, so that the outer program is the one written.
+      return fn(*args, **kwargs)
+    if bad is not None and bool(bad):  # a deferred value check fails
+      return direct(*args, **kwargs)  # raises the loss's own error
+    return out
 
   return cast(_F, checked)
 

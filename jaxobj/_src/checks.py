@@ -3,8 +3,9 @@ argument, shows what was received and says how to fix it."""
 
 from __future__ import annotations
 
+import contextvars
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -162,24 +163,33 @@ def is_concrete(x: Any) -> bool:
   return not isinstance(x, jax.core.Tracer)
 
 
+def _out_of_range(xp, value, low, high, low_inclusive, high_inclusive):
+  v = xp.asarray(value)
+  bad = xp.zeros(v.shape, bool)
+  if low is not None:
+    bad |= (v < low) if low_inclusive else (v <= low)
+  if high is not None:
+    bad |= (v > high) if high_inclusive else (v >= high)
+  if xp.issubdtype(v.dtype, xp.floating):
+    bad |= xp.isnan(v)
+  return bad
+
+
 def check_range(
   name: str, value, *, low=None, high=None, low_inclusive=True, high_inclusive=True
 ) -> None:
   """Validate a hyperparameter when it is a concrete value.
 
   Traced hyperparameters (under vmap, grad or jit) cannot be inspected at trace
-  time and are taken as given.
+  time and are taken as given (inside an eager call's compiled dispatch the
+  check is deferred instead: see :class:`DeferredChecks`).
   """
-  if value is None or not is_concrete(value):
+  if value is None:
     return
-  v = np.asarray(value)
-  bad = np.zeros(v.shape, bool)
-  if low is not None:
-    bad |= (v < low) if low_inclusive else (v <= low)
-  if high is not None:
-    bad |= (v > high) if high_inclusive else (v >= high)
-  bad |= np.isnan(v) if np.issubdtype(v.dtype, np.floating) else False
-  if bad.any():
+  if not is_concrete(value):
+    defer(lambda: _out_of_range(jnp, value, low, high, low_inclusive, high_inclusive).any())
+    return
+  if _out_of_range(np, value, low, high, low_inclusive, high_inclusive).any():
     lo = "" if low is None else f"{low} {'<=' if low_inclusive else '<'} "
     hi = "" if high is None else f" {'<=' if high_inclusive else '<'} {high}"
     raise ValueError(f"{name} must satisfy {lo}{name}{hi}, got {name}={value!r}.")
@@ -372,15 +382,76 @@ def check_classes(name: str, value: Any, *, loss: str = "") -> None:
 
 def check_labels_in_vocab(name: str, y: Any, mask: Any, vocab: int, fix: str) -> None:
   """Raises for concrete integer ``y`` outside ``[0, vocab)`` where ``mask`` is
-  True (everywhere when it is None); traced values are not checked."""
+  True (everywhere when it is None); traced values are not checked (inside an
+  eager call's compiled dispatch the check is deferred: :class:`DeferredChecks`)."""
   if isinstance(y, jax.core.Tracer) or isinstance(mask, jax.core.Tracer):
+    defer(lambda: _outside_vocab(jnp, y, mask, vocab).any())
     return
   y = np.asarray(y)
-  bad = (y < 0) | (y >= vocab)
-  if mask is not None:
-    bad &= np.asarray(mask)
+  bad = _outside_vocab(np, y, mask, vocab)
   if bad.any():
     values = sorted(set(y[bad].tolist()))[:5]
     raise ValueError(
       f"{name} must lie in [0, V) = [0, {vocab}) wherever they count, got {values}; {fix}"
     )
+
+
+def _outside_vocab(xp, y, mask, vocab):
+  y = xp.asarray(y)
+  bad = (y < 0) | (y >= vocab)
+  return bad if mask is None else bad & xp.asarray(mask)
+
+
+# --------------------------------------------------------------------------
+# Value checks of an eager call dispatched as one compiled call.
+#
+# The registry runs an eager call of a loss as one jitted call (see
+# ``jaxobj.registry``): its data arrive traced, so the checks above that read
+# concrete values (labels inside the vocabulary, ranges) would be skipped.
+# Inside that dispatch they record a boolean "bad" flag instead; the registry
+# reads it after the call and, when set, runs the loss op by op, where the
+# check raises its usual error.
+
+_DEFERRED: contextvars.ContextVar[DeferredChecks | None] = contextvars.ContextVar(
+  "jaxobj_deferred_checks", default=None
+)
+
+
+class DeferredChecks:
+  """Collects the value checks on ``traced``'s trace while the body of one
+  compiled dispatch is traced; :meth:`flag` is True where one would raise.
+
+  Only flags of that trace are kept: a check on the tracers of a
+  transformation inside the loss (a ``vmap``, a ``scan``) cannot leave it,
+  and is skipped as it is under any ``jax.jit``.
+  """
+
+  def __init__(self, traced: Any) -> None:
+    # Tracers of one trace share its trace object (jax's stackless tracing).
+    self.trace = getattr(traced, "_trace", None)
+    self.flags: list[jax.Array] = []
+    self._token: contextvars.Token | None = None
+
+  def __enter__(self) -> DeferredChecks:
+    self._token = _DEFERRED.set(self)
+    return self
+
+  def __exit__(self, *exc: object) -> None:
+    assert self._token is not None
+    _DEFERRED.reset(self._token)
+
+  def flag(self) -> jax.Array | None:
+    """Whether any recorded check fails (None when none was recorded)."""
+    if not self.flags:
+      return None
+    return jnp.any(jnp.stack([jnp.asarray(f, bool) for f in self.flags]))
+
+
+def defer(bad: Callable[[], Any]) -> None:
+  """Records ``bad()`` (a traced boolean) with the compiled dispatch being traced, if any."""
+  collector = _DEFERRED.get()
+  if collector is None or collector.trace is None:
+    return
+  flag = bad()
+  if getattr(flag, "_trace", None) is collector.trace:
+    collector.flags.append(flag)
