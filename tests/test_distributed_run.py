@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from jaxobj import cli
-from jaxobj.train import checkpoint
+from jaxobj.train import checkpoint, launch
 from jaxobj.train.history import History
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -48,7 +48,8 @@ heartbeat timeout aborted the survivor, without jaxobj's line (which the test ch
 
 
 def _env():
-  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS" and not k.startswith("JAXOBJ_")}
+  launcher = {launch.ENV_COORDINATOR, launch.ENV_NUM_PROCESSES, launch.ENV_PROCESS_ID}
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS" and k not in launcher}
   env["JAX_PLATFORMS"] = "cpu"
   return env
 
