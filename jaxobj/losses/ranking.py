@@ -529,7 +529,9 @@ def _pairwise_doc(fn, hyper="", raises="", pairs=_ORDERED):
   return fn
 
 
-def make_pairwise_loss(pair_fn, *, name: str | None = None):
+def make_pairwise_loss(
+  pair_fn: Callable[[jax.Array, jax.Array], Any], *, name: str | None = None
+) -> Callable[..., Reduced]:
   r"""A pairwise ranking loss built from a function of a pair's score and label gaps.
 
   .. math::
