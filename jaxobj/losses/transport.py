@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxobj._src import checks
+from jaxobj._src import checks, numerics
 from jaxobj._src.examples import transport as examples
 from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
@@ -117,6 +117,8 @@ def _solve(cxy, cxx, cyy, a, b, eps, tolerance, *, max_iterations, debias):
 
   zeros_a, zeros_b = jnp.zeros_like(a), jnp.zeros_like(b)
   state = (0, zeros_a, zeros_b, zeros_a, zeros_b, jnp.ones((rows,), bool))
+  # Inside shard_map the body mixes in per-device data: the carry must vary too.
+  state = numerics.vary_like(state, cxy, cxx, cyy, a, b, eps, tolerance)
   _, f, _, pa, pb, _ = jax.lax.while_loop(cond, body, state)
   plan, g, kl = _plan(eps, cxy, log_a, f, b)
   out = {"f": f, "g": g, "plan": plan, "kl": kl}
