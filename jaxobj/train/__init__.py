@@ -13,6 +13,10 @@
 - :mod:`~jaxobj.train.devices`: asking for host devices before JAX starts;
 - :mod:`~jaxobj.train.launch`: several JAX processes on one machine, joined into one
   run (``launch.launch``; ``initialize_from_env`` in each of them);
+- :mod:`~jaxobj.train.distributed`: one process of a multi-process run (joining,
+  agreeing on Ctrl-C, noticing a lost peer);
+- :mod:`~jaxobj.train.checkpoint`: orbax checkpoints of the whole training state,
+  for ``jaxobj run --resume``;
 - :mod:`~jaxobj.train.interrupt`: Ctrl-C as a flag read between compiled calls.
 
 Layers. Imports go one way: ``jaxobj.cli`` -> ``jaxobj.train`` ->
