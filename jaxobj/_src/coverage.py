@@ -1,0 +1,357 @@
+"""The coverage table's data: every loss of the peer libraries and its jaxobj counterpart.
+
+Each peer's catalogue is written down here as data (the peers are not imported: only optax
+and rax are installed, for the tests, which check these lists against them). A row gives the
+peer's name and either a ``counterpart`` -- a name the registry resolves (aliases included) or
+a public jaxobj function, optionally called with the keyword settings that make it the peer's
+loss -- or a ``recipe``: a short jaxobj expression (placeholders for the data, ``jnp`` for
+``jax.numpy``). ``note`` says what differs. ``GAPS`` lists what jaxobj does not have yet;
+``docs/hooks/coverage.py`` renders both on the coverage page and ``tests/test_coverage.py``
+checks that every counterpart and recipe resolves.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Row(NamedTuple):
+  name: str
+  counterpart: str | None = None
+  recipe: str | None = None
+  note: str = ""
+
+
+# (key, title, what the list covers)
+PEERS: tuple[tuple[str, str, str], ...] = (
+  ("optax", "optax", "every public function of `optax.losses`"),
+  ("rax", "rax", "rax's losses, metrics, LambdaLoss weights and transformations (`t12n`)"),
+  ("keras", "Keras", "the loss functions of `keras.losses` (Keras 3)"),
+  ("torch", "torch.nn.functional", "the loss functions of `torch.nn.functional`"),
+  ("pml", "pytorch-metric-learning", "the losses of `pytorch_metric_learning.losses`"),
+  ("monai", "MONAI", "the losses of `monai.losses`"),
+  ("trl", "TRL", "the trainers' losses and their `loss_type` values"),
+)
+
+_OPTAX = (
+  Row("squared_error", "squared_error"),
+  Row("l2_loss", "l2_loss"),
+  Row("huber_loss", "huber_loss"),
+  Row("log_cosh", "log_cosh"),
+  Row(
+    "cosine_similarity",
+    recipe="-negative_cosine_similarity(predictions, targets)",
+    note="jaxobj's loss is the negative; the targets get no gradient",
+  ),
+  Row(
+    "cosine_distance",
+    recipe="1 + negative_cosine_similarity(predictions, targets)",
+    note="the targets get no gradient",
+  ),
+  Row("sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy"),
+  Row("sigmoid_focal_loss", "sigmoid_focal_loss"),
+  Row("softmax_cross_entropy", "softmax_cross_entropy"),
+  Row("safe_softmax_cross_entropy", "softmax_cross_entropy", note="safe with `-inf` logits"),
+  Row("softmax_cross_entropy_with_integer_labels", "softmax_cross_entropy_with_integer_labels"),
+  Row("poly_loss_cross_entropy", "poly_loss_cross_entropy"),
+  Row("smooth_labels", "smooth_labels"),
+  Row("hinge_loss", "hinge_loss"),
+  Row("perceptron_loss", "hinge_loss(margin=0.0)"),
+  Row("multiclass_hinge_loss", "multiclass_hinge_loss"),
+  Row("multiclass_perceptron_loss", "multiclass_hinge_loss(margin=0.0)"),
+  Row("sparsemax_loss", "sparsemax_loss"),
+  Row("multiclass_sparsemax_loss", "multiclass_sparsemax_loss"),
+  Row("make_fenchel_young_loss", "make_fenchel_young_loss"),
+  Row("kl_divergence", "kl_divergence"),
+  Row("kl_divergence_with_log_targets", "kl_divergence_with_log_targets"),
+  Row("convex_kl_divergence", "generalized_kl_divergence", note="optax's former name"),
+  Row("generalized_kl_divergence", "generalized_kl_divergence"),
+  Row("ctc_loss", "ctc_loss"),
+  Row("ctc_loss_with_forward_probs", "ctc_loss_with_forward_probs"),
+  Row("ntxent", "ntxent"),
+  Row("triplet_margin_loss", "triplet_margin_loss"),
+  Row("ranking_softmax_loss", "softmax_loss", note="rax's name (ListNet)"),
+  Row("dice_loss", "dice_loss", note="optax's `smooth=s` is `smooth_nr=2 * s, smooth_dr=2 * s`"),
+  Row("binary_dice_loss", "dice_loss(activation='sigmoid', smooth_nr=2.0, smooth_dr=2.0)"),
+  Row("multiclass_generalized_dice_loss", "dice_loss(class_weights='inverse_square_frequency')"),
+)
+
+_RAX = (
+  *(
+    Row(n, n)
+    for n in (
+      "softmax_loss",
+      "poly1_softmax_loss",
+      "unique_softmax_loss",
+      "listmle_loss",
+      "pairwise_hinge_loss",
+      "pairwise_logistic_loss",
+      "pairwise_mse_loss",
+      "pairwise_qr_loss",
+      "pairwise_soft_zero_one_loss",
+      "pointwise_mse_loss",
+      "pointwise_sigmoid_loss",
+      "ap_metric",
+      "dcg_metric",
+      "mrr_metric",
+      "ndcg_metric",
+      "opa_metric",
+      "precision_metric",
+      "recall_metric",
+      "dcg_lambdaweight",
+      "dcg2_lambdaweight",
+      "labeldiff_lambdaweight",
+      "approx_t12n",
+      "bound_t12n",
+      "gumbel_t12n",
+      "segment_t12n",
+    )
+  ),
+  Row("utils.pairwise_loss", "make_pairwise_loss", note="a pairwise loss from any pair function"),
+)
+
+_KERAS = (
+  Row("mean_squared_error", "mean_squared_error"),
+  Row("mean_absolute_error", "mean_absolute_error"),
+  Row(
+    "mean_absolute_percentage_error",
+    recipe="100 * absolute_percentage_error(y_pred, y_true)",
+    note="Keras's is a percentage",
+  ),
+  Row("mean_squared_logarithmic_error", "mean_squared_logarithmic_error"),
+  Row("huber", "huber"),
+  Row("log_cosh", "log_cosh"),
+  Row("cosine_similarity", "negative_cosine_similarity", note="the targets get no gradient"),
+  Row("hinge", "hinge", note="labels in {-1, +1} (Keras maps {0, 1})"),
+  Row("squared_hinge", "squared_hinge"),
+  Row("categorical_hinge", "categorical_hinge"),
+  Row(
+    "binary_crossentropy",
+    recipe="sigmoid_binary_cross_entropy(jnp.log(p) - jnp.log1p(-p), y)",
+    note="Keras takes probabilities by default; with `from_logits=True` it is "
+    "`sigmoid_binary_cross_entropy` on the logits",
+  ),
+  Row(
+    "categorical_crossentropy",
+    recipe="softmax_cross_entropy(jnp.log(p), y)",
+    note="Keras takes probabilities by default; with logits, `softmax_cross_entropy`",
+  ),
+  Row(
+    "sparse_categorical_crossentropy",
+    recipe="softmax_cross_entropy_with_integer_labels(jnp.log(p), labels)",
+    note="with logits, `softmax_cross_entropy_with_integer_labels`",
+  ),
+  Row("binary_focal_crossentropy", "sigmoid_focal_loss", note="on logits (`from_logits=True`)"),
+  Row(
+    "categorical_focal_crossentropy", "softmax_focal_loss", note="on logits (`from_logits=True`)"
+  ),
+  Row(
+    "kl_divergence",
+    recipe="kl_divergence(jnp.log(y_pred), y_true)",
+    note="Keras takes probabilities; jaxobj log-probabilities first",
+  ),
+  Row("poisson", "poisson_nll_loss(log_input=False)"),
+  Row("ctc", "ctc_loss", note="padding masks instead of 0-padded dense labels"),
+  Row("dice", "dice_loss(batch=True)", note="on logits; Keras pools the whole batch"),
+  Row("tversky", "tversky_loss(batch=True)", note="on logits; Keras pools the whole batch"),
+  Row("circle", "circle_loss", note="jaxobj normalizes the embeddings"),
+)
+
+_TORCH = (
+  Row(
+    "binary_cross_entropy",
+    recipe="sigmoid_binary_cross_entropy(jnp.log(p) - jnp.log1p(-p), y)",
+    note="torch takes probabilities (and clamps the logs at -100)",
+  ),
+  Row("binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits"),
+  Row("cross_entropy", "cross_entropy", note="probability targets: `softmax_cross_entropy`"),
+  Row("nll_loss", "nll_loss"),
+  Row("kl_div", "kl_divergence", note="torch's `reduction='batchmean'`"),
+  Row("poisson_nll_loss", "poisson_nll_loss"),
+  Row("gaussian_nll_loss", "gaussian_nll_loss"),
+  Row("mse_loss", "mse_loss"),
+  Row("l1_loss", "l1_loss"),
+  Row("smooth_l1_loss", "smooth_l1_loss"),
+  Row("huber_loss", "huber_loss"),
+  Row("soft_margin_loss", "soft_margin_loss"),
+  Row("margin_ranking_loss", "margin_ranking_loss"),
+  Row("hinge_embedding_loss", "hinge_embedding_loss"),
+  Row("cosine_embedding_loss", "cosine_embedding_loss"),
+  Row("multilabel_margin_loss", "multilabel_margin_loss"),
+  Row("multilabel_soft_margin_loss", "multilabel_soft_margin_loss"),
+  Row(
+    "multi_margin_loss",
+    recipe="multilabel_margin_loss(scores, "
+    "jnp.where(jnp.arange(scores.shape[-1]) == 0, labels[..., None], -1))",
+    note="one target per row, then -1 padding: torch's `multi_margin_loss` (p=1, margin=1); "
+    "`multiclass_hinge_loss` takes the worst class instead",
+  ),
+  Row("triplet_margin_loss", "triplet_margin_loss"),
+  Row(
+    "triplet_margin_with_distance_loss",
+    "triplet_margin_with_distance_loss",
+    note="the distance as `distance=`",
+  ),
+  Row("ctc_loss", "ctc_loss"),
+)
+
+_PML = (
+  Row("ArcFaceLoss", "arcface_loss", note="the class centers are an argument"),
+  Row("CosFaceLoss", "cosface_loss", note="the class centers are an argument"),
+  Row("NormalizedSoftmaxLoss", "cosface_loss(margin=0.0)", note="`scale` is 1 / temperature"),
+  Row("CircleLoss", "circle_loss"),
+  Row(
+    "ContrastiveLoss",
+    "pairwise_contrastive_loss",
+    note="over given pairs, Hadsell et al.'s squared margins",
+  ),
+  Row("MultiSimilarityLoss", "multi_similarity_loss"),
+  Row("NPairsLoss", "npairs_loss"),
+  Row("NTXentLoss", "ntxent"),
+  Row("SupConLoss", "supervised_contrastive_loss"),
+  Row(
+    "TripletMarginLoss",
+    "batch_all_triplet_loss",
+    note="every valid triplet of the batch; `batch_hard_triplet_loss` mines the hardest",
+  ),
+  Row("VICRegLoss", "vicreg_loss"),
+)
+
+_MONAI = (
+  Row("DiceLoss", "dice_loss"),
+  Row("MaskedDiceLoss", "dice_loss", note="the mask as `pixel_where`"),
+  Row("GeneralizedDiceLoss", "generalized_dice_loss"),
+  Row("DiceCELoss", "dice_ce_loss"),
+  Row(
+    "DiceFocalLoss",
+    recipe="dice_loss(logits, labels) "
+    "+ softmax_focal_loss_with_integer_labels(logits, labels) / num_classes",
+    note="MONAI with `softmax=True`, whose focal term is a mean over the channels too; "
+    "`lambda_dice` and `lambda_focal` as coefficients, or the two as terms of an objective",
+  ),
+  Row(
+    "GeneralizedDiceFocalLoss",
+    recipe="generalized_dice_loss(logits, labels) "
+    "+ softmax_focal_loss_with_integer_labels(logits, labels) / num_classes",
+    note="as `DiceFocalLoss`",
+  ),
+  Row("FocalLoss", "sigmoid_focal_loss", note="with `use_softmax=True`: `softmax_focal_loss`"),
+  Row("TverskyLoss", "tversky_loss"),
+  Row("ContrastiveLoss", "ntxent"),
+  Row("SSIMLoss", "ssim_loss"),
+  Row(
+    "PerceptualLoss",
+    "perceptual_loss",
+    note="over the feature extractor you pass (nothing pretrained is downloaded)",
+  ),
+  Row(
+    "PatchAdversarialLoss",
+    "gan_discriminator_loss",
+    note="and `gan_generator_loss`; the criterion as `loss_type`",
+  ),
+)
+
+_TRL = (
+  *(
+    Row(f"DPO loss_type='{t}'", f"dpo_loss(loss_type='{t}')")
+    for t in ("sigmoid", "hinge", "ipo", "robust")
+  ),
+  Row("DPO label_smoothing (cDPO)", "dpo_loss(label_smoothing=0.1)"),
+  Row(
+    "DPO loss_type='sft'",
+    recipe="token_cross_entropy(chosen_logits, chosen_targets)",
+    note="the NLL of the chosen responses",
+  ),
+  *(
+    Row(f"GRPO loss_type='{t}'", f"policy_gradient_loss(loss_type='{t}')")
+    for t in ("grpo", "bnpo", "dr_grpo", "dapo", "cispo")
+  ),
+  Row(
+    "GRPO importance_sampling_level='sequence' (GSPO)",
+    "policy_gradient_loss(importance_sampling_level='sequence')",
+  ),
+  Row("PPO", "policy_gradient_preset('ppo')"),
+  Row("RLOO", "group_advantages", note="leave-one-out advantages, then `policy_gradient_loss`"),
+  Row("KTO", "kto_loss"),
+  Row("ORPO", "fused_linear_orpo_loss", note="`orpo_odds_ratio_loss` for the odds-ratio term"),
+  *(
+    Row(f"CPO loss_type='{t}'", f"fused_linear_cpo_loss(loss_type='{t}')")
+    for t in ("sigmoid", "hinge", "ipo")
+  ),
+  Row("CPO loss_type='simpo' (SimPO)", "simpo_loss"),
+  Row("Reward modeling", "bradley_terry_loss", note="with TRL's margin and reward centering"),
+  Row(
+    "GKD (generalized JSD)",
+    "logit_distillation_loss(divergence='jsd', beta=0.5)",
+    note="`fused_linear_distillation_loss` at vocabulary scale",
+  ),
+)
+
+ROWS: dict[str, tuple[Row, ...]] = {
+  "optax": _OPTAX,
+  "rax": _RAX,
+  "keras": _KERAS,
+  "torch": _TORCH,
+  "pml": _PML,
+  "monai": _MONAI,
+  "trl": _TRL,
+}
+
+# What jaxobj does not have yet: no counterpart and no recipe.
+GAPS: dict[str, tuple[str, ...]] = {
+  "optax": (),
+  "rax": (),
+  "keras": (),
+  "torch": (),
+  "pml": (
+    "AngularLoss",
+    "DynamicSoftMarginLoss",
+    "FastAPLoss",
+    "GeneralizedLiftedStructureLoss",
+    "HistogramLoss",
+    "InstanceLoss",
+    "IntraPairVarianceLoss",
+    "LargeMarginSoftmaxLoss",
+    "LiftedStructureLoss",
+    "ManifoldLoss",
+    "MarginLoss",
+    "NCALoss",
+    "P2SGradLoss",
+    "PNPLoss",
+    "ProxyAnchorLoss",
+    "ProxyNCALoss",
+    "RankedListLoss",
+    "SignalToNoiseRatioContrastiveLoss",
+    "SoftTripleLoss",
+    "SphereFaceLoss",
+    "SubCenterArcFaceLoss",
+    "ThresholdConsistentMarginLoss",
+    "TupletMarginLoss",
+  ),
+  "monai": (
+    "AsymmetricUnifiedFocalLoss",
+    "BendingEnergyLoss",
+    "DiffusionLoss",
+    "GeneralizedWassersteinDiceLoss",
+    "GlobalMutualInformationLoss",
+    "HausdorffDTLoss",
+    "LocalNormalizedCrossCorrelationLoss",
+    "LogHausdorffDTLoss",
+    "NACLLoss",
+    "SoftclDiceLoss",
+    "SoftDiceclDiceLoss",
+    "SURELoss",
+  ),
+  "trl": (
+    "DPO loss_type='exo_pair'",
+    "DPO loss_type='nca_pair'",
+    "DPO loss_type='bco_pair'",
+    "DPO loss_type='sppo_hard'",
+    "DPO loss_type='aot'",
+    "DPO loss_type='aot_pair'",
+    "DPO loss_type='apo_zero'",
+    "DPO loss_type='apo_down'",
+    "DPO loss_type='discopop'",
+    "BCO",
+  ),
+}
