@@ -42,7 +42,7 @@ def markdown() -> str:
   from jaxobj._src import coverage
 
   parts = []
-  for key, title, scope in coverage.PEERS:
+  for key, title, scope, prefix in coverage.PEERS:
     rows, gaps = coverage.ROWS[key], coverage.GAPS[key]
     parts.append(f"## {title}\n")
     parts.append(f"{len(rows)} of {len(rows) + len(gaps)} covered: {scope}.\n")
@@ -52,10 +52,12 @@ def markdown() -> str:
         cell = _counterpart(row.counterpart, registry.ALIASES)
       else:
         cell = f"recipe: `{row.recipe}`"
-      table.append(f"| `{_cell(row.name)}` | {_cell(cell)} | {_cell(row.note) or '—'} |")
+      # Qualified, so that build.py does not link a peer's name to jaxobj's namesake.
+      name = f"`{prefix}{row.name}`" if prefix else row.name
+      table.append(f"| {_cell(name)} | {_cell(cell)} | {_cell(row.note) or '—'} |")
     parts.append("\n".join(table) + "\n")
     if gaps:
-      listed = ", ".join(f"`{g}`" for g in gaps)
+      listed = ", ".join(f"`{prefix}{g}`" if prefix else g for g in gaps)
       parts.append(f"Not in jaxobj yet (no counterpart, no recipe): {listed}.\n")
   return "\n".join(parts)
 

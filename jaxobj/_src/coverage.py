@@ -22,15 +22,25 @@ class Row(NamedTuple):
   note: str = ""
 
 
-# (key, title, what the list covers)
-PEERS: tuple[tuple[str, str, str], ...] = (
-  ("optax", "optax", "every public function of `optax.losses`"),
-  ("rax", "rax", "rax's losses, metrics, LambdaLoss weights and transformations (`t12n`)"),
-  ("keras", "Keras", "the loss functions of `keras.losses` (Keras 3)"),
-  ("torch", "torch.nn.functional", "the loss functions of `torch.nn.functional`"),
-  ("pml", "pytorch-metric-learning", "the losses of `pytorch_metric_learning.losses`"),
-  ("monai", "MONAI", "the losses of `monai.losses`"),
-  ("trl", "TRL", "the trainers' losses and their `loss_type` values"),
+# (key, title, what the list covers, the prefix that qualifies a peer's name on the page)
+PEERS: tuple[tuple[str, str, str, str], ...] = (
+  ("optax", "optax", "every public function of `optax.losses`", "optax.losses."),
+  (
+    "rax",
+    "rax",
+    "rax's losses, metrics, LambdaLoss weights and transformations (`t12n`)",
+    "rax.",
+  ),
+  ("keras", "Keras", "the loss functions of `keras.losses` (Keras 3)", "keras.losses."),
+  ("torch", "torch.nn.functional", "its loss functions", "torch.nn.functional."),
+  (
+    "pml",
+    "pytorch-metric-learning",
+    "the losses of `pytorch_metric_learning.losses`",
+    "pytorch_metric_learning.losses.",
+  ),
+  ("monai", "MONAI", "the losses of `monai.losses`", "monai.losses."),
+  ("trl", "TRL", "the trainers' losses and their `loss_type` values", ""),
 )
 
 _OPTAX = (
