@@ -36,10 +36,15 @@ PEERS: tuple[tuple[str, str, str, str], ...] = (
   (
     "pml",
     "pytorch-metric-learning",
-    "the losses of `pytorch_metric_learning.losses`",
+    "the losses of `pytorch_metric_learning.losses` (not its wrappers and base classes)",
     "pytorch_metric_learning.losses.",
   ),
-  ("monai", "MONAI", "the losses of `monai.losses`", "monai.losses."),
+  (
+    "monai",
+    "MONAI",
+    "the losses of `monai.losses` (its `MaskedLoss` wrapper is the `where` of every jaxobj loss)",
+    "monai.losses.",
+  ),
   ("trl", "TRL", "the trainers' losses and their `loss_type` values", ""),
 )
 
@@ -161,6 +166,11 @@ _KERAS = (
     note="Keras takes probabilities; jaxobj log-probabilities first",
   ),
   Row("poisson", "poisson_nll_loss(log_input=False)"),
+  Row(
+    "categorical_generalized_cross_entropy",
+    recipe="generalized_cross_entropy(jnp.log(p), labels, q=0.5)",
+    note="Keras takes probabilities and integer labels, with q = 0.5 by default (jaxobj 0.7)",
+  ),
   Row("ctc", "ctc_loss", note="padding masks instead of 0-padded dense labels"),
   Row("dice", "dice_loss(batch=True)", note="on logits; Keras pools the whole batch"),
   Row("tversky", "tversky_loss(batch=True)", note="on logits; Keras pools the whole batch"),
@@ -225,6 +235,13 @@ _PML = (
     note="every valid triplet of the batch; `batch_hard_triplet_loss` mines the hardest",
   ),
   Row("VICRegLoss", "vicreg_loss"),
+  Row(
+    "SmoothAPLoss",
+    recipe="smooth_ap_loss(jnp.where(jnp.eye(len(z), dtype=bool), -jnp.inf, z @ z.T), "
+    "labels[:, None] == labels[None, :])",
+    note="`z` the L2-normalized embeddings: each one a query ranking the rest of the batch "
+    "(Brown et al. 2020); the `-inf` diagonal leaves the query out of its own list",
+  ),
 )
 
 _MONAI = (
@@ -248,6 +265,11 @@ _MONAI = (
   Row("FocalLoss", "sigmoid_focal_loss", note="with `use_softmax=True`: `softmax_focal_loss`"),
   Row("TverskyLoss", "tversky_loss"),
   Row("ContrastiveLoss", "ntxent"),
+  Row(
+    "BarlowTwinsLoss",
+    "barlow_twins_loss",
+    note="`lambd` is `lambda_param`; jaxobj standardizes as batch norm does (biased variance, eps)",
+  ),
   Row("SSIMLoss", "ssim_loss"),
   Row(
     "PerceptualLoss",
@@ -315,6 +337,7 @@ GAPS: dict[str, tuple[str, ...]] = {
   "torch": (),
   "pml": (
     "AngularLoss",
+    "CentroidTripletLoss",
     "DynamicSoftMarginLoss",
     "FastAPLoss",
     "GeneralizedLiftedStructureLoss",
@@ -340,6 +363,10 @@ GAPS: dict[str, tuple[str, ...]] = {
   ),
   "monai": (
     "AsymmetricUnifiedFocalLoss",
+    "BoxGIoULoss",
+    "DeepSupervisionLoss",
+    "JukeboxLoss",
+    "MultiScaleLoss",
     "BendingEnergyLoss",
     "DiffusionLoss",
     "GeneralizedWassersteinDiceLoss",
