@@ -237,7 +237,7 @@ _PML = (
   Row("VICRegLoss", "vicreg_loss"),
   Row(
     "SmoothAPLoss",
-    recipe="smooth_ap_loss(jnp.where(jnp.eye(len(z), dtype=bool), -jnp.inf, z @ z.T), "
+    recipe="smooth_ap_loss(jnp.where(jnp.eye(z.shape[0], dtype=bool), -jnp.inf, z @ z.T), "
     "labels[:, None] == labels[None, :])",
     note="`z` the L2-normalized embeddings: each one a query ranking the rest of the batch "
     "(Brown et al. 2020); the `-inf` diagonal leaves the query out of its own list",
