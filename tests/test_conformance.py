@@ -6,6 +6,7 @@ draw valid arguments, so nothing here names a particular loss.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import zlib
 
@@ -271,7 +272,33 @@ def test_jit_matches_eager_and_traces_once(spec):
 
   _close(f(*args), spec.fn(*args, reduction="none"))
   other = tuple(a * 0.5 if _is_float(a) else a for a in args)
-  _close(f(*other), spec.fn(*other, reduction="none"))  # new values, no retrace
+  want = spec.fn(*other, reduction="none")
+  _close(f(*other), want)  # new values, no retrace
+
+  # What users get first: eager calls dispatched as one compiled call (the
+  # suite runs op by op, see conftest.py). The second call of a signature
+  # compiles, the third reuses it; values as op by op.
+  compiles = []
+  with registry.eager_dispatch(True), _counting_compiles(compiles):
+    spec.fn(*args, reduction="none")
+    _close(spec.fn(*other, reduction="none"), want)
+    assert compiles, f"{spec.name}: the repeated eager call was not compiled"
+    del compiles[:]
+    _close(spec.fn(*other, reduction="none"), want)
+    assert not compiles, f"{spec.name}: the compiled eager call was not reused"
+
+
+@contextlib.contextmanager
+def _counting_compiles(out):
+  def listener(event, duration, **_):
+    if event == "/jax/core/compile/backend_compile_duration":
+      out.append(duration)
+
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    yield
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def test_hyperparameters_vmap_and_grad(spec):
