@@ -5,6 +5,10 @@ import os
 import numpy as np
 import pytest
 
+# A script the multi-process tests launch (it reads its output folder from
+# sys.argv when imported), not a module for --doctest-modules to import.
+collect_ignore = ["tests/multiprocess_worker.py"]
+
 # The suite calls each loss eagerly in many one-off variants; compiling them
 # (jaxobj.registry.eager_dispatch) costs more CI time than it saves, so they run
 # op by op, as written. tests/test_eager_dispatch.py turns the dispatch on.

@@ -116,6 +116,13 @@ def _whole(obj, params, batch, shared, **kw):
   )(params)
 
 
+# Gradients from an iterative solver stopped at a tolerance: another batch layout
+# rounds differently inside the iterations, so its converged potentials (and the
+# envelope-theorem gradient built from them) agree to about the solver's
+# tolerance, not to float32 rounding. Values still agree to 1e-6.
+GRAD_RTOL = {"sinkhorn_divergence": 1e-4}
+
+
 def _compare(got, want):
   (value, info), grads = got
   (w_value, w_info), w_grads = want
@@ -129,7 +136,10 @@ def _compare(got, want):
   bad = [
     k
     for k in w_model
-    if not all(np.allclose(model[k][p], w_model[k][p], rtol=1e-6, atol=1e-5) for p in ("a", "b"))
+    if not all(
+      np.allclose(model[k][p], w_model[k][p], rtol=GRAD_RTOL.get(k, 1e-6), atol=1e-5)
+      for p in ("a", "b")
+    )
   ]
   assert not bad, {k: (model[k], w_model[k]) for k in bad[:10]}
   chex.assert_trees_all_close(objective, w_objective, rtol=1e-6, atol=1e-6)
