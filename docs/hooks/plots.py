@@ -395,6 +395,31 @@ def metric_surrogates():
   return fig
 
 
+def registration():
+  fig, (a, b) = _figure(2)
+  i, j = jnp.meshgrid(jnp.arange(32.0), jnp.arange(32.0), indexing="ij")
+  waves = jnp.linspace(0.25, 4.0, 60)
+  ddf = jax.vmap(lambda k: jnp.stack([jnp.sin(2 * jnp.pi * k * j / 32), 0 * i], -1))(waves)
+  a.plot(waves, np.asarray(jaxobj.diffusion_loss(ddf, reduction="none")), label="diffusion_loss")
+  bend = jaxobj.bending_energy_loss(ddf, reduction="none")
+  a.plot(waves, np.asarray(bend), label="bending_energy_loss")
+  a.set(yscale="log", xlabel="waves of a 1-pixel displacement across 32 pixels", ylabel="loss")
+  a.legend(fontsize=7)
+  img = 0.5 + 0.5 * jnp.sin(i / 3.0) * jnp.cos(j / 5.0)
+  shifts = jnp.arange(-8, 9)
+  moved = jax.vmap(lambda s: jnp.roll(img, s, axis=1))(shifts)[..., None]
+  fixed = jnp.broadcast_to(img[..., None], moved.shape)
+  lncc = jaxobj.local_normalized_cross_correlation_loss(
+    moved, fixed, kernel_size=7, reduction="none"
+  )
+  mi = jaxobj.global_mutual_information_loss(moved, fixed, reduction="none")
+  b.plot(shifts, np.asarray(lncc), label="local_normalized_cross_correlation_loss")
+  b.plot(shifts, np.asarray(mi) / -float(mi[8]), label="global_mutual_information_loss (scaled)")
+  b.set(xlabel="misalignment (pixels)", ylabel="loss")
+  b.legend(fontsize=7)
+  return fig
+
+
 def soft_ranking():
   x = jnp.array([0.3, -1.2, 2.0, 0.5])
   eps = jnp.logspace(-2, 1.5, 120)
@@ -434,6 +459,7 @@ FIGURES = {
   "soft_ranking": soft_ranking,
   "noisy_labels": noisy_labels,
   "metric_surrogates": metric_surrogates,
+  "registration": registration,
 }
 
 

@@ -173,6 +173,12 @@ from jaxobj.losses.ranking import (
   softmax_loss,
   unique_softmax_loss,
 )
+from jaxobj.losses.registration import (
+  bending_energy_loss,
+  diffusion_loss,
+  global_mutual_information_loss,
+  local_normalized_cross_correlation_loss,
+)
 from jaxobj.losses.regression import (
   absolute_error,
   absolute_percentage_error,
@@ -260,6 +266,7 @@ __all__ = [
   "barlow_twins_loss",
   "batch_all_triplet_loss",
   "batch_hard_triplet_loss",
+  "bending_energy_loss",
   "bernoulli_reconstruction_loss",
   "binary_brier_score",
   "bound_t12n",
@@ -283,6 +290,7 @@ __all__ = [
   "decoupled_contrastive_loss",
   "dice_ce_loss",
   "dice_loss",
+  "diffusion_loss",
   "dpo_loss",
   "epsilon_insensitive_loss",
   "expected_calibration_error",
@@ -308,6 +316,7 @@ __all__ = [
   "generalized_cross_entropy",
   "generalized_dice_loss",
   "generalized_kl_divergence",
+  "global_mutual_information_loss",
   "group_advantages",
   "gumbel_t12n",
   "hinge_embedding_loss",
@@ -325,6 +334,7 @@ __all__ = [
   "l2_loss",
   "labeldiff_lambdaweight",
   "listmle_loss",
+  "local_normalized_cross_correlation_loss",
   "log_cosh",
   "log_score",
   "log_score_with_integer_labels",
