@@ -1,0 +1,671 @@
+r"""Batch-structure embedding losses: every pair of a labelled batch, weighed together.
+
+The losses of this module take a **labelled batch**, as the batch losses of
+:mod:`jaxobj.losses.metric_learning` do: embeddings ``[..., D]`` with integer
+labels ``[...]``; the leading axes are flattened into one batch, every row is
+an anchor, and every other row is a positive (same label) or a negative
+(another label). The loss is per anchor (shape ``labels.shape``); a row
+masked with ``where`` leaves the batch entirely (as anchor, positive and
+negative), so ``loss(x, y, where=m) == loss(x[m], y[m])`` even with NaN in
+masked rows, and ``weights`` weight each anchor's loss. An anchor with nothing
+to compare (no positive, or no negative, as each loss says) gets 0 and is
+left out of the mean, like a masked one.
+
+Where a paper averages over the pairs of the batch, each anchor's loss here is
+the mean over its own pairs; ``weights`` equal to each anchor's pair count
+(for example ``n_pos`` below) turn the mean over anchors into the paper's
+mean over pairs:
+
+>>> import jax.numpy as jnp, jaxobj
+>>> y = jnp.array([0, 0, 0, 1, 1, 2])
+>>> n_pos = jnp.sum(y[:, None] == y[None, :], axis=1) - 1.0
+>>> print(n_pos)
+[2. 2. 2. 1. 1. 0.]
+
+Distances are those of :func:`jaxobj.batch_hard_triplet_loss` (one matmul at
+full precision, the batch mean removed first, square roots with gradient 0 at
+0); cosine similarities divide by :math:`\max(\|x\|, 10^{-12})`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxobj._src import checks
+from jaxobj._src import labelled_batches as lb
+from jaxobj._src.examples import metric_learning as examples
+from jaxobj._src.reduce import Reduced
+from jaxobj.registry import register
+
+__all__ = [
+  "angular_loss",
+  "generalized_lifted_structure_loss",
+  "intra_pair_variance_loss",
+  "lifted_structure_loss",
+  "margin_loss",
+  "nca_loss",
+  "snr_contrastive_loss",
+  "tuplet_margin_loss",
+]
+
+
+def _pair_mean(pair_values, pos):
+  """Each anchor's mean of ``pair_values`` over its positives (0 if none)."""
+  total = jnp.sum(jnp.where(pos, pair_values, 0.0), axis=1)
+  return total / jnp.maximum(jnp.sum(pos, axis=1), 1).astype(total.dtype)
+
+
+# --------------------------------------------------------------------------
+# Lifted structure.
+
+
+@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
+def lifted_structure_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float | ArrayLike = 1.0,
+  distance: str = "euclidean",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Lifted structured loss (Oh Song et al. 2016): each positive pair against both rows' negatives.
+
+  .. math::
+     J_{ij} = \log\Big(\sum_{k \in N_i} e^{\alpha - D_{ik}}
+       + \sum_{l \in N_j} e^{\alpha - D_{jl}}\Big) + D_{ij},\qquad
+     \ell_i = \frac{1}{|P_i|} \sum_{j \in P_i} \tfrac{1}{2} \max(0, J_{ij})^2
+
+  the smooth upper bound of the paper (its eq. 4), with :math:`D` the
+  Euclidean distance (``distance`` as in :func:`jaxobj.batch_hard_triplet_loss`),
+  :math:`\alpha` the margin, :math:`P_i` the other rows with anchor
+  :math:`i`'s label and :math:`N_i` the rows with another label. The paper's
+  :math:`\tilde J = \frac{1}{2|\mathcal P|}\sum_{(i,j)} \max(0, J_{ij})^2`
+  over the batch's positive pairs is this loss with ``weights=n_pos``
+  (:math:`|P_i|` per anchor; each pair appears as :math:`(i, j)` and
+  :math:`(j, i)` with the same :math:`J`), which is also
+  pytorch-metric-learning's ``LiftedStructureLoss`` (``neg_margin`` is
+  :math:`\alpha`; its default distance L2-normalises the embeddings first).
+  The log-sum-exps are taken per row, so the negatives are never summed
+  through an overflowing exponential.
+
+  An anchor without a positive or without a negative is left out of the mean.
+
+  Args:
+    embeddings: float array ``[..., D]``; leading axes are flattened into one batch.
+    labels: integer array ``embeddings.shape[:-1]``.
+    margin: :math:`\alpha` (traceable).
+    distance: ``"euclidean"`` (default), ``"squared_euclidean"`` or ``"cosine"`` (static).
+    where: mask over the rows; a masked row is removed from the batch.
+    weights: per-anchor weights; the mean is over anchors with a positive and a negative.
+    reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-anchor losses (``labels.shape``) for ``"none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, unknown ``distance``.
+    TypeError: integer embeddings or floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.5]])
+    >>> print(jaxobj.lifted_structure_loss(x, jnp.array([0, 0, 1]), reduction="none"))
+    [0.5546 0.5546 0.    ]
+
+  References:
+    Oh Song, Xiang, Jegelka and Savarese, "Deep Metric Learning via Lifted
+    Structured Feature Embedding", CVPR 2016.
+  """
+  d, pos, neg, shape = lb.distances_and_masks(embeddings, labels, where, distance)
+  neg_lse, has_neg = lb.masked_logsumexp(margin - d, neg)
+  # A positive pair's rows share their label, so both have negatives or neither.
+  both = jnp.any(pos, axis=1) & has_neg
+  lse = jnp.where(has_neg, neg_lse, 0.0)
+  j = jnp.logaddexp(lse[:, None], lse[None, :]) + d
+  values = _pair_mean(0.5 * jnp.square(jax.nn.relu(jnp.where(pos, j, 0.0))), pos)
+  return lb.reduce_anchors(values, both, shape, weights, reduction)
+
+
+@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
+def generalized_lifted_structure_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float | ArrayLike = 1.0,
+  distance: str = "euclidean",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Generalized lifted structure loss (Hermans et al. 2017): a soft batch-hard triplet loss.
+
+  .. math::
+     \ell_i = \max\Big(0,\ \log \sum_{p \in P_i} e^{D_{ip}}
+       + \log \sum_{n \in N_i} e^{m - D_{in}}\Big)
+
+  per anchor, with :math:`D` the Euclidean distance (``distance`` as in
+  :func:`jaxobj.batch_hard_triplet_loss`), :math:`P_i` the other rows with
+  anchor :math:`i`'s label and :math:`N_i` the rows with another label: the
+  log-sum-exps are smooth maxima, so this is a soft batch-hard triplet loss.
+  The paper sums over anchors (``reduction="sum"``); the mean over anchors is
+  pytorch-metric-learning's ``GeneralizedLiftedStructureLoss`` with
+  ``pos_margin=0`` (``neg_margin`` is :math:`m`; its default distance
+  L2-normalises the embeddings first).
+
+  An anchor without a positive or without a negative is left out of the mean.
+
+  Args:
+    embeddings: float array ``[..., D]``; leading axes are flattened into one batch.
+    labels: integer array ``embeddings.shape[:-1]``.
+    margin: :math:`m` (traceable).
+    distance: ``"euclidean"`` (default), ``"squared_euclidean"`` or ``"cosine"`` (static).
+    where: mask over the rows; a masked row is removed from the batch.
+    weights: per-anchor weights; the mean is over anchors with a positive and a negative.
+    reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-anchor losses (``labels.shape``) for ``"none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, unknown ``distance``.
+    TypeError: integer embeddings or floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.5]])
+    >>> loss = jaxobj.generalized_lifted_structure_loss(x, jnp.array([0, 0, 1]), reduction="none")
+    >>> print(loss)  # anchor 0: 1 + (1 - 1.5); row 2 has no positive
+    [0.5    0.1972 0.    ]
+
+  References:
+    Hermans, Beyer and Leibe, "In Defense of the Triplet Loss for Person
+    Re-Identification", arXiv:1703.07737, 2017.
+  """
+  d, pos, neg, shape = lb.distances_and_masks(embeddings, labels, where, distance)
+  pos_lse, has_pos = lb.masked_logsumexp(d, pos)
+  neg_lse, has_neg = lb.masked_logsumexp(margin - d, neg)
+  both = has_pos & has_neg
+  values = jax.nn.relu(jnp.where(both, pos_lse + neg_lse, 0.0))
+  return lb.reduce_anchors(values, both, shape, weights, reduction)
+
+
+# --------------------------------------------------------------------------
+# Margin loss and NCA.
+
+
+@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
+def margin_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float | ArrayLike = 0.2,
+  beta: float | ArrayLike = 1.2,
+  nu: float | ArrayLike = 0.0,
+  distance: str = "euclidean",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Margin loss (Wu et al. 2017): every pair's distance on the right side of a boundary beta.
+
+  .. math::
+     \ell_i = \frac{1}{|P_i| + |N_i|} \sum_{j \in P_i \cup N_i}
+       \max\big(0,\ \alpha + y_{ij}(D_{ij} - \beta)\big) + \nu\,\beta,
+     \qquad y_{ij} = \begin{cases} 1 & j \in P_i \\ -1 & j \in N_i \end{cases}
+
+  with :math:`D` the Euclidean distance (``distance`` as in
+  :func:`jaxobj.batch_hard_triplet_loss`), :math:`P_i` the other rows with
+  anchor :math:`i`'s label and :math:`N_i` the rows with another label.
+  Positive pairs are pulled inside :math:`\beta - \alpha`, negative pairs
+  pushed beyond :math:`\beta + \alpha`. Every valid pair is used (no
+  distance-weighted sampling); each anchor's loss is the mean over its pairs,
+  and ``weights=n_pos + n_neg`` gives the mean over all ordered pairs of the
+  batch.
+
+  :math:`\beta` is a traceable hyperparameter with an exact gradient, so an
+  objective can learn it (a learnable objective parameter, as the paper's
+  :math:`\beta^{(0)}`); :math:`\nu\beta` is the paper's regularizer on it
+  (:math:`\nu = 0` by default, as in pytorch-metric-learning). The paper and
+  pytorch-metric-learning's ``MarginLoss`` L2-normalise the embeddings
+  (there :math:`\beta = 1.2` suits distances in :math:`[0, 2]`): pass
+  normalised embeddings for the same scale. pytorch-metric-learning also
+  counts each pair once per triplet that contains it and averages over the
+  non-zero terms; ``beta`` here is one value, not one per class.
+
+  An anchor alone in the batch (no other row) is left out of the mean.
+
+  Args:
+    embeddings: float array ``[..., D]``; leading axes are flattened into one batch.
+    labels: integer array ``embeddings.shape[:-1]``.
+    margin: :math:`\alpha`, non-negative (traceable).
+    beta: :math:`\beta`, the boundary between positive and negative distances
+      (traceable, differentiable).
+    nu: :math:`\nu`, the weight of the penalty on :math:`\beta`, non-negative (traceable).
+    distance: ``"euclidean"`` (default), ``"squared_euclidean"`` or ``"cosine"`` (static).
+    where: mask over the rows; a masked row is removed from the batch.
+    weights: per-anchor weights; the mean is over anchors with at least one pair.
+    reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-anchor losses (``labels.shape``) for ``"none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, unknown
+      ``distance``, ``margin < 0`` or ``nu < 0``.
+    TypeError: integer embeddings or floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[0.0, 0.0], [1.5, 0.0], [0.0, 1.0]])
+    >>> print(jaxobj.margin_loss(x, jnp.array([0, 0, 1]), reduction="none"))
+    [0.45 0.25 0.2 ]
+
+  References:
+    Wu, Manmatha, Smola and Krähenbühl, "Sampling Matters in Deep Embedding
+    Learning", ICCV 2017.
+  """
+  checks.check_range("margin", margin, low=0.0)
+  checks.check_range("nu", nu, low=0.0)
+  d, pos, neg, shape = lb.distances_and_masks(embeddings, labels, where, distance)
+  pairs = pos | neg
+  y = jnp.where(pos, 1.0, -1.0).astype(d.dtype)
+  hinge = jax.nn.relu(margin + y * (d - beta))
+  has = jnp.any(pairs, axis=1)
+  values = _pair_mean(hinge, pairs) + nu * jnp.asarray(beta, d.dtype)
+  return lb.reduce_anchors(values, has, shape, weights, reduction)
+
+
+@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
+def nca_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  scale: float | ArrayLike = 1.0,
+  distance: str = "squared_euclidean",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Neighbourhood components analysis (Goldberger et al. 2005) over the batch.
+
+  .. math::
+     \ell_i = -\log \sum_{j \in P_i} p_{ij},\qquad
+     p_{ij} = \frac{e^{-s D_{ij}}}{\sum_{k \ne i} e^{-s D_{ik}}}
+
+  the negative log-probability that anchor :math:`i` picks a neighbour of its
+  own label when it picks row :math:`j \ne i` with probability
+  :math:`p_{ij}`. :math:`D` is the squared Euclidean distance (the paper's,
+  :math:`\|Ax_i - Ax_j\|^2` with the embeddings as :math:`Ax`; ``distance``
+  as in :func:`jaxobj.batch_hard_triplet_loss`), :math:`s` the softmax scale
+  and :math:`P_i` the other rows with anchor :math:`i`'s label. The paper
+  maximises :math:`\sum_i \log p_i`; this is its negated mean.
+  pytorch-metric-learning's ``NCALoss`` (``softmax_scale`` is :math:`s`)
+  L2-normalises the embeddings first with its default distance: pass
+  normalised embeddings for its values. Computed as a difference of two
+  log-sum-exps, so nothing underflows.
+
+  An anchor without a positive is left out of the mean (one with positives
+  only has loss 0).
+
+  Args:
+    embeddings: float array ``[..., D]``; leading axes are flattened into one batch.
+    labels: integer array ``embeddings.shape[:-1]``.
+    scale: :math:`s > 0` (traceable).
+    distance: ``"squared_euclidean"`` (default), ``"euclidean"`` or ``"cosine"`` (static).
+    where: mask over the rows; a masked row is removed from the batch.
+    weights: per-anchor weights; the mean is over anchors with a positive.
+    reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-anchor losses (``labels.shape``) for ``"none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, unknown
+      ``distance``, ``scale <= 0``.
+    TypeError: integer embeddings or floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    >>> print(jaxobj.nca_loss(x, jnp.array([0, 0, 1]), reduction="none"))  # log 2, log(1 + 1/e)
+    [0.6931 0.3133 0.    ]
+
+  References:
+    Goldberger, Roweis, Hinton and Salakhutdinov, "Neighbourhood Components
+    Analysis", NeurIPS 2004 (published 2005).
+  """
+  checks.check_range("scale", scale, low=0.0, low_inclusive=False)
+  d, pos, neg, shape = lb.distances_and_masks(embeddings, labels, where, distance)
+  logits = -jnp.asarray(scale) * d
+  all_lse, _ = lb.masked_logsumexp(logits, pos | neg)
+  pos_lse, has_pos = lb.masked_logsumexp(logits, pos)
+  values = jnp.where(has_pos, all_lse - pos_lse, 0.0)
+  return lb.reduce_anchors(values, has_pos, shape, weights, reduction)
+
+
+# --------------------------------------------------------------------------
+# Angular loss.
+
+# tan^2 of the largest alpha (degrees) whose float32 sums cannot underflow:
+# each pair's sum of exponentials is at least e^{-8 tan^2 alpha} of its shift.
+_ANGULAR_MAX_DEGREES = 72.0
+
+
+@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
+def angular_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  alpha: float | ArrayLike = 40.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Angular loss (Wang et al. 2017): the angle at the negative of each triangle bounded by alpha.
+
+  .. math::
+     \ell_i = \frac{1}{|P_i|} \sum_{p \in P_i}
+       \log\Big(1 + \sum_{n \in N_i} e^{f_{ipn}}\Big),\qquad
+     f_{ipn} = 4\tan^2\alpha\,(x_i + x_p)^\top x_n - 2(1 + \tan^2\alpha)\,x_i^\top x_p
+
+  the N-pair form of the paper (its eq. 10) on L2-normalised embeddings
+  (divided by :math:`\max(\|x\|, 10^{-12})`), for every positive pair
+  :math:`(i, p)` with the negatives :math:`N_i` of the anchor (rows with
+  another label). ``alpha`` is in **degrees**, as in the paper and
+  pytorch-metric-learning's ``AngularLoss`` (default 40), whose mean over
+  positive pairs is this loss with ``weights=n_pos``. The sum over negatives
+  is one matmul (never a :math:`B^3` tensor) in the log domain; ``alpha`` is
+  at most 72°, where no term of that sum can underflow in float32.
+
+  An anchor without a positive or without a negative is left out of the mean.
+
+  Args:
+    embeddings: float array ``[..., D]``; leading axes are flattened into one batch.
+    labels: integer array ``embeddings.shape[:-1]``.
+    alpha: :math:`\alpha` in degrees, in :math:`(0, 72]` (traceable).
+    where: mask over the rows; a masked row is removed from the batch.
+    weights: per-anchor weights; the mean is over anchors with a positive and a negative.
+    reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-anchor losses (``labels.shape``) for ``"none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, ``alpha`` outside (0, 72].
+    TypeError: integer embeddings or floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    >>> print(jaxobj.angular_loss(x, jnp.array([0, 0, 1]), alpha=45.0, reduction="none"))
+    [0.0181 0.0181 0.    ]
+
+  References:
+    Wang, Zhou, Wen, Liu and Lin, "Deep Metric Learning with Angular Loss",
+    ICCV 2017.
+  """
+  checks.check_range("alpha", alpha, low=0.0, high=_ANGULAR_MAX_DEGREES, low_inclusive=False)
+  (x,), y, valid, shape = lb.labelled_batch(("embeddings",), (embeddings,), labels, where)
+  pos, neg = lb.positives_negatives(y, valid)
+  s = lb.cosine_matrix(x)
+  t2 = jnp.square(jnp.tan(jnp.asarray(alpha, s.dtype) * (math.pi / 180.0)))
+  u = 4.0 * t2 * s  # u[i, n]: the anchor's half of f, and the positive's half as u[p, n]
+  # log sum_{n in N_i} exp(u[i, n] + u[p, n]) for every (i, p), as one matmul of
+  # exponentials shifted by their row maxima (held constant: exact gradients).
+  has_neg = jnp.any(neg, axis=1)
+  shift_a = jax.lax.stop_gradient(jnp.max(jnp.where(neg, u, -jnp.inf), axis=1, initial=-jnp.inf))
+  shift_a = jnp.where(has_neg, shift_a, 0.0)
+  cols = valid[None, :]
+  shift_p = jax.lax.stop_gradient(jnp.max(jnp.where(cols, u, -jnp.inf), axis=1, initial=-jnp.inf))
+  shift_p = jnp.where(jnp.any(cols), shift_p, 0.0)
+  ea = jnp.where(neg, jnp.exp(jnp.where(neg, u - shift_a[:, None], 0.0)), 0.0)
+  ep = jnp.where(cols, jnp.exp(jnp.where(cols, u - shift_p[:, None], 0.0)), 0.0)
+  sums = jnp.einsum("in,pn->ip", ea, ep, precision=lb.HIGHEST)
+  # A sum that underflowed to 0 (only beyond 72 degrees) is left out; NaN passes on.
+  ok = pos & has_neg[:, None] & ~(sums <= 0)
+  lse = jnp.log(jnp.where(ok, sums, 1.0)) + shift_a[:, None] + shift_p[None, :]
+  pair = jax.nn.softplus(lse - 2.0 * (1.0 + t2) * s)
+  values = _pair_mean(jnp.where(ok, pair, 0.0), pos)
+  return lb.reduce_anchors(values, jnp.any(pos, axis=1) & has_neg, shape, weights, reduction)
+
+
+# --------------------------------------------------------------------------
+# Tuplet margin and intra-pair variance (Yu & Tao 2019).
+
+
+@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
+def tuplet_margin_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float | ArrayLike = 0.1,
+  scale: float | ArrayLike = 64.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Tuplet margin loss (Yu & Tao 2019): positive angles minus a margin against all negatives.
+
+  .. math::
+     \ell_i = \frac{1}{|P_i|} \sum_{p \in P_i}
+       \log\Big(1 + \sum_{n \in N_i} e^{s(\cos\theta_{in} - \cos(\theta_{ip} - \beta))}\Big)
+
+  with :math:`\theta` the angle between two embeddings, :math:`\beta` the
+  margin in **radians** (the default 0.1 is pytorch-metric-learning's
+  5.73°), :math:`s` the scale, :math:`P_i` the other rows with anchor
+  :math:`i`'s label and :math:`N_i` the rows with another label. The margin
+  *shrinks* the positive angle: the loss asks :math:`\theta_{ip} - \beta`
+  to beat every :math:`\theta_{in}`, which slows the pull on positives that
+  are already close (the paper's remedy for overfitting the easy pairs).
+  :math:`\cos(\theta - \beta) = \cos\theta\cos\beta + \sin\theta\sin\beta`
+  with :math:`\sin\theta = \sqrt{(1 - \cos\theta)(1 + \cos\theta)}` (no
+  arccos; gradient 0 at :math:`\cos\theta = \pm 1`), and the sum is a
+  log-sum-exp, so a large scale does not overflow. The mean over positive
+  pairs of pytorch-metric-learning's ``TupletMarginLoss`` is this loss with
+  ``weights=n_pos``. The paper adds :func:`intra_pair_variance_loss`.
+
+  An anchor without a positive or without a negative is left out of the mean.
+
+  Args:
+    embeddings: float array ``[..., D]``; leading axes are flattened into one batch.
+    labels: integer array ``embeddings.shape[:-1]``.
+    margin: :math:`\beta` in radians, in :math:`[0, \pi]` (traceable).
+    scale: :math:`s > 0` (traceable).
+    where: mask over the rows; a masked row is removed from the batch.
+    weights: per-anchor weights; the mean is over anchors with a positive and a negative.
+    reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-anchor losses (``labels.shape``) for ``"none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, ``margin``
+      outside :math:`[0, \pi]`, ``scale <= 0``.
+    TypeError: integer embeddings or floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    >>> loss = jaxobj.tuplet_margin_loss(x, jnp.array([0, 0, 1]), margin=0.0, scale=1.0,
+    ...                                  reduction="none")
+    >>> print(loss)  # log(1 + e^{0 - 1})
+    [0.3133 0.3133 0.    ]
+
+  References:
+    Yu and Tao, "Deep Metric Learning with Tuplet Margin Loss", ICCV 2019.
+  """
+  checks.check_range("margin", margin, low=0.0, high=math.pi)
+  checks.check_range("scale", scale, low=0.0, low_inclusive=False)
+  (x,), y, valid, shape = lb.labelled_batch(("embeddings",), (embeddings,), labels, where)
+  pos, neg = lb.positives_negatives(y, valid)
+  c = jnp.clip(lb.cosine_matrix(x), -1.0, 1.0)
+  sin = lb.safe_sqrt((1.0 - c) * (1.0 + c))
+  shifted = c * jnp.cos(margin) + sin * jnp.sin(margin)
+  neg_lse, has_neg = lb.masked_logsumexp(scale * c, neg)
+  neg_lse = jnp.where(has_neg, neg_lse, 0.0)
+  pair = jax.nn.softplus(neg_lse[:, None] - scale * shifted)
+  values = _pair_mean(pair, pos)
+  return lb.reduce_anchors(values, jnp.any(pos, axis=1) & has_neg, shape, weights, reduction)
+
+
+@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
+def intra_pair_variance_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  pos_eps: float | ArrayLike = 0.01,
+  neg_eps: float | ArrayLike = 0.01,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Intra-pair variance loss (Yu & Tao 2019): pair similarities kept close to their batch means.
+
+  .. math::
+     \ell_i = \frac{1}{|P_i|} \sum_{p \in P_i}
+       \big[(1 - \epsilon_+)\mu_+ - \cos\theta_{ip}\big]_+^2
+       + \frac{1}{|N_i|} \sum_{n \in N_i}
+       \big[\cos\theta_{in} - (1 + \epsilon_-)\mu_-\big]_+^2
+
+  with :math:`\mu_+` and :math:`\mu_-` the means of the cosine similarities
+  over **all** positive and all negative pairs of the (unmasked) batch
+  (gradients flow through them), :math:`P_i` the other rows with anchor
+  :math:`i`'s label and :math:`N_i` the rows with another label; an empty
+  sum is 0. Positive pairs much less similar than the average positive, and
+  negative pairs much more similar than the average negative, are pulled
+  back: the variance of each kind of pair shrinks. The paper (and
+  pytorch-metric-learning's ``IntraPairVarianceLoss``) averages each term
+  over the batch's pairs instead of per anchor; the two agree when every
+  anchor has as many positives and as many negatives as the others (a batch
+  of :math:`P` classes with :math:`K` rows each). Use it beside
+  :func:`tuplet_margin_loss`, as the paper does.
+
+  An anchor without any other row is left out of the mean.
+
+  Args:
+    embeddings: float array ``[..., D]``; leading axes are flattened into one batch.
+    labels: integer array ``embeddings.shape[:-1]``.
+    pos_eps: :math:`\epsilon_+` (traceable).
+    neg_eps: :math:`\epsilon_-` (traceable).
+    where: mask over the rows; a masked row is removed from the batch.
+    weights: per-anchor weights; the mean is over anchors with at least one pair.
+    reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-anchor losses (``labels.shape``) for ``"none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``.
+    TypeError: integer embeddings or floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[1.0, 0.0], [0.6, 0.8], [1.0, 0.0], [0.0, 1.0]])
+    >>> loss = jaxobj.intra_pair_variance_loss(x, jnp.array([0, 0, 0, 1]), pos_eps=0.0,
+    ...                                        neg_eps=0.0, reduction="none")
+    >>> print(loss)  # mu_+ = (0.6 + 1 + 0.6) / 3, mu_- = (0 + 0.8 + 0) / 3
+    [0.0089 0.3022 0.0089 0.0948]
+
+  References:
+    Yu and Tao, "Deep Metric Learning with Tuplet Margin Loss", ICCV 2019.
+  """
+  (x,), y, valid, shape = lb.labelled_batch(("embeddings",), (embeddings,), labels, where)
+  pos, neg = lb.positives_negatives(y, valid)
+  c = lb.cosine_matrix(x)
+
+  def batch_mean(mask):
+    return jnp.sum(jnp.where(mask, c, 0.0)) / jnp.maximum(jnp.sum(mask), 1).astype(c.dtype)
+
+  pos_term = jnp.square(jax.nn.relu((1.0 - pos_eps) * batch_mean(pos) - c))
+  neg_term = jnp.square(jax.nn.relu(c - (1.0 + neg_eps) * batch_mean(neg)))
+  values = _pair_mean(pos_term, pos) + _pair_mean(neg_term, neg)
+  return lb.reduce_anchors(values, jnp.any(pos | neg, axis=1), shape, weights, reduction)
+
+
+# --------------------------------------------------------------------------
+# Signal-to-noise ratio distance.
+
+
+@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
+def snr_contrastive_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  pos_margin: float | ArrayLike = 0.0,
+  neg_margin: float | ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Contrastive loss on the signal-to-noise-ratio distance (Yuan et al. 2019).
+
+  .. math::
+     \ell_i = \frac{1}{|P_i| + |N_i|}\Big(\sum_{p \in P_i} [d_{ip} - m_+]_+
+       + \sum_{n \in N_i} [m_- - d_{in}]_+\Big),\qquad
+     d_{ij} = \frac{\operatorname{Var}(x_j - x_i)}{\operatorname{Var}(x_i)}
+
+  the noise (:math:`x_j - x_i`) to signal (the anchor :math:`x_i`) variance
+  ratio, variances taken over the :math:`D` features: the SNR distance is
+  asymmetric and invariant to scaling both embeddings. :math:`P_i` are the
+  other rows with anchor :math:`i`'s label and :math:`N_i` the rows with
+  another label; each anchor's loss is the mean over its pairs
+  (``weights=n_pos + n_neg`` gives the mean over all pairs of the batch).
+  pytorch-metric-learning's ``SignalToNoiseRatioContrastiveLoss`` (the same
+  margins) averages the positive and the negative terms separately over
+  the non-zero ones. The paper adds a penalty on the embeddings' means
+  (:math:`\lambda \sum_i |\sum_k x_{ik}|`): add it as an objective term.
+  An anchor whose features are all equal has no signal: its distances are
+  NaN.
+
+  An anchor without any other row is left out of the mean.
+
+  Args:
+    embeddings: float array ``[..., D]`` with :math:`D \ge 2`; leading axes
+      are flattened into one batch.
+    labels: integer array ``embeddings.shape[:-1]``.
+    pos_margin: :math:`m_+` (traceable).
+    neg_margin: :math:`m_-` (traceable).
+    where: mask over the rows; a masked row is removed from the batch.
+    weights: per-anchor weights; the mean is over anchors with at least one pair.
+    reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-anchor losses (``labels.shape``) for ``"none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, ``D < 2``.
+    TypeError: integer embeddings or floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[1.0, -1.0], [2.0, -2.0], [1.0, 1.5]])
+    >>> print(jaxobj.snr_contrastive_loss(x, jnp.array([0, 0, 1]), reduction="none"))
+    [0.5    0.125  0.    ]
+
+  References:
+    Yuan, Chen, Wang, Chen and Guo, "Signal-To-Noise Ratio: A Robust
+    Distance Metric for Deep Metric Learning", CVPR 2019.
+  """
+  (x,), y, valid, shape = lb.labelled_batch(("embeddings",), (embeddings,), labels, where)
+  if x.shape[-1] < 2:
+    raise ValueError(
+      f"snr_contrastive_loss takes variances over the features, so embeddings need at "
+      f"least 2 of them, got embeddings.shape={jnp.shape(embeddings)}."
+    )
+  pos, neg = lb.positives_negatives(y, valid)
+  # Variances over the features are squared norms of the row-centred embeddings.
+  c = x - jnp.mean(x, axis=-1, keepdims=True)
+  noise = lb.distance_matrix(c, valid, "squared_euclidean")
+  signal = lb.sq_norm(c)[:, None]
+  has_signal = signal > 0
+  d = jnp.where(has_signal, noise / jnp.where(has_signal, signal, 1.0), jnp.nan)
+  pairs = pos | neg
+  hinge = jnp.where(pos, jax.nn.relu(d - pos_margin), jax.nn.relu(neg_margin - d))
+  values = _pair_mean(hinge, pairs)
+  return lb.reduce_anchors(values, jnp.any(pairs, axis=1), shape, weights, reduction)
