@@ -45,6 +45,16 @@ from jax.typing import ArrayLike, DTypeLike
 from jaxobj._src import checks, inputs
 from jaxobj._src.examples import metric_learning as examples
 from jaxobj._src.examples import parity as parity_examples
+from jaxobj._src.margin_softmax import (
+  ARCFACE_MODES,
+  NORMALIZE_EPS,
+  arcface_target_logit,
+)
+from jaxobj._src.margin_softmax import gram as _gram
+from jaxobj._src.margin_softmax import margin_softmax as _margin_softmax
+from jaxobj._src.margin_softmax import normalize as _normalize
+from jaxobj._src.margin_softmax import safe_sqrt as _safe_sqrt
+from jaxobj._src.margin_softmax import sq_norm as _sq_norm
 from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
 
@@ -64,8 +74,6 @@ __all__ = [
   "triplet_margin_loss",
 ]
 
-# torch.nn.functional.normalize's eps (pytorch-metric-learning's CosineSimilarity).
-NORMALIZE_EPS = 1e-12
 # torch.nn.functional.cosine_similarity's default eps.
 _COSINE_SIMILARITY_EPS = 1e-8
 # Added to the squared norms by torch.nn.functional.cosine_embedding_loss.
@@ -73,32 +81,10 @@ _COSINE_EMBEDDING_EPS = 1e-12
 
 BATCH_DISTANCES = ("euclidean", "squared_euclidean", "cosine")
 TRIPLET_DISTANCES = ("lp", "squared_euclidean", "cosine")
-ARCFACE_MODES = ("threshold", "easy", "plain")
-
-_HIGHEST = jax.lax.Precision.HIGHEST
 
 
 # --------------------------------------------------------------------------
 # Numerical building blocks.
-
-
-def _safe_sqrt(s):
-  """``sqrt(s)`` for ``s >= 0`` with gradient 0 (not inf) where ``s == 0``; NaN stays NaN."""
-  pos = s > 0
-  return jnp.where(pos, jnp.sqrt(jnp.where(pos, s, 1.0)), jnp.where(jnp.isnan(s), s, 0.0))
-
-
-def _sq_norm(x):
-  return jnp.sum(x * x, axis=-1)
-
-
-def _normalize(x, eps):
-  """``x / max(||x||, eps)`` over the last axis (``torch.nn.functional.normalize``)."""
-  return x / jnp.maximum(_safe_sqrt(_sq_norm(x)), eps)[..., None]
-
-
-def _gram(a, b):
-  return jnp.einsum("...d,kd->...k", a, b, precision=_HIGHEST)
 
 
 def _lp_norm(v, p):
@@ -238,19 +224,6 @@ def _margin_inputs(embeddings, labels, centers, where):
   y = masked_fill(where, y, shape, fill=0)
   cos = _gram(_normalize(x, NORMALIZE_EPS), _normalize(w, NORMALIZE_EPS))
   return cos, y
-
-
-def _margin_softmax(cos, y, target_logit, scale, where, weights, reduction):
-  """Cross-entropy of ``scale * cos`` with the target cosine replaced by
-  ``target_logit(cos_y)``; NaN for labels outside ``[0, K)``."""
-  k = cos.shape[-1]
-  is_target = jnp.arange(k) == y[..., None]
-  c = jnp.sum(jnp.where(is_target, cos, 0.0), axis=-1)
-  phi = target_logit(c)
-  logits = scale * jnp.where(is_target, phi[..., None], cos)
-  values = jax.nn.logsumexp(logits, axis=-1) - scale * phi
-  values = jnp.where(inputs.in_range(y, k), values, jnp.nan)
-  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
 # --------------------------------------------------------------------------
@@ -1113,16 +1086,7 @@ def arcface_loss(
   checks.check_range("scale", scale, low=0.0, low_inclusive=False)
   checks.check_choice("margin_mode", margin_mode, ARCFACE_MODES)
   cos, y = _margin_inputs(embeddings, labels, centers, where)
-  cos_m, sin_m = jnp.cos(margin), jnp.sin(margin)
-
-  def target_logit(c):
-    phi = c * cos_m - _safe_sqrt((1.0 - c) * (1.0 + c)) * sin_m
-    if margin_mode == "threshold":
-      return jnp.where(c > -cos_m, phi, c - margin * sin_m)
-    if margin_mode == "easy":
-      return jnp.where(c > 0, phi, c)
-    return phi
-
+  target_logit = functools.partial(arcface_target_logit, margin=margin, margin_mode=margin_mode)
   return _margin_softmax(cos, y, target_logit, scale, where, weights, reduction)
 
 
