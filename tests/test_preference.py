@@ -684,3 +684,323 @@ def test_sequence_log_probs_bad_inputs():
     sequence_log_probs(logits[0, 0], tokens[0, 0])
   with pytest.raises(ValueError, match=r"where\.shape=\(3,\)"):
     sequence_log_probs(logits, tokens, where=mask[:, 0])
+
+
+# --------------------------------------------------------------------------
+# TRL's further DPO loss types and BCO. One compiled call covers every case
+# (hyperparameters are traced arrays in it); the float64 references are
+# written from each paper's formula as TRL documents it.
+
+SORTED_TYPES = ("aot", "aot_pair")
+# (case id, loss_type or "bco_loss", hyperparameters)
+TRL_CASES = [
+  ("exo_pair", "exo_pair", {"beta": 0.2, "label_smoothing": 0.05}),
+  ("exo_pair-eps0", "exo_pair", {"beta": 0.1, "label_smoothing": 0.0}),
+  ("nca_pair", "nca_pair", {"beta": 0.1}),
+  ("bco_pair", "bco_pair", {"beta": 0.1, "reward_shift": 0.3}),
+  ("sppo_hard", "sppo_hard", {"beta": 0.5}),
+  ("aot", "aot", {"beta": 0.1, "label_smoothing": 0.1}),
+  ("aot_pair", "aot_pair", {"beta": 0.2}),
+  ("apo_zero", "apo_zero", {"beta": 0.1}),
+  ("apo_down", "apo_down", {"beta": 0.3}),
+  ("discopop", "discopop", {"beta": 0.1, "discopop_tau": 0.05}),
+  ("discopop-tau0.5", "discopop", {"beta": 0.2, "discopop_tau": 0.5}),
+  ("bco_loss", "bco_loss", {"beta": 0.2, "reward_shift": -0.4}),
+]
+
+
+def ref_aot(first, second, beta, label_smoothing, where):
+  """Sorted unmasked values of both, paired by rank; zeros for the masked count."""
+  d = np.sort(first[where]) - np.sort(second[where])
+  values = -(1 - label_smoothing) * log_expit(beta * d) - label_smoothing * log_expit(-beta * d)
+  return np.concatenate([values, np.zeros(first.size - d.size)])
+
+
+def ref_trl(loss_type, args, where, beta=0.1, label_smoothing=0.0, reward_shift=0.0, **kw):
+  if loss_type == "bco_loss":
+    p, ref, labels = args
+    r = beta * (p - ref)
+    return np.where(labels, -log_expit(r - reward_shift), -log_expit(reward_shift - r))
+  pc, pr, rc, rr = args
+  a, b = pc - rc, pr - rr  # chosen and rejected log-ratios
+  z = beta * (a - b)
+  if loss_type == "exo_pair":  # KL(Bernoulli(sigma(z)) || Bernoulli(1 - eps))
+    eps, p = label_smoothing or 1e-3, expit(z)
+    return p * np.log(p / (1 - eps)) + (1 - p) * np.log((1 - p) / eps)
+  if loss_type == "nca_pair":
+    return -log_expit(beta * a) - 0.5 * log_expit(-beta * a) - 0.5 * log_expit(-beta * b)
+  if loss_type == "bco_pair":
+    return -log_expit(beta * a - reward_shift) - log_expit(-(beta * b - reward_shift))
+  if loss_type == "sppo_hard":
+    return (a - 0.5 / beta) ** 2 + (b + 0.5 / beta) ** 2
+  if loss_type == "aot":
+    return ref_aot(pc - pr, rc - rr, beta, label_smoothing, where)
+  if loss_type == "aot_pair":
+    return ref_aot(a, b, beta, label_smoothing, where)
+  if loss_type == "apo_zero":
+    return 1 - expit(beta * a) + expit(beta * b)
+  if loss_type == "apo_down":
+    return expit(beta * a) + 1 - expit(z)
+  assert loss_type == "discopop"
+  m = expit(z / kw["discopop_tau"])
+  return -log_expit(z) * (1 - m) + np.exp(-z) * m
+
+
+def trl_data(seed):
+  pc, pr, rc, rr = make("dpo_loss", seed=seed)
+  rng = np.random.default_rng(seed)
+  p = summed(rng)
+  bco = (p, near(rng, p), rng.uniform(size=N) < 0.5)
+  return (pc, pr, rc, rr), bco
+
+
+def _trl_case(loss_type, dpo, bco, hyper, **kw):
+  if loss_type == "bco_loss":
+    return jaxobj.bco_loss(*bco, **hyper, **kw)
+  if loss_type in SORTED_TYPES:
+    kw.pop("weights")
+  return jaxobj.dpo_loss(*dpo, loss_type=loss_type, **hyper, **kw)
+
+
+@jax.jit
+def trl_values(dpo, bco, hypers, where, weights):
+  """Every case, every reduction; and bco_pair against bco_loss on the same rows."""
+  out = {}
+  for cid, loss_type, _ in TRL_CASES:
+    out[cid] = {
+      r: _trl_case(loss_type, dpo, bco, hypers[cid], where=where, weights=weights, reduction=r)
+      for r in ("none", "sum", "mean")
+    }
+  # A pair's two BCO terms are bco_loss of its chosen (desirable) and rejected rows.
+  pc, pr, rc, rr = dpo
+  rows = (jnp.concatenate([pc, pr]), jnp.concatenate([rc, rr]), jnp.arange(2 * N) < N)
+  perm = np.random.default_rng(22).permutation(N)
+  aot = dict(loss_type="aot", **hypers["aot"], reduction="sum")
+  # The reference's rows in another order than the policy's (all rows kept).
+  out["aot_permuted"] = jaxobj.dpo_loss(pc, pr, rc[perm], rr[perm], **aot)
+  out["aot_2d"] = jaxobj.dpo_loss(
+    *[x.reshape(2, N // 2) for x in dpo], where=where.reshape(2, N // 2), **aot
+  )
+  out["bco_rows"] = jaxobj.bco_loss(
+    *rows,
+    **hypers["bco_pair"],
+    where=jnp.concatenate([where, where]),
+    weights=jnp.concatenate([weights, weights]),
+    reduction="sum",
+  )
+  return out
+
+
+def _hypers(dtype=np.float32):
+  return {cid: {k: dtype(v) for k, v in kw.items()} for cid, _, kw in TRL_CASES}
+
+
+def test_trl_loss_types_and_bco_match_float64_references():
+  dpo, bco = trl_data(20)
+  rng = np.random.default_rng(21)
+  mask = rng.uniform(size=N) < 0.6
+  mask[:2] = True, False
+  ones, w = np.ones(N, np.float32), rng.uniform(0.5, 2.0, N).astype(np.float32)
+  for where, weights in [(np.ones(N, bool), ones), (mask, ones), (np.ones(N, bool), w)]:
+    got = trl_values(dpo, bco, _hypers(), where, weights)
+    for cid, loss_type, kw in TRL_CASES:
+      args = tuple(
+        f64(a) if a.dtype != bool else a for a in (bco if loss_type == "bco_loss" else dpo)
+      )
+      values = ref_trl(loss_type, args, where, **kw)
+      if loss_type in SORTED_TYPES:  # ranked pairs: the mask is applied by ranking, no weights
+        want = {r: ref_reduce(values, np.arange(N) < where.sum(), None, r) for r in got[cid]}
+      else:
+        want = {r: ref_reduce(values, where, weights, r) for r in got[cid]}
+      for r in got[cid]:
+        assert got[cid][r].dtype == jnp.float32
+        close(got[cid][r], want[r], rtol=2e-5)
+    close(got["bco_rows"], got["bco_pair"]["sum"], rtol=1e-5)
+    # AOT sees the two distributions only: rows reordered or reshaped give the same loss.
+    if where.all():
+      close(got["aot_permuted"], got["aot"]["sum"], rtol=1e-6)
+    close(got["aot_2d"], got["aot"]["sum"], rtol=1e-6)
+  # EXO's epsilon 0 means 1e-3, as TRL documents.
+  plain = trl_values(dpo, bco, _hypers(), np.ones(N, bool), ones)
+  close(plain["exo_pair-eps0"]["none"], ref_trl("exo_pair", tuple(map(f64, dpo)), None, 0.1, 1e-3))
+
+
+def _trl_inputs(loss_type, dpo, bco):
+  return bco[:2] if loss_type == "bco_loss" else dpo
+
+
+def _trl_with(loss_type, dpo, bco, xs, hyper, **kw):
+  """The case with its float inputs replaced by ``xs``."""
+  if loss_type == "bco_loss":
+    return _trl_case(loss_type, dpo, (*xs, bco[2]), hyper, **kw)
+  return _trl_case(loss_type, xs, bco, hyper, **kw)
+
+
+def _differentiated(cid, kw):
+  # EXO's epsilon 0 is a switch to 1e-3, not a point to differentiate at.
+  return {k: v for k, v in kw.items() if not (cid == "exo_pair-eps0" and k == "label_smoothing")}
+
+
+@jax.jit
+def trl_grads(dpo, bco, hypers, where, weights):
+  out = {}
+  for cid, loss_type, kw in TRL_CASES:
+    fixed = {k: v for k, v in hypers[cid].items() if k not in _differentiated(cid, kw)}
+
+    def f(xs, hs, loss_type=loss_type, fixed=fixed):
+      return _trl_with(
+        loss_type, dpo, bco, xs, {**hs, **fixed}, where=where, weights=weights, reduction="sum"
+      )
+
+    hs = {k: v for k, v in hypers[cid].items() if k in _differentiated(cid, kw)}
+    out[cid] = jax.grad(f, argnums=(0, 1))(_trl_inputs(loss_type, dpo, bco), hs)
+  return out
+
+
+def test_trl_loss_types_and_bco_gradients_match_finite_differences():
+  """Float64 gradients in every input and hyperparameter (masked, weighted) against
+  central differences of the NumPy references."""
+  dpo, bco = trl_data(23)
+  where = np.arange(N) % 5 != 2
+  weights = np.random.default_rng(24).uniform(0.5, 2.0, N)
+  dpo, bco = tuple(map(f64, dpo)), (f64(bco[0]), f64(bco[1]), bco[2])
+  with jax.enable_x64(True):
+    got = trl_grads(dpo, bco, _hypers(np.float64), where, weights)
+  step = 1e-5
+  for cid, loss_type, kw in TRL_CASES:
+    rank_mask = np.arange(N) < where.sum()
+    sorted_type = loss_type in SORTED_TYPES
+
+    def ref(xs, hs, loss_type=loss_type, kw=kw, sorted_type=sorted_type):
+      args = (*xs, bco[2]) if loss_type == "bco_loss" else xs
+      values = ref_trl(loss_type, args, where, **{**kw, **hs})
+      if sorted_type:
+        return ref_reduce(values, rank_mask, None, "sum")
+      return ref_reduce(values, where, weights, "sum")
+
+    xs, hs = _trl_inputs(loss_type, dpo, bco), _differentiated(cid, kw)
+    g_xs, g_hs = got[cid]
+    for i, x in enumerate(xs):
+      want = np.zeros(N)
+      for j in range(N):
+        e = np.zeros(N)
+        e[j] = step
+        up, down = list(xs), list(xs)
+        up[i], down[i] = x + e, x - e
+        want[j] = (ref(up, hs) - ref(down, hs)) / (2 * step)
+      close(g_xs[i], want, rtol=1e-6, atol=1e-8)
+      assert np.all(np.asarray(g_xs[i])[~where] == 0.0), (cid, i)  # masked rows: exactly 0
+    for k, v in hs.items():
+      want = (ref(xs, {**hs, k: v + step}) - ref(xs, {**hs, k: v - step})) / (2 * step)
+      close(g_hs[k], want, rtol=1e-6, atol=1e-8)
+
+
+@jax.jit
+def trl_value_and_grads(dpo, bco, hypers):
+  out = {}
+  for cid, loss_type, _ in TRL_CASES:
+    xs = _trl_inputs(loss_type, dpo, bco)
+    out[cid] = jax.value_and_grad(
+      lambda xs, loss_type=loss_type, h=hypers[cid]: _trl_with(
+        loss_type, dpo, bco, xs, h, weights=None
+      )
+    )(xs)
+  return out
+
+
+def test_trl_loss_types_and_bco_are_finite_at_extreme_log_probs():
+  """Log-ratio gaps of 1e5 nats either way (each input scaled by 1e4, then all):
+  finite values and gradients, DiscoPOP's exponential included."""
+  dpo, bco = trl_data(25)
+  big = np.float32(1e4)
+  scaled = [(dpo[:i] + (dpo[i] * big,) + dpo[i + 1 :], bco) for i in range(4)]
+  scaled += [(dpo, (bco[0] * big, bco[1], bco[2])), (dpo, (bco[0], bco[1] * big, bco[2]))]
+  scaled.append((tuple(x * big for x in dpo), (bco[0] * big, bco[1] * big, bco[2])))
+  for k, (d, b) in enumerate(scaled):
+    for cid, (value, grads) in trl_value_and_grads(d, b, _hypers()).items():
+      assert np.isfinite(float(value)), (k, cid)
+      assert all(np.all(np.isfinite(g)) for g in grads), (k, cid)
+
+
+@pytest.mark.parametrize(
+  "kw,match",
+  [
+    ({"loss_type": "exo_pair", "label_smoothing": 1.0}, "label_smoothing"),
+    ({"loss_type": "aot", "label_smoothing": 1.5}, "label_smoothing"),
+    (
+      {"loss_type": "nca_pair", "label_smoothing": 0.1},
+      "label_smoothing=0.1 has no meaning for loss_type='nca_pair'",
+    ),
+    ({"loss_type": "discopop", "discopop_tau": 0.0}, r"discopop_tau.*0\.0"),
+    ({"loss_type": "sppo_hard", "beta": -1.0}, "beta"),
+    ({"loss_type": "aot", "weights": np.ones(N)}, "weights cannot be used with loss_type='aot'"),
+    ({"loss_type": "aot_pair", "reduction": "sum_and_count"}, "sum_and_count.*split batch"),
+    ({"loss_type": "kto_pair"}, "loss_type='kto_pair'.*'discopop'"),
+  ],
+  ids=["exo-eps", "aot-eps", "nca-eps", "tau", "beta", "aot-weights", "aot-split", "type"],
+)
+def test_trl_loss_types_bad_arguments(kw, match):
+  with pytest.raises(ValueError, match=match):
+    jaxobj.dpo_loss(*make("dpo_loss"), **kw)
+
+
+def test_bco_loss_bad_arguments():
+  p, ref, labels = trl_data(26)[1]
+  with pytest.raises(ValueError, match=r"labels.*\(8,\).*\(8, 1\)"):
+    jaxobj.bco_loss(p, ref, labels[:, None])
+  with pytest.raises(ValueError, match=r"policy_logps and reference_logps.*\(8,\).*\(7,\)"):
+    jaxobj.bco_loss(p, ref[:-1], labels)
+  with pytest.raises(ValueError, match="beta"):
+    jaxobj.bco_loss(p, ref, labels, beta=0.0)
+  with pytest.raises(TypeError, match="reference_logps"):
+    jaxobj.bco_loss(p, ref.astype(np.int32), labels)
+
+
+def test_aot_is_refused_as_a_split_objective_term_and_row_types_are_not():
+  from jaxobj import objective as jo
+
+  data = {"x": tuple(jnp.asarray(a) for a in make("dpo_loss"))}
+  paths = [f"x.{k}" for k in range(4)]
+  with pytest.raises(ValueError, match="sum_and_count"):
+    jo.term(jaxobj.dpo_loss, *paths, loss_type="aot").apply({}, **data)
+  value, _ = jo.term(jaxobj.dpo_loss, *paths, loss_type="bco_pair", reward_shift=0.1).apply(
+    {}, **data
+  )
+  close(value, jaxobj.dpo_loss(*data["x"], loss_type="bco_pair", reward_shift=0.1), rtol=1e-6)
+
+
+def test_fused_dpo_takes_the_trl_loss_types_and_their_hyperparameters():
+  """fused_linear_dpo_loss forwards reward_shift and discopop_tau; AOT's rows
+  (masked ones too) are ranked over the whole batch as unfused."""
+  rng = np.random.default_rng(27)  # NumPy inputs: no PRNG compiles
+  ch, rh = rng.normal(size=(4, 5, 8)).astype(np.float32), rng.normal(size=(4, 3, 8))
+  rh, kernel = rh.astype(np.float32), rng.normal(size=(8, 11)).astype(np.float32)
+  cy = np.array([[-100, 2, 3, 4, 5]] * 4, np.int32)
+  ry = rng.integers(0, 11, (4, 3)).astype(np.int32)
+  ref_c, ref_r = np.float32([-9.0, -5.0, -12.0, -7.0]), np.float32([-10.0, -12.0, -6.0, -8.0])
+  where = np.array([True, True, False, True])
+  kws = [
+    {"loss_type": "bco_pair", "reward_shift": 0.7},
+    {"loss_type": "discopop", "discopop_tau": 0.3, "beta": 0.5},
+    {"loss_type": "aot", "label_smoothing": 0.1},
+  ]
+
+  @jax.jit
+  def both(ch, rh, kernel):
+    pc, pr = sequence_log_probs(ch @ kernel, cy), sequence_log_probs(rh @ kernel, ry)
+    return [
+      (
+        jaxobj.fused_linear_dpo_loss(ch, cy, rh, ry, ref_c, ref_r, kernel, **kw, where=where),
+        jaxobj.dpo_loss(pc, pr, ref_c, ref_r, **kw, where=where),
+      )
+      for kw in kws
+    ]
+
+  for fused, unfused in both(ch, rh, kernel):
+    close(fused, unfused, rtol=1e-5)
+  with pytest.raises(ValueError, match="weights cannot be used"):  # at trace time
+    jax.eval_shape(
+      lambda: jaxobj.fused_linear_dpo_loss(
+        ch, cy, rh, ry, ref_c, ref_r, kernel, loss_type="aot_pair", weights=jnp.ones(4)
+      )
+    )

@@ -145,6 +145,7 @@ from jaxobj.losses.policy_gradient import (
   policy_gradient_preset,
 )
 from jaxobj.losses.preference import (
+  bco_loss,
   bradley_terry_loss,
   dpo_loss,
   kto_loss,
@@ -285,6 +286,7 @@ __all__ = [
   "barlow_twins_loss",
   "batch_all_triplet_loss",
   "batch_hard_triplet_loss",
+  "bco_loss",
   "bending_energy_loss",
   "bernoulli_reconstruction_loss",
   "binary_brier_score",

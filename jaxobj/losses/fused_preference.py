@@ -191,6 +191,8 @@ def fused_linear_dpo_loss(
   beta: float | ArrayLike = 0.1,
   label_smoothing: float | ArrayLike = 0.0,
   loss_type: str = "sigmoid",
+  reward_shift: float | ArrayLike = 0.0,
+  discopop_tau: float | ArrayLike = 0.05,
   average: bool = False,
   temperature: float | ArrayLike = 1.0,
   logit_soft_cap: float | ArrayLike | None = None,
@@ -211,9 +213,12 @@ def fused_linear_dpo_loss(
        \log\pi^{\mathrm{ref}}_w, \log\pi^{\mathrm{ref}}_l\big)
 
   with every loss type of :func:`jaxobj.dpo_loss` (``"sigmoid"`` with
-  conservative label smoothing, ``"hinge"``, ``"ipo"``, ``"robust"``). The
+  conservative label smoothing, ``"hinge"``, ``"ipo"``, ``"robust"``,
+  ``"exo_pair"``, ``"nca_pair"``, ``"bco_pair"``, ``"sppo_hard"``, ``"aot"``,
+  ``"aot_pair"``, ``"apo_zero"``, ``"apo_down"``, ``"discopop"``). The
   value and the gradients (with respect to both hidden states, the kernel,
-  ``beta``, ``label_smoothing``, ``temperature`` and ``logit_soft_cap``)
+  ``beta``, ``label_smoothing``, ``reward_shift``, ``discopop_tau``,
+  ``temperature`` and ``logit_soft_cap``)
   equal ``dpo_loss`` of ``sequence_log_probs(hidden @ kernel, targets)``
   (soft-capped, divided by :math:`\tau`). ``average=True`` length-averages
   the policy's log-probabilities (TRL's ``"ipo"``; pass averaged reference
@@ -240,7 +245,9 @@ def fused_linear_dpo_loss(
     reference_chosen_logps: float ``[...]``, :math:`\log\pi^{\mathrm{ref}}_w`.
     reference_rejected_logps: float ``[...]``, :math:`\log\pi^{\mathrm{ref}}_l`.
     kernel: float ``[D, V]``, the policy's output projection.
-    beta, label_smoothing, loss_type: as in :func:`jaxobj.dpo_loss`.
+    beta, label_smoothing, loss_type, reward_shift, discopop_tau: as in
+      :func:`jaxobj.dpo_loss` (``"aot"``/``"aot_pair"`` couple the rows: no
+      ``weights``, no ``reduction="sum_and_count"``).
     average: length-average the policy's log-probabilities.
     temperature: :math:`\tau > 0` dividing the logits (traceable).
     logit_soft_cap: :math:`c > 0` or None (traceable).
@@ -307,6 +314,8 @@ def fused_linear_dpo_loss(
     beta=beta,
     label_smoothing=label_smoothing,
     loss_type=loss_type,
+    reward_shift=reward_shift,
+    discopop_tau=discopop_tau,
     where=where,
     weights=weights,
     reduction=reduction,

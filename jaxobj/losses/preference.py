@@ -33,6 +33,7 @@ from jaxobj.registry import register
 # sequence_log_probs is a helper, not a registered loss: it is imported from
 # this module rather than re-exported as jaxobj.sequence_log_probs.
 __all__ = [
+  "bco_loss",
   "bradley_terry_loss",
   "dpo_loss",
   "kto_loss",
@@ -42,7 +43,26 @@ __all__ = [
   "simpo_loss",
 ]
 
-DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust")
+DPO_LOSS_TYPES = (
+  "sigmoid",
+  "hinge",
+  "ipo",
+  "robust",
+  "exo_pair",
+  "nca_pair",
+  "bco_pair",
+  "sppo_hard",
+  "aot",
+  "aot_pair",
+  "apo_zero",
+  "apo_down",
+  "discopop",
+)
+# Loss types whose terms pair the i-th smallest values of two batch-wide
+# distributions: their rows are coupled (see dpo_loss).
+DPO_SORTED_TYPES = ("aot", "aot_pair")
+# EXO's epsilon when label_smoothing is 0 (the log of 0 would be -inf).
+EXO_DEFAULT_EPSILON = 1e-3
 KL_ESTIMATORS = ("k1", "k2", "k3")
 RLHF_GRADIENTS = ("score_function", "pathwise")
 
@@ -97,6 +117,25 @@ def _log_odds(logp):
   """``log(p / (1 - p))`` from ``log p``; values above 0 are taken as 0."""
   logp = jnp.minimum(logp, 0.0)
   return logp - _log1m_exp(logp)
+
+
+def _sorted_rows(where, *arrays):
+  """Each array sorted ascending over all its entries, its unmasked entries first.
+
+  Returns the sorted arrays (in the shape of the inputs) and the mask of the
+  positions that hold unmasked entries (None without ``where``). The masked
+  entries are put last by a second sort key, not by a sentinel value, so an
+  unmasked ``inf`` or NaN keeps its place and its effect.
+  """
+  shape = arrays[0].shape
+  flat = [jnp.ravel(a) for a in arrays]
+  if where is None:
+    return [jnp.sort(a).reshape(shape) for a in flat], None
+  mask = jnp.ravel(jnp.broadcast_to(checks.as_mask(where, shape), shape))
+  masked_last = jnp.logical_not(mask).astype(jnp.int32)
+  out = [jax.lax.sort((masked_last, a), num_keys=2)[1].reshape(shape) for a in flat]
+  valid = jnp.arange(mask.size) < jnp.sum(mask, dtype=jnp.int32)
+  return out, valid.reshape(shape)
 
 
 # --------------------------------------------------------------------------
@@ -258,36 +297,104 @@ def dpo_loss(
   beta: float | ArrayLike = 0.1,
   label_smoothing: float | ArrayLike = 0.0,
   loss_type: str = "sigmoid",
+  reward_shift: float | ArrayLike = 0.0,
+  discopop_tau: float | ArrayLike = 0.05,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: str = "mean",
 ) -> Reduced:
-  r"""Direct preference optimization (DPO) and its hinge, IPO, conservative and robust forms.
+  r"""Direct preference optimization (DPO) and every loss type of TRL's DPO trainer.
 
   .. math::
-     h = \big(\log\pi_w - \log\pi_l\big)
-       - \big(\log\pi^{\mathrm{ref}}_w - \log\pi^{\mathrm{ref}}_l\big),
-     \qquad
+     a = \log\pi_w - \log\pi^{\mathrm{ref}}_w,\quad
+     b = \log\pi_l - \log\pi^{\mathrm{ref}}_l,\quad
+     h = a - b,\quad z = \beta h,
+
+  .. math::
      \ell = \begin{cases}
-       -(1-\varepsilon)\log\sigma(\beta h) - \varepsilon\log\sigma(-\beta h) & \texttt{sigmoid} \\
-       \max(0,\ 1 - \beta h) & \texttt{hinge} \\
+       -(1-\varepsilon)\log\sigma(z) - \varepsilon\log\sigma(-z) & \texttt{sigmoid} \\
+       \max(0,\ 1 - z) & \texttt{hinge} \\
        \big(h - \tfrac{1}{2\beta}\big)^2 & \texttt{ipo} \\
-       \dfrac{-(1-\varepsilon)\log\sigma(\beta h)
-              + \varepsilon\log\sigma(-\beta h)}{1 - 2\varepsilon}
-         & \texttt{robust}
+       \dfrac{-(1-\varepsilon)\log\sigma(z)
+              + \varepsilon\log\sigma(-z)}{1 - 2\varepsilon} & \texttt{robust} \\
+       \sigma(z)\big(\log\sigma(z) - \log(1-\varepsilon)\big)
+         + \sigma(-z)\big(\log\sigma(-z) - \log\varepsilon\big) & \texttt{exo\_pair} \\
+       -\log\sigma(\beta a) - \tfrac12\log\sigma(-\beta a) - \tfrac12\log\sigma(-\beta b)
+         & \texttt{nca\_pair} \\
+       -\log\sigma(\beta a - \delta) - \log\sigma(\delta - \beta b) & \texttt{bco\_pair} \\
+       \big(a - \tfrac{1}{2\beta}\big)^2 + \big(b + \tfrac{1}{2\beta}\big)^2
+         & \texttt{sppo\_hard} \\
+       -(1-\varepsilon)\log\sigma(\beta d_{(i)}) - \varepsilon\log\sigma(-\beta d_{(i)})
+         & \texttt{aot},\ \texttt{aot\_pair} \\
+       1 - \sigma(\beta a) + \sigma(\beta b) & \texttt{apo\_zero} \\
+       \sigma(\beta a) + 1 - \sigma(z) & \texttt{apo\_down} \\
+       \big(1 - \sigma(z/\tau)\big)\big(-\log\sigma(z)\big) + \sigma(z/\tau)\,e^{-z}
+         & \texttt{discopop}
      \end{cases}
 
-  :math:`h` is the difference of the implicit rewards
-  :math:`\beta(\log\pi - \log\pi^{\mathrm{ref}})` of the two answers, divided
-  by :math:`\beta`. ``"sigmoid"`` is DPO (Rafailov et al.); with
-  ``label_smoothing`` :math:`\varepsilon > 0` it is conservative DPO (cDPO),
-  the cross-entropy against labels flipped with probability :math:`\varepsilon`.
-  ``"hinge"`` is the SLiC/RSO hinge, ``"ipo"`` IPO's squared loss (Azar et al.,
-  :math:`\beta` is their :math:`\tau`), ``"robust"`` the unbiased rDPO
-  estimator under label noise :math:`\varepsilon` (Chowdhury et al.). These are
-  TRL's ``DPOTrainer`` loss types of the same names with ``beta`` and
-  ``label_smoothing`` meaning the same; the log-sigmoids are softplus, exact
-  for any :math:`h`.
+  :math:`a` and :math:`b` are the log-ratios of the chosen and the rejected
+  answer (their implicit rewards divided by :math:`\beta`), :math:`h` their
+  difference. These are the ``loss_type`` values of TRL's ``DPOTrainer``, with
+  ``beta``, ``label_smoothing`` and ``discopop_tau`` meaning the same, and
+  TRL's per-pair values for ``reduction="none"``:
+
+  - ``"sigmoid"`` is DPO (Rafailov et al.); with ``label_smoothing``
+    :math:`\varepsilon > 0` it is conservative DPO (cDPO), the cross-entropy
+    against labels flipped with probability :math:`\varepsilon`.
+  - ``"hinge"`` is the SLiC/RSO hinge, ``"ipo"`` IPO's squared loss (Azar et
+    al., :math:`\beta` is their :math:`\tau`), ``"robust"`` the unbiased rDPO
+    estimator under label noise :math:`\varepsilon` (Chowdhury et al.).
+  - ``"exo_pair"`` is EXO (Ji et al.), the reverse KL divergence from
+    :math:`\operatorname{Bernoulli}(\sigma(z))` to the smoothed label
+    :math:`\operatorname{Bernoulli}(1 - \varepsilon)`, with
+    ``label_smoothing`` as :math:`\varepsilon`; 0 means
+    :math:`\varepsilon = 10^{-3}`, as in TRL.
+  - ``"nca_pair"`` is NCA (Chen et al.), which raises the chosen answer's
+    implicit reward in absolute terms, not only relative to the rejected one.
+  - ``"bco_pair"`` is BCO (Jung et al.) on pairs: a binary classifier with
+    logit :math:`\beta a - \delta` (chosen) and :math:`\beta b - \delta`
+    (rejected). :math:`\delta` is ``reward_shift``, on the reward scale
+    :math:`\beta\,(\log\pi - \log\pi^{\mathrm{ref}})`; TRL uses the running mean
+    of the implicit rewards of every answer seen so far, this step's included.
+    Keep that mean yourself (detached) and pass it: the rows stay independent.
+    :func:`bco_loss` is the unpaired form.
+  - ``"sppo_hard"`` is SPPO (Wu et al.) with hard win probabilities (1 for the
+    chosen answer, 0 for the rejected one).
+  - ``"apo_zero"`` and ``"apo_down"`` are APO (D'Oosterlinck et al.):
+    ``"apo_zero"`` raises the chosen and lowers the rejected likelihood (for
+    chosen answers better than the model's own), ``"apo_down"`` lowers both,
+    the rejected more (for chosen answers worse than the model's own).
+  - ``"discopop"`` is DiscoPOP (Lu et al.), the log-ratio modulated loss that
+    blends the logistic and the exponential loss with weight
+    :math:`\sigma(z/\tau)`, :math:`\tau` = ``discopop_tau``. Its exponential
+    term is computed as :math:`e^{-z - \operatorname{softplus}(-z/\tau)}`, so
+    it stays finite for any :math:`z` when :math:`\tau < 1` (for
+    :math:`\tau \ge 1` the loss itself grows without bound as
+    :math:`z \to -\infty`).
+  - ``"aot"`` and ``"aot_pair"`` are AOT (Melnyk et al.), alignment via
+    optimal transport: first-order stochastic dominance of one distribution
+    over another over the batch, as a smoothed logistic loss (with
+    ``label_smoothing``) on :math:`d_{(i)}`, the difference of the
+    :math:`i`-th smallest values of the two. ``"aot"`` (paired data) compares
+    the policy's margins :math:`\log\pi_w - \log\pi_l` with the reference's
+    :math:`\log\pi^{\mathrm{ref}}_w - \log\pi^{\mathrm{ref}}_l`; ``"aot_pair"``
+    (TRL's name for the unpaired form) compares the chosen log-ratios
+    :math:`a` with the rejected :math:`b`.
+
+  The log-sigmoids are softplus, exact for any :math:`z`.
+
+  **AOT couples the rows of the batch.** Both distributions are sorted over
+  all rows (every entry of a batch with several axes), so:
+  ``where`` removes a row from both distributions before sorting, exactly as
+  if it were sliced out; ``reduction="none"`` gives the loss of the
+  :math:`i`-th ranked pair at flat position :math:`i` of the inputs' shape,
+  not a per-row loss (masked rows leave zeros at the end); ``weights`` are
+  refused, because a term is not a row; and ``reduction="sum_and_count"`` is
+  refused, because the loss of a microbatch or a device's shard is not a part
+  of the whole batch's loss, so an objective that splits the batch would
+  compute another loss (compute it on the whole batch, gathering the rows
+  first under ``shard_map``; the other loss types are row-wise and split
+  exactly).
 
   **Inputs** are sequence log-probabilities **summed** over the answer's tokens
   (:func:`sequence_log_probs`), as in TRL's DPO. TRL's ``"ipo"`` divides them
@@ -306,20 +413,32 @@ def dpo_loss(
     reference_chosen_logps: same shape, under the frozen reference model.
     reference_rejected_logps: same shape, under the reference model.
     beta: :math:`\beta > 0`, the strength of the implicit KL penalty (traceable).
-    label_smoothing: :math:`\varepsilon`, the assumed fraction of flipped
-      labels, in [0, 1] for ``"sigmoid"`` and [0, 0.5) for ``"robust"``
-      (traceable); must be 0 for ``"hinge"`` and ``"ipo"``.
-    loss_type: ``"sigmoid"`` (default), ``"hinge"``, ``"ipo"`` or ``"robust"``.
+    label_smoothing: :math:`\varepsilon` (traceable): the assumed fraction of
+      flipped labels, in [0, 1] for ``"sigmoid"``, ``"aot"`` and
+      ``"aot_pair"``, [0, 0.5) for ``"robust"``; EXO's :math:`\varepsilon` in
+      [0, 1) for ``"exo_pair"`` (0: :math:`10^{-3}`); must be 0 for the other
+      types.
+    loss_type: ``"sigmoid"`` (default), ``"hinge"``, ``"ipo"``, ``"robust"``,
+      ``"exo_pair"``, ``"nca_pair"``, ``"bco_pair"``, ``"sppo_hard"``,
+      ``"aot"``, ``"aot_pair"``, ``"apo_zero"``, ``"apo_down"`` or
+      ``"discopop"``.
+    reward_shift: :math:`\delta` of ``"bco_pair"`` (traceable, not
+      differentiated by TRL: pass it detached); ignored by the other types.
+    discopop_tau: :math:`\tau > 0` of ``"discopop"`` (traceable, default 0.05
+      as in the paper and TRL); ignored by the other types.
     where, weights, reduction: the loss contract over pairs
-      (:func:`jaxobj.reduce_loss`).
+      (:func:`jaxobj.reduce_loss`); for ``"aot"``/``"aot_pair"`` see above.
 
   Returns:
-    The reduced loss; per-pair losses for ``reduction="none"``.
+    The reduced loss; per-pair losses for ``reduction="none"`` (per ranked
+    pair for ``"aot"``/``"aot_pair"``).
 
   Raises:
     ValueError: any two of the four inputs differ in shape (the message names
-      the pair), an unknown ``loss_type``, or (when concrete) ``beta <= 0`` or
-      ``label_smoothing`` out of range for the ``loss_type``.
+      the pair), an unknown ``loss_type``, (when concrete) ``beta <= 0``,
+      ``discopop_tau <= 0`` or ``label_smoothing`` out of range for the
+      ``loss_type``; ``weights`` or ``reduction="sum_and_count"`` with
+      ``"aot"``/``"aot_pair"``.
     TypeError: integer log-probabilities.
 
   Example:
@@ -330,6 +449,8 @@ def dpo_loss(
     >>> print(round(float(jaxobj.dpo_loss(jnp.array([-5.0]), jnp.array([-20.0]),
     ...                                   jnp.array([-10.0]), jnp.array([-10.0]))), 4))
     0.2014
+    >>> print(round(float(jaxobj.dpo_loss(lp, lp, lp, lp, loss_type="apo_zero")), 4))
+    1.0
 
   References:
     Rafailov et al., "Direct Preference Optimization: Your Language Model is
@@ -338,21 +459,36 @@ def dpo_loss(
     General Theoretical Paradigm to Understand Learning from Human
     Preferences", AISTATS 2024 (IPO); Zhao et al., "SLiC-HF", 2023; Liu et
     al., "Statistical Rejection Sampling Improves Preference Optimization",
-    ICLR 2024 (hinge); Chowdhury et al., "Provably Robust DPO", ICML 2024.
+    ICLR 2024 (hinge); Chowdhury et al., "Provably Robust DPO", ICML 2024;
+    Ji et al., "Towards Efficient Exact Optimization of Language Model
+    Alignment", ICML 2024 (EXO); Chen et al., "Noise Contrastive Alignment of
+    Language Models with Explicit Rewards", NeurIPS 2024 (NCA); Jung et al.,
+    "Binary Classifier Optimization for Large Language Model Alignment", 2024
+    (BCO); Wu et al., "Self-Play Preference Optimization for Language Model
+    Alignment", 2024 (SPPO); Melnyk et al., "Distributional Preference
+    Alignment of LLMs via Optimal Transport", NeurIPS 2024 (AOT);
+    D'Oosterlinck et al., "Anchored Preference Optimization and Contrastive
+    Revisions", 2024 (APO); Lu et al., "Discovering Preference Optimization
+    Algorithms with and for Large Language Models", NeurIPS 2024 (DiscoPOP).
   """
   checks.check_choice("loss_type", loss_type, DPO_LOSS_TYPES)
   checks.check_range("beta", beta, low=0.0, low_inclusive=False)
-  if loss_type == "sigmoid":
+  checks.check_range("discopop_tau", discopop_tau, low=0.0, low_inclusive=False)
+  if loss_type in ("sigmoid", *DPO_SORTED_TYPES):
     checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
   elif loss_type == "robust":
     checks.check_range("label_smoothing", label_smoothing, low=0.0, high=0.5, high_inclusive=False)
+  elif loss_type == "exo_pair":
+    checks.check_range("label_smoothing", label_smoothing, low=0.0, high=1.0, high_inclusive=False)
   # NumPy, not jnp: under jit a jnp comparison of a concrete value is traced.
   elif checks.is_concrete(label_smoothing) and np.any(np.asarray(label_smoothing) != 0):
     raise ValueError(
       f"label_smoothing={label_smoothing!r} has no meaning for "
-      f"loss_type={loss_type!r}; use loss_type='sigmoid' (cDPO) or "
-      f"'robust', or leave label_smoothing at 0."
+      f"loss_type={loss_type!r}; use loss_type='sigmoid' (cDPO), 'robust', "
+      f"'exo_pair', 'aot' or 'aot_pair', or leave label_smoothing at 0."
     )
+  if loss_type in DPO_SORTED_TYPES:
+    _check_sorted_type(loss_type, weights, reduction)
   pc, pr, rc, rr = _rows(
     where,
     policy_chosen_logps=policy_chosen_logps,
@@ -360,19 +496,74 @@ def dpo_loss(
     reference_chosen_logps=reference_chosen_logps,
     reference_rejected_logps=reference_rejected_logps,
   )
+  if loss_type in DPO_SORTED_TYPES:
+    if loss_type == "aot":
+      first, second = pc - pr, rc - rr
+    else:
+      first, second = pc - rc, pr - rr
+    (first, second), where = _sorted_rows(where, first, second)
+    values = _smoothed_logistic(beta * (first - second), label_smoothing)
+    return reduce_loss(values, where=where, reduction=reduction)
   h = (pc - pr) - (rc - rr)
   z = beta * h
+  # Chosen and rejected log-ratios, for the types that score each answer.
+  a, b = pc - rc, pr - rr
   if loss_type == "sigmoid":
     values = _smoothed_logistic(z, label_smoothing)
   elif loss_type == "hinge":
     values = jax.nn.relu(1.0 - z)
   elif loss_type == "ipo":
     values = jnp.square(h - 0.5 / beta)
-  else:
+  elif loss_type == "robust":
     values = (
       (1.0 - label_smoothing) * jax.nn.softplus(-z) - label_smoothing * jax.nn.softplus(z)
     ) / (1.0 - 2.0 * label_smoothing)
+  elif loss_type == "exo_pair":
+    eps = jnp.where(jnp.asarray(label_smoothing) == 0, EXO_DEFAULT_EPSILON, label_smoothing)
+    values = jax.nn.sigmoid(z) * (-jax.nn.softplus(-z) - jnp.log1p(-eps)) + jax.nn.sigmoid(-z) * (
+      -jax.nn.softplus(z) - jnp.log(eps)
+    )
+  elif loss_type == "nca_pair":
+    values = (
+      jax.nn.softplus(-(beta * a))
+      + 0.5 * jax.nn.softplus(beta * a)
+      + 0.5 * jax.nn.softplus(beta * b)
+    )
+  elif loss_type == "bco_pair":
+    values = jax.nn.softplus(reward_shift - beta * a) + jax.nn.softplus(beta * b - reward_shift)
+  elif loss_type == "sppo_hard":
+    values = jnp.square(a - 0.5 / beta) + jnp.square(b + 0.5 / beta)
+  elif loss_type == "apo_zero":
+    values = jax.nn.sigmoid(-(beta * a)) + jax.nn.sigmoid(beta * b)
+  elif loss_type == "apo_down":
+    values = jax.nn.sigmoid(beta * a) + jax.nn.sigmoid(-z)
+  else:  # discopop
+    # sigma(z/tau) e^{-z} as one exponential: no inf * 0 for large -z.
+    values = jax.nn.sigmoid(-z / discopop_tau) * jax.nn.softplus(-z) + jnp.exp(
+      -z - jax.nn.softplus(-z / discopop_tau)
+    )
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+def _check_sorted_type(loss_type, weights, reduction):
+  """AOT's terms are ranked pairs of the whole batch: no row weights, no split sums."""
+  if weights is not None:
+    raise ValueError(
+      f"weights cannot be used with loss_type={loss_type!r}: its terms pair the i-th "
+      "smallest value of one batch-wide distribution with the i-th smallest of the "
+      "other, so a term is not a row and has no row weight. Leave weights=None (mask "
+      "rows with where=, which removes them from both distributions)."
+    )
+  if reduction == "sum_and_count":
+    raise ValueError(
+      f"dpo_loss(loss_type={loss_type!r}) cannot return reduction='sum_and_count': it "
+      "sorts the log-ratios of the whole batch and pairs them by rank, so the sums over "
+      "the parts of a split batch (microbatches, devices) do not add up to the whole "
+      "batch's and an objective would compute another loss. Compute it on the whole "
+      "batch with reduction='mean' or 'sum' (under shard_map, gather the rows first: "
+      "jax.lax.all_gather(..., tiled=True)); as an objective term, wrap it in a function "
+      "without a reduction parameter (a plain scalar term of the batch it is given)."
+    )
 
 
 # --------------------------------------------------------------------------
@@ -646,6 +837,86 @@ def kto_loss(
   values = jnp.where(
     desirable, desirable_weight * jax.nn.sigmoid(-u), undesirable_weight * jax.nn.sigmoid(u)
   )
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+@register("preference", inputs=examples.UNPAIRED_BINARY)
+def bco_loss(
+  policy_logps: ArrayLike,
+  reference_logps: ArrayLike,
+  labels: ArrayLike,
+  *,
+  beta: float | ArrayLike = 0.1,
+  reward_shift: float | ArrayLike = 0.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""BCO: binary classifier optimization from unpaired desirable/undesirable answers.
+
+  .. math::
+     r = \beta\,\big(\log\pi - \log\pi^{\mathrm{ref}}\big),\qquad
+     \ell = \begin{cases}
+       -\log\sigma(r - \delta) & \text{desirable} \\
+       -\log\sigma(\delta - r) & \text{undesirable}
+     \end{cases}
+
+  The implicit reward :math:`r` is the logit of a binary classifier that tells
+  desirable answers (label 1) from undesirable ones (label 0); its loss is the
+  binary cross-entropy, computed as a softplus (exact for any :math:`r`). The
+  reward shift :math:`\delta` (``reward_shift``) centres the classifier: Jung et
+  al. and TRL's ``BCOTrainer`` use the running mean of the implicit rewards of
+  every answer seen so far, this step's batch included (a cumulative mean
+  over steps, not differentiated). Keep that mean yourself and pass it, e.g.
+  ``delta = (n * delta + jnp.sum(sg(r))) / (n + r.size)`` with ``n`` answers
+  seen before this batch (``sg = jax.lax.stop_gradient``): the rows then stay
+  independent, so the loss splits exactly over microbatches and devices.
+  ``reward_shift=0`` is the uncentred classifier.
+
+  TRL's underlying-distribution matching (UDM) multiplies the undesirable
+  rows' losses by density-ratio weights and still divides by the number of
+  rows: pass those weights (1 for desirable rows) as ``weights`` with
+  ``reduction="sum"`` and divide by the number of rows. The pairwise form,
+  two terms per preference pair, is ``dpo_loss(loss_type="bco_pair")``.
+
+  **Inputs** are sequence log-probabilities **summed** over the answer's
+  tokens, as in TRL. Rows of both kinds share one batch: ``labels`` says which
+  is which (TRL splits them into chosen/rejected tensors and concatenates the
+  per-row losses: the same numbers, in another order).
+
+  Args:
+    policy_logps: float ``(...)``, :math:`\log\pi_\theta(y\mid x)` per answer.
+    reference_logps: same shape, under the frozen reference model.
+    labels: same shape, boolean (or 0/1): True for desirable answers.
+    beta: :math:`\beta > 0` (traceable).
+    reward_shift: :math:`\delta`, on the reward scale :math:`\beta\,(\log\pi -
+      \log\pi^{\mathrm{ref}})` (traceable; pass it detached).
+    where, weights, reduction: the loss contract over rows
+      (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-row losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: shapes differ, or ``beta <= 0`` (when concrete).
+    TypeError: integer log-probabilities.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> lp, ref = jnp.array([-10.0, -10.0]), jnp.array([-12.0, -12.0])
+    >>> print(jaxobj.bco_loss(lp, ref, jnp.array([True, False]), reduction="none"))
+    [0.5981 0.7981]
+
+  References:
+    Jung et al., "Binary Classifier Optimization for Large Language Model
+    Alignment", 2024.
+  """
+  checks.check_range("beta", beta, low=0.0, low_inclusive=False)
+  policy, reference = _rows(where, policy_logps=policy_logps, reference_logps=reference_logps)
+  checks.check_same_shape("policy_logps", policy, "labels", labels)
+  desirable = jnp.asarray(labels) != 0
+  u = beta * (policy - reference) - reward_shift
+  values = jax.nn.softplus(jnp.where(desirable, -u, u))
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 

@@ -53,6 +53,11 @@ def _unpaired(rng, shape):
   return policy, reference, desirable, kl_policy, kl_reference
 
 
+def _unpaired_binary(rng, shape):
+  policy, reference = _summed(rng, shape)
+  return policy, reference, rng.uniform(size=shape) < 0.5
+
+
 def _sampled(rng, shape):
   rewards = rng.normal(0.0, 2.0, shape)
   policy, reference = _summed(rng, shape)
@@ -67,5 +72,7 @@ AVERAGED_PAIRS = Inputs(_averaged_pairs)
 REWARD_PAIRS = Inputs(_reward_pairs)
 # kto_loss: unpaired answers with desirability labels and mismatched KL pairs.
 UNPAIRED_LOGPS = Inputs(_unpaired)
+# bco_loss: unpaired answers with desirability labels.
+UNPAIRED_BINARY = Inputs(_unpaired_binary)
 # rlhf_loss: rewards and log-probabilities of sampled answers.
 SAMPLED_LOGPS = Inputs(_sampled)
