@@ -116,6 +116,29 @@ def ref_sub_center_arcface(x, y, w, margin=0.5, scale=64.0, margin_mode="thresho
   return np.array(out)
 
 
+def ref_p2sgrad(x, y, w):
+  cos = _unit(x) @ _unit(w).T
+  return np.array([np.sum((c - np.eye(len(w))[k]) ** 2) for c, k in zip(cos, y)])
+
+
+def ref_tcm(x, y, margin_plus=0.9, margin_minus=0.5, lambda_plus=1.0, lambda_minus=1.0):
+  """The paper's TCM term over ordered pairs, and each anchor's share times B."""
+  xs, n = _unit(x), len(x)
+  pos, neg = [], []  # (anchor, term)
+  for i in range(n):
+    for j in range(n):
+      s = xs[i] @ xs[j]
+      if i != j and y[i] == y[j] and s <= margin_plus:
+        pos.append((i, margin_plus - s))
+      if y[i] != y[j] and s >= margin_minus:
+        neg.append((i, s - margin_minus))
+  shares = np.zeros(n)
+  for pairs, lam in ((pos, lambda_plus), (neg, lambda_minus)):
+    for i, t in pairs:
+      shares[i] += lam * t / len(pairs)
+  return shares.sum(), n * shares
+
+
 # --------------------------------------------------------------------------
 # Inputs: random rows plus rows on and opposite a centre (cos = +-1).
 
@@ -145,6 +168,7 @@ VALUE_CASES = [
   ("sphereface_loss", {}, lambda *a, **k: ref_angular(*a, **k, unit_centers=True)),
   ("sphereface_loss", {"margin": 2}, lambda *a, **k: ref_angular(*a, **k, unit_centers=True)),
   ("sub_center_arcface_loss", {}, ref_sub_center_arcface),
+  ("p2sgrad_loss", {}, ref_p2sgrad),
   (
     "sub_center_arcface_loss",
     {"margin": 1.2, "scale": 5.0, "margin_mode": "easy"},
@@ -188,6 +212,39 @@ def test_proxy_anchor_is_the_papers_loss_and_its_shares():
   close(jaxobj.proxy_anchor_loss(x, y, w, where=MASK), masked_total, rtol=RTOL, atol=ATOL)
 
 
+def test_threshold_consistent_margin_is_the_papers_term_and_its_shares():
+  x, _, _ = _inputs(8, (C, D))
+  y = np.array([0, 1, 0, 2, 1, 2], np.int32)
+  fn = jaxobj.threshold_consistent_margin_loss
+  for kw in (
+    {},
+    {"margin_plus": 0.3, "margin_minus": -0.2, "lambda_plus": 2.0, "lambda_minus": 0.5},
+  ):
+    total, shares = ref_tcm(x, y, **kw)
+    assert total > 0
+    close(fn(x, y, **kw), total, rtol=RTOL, atol=ATOL)
+    close(fn(x, y, **kw, reduction="none"), shares, rtol=RTOL, atol=ATOL)
+  close(fn(x, y, where=MASK), ref_tcm(x[MASK], y[MASK])[0], rtol=RTOL, atol=ATOL)
+  # No pair beyond either margin: 0, with zero gradients.
+  loose = {"margin_plus": -2.0, "margin_minus": 2.0}
+  value, grad = jax.value_and_grad(lambda a: fn(a, y, **loose))(x)
+  assert float(value) == 0.0 and np.all(np.asarray(grad) == 0.0)
+  with jax.enable_x64(True):
+    check_grads(
+      jax.jit(lambda a: fn(a, y, margin_plus=0.5, margin_minus=0.0, where=jnp.asarray(MASK))),
+      (f64(x),),
+      order=1,
+      modes=["rev"],
+    )
+  x[1], x[2] = 0.0, 1e4 * x[2]
+  value, grad = jax.value_and_grad(lambda a: fn(a, y))(x)
+  assert np.isfinite(float(value)) and np.all(np.isfinite(np.asarray(grad)))
+  with pytest.raises(ValueError, match="lambda_minus"):
+    fn(x, y, lambda_minus=-1.0)
+  with pytest.raises(ValueError, match=r"labels\.shape=\(6, 1\)"):
+    fn(x, y[:, None])
+
+
 def test_special_cases_equal_other_losses():
   """m = 1 is the linear softmax; SphereFace is L-Softmax of unit centres;
   SoftTriple with one centre per class is CosFace; sub-centre ArcFace with one
@@ -227,6 +284,7 @@ ALL = [
   "large_margin_softmax_loss",
   "sphereface_loss",
   "sub_center_arcface_loss",
+  "p2sgrad_loss",
 ]
 # Moderate scales keep the numerical derivatives of check_grads well conditioned.
 GRAD_KW = {
@@ -236,6 +294,7 @@ GRAD_KW = {
   "large_margin_softmax_loss": {"margin": 3},
   "sphereface_loss": {"margin": 3},
   "sub_center_arcface_loss": {"scale": 4.0},
+  "p2sgrad_loss": {},
 }
 
 

@@ -156,11 +156,13 @@ from jaxobj.losses.preference import (
 )
 from jaxobj.losses.proxies import (
   large_margin_softmax_loss,
+  p2sgrad_loss,
   proxy_anchor_loss,
   proxy_nca_loss,
   soft_triple_loss,
   sphereface_loss,
   sub_center_arcface_loss,
+  threshold_consistent_margin_loss,
 )
 from jaxobj.losses.ranking import (
   ap_metric,
@@ -393,6 +395,7 @@ __all__ = [
   "ntxent",
   "opa_metric",
   "orpo_odds_ratio_loss",
+  "p2sgrad_loss",
   "pairwise_contrastive_loss",
   "pairwise_hinge_loss",
   "pairwise_logistic_loss",
@@ -463,6 +466,7 @@ __all__ = [
   "supervised_contrastive_loss",
   "symmetric_cross_entropy",
   "temperature_scale",
+  "threshold_consistent_margin_loss",
   "token_cross_entropy",
   "total_variation_loss",
   "triplet_margin_loss",

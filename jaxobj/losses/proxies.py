@@ -1,6 +1,6 @@
 r"""Proxy- and classifier-based metric-learning losses: embeddings against class proxies.
 
-Every loss here takes ``(embeddings, labels, proxies)`` (or ``centers``):
+Every loss here but one takes ``(embeddings, labels, proxies)`` (or ``centers``):
 embeddings ``[..., D]``, integer labels ``embeddings.shape[:-1]`` and a
 ``(C, D)`` array of class proxies, or ``(C, K, D)`` with ``K`` centres per
 class (:func:`soft_triple_loss`, :func:`sub_center_arcface_loss`). The
@@ -16,11 +16,15 @@ are pytorch-metric-learning's ``W.T`` (its ``W`` is ``(D, C)``).
   :func:`sphereface_loss`, :func:`sub_center_arcface_loss`) are the
   cross-entropy of a linear classifier whose target logit gets an angular
   margin; :func:`jaxobj.arcface_loss` and :func:`jaxobj.cosface_loss` are
-  the others of the kind.
+  the others of the kind; :func:`p2sgrad_loss` regresses the cosines on
+  the one-hot label instead.
+* **A regularizer of a labelled batch**, :func:`threshold_consistent_margin_loss`
+  (``(embeddings, labels)``: no proxies), added to any base metric loss.
 
-All losses but :func:`proxy_anchor_loss` are one value per embedding;
-Proxy-Anchor is a sum over proxies of terms that pool the whole batch (it
-couples rows: see its docstring for what ``reduction="none"`` gives). A label
+All losses but :func:`proxy_anchor_loss` and
+:func:`threshold_consistent_margin_loss` are one value per embedding; those
+two pool the whole batch (they couple rows: see their docstrings for what
+``reduction="none"`` gives). A label
 outside ``[0, C)`` (and not masked) gives NaN. Cosines divide by
 :math:`\max(\|\cdot\|, 10^{-12})`, so a zero vector has cosine 0 with
 everything, with finite gradients.
@@ -37,6 +41,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxobj._src import checks, inputs
+from jaxobj._src.examples import metric_learning as labelled_examples
 from jaxobj._src.examples import proxies as examples
 from jaxobj._src.margin_softmax import (
   ARCFACE_MODES,
@@ -54,11 +59,13 @@ from jaxobj.registry import register
 
 __all__ = [
   "large_margin_softmax_loss",
+  "p2sgrad_loss",
   "proxy_anchor_loss",
   "proxy_nca_loss",
   "soft_triple_loss",
   "sphereface_loss",
   "sub_center_arcface_loss",
+  "threshold_consistent_margin_loss",
 ]
 
 _FAMILY = "metric_learning"
@@ -652,3 +659,162 @@ def sub_center_arcface_loss(
   cos = jnp.max(_cosines(x, w), axis=-1)
   target_logit = functools.partial(arcface_target_logit, margin=margin, margin_mode=margin_mode)
   return margin_softmax(cos, y, target_logit, scale, where, weights, reduction)
+
+
+@register(_FAMILY, inputs=examples.PROXIES)
+def p2sgrad_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  centers: ArrayLike,
+  *,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""P2SGrad: squared error between the cosines to the class centres and the one-hot label.
+
+  .. math::
+     \ell_i = \sum_{k=1}^{C} \big(\cos\theta_{i,k} - [k = y_i]\big)^2
+
+  Its gradient with respect to each cosine is :math:`2(\cos\theta_{i,k} -
+  [k = y_i])`, the probability-to-similarity gradient of Zhang et al.
+  (their Eq. 11, up to the factor 2): the update of a margin softmax without
+  its scale and margin hyperparameters. Cosines as in
+  :func:`jaxobj.arcface_loss`. pytorch-metric-learning's ``P2SGradLoss`` is
+  the mean over all :math:`N \times C` squared errors, i.e. this mean divided
+  by :math:`C` (its ``weight`` is ``centers.T``, kept at unit norm; here the
+  centres are normalised inside the loss).
+
+  Args:
+    embeddings: float array ``[..., D]``.
+    labels: integer class indices ``embeddings.shape[:-1]``; outside
+      ``[0, C)`` (and not masked) gives NaN.
+    centers: float array ``(C, D)``, the class centres (learnable; only their
+      directions matter).
+    where, weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`)
+      over the embeddings.
+
+  Returns:
+    The reduced loss; one value per embedding for ``reduction="none"``.
+
+  Raises:
+    ValueError: bad label or centre shapes (both shapes are named).
+    TypeError: integer embeddings or centres, floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> centers = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> x = jnp.array([[3.0, 4.0]])  # cosines 0.6 and 0.8
+    >>> print(round(float(jaxobj.p2sgrad_loss(x, jnp.array([0]), centers)), 4))  # 0.4^2 + 0.8^2
+    0.8
+
+  References:
+    Zhang et al., "P2SGrad: Refined Gradients for Optimizing Deep Face
+    Models", CVPR 2019.
+  """
+  x, y, w, _ = _class_inputs(embeddings, labels, centers, where, "centers", False)
+  cos = _cosines(x, w)
+  one_hot = (jnp.arange(w.shape[0]) == y[..., None]).astype(cos.dtype)
+  values = jnp.sum(jnp.square(cos - one_hot), axis=-1)
+  values = jnp.where(inputs.in_range(y, w.shape[0]), values, jnp.nan)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+# --------------------------------------------------------------------------
+# Regularizers of a labelled batch.
+
+
+@register(_FAMILY, inputs=labelled_examples.LABELLED_EMBEDDINGS, couples_rows=True)
+def threshold_consistent_margin_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin_plus: float | ArrayLike = 0.9,
+  margin_minus: float | ArrayLike = 0.5,
+  lambda_plus: float | ArrayLike = 1.0,
+  lambda_minus: float | ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Threshold-consistent margin (TCM): the hard pairs' shortfall from two cosine margins.
+
+  .. math::
+     L = \lambda^+ \frac{\sum_{(i,j) \in P} (m^+ - s_{ij})\,[s_{ij} \le m^+]}
+                        {\sum_{(i,j) \in P} [s_{ij} \le m^+]}
+       + \lambda^- \frac{\sum_{(i,j) \in N} (s_{ij} - m^-)\,[s_{ij} \ge m^-]}
+                        {\sum_{(i,j) \in N} [s_{ij} \ge m^-]}
+
+  over the ordered pairs of the (unmasked) batch: :math:`P` those with the
+  same label (:math:`i \ne j`), :math:`N` those with different labels;
+  :math:`s_{ij}` is their cosine similarity. A fraction with no pair in its
+  denominator is 0. It is a **regularizer** added to a base metric loss (Zhang
+  et al. 2023): it makes the accepting threshold of a verification system the
+  same across classes. Add it to the base loss as its own objective term
+  (``jo.term(jaxobj.threshold_consistent_margin_loss, ...)`` beside, say, a
+  ``jo.term(jaxobj.multi_similarity_loss, ...)``).
+  Defaults are the paper's and pytorch-metric-learning's
+  ``ThresholdConsistentMarginLoss`` (which adds its ``base_loss`` itself and
+  takes all pairs when no miner is given; its cosine divides by
+  :math:`\max(\|x_i\|\|x_j\|, 10^{-8})`, here each vector by
+  :math:`\max(\|x\|, 10^{-12})`).
+
+  **Rows are coupled** (the averages run over the selected pairs of the whole
+  batch): declared ``couples_rows``. ``reduction="none"`` gives each anchor
+  :math:`i` its pairs' share times the number of unmasked rows :math:`B`:
+  :math:`\ell_i = B\big(\lambda^+ \sum_{j:(i,j) \in P}(\cdot) / n^+ +
+  \lambda^- \sum_{j:(i,j) \in N}(\cdot) / n^-\big)`, whose mean is
+  :math:`L`; ``weights`` weight these shares. A masked row leaves the batch.
+
+  Args:
+    embeddings: float array ``[..., D]``; leading axes are flattened into one batch.
+    labels: integer array ``embeddings.shape[:-1]``.
+    margin_plus: :math:`m^+`, positive pairs less similar than it count (traceable).
+    margin_minus: :math:`m^-`, negative pairs more similar than it count (traceable).
+    lambda_plus: :math:`\lambda^+ \ge 0` (traceable).
+    lambda_minus: :math:`\lambda^- \ge 0` (traceable).
+    where: mask over the rows; a masked row is removed from the batch.
+    weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`), over
+      the shares above.
+
+  Returns:
+    The reduced loss; the per-anchor shares (``labels.shape``) for ``"none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, a negative
+      ``lambda_plus`` or ``lambda_minus``.
+    TypeError: integer embeddings or floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    >>> y = jnp.array([0, 0, 1])  # positive cosine 0.6; negatives 0 and 0.8
+    >>> print(round(float(jaxobj.threshold_consistent_margin_loss(x, y)), 4))  # 0.3 + 0.3
+    0.6
+
+  References:
+    Zhang et al., "Threshold-Consistent Margin Loss for Open-World Deep
+    Metric Learning", ICLR 2024 (arXiv:2307.04047, 2023).
+  """
+  checks.check_range("lambda_plus", lambda_plus, low=0.0)
+  checks.check_range("lambda_minus", lambda_minus, low=0.0)
+  x = checks.as_float(embeddings, "embeddings")
+  y = checks.as_labels(labels, "labels")
+  checks.check_label_shape("embeddings", x, "labels", y)
+  shape = y.shape
+  valid = jnp.ones(shape, bool) if where is None else checks.as_mask(where, shape)
+  valid = jnp.broadcast_to(valid, shape).reshape(-1)
+  z = normalize(masked_fill(where, x, shape, axis_extra=1).reshape(-1, x.shape[-1]))
+  s = gram(z, z)
+  y = y.reshape(-1)
+  same = y[:, None] == y[None, :]
+  both = valid[:, None] & valid[None, :]
+  # "not beyond the margin" rather than "within it", so a NaN cosine is selected and propagates.
+  pos = same & both & ~jnp.eye(y.shape[0], dtype=bool) & ~(s > margin_plus)
+  neg = ~same & both & ~(s < margin_minus)
+  n_pos = jnp.maximum(jnp.sum(pos), 1).astype(s.dtype)
+  n_neg = jnp.maximum(jnp.sum(neg), 1).astype(s.dtype)
+  pos_part = jnp.sum(jnp.where(pos, margin_plus - s, 0.0), axis=1) / n_pos
+  neg_part = jnp.sum(jnp.where(neg, s - margin_minus, 0.0), axis=1) / n_neg
+  values = (lambda_plus * pos_part + lambda_minus * neg_part) * jnp.sum(valid).astype(s.dtype)
+  return reduce_loss(values.reshape(shape), where=where, weights=weights, reduction=reduction)
