@@ -263,6 +263,12 @@ from jaxobj.losses.surrogates import (
   smooth_ap_loss,
   soft_fbeta_loss,
 )
+from jaxobj.losses.topology import (
+  hausdorff_dt_loss,
+  log_hausdorff_dt_loss,
+  soft_cldice_loss,
+  soft_dice_cldice_loss,
+)
 from jaxobj.losses.transport import (
   sinkhorn_divergence,
 )
@@ -343,6 +349,7 @@ __all__ = [
   "global_mutual_information_loss",
   "group_advantages",
   "gumbel_t12n",
+  "hausdorff_dt_loss",
   "hinge_embedding_loss",
   "hard_bootstrap_loss",
   "hinge_loss",
@@ -363,6 +370,7 @@ __all__ = [
   "listmle_loss",
   "local_normalized_cross_correlation_loss",
   "log_cosh",
+  "log_hausdorff_dt_loss",
   "log_score",
   "log_score_with_integer_labels",
   "logit_distillation_loss",
@@ -442,6 +450,8 @@ __all__ = [
   "smooth_labels",
   "snr_contrastive_loss",
   "soft_bootstrap_loss",
+  "soft_cldice_loss",
+  "soft_dice_cldice_loss",
   "soft_fbeta_loss",
   "soft_rank",
   "soft_sort",
