@@ -217,6 +217,57 @@ def ref_snr(x, y, pos_margin=0.0, neg_margin=1.0):
   return np.array(out), np.array(counted)
 
 
+def _kernel(v, node, delta):
+  return max(0.0, 1.0 - abs(v - node) / delta)
+
+
+def ref_fast_ap(x, y, num_bins=10):
+  x = f64(x)
+  delta = 4.0 / num_bins
+  nodes = [k * delta for k in range(num_bins + 1)]
+  out, counted = [], []
+  for i in range(len(y)):
+    pos, neg = _sets(y, i)
+    if not pos:
+      out.append(0.0)
+      counted.append(False)
+      continue
+    d = {j: 2.0 - 2.0 * _cos(x[i], x[j]) for j in pos + neg}
+    h_pos = [sum(_kernel(d[j], z, delta) for j in pos) for z in nodes]
+    h_all = [sum(_kernel(d[j], z, delta) for j in d) for z in nodes]
+    ap = 0.0
+    for k in range(len(nodes)):
+      big_h = sum(h_all[: k + 1])
+      if big_h > 0:
+        ap += h_pos[k] * sum(h_pos[: k + 1]) / big_h
+    out.append(1.0 - ap / len(pos))
+    counted.append(True)
+  return np.array(out), np.array(counted)
+
+
+def ref_histogram(x, y, num_bins=100):
+  x = f64(x)
+  n = len(y)
+  delta = 2.0 / num_bins
+  nodes = [-1.0 + r * delta for r in range(num_bins + 1)]
+  pos_pairs = [(i, j) for i in range(n) for j in range(n) if i != j and y[i] == y[j]]
+  p_pos = np.array(
+    [sum(_kernel(_cos(x[i], x[j]), t, delta) for i, j in pos_pairs) for t in nodes]
+  ) / max(len(pos_pairs), 1)
+  phi = np.cumsum(p_pos)
+  out, counted = [], []
+  for i in range(n):
+    _, neg = _sets(y, i)
+    if not neg or not pos_pairs:
+      out.append(0.0)
+      counted.append(False)
+      continue
+    p_neg = np.array([sum(_kernel(_cos(x[i], x[k]), t, delta) for k in neg) for t in nodes])
+    out.append(np.sum(p_neg * phi) / len(neg))
+    counted.append(True)
+  return np.array(out), np.array(counted)
+
+
 LOSSES = {
   "lifted_structure_loss": ref_lifted,
   "generalized_lifted_structure_loss": ref_generalized,
@@ -226,6 +277,8 @@ LOSSES = {
   "tuplet_margin_loss": ref_tuplet,
   "intra_pair_variance_loss": ref_intra_pair_variance,
   "snr_contrastive_loss": ref_snr,
+  "fast_ap_loss": ref_fast_ap,
+  "histogram_loss": ref_histogram,
 }
 
 VALUE_CASES = [(name, {}) for name in LOSSES] + [
@@ -237,6 +290,8 @@ VALUE_CASES = [(name, {}) for name in LOSSES] + [
   ("tuplet_margin_loss", {"margin": 0.3, "scale": 8.0}),
   ("intra_pair_variance_loss", {"pos_eps": 0.2, "neg_eps": -0.5}),
   ("snr_contrastive_loss", {"pos_margin": 0.5, "neg_margin": 2.0}),
+  ("fast_ap_loss", {"num_bins": 3}),
+  ("histogram_loss", {"num_bins": 7}),
 ]
 
 
@@ -306,6 +361,8 @@ GRAD_HYPER = {
   "tuplet_margin_loss": {"margin": 0.1, "scale": 4.0},
   "intra_pair_variance_loss": {"pos_eps": 0.01, "neg_eps": 0.01},
   "snr_contrastive_loss": {"pos_margin": 0.1, "neg_margin": 1.0},
+  "fast_ap_loss": {},
+  "histogram_loss": {},
 }
 
 
@@ -319,7 +376,13 @@ def test_check_grads_float64(name):
     def f(x, *h):
       return fn(x, LABELS, **dict(zip(hyper, h)), where=jnp.asarray(MASK))
 
-    check_grads(f, (f64(_x(3)),) + tuple(hyper.values()), order=1, modes=["rev"])
+    x = f64(_x(3))
+    if name == "histogram_loss":
+      # Similarities near 1, so positive and negative pairs share histogram
+      # bins: elsewhere the loss is flat (a zero gradient checks nothing).
+      x = 1.0 + 0.1 * x
+      assert np.any(jax.grad(f)(x) != 0.0)
+    check_grads(f, (x,) + tuple(hyper.values()), order=1, modes=["rev"])
 
 
 EXTREME_CASES = [
@@ -331,6 +394,8 @@ EXTREME_CASES = [
   ("tuplet_margin_loss", {"scale": 1e3}),
   ("intra_pair_variance_loss", {}),
   ("snr_contrastive_loss", {}),
+  ("fast_ap_loss", {}),
+  ("histogram_loss", {}),
 ]
 
 
@@ -389,6 +454,8 @@ def test_duplicate_embeddings_have_finite_gradients():
     ("generalized_lifted_structure_loss", {"distance": "l1"}, "distance"),
     ("tuplet_margin_loss", {"margin": 4.0}, "margin"),
     ("tuplet_margin_loss", {"scale": -1.0}, "scale"),
+    ("fast_ap_loss", {"num_bins": 0}, "num_bins"),
+    ("histogram_loss", {"num_bins": 2.5}, "num_bins"),
   ],
 )
 def test_bad_hyperparameters_are_named(name, kw, match):
@@ -420,3 +487,14 @@ def test_snr_distance_needs_two_features_and_is_nan_without_signal():
 def test_snr_distance_is_invariant_to_scaling_the_batch():
   x = _x(8)
   close(jaxobj.snr_contrastive_loss(1e3 * x, LABELS), jaxobj.snr_contrastive_loss(x, LABELS))
+
+
+def test_fast_ap_is_one_minus_average_precision_when_distances_sit_on_nodes():
+  """Each distance on a node (no split between two): FastAP is the exact
+  average precision of the ranking."""
+  angles = np.radians([0.0, 60.0, 90.0, 120.0, 180.0, 0.0])  # d = 2 - 2cos: 1, 2, 3, 4, 0
+  x = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+  y = np.array([0, 0, 1, 0, 1, 1], np.int32)
+  values = jaxobj.fast_ap_loss(x, y, num_bins=4, reduction="none")
+  # Anchor 0 ranks rows 5, 1, 2, 3, 4: its positives (rows 1 and 3) at ranks 2 and 4.
+  close(values[0], 1.0 - (1 / 2 + 2 / 4) / 2, atol=1e-5)

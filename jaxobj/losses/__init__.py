@@ -71,7 +71,9 @@ from jaxobj.losses.distribution import (
 )
 from jaxobj.losses.embedding_structure import (
   angular_loss,
+  fast_ap_loss,
   generalized_lifted_structure_loss,
+  histogram_loss,
   intra_pair_variance_loss,
   lifted_structure_loss,
   margin_loss,
@@ -323,6 +325,7 @@ __all__ = [
   "dpo_loss",
   "epsilon_insensitive_loss",
   "expected_calibration_error",
+  "fast_ap_loss",
   "feature_matching_loss",
   "fit_temperature",
   "focal_tversky_loss",
@@ -353,6 +356,7 @@ __all__ = [
   "hinge_embedding_loss",
   "hard_bootstrap_loss",
   "hinge_loss",
+  "histogram_loss",
   "huber_loss",
   "info_nce_loss",
   "init_class_centers",

@@ -37,13 +37,16 @@ from jax.typing import ArrayLike
 
 from jaxobj._src import checks
 from jaxobj._src import labelled_batches as lb
+from jaxobj._src.examples import embedding_structure as structure_examples
 from jaxobj._src.examples import metric_learning as examples
 from jaxobj._src.reduce import Reduced
 from jaxobj.registry import register
 
 __all__ = [
   "angular_loss",
+  "fast_ap_loss",
   "generalized_lifted_structure_loss",
+  "histogram_loss",
   "intra_pair_variance_loss",
   "lifted_structure_loss",
   "margin_loss",
@@ -669,3 +672,180 @@ def snr_contrastive_loss(
   hinge = jnp.where(pos, jax.nn.relu(d - pos_margin), jax.nn.relu(neg_margin - d))
   values = _pair_mean(hinge, pairs)
   return lb.reduce_anchors(values, jnp.any(pairs, axis=1), shape, weights, reduction)
+
+
+# --------------------------------------------------------------------------
+# Soft histograms: FastAP and the histogram loss.
+
+
+def _check_num_bins(num_bins):
+  if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 1:
+    raise ValueError(
+      f"num_bins must be a positive int (the number of histogram intervals, static), "
+      f"got num_bins={num_bins!r}."
+    )
+
+
+def _node_weights(v, low, high, num_bins):
+  """Each value's linear-interpolation (triangular-kernel) weights on the
+  ``num_bins + 1`` nodes ``low + k (high - low) / num_bins``: the lower node's
+  index and the upper node's weight (the lower one has ``1 - frac``)."""
+  t = (jnp.clip(v, low, high) - low) * (num_bins / (high - low))
+  lower = jnp.clip(jnp.floor(jax.lax.stop_gradient(t)), 0, num_bins - 1)
+  return lower.astype(jnp.int32), t - lower
+
+
+def _soft_histograms(lower, frac, keep, num_bins):
+  """``[N, num_bins + 1]``: row ``i``'s kept values spread over the nodes."""
+  rows = jnp.broadcast_to(jnp.arange(lower.shape[0])[:, None], lower.shape)
+  hist = jnp.zeros((lower.shape[0], num_bins + 1), frac.dtype)
+  hist = hist.at[rows, lower].add(jnp.where(keep, 1.0 - frac, 0.0))
+  return hist.at[rows, lower + 1].add(jnp.where(keep, frac, 0.0))
+
+
+@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
+def fast_ap_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  num_bins: int = 10,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""FastAP (Cakir et al. 2019): one minus average precision, from soft distance histograms.
+
+  .. math::
+     \ell_i = 1 - \frac{1}{|P_i|} \sum_{l=0}^{L} \frac{h^+_{il}\, H^+_{il}}{H_{il}},
+     \qquad h^+_{il} = \sum_{j \in P_i} \delta(d_{ij}, z_l),\quad
+     H^+_{il} = \sum_{k \le l} h^+_{ik}
+
+  with :math:`h_{il}, H_{il}` the same over all other rows
+  :math:`P_i \cup N_i`; :math:`d` the squared Euclidean distance of the
+  L2-normalised embeddings (in :math:`[0, 4]`), :math:`z_l = l\Delta` the
+  :math:`L + 1` nodes with :math:`\Delta = 4/L` and
+  :math:`\delta(d, z) = \max(0, 1 - |d - z|/\Delta)` the triangular kernel
+  (each distance is split between its two nearest nodes, which makes the
+  ranking differentiable). A bin with :math:`H_{il} = 0` adds 0. The mean
+  over anchors with a positive is pytorch-metric-learning's ``FastAPLoss``
+  (``num_bins`` is :math:`L`; the paper suggests 10). The histograms are
+  ``[B, L + 1]``, never ``[B, B, L]``.
+
+  An anchor without a positive is left out of the mean.
+
+  Args:
+    embeddings: float array ``[..., D]``; leading axes are flattened into one batch.
+    labels: integer array ``embeddings.shape[:-1]``.
+    num_bins: :math:`L`, a positive int (static).
+    where: mask over the rows; a masked row is removed from the batch.
+    weights: per-anchor weights; the mean is over anchors with a positive.
+    reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-anchor losses (``labels.shape``) for ``"none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, ``num_bins`` not a positive int.
+    TypeError: integer embeddings or floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])
+    >>> print(jaxobj.fast_ap_loss(x, jnp.array([0, 0, 1, 2]), reduction="none"))
+    [0. 0. 0. 0.]
+    >>> x = jnp.array([[1.0, 0.0], [-1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    >>> print(jaxobj.fast_ap_loss(x, jnp.array([0, 0, 1, 2]), reduction="none"))  # ranked last
+    [0.6667 0.6667 0.     0.    ]
+
+  References:
+    Cakir, He, Xia, Kulis and Sclaroff, "Deep Metric Learning to Rank",
+    CVPR 2019.
+  """
+  _check_num_bins(num_bins)
+  (x,), y, valid, shape = lb.labelled_batch(("embeddings",), (embeddings,), labels, where)
+  pos, neg = lb.positives_negatives(y, valid)
+  d = 2.0 - 2.0 * lb.cosine_matrix(x)
+  lower, frac = _node_weights(d, 0.0, 4.0, num_bins)
+  h_pos = _soft_histograms(lower, frac, pos, num_bins)
+  h_all = _soft_histograms(lower, frac, pos | neg, num_bins)
+  big_h = jnp.cumsum(h_all, axis=1)
+  filled = ~(big_h <= 0)  # NaN passes on
+  precision = jnp.cumsum(h_pos, axis=1) / jnp.where(filled, big_h, 1.0)
+  ap = jnp.sum(jnp.where(filled, h_pos * precision, 0.0), axis=1)
+  n_pos = jnp.sum(pos, axis=1)
+  values = 1.0 - ap / jnp.maximum(n_pos, 1).astype(ap.dtype)
+  return lb.reduce_anchors(values, n_pos > 0, shape, weights, reduction)
+
+
+@register(
+  "metric_learning", inputs=structure_examples.CLUSTERED_LABELLED_EMBEDDINGS, couples_rows=True
+)
+def histogram_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  num_bins: int = 100,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Histogram loss (Ustinova & Lempitsky 2016): how often negative pairs beat positive ones.
+
+  .. math::
+     \ell_i = \frac{1}{|N_i|} \sum_{n \in N_i} \sum_{r=0}^{R} \delta(s_{in}, t_r)\, \Phi^+_r,
+     \qquad \Phi^+_r = \sum_{q \le r} p^+_q,\quad
+     p^+_q = \frac{1}{|\mathcal S^+|} \sum_{(i, j) \in \mathcal S^+} \delta(s_{ij}, t_q)
+
+  with :math:`s` the cosine similarities, :math:`t_r = -1 + r\Delta` the
+  :math:`R + 1` nodes with :math:`\Delta = 2/R`, :math:`\delta` the
+  triangular kernel (linear interpolation between the two nearest nodes),
+  :math:`p^+` the soft histogram of the batch's positive-pair similarities
+  :math:`\mathcal S^+` and :math:`\Phi^+` its cumulative sum; :math:`N_i` are
+  the rows with another label than anchor :math:`i`. The paper's loss
+  :math:`\sum_r p^-_r \Phi^+_r` over the batch's negative pairs is this loss
+  with ``weights=n_neg`` (:math:`|N_i|` per anchor), which is also
+  pytorch-metric-learning's ``HistogramLoss`` (``num_bins`` is :math:`R`).
+  :math:`\sum_r \delta(s, t_r)\Phi^+_r` is :math:`\Phi^+` interpolated at
+  :math:`s`, so no ``[pairs, R]`` tensor is formed.
+
+  An anchor without a negative, or any anchor of a batch without a positive
+  pair, is left out of the mean.
+
+  Args:
+    embeddings: float array ``[..., D]``; leading axes are flattened into one batch.
+    labels: integer array ``embeddings.shape[:-1]``.
+    num_bins: :math:`R`, a positive int (static).
+    where: mask over the rows; a masked row is removed from the batch.
+    weights: per-anchor weights; the mean is over the anchors above.
+    reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-anchor losses (``labels.shape``) for ``"none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, ``num_bins`` not a positive int.
+    TypeError: integer embeddings or floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [-1.0, 0.0]])
+    >>> # positive pairs at cosines 0 and -1: Phi+ is 0.5 at -1 and 1 from 0 on
+    >>> print(jaxobj.histogram_loss(x, jnp.array([0, 0, 1, 1]), num_bins=2, reduction="none"))
+    [0.75 1.   1.   0.75]
+
+  References:
+    Ustinova and Lempitsky, "Learning Deep Embeddings with Histogram Loss",
+    NeurIPS 2016.
+  """
+  _check_num_bins(num_bins)
+  (x,), y, valid, shape = lb.labelled_batch(("embeddings",), (embeddings,), labels, where)
+  pos, neg = lb.positives_negatives(y, valid)
+  s = lb.cosine_matrix(x)
+  lower, frac = _node_weights(s, -1.0, 1.0, num_bins)
+  n_pairs = jnp.sum(pos)
+  p_pos = jnp.sum(_soft_histograms(lower, frac, pos, num_bins), axis=0)
+  cdf = jnp.cumsum(p_pos) / jnp.maximum(n_pairs, 1).astype(p_pos.dtype)
+  at_s = cdf[lower] * (1.0 - frac) + cdf[lower + 1] * frac
+  n_neg = jnp.sum(neg, axis=1)
+  values = jnp.sum(jnp.where(neg, at_s, 0.0), axis=1) / jnp.maximum(n_neg, 1).astype(s.dtype)
+  return lb.reduce_anchors(values, (n_neg > 0) & (n_pairs > 0), shape, weights, reduction)
