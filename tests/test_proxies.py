@@ -139,6 +139,15 @@ def ref_tcm(x, y, margin_plus=0.9, margin_minus=0.5, lambda_plus=1.0, lambda_min
   return shares.sum(), n * shares
 
 
+def ref_instance(x, y, scale=64.0):
+  xs = _unit(x)
+  out = []
+  for i in range(len(x)):
+    logits = scale * (xs @ xs[i])
+    out.append(logsumexp(logits) - logsumexp(logits[y == y[i]]))
+  return np.array(out)
+
+
 # --------------------------------------------------------------------------
 # Inputs: random rows plus rows on and opposite a centre (cos = +-1).
 
@@ -243,6 +252,31 @@ def test_threshold_consistent_margin_is_the_papers_term_and_its_shares():
     fn(x, y, lambda_minus=-1.0)
   with pytest.raises(ValueError, match=r"labels\.shape=\(6, 1\)"):
     fn(x, y[:, None])
+
+
+def test_instance_loss_against_reference_and_instance_discrimination():
+  x, _, _ = _inputs(9, (C, D))
+  y = np.array([0, 1, 0, 2, 1, 2], np.int32)
+  fn = jaxobj.instance_loss
+  for kw in ({}, {"scale": 3.0}):
+    close(fn(x, y, **kw, reduction="none"), ref_instance(x, y, **kw), rtol=RTOL, atol=ATOL)
+  # Distinct labels: each row's own column is the target (a softmax cross-entropy).
+  ids = np.arange(N, dtype=np.int32)
+  logits = 3.0 * _unit(x) @ _unit(x).T
+  close(fn(x, ids, scale=3.0, reduction="none"), -np.diag(log_softmax(logits, axis=1)), rtol=RTOL)
+  close(fn(x, y, scale=3.0, where=MASK), ref_instance(x[MASK], y[MASK], 3.0).mean(), rtol=RTOL)
+  with jax.enable_x64(True):
+    check_grads(
+      jax.jit(lambda a: fn(a, y, scale=3.0, where=jnp.asarray(MASK))),
+      (f64(x),),
+      order=1,
+      modes=["rev"],
+    )
+  x[1], x[2] = 0.0, 1e4 * x[2]
+  value, grad = jax.value_and_grad(lambda a: fn(a, y))(x)
+  assert np.isfinite(float(value)) and np.all(np.isfinite(np.asarray(grad)))
+  with pytest.raises(ValueError, match="scale"):
+    fn(x, y, scale=0.0)
 
 
 def test_special_cases_equal_other_losses():

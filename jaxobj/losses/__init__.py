@@ -157,6 +157,7 @@ from jaxobj.losses.preference import (
   simpo_loss,
 )
 from jaxobj.losses.proxies import (
+  instance_loss,
   large_margin_softmax_loss,
   p2sgrad_loss,
   proxy_anchor_loss,
@@ -360,6 +361,7 @@ __all__ = [
   "huber_loss",
   "info_nce_loss",
   "init_class_centers",
+  "instance_loss",
   "intra_pair_variance_loss",
   "jaccard_loss",
   "jensen_shannon_divergence",

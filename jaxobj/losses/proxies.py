@@ -18,12 +18,14 @@ are pytorch-metric-learning's ``W.T`` (its ``W`` is ``(D, C)``).
   margin; :func:`jaxobj.arcface_loss` and :func:`jaxobj.cosface_loss` are
   the others of the kind; :func:`p2sgrad_loss` regresses the cosines on
   the one-hot label instead.
-* **A regularizer of a labelled batch**, :func:`threshold_consistent_margin_loss`
-  (``(embeddings, labels)``: no proxies), added to any base metric loss.
+* **Labelled batches without proxies** (``(embeddings, labels)``):
+  :func:`instance_loss`, the batch as its own classifier, and the
+  regularizer :func:`threshold_consistent_margin_loss`, added to any base
+  metric loss.
 
-All losses but :func:`proxy_anchor_loss` and
-:func:`threshold_consistent_margin_loss` are one value per embedding; those
-two pool the whole batch (they couple rows: see their docstrings for what
+All losses are one value per embedding; :func:`instance_loss`,
+:func:`proxy_anchor_loss` and :func:`threshold_consistent_margin_loss` couple
+the rows of a batch (the last two pool it: see their docstrings for what
 ``reduction="none"`` gives). A label
 outside ``[0, C)`` (and not masked) gives NaN. Cosines divide by
 :math:`\max(\|\cdot\|, 10^{-12})`, so a zero vector has cosine 0 with
@@ -58,6 +60,7 @@ from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
+  "instance_loss",
   "large_margin_softmax_loss",
   "p2sgrad_loss",
   "proxy_anchor_loss",
@@ -721,7 +724,20 @@ def p2sgrad_loss(
 
 
 # --------------------------------------------------------------------------
-# Regularizers of a labelled batch.
+# Labelled batches without proxies.
+
+
+def _labelled_rows(embeddings, labels, where):
+  """Unit embeddings ``[N, D]`` (masked rows zeroed), labels ``[N]``, the row
+  mask ``[N]`` and the per-anchor shape."""
+  x = checks.as_float(embeddings, "embeddings")
+  y = checks.as_labels(labels, "labels")
+  checks.check_label_shape("embeddings", x, "labels", y)
+  shape = y.shape
+  valid = jnp.ones(shape, bool) if where is None else checks.as_mask(where, shape)
+  valid = jnp.broadcast_to(valid, shape).reshape(-1)
+  z = normalize(masked_fill(where, x, shape, axis_extra=1).reshape(-1, x.shape[-1]))
+  return z, y.reshape(-1), valid, shape
 
 
 @register(_FAMILY, inputs=labelled_examples.LABELLED_EMBEDDINGS, couples_rows=True)
@@ -798,15 +814,8 @@ def threshold_consistent_margin_loss(
   """
   checks.check_range("lambda_plus", lambda_plus, low=0.0)
   checks.check_range("lambda_minus", lambda_minus, low=0.0)
-  x = checks.as_float(embeddings, "embeddings")
-  y = checks.as_labels(labels, "labels")
-  checks.check_label_shape("embeddings", x, "labels", y)
-  shape = y.shape
-  valid = jnp.ones(shape, bool) if where is None else checks.as_mask(where, shape)
-  valid = jnp.broadcast_to(valid, shape).reshape(-1)
-  z = normalize(masked_fill(where, x, shape, axis_extra=1).reshape(-1, x.shape[-1]))
+  z, y, valid, shape = _labelled_rows(embeddings, labels, where)
   s = gram(z, z)
-  y = y.reshape(-1)
   same = y[:, None] == y[None, :]
   both = valid[:, None] & valid[None, :]
   # "not beyond the margin" rather than "within it", so a NaN cosine is selected and propagates.
@@ -818,3 +827,70 @@ def threshold_consistent_margin_loss(
   neg_part = jnp.sum(jnp.where(neg, s - margin_minus, 0.0), axis=1) / n_neg
   values = (lambda_plus * pos_part + lambda_minus * neg_part) * jnp.sum(valid).astype(s.dtype)
   return reduce_loss(values.reshape(shape), where=where, weights=weights, reduction=reduction)
+
+
+@register(_FAMILY, inputs=labelled_examples.LABELLED_EMBEDDINGS, couples_rows=True)
+def instance_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  scale: float | ArrayLike = 64.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Instance loss over the batch: each embedding classified among the batch's embeddings.
+
+  .. math::
+     \ell_i = -\log \frac{\sum_{j : y_j = y_i} e^{s \cos(x_i, x_j)}}
+                          {\sum_{j} e^{s \cos(x_i, x_j)}}
+
+  over the (unmasked) batch, :math:`j = i` included. With distinct labels
+  (one instance per row: ``labels = arange(N)``) each row is its own class,
+  the instance discrimination of Zheng et al.; pytorch-metric-learning's
+  ``InstanceLoss`` (``gamma`` is ``scale``; default 64) gives the same values
+  for those labels. For other labels it picks the target column by the
+  label's rank among the batch's labels; here every row with the same label
+  is a positive. The paper's classifier form, a learnable
+  ``(num_instances, D)`` weight ``W`` shared by image and text, is
+  ``jaxobj.softmax_cross_entropy_with_integer_labels(x @ W.T, instance_ids)``.
+
+  Rows are coupled (the batch is the classifier): declared ``couples_rows``.
+  A masked row leaves the batch.
+
+  Args:
+    embeddings: float array ``[..., D]``; leading axes are flattened into one batch.
+    labels: integer array ``embeddings.shape[:-1]``, the instance (or class) ids.
+    scale: :math:`s > 0` (traceable).
+    where: mask over the rows; a masked row is removed from the batch.
+    weights, reduction: the loss contract (:func:`jaxobj.reduce_loss`) over
+      the anchors.
+
+  Returns:
+    The reduced loss; one value per anchor (``labels.shape``) for ``"none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, ``scale <= 0``.
+    TypeError: integer embeddings or floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> loss = jaxobj.instance_loss(x, jnp.array([0, 1]), scale=1.0, reduction="none")
+    >>> print(loss)  # log(1 + exp(0 - 1)) each
+    [0.3133 0.3133]
+
+  References:
+    Zheng et al., "Dual-path Convolutional Image-Text Embeddings with
+    Instance Loss", ACM TOMM 2020 (arXiv:1711.05535).
+  """
+  checks.check_range("scale", scale, low=0.0, low_inclusive=False)
+  z, y, valid, shape = _labelled_rows(embeddings, labels, where)
+  logits = scale * gram(z, z)
+  # A masked row keeps itself as a column, so its (discarded) value stays finite.
+  columns = valid[None, :] | jnp.eye(y.shape[0], dtype=bool)
+  same = y[:, None] == y[None, :]
+  every = jax.nn.logsumexp(jnp.where(columns, logits, -jnp.inf), axis=1)
+  positives = jax.nn.logsumexp(jnp.where(columns & same, logits, -jnp.inf), axis=1)
+  values = (every - positives).reshape(shape)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
