@@ -289,6 +289,23 @@ _TRL = (
     for t in ("sigmoid", "hinge", "ipo", "robust")
   ),
   Row("DPO label_smoothing (cDPO)", "dpo_loss(label_smoothing=0.1)"),
+  *(
+    Row(f"DPO loss_type='{t}'", f"dpo_loss(loss_type='{t}')")
+    for t in ("exo_pair", "nca_pair", "sppo_hard", "aot", "aot_pair", "apo_zero", "apo_down")
+  ),
+  Row(
+    "DPO loss_type='bco_pair'",
+    "dpo_loss(loss_type='bco_pair')",
+    note="the running mean reward, kept by the caller, as `reward_shift`",
+  ),
+  Row(
+    "DPO loss_type='discopop'", "dpo_loss(loss_type='discopop')", note="`discopop_tau` as in TRL"
+  ),
+  Row(
+    "BCO",
+    "bco_loss",
+    note="the running mean reward as `reward_shift`; density-ratio (UDM) weights as `weights`",
+  ),
   Row(
     "DPO loss_type='sft'",
     recipe="token_cross_entropy(chosen_logits, chosen_targets)",
@@ -379,16 +396,5 @@ GAPS: dict[str, tuple[str, ...]] = {
     "SoftDiceclDiceLoss",
     "SURELoss",
   ),
-  "trl": (
-    "DPO loss_type='exo_pair'",
-    "DPO loss_type='nca_pair'",
-    "DPO loss_type='bco_pair'",
-    "DPO loss_type='sppo_hard'",
-    "DPO loss_type='aot'",
-    "DPO loss_type='aot_pair'",
-    "DPO loss_type='apo_zero'",
-    "DPO loss_type='apo_down'",
-    "DPO loss_type='discopop'",
-    "BCO",
-  ),
+  "trl": (),
 }
