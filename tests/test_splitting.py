@@ -228,14 +228,21 @@ def _coupled_term(spec):
   return jo.term(spec.fn, *[f"x.{k}" for k in range(n)], name="coupled")
 
 
+def _rows(spec, args, rows):
+  """The batched inputs sliced to ``rows``; shared ones (class proxies) whole."""
+  n = len(args) if spec.inputs.batched is None else spec.inputs.batched
+  return tuple(a[rows] for a in args[:n]) + tuple(args[n:])
+
+
 @pytest.mark.parametrize("spec", COUPLED, ids=[s.name for s in COUPLED])
 def test_coupled_losses_are_refused_by_accumulation(spec):
   rng = np.random.default_rng(0)
   args = tuple(jnp.asarray(a) for a in spec.inputs.make(rng, (N,)))
   obj = _coupled_term(spec)
-  micro = _micro(args)
+  n = len(args) if spec.inputs.batched is None else spec.inputs.batched
+  micro = _micro(args[:n])
   with pytest.raises(ValueError, match=r"couples the rows.*cached_value_and_grad"):
-    jo.accumulate_value_and_grad(obj, lambda m, mb: {"x": mb}, {}, {}, micro)
+    jo.accumulate_value_and_grad(obj, lambda m, mb: {"x": mb + args[n:]}, {}, {}, micro)
 
 
 def test_coupled_losses_are_registered_honestly():
@@ -247,12 +254,16 @@ def test_coupled_losses_are_registered_honestly():
       assert len(args) > 3, spec.name
       # A KL estimate that differs between the halves (and stays positive).
       args = args[:3] + (args[4] + jnp.linspace(1.0, 5.0, N),) + args[4:]
-    rows = [spec.fn(*[a[i : i + N // 2] for a in args], reduction="none") for i in (0, N // 2)]
+    rows = [
+      spec.fn(*_rows(spec, args, slice(i, i + N // 2)), reduction="none") for i in (0, N // 2)
+    ]
     if np.allclose(np.concatenate(rows), spec.fn(*args, reduction="none"), rtol=1e-5):
       args = tuple(a[0] for a in args)  # each example row is a set: split one set's samples
     n = args[0].shape[0]
     whole = spec.fn(*args, reduction="sum")
-    halves = sum(spec.fn(*[a[i : i + n // 2] for a in args], reduction="sum") for i in (0, n // 2))
+    halves = sum(
+      spec.fn(*_rows(spec, args, slice(i, i + n // 2)), reduction="sum") for i in (0, n // 2)
+    )
     assert not np.isclose(float(whole), float(halves), rtol=1e-4), spec.name
 
 
