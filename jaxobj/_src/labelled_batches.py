@@ -19,32 +19,16 @@ import jax
 import jax.numpy as jnp
 
 from jaxobj._src import checks
+from jaxobj._src.margin_softmax import (
+  NORMALIZE_EPS,
+  gram,
+  normalize,
+  safe_sqrt,
+  sq_norm,
+)
 from jaxobj._src.reduce import masked_fill, reduce_loss
 
-# torch.nn.functional.normalize's eps (pytorch-metric-learning's CosineSimilarity).
-NORMALIZE_EPS = 1e-12
 BATCH_DISTANCES = ("euclidean", "squared_euclidean", "cosine")
-
-HIGHEST = jax.lax.Precision.HIGHEST
-
-
-def safe_sqrt(s):
-  """``sqrt(s)`` for ``s >= 0`` with gradient 0 (not inf) where ``s == 0``; NaN stays NaN."""
-  pos = s > 0
-  return jnp.where(pos, jnp.sqrt(jnp.where(pos, s, 1.0)), jnp.where(jnp.isnan(s), s, 0.0))
-
-
-def sq_norm(x):
-  return jnp.sum(x * x, axis=-1)
-
-
-def normalize(x, eps):
-  """``x / max(||x||, eps)`` over the last axis (``torch.nn.functional.normalize``)."""
-  return x / jnp.maximum(safe_sqrt(sq_norm(x)), eps)[..., None]
-
-
-def gram(a, b):
-  return jnp.einsum("...d,kd->...k", a, b, precision=HIGHEST)
 
 
 def cosine_matrix(x):

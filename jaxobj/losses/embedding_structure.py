@@ -429,7 +429,7 @@ def angular_loss(
   shift_p = jnp.where(jnp.any(cols), shift_p, 0.0)
   ea = jnp.where(neg, jnp.exp(jnp.where(neg, u - shift_a[:, None], 0.0)), 0.0)
   ep = jnp.where(cols, jnp.exp(jnp.where(cols, u - shift_p[:, None], 0.0)), 0.0)
-  sums = jnp.einsum("in,pn->ip", ea, ep, precision=lb.HIGHEST)
+  sums = lb.gram(ea, ep)
   # A sum that underflowed to 0 (only beyond 72 degrees) is left out; NaN passes on.
   ok = pos & has_neg[:, None] & ~(sums <= 0)
   lse = jnp.log(jnp.where(ok, sums, 1.0)) + shift_a[:, None] + shift_p[None, :]

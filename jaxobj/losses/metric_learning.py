@@ -45,6 +45,13 @@ from jax.typing import ArrayLike, DTypeLike
 from jaxobj._src import checks, inputs
 from jaxobj._src.examples import metric_learning as examples
 from jaxobj._src.examples import parity as parity_examples
+from jaxobj._src.labelled_batches import distances_and_masks as _distances_and_masks
+from jaxobj._src.labelled_batches import labelled_batch as _labelled_batch
+from jaxobj._src.labelled_batches import log1p_sum_exp as _log1p_sum_exp
+from jaxobj._src.labelled_batches import masked_embeddings as _embeddings
+from jaxobj._src.labelled_batches import masked_logsumexp as _masked_logsumexp
+from jaxobj._src.labelled_batches import positives_negatives as _positives_negatives
+from jaxobj._src.labelled_batches import reduce_anchors as _reduce_anchors
 from jaxobj._src.margin_softmax import (
   ARCFACE_MODES,
   NORMALIZE_EPS,
@@ -79,7 +86,6 @@ _COSINE_SIMILARITY_EPS = 1e-8
 # Added to the squared norms by torch.nn.functional.cosine_embedding_loss.
 _COSINE_EMBEDDING_EPS = 1e-12
 
-BATCH_DISTANCES = ("euclidean", "squared_euclidean", "cosine")
 TRIPLET_DISTANCES = ("lp", "squared_euclidean", "cosine")
 
 
@@ -104,26 +110,6 @@ def _lp_norm(v, p):
   powers = jnp.where(pos, jnp.exp(p * jnp.log(jnp.where(pos, r, 1.0))), 0.0)
   total = jnp.where(nonzero, jnp.sum(powers, axis=-1), 1.0)  # >= 1 when nonzero
   return jnp.where(nonzero, scale * jnp.exp(jnp.log(total) / p), 0.0)
-
-
-def _distance_matrix(x, valid, distance):
-  """All-pairs distances ``[N, N]`` of the rows of ``x`` (masked rows are 0)."""
-  if distance == "cosine":
-    z = _normalize(x, NORMALIZE_EPS)
-    return 1.0 - _gram(z, z)
-  # Distances are translation-invariant, so the batch mean (held constant,
-  # which keeps the gradient exact) can be removed first.
-  count = jnp.maximum(jnp.sum(valid), 1).astype(x.dtype)
-  z = x - jax.lax.stop_gradient(jnp.sum(x, axis=0) / count)
-  sq = _sq_norm(z)
-  d2 = jnp.maximum(sq[:, None] + sq[None, :] - 2.0 * _gram(z, z), 0.0)
-  return d2 if distance == "squared_euclidean" else _safe_sqrt(d2)
-
-
-def _log1p_sum_exp(t, keep):
-  r"""``log(1 + sum_j exp(t_ij))`` over the kept ``j`` of each row; 0 if none."""
-  t = jnp.where(keep, t, -jnp.inf)
-  return jax.nn.logsumexp(jnp.concatenate([t, jnp.zeros_like(t[:, :1])], axis=1), axis=1)
 
 
 def _sum_of_hinges(thresholds, d, neg):
@@ -154,23 +140,6 @@ def _sum_of_hinges(thresholds, d, neg):
 # Inputs.
 
 
-def _embeddings(names, arrays, where):
-  """Float embeddings ``[..., D]`` of one shape, with masked rows zeroed.
-
-  Returns the arrays and the per-element loss shape (``shape[:-1]``).
-  """
-  xs = [checks.as_float(a, n) for n, a in zip(names, arrays)]
-  if xs[0].ndim < 1:
-    raise ValueError(
-      f"{names[0]} must have a trailing feature axis [..., D], got "
-      f"{names[0]}.shape={xs[0].shape}; add one with {names[0]}[..., None]."
-    )
-  for n, x in zip(names[1:], xs[1:]):
-    checks.check_same_shape(names[0], xs[0], n, x)
-  shape = xs[0].shape[:-1]
-  return [masked_fill(where, x, shape, axis_extra=1) for x in xs], shape
-
-
 def _pair_labels(labels, like, like_name, shape, where, fill):
   """One real-valued label per pair, shape ``like.shape[:-1]``."""
   y = jnp.asarray(labels)
@@ -181,30 +150,6 @@ def _pair_labels(labels, like, like_name, shape, where, fill):
       f"(e.g. labels.squeeze(-1) for a trailing axis of 1)."
     )
   return masked_fill(where, checks.as_target(y, "labels", like), shape, fill=fill)
-
-
-def _labelled_batch(names, arrays, labels, where):
-  """Embeddings flattened to ``[N, D]``, labels ``[N]``, the row mask ``[N]``
-  and the per-anchor loss shape."""
-  xs, shape = _embeddings(names, arrays, where)
-  y = checks.as_labels(labels, "labels")
-  checks.check_label_shape(names[0], xs[0], "labels", y)
-  valid = (
-    jnp.ones(shape, bool)
-    if where is None
-    else jnp.broadcast_to(checks.as_mask(where, shape), shape)
-  )
-  dim = xs[0].shape[-1]
-  return [x.reshape(-1, dim) for x in xs], y.reshape(-1), valid.reshape(-1), shape
-
-
-def _positives_negatives(labels, valid):
-  """``[N, N]`` masks: same label (self excluded), and other label; both
-  restricted to unmasked rows and columns."""
-  same = labels[:, None] == labels[None, :]
-  both = valid[:, None] & valid[None, :]
-  pos = same & both & ~jnp.eye(labels.shape[0], dtype=bool)
-  return pos, ~same & both
 
 
 def _margin_inputs(embeddings, labels, centers, where):
@@ -712,14 +657,6 @@ def multi_similarity_loss(
   return reduce_loss(values.reshape(shape), where=where, weights=weights, reduction=reduction)
 
 
-def _masked_logsumexp(t, keep):
-  """Log-sum-exp over the kept entries of each row; ``-inf`` (zero gradient) if none."""
-  has = jnp.any(keep, axis=1)
-  t = jnp.where(keep, t, -jnp.inf)
-  t = jnp.where(has[:, None], t, 0.0)
-  return jnp.where(has, jax.nn.logsumexp(t, axis=1), -jnp.inf), has
-
-
 @register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
 def circle_loss(
   embeddings: ArrayLike,
@@ -799,21 +736,6 @@ def circle_loss(
   both = has_p & has_n
   values = jax.nn.softplus(jnp.where(both, lse_p + lse_n, 0.0))
   return _reduce_anchors(values, both, shape, weights, reduction)
-
-
-def _distances_and_masks(embeddings, labels, where, distance):
-  checks.check_choice("distance", distance, BATCH_DISTANCES)
-  (x,), y, valid, shape = _labelled_batch(("embeddings",), (embeddings,), labels, where)
-  pos, neg = _positives_negatives(y, valid)
-  return _distance_matrix(x, valid, distance), pos, neg, shape
-
-
-def _reduce_anchors(values, has_triplet, shape, weights, reduction):
-  """Anchors without a positive or a negative are left out like masked ones."""
-  values = jnp.where(has_triplet, values, 0.0)
-  return reduce_loss(
-    values.reshape(shape), where=has_triplet.reshape(shape), weights=weights, reduction=reduction
-  )
 
 
 @register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
