@@ -236,7 +236,7 @@ def test_threshold_consistent_margin_is_the_papers_term_and_its_shares():
   close(fn(x, y, where=MASK), ref_tcm(x[MASK], y[MASK])[0], rtol=RTOL, atol=ATOL)
   # No pair beyond either margin: 0, with zero gradients.
   loose = {"margin_plus": -2.0, "margin_minus": 2.0}
-  value, grad = jax.value_and_grad(lambda a: fn(a, y, **loose))(x)
+  value, grad = jax.jit(jax.value_and_grad(lambda a: fn(a, y, **loose)))(x)
   assert float(value) == 0.0 and np.all(np.asarray(grad) == 0.0)
   with jax.enable_x64(True):
     check_grads(
@@ -246,7 +246,7 @@ def test_threshold_consistent_margin_is_the_papers_term_and_its_shares():
       modes=["rev"],
     )
   x[1], x[2] = 0.0, 1e4 * x[2]
-  value, grad = jax.value_and_grad(lambda a: fn(a, y))(x)
+  value, grad = jax.jit(jax.value_and_grad(lambda a: fn(a, y)))(x)
   assert np.isfinite(float(value)) and np.all(np.isfinite(np.asarray(grad)))
   with pytest.raises(ValueError, match="lambda_minus"):
     fn(x, y, lambda_minus=-1.0)
@@ -273,7 +273,7 @@ def test_instance_loss_against_reference_and_instance_discrimination():
       modes=["rev"],
     )
   x[1], x[2] = 0.0, 1e4 * x[2]
-  value, grad = jax.value_and_grad(lambda a: fn(a, y))(x)
+  value, grad = jax.jit(jax.value_and_grad(lambda a: fn(a, y)))(x)
   assert np.isfinite(float(value)) and np.all(np.isfinite(np.asarray(grad)))
   with pytest.raises(ValueError, match="scale"):
     fn(x, y, scale=0.0)
