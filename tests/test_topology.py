@@ -194,3 +194,138 @@ def test_topology_bad_arguments(batch):
     jaxobj.soft_cldice_loss(logits, labels.astype(np.float32))
   with pytest.raises(ValueError, match="activation='relu' is not supported"):
     jaxobj.log_hausdorff_dt_loss(logits, labels, activation="relu")
+
+
+# ---------------------------------------------------------------- class distances,
+# imbalance and calibration
+
+
+def _np_gwdl(p, y, m, smooth_nr=1e-5, smooth_dr=1e-5):
+  """One image: ``p`` ``(*spatial, C)`` probabilities, ``y`` the label map."""
+  p, y = p.reshape(-1, p.shape[-1]), y.ravel()
+  w = np.array([sum(p[i, l] * m[l, y[i]] for l in range(len(m))) for i in range(len(y))])
+  a = m[:, 0][y]
+  tp = np.sum(a * (a - w))
+  return 1 - (2 * tp + smooth_nr) / (2 * tp + w.sum() + smooth_dr)
+
+
+def _np_aufl(p, g, weight, delta, gamma):
+  """One image ``(*spatial, C)``, from Yeung et al.'s formulas."""
+  eps = 1e-7
+  ce = -g * np.log(p)
+  back = (1 - delta) * (1 - p[..., 0]) ** gamma * ce[..., 0]
+  focal = np.mean(back + delta * ce[..., 1:].sum(-1))
+  axes = tuple(range(p.ndim - 1))
+  tp, fn, fp = (p * g).sum(axes), ((1 - p) * g).sum(axes), (p * (1 - g)).sum(axes)
+  ti = (tp + eps) / (tp + delta * fn + (1 - delta) * fp + eps)
+  tversky = np.mean(np.concatenate([[1 - ti[0]], (1 - ti[1:]) ** (1 - gamma)]))
+  return weight * focal + (1 - weight) * tversky
+
+
+def _np_nacl(x, g, alpha, kernel_size, sigma, kernel_type, distance):
+  """One image ``(H, W, C)``: explicit windows cut at the borders."""
+  h, w, _ = x.shape
+  r = kernel_size // 2
+  k = np.arange(-r, r + 1)
+  k1 = np.ones(kernel_size) if kernel_type == "rectangular" else np.exp(-(k**2) / (2 * sigma**2))
+  shares = np.zeros_like(g)
+  for i in range(h):
+    for j in range(w):
+      num, den = 0.0, 0.0
+      for a in range(max(0, i - r), min(h, i + r + 1)):
+        for b in range(max(0, j - r), min(w, j + r + 1)):
+          kk = k1[a - i + r] * k1[b - j + r]
+          num, den = num + kk * g[a, b], den + kk
+      shares[i, j] = num / den
+  log_p = x - np.log(np.exp(x).sum(-1, keepdims=True))
+  gap = np.abs(x - shares) if distance == "l1" else (x - shares) ** 2
+  return -(g * log_p).sum(-1).mean() + alpha * gap.mean()
+
+
+def test_generalized_wasserstein_dice_matches_the_float64_reference(batch):
+  logits, labels = batch
+  m = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.3], [0.8, 0.3, 0.0]])
+  p = softmax(np.asarray(logits, np.float64), -1)
+  for mat in (None, m):
+    got = jaxobj.generalized_wasserstein_dice_loss(
+      logits, labels, dist_matrix=mat, reduction="none"
+    )
+    want = [_np_gwdl(a, y, 1 - np.eye(3) if mat is None else mat) for a, y in zip(p, labels)]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # Empty image, confident empty prediction: sum W / (sum W + s), small; perfect: 0.
+    assert abs(float(got[2])) < 1e-3 and abs(float(got[3])) < 1e-4
+  # One-hot targets give the same value as the label map.
+  onehot = np.eye(3, dtype=np.float32)[labels]
+  np.testing.assert_allclose(
+    jaxobj.generalized_wasserstein_dice_loss(logits, onehot, dist_matrix=m),
+    jaxobj.generalized_wasserstein_dice_loss(logits, labels, dist_matrix=m),
+    rtol=1e-6,
+  )
+
+
+@pytest.mark.parametrize("weight, delta, gamma", [(0.5, 0.7, 0.5), (0.2, 0.6, 1.0)])
+def test_asymmetric_unified_focal_matches_the_float64_reference(batch, weight, delta, gamma):
+  logits, labels = batch
+  got = jaxobj.asymmetric_unified_focal_loss(
+    logits, labels, weight=weight, delta=delta, gamma=gamma, reduction="none"
+  )
+  p, g = _np_probs(logits, labels, "softmax", True)
+  want = [_np_aufl(a, b, weight, delta, gamma) for a, b in zip(p, g)]
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+  if gamma < 1:  # a confident, correct prediction (gamma = 1 makes (1 - TI)^0 = 1)
+    assert float(got[3]) < 1e-4
+  # Binary: two channels, MONAI's case.
+  two = jaxobj.asymmetric_unified_focal_loss(logits[..., :2], (labels > 0).astype(np.int32))
+  p2, g2 = _np_probs(logits[..., :2], (labels > 0).astype(int), "softmax", True)
+  want2 = np.mean([_np_aufl(a, b, 0.5, 0.7, 0.5) for a, b in zip(p2, g2)])
+  np.testing.assert_allclose(two, want2, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+  "kernel_size, kernel_type, sigma, distance",
+  [(3, "rectangular", 1.0, "l1"), (5, "gaussian", 0.8, "l2")],
+)
+def test_nacl_matches_the_float64_reference(batch, kernel_size, kernel_type, sigma, distance):
+  logits, labels = batch
+  kw = dict(kernel_size=kernel_size, kernel_type=kernel_type, sigma=sigma, distance=distance)
+  got = jaxobj.nacl_loss(logits, labels, alpha=0.3, reduction="none", **kw)
+  x = np.asarray(logits, np.float64)
+  g = np.eye(3)[labels]
+  want = [_np_nacl(a, b, 0.3, kernel_size, sigma, kernel_type, distance) for a, b in zip(x, g)]
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_class_distance_imbalance_and_calibration_gradients_in_float64(batch):
+  logits, labels = batch
+  m = jnp.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.3], [0.8, 0.3, 0.0]])
+  with jax.enable_x64(True):
+    x = jnp.asarray(logits[:2, :4, :4], jnp.float64)
+    y = labels[:2, :4, :4]
+
+    def total(x):
+      return (
+        jaxobj.generalized_wasserstein_dice_loss(x, y, dist_matrix=m)
+        + jaxobj.asymmetric_unified_focal_loss(x, y)
+        + jaxobj.nacl_loss(x, y, distance="l2")
+      )
+
+    check_grads(jax.jit(total), (x,), order=1, modes=["rev"], eps=1e-6)
+    # Confident logits: the focal powers of exact zeros keep finite gradients.
+    grad = jax.grad(lambda x: jaxobj.asymmetric_unified_focal_loss(x, labels[3:4, :4, :4]))(
+      jnp.asarray(logits[3:4, :4, :4]) * 100
+    )
+    assert np.all(np.isfinite(np.asarray(grad)))
+
+
+def test_class_distance_imbalance_and_calibration_bad_arguments(batch):
+  logits, labels = batch
+  with pytest.raises(ValueError, match=r"dist_matrix must be \(C, C\) = \(3, 3\)"):
+    jaxobj.generalized_wasserstein_dice_loss(logits, labels, dist_matrix=np.ones((2, 2)))
+  with pytest.raises(ValueError, match="needs at least 2 classes"):
+    jaxobj.generalized_wasserstein_dice_loss(logits[..., :1], (labels > 0).astype(np.int32))
+  with pytest.raises(ValueError, match="gamma"):
+    jaxobj.asymmetric_unified_focal_loss(logits, labels, gamma=1.5)
+  with pytest.raises(ValueError, match="positive odd int"):
+    jaxobj.nacl_loss(logits, labels, kernel_size=2)
+  with pytest.raises(ValueError, match="distance='l3' is not supported"):
+    jaxobj.nacl_loss(logits, labels, distance="l3")

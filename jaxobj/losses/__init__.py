@@ -267,8 +267,11 @@ from jaxobj.losses.surrogates import (
   soft_fbeta_loss,
 )
 from jaxobj.losses.topology import (
+  asymmetric_unified_focal_loss,
+  generalized_wasserstein_dice_loss,
   hausdorff_dt_loss,
   log_hausdorff_dt_loss,
+  nacl_loss,
   soft_cldice_loss,
   soft_dice_cldice_loss,
 )
@@ -291,6 +294,7 @@ __all__ = [
   "approx_ndcg_loss",
   "approx_t12n",
   "arcface_loss",
+  "asymmetric_unified_focal_loss",
   "auc_margin_alpha",
   "auc_margin_loss",
   "balanced_accuracy",
@@ -350,6 +354,7 @@ __all__ = [
   "generalized_dice_loss",
   "generalized_kl_divergence",
   "generalized_lifted_structure_loss",
+  "generalized_wasserstein_dice_loss",
   "global_mutual_information_loss",
   "group_advantages",
   "gumbel_t12n",
@@ -396,6 +401,7 @@ __all__ = [
   "multiclass_sparsemax_loss",
   "multilabel_margin_loss",
   "multilabel_soft_margin_loss",
+  "nacl_loss",
   "nca_loss",
   "nce_rce_loss",
   "ndcg_metric",

@@ -24,13 +24,12 @@ pixels (as in DeepReg and MONAI).
 from __future__ import annotations
 
 import math
-import string
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxobj._src import checks
+from jaxobj._src import checks, windows
 from jaxobj._src.examples import registration as examples
 from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
@@ -43,7 +42,7 @@ __all__ = [
 ]
 
 # The window shapes of local_normalized_cross_correlation_loss.
-KERNEL_TYPES = ("rectangular", "gaussian")
+KERNEL_TYPES = windows.KERNEL_TYPES
 
 
 # --------------------------------------------------------------------------
@@ -265,29 +264,6 @@ def _image_pair(predictions, targets, spatial_dims, where):
   return x, y, batch
 
 
-def _window_matrix(n, kernel_size, kernel_type, dtype):
-  """The ``(n, n)`` matrix of a 1-D window centred at each pixel, cut at the borders."""
-  r = kernel_size // 2
-  k = jnp.arange(kernel_size, dtype=dtype) - r
-  if kernel_type == "rectangular":
-    kernel = jnp.ones((kernel_size,), dtype)
-  else:  # a sampled Gaussian with sigma = kernel_size / 3
-    kernel = jnp.exp(-0.5 * jnp.square(k / (kernel_size / 3.0)))
-  offset = jnp.arange(n)[None, :] - jnp.arange(n)[:, None] + r
-  inside = (offset >= 0) & (offset < kernel_size)
-  return jnp.where(inside, kernel[jnp.clip(offset, 0, kernel_size - 1)], 0.0).astype(dtype)
-
-
-def _window_sums(a, matrices, first_axis):
-  """Applies one window matrix along each spatial axis (a separable filter)."""
-  letters = string.ascii_letters[: a.ndim]
-  for i, m in enumerate(matrices):
-    ax = first_axis + i
-    out = letters[:ax] + "Z" + letters[ax + 1 :]
-    a = jnp.einsum(f"Z{letters[ax]},{letters}->{out}", m, a)
-  return a
-
-
 @register("registration", inputs=examples.REGISTRATION_PAIRS)
 def local_normalized_cross_correlation_loss(
   predictions: ArrayLike,
@@ -369,14 +345,14 @@ def local_normalized_cross_correlation_loss(
   p, t, batch = _image_pair(predictions, targets, spatial_dims, where)
   first = len(batch)
   spatial = p.shape[first:-1]
-  mats = [_window_matrix(n, kernel_size, kernel_type, p.dtype) for n in spatial]
+  mats = [windows.window_matrix(n, kernel_size, kernel_type, p.dtype) for n in spatial]
   # The local moments do not change when each channel is shifted by a
   # constant; shifting by its mean first avoids cancelling large squares.
   axes = tuple(range(first, p.ndim - 1))
   p = p - jax.lax.stop_gradient(jnp.mean(p, axis=axes, keepdims=True))
   t = t - jax.lax.stop_gradient(jnp.mean(t, axis=axes, keepdims=True))
-  mass = _window_sums(jnp.ones(spatial + (1,), p.dtype), mats, 0)
-  sums = _window_sums(jnp.stack([p, t, p * p, t * t, p * t]), mats, first + 1) / mass
+  mass = windows.window_sums(jnp.ones(spatial + (1,), p.dtype), mats, 0)
+  sums = windows.window_sums(jnp.stack([p, t, p * p, t * t, p * t]), mats, first + 1) / mass
   mp, mt, epp, ett, ept = sums
   var_p = jnp.maximum(epp - mp * mp, 0.0)
   var_t = jnp.maximum(ett - mt * mt, 0.0)

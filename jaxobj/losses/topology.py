@@ -28,14 +28,17 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxobj._src import checks, inputs
+from jaxobj._src import checks, inputs, windows
 from jaxobj._src.examples import segmentation as seg_examples
 from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = [
+  "asymmetric_unified_focal_loss",
+  "generalized_wasserstein_dice_loss",
   "hausdorff_dt_loss",
   "log_hausdorff_dt_loss",
+  "nacl_loss",
   "soft_cldice_loss",
   "soft_dice_cldice_loss",
 ]
@@ -52,6 +55,16 @@ def _prepare(logits, labels, activation, spatial_dims, include_background, where
   request), masked images zeroed, and the batch shape."""
   checks.check_choice("activation", activation, _ACTIVATIONS)
   checks.check_bool("include_background", include_background)
+  x, g, batch = _prepare_logits(logits, labels, spatial_dims, where)
+  p = jax.nn.softmax(x, axis=-1) if activation == "softmax" else jax.nn.sigmoid(x)
+  if not include_background and x.shape[-1] > 1:
+    p, g = p[..., 1:], g[..., 1:]
+  return p, g, batch
+
+
+def _prepare_logits(logits, labels, spatial_dims, where):
+  """Checked logits and targets ``(..., *spatial, C)``, masked images zeroed, and
+  the batch shape."""
   if isinstance(spatial_dims, bool) or not isinstance(spatial_dims, int) or spatial_dims < 1:
     raise ValueError(
       f"spatial_dims must be a positive int (2 for images, 3 for volumes), got "
@@ -90,10 +103,7 @@ def _prepare(logits, labels, activation, spatial_dims, include_background, where
     )
   x = masked_fill(where, x, batch, axis_extra=spatial_dims + 1)
   g = masked_fill(where, g.astype(x.dtype), batch, axis_extra=spatial_dims + 1)
-  p = jax.nn.softmax(x, axis=-1) if activation == "softmax" else jax.nn.sigmoid(x)
-  if not include_background and num_classes > 1:
-    p, g = p[..., 1:], g[..., 1:]
-  return p, g, batch
+  return x, g, batch
 
 
 def _image_sum(a, batch):
@@ -477,3 +487,323 @@ def log_hausdorff_dt_loss(
   """
   values = _hausdorff(logits, labels, alpha, activation, spatial_dims, include_background, where)
   return reduce_loss(jnp.log1p(values), where=where, weights=weights, reduction=reduction)
+
+
+# --------------------------------------------------------------------------
+# Class distances, class imbalance and calibration.
+
+
+def _safe_power(u, exponent):
+  """``u ** exponent`` for ``u >= 0``, with a zero (not infinite) derivative at 0."""
+  pos = u > 0
+  zero = (jnp.asarray(exponent) == 0).astype(u.dtype)
+  return jnp.where(pos, jnp.power(jnp.where(pos, u, 1.0), exponent), zero)
+
+
+def _ratio(numerator, denominator):
+  ok = denominator != 0
+  return jnp.where(ok, numerator / jnp.where(ok, denominator, 1.0), 0.0)
+
+
+def _cross_entropy_terms(g, log_p):
+  """``-g log p`` per class, 0 where ``g == 0`` (also for a class ruled out with
+  a -inf logit); NaN targets stay NaN."""
+  absent = g == 0
+  return jnp.where(absent, 0.0, -g * jnp.where(absent, 0.0, log_p))
+
+
+def _softmax_classes(x, loss):
+  if x.shape[-1] < 2:
+    raise ValueError(
+      f"{loss} needs at least 2 classes (class 0 the background), got logits.shape={x.shape}; "
+      f"for one binary channel stack a zero background logit: "
+      f"jnp.concatenate([jnp.zeros_like(logits), logits], -1)."
+    )
+  return jax.nn.log_softmax(x, axis=-1)
+
+
+@register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
+def generalized_wasserstein_dice_loss(
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  dist_matrix: ArrayLike | None = None,
+  smooth_nr: float | ArrayLike = 1e-5,
+  smooth_dr: float | ArrayLike = 1e-5,
+  spatial_dims: int = 2,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Generalized Wasserstein Dice loss: Dice with errors measured by a distance between classes.
+
+  .. math::
+     W_i = \sum_{l,k} p_{il} M_{lk} g_{ik},\qquad
+     \mathrm{TP} = \sum_i \sum_l g_{il}\,\alpha_l(\alpha_l - W_i),\qquad
+     \ell = 1 - \frac{2\,\mathrm{TP} + s_{nr}}{2\,\mathrm{TP} + \sum_i W_i + s_{dr}}
+
+  over the pixels of one image, with :math:`p = \operatorname{softmax}(x)`,
+  :math:`M` the class distance matrix (``dist_matrix``, zero diagonal; for a
+  one-hot target :math:`W_i` is the Wasserstein distance between
+  :math:`p_i` and the true class), and :math:`\alpha_l = M_{l0}` each
+  class's distance to the background (class 0), so correctly found
+  background counts as no true positive. Confusing two close classes (two
+  tumour sub-regions) costs less than confusing a class with the
+  background. Without ``dist_matrix`` every pair of classes is at distance 1
+  (:math:`W_i = 1 - p_{i,y_i}`, a Dice loss over the foreground). Evaluated
+  as :math:`(\sum W + s_{dr} - s_{nr}) / (2\mathrm{TP} + \sum W + s_{dr})`;
+  a zero denominator gives 0.
+
+  Differences from MONAI's ``GeneralizedWassersteinDiceLoss``: logits in
+  (the softmax is built in), channels-last, one value per image; the
+  weights :math:`\alpha_l = M_{l0}` are the paper's (MONAI's default
+  weighting is 1 for every foreground class, the same when the foreground
+  classes are at distance 1 from the background); no ``"GDL"`` weighting.
+
+  Args:
+    logits: float ``(..., *spatial, C)``, ``C >= 2``, class 0 the background.
+    labels: integer label map ``(..., *spatial)`` or targets shaped like
+      ``logits``; NaN loss for unmasked labels outside ``[0, C)``.
+    dist_matrix: ``(C, C)`` non-negative class distances with a zero
+      diagonal, usually scaled to a maximum of 1 (traceable); default
+      ``1 - I``.
+    smooth_nr, smooth_dr: non-negative smoothing (traceable).
+    spatial_dims: number of spatial axes (2 or 3; static).
+    where, weights, reduction: the loss contract over images.
+
+  Returns:
+    The reduced loss; per-image losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: bad label shape, ``C < 2``, ``dist_matrix`` not ``(C, C)``.
+    TypeError: integer ``logits``; a float label map.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jaxobj
+    >>> labels = jnp.array([[[0, 1, 2, 2]]])
+    >>> m = jnp.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.2], [1.0, 0.2, 0.0]])
+    >>> swap = 9.0 * jax.nn.one_hot(jnp.array([[[0, 1, 1, 1]]]), 3)  # 2 read as 1
+    >>> lost = 9.0 * jax.nn.one_hot(jnp.array([[[0, 1, 0, 0]]]), 3)  # 2 read as 0
+    >>> f = lambda x: float(jaxobj.generalized_wasserstein_dice_loss(x, labels, dist_matrix=m))
+    >>> print(f(swap) < f(lost))
+    True
+
+  References:
+    Fidon et al., "Generalised Wasserstein Dice Score for Imbalanced
+    Multi-class Segmentation using Holistic Convolutional Networks",
+    BrainLes (MICCAI) 2017. MONAI
+    ``monai.losses.GeneralizedWassersteinDiceLoss``.
+  """
+  checks.check_range("smooth_nr", smooth_nr, low=0.0)
+  checks.check_range("smooth_dr", smooth_dr, low=0.0)
+  x, g, batch = _prepare_logits(logits, labels, spatial_dims, where)
+  num_classes = x.shape[-1]
+  p = jnp.exp(_softmax_classes(x, "generalized_wasserstein_dice_loss"))
+  if dist_matrix is None:
+    m = 1.0 - jnp.eye(num_classes, dtype=x.dtype)
+  else:
+    m = checks.as_float(dist_matrix, "dist_matrix").astype(x.dtype)
+    if m.shape != (num_classes, num_classes):
+      raise ValueError(
+        f"dist_matrix must be (C, C) = ({num_classes}, {num_classes}), one distance per pair "
+        f"of classes of logits, got dist_matrix.shape={m.shape}."
+      )
+  w = jnp.einsum("...l,lk,...k->...", p, m, g)
+  alpha = m[:, 0]
+  true_pos = _image_sum(jnp.sum(g * alpha * (alpha - w[..., None]), axis=-1), batch)
+  errors = _image_sum(w, batch)
+  values = _ratio(errors + smooth_dr - smooth_nr, 2.0 * true_pos + errors + smooth_dr)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+@register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
+def asymmetric_unified_focal_loss(
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  weight: float | ArrayLike = 0.5,
+  delta: float | ArrayLike = 0.7,
+  gamma: float | ArrayLike = 0.5,
+  spatial_dims: int = 2,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Asymmetric unified focal loss: asymmetric focal loss plus asymmetric focal Tversky loss.
+
+  .. math::
+     \ell = \lambda\,\ell_{aF} + (1 - \lambda)\,\ell_{aFT},\qquad
+     \ell_{aF} = \frac{1}{N}\sum_i \Big(-(1-\delta)(1 - p_{i0})^{\gamma} g_{i0}\log p_{i0}
+       - \delta\sum_{c\ge1} g_{ic}\log p_{ic}\Big)
+
+  .. math::
+     \ell_{aFT} = \frac{1}{C}\Big((1 - \mathrm{TI}_0)
+       + \sum_{c\ge1}(1 - \mathrm{TI}_c)^{1-\gamma}\Big),\qquad
+     \mathrm{TI}_c = \frac{\mathrm{TP}_c + \epsilon}{\mathrm{TP}_c + \delta\,\mathrm{FN}_c
+       + (1-\delta)\,\mathrm{FP}_c + \epsilon}
+
+  over the :math:`N` pixels of one image, with :math:`p = \operatorname{softmax}(x)`,
+  soft counts per class, :math:`\epsilon = 10^{-7}`, class 0 the background
+  and the others the rare (foreground) classes (Yeung et al.): the focal
+  modulation is applied to the background only, so the rare classes keep
+  their full gradient, and :math:`\delta` weighs false negatives over false
+  positives. ``weight`` is :math:`\lambda`.
+
+  Differences from MONAI's ``AsymmetricUnifiedFocalLoss``: logits in (the
+  softmax is built in; MONAI clamps probabilities, jaxobj uses log-softmax),
+  channels-last, one value per image, and any number of classes (MONAI's is
+  binary: ``C = 2`` here is its case).
+
+  Args:
+    logits: float ``(..., *spatial, C)``, ``C >= 2``, class 0 the background.
+    labels: integer label map ``(..., *spatial)`` or targets shaped like
+      ``logits``; NaN loss for unmasked labels outside ``[0, C)``.
+    weight: :math:`\lambda` in [0, 1] (traceable).
+    delta: :math:`\delta` in [0, 1], the weight of the rare classes and of
+      false negatives (traceable).
+    gamma: :math:`\gamma` in [0, 1], the focal exponent (traceable).
+    spatial_dims: number of spatial axes (2 or 3; static).
+    where, weights, reduction: the loss contract over images.
+
+  Returns:
+    The reduced loss; per-image losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: bad label shape, ``C < 2``, ``weight``, ``delta`` or
+      ``gamma`` outside [0, 1].
+    TypeError: integer ``logits``; a float label map.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jaxobj
+    >>> labels = jnp.array([[[0, 0, 0, 1]]])
+    >>> perfect = 12.0 * (2 * jax.nn.one_hot(labels, 2) - 1)
+    >>> print(float(jaxobj.asymmetric_unified_focal_loss(perfect, labels)) < 1e-3)
+    True
+
+  References:
+    Yeung et al., "Unified Focal loss: Generalising Dice and cross entropy-based
+    losses to handle class imbalanced medical image segmentation",
+    Computerized Medical Imaging and Graphics 2022. MONAI
+    ``monai.losses.AsymmetricUnifiedFocalLoss``.
+  """
+  checks.check_range("weight", weight, low=0.0, high=1.0)
+  checks.check_range("delta", delta, low=0.0, high=1.0)
+  checks.check_range("gamma", gamma, low=0.0, high=1.0)
+  x, g, batch = _prepare_logits(logits, labels, spatial_dims, where)
+  log_p = _softmax_classes(x, "asymmetric_unified_focal_loss")
+  p = jnp.exp(log_p)
+  q = -jnp.expm1(log_p)  # 1 - p without cancellation near p = 1
+  ce = _cross_entropy_terms(g, log_p)
+  background = (1.0 - delta) * _safe_power(q[..., 0], gamma) * ce[..., 0]
+  focal = _image_mean(background + delta * jnp.sum(ce[..., 1:], axis=-1), batch)
+  pixels = tuple(range(len(batch), x.ndim - 1))
+  tp = jnp.sum(p * g, axis=pixels)
+  fn = jnp.sum(q * g, axis=pixels)
+  fp = jnp.sum(p * (1.0 - g), axis=pixels)
+  miss = delta * fn + (1.0 - delta) * fp
+  one_minus_ti = miss / (tp + miss + 1e-7)  # 1 - TI, exact near TI = 1
+  per_class = jnp.concatenate(
+    [one_minus_ti[..., :1], _safe_power(one_minus_ti[..., 1:], 1.0 - gamma)], axis=-1
+  )
+  values = weight * focal + (1.0 - weight) * jnp.mean(per_class, axis=-1)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+_NACL_DISTANCES = ("l1", "l2")
+
+
+@register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
+def nacl_loss(
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  alpha: float | ArrayLike = 0.1,
+  kernel_size: int = 3,
+  kernel_type: str = "rectangular",
+  sigma: float | ArrayLike = 1.0,
+  distance: str = "l1",
+  spatial_dims: int = 2,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Neighbor-aware calibration (NACL): cross-entropy plus logits pulled to local label shares.
+
+  .. math::
+     \ell = \frac{1}{N}\sum_i -\log p_{i,y_i}
+       + \frac{\alpha}{N C}\sum_{i,c} \big|x_{ic} - s_{ic}\big|^{q},\qquad
+     s_{ic} = \frac{\sum_j k_{j-i}\, g_{jc}}{\sum_j k_{j-i}}
+
+  over the :math:`N` pixels of one image, with :math:`p =
+  \operatorname{softmax}(x)`, :math:`s_i` the share of each class among the
+  labels in the window around pixel :math:`i` (a box of ``kernel_size``
+  pixels per axis or a Gaussian of std ``sigma``, cut at the image borders)
+  and :math:`q = 1` (``distance="l1"``) or 2 (``"l2"``). The penalty keeps
+  the logits near the neighbourhood's label distribution, so predictions at
+  boundaries, where labels mix, are not over-confident (Murugesan et al.);
+  inside uniform regions it pulls the logits towards a one-hot vector.
+  Classes ruled out with a ``-inf`` logit are left out of the penalty.
+
+  Differences from MONAI's ``NACLLoss``: channels-last, one value per image,
+  windows cut at the borders (MONAI pads the one-hot labels with zeros, so its
+  border shares do not sum to 1).
+
+  Args:
+    logits: float ``(..., *spatial, C)``.
+    labels: integer label map ``(..., *spatial)`` or targets shaped like
+      ``logits``; NaN loss for unmasked labels outside ``[0, C)``.
+    alpha: non-negative weight of the penalty (traceable).
+    kernel_size: odd window size in pixels per axis (static).
+    kernel_type: ``"rectangular"`` or ``"gaussian"`` (static).
+    sigma: positive std of the Gaussian window, in pixels (traceable).
+    distance: ``"l1"`` or ``"l2"`` (static).
+    spatial_dims: number of spatial axes (2 or 3; static).
+    where, weights, reduction: the loss contract over images.
+
+  Returns:
+    The reduced loss; per-image losses for ``reduction="none"``.
+
+  Raises:
+    ValueError: bad label shape, an even ``kernel_size``, unknown
+      ``kernel_type`` or ``distance``, negative ``alpha``, non-positive
+      ``sigma``.
+    TypeError: integer ``logits``; a float label map.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jaxobj
+    >>> labels = jnp.array([[[0, 0, 1, 1]]])
+    >>> logits = jnp.zeros((1, 1, 4, 2))
+    >>> ce = jaxobj.softmax_cross_entropy_with_integer_labels(logits[0, 0], labels[0, 0]).mean()
+    >>> nacl = jaxobj.nacl_loss(logits, labels, alpha=0.0)
+    >>> print(bool(jnp.allclose(nacl, ce)))
+    True
+
+  References:
+    Murugesan et al., "Trust your neighbours: Penalty-based constraints for
+    model calibration", MICCAI 2023; Murugesan et al., "Neighbor-Aware
+    Calibration of Segmentation Networks with Penalty-Based Constraints",
+    Medical Image Analysis 2024. MONAI ``monai.losses.NACLLoss``.
+  """
+  checks.check_range("alpha", alpha, low=0.0)
+  checks.check_range("sigma", sigma, low=0.0, low_inclusive=False)
+  checks.check_int("kernel_size", kernel_size, loss="nacl_loss")
+  if kernel_size < 1 or kernel_size % 2 == 0:
+    raise ValueError(
+      f"kernel_size must be a positive odd int (the window is centred on a pixel), got "
+      f"kernel_size={kernel_size!r}."
+    )
+  checks.check_choice("kernel_type", kernel_type, windows.KERNEL_TYPES)
+  checks.check_choice("distance", distance, _NACL_DISTANCES)
+  x, g, batch = _prepare_logits(logits, labels, spatial_dims, where)
+  log_p = jax.nn.log_softmax(x, axis=-1)
+  ce = _image_mean(jnp.sum(_cross_entropy_terms(g, log_p), axis=-1), batch)
+  spatial = x.shape[len(batch) : -1]
+  mats = [windows.window_matrix(n, kernel_size, kernel_type, x.dtype, sigma=sigma) for n in spatial]
+  mass = windows.window_sums(jnp.ones(spatial + (1,), x.dtype), mats, 0)
+  shares = windows.window_sums(g, mats, len(batch)) / mass
+  # A class ruled out with a -inf logit has no logit to pull: it is left out.
+  ruled_out = jnp.isneginf(x)
+  gap = jnp.where(ruled_out, 0.0, x) - shares
+  penalty = jnp.where(ruled_out, 0.0, jnp.abs(gap) if distance == "l1" else jnp.square(gap))
+  values = ce + alpha * _image_mean(penalty, batch)
+  return reduce_loss(values, where=where, weights=weights, reduction=reduction)
