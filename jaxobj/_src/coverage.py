@@ -242,6 +242,51 @@ _PML = (
     note="`z` the L2-normalized embeddings: each one a query ranking the rest of the batch "
     "(Brown et al. 2020); the `-inf` diagonal leaves the query out of its own list",
   ),
+  Row(
+    "ProxyNCALoss",
+    "proxy_nca_loss",
+    note="`softmax_scale` is `scale`; the denominator includes the positive proxy (`exclude_positive=True` gives Movshovitz-Attias et al.'s form)",
+  ),
+  Row(
+    "ProxyAnchorLoss",
+    "proxy_anchor_loss",
+    note="same defaults and mean; `reduction='none'` gives each row its share of the proxies' terms",
+  ),
+  Row(
+    "SoftTripleLoss",
+    "soft_triple_loss",
+    note="`la` is `scale`; centers as `[C, K, D]`; the centers' regularizer with `tau` (0 by default)",
+  ),
+  Row(
+    "LargeMarginSoftmaxLoss",
+    "large_margin_softmax_loss",
+    note="class weights as `[C, D]`; the integer `margin`",
+  ),
+  Row(
+    "SphereFaceLoss",
+    "sphereface_loss",
+    note="class weights as `[C, D]`, normalized",
+  ),
+  Row(
+    "SubCenterArcFaceLoss",
+    "sub_center_arcface_loss",
+    note="the margin in radians; centers as `[C, K, D]`; outlier detection not included",
+  ),
+  Row(
+    "P2SGradLoss",
+    "p2sgrad_loss",
+    note="a sum over classes per row: pytorch-metric-learning's value times C",
+  ),
+  Row(
+    "InstanceLoss",
+    "instance_loss",
+    note="`gamma` is `scale`; every row with the same label is a positive",
+  ),
+  Row(
+    "ThresholdConsistentMarginLoss",
+    "threshold_consistent_margin_loss",
+    note="the TCM regularizer alone: the base loss is another term of the objective",
+  ),
 )
 
 _MONAI = (
@@ -359,23 +404,14 @@ GAPS: dict[str, tuple[str, ...]] = {
     "FastAPLoss",
     "GeneralizedLiftedStructureLoss",
     "HistogramLoss",
-    "InstanceLoss",
     "IntraPairVarianceLoss",
-    "LargeMarginSoftmaxLoss",
     "LiftedStructureLoss",
     "ManifoldLoss",
     "MarginLoss",
     "NCALoss",
-    "P2SGradLoss",
     "PNPLoss",
-    "ProxyAnchorLoss",
-    "ProxyNCALoss",
     "RankedListLoss",
     "SignalToNoiseRatioContrastiveLoss",
-    "SoftTripleLoss",
-    "SphereFaceLoss",
-    "SubCenterArcFaceLoss",
-    "ThresholdConsistentMarginLoss",
     "TupletMarginLoss",
   ),
   "monai": (
