@@ -4,6 +4,9 @@ Each family is a module (``jaxobj.losses.regression``, ...); its public names
 are imported here one by one and listed in ``__all__`` below.
 """
 
+from jaxobj.losses.boxes import (
+  box_giou_loss,
+)
 from jaxobj.losses.calibration import (
   ReliabilityDiagram,
   binary_brier_score,
@@ -306,6 +309,7 @@ __all__ = [
   "bernoulli_reconstruction_loss",
   "binary_brier_score",
   "bound_t12n",
+  "box_giou_loss",
   "bpr_loss",
   "bradley_terry_loss",
   "brier_score",

@@ -1,4 +1,4 @@
-r"""Segmentation losses that look at shape: centerlines (clDice) and boundary distances (Hausdorff).
+r"""Segmentation losses beyond pixel overlap: shape, class distances, imbalance, calibration.
 
 The overlap losses of :mod:`jaxobj.losses.segmentation` count pixels, so a
 one-pixel break in a thin vessel or a far-away false positive costs almost
@@ -7,7 +7,10 @@ compares soft skeletons (centerlines) of the prediction and the target, so
 connectivity of tubular structures counts; the **Hausdorff distance-transform
 losses** weight each pixel's error by its distance to the boundaries, so
 errors far from any boundary (what the Hausdorff distance measures) count the
-most.
+most. The **generalized Wasserstein Dice** measures errors by a distance
+between classes, the **asymmetric unified focal loss** treats the background
+and the rare classes differently, and **NACL** keeps predictions at class
+boundaries calibrated.
 
 **Layout and targets** as in :mod:`jaxobj.losses.segmentation`: logits
 ``(..., *spatial, C)`` channels-last (MONAI's channels-first logits:
