@@ -268,6 +268,64 @@ def ref_histogram(x, y, num_bins=100):
   return np.array(out), np.array(counted)
 
 
+def ref_ranked_list(
+  x,
+  y,
+  margin=0.4,
+  alpha=1.2,
+  neg_temperature=10.0,
+  pos_temperature=0.0,
+  imbalance=0.5,
+  distance="euclidean",
+):
+  x = f64(x)
+  out, counted = [], []
+  for i in range(len(y)):
+    pos, neg = _sets(y, i)
+    if not pos and not neg:
+      out.append(0.0)
+      counted.append(False)
+      continue
+    lp = ln = 0.0
+    viol = [_dist(x[i], x[j], distance) - (alpha - margin) for j in pos]
+    viol = [v for v in viol if v > 0]
+    if viol:
+      w = np.exp(pos_temperature * (np.array(viol) - max(viol)))  # scaled: the ratio is the same
+      lp = np.sum(w * viol) / np.sum(w)
+    viol = [alpha - _dist(x[i], x[k], distance) for k in neg]
+    viol = [v for v in viol if v > 0]
+    if viol:
+      w = np.exp(neg_temperature * (np.array(viol) - max(viol)))  # scaled: the ratio is the same
+      ln = np.sum(w * viol) / np.sum(w)
+    out.append((1 - imbalance) * lp + imbalance * ln)
+    counted.append(True)
+  return np.array(out), np.array(counted)
+
+
+def ref_centroid_triplet(x, y, margin=0.05, distance="squared_euclidean"):
+  x = f64(x)
+
+  def dist(u, v):
+    sq = np.sum((u - v) ** 2)
+    return sq if distance == "squared_euclidean" else np.sqrt(sq)
+
+  out, counted = [], []
+  for i in range(len(y)):
+    pos, neg = _sets(y, i)
+    if not pos or not neg:
+      out.append(0.0)
+      counted.append(False)
+      continue
+    d_pos = dist(x[i], np.mean(x[pos], axis=0))
+    classes = sorted({int(y[k]) for k in neg})
+    terms = [
+      max(0.0, d_pos - dist(x[i], np.mean(x[np.asarray(y) == c], axis=0)) + margin) for c in classes
+    ]
+    out.append(np.mean(terms))
+    counted.append(True)
+  return np.array(out), np.array(counted)
+
+
 LOSSES = {
   "lifted_structure_loss": ref_lifted,
   "generalized_lifted_structure_loss": ref_generalized,
@@ -279,6 +337,8 @@ LOSSES = {
   "snr_contrastive_loss": ref_snr,
   "fast_ap_loss": ref_fast_ap,
   "histogram_loss": ref_histogram,
+  "ranked_list_loss": ref_ranked_list,
+  "centroid_triplet_loss": ref_centroid_triplet,
 }
 
 VALUE_CASES = [(name, {}) for name in LOSSES] + [
@@ -292,6 +352,11 @@ VALUE_CASES = [(name, {}) for name in LOSSES] + [
   ("snr_contrastive_loss", {"pos_margin": 0.5, "neg_margin": 2.0}),
   ("fast_ap_loss", {"num_bins": 3}),
   ("histogram_loss", {"num_bins": 7}),
+  (
+    "ranked_list_loss",
+    {"margin": 1.0, "alpha": 2.5, "pos_temperature": 2.0, "imbalance": 0.3, "distance": "cosine"},
+  ),
+  ("centroid_triplet_loss", {"margin": 2.0, "distance": "euclidean"}),
 ]
 
 
@@ -363,6 +428,14 @@ GRAD_HYPER = {
   "snr_contrastive_loss": {"pos_margin": 0.1, "neg_margin": 1.0},
   "fast_ap_loss": {},
   "histogram_loss": {},
+  "ranked_list_loss": {
+    "margin": 0.4,
+    "alpha": 2.0,
+    "neg_temperature": 1.0,
+    "pos_temperature": 0.5,
+    "imbalance": 0.4,
+  },
+  "centroid_triplet_loss": {"margin": 1.0},
 }
 
 
@@ -396,6 +469,8 @@ EXTREME_CASES = [
   ("snr_contrastive_loss", {}),
   ("fast_ap_loss", {}),
   ("histogram_loss", {}),
+  ("ranked_list_loss", {"alpha": 60.0, "neg_temperature": 1e3}),
+  ("centroid_triplet_loss", {}),
 ]
 
 
@@ -456,6 +531,9 @@ def test_duplicate_embeddings_have_finite_gradients():
     ("tuplet_margin_loss", {"scale": -1.0}, "scale"),
     ("fast_ap_loss", {"num_bins": 0}, "num_bins"),
     ("histogram_loss", {"num_bins": 2.5}, "num_bins"),
+    ("ranked_list_loss", {"imbalance": 1.5}, "imbalance"),
+    ("ranked_list_loss", {"neg_temperature": -1.0}, "neg_temperature"),
+    ("centroid_triplet_loss", {"distance": "cosine"}, "distance"),
   ],
 )
 def test_bad_hyperparameters_are_named(name, kw, match):
@@ -498,3 +576,14 @@ def test_fast_ap_is_one_minus_average_precision_when_distances_sit_on_nodes():
   values = jaxobj.fast_ap_loss(x, y, num_bins=4, reduction="none")
   # Anchor 0 ranks rows 5, 1, 2, 3, 4: its positives (rows 1 and 3) at ranks 2 and 4.
   close(values[0], 1.0 - (1 / 2 + 2 / 4) / 2, atol=1e-5)
+
+
+def test_ranked_list_detached_weights_keep_the_value_and_only_reweigh_gradients():
+  x = _x(9)
+  kw = {"alpha": 2.0, "neg_temperature": 3.0, "pos_temperature": 1.0}
+  exact = jax.value_and_grad(lambda e: jaxobj.ranked_list_loss(e, LABELS, **kw))(x)
+  held = jax.value_and_grad(
+    lambda e: jaxobj.ranked_list_loss(e, LABELS, **kw, detach_weights=True)
+  )(x)
+  close(held[0], exact[0])
+  assert not np.allclose(held[1], exact[1])

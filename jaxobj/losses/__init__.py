@@ -74,6 +74,7 @@ from jaxobj.losses.distribution import (
 )
 from jaxobj.losses.embedding_structure import (
   angular_loss,
+  centroid_triplet_loss,
   fast_ap_loss,
   generalized_lifted_structure_loss,
   histogram_loss,
@@ -81,6 +82,7 @@ from jaxobj.losses.embedding_structure import (
   lifted_structure_loss,
   margin_loss,
   nca_loss,
+  ranked_list_loss,
   snr_contrastive_loss,
   tuplet_margin_loss,
 )
@@ -315,6 +317,7 @@ __all__ = [
   "brier_score",
   "brier_score_with_integer_labels",
   "categorical_hinge",
+  "centroid_triplet_loss",
   "chunked_clip_loss",
   "chunked_siglip_loss",
   "circle_loss",
@@ -441,6 +444,7 @@ __all__ = [
   "pseudo_huber_loss",
   "quantile_loss",
   "r1_penalty",
+  "ranked_list_loss",
   "recall_metric",
   "reliability_diagram",
   "retrieval_accuracy",

@@ -44,6 +44,7 @@ from jaxobj.registry import register
 
 __all__ = [
   "angular_loss",
+  "centroid_triplet_loss",
   "fast_ap_loss",
   "generalized_lifted_structure_loss",
   "histogram_loss",
@@ -51,6 +52,7 @@ __all__ = [
   "lifted_structure_loss",
   "margin_loss",
   "nca_loss",
+  "ranked_list_loss",
   "snr_contrastive_loss",
   "tuplet_margin_loss",
 ]
@@ -849,3 +851,203 @@ def histogram_loss(
   n_neg = jnp.sum(neg, axis=1)
   values = jnp.sum(jnp.where(neg, at_s, 0.0), axis=1) / jnp.maximum(n_neg, 1).astype(s.dtype)
   return lb.reduce_anchors(values, (n_neg > 0) & (n_pairs > 0), shape, weights, reduction)
+
+
+# --------------------------------------------------------------------------
+# Ranked list and class centroids.
+
+
+def _nan_in_pairs(d, pairs):
+  """NaN for anchors with a NaN distance among their pairs (a set selected by
+  comparing distances would silently drop it), 0 otherwise."""
+  return jnp.where(jnp.any(pairs & jnp.isnan(d), axis=1), jnp.nan, 0.0)
+
+
+def _weighted_mean(violation, keep, temperature, detach):
+  """Per row, the mean of ``violation`` over ``keep`` weighted by
+  ``exp(temperature * violation)`` (a softmax, so no weight overflows); 0 if none."""
+  logits = temperature * violation
+  if detach:
+    logits = jax.lax.stop_gradient(logits)
+  lse, has = lb.masked_logsumexp(logits, keep)
+  lse = jnp.where(has, lse, 0.0)
+  w = jnp.where(keep, jnp.exp(jnp.where(keep, logits - lse[:, None], 0.0)), 0.0)
+  return jnp.sum(w * jnp.where(keep, violation, 0.0), axis=1)
+
+
+@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
+def ranked_list_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float | ArrayLike = 0.4,
+  alpha: float | ArrayLike = 1.2,
+  neg_temperature: float | ArrayLike = 10.0,
+  pos_temperature: float | ArrayLike = 0.0,
+  imbalance: float | ArrayLike = 0.5,
+  detach_weights: bool = False,
+  distance: str = "euclidean",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Ranked list loss (Wang et al. 2019): positives inside alpha - m, negatives beyond alpha.
+
+  .. math::
+     \ell_i = (1 - \lambda) \frac{\sum_{j \in P^*_i} w_{ij}\,(D_{ij} - (\alpha - m))}
+       {\sum_{j \in P^*_i} w_{ij}}
+       + \lambda \frac{\sum_{k \in N^*_i} w_{ik}\,(\alpha - D_{ik})}{\sum_{k \in N^*_i} w_{ik}}
+
+  with :math:`w_{ij} = e^{T_p (D_{ij} - (\alpha - m))}` on the positives
+  farther than :math:`\alpha - m` (:math:`P^*_i`) and
+  :math:`w_{ik} = e^{T_n (\alpha - D_{ik})}` on the negatives closer than
+  :math:`\alpha` (:math:`N^*_i`); an empty set adds 0. :math:`D` is the
+  Euclidean distance (``distance`` as in :func:`jaxobj.batch_hard_triplet_loss`).
+  The paper and pytorch-metric-learning's ``RankedListLoss`` (the same
+  parameters; its ``alpha=None`` means :math:`1 + m/2`) L2-normalise the
+  embeddings (:math:`\alpha = 1.2` suits distances in :math:`[0, 2]`): pass
+  normalised embeddings for the same scale. The weighted means are softmaxes,
+  so a large temperature does not overflow. By default the gradient is the
+  value's exact derivative, weights included; ``detach_weights=True`` holds
+  the weights constant (they then only re-weigh the pairs' gradients).
+
+  An anchor without any other row is left out of the mean.
+
+  Args:
+    embeddings: float array ``[..., D]``; leading axes are flattened into one batch.
+    labels: integer array ``embeddings.shape[:-1]``.
+    margin: :math:`m`, the gap between the positive and negative boundaries (traceable).
+    alpha: :math:`\alpha`, the negative boundary (traceable).
+    neg_temperature: :math:`T_n \ge 0` (traceable).
+    pos_temperature: :math:`T_p \ge 0`; 0 weighs the positives equally (traceable).
+    imbalance: :math:`\lambda \in [0, 1]`, the negatives' share (traceable).
+    detach_weights: hold the weights constant in the gradient (static).
+    distance: ``"euclidean"`` (default), ``"squared_euclidean"`` or ``"cosine"`` (static).
+    where: mask over the rows; a masked row is removed from the batch.
+    weights: per-anchor weights; the mean is over anchors with at least one pair.
+    reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-anchor losses (``labels.shape``) for ``"none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, unknown
+      ``distance``, a negative temperature, ``imbalance`` outside [0, 1].
+    TypeError: integer embeddings or floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.5]])
+    >>> print(jaxobj.ranked_list_loss(x, jnp.array([0, 0, 1]), reduction="none"))
+    [0.45   0.141  0.3494]
+
+  References:
+    Wang, Hua, Kodirov, Hu, Garnier and Robertson, "Ranked List Loss for Deep
+    Metric Learning", CVPR 2019.
+  """
+  checks.check_range("neg_temperature", neg_temperature, low=0.0)
+  checks.check_range("pos_temperature", pos_temperature, low=0.0)
+  checks.check_range("imbalance", imbalance, low=0.0, high=1.0)
+  d, pos, neg, shape = lb.distances_and_masks(embeddings, labels, where, distance)
+  a, m = jnp.asarray(alpha, d.dtype), jnp.asarray(margin, d.dtype)
+  pos_violation = d - (a - m)
+  neg_violation = a - d
+  loss_pos = _weighted_mean(
+    pos_violation, pos & (pos_violation > 0), pos_temperature, detach_weights
+  )
+  loss_neg = _weighted_mean(
+    neg_violation, neg & (neg_violation > 0), neg_temperature, detach_weights
+  )
+  values = (1.0 - imbalance) * loss_pos + imbalance * loss_neg + _nan_in_pairs(d, pos | neg)
+  return lb.reduce_anchors(values, jnp.any(pos | neg, axis=1), shape, weights, reduction)
+
+
+@register(
+  "metric_learning", inputs=structure_examples.CLUSTERED_LABELLED_EMBEDDINGS, couples_rows=True
+)
+def centroid_triplet_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float | ArrayLike = 0.05,
+  distance: str = "squared_euclidean",
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""Centroid triplet loss (Wieczorek et al. 2021): each anchor against class centroids.
+
+  .. math::
+     \ell_i = \frac{1}{|K_i|} \sum_{k \in K_i}
+       \max\big(0,\ d(x_i, c^{-i}_{y_i}) - d(x_i, c_k) + m\big)
+
+  with :math:`c^{-i}_{y_i}` the mean of the *other* rows of anchor
+  :math:`i`'s class (the anchor is left out of its own centroid),
+  :math:`c_k` the mean of the rows of class :math:`k`, :math:`K_i` the other
+  classes of the batch and :math:`d` the squared Euclidean distance
+  (``"euclidean"`` for its square root). Comparing with centroids instead of
+  single rows makes the loss less sensitive to one unrepresentative sample.
+  The mean over anchors of pytorch-metric-learning's ``CentroidTripletLoss``
+  (the same default margin; one term per anchor and other class) is this
+  loss with ``weights`` equal to each anchor's number of other classes; its
+  default distance L2-normalises the embeddings first. Centroids are
+  computed with one matmul over the class-membership matrix, distances as a
+  Gram matrix at full precision (centred on the batch mean).
+
+  A row alone in its class has no positive centroid: it is no anchor (left
+  out of the mean) but its centroid is a negative for the others.
+
+  Args:
+    embeddings: float array ``[..., D]``; leading axes are flattened into one batch.
+    labels: integer array ``embeddings.shape[:-1]``.
+    margin: :math:`m`, non-negative (traceable).
+    distance: ``"squared_euclidean"`` (default) or ``"euclidean"`` (static).
+    where: mask over the rows; a masked row is removed from the batch.
+    weights: per-anchor weights; the mean is over anchors with a positive and another class.
+    reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-anchor losses (``labels.shape``) for ``"none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, unknown
+      ``distance``, ``margin < 0``.
+    TypeError: integer embeddings or floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[0.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 2.0]])
+    >>> # anchor 0: positive centroid (2, 0) at 4, negative centroid (0, 1.5) at 2.25
+    >>> print(jaxobj.centroid_triplet_loss(x, jnp.array([0, 0, 1, 1]), reduction="none"))
+    [1.8 0.  0.  0. ]
+
+  References:
+    Wieczorek, Rychalska and Dąbrowski, "On the Unreasonable Effectiveness of
+    Centroids in Image Retrieval", ICONIP 2021.
+  """
+  checks.check_range("margin", margin, low=0.0)
+  checks.check_choice("distance", distance, ("squared_euclidean", "euclidean"))
+  (x,), y, valid, shape = lb.labelled_batch(("embeddings",), (embeddings,), labels, where)
+  pos, neg = lb.positives_negatives(y, valid)
+  members = (y[:, None] == y[None, :]) & valid[:, None] & valid[None, :]
+  size = jnp.sum(members, axis=1).astype(x.dtype)  # rows in each row's class
+  # Distances are translation-invariant: centre on the batch mean (held constant).
+  count = jnp.maximum(jnp.sum(valid), 1).astype(x.dtype)
+  z = x - jax.lax.stop_gradient(jnp.sum(jnp.where(valid[:, None], x, 0.0), axis=0) / count)
+  z = jnp.where(valid[:, None], z, 0.0)
+  class_sum = lb.gram(members.astype(z.dtype), z.T)  # row i: the sum over its class
+  centroid = class_sum / jnp.maximum(size, 1.0)[:, None]  # row j: its class's centroid
+  others = jnp.maximum(size - 1.0, 1.0)[:, None]
+  own = (class_sum - z) / others  # row i: its class's centroid without it
+  d_pos = lb.sq_norm(z - own)
+  sq = lb.sq_norm(z)
+  d_neg = jnp.maximum(sq[:, None] + lb.sq_norm(centroid)[None, :] - 2.0 * lb.gram(z, centroid), 0.0)
+  if distance == "euclidean":
+    d_pos, d_neg = lb.safe_sqrt(d_pos), lb.safe_sqrt(d_neg)
+  hinge = jax.nn.relu(d_pos[:, None] - d_neg + margin)
+  # Every row of a negative class carries 1/size of that class's term.
+  share = jnp.where(neg, 1.0 / jnp.maximum(size, 1.0)[None, :], 0.0)
+  n_classes = jnp.sum(share, axis=1)
+  values = jnp.sum(share * hinge, axis=1) / jnp.maximum(n_classes, 1.0)
+  has = jnp.any(pos, axis=1) & jnp.any(neg, axis=1)
+  return lb.reduce_anchors(values, has, shape, weights, reduction)
