@@ -326,6 +326,35 @@ def ref_centroid_triplet(x, y, margin=0.05, distance="squared_euclidean"):
   return np.array(out), np.array(counted)
 
 
+def _sigmoid(t):
+  return 0.5 * (1.0 + math.tanh(0.5 * t))
+
+
+def ref_pnp(x, y, variant="O", anneal=0.01, b=2.0, alpha=1.0):
+  x = f64(x)
+  f = {
+    "O": lambda r: r,
+    "Iu": lambda r: (1 + r) * math.log(1 + r),
+    "Ib": lambda r: (b * r - math.log(1 + b * r)) / b**2,
+    "Ds": lambda r: math.log(1 + r),
+    "Dq": lambda r: 1 - (1 + r) ** -alpha,
+  }[variant]
+  out, counted = [], []
+  for q in range(len(y)):
+    pos, neg = _sets(y, q)
+    if not pos:
+      out.append(0.0)
+      counted.append(False)
+      continue
+    terms = []
+    for i in pos:
+      r = sum(_sigmoid((_cos(x[q], x[n]) - _cos(x[q], x[i])) / anneal) for n in neg)
+      terms.append(f(r))
+    out.append(np.mean(terms))
+    counted.append(True)
+  return np.array(out), np.array(counted)
+
+
 LOSSES = {
   "lifted_structure_loss": ref_lifted,
   "generalized_lifted_structure_loss": ref_generalized,
@@ -339,6 +368,7 @@ LOSSES = {
   "histogram_loss": ref_histogram,
   "ranked_list_loss": ref_ranked_list,
   "centroid_triplet_loss": ref_centroid_triplet,
+  "pnp_loss": ref_pnp,
 }
 
 VALUE_CASES = [(name, {}) for name in LOSSES] + [
@@ -357,6 +387,10 @@ VALUE_CASES = [(name, {}) for name in LOSSES] + [
     {"margin": 1.0, "alpha": 2.5, "pos_temperature": 2.0, "imbalance": 0.3, "distance": "cosine"},
   ),
   ("centroid_triplet_loss", {"margin": 2.0, "distance": "euclidean"}),
+  ("pnp_loss", {"variant": "Iu", "anneal": 0.3}),
+  ("pnp_loss", {"variant": "Ib", "anneal": 0.5, "b": 3.0}),
+  ("pnp_loss", {"variant": "Ds", "anneal": 0.2}),
+  ("pnp_loss", {"variant": "Dq", "anneal": 0.1, "alpha": 2.0}),
 ]
 
 
@@ -436,6 +470,7 @@ GRAD_HYPER = {
     "imbalance": 0.4,
   },
   "centroid_triplet_loss": {"margin": 1.0},
+  "pnp_loss": {"anneal": 0.5},
 }
 
 
@@ -471,6 +506,7 @@ EXTREME_CASES = [
   ("histogram_loss", {}),
   ("ranked_list_loss", {"alpha": 60.0, "neg_temperature": 1e3}),
   ("centroid_triplet_loss", {}),
+  ("pnp_loss", {"variant": "Dq", "anneal": 1e-4}),
 ]
 
 
@@ -534,6 +570,9 @@ def test_duplicate_embeddings_have_finite_gradients():
     ("ranked_list_loss", {"imbalance": 1.5}, "imbalance"),
     ("ranked_list_loss", {"neg_temperature": -1.0}, "neg_temperature"),
     ("centroid_triplet_loss", {"distance": "cosine"}, "distance"),
+    ("pnp_loss", {"variant": "D"}, "variant"),
+    ("pnp_loss", {"anneal": 0.0}, "anneal"),
+    ("pnp_loss", {"alpha": 0.0}, "alpha"),
   ],
 )
 def test_bad_hyperparameters_are_named(name, kw, match):

@@ -52,6 +52,7 @@ __all__ = [
   "lifted_structure_loss",
   "margin_loss",
   "nca_loss",
+  "pnp_loss",
   "ranked_list_loss",
   "snr_contrastive_loss",
   "tuplet_margin_loss",
@@ -1051,3 +1052,111 @@ def centroid_triplet_loss(
   values = jnp.sum(share * hinge, axis=1) / jnp.maximum(n_classes, 1.0)
   has = jnp.any(pos, axis=1) & jnp.any(neg, axis=1)
   return lb.reduce_anchors(values, has, shape, weights, reduction)
+
+
+# --------------------------------------------------------------------------
+# Average precision: penalising negatives before positives.
+
+PNP_VARIANTS = ("O", "Iu", "Ib", "Ds", "Dq")
+
+
+@register("metric_learning", inputs=examples.LABELLED_EMBEDDINGS, couples_rows=True)
+def pnp_loss(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  variant: str = "O",
+  anneal: float | ArrayLike = 0.01,
+  b: float | ArrayLike = 2.0,
+  alpha: float | ArrayLike = 1.0,
+  where: ArrayLike | None = None,
+  weights: ArrayLike | None = None,
+  reduction: str = "mean",
+) -> Reduced:
+  r"""PNP loss (Li et al. 2022): penalise the negatives ranked before each positive.
+
+  .. math::
+     \ell_q = \frac{1}{|P_q|} \sum_{i \in P_q} f\big(R_{qi}\big),\qquad
+     R_{qi} = \sum_{n \in N_q} \sigma\Big(\frac{s_{qn} - s_{qi}}{\tau}\Big)
+
+  with :math:`s` the cosine similarities, :math:`\sigma` the logistic
+  sigmoid and :math:`\tau` the annealing temperature, so :math:`R_{qi}` is a
+  smooth count of the negatives that query :math:`q` ranks above its
+  positive :math:`i`; :math:`P_q` are the other rows with the query's label
+  and :math:`N_q` the rows with another label. ``variant`` picks :math:`f`,
+  the paper's eqs. 5, 7, 9, 12 and 13:
+
+  * ``"O"``: :math:`R`;
+  * ``"Iu"``: :math:`(1 + R)\log(1 + R)` (increasing gradients);
+  * ``"Ib"``: :math:`(bR - \log(1 + bR)) / b^2`;
+  * ``"Ds"``: :math:`\log(1 + R)` (decreasing gradients);
+  * ``"Dq"``: :math:`1 - (1 + R)^{-\alpha}` (the paper's recommended form,
+    with :math:`\alpha \ge 1`; any :math:`\alpha > 0` is accepted).
+
+  pytorch-metric-learning's ``PNPLoss`` (the same parameters and default
+  variant) counts the query among its own positives, as the authors' code
+  does; here, as in the paper's definitions, a query is not its own
+  positive. The smooth counts for one query are a ``[B, B]`` matrix, one
+  query at a time (``lax.map``), so memory stays :math:`O(B^2)`.
+
+  An anchor without a positive is left out of the mean.
+
+  Args:
+    embeddings: float array ``[..., D]``; leading axes are flattened into one batch.
+    labels: integer array ``embeddings.shape[:-1]``.
+    variant: ``"O"`` (default), ``"Iu"``, ``"Ib"``, ``"Ds"`` or ``"Dq"`` (static).
+    anneal: :math:`\tau > 0` (traceable).
+    b: :math:`b > 0`, for ``"Ib"`` (traceable).
+    alpha: :math:`\alpha > 0`, for ``"Dq"`` (traceable).
+    where: mask over the rows; a masked row is removed from the batch.
+    weights: per-anchor weights; the mean is over anchors with a positive.
+    reduction: the loss contract (:func:`jaxobj.reduce_loss`).
+
+  Returns:
+    The reduced loss; per-anchor losses (``labels.shape``) for ``"none"``.
+
+  Raises:
+    ValueError: ``labels.shape != embeddings.shape[:-1]``, unknown
+      ``variant``, ``anneal <= 0``, ``b <= 0`` or ``alpha <= 0``.
+    TypeError: integer embeddings or floating labels.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxobj
+    >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]])
+    >>> # rows 0 and 1 each rank the negative (row 2) above their positive
+    >>> print(jaxobj.pnp_loss(x, jnp.array([0, 0, 1]), reduction="none"))
+    [1. 1. 0.]
+
+  References:
+    Li, Bai, Xu, Wu and Li, "Rethinking the Optimization of Average
+    Precision: Only Penalizing Negative Instances before Positive Ones is
+    Enough", AAAI 2022.
+  """
+  checks.check_choice("variant", variant, PNP_VARIANTS)
+  checks.check_range("anneal", anneal, low=0.0, low_inclusive=False)
+  checks.check_range("b", b, low=0.0, low_inclusive=False)
+  checks.check_range("alpha", alpha, low=0.0, low_inclusive=False)
+  (x,), y, valid, shape = lb.labelled_batch(("embeddings",), (embeddings,), labels, where)
+  pos, neg = lb.positives_negatives(y, valid)
+  s = lb.cosine_matrix(x)
+  tau = jnp.asarray(anneal, s.dtype)
+
+  def counts(row):  # R[q, i] for one query: [i, n] sigmoids summed over its negatives
+    s_q, neg_q = row
+    ahead = jax.nn.sigmoid((s_q[None, :] - s_q[:, None]) / tau)
+    return jnp.sum(jnp.where(neg_q[None, :], ahead, 0.0), axis=1)
+
+  r = jax.lax.map(counts, (s, neg))
+  if variant == "O":
+    f = r
+  elif variant == "Iu":
+    f = (1.0 + r) * jnp.log1p(r)
+  elif variant == "Ib":
+    br = b * r
+    f = (br - jnp.log1p(br)) / jnp.square(b)
+  elif variant == "Ds":
+    f = jnp.log1p(r)
+  else:
+    f = 1.0 - jnp.exp(-jnp.asarray(alpha, r.dtype) * jnp.log1p(r))
+  values = _pair_mean(f, pos)
+  return lb.reduce_anchors(values, jnp.any(pos, axis=1), shape, weights, reduction)
