@@ -2,9 +2,9 @@
 
 ``DeepSupervisionLoss``, ``MultiScaleLoss``, ``JukeboxLoss`` and ``SURELoss``
 wrap another loss or a model, so jaxobj has no registered counterpart: each
-is one expression over existing losses, written here exactly as the
-coverage table gives it, and compared with a NumPy/SciPy reference written
-from its definition.
+is one expression over existing losses and ``jnp``, written here exactly as
+the coverage table gives it, evaluated verbatim and compared with a
+NumPy/SciPy reference written from its definition.
 """
 
 from __future__ import annotations
@@ -16,6 +16,29 @@ from scipy import ndimage
 from scipy.special import softmax
 
 import jaxobj
+
+RECIPES = {
+  "DeepSupervisionLoss": (
+    "dice_loss(out1, labels) + 0.5 * dice_loss(out2, labels[:, ::2, ::2])"
+    " + 0.25 * dice_loss(out3, labels[:, ::4, ::4])"
+  ),
+  "MultiScaleLoss": (
+    "jnp.mean(jnp.stack([squared_error(p, t), squared_error("
+    'jnp.einsum("ih,jw,bhwc->bijc", k, k, p), jnp.einsum("ih,jw,bhwc->bijc", k, k, t))]))'
+  ),
+  "JukeboxLoss": (
+    'squared_error(jnp.abs(jnp.fft.fftn(x, axes=(1, 2), norm="ortho")),'
+    ' jnp.abs(jnp.fft.fftn(y, axes=(1, 2), norm="ortho")))'
+  ),
+  "SURELoss": (
+    "squared_error(out, y) - sigma**2 + 2 * sigma**2 * jnp.vdot(b, out_b - out) / (eps * y.size)"
+  ),
+}
+
+
+def _recipe(name, **values):
+  names = {n: getattr(jaxobj, n) for n in jaxobj.__all__}
+  return eval(RECIPES[name], {"jnp": jnp, **names}, values)
 
 
 def _np_dice(logits, labels, eps=1e-5):
@@ -32,46 +55,35 @@ def test_deep_supervision_recipe():
   the target downsampled by nearest neighbour (a strided slice) to each output."""
   rng = np.random.default_rng(5)
   labels = rng.integers(0, 3, (6, 8, 8)).astype(np.int32)
-  outputs = [rng.standard_normal((6, 8 // s, 8 // s, 3)).astype(np.float32) for s in (1, 2, 4)]
-  weights, strides = (1.0, 0.5, 0.25), (1, 2, 4)
-  recipe = sum(
-    w * jaxobj.dice_loss(out, labels[:, ::s, ::s]) for w, s, out in zip(weights, strides, outputs)
+  out1, out2, out3 = (
+    rng.standard_normal((6, 8 // s, 8 // s, 3)).astype(np.float32) for s in (1, 2, 4)
   )
-  want = sum(w * _np_dice(out, labels[:, ::s, ::s]) for w, s, out in zip(weights, strides, outputs))
+  recipe = _recipe("DeepSupervisionLoss", out1=out1, out2=out2, out3=out3, labels=labels)
+  levels = zip((1.0, 0.5, 0.25), (1, 2, 4), (out1, out2, out3))
+  want = sum(w * _np_dice(out, labels[:, ::s, ::s]) for w, s, out in levels)
   np.testing.assert_allclose(recipe, want, rtol=1e-5)
 
 
-def _blur(x, sigma):
-  """A Gaussian filter of std ``sigma`` over the spatial axes of ``(B, H, W, C)``
-  images (zero padding, truncated at 3 sigma); ``sigma = 0`` is the identity."""
-  if sigma == 0:
-    return x
+def _filter_matrix(n, sigma):
+  """The ``(n, n)`` matrix of a Gaussian filter of std ``sigma``: row ``i`` the
+  normalized kernel (truncated at 3 sigma) centred at pixel ``i``, zero padding."""
   r = int(3 * sigma + 0.5)
-  k = jnp.exp(-0.5 * (jnp.arange(-r, r + 1) / sigma) ** 2)
+  k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
   k = k / k.sum()
-  n = x.shape[1]
-  off = jnp.arange(n)[None, :] - jnp.arange(n)[:, None] + r
-  m = jnp.where((off >= 0) & (off <= 2 * r), k[jnp.clip(off, 0, 2 * r)], 0.0)
-  return jnp.einsum("iw,bhwc->bhic", m, jnp.einsum("ih,bhwc->biwc", m, x))
+  off = np.arange(n)[None, :] - np.arange(n)[:, None] + r
+  return np.where((off >= 0) & (off <= 2 * r), k[np.clip(off, 0, 2 * r)], 0.0).astype(np.float32)
 
 
 def test_multi_scale_recipe():
-  """MultiScaleLoss(loss, scales, kernel="gaussian"): the mean over scales of the loss
-  between both images blurred by a Gaussian of std ``scale``."""
+  """MultiScaleLoss(loss, scales=[0, s], kernel="gaussian"): the mean over scales of the
+  loss between both images blurred by a Gaussian of std ``s`` (scale 0: no blur)."""
   rng = np.random.default_rng(6)
   p, t = (rng.uniform(0, 1, (6, 8, 8, 2)).astype(np.float32) for _ in range(2))
-  scales = (0, 1, 2)
-  recipe = jnp.mean(
-    jnp.stack([jaxobj.squared_error(_blur(p, s), _blur(t, s)).mean() for s in scales])
-  )
-
-  def ref_blur(a, s):
-    if s == 0:
-      return a
-    return ndimage.gaussian_filter(a, (0, s, s, 0), mode="constant", truncate=3.0)
-
+  s = 1.5
+  recipe = _recipe("MultiScaleLoss", p=p, t=t, k=_filter_matrix(8, s))
   p64, t64 = p.astype(np.float64), t.astype(np.float64)
-  want = np.mean([((ref_blur(p64, s) - ref_blur(t64, s)) ** 2).mean() for s in scales])
+  blur = lambda a: ndimage.gaussian_filter(a, (0, s, s, 0), mode="constant", truncate=3.0)  # noqa: E731
+  want = np.mean([((p64 - t64) ** 2).mean(), ((blur(p64) - blur(t64)) ** 2).mean()])
   np.testing.assert_allclose(recipe, want, rtol=1e-5)
 
 
@@ -80,17 +92,16 @@ def test_jukebox_recipe():
   amplitudes of the spatial FFTs."""
   rng = np.random.default_rng(7)
   x, y = (rng.standard_normal((6, 8, 8, 1)).astype(np.float32) for _ in range(2))
-  amplitude = lambda a: jnp.abs(jnp.fft.fftn(a, axes=(1, 2), norm="ortho"))  # noqa: E731
-  recipe = jaxobj.squared_error(amplitude(x), amplitude(y)).mean()
+  recipe = _recipe("JukeboxLoss", x=x, y=y)
   ref = lambda a: np.abs(np.fft.fftn(np.asarray(a, np.float64), axes=(1, 2), norm="ortho"))  # noqa: E731
   np.testing.assert_allclose(recipe, ((ref(x) - ref(y)) ** 2).mean(), rtol=1e-5)
-  grad = jax.grad(lambda x: jaxobj.squared_error(amplitude(x), amplitude(y)).mean())(x)
+  grad = jax.grad(lambda x: _recipe("JukeboxLoss", x=x, y=y))(x)
   assert np.all(np.isfinite(np.asarray(grad)))
 
 
 def test_sure_recipe():
   """Stein's unbiased risk estimate of a denoiser ``f`` on ``y = x + N(0, sigma^2)``, with
-  the Monte-Carlo divergence of Ramani et al. (2008); unbiased for the true MSE."""
+  the Monte-Carlo divergence of Ramani et al. (2008); it tracks the true MSE."""
   rng = np.random.default_rng(8)
   clean = rng.uniform(0, 1, (6, 8, 8, 1))
   sigma, eps = 0.1, 1e-2
@@ -98,19 +109,15 @@ def test_sure_recipe():
   b = rng.standard_normal(y.shape).astype(np.float32)
   w = np.float32(0.7)
 
-  def f(y):  # a linear shrinkage denoiser, exact divergence w * y.size
+  def f(y):  # a linear shrinkage denoiser
     return w * y + (1 - w) * 0.5
 
-  recipe = (
-    jaxobj.squared_error(f(y), y).mean()
-    - sigma**2
-    + 2 * sigma**2 * jnp.vdot(b, f(y + eps * b) - f(y)) / (eps * y.size)
-  )
+  out, out_b = f(y), f(y + eps * b)  # the denoiser at y and at y perturbed along b
+  recipe = _recipe("SURELoss", out=out, out_b=out_b, y=y, b=b, sigma=sigma, eps=eps)
   y64 = y.astype(np.float64)
   # f is linear: the Monte-Carlo divergence is exactly w * mean(b^2).
   divergence = w * np.mean(b.astype(np.float64) ** 2)
   want = ((f(y64) - y64) ** 2).mean() - sigma**2 + 2 * sigma**2 * divergence
   np.testing.assert_allclose(recipe, want, rtol=1e-4)
-  # The estimate tracks the true risk, which it cannot see.
-  true_mse = ((f(y64) - clean) ** 2).mean()
+  true_mse = ((f(y64) - clean) ** 2).mean()  # which the estimate cannot see
   assert abs(float(recipe) - true_mse) < 0.2 * true_mse
