@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from references import close
-from scipy.special import expit, log_softmax, logsumexp, softmax
+from scipy.special import expit, log_expit, log_softmax, logsumexp, softmax
 from test_ranking import (
   draw,
   ref_gains,
@@ -24,6 +24,7 @@ from test_ranking import (
   ref_mean,
   ref_per_list,
   ref_ranks,
+  ref_softmax,
 )
 
 import jaxobj
@@ -668,6 +669,19 @@ def test_per_list_values_match_rax():
         getattr(jaxobj, name)(s, y, segment_ids=seg).reshape(B, L * L),
         getattr(rax, name)(s, y, segments=seg),
       )
+    # reduce_fn=None: per item, per pair (rax flattens the pair axes), per segment.
+    pairs["per_item"] = (
+      jaxobj.pointwise_sigmoid_loss(s, y, item_where=mask, per_item=True, reduction="none"),
+      rax.pointwise_sigmoid_loss(s, y, where=mask, reduce_fn=None),
+    )
+    for name, switch in (("pairwise_qr_loss", "per_pair"), ("unique_softmax_loss", "per_segment")):
+      got = getattr(jaxobj, name)(
+        s, y, item_where=mask, segment_ids=seg, reduction="none", **{switch: True}
+      )
+      pairs[switch] = (
+        got.reshape(B, -1),
+        getattr(rax, name)(s, y, where=mask, segments=seg, reduce_fn=None),
+      )
     pairs["lambdarank"] = (
       jaxobj.pairwise_logistic_loss(s, y, lambdaweight=lw, reduction="none"),
       jax.vmap(lambda a, b: rax.pairwise_logistic_loss(a, b, lambdaweight_fn=lw_rax))(s, y),
@@ -684,3 +698,186 @@ def test_per_list_values_match_rax():
   with jax.enable_x64(True):
     for name, (got, want) in jax.device_get(run(s, y, mask, seg)).items():
       np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+# --------------------------------------------------------------------------
+# Per-item, per-pair and per-segment values (rax's reduce_fn=None layouts).
+
+
+def _sigmoid_item(s, y):
+  c = np.clip(y, 0.0, 1.0)
+  return -(c * log_expit(s) + (1.0 - c) * log_expit(-s))
+
+
+# name -> (switch, float64 reference, whether it takes item_weights, extra kwargs).
+# The pairwise losses share one per-pair path: three of them cover it.
+# "item": f(s_i, y_i); "pair": (f(s_i - s_j, y_i - y_j), every ordered pair counts);
+# "segment": a segment's value from its valid items, in order.
+UNREDUCED = {
+  "pointwise_mse_loss": ("item", lambda s, y: (s - y) ** 2, True, {}),
+  "pointwise_sigmoid_loss": ("item", _sigmoid_item, True, {}),
+  "pairwise_logistic_loss(labeldiff)": (
+    "pair",
+    (lambda ds, dy: abs(dy) * np.logaddexp(0.0, -ds), False),
+    True,
+    {"lambdaweight": jaxobj.labeldiff_lambdaweight},
+  ),
+  "pairwise_hinge_loss": ("pair", (lambda ds, dy: max(0.0, 1.0 - ds), False), True, {}),
+  "pairwise_mse_loss": ("pair", (lambda ds, dy: (ds - dy) ** 2, True), True, {}),
+  "softmax_loss": ("segment", ref_softmax, True, {}),
+  "poly1_softmax_loss": ("segment", ref_poly1, True, {}),
+  "unique_softmax_loss": ("segment", ref_unique, True, {}),
+  "listmle_loss": ("segment", lambda s, y, w: ref_listmle(s, y), False, {}),
+}
+SWITCH = {"item": "per_item", "pair": "per_pair", "segment": "per_segment"}
+
+
+def ref_unreduced(name, s, y, keep, seg, w):
+  """One list's per-item ``[L]``, per-pair ``[L, L]`` or per-segment ``[L]``
+  values (0 where nothing counts), and which entries count."""
+  kind, ref, _, _ = UNREDUCED[name]
+  n = len(s)
+  if kind == "item":
+    out = np.where(keep, ref(np.where(keep, s, 0.0), y) * w, 0.0)
+    return out, keep
+  if kind == "pair":
+    pair, all_pairs = ref
+    out, counted = np.zeros((n, n)), np.zeros((n, n), bool)
+    for i in range(n):
+      for j in range(n):
+        if keep[i] and keep[j] and seg[i] == seg[j] and (all_pairs or y[i] > y[j]):
+          out[i, j] = w[i] * pair(s[i] - s[j], y[i] - y[j])
+          counted[i, j] = True
+    return out, counted
+  out, counted = np.zeros(n), np.zeros(n, bool)
+  for g in np.unique(seg[keep]):
+    idx = np.flatnonzero(keep & (seg == g))
+    out[idx[0]] = ref(s[idx], y[idx], w[idx])
+    counted[idx[0]] = True
+  return out, counted
+
+
+NAN_CHECKED = ("pointwise_mse_loss", "pairwise_hinge_loss", "softmax_loss")
+
+
+def _central_differences(name, s, y, keep, seg, w, lw):
+  """The gradient of the weighted sum of the reference values, list by list."""
+  w = w if UNREDUCED[name][2] else np.ones_like(w)
+  grad, eps = np.zeros_like(s), 1e-6
+  for b, i in zip(*np.nonzero(keep)):
+    up, down = s[b].copy(), s[b].copy()
+    up[i] += eps
+    down[i] -= eps
+    delta = (
+      ref_unreduced(name, up, y[b], keep[b], seg[b], w[b])[0].sum()
+      - ref_unreduced(name, down, y[b], keep[b], seg[b], w[b])[0].sum()
+    )
+    grad[b, i] = lw[b] * delta / (2 * eps)
+  return grad
+
+
+def _unreduced_inputs():
+  s, y, mask, seg, w = draw(17)
+  s[0, 1] = -np.inf  # a masked item
+  mask[4] = False  # a list with no valid item: nothing counts
+  where = np.ones(B, bool)
+  where[2] = False  # a masked list, poisoned: 0 and zero gradients
+  s[2, 0] = np.nan
+  list_weights = np.random.default_rng(17).uniform(0.5, 2.0, B)
+  return s, y, mask, seg, w, where, list_weights
+
+
+def test_per_item_pair_and_segment_values_match_float64_reference():
+  s, y, mask, seg, w, where, lw = _unreduced_inputs()
+  refs, counts = {}, {}
+  for name, (_, _, takes_w, _) in UNREDUCED.items():
+    parts = [
+      ref_unreduced(name, s[b], y[b], mask[b] & np.isfinite(s[b]) & where[b], seg[b], w[b])
+      if takes_w
+      else ref_unreduced(
+        name, s[b], y[b], mask[b] & np.isfinite(s[b]) & where[b], seg[b], np.ones(L)
+      )
+      for b in range(B)
+    ]
+    refs[name] = np.stack([p[0] for p in parts])
+    counts[name] = np.array([p[1].sum() for p in parts], np.float64)
+
+  @jax.jit
+  def run(s, y):
+    poisoned = s.at[1, int(np.argmax(mask[1]))].set(jnp.nan)
+    out = {}
+    for name, (kind, _, takes_w, kw) in UNREDUCED.items():
+      kwargs = dict(item_where=mask, segment_ids=seg, where=where, **kw)
+      if takes_w:
+        kwargs["item_weights"] = w
+      base = functools.partial(_fn(name), **kwargs)
+      fine = functools.partial(base, **{SWITCH[kind]: True})
+      mean, grad = jax.value_and_grad(lambda x, f=fine: f(x, y, weights=lw))(s)
+      out[name] = {"none": fine(s, y, weights=lw, reduction="none"), "mean": mean, "grad": grad}
+      if name in NAN_CHECKED:  # NaN in a valid item reaches its list's values and the mean
+        out[name]["nan"] = (fine(poisoned, y, reduction="none")[1], fine(poisoned, y))
+        out[name]["sum_and_count"] = fine(s, y, weights=lw, reduction="sum_and_count")
+    return out
+
+  with jax.enable_x64(True):
+    out = jax.device_get(run(s, y))
+  keep = mask & np.isfinite(s) & where[:, None]
+  for name, got in out.items():
+    kind = UNREDUCED[name][0]
+    extra = (1,) * (2 if kind == "pair" else 1)
+    want = refs[name] * lw.reshape((B,) + extra)
+    close(got["none"], want, atol=1e-9)
+    denominator = np.sum(lw * counts[name])
+    close(got["mean"], want.sum() / denominator)
+    want_grad = _central_differences(name, s, y, keep, seg, w, lw) / denominator
+    close(got["grad"], want_grad, rtol=1e-5, atol=1e-6)
+    assert np.all(got["grad"][~keep] == 0), name
+    if name in NAN_CHECKED:
+      assert np.any(np.isnan(got["nan"][0])) and np.isnan(got["nan"][1]), name
+      close(got["sum_and_count"][0], want.sum())
+      close(got["sum_and_count"][1], denominator)
+  # rax's shapes: [..., L] per item or segment, [..., L, L] here for rax's [..., L * L].
+  assert out["pointwise_mse_loss"]["none"].shape == (B, L)
+  assert out["pairwise_mse_loss"]["none"].shape == (B, L, L)
+  assert out["listmle_loss"]["none"].shape == (B, L)
+
+
+def test_unreduced_values_match_rax_published_values():
+  """rax's losses_test (test_computes_reduced_loss, test_computes_unreduced_loss)
+  and its docstrings: batch sums, and means over every pair (item) of the batch."""
+  s = jnp.array([[2.0, 1.0, 3.0], [1.0, 0.5, 1.5]])
+  y = jnp.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+  valid = jnp.array([[True, True, False], [True, True, True]])
+
+  @jax.jit
+  def run(s):
+    hinge = functools.partial(jaxobj.pairwise_hinge_loss, per_pair=True)
+    mse = functools.partial(jaxobj.pointwise_mse_loss, per_item=True)
+    pmse = functools.partial(jaxobj.pairwise_mse_loss, per_pair=True)
+    return {
+      "hinge": (hinge(s, y, reduction="none").reshape(2, 9), hinge(s, y)),
+      "mse": (mse(s, y, reduction="none"), mse(s, y), mse(s, y, item_where=valid)),
+      "pmse": (
+        pmse(s, y, reduction="none").reshape(2, 9),
+        pmse(s, y),
+        pmse(s, y, item_where=valid),
+      ),
+    }
+
+  out = jax.device_get(run(s))
+  close(out["hinge"][0].sum(axis=1), [2.0, 0.5])
+  close(out["hinge"][1], 2.5 / 4.0)
+  close(out["mse"][0].sum(axis=1), [11.0, 1.5])
+  close(out["mse"][1], 12.5 / 6.0)
+  close(out["mse"][2], 0.7)
+  close(out["pmse"][0].sum(axis=1), [16.0, 1.0])
+  close(out["pmse"][1], 17.0 / 18.0)
+  close(out["pmse"][2], 0.07692308)
+
+
+def test_unreduced_switches_are_checked():
+  s, y = jnp.zeros((2, 3)), jnp.zeros((2, 3))
+  with pytest.raises(ValueError, match="weights"):
+    jaxobj.pointwise_mse_loss(s, y, per_item=True, weights=jnp.ones((2, 3)))
+  with pytest.raises(TypeError, match="per_pair"):
+    jaxobj.make_pairwise_loss(lambda ds, dy: ds)(s, y, per_pair="yes")

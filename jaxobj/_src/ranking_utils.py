@@ -113,6 +113,39 @@ def finish(values, counted, where, weights, reduction, lists=None):
   return reduce_loss(values, where=counted, weights=weights, reduction=reduction)
 
 
+def finish_unreduced(values, counted, weights, reduction, item_axes, lists=None):
+  """Per-item ``[..., L]`` or per-pair ``[..., L, L]`` values under the contract.
+
+  ``counted`` (the shape of ``values``) already excludes invalid items or
+  pairs and the lists masked by ``where``; the per-list ``weights`` gain the
+  item axes, so ``"mean"`` is the weighted mean over every counted item or
+  pair of the batch (``item_axes`` trailing axes: 1 or 2). ``lists`` as in
+  :func:`finish`: a NaN on a valid item makes its whole list NaN, and counted.
+  """
+  batch_ndim = values.ndim - item_axes
+  if lists is not None:
+    s, y, valid = lists
+    bad = jnp.any(valid & (jnp.isnan(s) | jnp.isnan(y)), axis=-1)
+    bad = bad.reshape(bad.shape + (1,) * item_axes)
+    values = jnp.where(bad, jnp.nan, values)
+    counted = counted | bad
+  if weights is not None:
+    weights = checks.as_float(weights, "weights")
+    checks.check_broadcastable("weights", weights, values.shape[:batch_ndim])
+    if weights.ndim > 0:
+      weights = weights.reshape(weights.shape + (1,) * item_axes)
+  return reduce_loss(values, where=counted, weights=weights, reduction=reduction)
+
+
+def segment_outputs(value, valid, same, weights, reduction, lists):
+  """Per-segment values ``[..., L]``: each non-empty segment's ``value`` (given
+  on its items, or broadcastable to them) on its first valid item, 0 elsewhere;
+  reduced over those items by :func:`finish_unreduced`."""
+  first = first_items(valid, same)
+  values = jnp.where(first, jnp.broadcast_to(value, valid.shape), 0.0)
+  return finish_unreduced(values, first, weights, reduction, 1, lists)
+
+
 # --------------------------------------------------------------------------
 # Segment-aware reductions. ``same`` is None for one segment per list.
 

@@ -43,10 +43,31 @@ Conventions shared by every function here:
   loss or metric see Gumbel-perturbed scores, ``segment_t12n`` gives segments
   to a ranking function that has none. Each returns a function with the
   ranking contract.
-- **Unreduced outputs.** ``reduction="none"`` is one value per list, never
-  per item or per pair (rax's ``reduce_fn=None`` shapes): the contract's
-  ``where``/``weights`` act on lists. Per-pair LambdaLoss weights come from
-  the ``*_lambdaweight`` functions as ``[..., L, L]``.
+- **Unreduced outputs.** ``reduction="none"`` is one value per list. rax's
+  ``reduce_fn=None`` keeps more for two families, and a keyword-only switch
+  gives the same here, the per-element loss then being per item or per pair:
+
+  ====================================  ==========================  ==============================
+  rax, ``reduce_fn=None``               rax's shape                 jaxobj, ``reduction="none"``
+  ====================================  ==========================  ==============================
+  ``pointwise_mse_loss``,               ``[..., L]``, 0 on          ``per_item=True``: the same
+  ``pointwise_sigmoid_loss``            masked items
+  ``pairwise_*_loss``,                  ``[..., L*L]``, 0 outside   ``per_pair=True``:
+  ``pairwise_loss``                     the valid pairs             ``[..., L, L]``; reshape to
+                                                                    ``[..., L*L]`` for rax's layout
+  ``softmax_loss``, ``listmle_loss``,   ``[...]`` per list;         the default (per list); with
+  ``poly1_softmax_loss``,               ``[..., L]`` with segments  segments the mean of the
+  ``unique_softmax_loss``               (each segment's value on    list's segments
+                                        its first item)
+  ====================================  ==========================  ==============================
+
+  With the switch ``"mean"`` averages over every valid item (pair) of the
+  batch, which is rax's default ``reduce_fn=jnp.mean``, ``"sum"`` is rax's
+  ``jnp.sum``, and ``where``/``weights`` still act on whole lists (a list's
+  weight multiplies each of its items or pairs). rax accepts
+  ``lambdaweight_fn`` on its pairwise losses only, as ``lambdaweight`` here.
+  Per-pair LambdaLoss weights come from the ``*_lambdaweight`` functions as
+  ``[..., L, L]``.
 """
 
 from __future__ import annotations
@@ -112,8 +133,23 @@ _RETURNS = """Returns:
     TypeError: integer ``scores``, non-boolean masks, non-integer segment_ids."""
 
 
+# The pointwise losses' version, with their per-item switch.
+_RETURNS_ITEMS = _RETURNS.replace(
+  'for ``reduction="none"``.',
+  'for ``reduction="none"``, or\n    ``[..., L]`` per-item values with ``per_item=True``.',
+).replace("segment_ids.", "segment_ids,\n      a non-bool ``per_item``.")
+
+
+# The listwise losses' version, with their per-segment switch.
+_RETURNS_SEGMENTS = _RETURNS.replace(
+  'for ``reduction="none"``.',
+  'for ``reduction="none"``, or\n    ``[..., L]`` per-segment values with ``per_segment=True``.',
+).replace("segment_ids.", "segment_ids,\n      a non-bool ``per_segment``.")
+
+
 def _with_returns(fn):
-  fn.__doc__ = fn.__doc__.replace("{returns}", _RETURNS)
+  doc = fn.__doc__.replace("{returns_items}", _RETURNS_ITEMS)
+  fn.__doc__ = doc.replace("{returns_segments}", _RETURNS_SEGMENTS)
   return fn
 
 
@@ -121,9 +157,12 @@ def _with_returns(fn):
 # Pointwise.
 
 
-def _pointwise(values, valid, w, where, weights, reduction):
+def _pointwise(values, valid, w, where, weights, reduction, per_item):
+  checks.check_bool("per_item", per_item)
   if w is not None:
     values = values * w
+  if per_item:
+    return ru.finish_unreduced(values, valid, weights, reduction, 1)
   total = jnp.sum(jnp.where(valid, values, 0.0), axis=-1)
   count = jnp.sum(valid, axis=-1)
   per_list = total / jnp.maximum(count, 1).astype(total.dtype)
@@ -139,6 +178,7 @@ def pointwise_mse_loss(
   item_where: ArrayLike | None = None,
   item_weights: ArrayLike | None = None,
   segment_ids: ArrayLike | None = None,
+  per_item: bool = False,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: str = "mean",
@@ -158,20 +198,27 @@ def pointwise_mse_loss(
       denominator stays the number of valid items, as in rax).
     segment_ids: optional integer ``[..., L]`` segment ids (accepted for a
       uniform signature; no effect).
+    per_item: keep the item axis (static): the per-element loss is each item's
+      term :math:`w_i (s_i - y_i)^2` ``[..., L]`` (0 on invalid items), rax's
+      ``reduce_fn=None`` output; ``"mean"`` then averages over every valid
+      item of the batch (rax's default mean), and ``where``/``weights`` still
+      act on lists.
     where, weights, reduction: the loss contract over lists
       (:func:`jaxobj.reduce_loss`).
 
-  {returns}
+  {returns_items}
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
     >>> s, y = jnp.array([[2.0, 1.0, 3.0]]), jnp.array([[1.0, 0.0, 0.0]])
     >>> print(jaxobj.pointwise_mse_loss(s, y, reduction="none"))
     [3.6667]
+    >>> print(jaxobj.pointwise_mse_loss(s, y, per_item=True, reduction="none"))
+    [[1. 1. 9.]]
   """
   s, y, valid, _ = ru.prepare_lists(scores, labels, where, item_where, segment_ids)
   w = ru.item_weight_array(item_weights, valid)
-  return _pointwise(jnp.square(s - y), valid, w, where, weights, reduction)
+  return _pointwise(jnp.square(s - y), valid, w, where, weights, reduction, per_item)
 
 
 @register("ranking", inputs=examples.RANKED_LISTS)
@@ -183,6 +230,7 @@ def pointwise_sigmoid_loss(
   item_where: ArrayLike | None = None,
   item_weights: ArrayLike | None = None,
   segment_ids: ArrayLike | None = None,
+  per_item: bool = False,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: str = "mean",
@@ -203,9 +251,11 @@ def pointwise_sigmoid_loss(
     item_where: optional boolean ``[..., L]`` mask of valid items.
     item_weights: optional per-item weights ``[..., L]``.
     segment_ids: optional integer ``[..., L]`` segment ids (no effect).
+    per_item: keep the item axis (static), as in :func:`pointwise_mse_loss`:
+      ``[..., L]`` per-item terms, rax's ``reduce_fn=None`` output.
     where, weights, reduction: the loss contract over lists.
 
-  {returns}
+  {returns_items}
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
@@ -217,7 +267,7 @@ def pointwise_sigmoid_loss(
   w = ru.item_weight_array(item_weights, valid)
   y = jnp.clip(y, 0.0, 1.0)
   values = y * jax.nn.softplus(-s) + (1.0 - y) * jax.nn.softplus(s)
-  return _pointwise(values, valid, w, where, weights, reduction)
+  return _pointwise(values, valid, w, where, weights, reduction, per_item)
 
 
 # --------------------------------------------------------------------------
@@ -474,8 +524,10 @@ def _pairwise(
   where,
   weights,
   reduction,
+  per_pair=False,
 ):
   ru.check_function("lambdaweight", lambdaweight)
+  checks.check_bool("per_pair", per_pair)
   s, y, valid, same = ru.prepare_lists(scores, labels, where, item_where, segment_ids)
   w = ru.item_weight_array(item_weights, valid)
   values, pairs = _pair_values(pair_fn, s, y)
@@ -486,6 +538,8 @@ def _pairwise(
     values = values * w[..., :, None]
   if lambdaweight is not None:
     values = values * lambdaweight(s, y, item_where=valid, segment_ids=segment_ids, item_weights=w)
+  if per_pair:
+    return ru.finish_unreduced(values, pairs, weights, reduction, 2, (s, y, valid))
   total = jnp.sum(jnp.where(pairs, values, 0.0), axis=(-2, -1))
   count = jnp.sum(pairs, axis=(-2, -1))
   per_list = total / jnp.maximum(count, 1).astype(total.dtype)
@@ -507,17 +561,24 @@ _PAIRWISE_ARGS = """
       number of pairs.
     segment_ids: optional integer ``[..., L]`` segment ids; only pairs within a
       segment count.
+    per_pair: keep the pair axes (static): the per-element loss is each
+      pair's term ``[..., L, L]`` (entry ``[i, j]``; 0 outside the valid pairs),
+      rax's ``reduce_fn=None`` output in square form; ``"mean"`` then averages
+      over every valid pair of the batch (rax's default mean), and
+      ``where``/``weights`` still act on lists.
     where, weights, reduction: the loss contract over lists. ``weights=`` the
-      number of valid pairs per list reproduces rax's mean over all pairs.
+      number of valid pairs per list (or ``per_pair=True``) reproduces rax's
+      mean over all pairs.
 
   Returns:
     The reduced loss; one value per list (its mean over pairs, 0 for a list
-    without a valid pair) for ``reduction="none"``.
+    without a valid pair) for ``reduction="none"``, or ``[..., L, L]`` per-pair
+    values with ``per_pair=True``.
 
   Raises:
     ValueError: shapes differ, ``where`` has the item shape{raises}.
     TypeError: integer ``scores``, non-boolean masks, non-integer segment_ids,
-      a ``lambdaweight`` that is not a function.
+      a ``lambdaweight`` that is not a function, a non-bool ``per_pair``.
 """
 _ORDERED = "pairs with equal labels are skipped."
 
@@ -542,7 +603,7 @@ def make_pairwise_loss(
   over the valid pairs of the same segment (rax's ``pairwise_loss`` with a
   ``pair_loss_fn``). The returned function has the signature and contract of
   :func:`pairwise_logistic_loss`: ``lambdaweight``, ``item_where``,
-  ``item_weights``, ``segment_ids``, ``where``, ``weights`` and
+  ``item_weights``, ``segment_ids``, ``per_pair``, ``where``, ``weights`` and
   ``reduction``. A hyperparameter of ``f`` is a closure variable, so it may be
   a traced array (build the loss inside the function that ``jax.vmap`` or
   ``jax.grad`` transforms).
@@ -556,8 +617,8 @@ def make_pairwise_loss(
 
   Returns:
     ``loss(scores, labels, *, lambdaweight=None, item_where=None,
-    item_weights=None, segment_ids=None, where=None, weights=None,
-    reduction="mean")``.
+    item_weights=None, segment_ids=None, per_pair=False, where=None,
+    weights=None, reduction="mean")``.
 
   Raises:
     TypeError: ``pair_fn`` is not a function.
@@ -583,6 +644,7 @@ def make_pairwise_loss(
     item_where: ArrayLike | None = None,
     item_weights: ArrayLike | None = None,
     segment_ids: ArrayLike | None = None,
+    per_pair: bool = False,
     where: ArrayLike | None = None,
     weights: ArrayLike | None = None,
     reduction: str = "mean",
@@ -598,6 +660,7 @@ def make_pairwise_loss(
       where,
       weights,
       reduction,
+      per_pair,
     )
 
   pairwise_loss.__name__ = pairwise_loss.__qualname__ = name or "pairwise_loss"
@@ -614,6 +677,7 @@ def pairwise_logistic_loss(
   item_where: ArrayLike | None = None,
   item_weights: ArrayLike | None = None,
   segment_ids: ArrayLike | None = None,
+  per_pair: bool = False,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: str = "mean",
@@ -655,6 +719,7 @@ def pairwise_logistic_loss(
     where,
     weights,
     reduction,
+    per_pair,
   )
 
 
@@ -672,6 +737,7 @@ def pairwise_hinge_loss(
   item_where: ArrayLike | None = None,
   item_weights: ArrayLike | None = None,
   segment_ids: ArrayLike | None = None,
+  per_pair: bool = False,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: str = "mean",
@@ -690,6 +756,10 @@ def pairwise_hinge_loss(
     >>> s, y = jnp.array([[2.0, 1.0, 3.0]]), jnp.array([[1.0, 0.0, 0.0]])
     >>> print(jaxobj.pairwise_hinge_loss(s, y, reduction="none"))
     [1.]
+    >>> print(jaxobj.pairwise_hinge_loss(s, y, per_pair=True, reduction="none")[0])  # [i, j]
+    [[0. 0. 2.]
+     [0. 0. 0.]
+     [0. 0. 0.]]
 
   References:
     Herbrich et al., "Large Margin Rank Boundaries for Ordinal Regression",
@@ -707,6 +777,7 @@ def pairwise_hinge_loss(
     where,
     weights,
     reduction,
+    per_pair,
   )
 
 
@@ -719,6 +790,7 @@ def pairwise_soft_zero_one_loss(
   item_where: ArrayLike | None = None,
   item_weights: ArrayLike | None = None,
   segment_ids: ArrayLike | None = None,
+  per_pair: bool = False,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: str = "mean",
@@ -750,6 +822,7 @@ def pairwise_soft_zero_one_loss(
     where,
     weights,
     reduction,
+    per_pair,
   )
 
 
@@ -766,6 +839,7 @@ def pairwise_mse_loss(
   item_where: ArrayLike | None = None,
   item_weights: ArrayLike | None = None,
   segment_ids: ArrayLike | None = None,
+  per_pair: bool = False,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: str = "mean",
@@ -798,6 +872,7 @@ def pairwise_mse_loss(
     where,
     weights,
     reduction,
+    per_pair,
   )
 
 
@@ -816,6 +891,7 @@ def pairwise_qr_loss(
   item_where: ArrayLike | None = None,
   item_weights: ArrayLike | None = None,
   segment_ids: ArrayLike | None = None,
+  per_pair: bool = False,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: str = "mean",
@@ -860,6 +936,7 @@ def pairwise_qr_loss(
     where,
     weights,
     reduction,
+    per_pair,
   )
 
 
@@ -962,6 +1039,7 @@ def softmax_loss(
   item_where: ArrayLike | None = None,
   item_weights: ArrayLike | None = None,
   segment_ids: ArrayLike | None = None,
+  per_segment: bool = False,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: str = "mean",
@@ -992,15 +1070,23 @@ def softmax_loss(
     item_where: optional boolean ``[..., L]`` mask of valid items.
     item_weights: optional per-item weights ``[..., L]`` multiplying the labels.
     segment_ids: optional integer ``[..., L]`` segment ids: one softmax per segment.
+    per_segment: keep one value per segment (static): the per-element loss is
+      ``[..., L]``, each segment's value on its first valid item and 0
+      elsewhere (rax's ``reduce_fn=None`` layout with segments; without
+      ``segment_ids`` the list's value on its first valid item); ``"mean"``
+      then averages over every segment of the batch (rax's default mean).
     where, weights, reduction: the loss contract over lists.
 
-  {returns}
+  {returns_segments}
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
     >>> s, y = jnp.array([[2.0, 1.0, 3.0]]), jnp.array([[2.0, 0.0, 2.0]])
     >>> print(jaxobj.softmax_loss(s, y, reduction="none"))
     [0.9076]
+    >>> seg = jnp.array([[0, 0, 1]])  # per segment, on its first item
+    >>> print(jaxobj.softmax_loss(s, y, segment_ids=seg, per_segment=True, reduction="none"))
+    [[0.3133 0.     0.    ]]
 
   References:
     Cao et al., "Learning to Rank: From Pairwise Approach to Listwise
@@ -1017,7 +1103,11 @@ def softmax_loss(
     total = ru.group_sum(y, same, valid)
     y = y / jnp.where(total != 0, total, 1.0)
   logp = ru.log_softmax(s, valid, same)
-  total = -jnp.sum(jnp.where(valid, y * logp, 0.0), axis=-1)
+  terms = jnp.where(valid, -y * logp, 0.0)
+  if per_segment:
+    seg = ru.group_sum(terms, same, valid)
+    return ru.segment_outputs(seg, valid, same, weights, reduction, (s, y, valid))
+  total = jnp.sum(terms, axis=-1)
   per_list, counted = ru.segment_mean(total, valid, same)
   return ru.finish(per_list, counted, where, weights, reduction, (s, y, valid))
 
@@ -1039,6 +1129,7 @@ def poly1_softmax_loss(
   item_where: ArrayLike | None = None,
   item_weights: ArrayLike | None = None,
   segment_ids: ArrayLike | None = None,
+  per_segment: bool = False,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: str = "mean",
@@ -1064,9 +1155,14 @@ def poly1_softmax_loss(
     item_where: optional boolean ``[..., L]`` mask of valid items.
     item_weights: optional per-item weights ``[..., L]`` multiplying the labels.
     segment_ids: optional integer ``[..., L]`` segment ids: one softmax per segment.
+    per_segment: keep one value per segment (static): the per-element loss is
+      ``[..., L]``, each segment's value on its first valid item and 0
+      elsewhere (rax's ``reduce_fn=None`` layout with segments; without
+      ``segment_ids`` the list's value on its first valid item); ``"mean"``
+      then averages over every segment of the batch (rax's default mean).
     where, weights, reduction: the loss contract over lists.
 
-  {returns}
+  {returns_segments}
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
@@ -1086,6 +1182,9 @@ def poly1_softmax_loss(
   target = jnp.where(valid, _uniform_if_zero(y, valid, same), 0.0)
   pt = ru.group_sum(target * jnp.exp(logp), same, valid)
   ce = ru.group_sum(-y * logp, same, valid)
+  if per_segment:
+    seg = ce + epsilon * (1.0 - pt)
+    return ru.segment_outputs(seg, valid, same, weights, reduction, (s, y, valid))
   per_list, counted = ru.segment_values_mean(ce + epsilon * (1.0 - pt), valid, same)
   return ru.finish(per_list, counted, where, weights, reduction, (s, y, valid))
 
@@ -1100,6 +1199,7 @@ def unique_softmax_loss(
   item_where: ArrayLike | None = None,
   item_weights: ArrayLike | None = None,
   segment_ids: ArrayLike | None = None,
+  per_segment: bool = False,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: str = "mean",
@@ -1124,9 +1224,14 @@ def unique_softmax_loss(
     item_where: optional boolean ``[..., L]`` mask of valid items.
     item_weights: optional per-item weights :math:`w_i` ``[..., L]``.
     segment_ids: optional integer ``[..., L]`` segment ids.
+    per_segment: keep one value per segment (static): the per-element loss is
+      ``[..., L]``, each segment's value on its first valid item and 0
+      elsewhere (rax's ``reduce_fn=None`` layout with segments; without
+      ``segment_ids`` the list's value on its first valid item); ``"mean"``
+      then averages over every segment of the batch (rax's default mean).
     where, weights, reduction: the loss contract over lists.
 
-  {returns}
+  {returns_segments}
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
@@ -1145,7 +1250,11 @@ def unique_softmax_loss(
   competitors = below | jnp.eye(n, dtype=bool)
   lse = ru.masked_logsumexp(jnp.broadcast_to(s[..., None, :], competitors.shape), competitors)
   g = ru.gains_of(y, w, gain_fn)
-  total = -jnp.sum(jnp.where(valid, g * (s - lse), 0.0), axis=-1)
+  terms = jnp.where(valid, -g * (s - lse), 0.0)
+  if per_segment:
+    seg = ru.group_sum(terms, same, valid)
+    return ru.segment_outputs(seg, valid, same, weights, reduction, (s, y, valid))
+  total = jnp.sum(terms, axis=-1)
   per_list, counted = ru.segment_mean(total, valid, same)
   return ru.finish(per_list, counted, where, weights, reduction, (s, y, valid))
 
@@ -1175,12 +1284,13 @@ def _listmle_sorted(s, y, valid, order):
 
 
 def _listmle_segments(s, y, valid, same, order):
-  """The same sum with the items at or below each item found pairwise, per segment."""
+  """The same terms, item by item, with the items at or below each item found
+  pairwise, per segment."""
   yi, yj = y[..., :, None], y[..., None, :]
   not_before = order[..., None, :] >= order[..., :, None]  # [i, j]: j is not before i
   below = ((yj < yi) | ((yj == yi) & not_before)) & ru.group_mask(valid, same)
   lse = ru.masked_logsumexp(jnp.broadcast_to(s[..., None, :], below.shape), below)
-  return jnp.sum(jnp.where(valid, lse - s, 0.0), axis=-1)
+  return jnp.where(valid, lse - s, 0.0)
 
 
 @register("ranking", inputs=examples.RANKED_LISTS)
@@ -1192,6 +1302,7 @@ def listmle_loss(
   key: ArrayLike | None = None,
   item_where: ArrayLike | None = None,
   segment_ids: ArrayLike | None = None,
+  per_segment: bool = False,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
   reduction: str = "mean",
@@ -1216,9 +1327,14 @@ def listmle_loss(
       random (a fresh key per step gives a new order of the ties).
     item_where: optional boolean ``[..., L]`` mask of valid items.
     segment_ids: optional integer ``[..., L]`` segment ids: one ranking per segment.
+    per_segment: keep one value per segment (static): the per-element loss is
+      ``[..., L]``, each segment's value on its first valid item and 0
+      elsewhere (rax's ``reduce_fn=None`` layout with segments; without
+      ``segment_ids`` the list's value on its first valid item); ``"mean"``
+      then averages over every segment of the batch (rax's default mean).
     where, weights, reduction: the loss contract over lists.
 
-  {returns}
+  {returns_segments}
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
@@ -1234,8 +1350,13 @@ def listmle_loss(
   order = _tie_order(key, valid)
   if same is None:
     total = _listmle_sorted(s, y, valid, order)
+    seg = total[..., None]
   else:
-    total = _listmle_segments(s, y, valid, same, order)
+    terms = _listmle_segments(s, y, valid, same, order)
+    total = jnp.sum(terms, axis=-1)
+    seg = ru.group_sum(terms, same, valid) if per_segment else None
+  if per_segment:
+    return ru.segment_outputs(seg, valid, same, weights, reduction, (s, y, valid))
   per_list, counted = ru.segment_mean(total, valid, same)
   return ru.finish(per_list, counted, where, weights, reduction, (s, y, valid))
 
