@@ -245,17 +245,20 @@ _PML = (
   Row(
     "ProxyNCALoss",
     "proxy_nca_loss",
-    note="`softmax_scale` is `scale`; the denominator includes the positive proxy (`exclude_positive=True` gives Movshovitz-Attias et al.'s form)",
+    note="`softmax_scale` is `scale`; the denominator includes the positive proxy "
+    "(`exclude_positive=True` gives Movshovitz-Attias et al.'s form)",
   ),
   Row(
     "ProxyAnchorLoss",
     "proxy_anchor_loss",
-    note="same defaults and mean; `reduction='none'` gives each row its share of the proxies' terms",
+    note="same defaults and mean; `reduction='none'` gives each row its share of the proxies' "
+    "terms",
   ),
   Row(
     "SoftTripleLoss",
     "soft_triple_loss",
-    note="`la` is `scale`; centers as `[C, K, D]`; the centers' regularizer with `tau` (0 by default)",
+    note="`la` is `scale`; centers as `[C, K, D]`; the centers' regularizer with `tau` (0 by "
+    "default)",
   ),
   Row(
     "LargeMarginSoftmaxLoss",
@@ -286,6 +289,72 @@ _PML = (
     "ThresholdConsistentMarginLoss",
     "threshold_consistent_margin_loss",
     note="the TCM regularizer alone: the base loss is another term of the objective",
+  ),
+  Row(
+    "LiftedStructureLoss",
+    "lifted_structure_loss",
+    note="`neg_margin` is `margin`; its mean over positive pairs is `weights=` each anchor's "
+    "positive count; embeddings as given (its default distance normalizes them)",
+  ),
+  Row(
+    "GeneralizedLiftedStructureLoss",
+    "generalized_lifted_structure_loss",
+    note="`pos_margin=0`, `neg_margin` is `margin`; embeddings as given (normalize them)",
+  ),
+  Row(
+    "MarginLoss",
+    "margin_loss",
+    note="every pair once (not once per triplet), a mean per anchor; one `beta`, learnable as "
+    "an objective parameter (not one per class); embeddings as given (normalize them)",
+  ),
+  Row(
+    "NCALoss",
+    "nca_loss",
+    note="`softmax_scale` is `scale`; embeddings as given (normalize them)",
+  ),
+  Row(
+    "AngularLoss",
+    "angular_loss",
+    note="`alpha` in degrees, at most 72; its mean over positive pairs is `weights=` each "
+    "anchor's positive count",
+  ),
+  Row(
+    "TupletMarginLoss",
+    "tuplet_margin_loss",
+    note="`margin` in radians (its 5.73 degrees is 0.1); a mean per anchor",
+  ),
+  Row(
+    "IntraPairVarianceLoss",
+    "intra_pair_variance_loss",
+    note="per-anchor means of the pair terms: its batch means on P x K batches",
+  ),
+  Row(
+    "SignalToNoiseRatioContrastiveLoss",
+    "snr_contrastive_loss",
+    note="the mean over each anchor's pairs (not separate non-zero means of the positive and "
+    "negative terms); the zero-mean regularizer is a separate objective term",
+  ),
+  Row("FastAPLoss", "fast_ap_loss", note="`num_bins` intervals over [0, 4]"),
+  Row(
+    "HistogramLoss",
+    "histogram_loss",
+    note="its mean over negative pairs is `weights=` each anchor's negative count",
+  ),
+  Row(
+    "RankedListLoss",
+    "ranked_list_loss",
+    note="`alpha` is a number (1.2 by default; its `None` means `1 + margin / 2`); "
+    "embeddings as given (normalize them)",
+  ),
+  Row(
+    "CentroidTripletLoss",
+    "centroid_triplet_loss",
+    note="a mean per anchor over the other classes; embeddings as given",
+  ),
+  Row(
+    "PNPLoss",
+    "pnp_loss",
+    note="a query is not its own positive (the authors' code counts it)",
   ),
 )
 
@@ -325,6 +394,96 @@ _MONAI = (
     "PatchAdversarialLoss",
     "gan_discriminator_loss",
     note="and `gan_generator_loss`; the criterion as `loss_type`",
+  ),
+  Row(
+    "BendingEnergyLoss",
+    "bending_energy_loss",
+    note="displacement fields channels-last, one value per field; `normalize=True` scales by the "
+    "image size",
+  ),
+  Row(
+    "DiffusionLoss",
+    "diffusion_loss",
+    note="as `BendingEnergyLoss`",
+  ),
+  Row(
+    "LocalNormalizedCrossCorrelationLoss",
+    "local_normalized_cross_correlation_loss",
+    note="the window is cut at the borders (MONAI pads with zeros); box or Gaussian window, no "
+    "triangular one",
+  ),
+  Row(
+    "GlobalMutualInformationLoss",
+    "global_mutual_information_loss",
+    note="per image pair; Gaussian Parzen windows (no B-spline)",
+  ),
+  Row(
+    "SoftclDiceLoss",
+    "soft_cldice_loss",
+    note="logits in; one value per image (MONAI sums over the batch)",
+  ),
+  Row(
+    "SoftDiceclDiceLoss",
+    "soft_dice_cldice_loss",
+    note="as `SoftclDiceLoss`",
+  ),
+  Row(
+    "HausdorffDTLoss",
+    "hausdorff_dt_loss",
+    note="logits in, one value per image; exact Euclidean distance transforms",
+  ),
+  Row(
+    "LogHausdorffDTLoss",
+    "log_hausdorff_dt_loss",
+    note="log(1 + loss) per image (MONAI takes the log of the batch mean)",
+  ),
+  Row(
+    "AsymmetricUnifiedFocalLoss",
+    "asymmetric_unified_focal_loss",
+    note="from logits (a stable log-softmax); any number of classes",
+  ),
+  Row(
+    "GeneralizedWassersteinDiceLoss",
+    "generalized_wasserstein_dice_loss",
+    note="the class distance matrix as `dist_matrix`; class weights alpha_l = M[l, 0]",
+  ),
+  Row(
+    "BoxGIoULoss",
+    "box_giou_loss",
+    note="corners `(x1, y1, x2, y2)` (or 3-D), one value per box pair",
+  ),
+  Row(
+    "NACLLoss",
+    "nacl_loss",
+    note="windows cut at the borders (MONAI pads with zeros)",
+  ),
+  Row(
+    "DeepSupervisionLoss",
+    recipe="dice_loss(out1, labels) + 0.5 * dice_loss(out2, labels[:, ::2, ::2]) + 0.25 * "
+    "dice_loss(out3, labels[:, ::4, ::4])",
+    note="MONAI's `weight_mode='exp'`: each coarser output at half the weight, against the labels "
+    "subsampled to its size",
+  ),
+  Row(
+    "MultiScaleLoss",
+    recipe='jnp.mean(jnp.stack([squared_error(p, t), squared_error(jnp.einsum("ih,jw,bhwc->bijc", '
+    'k, k, p), jnp.einsum("ih,jw,bhwc->bijc", k, k, t))]))',
+    note="`k` the (H, H) Gaussian filter matrix of one scale; one stacked term per scale; any "
+    "loss for `squared_error`",
+  ),
+  Row(
+    "JukeboxLoss",
+    recipe='squared_error(jnp.abs(jnp.fft.fftn(x, axes=(1, 2), norm="ortho")), '
+    'jnp.abs(jnp.fft.fftn(y, axes=(1, 2), norm="ortho")))',
+    note="spatial axes (1, 2) of channels-last images",
+  ),
+  Row(
+    "SURELoss",
+    recipe="squared_error(out, y) - sigma**2 + 2 * sigma**2 * jnp.vdot(b, out_b - out) / (eps * "
+    "y.size)",
+    note="`out = f(y)`, `out_b = f(y + eps * b)`, `b` Gaussian: Stein's unbiased risk estimate "
+    "with a Monte-Carlo divergence (Ramani et al. 2008); MONAI's MRI form takes an operator "
+    "and combines the terms differently",
   ),
 )
 
@@ -398,39 +557,9 @@ GAPS: dict[str, tuple[str, ...]] = {
   "keras": (),
   "torch": (),
   "pml": (
-    "AngularLoss",
-    "CentroidTripletLoss",
     "DynamicSoftMarginLoss",
-    "FastAPLoss",
-    "GeneralizedLiftedStructureLoss",
-    "HistogramLoss",
-    "IntraPairVarianceLoss",
-    "LiftedStructureLoss",
     "ManifoldLoss",
-    "MarginLoss",
-    "NCALoss",
-    "PNPLoss",
-    "RankedListLoss",
-    "SignalToNoiseRatioContrastiveLoss",
-    "TupletMarginLoss",
   ),
-  "monai": (
-    "AsymmetricUnifiedFocalLoss",
-    "BoxGIoULoss",
-    "DeepSupervisionLoss",
-    "JukeboxLoss",
-    "MultiScaleLoss",
-    "BendingEnergyLoss",
-    "DiffusionLoss",
-    "GeneralizedWassersteinDiceLoss",
-    "GlobalMutualInformationLoss",
-    "HausdorffDTLoss",
-    "LocalNormalizedCrossCorrelationLoss",
-    "LogHausdorffDTLoss",
-    "NACLLoss",
-    "SoftclDiceLoss",
-    "SoftDiceclDiceLoss",
-    "SURELoss",
-  ),
+  "monai": (),
   "trl": (),
 }
