@@ -113,13 +113,26 @@ def test_signature_and_docstring(spec):
 # ---------------------------------------------------------------- reductions
 
 
+def _check_sum_and_count(spec, args, total, mean, **kw):
+  """``reduction="sum_and_count"``, what an objective's term is built from: the
+  "sum" result and the mean's denominator."""
+  pair = spec.fn(*args, reduction="sum_and_count", **kw)
+  assert isinstance(pair, tuple) and len(pair) == 2
+  s, c = pair
+  assert np.shape(s) == () and np.shape(c) == () and float(c) > 0
+  _close(s, total, rtol=1e-6, atol=1e-7)
+  _close(s / c, mean, rtol=2e-6, atol=1e-7)
+
+
 def test_sum_rule_and_mean(spec):
   args = _draw(spec)
   none = spec.fn(*args, reduction="none")
   assert none.shape == BATCH and none.dtype == jnp.float32
-  _close(spec.fn(*args, reduction="sum"), jnp.sum(none))
-  _close(spec.fn(*args), jnp.mean(none))
+  total, mean = spec.fn(*args, reduction="sum"), spec.fn(*args)
+  _close(total, jnp.sum(none))
+  _close(mean, jnp.mean(none))
   assert np.all(np.isfinite(none))
+  _check_sum_and_count(spec, args, total, mean)
 
 
 def test_extra_batch_dims_match_flat_batch(spec):
@@ -143,10 +156,11 @@ MASK = np.array([True, False, True, True, False, True])
 def test_where_equals_slice(spec):
   args = _draw(spec)
   sliced = _per_row(spec, args, lambda a: a[MASK])
-  _close(spec.fn(*args, where=jnp.asarray(MASK)), spec.fn(*sliced))
-  _close(
-    spec.fn(*args, where=jnp.asarray(MASK), reduction="sum"), spec.fn(*sliced, reduction="sum")
-  )
+  where = jnp.asarray(MASK)
+  mean, total = spec.fn(*args, where=where), spec.fn(*args, where=where, reduction="sum")
+  _close(mean, spec.fn(*sliced))
+  _close(total, spec.fn(*sliced, reduction="sum"))
+  _check_sum_and_count(spec, args, total, mean, where=where)
   none = spec.fn(*args, where=jnp.asarray(MASK), reduction="none")
   assert np.all(np.asarray(none)[~MASK] == 0.0)
 
@@ -163,8 +177,10 @@ def test_masked_garbage_changes_nothing(spec):
   where = jnp.asarray(MASK)
   clean = spec.fn(*args, where=where)
   poisoned = _per_row(spec, args, _poison)
+  # The value eagerly (a check of concrete labels must skip masked rows), the
+  # gradient compiled (as training takes it; far cheaper than op by op).
   _close(spec.fn(*poisoned, where=where), clean)
-  g = _grad(spec, poisoned, where=where)
+  g = jax.jit(lambda *a: _grad(spec, a, where=where))(*poisoned)
   assert np.all(np.isfinite(g)), "NaN inputs behind the mask leaked into the gradient"
   assert np.all(np.asarray(g)[~MASK] == 0.0)
 
@@ -174,11 +190,12 @@ def test_all_masked_is_zero_with_zero_gradient(spec):
   where = jnp.zeros(BATCH, bool)
   for reduction in ("mean", "sum"):
     assert float(spec.fn(*args, where=where, reduction=reduction)) == 0.0
-  g = _grad(spec, args, where=where)
-  assert np.all(np.asarray(g) == 0.0)
   zero_w = jnp.zeros(BATCH)
   assert float(spec.fn(*args, weights=zero_w)) == 0.0
-  assert np.all(np.isfinite(_grad(spec, args, weights=zero_w)))
+  # Both gradients from one compiled function: every row masked, then every weight 0.
+  grad = jax.jit(lambda a, m, w: _grad(spec, a, where=m, weights=w))
+  assert np.all(np.asarray(grad(args, where, jnp.ones(BATCH))) == 0.0)
+  assert np.all(np.isfinite(grad(args, ~where, zero_w)))
 
 
 def test_mask_must_be_boolean_and_not_broadcast_silently(spec):
@@ -198,8 +215,10 @@ def test_weights_give_a_weighted_mean(spec):
   args = _draw(spec)
   w = jnp.asarray(np.random.default_rng(0).uniform(0.1, 2.0, BATCH), jnp.float32)
   none = spec.fn(*args, reduction="none")
-  _close(spec.fn(*args, weights=w), jnp.sum(w * none) / jnp.sum(w))
-  _close(spec.fn(*args, weights=w, reduction="sum"), jnp.sum(w * none))
+  mean, total = spec.fn(*args, weights=w), spec.fn(*args, weights=w, reduction="sum")
+  _close(mean, jnp.sum(w * none) / jnp.sum(w))
+  _close(total, jnp.sum(w * none))
+  _check_sum_and_count(spec, args, total, mean, weights=w)
   _close(spec.fn(*args, weights=jnp.ones(BATCH)), spec.fn(*args))
   # A scalar weight scales the sum and leaves the weighted mean unchanged.
   _close(spec.fn(*args, weights=3.0, reduction="sum"), 3.0 * jnp.sum(none), rtol=1e-5)
@@ -233,8 +252,9 @@ def test_integer_first_input_raises_type_error(spec):
 def test_extreme_inputs_are_finite(spec):
   args = _draw(spec)
   big = (args[0] * spec.extreme,) + args[1:]
-  assert np.isfinite(float(spec.fn(*big)))
-  assert np.all(np.isfinite(_grad(spec, big)))
+  value, g = jax.jit(lambda *a: (spec.fn(*a), _grad(spec, a)))(*big)
+  assert np.isfinite(float(value))
+  assert np.all(np.isfinite(g))
 
 
 def test_minus_inf_masked_classes_are_finite(spec):
@@ -246,16 +266,17 @@ def test_minus_inf_masked_classes_are_finite(spec):
   assert np.all(np.isfinite(_grad(spec, args)))
 
 
-@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bf16", "f16"])
-def test_low_precision_inputs_compute_in_f32(spec, dtype):
+def test_low_precision_inputs_compute_in_f32(spec):
+  # bfloat16, the low precision of TPU and GPU training (float16 goes the same
+  # way through checks.as_float, and costs every loss its own compiles).
   args = _draw(spec)
-  low = tuple(a.astype(dtype) if _is_float(a) else a for a in args)
-  out = spec.fn(*low)
-  assert out.dtype == jnp.float32
+  low = tuple(a.astype(jnp.bfloat16) if _is_float(a) else a for a in args)
   # Same numbers upcast by hand: identical math, so agreement is tight.
   up = tuple(a.astype(jnp.float32) if _is_float(a) else a for a in low)
-  _close(out, spec.fn(*up), rtol=1e-6)
-  assert np.all(np.isfinite(np.asarray(_grad(spec, low), np.float32)))
+  out, want, g = jax.jit(lambda low, up: (spec.fn(*low), spec.fn(*up), _grad(spec, low)))(low, up)
+  assert out.dtype == jnp.float32
+  _close(out, want, rtol=1e-6)
+  assert g.dtype == jnp.bfloat16 and np.all(np.isfinite(np.asarray(g, np.float32)))
 
 
 # ---------------------------------------------------------------- tracing
@@ -305,12 +326,19 @@ def test_hyperparameters_vmap_and_grad(spec):
   if not spec.traceable:
     pytest.skip("no traceable hyperparameters")
   args = _draw(spec)
-  for name, default in spec.traceable.items():
-    values = jnp.array([default, _alternative(default)], jnp.float32)
-    batched = jax.vmap(lambda h: spec.fn(*args, **{name: h}))(values)
-    looped = jnp.stack([spec.fn(*args, **{name: float(v)}) for v in values])
+
+  @jax.jit  # every hyperparameter in one compile
+  def sweeps(args):
+    out = {}
+    for name, default in spec.traceable.items():
+      f = lambda h, name=name: spec.fn(*args, **{name: h})
+      values = jnp.array([default, _alternative(default)], jnp.float32)
+      looped = jnp.stack([f(values[0]), f(values[1])])
+      out[name] = (jax.vmap(f)(values), looped, jax.grad(f)(jnp.float32(default)))
+    return out
+
+  for name, (batched, looped, dh) in sweeps(args).items():
     _close(batched, looped, rtol=1e-5)
-    dh = jax.grad(lambda h: spec.fn(*args, **{name: h}))(jnp.float32(default))
     assert np.isfinite(float(dh)), f"d loss / d {name} is not finite"
 
 

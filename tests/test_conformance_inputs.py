@@ -142,10 +142,10 @@ def x64():
 def test_low_precision_inputs_give_float32_under_x64(spec, x64):
   assert jnp.zeros(1, float).dtype == jnp.float64  # x64 is on
   args = _draw(spec)
-  for dtype in (jnp.bfloat16, jnp.float16):
-    low = tuple(a.astype(dtype) if _is_float(a) else a for a in args)
-    for out in jax.tree.leaves(jax.jit(spec.fn)(*low)):
-      assert out.dtype == jnp.float32, f"{np.dtype(dtype).name} inputs gave {out.dtype}"
+  # bfloat16 only: float16 takes the same path (checks.as_float) at the cost of a compile.
+  low = tuple(a.astype(jnp.bfloat16) if _is_float(a) else a for a in args)
+  for out in jax.tree.leaves(jax.jit(spec.fn)(*low)):
+    assert out.dtype == jnp.float32, f"bfloat16 inputs gave {out.dtype}"
 
 
 def test_x64_fixture_leaves_the_default_alone():

@@ -17,9 +17,10 @@ from jaxobj import objective as jo
 from jaxobj import registry
 from jaxobj._src.reduce import reduce_total
 
-# Losses registered without example inputs (those that take a function, such
-# as a GAN critic: ``no_inputs`` in the registry) have nothing to draw.
-SPECS = [s for s in registry.specs(kind="loss") if s.inputs is not None] + [
+# Every loss's pair is checked eagerly, unmasked, masked and weighted, by the
+# conformance tests (tests/test_conformance.py); here the metrics that take the
+# contract's reduction, and the pair under jit.
+SPECS = [
   s
   for s in registry.specs(kind="metric")
   if s.inputs is not None and "reduction" in inspect.signature(s.fn).parameters
