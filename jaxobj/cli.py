@@ -263,9 +263,10 @@ def _launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
     f"process 0 writes {out}.",
     highlight=False,
   )
-  # when one process fails, the others get the peer timeout (and a margin) to see it and
-  # say so themselves before the launcher stops them
-  grace = cfg.train.peer_timeout + 5.0
+  # when one process fails, the others get the peer timeout (and a margin, for a busy
+  # machine: a survivor tracing or compiling runs its watchdog late) to see it and say so
+  # themselves before the launcher stops them; it costs nothing when they do
+  grace = cfg.train.peer_timeout + 30.0
   result = launch.launch(child, processes=n, devices_per_process=per, timeout=timeout, grace=grace)
   if result.ok:
     sys.stdout.write(_plain_output(result.outputs[0]))
