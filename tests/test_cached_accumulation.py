@@ -182,20 +182,27 @@ def test_every_coupled_loss_equals_the_whole_batch(spec):
   rng = np.random.default_rng(0)
   inputs = spec.inputs.make(rng, (N,))
   names = spec.input_names[: len(inputs)]
-  batch = {n: jnp.asarray(x) for n, x in zip(names, inputs)}
+  rows = len(inputs) if spec.inputs.batched is None else spec.inputs.batched
+  batch = {n: jnp.asarray(x) for n, x in zip(names[:rows], inputs[:rows])}
   batch["mask"] = _batch()["mask"]
-  floats = [n for n in names if jnp.issubdtype(batch[n].dtype, jnp.floating)]
+  # Inputs without the batch axis (class proxies) are parameters learned with the model.
+  shared = {n: jnp.asarray(x) for n, x in zip(names[rows:], inputs[rows:])}
+  assert all(jnp.issubdtype(x.dtype, jnp.floating) for x in shared.values()), shared
+  floats = [n for n in names[:rows] if jnp.issubdtype(batch[n].dtype, jnp.floating)]
   # The encoder scales each feature; labels and other data come from the batch.
   model = {
     n: jnp.asarray(1 + 0.2 * rng.normal(size=batch[n].shape[1:]), jnp.float32) for n in floats
-  }
+  } | shared
 
   def embed(mp, mb):
     return {n: mb[n] * mp[n] for n in floats}
 
   obj = jo.term(
     spec.fn,
-    *[f"outputs.{n}" if n in floats else f"batch.{n}" for n in names],
+    *[
+      f"model.{n}" if n in shared else f"outputs.{n}" if n in floats else f"batch.{n}"
+      for n in names
+    ],
     where=MASK,
     **{h: jo.learnable(v) for h, v in spec.traceable.items()},
   )
