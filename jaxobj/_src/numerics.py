@@ -75,3 +75,10 @@ def expm1_minus_x(d: jax.Array) -> jax.Array:
     series = 1.0 / math.factorial(n) + ds * series
   dl = jnp.where(small, 1.0, d)
   return jnp.where(small, ds * ds * series, jnp.expm1(dl) - dl)
+
+
+def safe_ratio(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
+  """``numerator / denominator`` with 0 where the denominator is 0 (empty vs
+  empty), and a gradient free of NaN there; a NaN denominator stays NaN."""
+  ok = denominator != 0
+  return jnp.where(ok, numerator / jnp.where(ok, denominator, 1.0), 0.0)

@@ -11,17 +11,12 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxobj._src import checks
+from jaxobj._src import checks, numerics
 from jaxobj._src.examples import boxes as examples
 from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
 
 __all__ = ["box_giou_loss"]
-
-
-def _ratio(numerator, denominator):
-  ok = denominator != 0
-  return jnp.where(ok, numerator / jnp.where(ok, denominator, 1.0), 0.0)
 
 
 @register("regression", inputs=examples.BOX_PAIRS)
@@ -95,5 +90,5 @@ def box_giou_loss(
   inter = jnp.prod(overlap, axis=-1)
   union = size_a + size_b - inter
   hull = jnp.prod(jnp.maximum(hi_a, hi_b) - jnp.minimum(lo_a, lo_b), axis=-1)
-  values = 1.0 - _ratio(inter, union) + _ratio(hull - union, hull)
+  values = 1.0 - numerics.safe_ratio(inter, union) + numerics.safe_ratio(hull - union, hull)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)

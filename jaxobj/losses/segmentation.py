@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxobj._src import checks, inputs
+from jaxobj._src import checks, inputs, numerics
 from jaxobj._src.examples import segmentation as seg_examples
 from jaxobj._src.reduce import Reduced, reduce_loss
 from jaxobj.registry import register
@@ -226,13 +226,6 @@ def _overlap(inp, activation, include_background):
   return _Overlap(total(p * g), total(pos), total(neg), total(jnp.square(pos - neg)), total(g))
 
 
-def _ratio(numerator, denominator):
-  """``numerator / denominator`` with 0 where the denominator is 0 (empty vs
-  empty); a NaN denominator (an out-of-range label) stays NaN."""
-  ok = denominator != 0
-  return jnp.where(ok, numerator / jnp.where(ok, denominator, 1.0), 0.0)
-
-
 def _class_mean(per_class, class_weights, include_background):
   """MONAI's class average: ``mean_c(w_c f_c)`` (not normalised by the weights)."""
   if class_weights is not None:
@@ -246,8 +239,8 @@ def _dice_per_class(o, smooth_nr, smooth_dr, squared_pred, jaccard):
   err = o.sq if squared_pred else o.fp + o.fn  # size - 2 * overlap
   shift = smooth_dr - smooth_nr
   if jaccard:
-    return _ratio(2.0 * err + shift, 2.0 * (err + o.tp) + smooth_dr)
-  return _ratio(err + shift, err + 2.0 * o.tp + smooth_dr)
+    return numerics.safe_ratio(2.0 * err + shift, 2.0 * (err + o.tp) + smooth_dr)
+  return numerics.safe_ratio(err + shift, err + 2.0 * o.tp + smooth_dr)
 
 
 def _check_smooth(smooth_nr, smooth_dr):
@@ -641,7 +634,9 @@ def generalized_dice_loss(
   w = _generalized_weights(o.ground, w_type)
   err = jnp.sum(w * (o.fp + o.fn), axis=-1)
   tp = jnp.sum(w * o.tp, axis=-1)
-  values = _ratio(err + (jnp.asarray(smooth_dr) - smooth_nr), err + 2.0 * tp + smooth_dr)
+  values = numerics.safe_ratio(
+    err + (jnp.asarray(smooth_dr) - smooth_nr), err + 2.0 * tp + smooth_dr
+  )
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
@@ -682,7 +677,7 @@ def _tversky_per_class(
   )
   o = _overlap(inp, activation, include_background)
   err = alpha * o.fp + beta * o.fn
-  return _ratio(err + (smooth_dr - smooth_nr), err + o.tp + smooth_dr)
+  return numerics.safe_ratio(err + (smooth_dr - smooth_nr), err + o.tp + smooth_dr)
 
 
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
@@ -881,7 +876,7 @@ def _cross_entropy(inp, activation, class_weights, label_smoothing):
       1.0 - t, jax.nn.log_sigmoid(-x)
     )
     total = -jnp.sum(jnp.where(valid[..., None], ce, 0.0), axis=axes + (-1,))
-    return _ratio(total, count * x.shape[-1])
+    return numerics.safe_ratio(total, count * x.shape[-1])
   log_p = jax.nn.log_softmax(x, axis=-1)
   finite = log_p > -jnp.inf
   # In x's dtype: a bool / int division is float64 under x64.
@@ -894,7 +889,7 @@ def _cross_entropy(inp, activation, class_weights, label_smoothing):
   total = jnp.sum(jnp.where(valid, ce, 0.0), axis=axes)
   if inp.integer and class_weights is not None:
     count = jnp.sum(jnp.where(valid, jnp.sum(g * class_weights, axis=-1), 0.0), axis=axes)
-  return _ratio(total, count)
+  return numerics.safe_ratio(total, count)
 
 
 @register("segmentation", inputs=seg_examples.SEGMENTATION_LABELS)
@@ -1184,7 +1179,7 @@ def lovasz_softmax_loss(
     counted = jnp.sum(gt, axis=-1) > 0  # gt is 0 at invalid pixels
   else:
     counted = jnp.ones(per_class.shape, bool)
-  values = _ratio(
+  values = numerics.safe_ratio(
     jnp.sum(jnp.where(counted, per_class, 0.0), axis=-1),
     jnp.sum(counted, axis=-1, dtype=per_class.dtype),
   )

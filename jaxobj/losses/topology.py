@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxobj._src import checks, inputs, windows
+from jaxobj._src import checks, inputs, numerics, windows
 from jaxobj._src.examples import segmentation as seg_examples
 from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
@@ -503,11 +503,6 @@ def _safe_power(u, exponent):
   return jnp.where(pos, jnp.power(jnp.where(pos, u, 1.0), exponent), zero)
 
 
-def _ratio(numerator, denominator):
-  ok = denominator != 0
-  return jnp.where(ok, numerator / jnp.where(ok, denominator, 1.0), 0.0)
-
-
 def _cross_entropy_terms(g, log_p):
   """``-g log p`` per class, 0 where ``g == 0`` (also for a class ruled out with
   a -inf logit); NaN targets stay NaN."""
@@ -615,7 +610,7 @@ def generalized_wasserstein_dice_loss(
   alpha = m[:, 0]
   true_pos = _image_sum(jnp.sum(g * alpha * (alpha - w[..., None]), axis=-1), batch)
   errors = _image_sum(w, batch)
-  values = _ratio(errors + smooth_dr - smooth_nr, 2.0 * true_pos + errors + smooth_dr)
+  values = numerics.safe_ratio(errors + smooth_dr - smooth_nr, 2.0 * true_pos + errors + smooth_dr)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
