@@ -289,6 +289,20 @@ def _launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if step is not None
     else ""
   )
+  lost = result.first_failed
+  if lost is not None and result.returncodes[lost] < 0:
+    # a process killed by a signal is lost; a survivor may then be ended by its collectives
+    # library itself (gloo aborts on a message cut short) before its watchdog speaks
+    others = "".join(
+      f"; process {i} then ended with {result.why(i)}"
+      for i, code in enumerate(result.returncodes)
+      if i != lost and code != 0
+    )
+    print(
+      f"jaxobj: error: process {lost} of {n} was lost ({result.why(lost)}){others}{kept}.",
+      file=sys.stderr,
+    )
+    return distributed.LOST_STATUS
   print(f"jaxobj: error: {result.failure}{kept}.", file=sys.stderr)
   return 1
 

@@ -112,6 +112,8 @@ class LaunchResult:
       when every process exited with status 0.
     timed_out: the overall timeout stopped the run.
     elapsed: seconds from the first start to the last exit.
+    first_failed: the process that exited non-zero first (``None`` when none
+      did, or when the timeout stopped the run).
   """
 
   returncodes: tuple[int, ...]
@@ -120,11 +122,17 @@ class LaunchResult:
   failure: str | None
   timed_out: bool
   elapsed: float
+  first_failed: int | None = None
 
   @property
   def ok(self) -> bool:
     """Every process exited with status 0."""
     return self.failure is None
+
+  def why(self, i: int) -> str:
+    """How process ``i`` ended: its exit status and the line of its output that says why."""
+    line = _last_line(self.outputs[i])
+    return _describe(self.returncodes[i]) + (f": {line}" if line != "(no output)" else "")
 
   def check(self) -> LaunchResult:
     """Returns ``self``; raises :class:`LaunchError` with :attr:`failure` if the run failed."""
@@ -385,6 +393,7 @@ def launch(
     failure=failure,
     timed_out=timed_out,
     elapsed=elapsed,
+    first_failed=None if timed_out else first_failed,
   )
 
 
