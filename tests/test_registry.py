@@ -77,6 +77,8 @@ HELPERS = {
   "fit_temperature",
   "group_advantages",
   "init_class_centers",
+  "dynamic_soft_margin_init",
+  "dynamic_soft_margin_update",
   "make_fenchel_young_loss",
   "policy_gradient_preset",
   "robust_alpha_from_latent",

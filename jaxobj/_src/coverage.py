@@ -356,6 +356,18 @@ _PML = (
     "pnp_loss",
     note="a query is not its own positive (the authors' code counts it)",
   ),
+  Row(
+    "DynamicSoftMarginLoss",
+    "dynamic_soft_margin_loss",
+    note="with labels; the running histogram is explicit state (`dynamic_soft_margin_update`), "
+    "its momentum applied to the normalized batch histogram; a mean per anchor",
+  ),
+  Row(
+    "ManifoldLoss",
+    "manifold_loss",
+    note="each row's proxy as `labels`, the proxies as an argument; `lambdaC=inf` is "
+    "`lambda_int=0`",
+  ),
 )
 
 _MONAI = (
@@ -556,10 +568,7 @@ GAPS: dict[str, tuple[str, ...]] = {
   "rax": (),
   "keras": (),
   "torch": (),
-  "pml": (
-    "DynamicSoftMarginLoss",
-    "ManifoldLoss",
-  ),
+  "pml": (),
   "monai": (),
   "trl": (),
 }

@@ -72,6 +72,12 @@ from jaxobj.losses.distribution import (
   wasserstein_1d,
   wasserstein_1d_histogram,
 )
+from jaxobj.losses.dynamic_margin import (
+  dynamic_soft_margin_init,
+  dynamic_soft_margin_loss,
+  dynamic_soft_margin_update,
+  manifold_loss,
+)
 from jaxobj.losses.embedding_structure import (
   angular_loss,
   centroid_triplet_loss,
@@ -336,6 +342,9 @@ __all__ = [
   "dice_loss",
   "diffusion_loss",
   "dpo_loss",
+  "dynamic_soft_margin_init",
+  "dynamic_soft_margin_loss",
+  "dynamic_soft_margin_update",
   "epsilon_insensitive_loss",
   "expected_calibration_error",
   "fast_ap_loss",
@@ -397,6 +406,7 @@ __all__ = [
   "lovasz_softmax_loss",
   "make_fenchel_young_loss",
   "make_pairwise_loss",
+  "manifold_loss",
   "margin_loss",
   "margin_ranking_loss",
   "maximum_calibration_error",
