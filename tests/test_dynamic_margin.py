@@ -83,7 +83,7 @@ def _np_manifold(x, y, proxies, alpha=0.8, margin=5e-4, lam_int=1.0, lam_c=1.0, 
     out = np.zeros(n)
     for i in range(n):
       z = scores[i] - scores[i, y[i]] + margin
-      out[i] = np.log1p(sum(np.exp(z[k]) for k in range(m) if k != y[i] and z[k] > 0))
+      out[i] = np.log1p(sum(np.exp(z[k]) for k in range(m) if k != y[i] and z[k] >= 0))
     return out
 
   fe, fp = f[:n], f[n:]

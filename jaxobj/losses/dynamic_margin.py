@@ -215,17 +215,12 @@ def dynamic_soft_margin_loss(
 
   **The histogram is state**: make it with :func:`dynamic_soft_margin_init`
   and advance it each step with :func:`dynamic_soft_margin_update` (pure,
-  no gradient). pytorch-metric-learning updates first and weighs with the
-  updated histogram; with the same momentum convention this is::
-
-    hist = jaxobj.dynamic_soft_margin_update(hist, z, y)
-    loss = jaxobj.dynamic_soft_margin_loss(z, y, hist)
-
-  Keep ``hist`` beside the optimizer state; in an objective it is data,
-  ``jo.term(jaxobj.dynamic_soft_margin_loss, "outputs.z", "batch.y",
-  "batch.hist")``, read from the batch like the labels. (An objective's own
-  state carries multi-task weighting state computed from task losses, not a
-  loss's internal statistics, so it is not the place for the histogram.)
+  no gradient) before the loss, which then weighs with the updated
+  histogram, as pytorch-metric-learning does (the example below). Keep it
+  beside the optimizer state. In an objective it is data, read from the
+  batch like the labels (the example's last lines): an objective's own
+  state (``init_state``) is the weighting state of multi-task schemes,
+  computed from task losses, not a loss's internal statistics.
 
   Each anchor's value is the mean over its own triplets; ``weights`` equal
   to each anchor's triplet count :math:`|P_a|\,|N_a|` give the paper's and
@@ -253,12 +248,18 @@ def dynamic_soft_margin_loss(
 
   Example:
     >>> import jax.numpy as jnp, jaxobj
+    >>> from jaxobj import objective as jo
     >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     >>> y = jnp.array([0, 0, 1])
-    >>> hist = jaxobj.dynamic_soft_margin_update(jaxobj.dynamic_soft_margin_init(4), x, y)
+    >>> hist = jaxobj.dynamic_soft_margin_init(4)
+    >>> hist = jaxobj.dynamic_soft_margin_update(hist, x, y)  # each step, first
     >>> loss = jaxobj.dynamic_soft_margin_loss(x, y, hist, reduction="none")
     >>> print(loss)  # Phi(-sqrt 2) = 0.4142 (bin 0) times -sqrt 2; row 2 has no positive
     [-0.5858 -0.5858  0.    ]
+    >>> term = jo.term(jaxobj.dynamic_soft_margin_loss, "outputs", "batch.y", "batch.hist")
+    >>> total, info = term.apply(outputs=x, batch={"y": y, "hist": hist})
+    >>> print(round(float(total), 4))
+    -0.5858
 
   References:
     Zhang and Rusinkiewicz, "Learning Local Descriptors with a CDF-Based
@@ -321,12 +322,12 @@ def _normalized_affinities(nodes, keep_node, temperature):
 
 
 def _violations(scores, y, margin):
-  r"""``log(1 + sum_k exp(z_k))`` over the other proxies with :math:`z_k > 0`,
+  r"""``log(1 + sum_k exp(z_k))`` over the other proxies with :math:`z_k \ge 0`,
   :math:`z_k = s_k - s_y + \text{margin}`."""
   own = jnp.take_along_axis(scores, y[:, None], axis=1)
   z = scores - own + margin
-  # `~(z <= 0)`, not `z > 0`: a NaN score must pass the gate and reach the value.
-  gate = (jnp.arange(scores.shape[1]) != y[:, None]) & ~(z <= 0)
+  # `~(z < 0)`, not `z >= 0`: a NaN score must pass the gate and reach the value.
+  gate = (jnp.arange(scores.shape[1]) != y[:, None]) & ~(z < 0)
   return lb.log1p_sum_exp(z, gate)
 
 
@@ -351,7 +352,7 @@ def manifold_loss(
      F = (1 - \alpha)(I - \alpha \bar S)^{-1},\qquad
      \ell_i = \lambda_{int}\, g\big(F_{i,\cdot}^{\,prox}\big)
        + \lambda_C\, g\big(\cos(F_i, F_{N + \cdot})\big),\qquad
-     g(s) = \log\Big(1 + \sum_{k \ne y_i,\ z_k > 0} e^{z_k}\Big),\
+     g(s) = \log\Big(1 + \sum_{k \ne y_i,\ z_k \ge 0} e^{z_k}\Big),\
      z_k = s_k - s_{y_i} + m
 
   The graph has the :math:`N` embeddings and the :math:`K` proxies as
