@@ -45,12 +45,12 @@ def relative_entropy(p: jax.Array, log_p: jax.Array, log_q: jax.Array) -> jax.Ar
   r""":math:`\sum_k p_k(\log p_k - \log q_k)` along the last axis.
 
   Terms with :math:`p_k = 0` are exactly 0, with zero gradient, whatever
-  :math:`\log q_k` is (``-inf`` included): both logs are replaced before the
-  subtraction so no ``inf - inf`` or ``0 * inf`` is ever formed.
+  :math:`\log q_k` and :math:`\log p_k` are there (``-inf`` included): their
+  difference is replaced by 0 before it meets :math:`p_k`, so no ``0 * inf``
+  is formed and no gradient reaches either log (one select: a lean program).
   """
   support = p != 0
-  diff = jnp.where(support, log_p, 0.0) - jnp.where(support, log_q, 0.0)
-  return jnp.sum(jnp.where(support, p * diff, 0.0), axis=-1)
+  return jnp.sum(p * jnp.where(support, log_p - log_q, 0.0), axis=-1)
 
 
 def scale_logits(x: jax.Array, temperature: ArrayLike) -> jax.Array:

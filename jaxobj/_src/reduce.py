@@ -71,12 +71,13 @@ def reduce_loss(
   if reduction == "none":
     return values
   total = jnp.sum(values)
+  count: jax.Array | int
   if weights is not None:
     count = jnp.sum(jnp.broadcast_to(weights, shape))
   elif where is not None:
     count = jnp.sum(jnp.broadcast_to(where, shape), dtype=values.dtype)
-  else:
-    count = jnp.asarray(values.size, values.dtype)
+  else:  # known when tracing: no operation computes it
+    count = values.size
   return reduce_total(total, count, reduction)
 
 
@@ -95,11 +96,16 @@ def reduce_total(total: ArrayLike, count: ArrayLike, reduction: str) -> Reduced:
       'reduce_total finishes a reduced loss; reduction="none" has no total. '
       "Return the per-element values instead (reduce_loss(..., reduction='none'))."
     )
-  total, count = jnp.asarray(total), jnp.asarray(count)
-  if reduction == "sum_and_count":
-    return total, count.astype(total.dtype)
+  total = jnp.asarray(total)
   if reduction == "sum":
     return total
+  if isinstance(count, int | float):  # a static count: divide by a constant
+    if reduction == "sum_and_count":
+      return total, jnp.asarray(count, total.dtype)
+    return total / (count if count > 0 else 1)
+  count = jnp.asarray(count)
+  if reduction == "sum_and_count":
+    return total, count.astype(total.dtype)
   return total / jnp.where(count > 0, count, 1.0)
 
 

@@ -436,9 +436,16 @@ def softmax_cross_entropy(
   cw = inputs.class_weights(class_weights, x.shape[-1])
   if cw is not None:
     target = target * cw
-  logp = inputs.safe_logp(target, jax.nn.log_softmax(x, axis=-1))
+  logp = _safe_log_softmax(target, jax.nn.log_softmax(x, axis=-1))
   values = -jnp.sum(target * logp, axis=-1)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
+
+
+def _safe_log_softmax(y: jax.Array, logp: jax.Array) -> jax.Array:
+  """``inputs.safe_logp`` for a log-softmax, which is never ``+inf``: one
+  comparison with ``-inf`` instead of ``isinf``'s two-sided test, which
+  compiles to a smaller program (the value and gradient are the same)."""
+  return jnp.where((logp == -jnp.inf) & (y == 0), 0.0, logp)
 
 
 @register("classification", inputs=examples.INTEGER_LABELS, axis_tuples=True)

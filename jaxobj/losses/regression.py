@@ -151,10 +151,16 @@ def absolute_error(
 
 
 def _huber(r, delta):
+  a = jnp.abs(r)
+  if type(delta) in (int, float) and math.isfinite(delta):
+    # A finite Python delta (the common case): the shortest form, which
+    # compiles fastest. Its gradient is right at a tie too: minimum's halved
+    # derivative there cancels between the two terms (q q' + delta (1 - q') = delta).
+    quadratic = jnp.minimum(a, delta)
+    return 0.5 * quadratic**2 + delta * (a - quadratic)
   # Branch-free form: finite value and gradient for any finite residual. The
   # linear part's factor is 0 where |r| <= delta, so delta = inf (never
   # linear) gives exactly r^2 / 2, not inf * 0.
-  a = jnp.abs(r)
   quadratic = jnp.where(a <= delta, a, delta)  # not minimum: its gradient halves at a tie
   return 0.5 * quadratic**2 + jnp.where(a > delta, delta, 0.0) * (a - quadratic)
 
@@ -308,6 +314,20 @@ def pseudo_huber_loss(
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
+# Taylor coefficients of log cosh r in powers of r^2, from r^2 / 2 (the integral
+# of tanh's series, 2^2n (2^2n - 1) B_2n / (2n (2n)!)); seven terms reach float32
+# precision for |r| <= 1/2.
+_LOG_COSH_SERIES = (
+  1 / 2,
+  -1 / 12,
+  1 / 45,
+  -17 / 2520,
+  31 / 14175,
+  -691 / 935550,
+  10922 / 42567525,
+)
+
+
 @register("regression", inputs=examples.POINTWISE)
 def log_cosh(
   predictions: ArrayLike,
@@ -322,7 +342,9 @@ def log_cosh(
   .. math:: \ell(r) = \log\cosh r = |r| + \operatorname{softplus}(-2|r|) - \log 2
 
   The right-hand form never overflows (``cosh`` does past :math:`|r| \approx 89`
-  in float32); the gradient is :math:`\tanh r`.
+  in float32) but cancels for small :math:`|r|`, where the Taylor series
+  :math:`r^2/2 - r^4/12 + r^6/45 - \dots` is used instead (below
+  :math:`|r| = 1/2`); the gradient is :math:`\tanh r`.
 
   Args:
     predictions: float array of any shape.
@@ -339,17 +361,17 @@ def log_cosh(
   """
   p, t = _pair(predictions, targets, where)
   r = p - t
-  a = jnp.abs(r)
-  # The overflow-free form cancels for small |r| (it rounds to 0, or even below
-  # 0, for |r| < ~1e-3 in float32); there log(cosh r) = log1p(2 sinh(r/2)^2) is
-  # exact. Double where: sinh overflows in the unused branch for huge |r|.
-  near = a < 1.0
-  r_near = jnp.where(near, r, 0.0)
-  values = jnp.where(
-    near,
-    jnp.log1p(2.0 * jnp.square(jnp.sinh(0.5 * r_near))),
-    a + jax.nn.softplus(-2.0 * a) - math.log(2.0),
-  )
+  # logaddexp(r, -r) - log 2 never overflows but cancels for small |r| (it
+  # rounds to 0, or even below 0, for |r| < ~1e-3 in float32); below |r| = 1/2
+  # the Taylor series in r^2 is exact instead (relative error < 2e-8). Double
+  # where: r^2 overflows in the unused branch for huge |r|. (The series costs
+  # a compile far less than sinh or expm1 would.)
+  near = jnp.abs(r) < 0.5
+  s = jnp.square(jnp.where(near, r, 0.0))
+  series: jax.Array | float = _LOG_COSH_SERIES[-1]
+  for c in _LOG_COSH_SERIES[-2::-1]:
+    series = series * s + c
+  values = jnp.where(near, series * s, jnp.logaddexp(r, -r) - math.log(2.0))
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
