@@ -2,6 +2,7 @@
 
 import os
 
+import jax
 import numpy as np
 import pytest
 
@@ -21,3 +22,21 @@ def _short_floats():
   # readable and stable across XLA versions.
   with np.printoptions(precision=4, suppress=True):
     yield
+
+
+@pytest.fixture(autouse=True)
+def _structure_compiles_fast(request):
+  # Tests marked `structure` check the contract's structure (masks equal slices,
+  # sums and counts, tracing, the math of second derivatives) on moderate inputs, once
+  # per registered loss: XLA compiles them in about a third less CPU without its backend
+  # optimizations, which change no value those checks read. Numerics at the extremes
+  # (huge logits, -inf, bfloat16) are checked by unmarked tests, as users compile.
+  if request.node.get_closest_marker("structure") is None:
+    yield
+    return
+  before = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_disable_most_optimizations", before)

@@ -172,6 +172,7 @@ COUPLED = [
 ]
 
 
+@pytest.mark.structure
 @pytest.mark.parametrize("spec", COUPLED, ids=lambda s: s.name)
 def test_every_coupled_loss_equals_the_whole_batch(spec):
   """Every registered loss whose rows interact (the sharded ones need a mesh), masked,

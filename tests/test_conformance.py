@@ -124,6 +124,7 @@ def _check_sum_and_count(spec, args, total, mean, **kw):
   _close(s / c, mean, rtol=2e-6, atol=1e-7)
 
 
+@pytest.mark.structure
 def test_sum_rule_and_mean(spec):
   args = _draw(spec)
   none = spec.fn(*args, reduction="none")
@@ -135,6 +136,7 @@ def test_sum_rule_and_mean(spec):
   _check_sum_and_count(spec, args, total, mean)
 
 
+@pytest.mark.structure
 def test_extra_batch_dims_match_flat_batch(spec):
   args = _draw(spec, (2, 3))
   flat = _per_row(spec, args, lambda a: a.reshape((6,) + a.shape[2:]))
@@ -153,6 +155,7 @@ def test_unknown_reduction_lists_choices(spec):
 MASK = np.array([True, False, True, True, False, True])
 
 
+@pytest.mark.structure
 def test_where_equals_slice(spec):
   args = _draw(spec)
   sliced = _per_row(spec, args, lambda a: a[MASK])
@@ -172,6 +175,7 @@ def _poison(a):
   return jnp.where(m, a, jnp.asarray(bad, a.dtype))
 
 
+@pytest.mark.structure
 def test_masked_garbage_changes_nothing(spec):
   args = _draw(spec)
   where = jnp.asarray(MASK)
@@ -185,6 +189,7 @@ def test_masked_garbage_changes_nothing(spec):
   assert np.all(np.asarray(g)[~MASK] == 0.0)
 
 
+@pytest.mark.structure
 def test_all_masked_is_zero_with_zero_gradient(spec):
   args = _draw(spec)
   where = jnp.zeros(BATCH, bool)
@@ -211,6 +216,7 @@ def test_mask_must_be_boolean_and_not_broadcast_silently(spec):
 # ---------------------------------------------------------------- weights
 
 
+@pytest.mark.structure
 def test_weights_give_a_weighted_mean(spec):
   args = _draw(spec)
   w = jnp.asarray(np.random.default_rng(0).uniform(0.1, 2.0, BATCH), jnp.float32)
@@ -282,6 +288,7 @@ def test_low_precision_inputs_compute_in_f32(spec):
 # ---------------------------------------------------------------- tracing
 
 
+@pytest.mark.structure
 def test_jit_matches_eager_and_traces_once(spec):
   args = _draw(spec)
   chex.clear_trace_counter()  # f below is redefined for every parametrized spec
@@ -322,6 +329,7 @@ def _counting_compiles(out):
     jax.monitoring.unregister_event_duration_listener(listener)
 
 
+@pytest.mark.structure
 def test_hyperparameters_vmap_and_grad(spec):
   if not spec.traceable:
     pytest.skip("no traceable hyperparameters")

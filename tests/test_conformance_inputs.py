@@ -74,6 +74,7 @@ def _with_nan(args, i, row, last=False):
 # ---------------------------------------------------------------- NaN
 
 
+@pytest.mark.structure
 @pytest.mark.parametrize("spec", SPECS, ids=_ids(SPECS))
 def test_nan_in_an_unmasked_input_reaches_the_value(spec):
   args = _draw(spec)
@@ -97,6 +98,7 @@ def test_nan_in_an_unmasked_input_reaches_the_value(spec):
 # ---------------------------------------------------------------- empty
 
 
+@pytest.mark.structure
 @pytest.mark.parametrize("spec", SPECS, ids=_ids(SPECS))
 def test_empty_batch_gives_zero_with_finite_gradient(spec):
   args = _draw(spec, (0,))

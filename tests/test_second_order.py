@@ -67,6 +67,7 @@ def test_exceptions_are_registered_losses():
   assert not set(NOT_TWICE_DIFFERENTIABLE) & zero
 
 
+@pytest.mark.structure
 @pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
 def test_hessian_vector_products_are_finite_and_match_float64_differences(spec):
   args = _draw(spec)

@@ -245,6 +245,7 @@ def test_coupled_losses_are_refused_by_accumulation(spec):
     jo.accumulate_value_and_grad(obj, lambda m, mb: {"x": mb + args[n:]}, {}, {}, micro)
 
 
+@pytest.mark.structure
 def test_coupled_losses_are_registered_honestly():
   """Each loss marked as coupling its rows does give a different value on a split batch."""
   for spec in COUPLED:

@@ -46,6 +46,7 @@ def _check_pair(fn, args, **kw):
   return float(c)
 
 
+@pytest.mark.structure
 @pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
 def test_sum_and_count_is_the_sum_and_the_means_denominator(spec):
   args = _draw(spec)
