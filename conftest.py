@@ -26,11 +26,12 @@ def _short_floats():
 
 @pytest.fixture(autouse=True)
 def _structure_compiles_fast(request):
-  # Tests marked `structure` check the contract's structure (masks equal slices,
-  # sums and counts, tracing, the math of second derivatives) on moderate inputs, once
-  # per registered loss: XLA compiles them in about a third less CPU without its backend
-  # optimizations, which change no value those checks read. Numerics at the extremes
-  # (huge logits, -inf, bfloat16) are checked by unmarked tests, as users compile.
+  # Tests marked `structure` check the contract's structure once per registered loss
+  # (masks equal slices, sums and counts, tracing, split batches, second derivatives
+  # against float64 differences): XLA compiles them in about a third less CPU without
+  # its backend optimizations, which are not what those checks are about. Values and
+  # gradients at the extremes (huge logits, -inf, bfloat16) are checked by unmarked
+  # tests, compiled as users compile: the optimization level can change them.
   if request.node.get_closest_marker("structure") is None:
     yield
     return
