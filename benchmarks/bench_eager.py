@@ -95,21 +95,29 @@ def overlap() -> list[tuple[str, str]]:
   return out
 
 
-# An eager measurement stops after this many seconds (at least 5 calls): an
-# optax loss with a scan (ctc_loss) takes a good part of a second per eager call.
+# An eager measurement stops after this many seconds per function (at least 5
+# calls): optax's ctc_loss (a scan) takes a good part of a second per eager call.
 EAGER_BUDGET_S = 2.0
 
 
-def _eager_seconds(fn: Callable, args: tuple, repeats: int) -> float:
-  for _ in range(3):  # the first call compiles (ours) or fills the op caches (optax)
-    jax.block_until_ready(fn(*args))
-  times: list[float] = []
-  deadline = time.perf_counter() + EAGER_BUDGET_S
-  while len(times) < repeats and (len(times) < 5 or time.perf_counter() < deadline):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+def _eager_ratio(ours: Callable, base: Callable, args: tuple, repeats: int, rounds: int) -> float:
+  """Median over ``rounds`` of the median eager time of ours over base's, their
+  calls interleaved one by one, so that a busy spell of a shared machine slows
+  both (timing each in its own block made small losses' ratios swing 3x)."""
+  for fn in (ours, base):
+    for _ in range(3):  # the first call compiles (ours) or fills the op caches (optax)
+      jax.block_until_ready(fn(*args))
+  ratios = []
+  for _ in range(rounds):
+    times: tuple[list[float], list[float]] = ([], [])
+    deadline = time.perf_counter() + 2 * EAGER_BUDGET_S
+    while len(times[0]) < repeats and (len(times[0]) < 5 or time.perf_counter() < deadline):
+      for fn, out in zip((ours, base), times):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        out.append(time.perf_counter() - start)
+    ratios.append(statistics.median(times[0]) / statistics.median(times[1]))
+  return statistics.median(ratios)
 
 
 def _compile_seconds(fn: Callable, args: tuple) -> float:
@@ -141,7 +149,7 @@ def run(quick: bool) -> list[dict]:
       return jnp.mean(theirs(*a))
 
     args = inputs[name]
-    eager = _ratio(lambda f, args=args: _eager_seconds(f, args, repeats), ours, base, rounds)
+    eager = _eager_ratio(ours, base, args, repeats, rounds)
     _compile_seconds(ours, args), _compile_seconds(base, args)  # one-off imports and caches
     compile_ = _ratio(lambda f, args=args: _compile_seconds(f, args), ours, base, compile_rounds)
     ours_temp = harness.temp_bytes(jax.value_and_grad(ours), *args)
