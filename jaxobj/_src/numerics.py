@@ -42,15 +42,20 @@ def vary_like(x, *refs):
 
 
 def relative_entropy(p: jax.Array, log_p: jax.Array, log_q: jax.Array) -> jax.Array:
-  r""":math:`\sum_k p_k(\log p_k - \log q_k)` along the last axis.
+  r""":math:`\sum_k p_k(\log p_k - \log q_k)` along the last axis (the sum of
+  :func:`relative_entropy_terms`)."""
+  return jnp.sum(relative_entropy_terms(p, log_p, log_q), axis=-1)
+
+
+def relative_entropy_terms(p: jax.Array, log_p: jax.Array, log_q: jax.Array) -> jax.Array:
+  r"""The terms :math:`p_k(\log p_k - \log q_k)` of :func:`relative_entropy`.
 
   Terms with :math:`p_k = 0` are exactly 0, with zero gradient, whatever
   :math:`\log q_k` and :math:`\log p_k` are there (``-inf`` included): their
   difference is replaced by 0 before it meets :math:`p_k`, so no ``0 * inf``
   is formed and no gradient reaches either log (one select: a lean program).
   """
-  support = p != 0
-  return jnp.sum(p * jnp.where(support, log_p - log_q, 0.0), axis=-1)
+  return p * jnp.where(p != 0, log_p - log_q, 0.0)
 
 
 def scale_logits(x: jax.Array, temperature: ArrayLike) -> jax.Array:

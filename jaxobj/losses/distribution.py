@@ -27,7 +27,12 @@ from jax.typing import ArrayLike
 
 from jaxobj._src import checks
 from jaxobj._src.examples import distribution as examples
-from jaxobj._src.numerics import abs_with_sign_grad, relative_entropy, scale_logits
+from jaxobj._src.numerics import (
+  abs_with_sign_grad,
+  relative_entropy,
+  relative_entropy_terms,
+  scale_logits,
+)
 from jaxobj._src.reduce import Reduced, masked_fill, reduce_loss
 from jaxobj.registry import register
 
@@ -299,11 +304,10 @@ def generalized_kl_divergence(
   log_q, p = _distributions(
     log_predictions, targets, ("log_predictions", "targets"), axis, where, fills=(0.0, 1.0)
   )
-  # relative_entropy(p, log p, log_q) + sum(q - p) as one sum (one reduction: a
-  # shorter program); log p is replaced where p == 0, where its term is 0.
-  support = p != 0
-  log_p = jnp.log(jnp.where(support, p, 1.0))
-  values = jnp.sum(p * jnp.where(support, log_p - log_q, 0.0) + jnp.exp(log_q) - p, axis=-1)
+  # KL(p || q) + sum(q - p) as one sum (one reduction: a shorter program); log p
+  # is any finite value where p == 0, where its term is 0.
+  log_p = jnp.log(jnp.where(p != 0, p, 1.0))
+  values = jnp.sum(relative_entropy_terms(p, log_p, log_q) + jnp.exp(log_q) - p, axis=-1)
   return reduce_loss(values, where=where, weights=weights, reduction=reduction)
 
 
